@@ -1,0 +1,103 @@
+/* call.h - the toolkit a mapping module works with: one struct sg_call is the work one
+ * north request asks of one backend.
+ *
+ * A module's request callback starts fetches with sg_call_get(); each fetch callback turns
+ * the body into north JSON with pure functions and, when everything it needs has arrived,
+ * ends the call with sg_call_items() or sg_call_fail(). Fan-out/join is just several
+ * sg_call_get() and a counter (sg_call_pending()). Ending is deferred to the event loop, so
+ * the call stays valid until the callback that ended it returns; results of fetches that
+ * complete after the call ended are dropped and their callbacks never run. */
+#ifndef SG_CALL_H
+#define SG_CALL_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "idcodec.h"
+#include "query.h"
+#include "upstream.h"
+
+struct sg_backend;
+struct sg_call;
+
+enum sg_call_kind { SG_CALL_LIST_SESSIONS, SG_CALL_GET_SESSION, SG_CALL_LIST_EVENTS };
+
+/* Called with the call and the result (borrowed, valid during the callback only). */
+typedef void (*sg_call_fetch_cb)(struct sg_call *call, const struct sg_fetch_res *res,
+				 void *arg);
+
+enum sg_call_kind sg_call_kind(const struct sg_call *call);
+const struct sg_backend *sg_call_backend(const struct sg_call *call);
+/* The principal's identity object on this backend (borrowed). */
+const json_t *sg_call_identity(const struct sg_call *call);
+/* The principal's name (for logs; never a secret). */
+const char *sg_call_principal(const struct sg_call *call);
+/* The request id, for logs. */
+const char *sg_call_request_id(const struct sg_call *call);
+/* The parsed north query of a list call (NULL for other kinds). */
+const struct sg_session_query *sg_call_session_query(const struct sg_call *call);
+const struct sg_event_query *sg_call_event_query(const struct sg_call *call);
+/* The decoded public id of a get/events call (NULL for a list). */
+const struct sg_pubid *sg_call_pubid(const struct sg_call *call);
+/* Wall-clock time the north request arrived, µs since the epoch. */
+int64_t sg_call_now_us(const struct sg_call *call);
+
+/* Module state that lives as long as the call; freed with free_fn when the call ends. */
+void sg_call_set_state(struct sg_call *call, void *state, void (*free_fn)(void *));
+void *sg_call_state(const struct sg_call *call);
+
+/* GET backend URL + path_query with the backend's limits. headers: NULL-terminated "Name:
+ * value" lines or NULL. Returns 0, or -1 after failing the call (500) when the fetch could
+ * not be started. */
+int sg_call_get(struct sg_call *call, const char *path_query, const char *const *headers,
+		sg_call_fetch_cb cb, void *arg);
+/* Fetches started by this call and not finished yet. */
+unsigned sg_call_pending(const struct sg_call *call);
+/* 1 once sg_call_items or sg_call_fail has been called. */
+int sg_call_ended(const struct sg_call *call);
+
+/* The usual reading of a backend answer: returns a new reference to the parsed JSON body
+ * of a 2xx answer. Anything else fails the call with the north error it deserves and
+ * returns NULL: unreachable → 502, timeout → 504, too large → 502, 404 → 404 not_found,
+ * 429 → 429, other statuses → 502, not JSON → 502; every message names the backend. */
+json_t *sg_call_json(struct sg_call *call, const struct sg_fetch_res *res);
+
+/* Ends the call with its result: `items` (stolen) is an array of north objects. */
+void sg_call_items(struct sg_call *call, json_t *items);
+/* Ends the call with a north error. Further ends are ignored. */
+void sg_call_fail(struct sg_call *call, int status, const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void sg_call_fail_with(struct sg_call *call, const struct sg_error *err);
+
+/* Percent-encodes s for a URL query value or path segment into out. Returns the length,
+ * or -1 when out is too small. */
+int sg_url_escape(const char *s, char *out, size_t outlen);
+
+/* ---- for the core (server.c) ---- */
+
+struct sg_call_env {
+	struct sg_upstream *upstream;
+	struct event_base *base;
+	const char *request_id;
+	const char *principal;
+	int64_t now_us;
+};
+
+typedef void (*sg_call_done_cb)(struct sg_call *call, void *arg);
+
+struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *env,
+			    const struct sg_backend *be, const json_t *identity,
+			    sg_call_done_cb done, void *done_arg);
+void sg_call_set_session_query(struct sg_call *call, const struct sg_session_query *q);
+void sg_call_set_event_query(struct sg_call *call, const struct sg_event_query *q);
+void sg_call_set_pubid(struct sg_call *call, const struct sg_pubid *id);
+/* Starts the module's work. done runs later from the event loop, once. */
+void sg_call_start(struct sg_call *call);
+/* After done: the items (borrowed) or the error. */
+json_t *sg_call_result(const struct sg_call *call);
+const struct sg_error *sg_call_error(const struct sg_call *call);
+/* Cancels outstanding fetches and frees the call; done will not run. */
+void sg_call_free(struct sg_call *call);
+
+#endif

@@ -1,0 +1,532 @@
+/* config.c - see config.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "error.h"
+#include "mapping.h"
+
+/* Where we are in the document, for messages: "backends[0].timeout_ms". */
+struct cpath {
+	char *err;
+	size_t errlen;
+	const char *origin;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct cpath *cp, const char *key,
+						       const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(cp->err, cp->errlen, "%s: %s: %s", cp->origin, key, msg);
+	return -1;
+}
+
+/* Refuses keys the schema does not know, so a typo is an error, not a silent default. */
+static int check_keys(struct cpath *cp, const char *where, const json_t *obj,
+		      const char *const *allowed)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)obj, k, v) {
+		size_t i;
+
+		(void)v;
+		for (i = 0; allowed[i]; i++)
+			if (strcmp(allowed[i], k) == 0)
+				break;
+		if (!allowed[i]) {
+			char key[256];
+
+			snprintf(key, sizeof(key), "%s%s%s", where, *where ? "." : "", k);
+			return fail(cp, key, "unknown key");
+		}
+	}
+	return 0;
+}
+
+/* Reads an optional integer in [lo, hi]; leaves *out alone when absent. */
+static int get_int(struct cpath *cp, const char *where, const json_t *obj, const char *name,
+		   long long lo, long long hi, long long *out)
+{
+	json_t *v = json_object_get(obj, name);
+	char key[256];
+
+	if (!v)
+		return 0;
+	snprintf(key, sizeof(key), "%s%s%s", where, *where ? "." : "", name);
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+		return fail(cp, key, "must be an integer between %lld and %lld", lo, hi);
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* Reads a string, expanding "$NAME" from the environment. Returns a new malloc'd string,
+ * NULL when absent (or on error, with *bad set). */
+static char *get_str(struct cpath *cp, const char *where, const json_t *obj, const char *name,
+		     int required, int *bad)
+{
+	json_t *v = json_object_get(obj, name);
+	char key[256];
+	const char *s;
+
+	snprintf(key, sizeof(key), "%s%s%s", where, *where ? "." : "", name);
+	if (!v) {
+		if (required) {
+			fail(cp, key, "is required");
+			*bad = 1;
+		}
+		return NULL;
+	}
+	if (!json_is_string(v) || json_string_length(v) == 0) {
+		fail(cp, key, "must be a non-empty string");
+		*bad = 1;
+		return NULL;
+	}
+	s = json_string_value(v);
+	if (s[0] == '$') {
+		const char *env = getenv(s + 1);
+
+		if (!env || !*env) {
+			fail(cp, key, "environment variable %s is not set", s + 1);
+			*bad = 1;
+			return NULL;
+		}
+		s = env;
+	}
+	return strdup(s);
+}
+
+static int parse_listen(struct cpath *cp, const char *s, struct sg_config *cfg)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+
+	if (!colon || colon == s)
+		return fail(cp, "listen", "must be HOST:PORT, e.g. 127.0.0.1:8080");
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return fail(cp, "listen", "port must be 0..65535");
+	cfg->listen_port = (int)port;
+	if (s[0] == '[' && colon[-1] == ']')
+		cfg->listen_host = strndup(s + 1, (size_t)(colon - s - 2));
+	else
+		cfg->listen_host = strndup(s, (size_t)(colon - s));
+	return cfg->listen_host ? 0 : fail(cp, "listen", "out of memory");
+}
+
+/* The cursor secret comes inline ("$ENV" allowed) or from a file; at least 32 bytes. */
+static int load_secret(struct cpath *cp, const json_t *root, struct sg_config *cfg)
+{
+	int bad = 0;
+	char *inl = get_str(cp, "", root, "cursor_secret", 0, &bad);
+	char *file = bad ? NULL : get_str(cp, "", root, "cursor_secret_file", 0, &bad);
+	int rc = -1;
+
+	if (bad)
+		goto out;
+	if (!!inl == !!file) {
+		fail(cp, "cursor_secret", "give exactly one of cursor_secret and cursor_secret_file");
+		goto out;
+	}
+	if (inl) {
+		cfg->secretlen = strlen(inl);
+		cfg->secret = (uint8_t *)inl;
+		inl = NULL;
+	} else {
+		FILE *f = fopen(file, "rb");
+		uint8_t buf[4096];
+		size_t n;
+
+		if (!f) {
+			fail(cp, "cursor_secret_file", "cannot open %s: %s", file, strerror(errno));
+			goto out;
+		}
+		n = fread(buf, 1, sizeof(buf), f);
+		fclose(f);
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			n--;
+		cfg->secret = malloc(n ? n : 1);
+		if (!cfg->secret)
+			goto out;
+		memcpy(cfg->secret, buf, n);
+		cfg->secretlen = n;
+	}
+	if (cfg->secretlen < SG_SECRET_MIN) {
+		fail(cp, inl || !file ? "cursor_secret" : "cursor_secret_file",
+		     "must be at least %d bytes", SG_SECRET_MIN);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(inl);
+	free(file);
+	return rc;
+}
+
+static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg_config *cfg)
+{
+	static const char *const allowed[] = {"name", "mapping", "url", "timeout_ms",
+					      "connect_timeout_ms", "retries", "max_connections",
+					      "max_response_bytes", "options", NULL};
+	struct sg_backend *be = &cfg->backends[idx];
+	char where[64], key[128];
+	long long v;
+	int bad = 0;
+	char *mapping;
+	size_t n;
+
+	snprintf(where, sizeof(where), "backends[%zu]", idx);
+	if (!json_is_object(b))
+		return fail(cp, where, "must be an object");
+	if (check_keys(cp, where, b, allowed))
+		return -1;
+	be->name = get_str(cp, where, b, "name", 1, &bad);
+	if (bad)
+		return -1;
+	for (const char *p = be->name; *p; p++)
+		if (!(*p >= 'a' && *p <= 'z') && !(*p >= '0' && *p <= '9') && *p != '-' &&
+		    *p != '_')
+			return fail(cp, where, "name must use only a-z 0-9 - _");
+	if (strlen(be->name) > 64)
+		return fail(cp, where, "name must be at most 64 characters");
+	for (size_t i = 0; i < idx; i++)
+		if (strcmp(cfg->backends[i].name, be->name) == 0)
+			return fail(cp, where, "name '%s' is used twice", be->name);
+	mapping = get_str(cp, where, b, "mapping", 1, &bad);
+	if (bad)
+		return -1;
+	be->mapping = sg_mapping_find(mapping);
+	if (!be->mapping) {
+		snprintf(key, sizeof(key), "%s.mapping", where);
+		fail(cp, key, "unknown mapping '%s'", mapping);
+		free(mapping);
+		return -1;
+	}
+	free(mapping);
+	be->url = get_str(cp, where, b, "url", 1, &bad);
+	if (bad)
+		return -1;
+	snprintf(key, sizeof(key), "%s.url", where);
+	if (strncmp(be->url, "http://", 7) != 0 && strncmp(be->url, "https://", 8) != 0)
+		return fail(cp, key, "must start with http:// or https://");
+	n = strlen(be->url);
+	while (n > 0 && be->url[n - 1] == '/')
+		be->url[--n] = '\0';
+
+	be->timeout_ms = 10000;
+	be->connect_timeout_ms = 2000;
+	be->retries = 1;
+	be->max_connections = 64;
+	be->max_response_bytes = 64u << 20;
+	v = be->timeout_ms;
+	if (get_int(cp, where, b, "timeout_ms", 1, 600000, &v))
+		return -1;
+	be->timeout_ms = (long)v;
+	v = be->connect_timeout_ms;
+	if (get_int(cp, where, b, "connect_timeout_ms", 1, 600000, &v))
+		return -1;
+	be->connect_timeout_ms = (long)v;
+	v = be->retries;
+	if (get_int(cp, where, b, "retries", 0, 5, &v))
+		return -1;
+	be->retries = (int)v;
+	v = be->max_connections;
+	if (get_int(cp, where, b, "max_connections", 1, 10000, &v))
+		return -1;
+	be->max_connections = (long)v;
+	v = (long long)be->max_response_bytes;
+	if (get_int(cp, where, b, "max_response_bytes", 1024, 1LL << 30, &v))
+		return -1;
+	be->max_response_bytes = (size_t)v;
+
+	be->options = json_object_get(b, "options");
+	snprintf(key, sizeof(key), "%s.options", where);
+	if (be->options && !json_is_object(be->options))
+		return fail(cp, key, "must be an object");
+	if (be->options)
+		json_incref(be->options);
+	if (be->mapping->init) {
+		struct sg_error e = {0};
+
+		if (be->mapping->init(be, be->options, &e))
+			return fail(cp, key, "%s", e.message);
+	}
+	return 0;
+}
+
+static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_config *cfg)
+{
+	static const char *const allowed[] = {"name", "sha256", "backends", NULL};
+	struct sg_key *key = &cfg->keys[idx];
+	char where[64], path[256];
+	const char *bname;
+	json_t *ident, *routes;
+	int bad = 0;
+	char *hex;
+	size_t r = 0;
+
+	snprintf(where, sizeof(where), "keys[%zu]", idx);
+	if (!json_is_object(k))
+		return fail(cp, where, "must be an object");
+	if (check_keys(cp, where, k, allowed))
+		return -1;
+	key->name = get_str(cp, where, k, "name", 1, &bad);
+	if (bad)
+		return -1;
+	hex = get_str(cp, where, k, "sha256", 1, &bad);
+	if (bad)
+		return -1;
+	snprintf(path, sizeof(path), "%s.sha256", where);
+	if (strlen(hex) != 64 || sg_hex_decode(hex, 64, key->sha256, sizeof(key->sha256)) != 32) {
+		free(hex);
+		return fail(cp, path, "must be 64 hex characters (sessiongate hash-key prints it)");
+	}
+	free(hex);
+	for (size_t i = 0; i < idx; i++) {
+		if (strcmp(cfg->keys[i].name, key->name) == 0)
+			return fail(cp, where, "name '%s' is used twice", key->name);
+		if (memcmp(cfg->keys[i].sha256, key->sha256, SG_SHA256_LEN) == 0)
+			return fail(cp, path, "the same key is configured twice");
+	}
+	routes = json_object_get(k, "backends");
+	snprintf(path, sizeof(path), "%s.backends", where);
+	if (!json_is_object(routes) || json_object_size(routes) == 0)
+		return fail(cp, path, "must be an object naming at least one backend");
+	key->routes = calloc(json_object_size(routes), sizeof(*key->routes));
+	if (!key->routes)
+		return fail(cp, path, "out of memory");
+	json_object_foreach(routes, bname, ident) {
+		struct sg_backend *be = sg_config_backend(cfg, bname);
+		struct sg_error e = {0};
+
+		snprintf(path, sizeof(path), "%s.backends.%s", where, bname);
+		if (!be)
+			return fail(cp, path, "no backend named '%s'", bname);
+		if (!json_is_object(ident))
+			return fail(cp, path, "must be an object (the identity on that backend)");
+		if (be->mapping->check_identity && be->mapping->check_identity(ident, &e))
+			return fail(cp, path, "%s", e.message);
+		key->routes[r].backend = be;
+		key->routes[r].identity = json_incref(ident);
+		key->nroutes = ++r;
+	}
+	return 0;
+}
+
+struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
+				      size_t errlen)
+{
+	static const char *const allowed[] = {
+		"listen", "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
+		"limits", "log", "backends", "keys", NULL};
+	static const char *const limits_allowed[] = {"max_header_bytes", "max_body_bytes",
+						     "idle_timeout_s", "request_timeout_ms", NULL};
+	static const char *const log_allowed[] = {"level", "access", NULL};
+	struct cpath cp = {err, errlen, origin};
+	struct sg_config *cfg = calloc(1, sizeof(*cfg));
+	json_t *backends, *keys, *limits, *log;
+	long long v;
+	int bad = 0;
+	char *listen = NULL;
+
+	if (!cfg) {
+		snprintf(err, errlen, "%s: out of memory", origin);
+		return NULL;
+	}
+	if (!json_is_object(root)) {
+		fail(&cp, "(top level)", "must be a JSON object");
+		goto fail;
+	}
+	if (check_keys(&cp, "", root, allowed))
+		goto fail;
+	listen = get_str(&cp, "", root, "listen", 0, &bad);
+	if (bad || parse_listen(&cp, listen ? listen : "127.0.0.1:8080", cfg))
+		goto fail;
+	v = 0;
+	if (get_int(&cp, "", root, "workers", 0, 256, &v))
+		goto fail;
+	cfg->workers = (int)v;
+	if (cfg->workers == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+		cfg->workers = n > 0 ? (int)(n > 64 ? 64 : n) : 1;
+	}
+	v = 10000;
+	if (get_int(&cp, "", root, "shutdown_grace_ms", 0, 600000, &v))
+		goto fail;
+	cfg->shutdown_grace_ms = (long)v;
+	if (load_secret(&cp, root, cfg))
+		goto fail;
+
+	cfg->max_header_bytes = 16384;
+	cfg->max_body_bytes = 1 << 20;
+	cfg->idle_timeout_s = 60;
+	cfg->request_timeout_ms = 30000;
+	limits = json_object_get(root, "limits");
+	if (limits) {
+		if (!json_is_object(limits)) {
+			fail(&cp, "limits", "must be an object");
+			goto fail;
+		}
+		if (check_keys(&cp, "limits", limits, limits_allowed))
+			goto fail;
+		v = (long long)cfg->max_header_bytes;
+		if (get_int(&cp, "limits", limits, "max_header_bytes", 1024, 1 << 20, &v))
+			goto fail;
+		cfg->max_header_bytes = (size_t)v;
+		v = (long long)cfg->max_body_bytes;
+		if (get_int(&cp, "limits", limits, "max_body_bytes", 0, 64 << 20, &v))
+			goto fail;
+		cfg->max_body_bytes = (size_t)v;
+		v = cfg->idle_timeout_s;
+		if (get_int(&cp, "limits", limits, "idle_timeout_s", 1, 3600, &v))
+			goto fail;
+		cfg->idle_timeout_s = (long)v;
+		v = cfg->request_timeout_ms;
+		if (get_int(&cp, "limits", limits, "request_timeout_ms", 100, 600000, &v))
+			goto fail;
+		cfg->request_timeout_ms = (long)v;
+	}
+	cfg->log_level = 2;
+	cfg->access_log = 1;
+	log = json_object_get(root, "log");
+	if (log) {
+		static const char *const levels[] = {"error", "warn", "info", "debug"};
+		json_t *lv = json_object_get(log, "level"), *ac = json_object_get(log, "access");
+		int i;
+
+		if (!json_is_object(log) || check_keys(&cp, "log", log, log_allowed)) {
+			if (!json_is_object(log))
+				fail(&cp, "log", "must be an object");
+			goto fail;
+		}
+		if (lv) {
+			for (i = 0; i < 4; i++)
+				if (json_is_string(lv) && strcmp(json_string_value(lv), levels[i]) == 0)
+					break;
+			if (i == 4) {
+				fail(&cp, "log.level", "must be error, warn, info or debug");
+				goto fail;
+			}
+			cfg->log_level = i;
+		}
+		if (ac) {
+			if (!json_is_boolean(ac)) {
+				fail(&cp, "log.access", "must be true or false");
+				goto fail;
+			}
+			cfg->access_log = json_is_true(ac);
+		}
+	}
+
+	backends = json_object_get(root, "backends");
+	if (!json_is_array(backends) || json_array_size(backends) == 0) {
+		fail(&cp, "backends", "must be a non-empty array");
+		goto fail;
+	}
+	cfg->backends = calloc(json_array_size(backends), sizeof(*cfg->backends));
+	if (!cfg->backends)
+		goto fail;
+	for (size_t i = 0; i < json_array_size(backends); i++) {
+		cfg->nbackends = i + 1;
+		if (load_backend(&cp, json_array_get(backends, i), i, cfg))
+			goto fail;
+	}
+	keys = json_object_get(root, "keys");
+	if (!json_is_array(keys) || json_array_size(keys) == 0) {
+		fail(&cp, "keys", "must be a non-empty array");
+		goto fail;
+	}
+	cfg->keys = calloc(json_array_size(keys), sizeof(*cfg->keys));
+	if (!cfg->keys)
+		goto fail;
+	for (size_t i = 0; i < json_array_size(keys); i++) {
+		cfg->nkeys = i + 1;
+		if (load_key(&cp, json_array_get(keys, i), i, cfg))
+			goto fail;
+	}
+	free(listen);
+	return cfg;
+fail:
+	free(listen);
+	sg_config_free(cfg);
+	return NULL;
+}
+
+struct sg_config *sg_config_load(const char *path, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	struct stat st;
+	json_t *root;
+	struct sg_config *cfg;
+
+	if (stat(path, &st) != 0) {
+		snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (st.st_size > (4 << 20)) {
+		snprintf(err, errlen, "%s: larger than 4 MiB", path);
+		return NULL;
+	}
+	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		snprintf(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
+			 jerr.text);
+		return NULL;
+	}
+	cfg = sg_config_from_json(root, path, err, errlen);
+	json_decref(root);
+	return cfg;
+}
+
+void sg_config_free(struct sg_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nkeys; i++) {
+		for (size_t r = 0; r < cfg->keys[i].nroutes; r++)
+			json_decref(cfg->keys[i].routes[r].identity);
+		free(cfg->keys[i].routes);
+		free(cfg->keys[i].name);
+	}
+	free(cfg->keys);
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		struct sg_backend *be = &cfg->backends[i];
+
+		if (be->priv && be->mapping && be->mapping->destroy)
+			be->mapping->destroy(be);
+		json_decref(be->options);
+		free(be->name);
+		free(be->url);
+	}
+	free(cfg->backends);
+	if (cfg->secret)
+		memset(cfg->secret, 0, cfg->secretlen);
+	free(cfg->secret);
+	free(cfg->listen_host);
+	free(cfg);
+}
+
+struct sg_backend *sg_config_backend(const struct sg_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		if (cfg->backends[i].name && strcmp(cfg->backends[i].name, name) == 0)
+			return &cfg->backends[i];
+	return NULL;
+}

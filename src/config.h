@@ -1,0 +1,76 @@
+/* config.h - the configuration file: one JSON document, validated whole at start-up.
+ *
+ * Every problem is reported with the JSON path of the key and what is wrong with it
+ * ("keys[1].sha256: must be 64 hex characters"). Unknown keys are errors, so a typo never
+ * silently falls back to a default. A string value "$NAME" is read from the environment
+ * (where the config says so: secrets), so secrets need not live in the file.
+ * After loading the configuration is immutable and shared read-only by every worker. */
+#ifndef SG_CONFIG_H
+#define SG_CONFIG_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+
+struct sg_mapping;
+
+struct sg_backend {
+	char *name;
+	const struct sg_mapping *mapping;
+	char *url;                 /* base URL, no trailing slash */
+	long timeout_ms;           /* whole upstream exchange, per attempt */
+	long connect_timeout_ms;
+	int retries;               /* extra attempts for idempotent GETs on transport errors */
+	long max_connections;      /* per worker */
+	size_t max_response_bytes; /* larger upstream bodies fail with 502 */
+	json_t *options;           /* module options (owned) */
+	void *priv;                /* module state set by init(), immutable afterwards */
+};
+
+/* One backend a key may reach, and the principal's identity there. */
+struct sg_route {
+	struct sg_backend *backend; /* borrowed from sg_config.backends */
+	json_t *identity;           /* owned; module-specific, checked by check_identity() */
+};
+
+struct sg_key {
+	char *name; /* the principal: logged, bound into cursors; never the key itself */
+	uint8_t sha256[SG_SHA256_LEN];
+	struct sg_route *routes;
+	size_t nroutes;
+};
+
+struct sg_config {
+	char *listen_host;
+	int listen_port;
+	int workers;               /* resolved: ≥ 1 */
+	uint8_t *secret;           /* cursor secret */
+	size_t secretlen;
+	long shutdown_grace_ms;
+	size_t max_header_bytes;
+	size_t max_body_bytes;
+	long idle_timeout_s;       /* evhttp connection timeout */
+	long request_timeout_ms;   /* whole north request, all upstream calls included */
+	int log_level;             /* 0 error, 1 warn, 2 info, 3 debug */
+	int access_log;
+	struct sg_backend *backends;
+	size_t nbackends;
+	struct sg_key *keys;
+	size_t nkeys;
+};
+
+#define SG_SECRET_MIN 32
+
+/* Loads and validates path. Returns a new config, or NULL with "path: key: problem" in err
+ * (errlen bytes). Calls every module's init(). */
+struct sg_config *sg_config_load(const char *path, char *err, size_t errlen);
+/* Same, from an in-memory document (borrowed); `origin` names it in messages. */
+struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
+				      size_t errlen);
+void sg_config_free(struct sg_config *cfg);
+
+struct sg_backend *sg_config_backend(const struct sg_config *cfg, const char *name);
+
+#endif

@@ -1,0 +1,31 @@
+/* crypto.c - see crypto.h. */
+#include "crypto.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+void sg_sha256(const void *data, size_t n, uint8_t out[SG_SHA256_LEN])
+{
+	SHA256(data, n, out);
+}
+
+void sg_hmac_sha256(const uint8_t *key, size_t keylen, const void *data, size_t n,
+		    uint8_t out[SG_SHA256_LEN])
+{
+	unsigned int len = SG_SHA256_LEN;
+
+	HMAC(EVP_sha256(), key, (int)keylen, data, n, out, &len);
+}
+
+int sg_ct_equal(const void *a, const void *b, size_t n)
+{
+	return CRYPTO_memcmp(a, b, n) == 0;
+}
+
+int sg_random(void *buf, size_t n)
+{
+	return RAND_bytes(buf, (int)n) == 1 ? 0 : -1;
+}

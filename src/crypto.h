@@ -1,0 +1,18 @@
+/* crypto.h - the few primitives the gateway needs, over OpenSSL's libcrypto. */
+#ifndef SG_CRYPTO_H
+#define SG_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SG_SHA256_LEN 32
+
+void sg_sha256(const void *data, size_t n, uint8_t out[SG_SHA256_LEN]);
+void sg_hmac_sha256(const uint8_t *key, size_t keylen, const void *data, size_t n,
+		    uint8_t out[SG_SHA256_LEN]);
+/* Constant-time comparison of two equal-length buffers; 1 when equal. */
+int sg_ct_equal(const void *a, const void *b, size_t n);
+/* Fills buf from the kernel CSPRNG; 0 on success. */
+int sg_random(void *buf, size_t n);
+
+#endif

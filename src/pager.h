@@ -1,0 +1,33 @@
+/* pager.h - the core's pagination: filter, order, slice, and sealed cursors.
+ *
+ * Modules hand the core every candidate item; the pager applies the north filters the
+ * backend could not, orders by (time, id) in the requested direction — the id breaks ties,
+ * so a walk visits every item exactly once even when many share one timestamp — and cuts
+ * `limit` items after (or before) the keyset position sealed in the cursor. Cursors are
+ * bound to the principal and to the filters (query fingerprint), not to the page size. */
+#ifndef SG_PAGER_H
+#define SG_PAGER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+#include "query.h"
+
+struct sg_pager_ctx {
+	const uint8_t *secret;
+	size_t secretlen;
+	const char *principal;
+};
+
+/* items: array of north Session objects (borrowed). Returns a new
+ * {"data": […], "next_page": …, "prev_page": …} or NULL with err (400 for a bad cursor,
+ * 500 for an item without a readable id or created_at). */
+json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
+			 const struct sg_pager_ctx *ctx, struct sg_error *err);
+
+/* 1 when a north Session (borrowed) passes every filter of q. */
+int sg_session_matches(const json_t *session, const struct sg_session_query *q, int64_t created_us);
+
+#endif

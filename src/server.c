@@ -1,0 +1,627 @@
+/* server.c - see server.h.
+ *
+ * One request's life: handle() routes and authenticates, parses the query, starts one
+ * struct sg_call per backend it needs, and returns to the loop. When the calls are done
+ * (or the request deadline fires) finish_*() renders the answer and frees everything.
+ * Nothing here blocks: all waiting happens in the event loop. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "call.h"
+#include "codec.h"
+#include "config.h"
+#include "crypto.h"
+#include "idcodec.h"
+#include "log.h"
+#include "mapping.h"
+#include "pager.h"
+#include "query.h"
+#include "upstream.h"
+
+#define SG_MAX_ROUTES 64
+
+struct worker {
+	struct sg_server *srv;
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct sg_upstream *up;
+	struct event *stop_ev;  /* activated by the main thread */
+	struct event *grace_ev; /* drain deadline */
+	size_t inflight;
+	int draining;
+};
+
+struct sg_server {
+	const struct sg_config *cfg;
+	evutil_socket_t fd;
+	int port;
+	struct worker *workers;
+	int nworkers;
+	int started;
+};
+
+enum route { R_NONE, R_HEALTH, R_SESSIONS, R_SESSION, R_EVENTS };
+
+/* One north request in flight. */
+struct req {
+	struct worker *w;
+	struct evhttp_request *ev;
+	char id[32];
+	char method[8];
+	char path[256];
+	struct timespec t0;
+	int64_t now_us;
+	const struct sg_key *key;
+	struct sg_session_query sq;
+	struct sg_event_query eq;
+	struct sg_call *calls[SG_MAX_ROUTES];
+	size_t ncalls, nwaiting;
+	struct event *deadline;
+	int finished;
+};
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Error";
+	}
+}
+
+static void req_free(struct req *r)
+{
+	struct worker *w = r->w;
+
+	for (size_t i = 0; i < r->ncalls; i++)
+		sg_call_free(r->calls[i]);
+	if (r->deadline)
+		event_free(r->deadline);
+	sg_session_query_clear(&r->sq);
+	sg_event_query_clear(&r->eq);
+	free(r);
+	w->inflight--;
+	if (w->draining && w->inflight == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+/* Sends body (stolen) with the headers every north answer carries, logs, frees r. */
+static void reply(struct req *r, int status, json_t *body, const struct sg_error *e)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	struct evbuffer *buf = evbuffer_new();
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct timespec t1;
+
+	evhttp_add_header(h, "Content-Type", "application/json");
+	evhttp_add_header(h, "request-id", r->id);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (e && e->should_retry >= 0)
+		evhttp_add_header(h, "x-should-retry", e->should_retry ? "true" : "false");
+	if (!text || !buf) {
+		status = 500;
+		if (buf)
+			evbuffer_add_printf(buf, "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+						 "\"message\":\"out of memory\"},\"request_id\":\"%s\"}",
+					    r->id);
+	} else {
+		evbuffer_add(buf, text, strlen(text));
+	}
+	evhttp_send_reply(r->ev, status, reason(status), buf);
+	if (buf)
+		evbuffer_free(buf);
+	free(text);
+	json_decref(body);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (r->w->srv->cfg->access_log)
+		sg_info("%s %s %s %d %ldms key=%s%s%s", r->id, r->method, r->path, status,
+			(long)((t1.tv_sec - r->t0.tv_sec) * 1000 + (t1.tv_nsec - r->t0.tv_nsec) / 1000000),
+			r->key ? r->key->name : "-", e ? " error=" : "", e ? e->message : "");
+	r->finished = 1;
+	req_free(r);
+}
+
+static void reply_error(struct req *r, struct sg_error *e)
+{
+	json_t *body;
+
+	sg_error_default_retry(e);
+	body = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type", e->type,
+			 "message", e->message, "request_id", r->id);
+	reply(r, e->status, body, e);
+}
+
+__attribute__((format(printf, 4, 5))) static void fail(struct req *r, int status, const char *type,
+						       const char *fmt, ...)
+{
+	struct sg_error e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sg_error_vset(&e, status, type, fmt, ap);
+	va_end(ap);
+	reply_error(r, &e);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct req *r = arg;
+
+	(void)fd;
+	(void)what;
+	fail(r, 504, "timeout_error", "the request took longer than %ld ms",
+	     r->w->srv->cfg->request_timeout_ms);
+}
+
+static struct sg_call *new_call(struct req *r, enum sg_call_kind kind, const struct sg_route *rt,
+				sg_call_done_cb done)
+{
+	struct sg_call_env env = {
+		.upstream = r->w->up,
+		.base = r->w->base,
+		.request_id = r->id,
+		.principal = r->key->name,
+		.now_us = r->now_us,
+	};
+	struct sg_call *c = sg_call_new(kind, &env, rt->backend, rt->identity, done, r);
+
+	if (c)
+		r->calls[r->ncalls++] = c;
+	return c;
+}
+
+/* Every backend's list has arrived: merge, page, answer. A failed backend fails the whole
+ * list rather than silently leaving its sessions out. */
+static void on_list_done(struct sg_call *c, void *arg)
+{
+	struct req *r = arg;
+	const struct sg_error *ce = sg_call_error(c);
+	struct sg_pager_ctx pc;
+	struct sg_error e = {0};
+	json_t *all, *page;
+
+	if (ce) {
+		e = *ce;
+		reply_error(r, &e);
+		return;
+	}
+	if (--r->nwaiting > 0)
+		return;
+	all = json_array();
+	for (size_t i = 0; i < r->ncalls; i++)
+		json_array_extend(all, sg_call_result(r->calls[i]));
+	pc.secret = r->w->srv->cfg->secret;
+	pc.secretlen = r->w->srv->cfg->secretlen;
+	pc.principal = r->key->name;
+	page = sg_page_sessions(all, &r->sq, &pc, &e);
+	json_decref(all);
+	if (!page) {
+		reply_error(r, &e);
+		return;
+	}
+	reply(r, 200, page, NULL);
+}
+
+static void list_sessions(struct req *r, const char *query)
+{
+	struct sg_error e = {0};
+
+	if (sg_session_query_parse(query, &r->sq, &e)) {
+		reply_error(r, &e);
+		return;
+	}
+	for (size_t i = 0; i < r->key->nroutes && i < SG_MAX_ROUTES; i++) {
+		struct sg_call *c = new_call(r, SG_CALL_LIST_SESSIONS, &r->key->routes[i], on_list_done);
+
+		if (!c) {
+			fail(r, 500, "api_error", "out of memory");
+			return;
+		}
+		sg_call_set_session_query(c, &r->sq);
+	}
+	r->nwaiting = r->ncalls;
+	for (size_t i = 0; i < r->ncalls; i++)
+		sg_call_start(r->calls[i]);
+}
+
+static void on_get_done(struct sg_call *c, void *arg)
+{
+	struct req *r = arg;
+	const struct sg_error *ce = sg_call_error(c);
+	json_t *items = sg_call_result(c);
+	struct sg_error e;
+
+	if (ce) {
+		e = *ce;
+		reply_error(r, &e);
+		return;
+	}
+	if (json_array_size(items) != 1) {
+		fail(r, 404, "not_found_error", "session not found");
+		return;
+	}
+	reply(r, 200, json_incref(json_array_get(items, 0)), NULL);
+}
+
+/* The route of a public id among the key's backends, or NULL: an id of a backend this key
+ * may not reach is answered like an unknown id, with no backend call. */
+static const struct sg_route *route_of(const struct sg_key *key, const struct sg_pubid *id)
+{
+	for (size_t i = 0; i < key->nroutes; i++)
+		if (strcmp(key->routes[i].backend->name, id->backend) == 0)
+			return &key->routes[i];
+	return NULL;
+}
+
+static void get_session(struct req *r, const char *sid)
+{
+	struct sg_pubid id;
+	const struct sg_route *rt;
+	struct sg_call *c;
+
+	if (sg_id_decode("sesn_", sid, &id) || !(rt = route_of(r->key, &id))) {
+		fail(r, 404, "not_found_error", "session not found");
+		return;
+	}
+	c = new_call(r, SG_CALL_GET_SESSION, rt, on_get_done);
+	if (!c) {
+		fail(r, 500, "api_error", "out of memory");
+		return;
+	}
+	sg_call_set_pubid(c, &id);
+	sg_call_start(c);
+}
+
+/* Splits the raw path into a route; *sid receives the decoded {session_id} (malloc'd). */
+static enum route match(const char *path, char **sid)
+{
+	static const char prefix[] = "/v1/sessions";
+	size_t n = strlen(path);
+	const char *rest, *slash;
+	size_t idlen;
+
+	*sid = NULL;
+	if (n > 1 && path[n - 1] == '/')
+		n--; /* one trailing slash is tolerated */
+	if (n == 8 && strncmp(path, "/healthz", 8) == 0)
+		return R_HEALTH;
+	if (n < sizeof(prefix) - 1 || strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+		return R_NONE;
+	rest = path + sizeof(prefix) - 1;
+	n -= sizeof(prefix) - 1;
+	if (n == 0)
+		return R_SESSIONS;
+	if (rest[0] != '/' || n == 1)
+		return R_NONE;
+	rest++;
+	n--;
+	slash = memchr(rest, '/', n);
+	idlen = slash ? (size_t)(slash - rest) : n;
+	if (idlen == 0 || idlen > 1024)
+		return R_NONE;
+	{
+		char raw[1025];
+		size_t dl = 0;
+
+		memcpy(raw, rest, idlen);
+		raw[idlen] = '\0';
+		*sid = evhttp_uridecode(raw, 0, &dl);
+		if (!*sid || strlen(*sid) != dl) {
+			free(*sid);
+			*sid = NULL;
+			return R_NONE;
+		}
+	}
+	if (!slash)
+		return R_SESSION;
+	if ((size_t)(slash - rest) + 7 == n && strncmp(slash, "/events", 7) == 0)
+		return R_EVENTS;
+	free(*sid);
+	*sid = NULL;
+	return R_NONE;
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "?";
+	}
+}
+
+static void handle(struct evhttp_request *ev, void *arg)
+{
+	struct worker *w = arg;
+	const struct sg_config *cfg = w->srv->cfg;
+	struct req *r = calloc(1, sizeof(*r));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(ev);
+	uint8_t rnd[12];
+	struct timespec now;
+	enum route rt;
+	char *sid = NULL;
+	struct timeval tv;
+
+	if (!r) {
+		evhttp_send_error(ev, 500, "out of memory");
+		return;
+	}
+	w->inflight++;
+	r->w = w;
+	r->ev = ev;
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	r->now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	memcpy(r->id, "req_", 4);
+	if (sg_random(rnd, sizeof(rnd)) != 0)
+		memset(rnd, 0, sizeof(rnd));
+	sg_hex_encode(rnd, sizeof(rnd), r->id + 4, sizeof(r->id) - 4);
+	snprintf(r->method, sizeof(r->method), "%s", method_name(cmd));
+	snprintf(r->path, sizeof(r->path), "%s", path ? path : "?");
+
+	rt = path ? match(path, &sid) : R_NONE;
+	if (rt == R_NONE) {
+		fail(r, 404, "not_found_error", "no such endpoint: %s %s", r->method, r->path);
+		goto out;
+	}
+	if (cmd != EVHTTP_REQ_GET) {
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", "GET");
+		fail(r, 405, "invalid_request_error", "method %s is not supported on %s", r->method,
+		     r->path);
+		goto out;
+	}
+	if (rt == R_HEALTH) {
+		reply(r, 200, json_pack("{s:s}", "status", "ok"), NULL);
+		goto out;
+	}
+	r->key = sg_auth_lookup(cfg, sg_auth_extract(evhttp_find_header(in, "x-api-key"),
+						     evhttp_find_header(in, "authorization")));
+	if (!r->key) {
+		fail(r, 401, "authentication_error",
+		     evhttp_find_header(in, "x-api-key") || evhttp_find_header(in, "authorization")
+			     ? "invalid API key"
+			     : "missing API key: send x-api-key or Authorization: Bearer");
+		goto out;
+	}
+	r->deadline = evtimer_new(w->base, on_deadline, r);
+	tv.tv_sec = cfg->request_timeout_ms / 1000;
+	tv.tv_usec = (cfg->request_timeout_ms % 1000) * 1000;
+	if (!r->deadline || evtimer_add(r->deadline, &tv) != 0) {
+		fail(r, 500, "api_error", "out of memory");
+		goto out;
+	}
+	switch (rt) {
+	case R_SESSIONS:
+		list_sessions(r, query);
+		break;
+	case R_SESSION:
+		get_session(r, sid);
+		break;
+	case R_EVENTS:
+		fail(r, 404, "not_found_error", "session events are not served yet");
+		break;
+	default:
+		fail(r, 404, "not_found_error", "no such endpoint");
+		break;
+	}
+out:
+	free(sid);
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	sg_warn("worker %d: %zu request(s) still in flight after the grace period; stopping",
+		w->index, w->inflight);
+	event_base_loopexit(w->base, NULL);
+}
+
+/* Runs on the worker's loop when the main thread asks it to stop. */
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	long ms = w->srv->cfg->shutdown_grace_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	(void)fd;
+	(void)what;
+	if (w->bound) {
+		evhttp_del_accept_socket(w->http, w->bound);
+		w->bound = NULL;
+	}
+	w->draining = 1;
+	if (w->inflight == 0) {
+		event_base_loopexit(w->base, NULL);
+		return;
+	}
+	w->grace_ev = evtimer_new(w->base, on_grace, w);
+	if (!w->grace_ev || evtimer_add(w->grace_ev, &tv) != 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+static int worker_init(struct worker *w, struct sg_server *srv, int index)
+{
+	const struct sg_config *cfg = srv->cfg;
+	struct evconnlistener *lst;
+	long maxconn = 1;
+
+	w->srv = srv;
+	w->index = index;
+	w->base = event_base_new();
+	if (!w->base)
+		return -1;
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		if (cfg->backends[i].max_connections > maxconn)
+			maxconn = cfg->backends[i].max_connections;
+	w->up = sg_upstream_new(w->base, maxconn);
+	w->http = evhttp_new(w->base);
+	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+	if (!w->up || !w->http || !w->stop_ev)
+		return -1;
+	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
+	evhttp_set_timeout(w->http, (int)cfg->idle_timeout_s);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(w->http, handle, w);
+	/* Each worker listens on the same socket; no LEV_OPT_CLOSE_ON_FREE, since the socket
+	 * is shared and closed once by sg_server_free. */
+	lst = evconnlistener_new(w->base, NULL, NULL, LEV_OPT_REUSEABLE, -1, srv->fd);
+	if (!lst)
+		return -1;
+	w->bound = evhttp_bind_listener(w->http, lst);
+	return w->bound ? 0 : -1;
+}
+
+struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t errlen)
+{
+	struct sg_server *srv = calloc(1, sizeof(*srv));
+	struct addrinfo hints = {0}, *ai = NULL;
+	char port[16];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int one = 1, rc;
+
+	if (!srv) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	srv->cfg = cfg;
+	srv->fd = -1;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE;
+	snprintf(port, sizeof(port), "%d", cfg->listen_port);
+	rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "listen: cannot resolve '%s': %s", cfg->listen_host,
+			 gai_strerror(rc));
+		goto fail;
+	}
+	srv->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (srv->fd < 0 || setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(srv->fd, ai->ai_addr, ai->ai_addrlen) || listen(srv->fd, 1024) ||
+	    evutil_make_socket_nonblocking(srv->fd)) {
+		snprintf(err, errlen, "listen: cannot listen on %s:%d: %s", cfg->listen_host,
+			 cfg->listen_port, strerror(errno));
+		goto fail;
+	}
+	if (getsockname(srv->fd, (struct sockaddr *)&ss, &sl) == 0)
+		srv->port = ntohs(ss.ss_family == AF_INET6
+					  ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					  : ((struct sockaddr_in *)&ss)->sin_port);
+	freeaddrinfo(ai);
+	return srv;
+fail:
+	if (ai)
+		freeaddrinfo(ai);
+	sg_server_free(srv);
+	return NULL;
+}
+
+int sg_server_port(const struct sg_server *srv)
+{
+	return srv->port;
+}
+
+int sg_server_start(struct sg_server *srv)
+{
+	srv->nworkers = srv->cfg->workers;
+	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
+	if (!srv->workers)
+		return -1;
+	for (int i = 0; i < srv->nworkers; i++)
+		if (worker_init(&srv->workers[i], srv, i))
+			return -1;
+	for (int i = 0; i < srv->nworkers; i++) {
+		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]))
+			return -1;
+		srv->started = i + 1;
+	}
+	return 0;
+}
+
+void sg_server_stop(struct sg_server *srv)
+{
+	/* event_active from another thread is safe: evthread_use_pthreads() ran first. */
+	for (int i = 0; i < srv->started; i++)
+		event_active(srv->workers[i].stop_ev, EV_TIMEOUT, 0);
+	for (int i = 0; i < srv->started; i++)
+		pthread_join(srv->workers[i].thread, NULL);
+	srv->started = 0;
+}
+
+void sg_server_free(struct sg_server *srv)
+{
+	if (!srv)
+		return;
+	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+
+		if (w->http)
+			evhttp_free(w->http);
+		sg_upstream_free(w->up);
+		if (w->stop_ev)
+			event_free(w->stop_ev);
+		if (w->grace_ev)
+			event_free(w->grace_ev);
+		if (w->base)
+			event_base_free(w->base);
+	}
+	free(srv->workers);
+	if (srv->fd >= 0)
+		close(srv->fd);
+	free(srv);
+}

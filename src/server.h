@@ -1,0 +1,24 @@
+/* server.h - the north HTTP server: worker threads, each with its own event_base, evhttp
+ * server on the one shared listening socket, and libcurl multi handle. Workers share only
+ * the read-only configuration. */
+#ifndef SG_SERVER_H
+#define SG_SERVER_H
+
+#include <stddef.h>
+
+struct sg_config;
+struct sg_server;
+
+/* Binds the listening socket (blocking set-up, before any loop runs). Returns NULL with a
+ * reason in err. cfg must outlive the server. */
+struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t errlen);
+/* The bound port (useful with port 0). */
+int sg_server_port(const struct sg_server *srv);
+/* Starts the workers; returns 0 once they run. */
+int sg_server_start(struct sg_server *srv);
+/* Asks every worker to stop accepting and to finish in-flight requests within the
+ * configured grace period, then waits for them. Call from the main thread. */
+void sg_server_stop(struct sg_server *srv);
+void sg_server_free(struct sg_server *srv);
+
+#endif
