@@ -1,0 +1,162 @@
+/* test_config.c - configuration validation: every error names its key, and auth lookups. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "config.h"
+
+#define SECRET "0123456789abcdef0123456789abcdef"
+/* any well-formed hash; which key it matches does not matter here */
+#define KEYHASH "5f3a9d7a1a2b1d9e0e0b9f3d0c8c1a6f8b1e7c2d4a5b6c7d8e9f0a1b2c3d4e5f"
+
+#define BASE_FMT                                                                              \
+	"{\"listen\":\"127.0.0.1:0\",\"workers\":1,\"cursor_secret\":\"" SECRET "\"," \
+	"\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:1/\"," \
+	"\"options\":{\"timezone\":\"Asia/Shanghai\"}}]," \
+	"\"keys\":[{\"name\":\"alice\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":\"alice\"}}}]}"
+
+static struct sg_config *load(const char *text, char *err, size_t errlen)
+{
+	json_error_t je;
+	json_t *root = json_loads(text, 0, &je);
+	struct sg_config *cfg;
+
+	ck_assert_msg(root != NULL, "bad test JSON: %s", je.text);
+	cfg = sg_config_from_json(root, "test.json", err, errlen);
+	json_decref(root);
+	return cfg;
+}
+
+static char *base_with(const char *hash)
+{
+	static char buf[4096];
+
+	snprintf(buf, sizeof(buf), BASE_FMT, hash);
+	return buf;
+}
+
+START_TEST(valid)
+{
+	char err[512] = "";
+	struct sg_config *cfg = load(base_with(KEYHASH), err, sizeof(err));
+
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_str_eq(cfg->listen_host, "127.0.0.1");
+	ck_assert_int_eq(cfg->listen_port, 0);
+	ck_assert_int_eq(cfg->nbackends, 1);
+	ck_assert_str_eq(cfg->backends[0].url, "http://127.0.0.1:1"); /* slash trimmed */
+	ck_assert_int_eq(cfg->backends[0].timeout_ms, 10000);
+	ck_assert_int_eq(cfg->keys[0].nroutes, 1);
+	ck_assert_ptr_eq(cfg->keys[0].routes[0].backend, &cfg->backends[0]);
+	ck_assert_int_eq(cfg->secretlen, 32);
+	sg_config_free(cfg);
+}
+END_TEST
+
+/* Each broken document must fail with a message that names the key. */
+static const struct {
+	const char *from, *to, *expect;
+} cases[] = {
+	{"\"workers\":1", "\"workers\":1,\"wokers\":2", "test.json: wokers: unknown key"},
+	{"\"workers\":1", "\"workers\":-1", "workers: must be an integer between 0 and 256"},
+	{"127.0.0.1:0", "127.0.0.1", "listen: must be HOST:PORT"},
+	{"127.0.0.1:0", "127.0.0.1:99999", "listen: port must be 0..65535"},
+	{SECRET, "short", "cursor_secret: must be at least 32 bytes"},
+	{"\"cursor_secret\":\"" SECRET "\",", "", "cursor_secret: give exactly one of"},
+	{"agentscope", "nosuch", "backends[0].mapping: unknown mapping 'nosuch'"},
+	{"http://127.0.0.1:1/", "ftp://x", "backends[0].url: must start with http:// or https://"},
+	{"\"url\"", "\"timeout_ms\":0,\"url\"", "backends[0].timeout_ms: must be an integer between"},
+	{"Asia/Shanghai", "Nope/Nowhere", "backends[0].options: timezone:"},
+	{"\"timezone\"", "\"tz\":1,\"timezone\"", "backends[0].options: tz: unknown option"},
+	{"\"name\":\"as\"", "\"name\":\"A S\"", "backends[0]: name must use only"},
+	{"{\"as\":{\"user_id\"", "{\"zz\":{\"user_id\"", "keys[0].backends.zz: no backend named 'zz'"},
+	{"\"user_id\":\"alice\"", "\"user\":\"alice\"", "keys[0].backends.as: user_id: must be"},
+	{"\"user_id\":\"alice\"", "\"user_id\":\"\"", "keys[0].backends.as: user_id: must be"},
+	{"\"keys\":[{", "\"keys\":[],\"k\":[{", "test.json: k: unknown key"},
+	{"\"sha256\":\"", "\"sha256\":\"zz", "keys[0].sha256: must be 64 hex characters"},
+	{"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":\"$SG_TEST_UNSET_VAR\"",
+	 "cursor_secret: environment variable SG_TEST_UNSET_VAR is not set"},
+};
+
+START_TEST(errors_name_the_key)
+{
+	char doc[4096], err[512] = "";
+	const char *src = base_with(KEYHASH), *at = strstr(src, cases[_i].from);
+	struct sg_config *cfg;
+
+	ck_assert_msg(at != NULL, "case %d: '%s' not in base", _i, cases[_i].from);
+	snprintf(doc, sizeof(doc), "%.*s%s%s", (int)(at - src), src, cases[_i].to,
+		 at + strlen(cases[_i].from));
+	cfg = load(doc, err, sizeof(err));
+	ck_assert_msg(cfg == NULL, "case %d loaded: %s", _i, doc);
+	ck_assert_msg(strstr(err, cases[_i].expect) != NULL, "case %d: got '%s', want '%s'", _i,
+		      err, cases[_i].expect);
+}
+END_TEST
+
+START_TEST(env_expansion_and_file_errors)
+{
+	char err[512] = "";
+	struct sg_config *cfg;
+	char doc[4096];
+	const char *src = base_with(KEYHASH);
+	const char *at = strstr(src, SECRET);
+
+	setenv("SG_TEST_SECRET", SECRET "-from-env", 1);
+	snprintf(doc, sizeof(doc), "%.*s$SG_TEST_SECRET%s", (int)(at - src), src,
+		 at + strlen(SECRET));
+	cfg = load(doc, err, sizeof(err));
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->secretlen, strlen(SECRET "-from-env"));
+	ck_assert_int_eq(memcmp(cfg->secret, SECRET "-from-env", cfg->secretlen), 0);
+	sg_config_free(cfg);
+
+	ck_assert_ptr_null(sg_config_load("/nonexistent/sessiongate.json", err, sizeof(err)));
+	ck_assert_ptr_nonnull(strstr(err, "/nonexistent/sessiongate.json: cannot read"));
+}
+END_TEST
+
+START_TEST(auth_lookup)
+{
+	char err[512] = "";
+	struct sg_config *cfg = load(base_with(KEYHASH), err, sizeof(err));
+	uint8_t h[32];
+
+	ck_assert_msg(cfg != NULL, "%s", err);
+	sg_sha256("sk-alice", 8, h);
+	memcpy(cfg->keys[0].sha256, h, 32); /* configure the hash of "sk-alice" */
+	ck_assert_ptr_eq(sg_auth_lookup(cfg, "sk-alice"), &cfg->keys[0]);
+	ck_assert_ptr_eq(sg_auth_lookup(cfg, "sk-alice  "), &cfg->keys[0]);
+	ck_assert_ptr_null(sg_auth_lookup(cfg, "sk-alicf"));
+	ck_assert_ptr_null(sg_auth_lookup(cfg, ""));
+	ck_assert_ptr_null(sg_auth_lookup(cfg, NULL));
+	ck_assert_str_eq(sg_auth_extract(NULL, "Bearer sk-alice"), "sk-alice");
+	ck_assert_str_eq(sg_auth_extract(NULL, "bearer   sk-alice"), "sk-alice");
+	ck_assert_str_eq(sg_auth_extract("sk-x", "Bearer sk-alice"), "sk-x");
+	ck_assert_ptr_null(sg_auth_extract(NULL, "Basic abc"));
+	ck_assert_ptr_null(sg_auth_extract(NULL, "Bearer "));
+	ck_assert_ptr_null(sg_auth_extract("", NULL));
+	sg_config_free(cfg);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("config");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, valid);
+	tcase_add_loop_test(tc, errors_name_the_key, 0, (int)(sizeof(cases) / sizeof(cases[0])));
+	tcase_add_test(tc, env_expansion_and_file_errors);
+	tcase_add_test(tc, auth_lookup);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
