@@ -269,6 +269,8 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	json_object_foreach((json_t *)options, k, v) {
 		size_t i;
 
+		if (k[0] == '_')
+			continue; /* comment */
 		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
 			;
 		if (!allowed[i]) {

@@ -34,7 +34,8 @@ __attribute__((format(printf, 3, 4))) static int fail(struct cpath *cp, const ch
 	return -1;
 }
 
-/* Refuses keys the schema does not know, so a typo is an error, not a silent default. */
+/* Refuses keys the schema does not know, so a typo is an error, not a silent default.
+ * Keys starting with '_' are comments. */
 static int check_keys(struct cpath *cp, const char *where, const json_t *obj,
 		      const char *const *allowed)
 {
@@ -45,6 +46,8 @@ static int check_keys(struct cpath *cp, const char *where, const json_t *obj,
 		size_t i;
 
 		(void)v;
+		if (k[0] == '_')
+			continue; /* "_comment" and friends annotate the examples */
 		for (i = 0; allowed[i]; i++)
 			if (strcmp(allowed[i], k) == 0)
 				break;

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite: the Check unit and
+# integration tests (make check), the distribution check (make distcheck, skipped with
+# SG_SKIP_DISTCHECK=1), and the official-SDK conformance suite. The last line is the total,
+# "N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+status=0
+make -C build -j"$(nproc)" check || status=1
+for log in build/tests/test_*.log; do
+	echo "== ${log#build/}"
+	grep -E '^[0-9]+%: Checks:' "$log" || tail -n 5 "$log"
+done
+
+if [ "${SG_SKIP_DISTCHECK:-0}" != 1 ]; then
+	make -C build -j"$(nproc)" distcheck >build/distcheck.log 2>&1 && echo "distcheck: OK" \
+		|| { echo "distcheck: FAILED (see build/distcheck.log)"; tail -n 30 build/distcheck.log; status=1; }
+fi
+
+conf_log=build/conformance.log
+(
+	cd tests/conformance &&
+	npm ci --no-audit --no-fund --loglevel=error &&
+	SG_BUILDDIR="$PWD/../../build" npm test --silent
+) 2>&1 | tee "$conf_log"
+[ "${PIPESTATUS[0]}" = 0 ] || status=1
+
+# Totals: Check's per-program summaries plus the conformance suite's own line. A program
+# that died before printing its summary counts as one failure.
+passed=0
+failed=0
+for log in build/tests/test_*.log; do
+	line=$(grep -E '^[0-9]+%: Checks:' "$log" | tail -n 1)
+	if [ -z "$line" ]; then
+		failed=$((failed + 1))
+		continue
+	fi
+	n=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+	f=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+	e=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+	passed=$((passed + n - f - e))
+	failed=$((failed + f + e))
+done
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$conf_log" | tail -n 1)
+if [ -n "$line" ]; then
+	passed=$((passed + $(cut -d' ' -f1 <<<"$line")))
+	failed=$((failed + $(cut -d' ' -f3 <<<"$line")))
+else
+	failed=$((failed + 1))
+fi
+[ "$failed" = 0 ] || status=1
+echo "${passed} passed, ${failed} failed"
+exit $status

@@ -1,0 +1,280 @@
+/* harness.c - see harness.h. */
+#include "harness.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "crypto.h"
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+const char *h_build_path(const char *rel, char *buf, size_t len)
+{
+	const char *d = getenv("SG_BUILDDIR");
+
+	snprintf(buf, len, "%s/%s", d ? d : ".", rel);
+	return buf;
+}
+
+const char *h_src_path(const char *rel, char *buf, size_t len)
+{
+	const char *d = getenv("SG_SRCDIR");
+
+	snprintf(buf, len, "%s/%s", d ? d : ".", rel);
+	return buf;
+}
+
+int h_free_port(void)
+{
+	struct sockaddr_in a = {0};
+	socklen_t l = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+static pid_t spawn(const char *const *argv, const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+int h_fake_start(struct h_proc *p, const char *const *args)
+{
+	const char *argv[32];
+	char bin[512], portfile[256];
+	int n = 0;
+
+	snprintf(portfile, sizeof(portfile), "/tmp/sg-fake-%d-%ld.port", (int)getpid(),
+		 (long)random());
+	snprintf(p->log, sizeof(p->log), "%s.log", portfile);
+	unlink(portfile);
+	argv[n++] = h_build_path("tests/fake_agentscope", bin, sizeof(bin));
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	argv[n++] = "--port-file";
+	argv[n++] = portfile;
+	argv[n++] = "--quiet";
+	for (size_t i = 0; args && args[i] && n < 30; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	p->pid = spawn(argv, p->log);
+	p->port = 0;
+	for (int i = 0; i < 500 && p->pid > 0; i++) {
+		FILE *f = fopen(portfile, "r");
+
+		if (f) {
+			int ok = fscanf(f, "%d", &p->port) == 1;
+
+			fclose(f);
+			if (ok && p->port > 0) {
+				unlink(portfile);
+				return 0;
+			}
+		}
+		sleep_ms(10);
+	}
+	fprintf(stderr, "fake backend did not start; see %s\n", p->log);
+	return -1;
+}
+
+int h_gateway_start(struct h_proc *p, const json_t *config)
+{
+	char bin[512], cfgpath[256];
+	const char *argv[4];
+	json_t *cfg = json_deep_copy(config);
+
+	p->port = h_free_port();
+	json_object_set_new(cfg, "listen", json_sprintf("127.0.0.1:%d", p->port));
+	snprintf(cfgpath, sizeof(cfgpath), "/tmp/sg-gw-%d-%ld.json", (int)getpid(), (long)random());
+	snprintf(p->log, sizeof(p->log), "%s.log", cfgpath);
+	json_dump_file(cfg, cfgpath, JSON_INDENT(1));
+	json_decref(cfg);
+	argv[0] = h_build_path("sessiongate", bin, sizeof(bin));
+	argv[1] = "--config";
+	argv[2] = cfgpath;
+	argv[3] = NULL;
+	p->pid = spawn(argv, p->log);
+	for (int i = 0; i < 500 && p->pid > 0; i++) {
+		struct h_res r;
+
+		if (h_get(p->port, "/healthz", NULL, &r) == 0 && r.status == 200) {
+			h_res_free(&r);
+			return 0;
+		}
+		h_res_free(&r);
+		if (waitpid(p->pid, NULL, WNOHANG) == p->pid)
+			break;
+		sleep_ms(10);
+	}
+	fprintf(stderr, "gateway did not start; see %s\n", p->log);
+	return -1;
+}
+
+int h_stop(struct h_proc *p, int timeout_ms)
+{
+	int st;
+
+	if (p->pid <= 0)
+		return -1;
+	kill(p->pid, SIGTERM);
+	for (int i = 0; i < timeout_ms / 10; i++) {
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		sleep_ms(10);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &st, 0);
+	p->pid = 0;
+	return -1;
+}
+
+struct body {
+	char *p;
+	size_t n;
+};
+
+static size_t on_body(char *d, size_t s, size_t n, void *arg)
+{
+	struct body *b = arg;
+	char *q = realloc(b->p, b->n + s * n + 1);
+
+	if (!q)
+		return 0;
+	b->p = q;
+	memcpy(b->p + b->n, d, s * n);
+	b->n += s * n;
+	b->p[b->n] = '\0';
+	return s * n;
+}
+
+static size_t on_header(char *d, size_t s, size_t n, void *arg)
+{
+	struct h_res *r = arg;
+	size_t len = s * n;
+	static const struct {
+		const char *name;
+		size_t off, cap;
+	} want[] = {
+		{"request-id:", offsetof(struct h_res, request_id), sizeof(((struct h_res *)0)->request_id)},
+		{"content-type:", offsetof(struct h_res, content_type),
+		 sizeof(((struct h_res *)0)->content_type)},
+		{"x-should-retry:", offsetof(struct h_res, should_retry),
+		 sizeof(((struct h_res *)0)->should_retry)},
+	};
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		size_t k = strlen(want[i].name);
+
+		if (len > k && strncasecmp(d, want[i].name, k) == 0) {
+			char *dst = (char *)r + want[i].off;
+			const char *v = d + k;
+			size_t vl = len - k;
+
+			while (vl && (*v == ' '))
+				v++, vl--;
+			while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n'))
+				vl--;
+			if (vl >= want[i].cap)
+				vl = want[i].cap - 1;
+			memcpy(dst, v, vl);
+			dst[vl] = '\0';
+		}
+	}
+	return len;
+}
+
+int h_request(const char *method, int port, const char *path, const char *const *headers,
+	      struct h_res *res)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	struct body b = {0};
+	char url[16384];
+	struct timespec t0, t1;
+	CURLcode rc;
+
+	memset(res, 0, sizeof(*res));
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+	for (size_t i = 0; headers && headers[i]; i++)
+		hl = curl_slist_append(hl, headers[i]);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, res);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	rc = curl_easy_perform(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	res->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &res->status);
+	res->body = b.p ? b.p : strdup("");
+	res->json = json_loads(res->body, 0, NULL);
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+int h_get(int port, const char *path, const char *const *headers, struct h_res *res)
+{
+	return h_request("GET", port, path, headers, res);
+}
+
+void h_res_free(struct h_res *res)
+{
+	free(res->body);
+	json_decref(res->json);
+	res->body = NULL;
+	res->json = NULL;
+}
+
+void h_hash_key(const char *key, char out[65])
+{
+	uint8_t h[SG_SHA256_LEN];
+
+	sg_sha256(key, strlen(key), h);
+	sg_hex_encode(h, sizeof(h), out, 65);
+}
