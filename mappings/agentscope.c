@@ -13,14 +13,20 @@
 #include "config.h"
 #include "mapping.h"
 #include "tz.h"
+#include "agentscope_events.h"
 #include "agentscope_translate.h"
+#include "codec.h"
+#include "crypto.h"
+#include "timeutil.h"
 
 #define AS_USER_MAX 256
+#define AS_MSG_PAGE 200 /* the largest page /messages allows */
 
 struct as_priv {
 	struct sg_tz *tz;
 	long max_agents; /* fan-out bound when listing without agent_id */
 	long fanout;     /* listings fetched at once */
+	int hint_mode;   /* enum sg_as_hint_mode */
 };
 
 /* Per-call state: the agents index and the raw listings, translated once all arrived. */
@@ -32,6 +38,12 @@ struct as_state {
 	json_t *agent_ids;    /* agents still to list (fan-out queue) */
 	size_t next_agent;
 	int agents_done;
+	/* events: the message log, read to the end */
+	json_t *messages;      /* oldest first */
+	int msgs_done;
+	int msgs_endpoint_missing;
+	long msg_offset;       /* v2.0.1 paging */
+	char before[256];      /* newer builds' paging */
 };
 
 static void state_free(void *p)
@@ -41,6 +53,7 @@ static void state_free(void *p)
 	json_decref(st->agents_index);
 	json_decref(st->listings);
 	json_decref(st->agent_ids);
+	json_decref(st->messages);
 	free(st);
 }
 
@@ -78,36 +91,121 @@ static void ctx_of(const struct sg_call *call, struct sg_as_ctx *ctx)
 	ctx->now_us = sg_call_now_us(call);
 }
 
-/* Retrieve: only the view with the encoded ids is translated. */
-static void finish_get(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
+/* The view of the session a get/events call names, from the agent's listing: borrowed, or
+ * NULL after failing the call (wrong shape → 502, absent → 404). */
+static const json_t *find_view(struct sg_call *call, struct as_state *st)
 {
 	const struct sg_pubid *id = sg_call_pubid(call);
 	const json_t *sessions = json_object_get(json_array_get(st->listings, 0), "sessions");
-	struct sg_error err = {0};
-	json_t *view, *s;
+	json_t *view;
 	size_t i;
 
 	if (!json_is_array(sessions)) {
 		sg_call_fail(call, 502, "api_error",
-			     "backend '%s': the session listing has the wrong shape", ctx->backend);
-		return;
+			     "backend '%s': the session listing has the wrong shape",
+			     sg_call_backend(call)->name);
+		return NULL;
 	}
 	json_array_foreach(sessions, i, view) {
 		const json_t *rec = json_object_get(view, "session");
 		const char *sid = json_string_value(json_object_get(rec, "id"));
 		const char *aid = json_string_value(json_object_get(rec, "agent_id"));
 
-		if (!sid || !aid || strcmp(sid, id->native) || strcmp(aid, id->scope))
-			continue;
-		s = sg_as_session_to_cma(view, json_object_get(st->agents_index, aid), ctx, &err);
-		if (!s) {
-			sg_call_fail_with(call, &err);
-			return;
-		}
-		sg_call_items(call, json_pack("[o]", s));
-		return;
+		if (sid && aid && strcmp(sid, id->native) == 0 && strcmp(aid, id->scope) == 0)
+			return view;
 	}
 	sg_call_fail(call, 404, "not_found_error", "session not found");
+	return NULL;
+}
+
+/* Retrieve: only the view with the encoded ids is translated. */
+static void finish_get(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
+{
+	const json_t *view = find_view(call, st);
+	struct sg_error err = {0};
+	json_t *s;
+
+	if (!view)
+		return;
+	s = sg_as_session_to_cma(view,
+				 json_object_get(st->agents_index, sg_call_pubid(call)->scope),
+				 ctx, &err);
+	if (!s) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_items(call, json_pack("[o]", s));
+}
+
+/* Without a message log only state.context is left; when earlier turns were compacted
+ * into state.summary, say so with the north event made for it rather than pretend the
+ * history starts here. */
+static json_t *compacted_event(const struct sg_call *call, const json_t *view,
+			       const struct sg_as_ctx *ctx)
+{
+	const struct sg_pubid *id = sg_call_pubid(call);
+	const json_t *rec = json_object_get(view, "session");
+	const json_t *summary = json_object_get(json_object_get(rec, "state"), "summary");
+	const char *ca = json_string_value(json_object_get(rec, "created_at"));
+	uint8_t h[SG_SHA256_LEN];
+	char seed[700], hex[25], evid[32], ts[SG_TIME_BUFSZ];
+	int64_t us;
+
+	if (!summary || json_is_null(summary) ||
+	    (json_is_string(summary) && json_string_length(summary) == 0) ||
+	    (json_is_array(summary) && json_array_size(summary) == 0))
+		return NULL;
+	if (!ca || sg_time_parse_local(ca, ctx->tz, &us) || sg_time_format(us, ts, sizeof(ts)) < 0)
+		return NULL;
+	snprintf(seed, sizeof(seed), "%s\x1f%s/%s\x1f" "compacted", ctx->backend, id->scope,
+		 id->native);
+	sg_sha256(seed, strlen(seed), h);
+	sg_hex_encode(h, 12, hex, sizeof(hex));
+	snprintf(evid, sizeof(evid), "sevt_%s", hex);
+	return json_pack("{s:s, s:s, s:s}", "id", evid, "type", "agent.thread_context_compacted",
+			 "processed_at", ts);
+}
+
+static void finish_events(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
+{
+	const struct sg_pubid *id = sg_call_pubid(call);
+	const json_t *view = find_view(call, st), *rec, *status, *agent, *log;
+	struct sg_as_events_ctx ec = {0};
+	struct sg_error err = {0};
+	char key[2 * SG_ID_FIELD_MAX + 2];
+	json_t *events, *first = NULL;
+
+	if (!view)
+		return;
+	rec = json_object_get(view, "session");
+	status = json_object_get(view, "status");
+	agent = json_object_get(st->agents_index, id->scope);
+	snprintf(key, sizeof(key), "%s/%s", id->scope, id->native);
+	ec.backend = ctx->backend;
+	ec.session_key = key;
+	ec.tz = ctx->tz;
+	ec.agent_name = json_string_value(json_object_get(json_object_get(agent, "data"), "name"));
+	ec.model = json_string_value(json_object_get(
+		json_object_get(json_object_get(rec, "config"), "chat_model_config"), "model"));
+	ec.session_running = json_is_string(status)
+				     ? strcmp(json_string_value(status), "running") == 0
+				     : json_is_true(json_object_get(view, "is_running"));
+	ec.hint_mode = priv_of(call)->hint_mode;
+	if (st->msgs_endpoint_missing) {
+		log = json_object_get(json_object_get(rec, "state"), "context");
+		first = compacted_event(call, view, ctx);
+	} else {
+		log = st->messages;
+	}
+	events = sg_as_messages_to_events(log ? log : st->messages, &ec, &err);
+	if (!events) {
+		json_decref(first);
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	if (first)
+		json_array_insert_new(events, 0, first);
+	sg_call_items(call, events);
 }
 
 /* Translates every listing once nothing is pending: the list ends here. */
@@ -124,6 +222,11 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	ctx_of(call, &ctx);
 	if (sg_call_kind(call) == SG_CALL_GET_SESSION) {
 		finish_get(call, st, &ctx);
+		return;
+	}
+	if (sg_call_kind(call) == SG_CALL_LIST_EVENTS) {
+		if (st->msgs_done)
+			finish_events(call, st, &ctx);
 		return;
 	}
 	out = json_array();
@@ -254,9 +357,125 @@ static void as_get_session(struct sg_call *call)
 	}
 }
 
+static int fetch_messages(struct sg_call *call, struct as_state *st);
+
+/* One page of /messages. Newer builds answer the latest page and `has_more`, and page back
+ * with before=<oldest id>; v2.0.1 answers from the oldest with offset/limit and no
+ * has_more. Either way the log is read to the end, within SG_AS_EVENTS_MAX_MESSAGES. */
+static void on_messages(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	const char *name = sg_call_backend(call)->name;
+	json_t *body, *page, *has_more;
+	size_t n;
+
+	if (res->fail == SG_FETCH_OK && res->status == 404 && json_array_size(st->messages) == 0 &&
+	    !st->before[0] && st->msg_offset == 0) {
+		/* Either the session is unknown (the listing will say so) or this build has no
+		 * message log: fall back to state.context. */
+		st->msgs_endpoint_missing = 1;
+		st->msgs_done = 1;
+		finish_list(call, st);
+		return;
+	}
+	body = sg_call_json(call, res);
+	if (!body)
+		return;
+	page = json_object_get(body, "messages");
+	has_more = json_object_get(body, "has_more");
+	if (!json_is_array(page)) {
+		json_decref(body);
+		sg_call_fail(call, 502, "api_error", "backend '%s': the message log has the wrong shape",
+			     name);
+		return;
+	}
+	n = json_array_size(page);
+	if (json_array_size(st->messages) + n > SG_AS_EVENTS_MAX_MESSAGES) {
+		json_decref(body);
+		sg_call_fail(call, 502, "api_error",
+			     "backend '%s': the session has more than %d messages", name,
+			     SG_AS_EVENTS_MAX_MESSAGES);
+		return;
+	}
+	if (has_more) {
+		const char *oldest = json_string_value(json_object_get(json_array_get(page, 0), "id"));
+
+		/* This page is older than everything held so far: it goes in front. */
+		json_array_extend(page, st->messages);
+		json_decref(st->messages);
+		st->messages = json_incref(page);
+		if (json_is_true(has_more) && n > 0 && oldest && strlen(oldest) < sizeof(st->before) &&
+		    strcmp(oldest, st->before) != 0) {
+			snprintf(st->before, sizeof(st->before), "%s", oldest);
+			json_decref(body);
+			fetch_messages(call, st);
+			return;
+		}
+	} else {
+		json_array_extend(st->messages, page);
+		if (n == AS_MSG_PAGE) {
+			st->msg_offset += AS_MSG_PAGE;
+			json_decref(body);
+			fetch_messages(call, st);
+			return;
+		}
+	}
+	json_decref(body);
+	st->msgs_done = 1;
+	finish_list(call, st);
+}
+
+static int fetch_messages(struct sg_call *call, struct as_state *st)
+{
+	const struct sg_pubid *id = sg_call_pubid(call);
+	char sid[600], aid[600], before[800], path[2200];
+
+	if (sg_url_escape(id->native, sid, sizeof(sid)) < 0 ||
+	    sg_url_escape(id->scope, aid, sizeof(aid)) < 0 ||
+	    sg_url_escape(st->before, before, sizeof(before)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return -1;
+	}
+	if (st->before[0])
+		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&before=%s",
+			 sid, aid, AS_MSG_PAGE, before);
+	else if (st->msg_offset > 0)
+		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld",
+			 sid, aid, AS_MSG_PAGE, st->msg_offset);
+	else
+		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
+			 AS_MSG_PAGE);
+	return sg_call_get(call, path, st->headers, on_messages, st);
+}
+
+/* Events: the agent (for its name), the listing (running state, model, the context
+ * fallback) and the message log, fetched concurrently. */
+static void as_list_events(struct sg_call *call)
+{
+	const struct sg_pubid *id = sg_call_pubid(call);
+	struct as_state *st = state_new(call);
+	char esc[1024], path[1100];
+
+	if (!st)
+		return;
+	st->messages = json_array();
+	if (!id->scope[0] || !st->messages || sg_url_escape(id->scope, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return;
+	}
+	st->agent_ids = json_pack("[s]", id->scope);
+	st->next_agent = 1;
+	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
+		return;
+	snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
+	if (sg_call_get(call, path, st->headers, on_listing, st))
+		return;
+	fetch_messages(call, st);
+}
+
 static int as_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
-	static const char *const allowed[] = {"timezone", "max_agents", "fanout", NULL};
+	static const char *const allowed[] = {"timezone", "max_agents", "fanout", "hints", NULL};
 	struct as_priv *pv = calloc(1, sizeof(*pv));
 	const char *tzname = "UTC", *k;
 	json_t *v;
@@ -301,6 +520,15 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	}
 	if (v)
 		pv->fanout = (long)json_integer_value(v);
+	v = json_object_get(options, "hints");
+	if (v && !(json_is_string(v) && (strcmp(json_string_value(v), "drop") == 0 ||
+					 strcmp(json_string_value(v), "user_message") == 0))) {
+		free(pv);
+		return sg_err_invalid(err, "hints: must be \"drop\" or \"user_message\"");
+	}
+	pv->hint_mode = v && strcmp(json_string_value(v), "user_message") == 0
+				? SG_AS_HINT_USER_MESSAGE
+				: SG_AS_HINT_DROP;
 	pv->tz = sg_tz_load(tzname, tzerr, sizeof(tzerr));
 	if (!pv->tz) {
 		free(pv);
@@ -343,5 +571,5 @@ const struct sg_mapping sg_mapping_agentscope = {
 	.check_identity = as_check_identity,
 	.list_sessions = as_list_sessions,
 	.get_session = as_get_session,
-	.list_events = NULL,
+	.list_events = as_list_events,
 };

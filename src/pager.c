@@ -194,3 +194,134 @@ fail:
 	free(fp);
 	return out;
 }
+
+/* Events: the keyset is (processed_at, position in the log); the cursor also carries the
+ * event id, which must still sit at that position, so a log that changed underneath a
+ * walk is detected instead of skipping or repeating silently. */
+struct eentry {
+	int64_t t;
+	size_t seq;
+	json_t *obj; /* borrowed */
+};
+
+static int cmp_eentry(const void *a, const void *b)
+{
+	const struct eentry *x = a, *y = b;
+
+	if (x->t != y->t)
+		return x->t < y->t ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static int type_wanted(const struct sg_event_query *q, const char *type)
+{
+	if (q->ntypes == 0)
+		return 1;
+	for (size_t i = 0; i < q->ntypes; i++)
+		if (strcmp(q->types[i], type) == 0)
+			return 1;
+	return 0;
+}
+
+json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
+		       const struct sg_pager_ctx *ctx, struct sg_error *err)
+{
+	size_t n = json_array_size(items), m = 0, start = 0, end, i;
+	struct eentry *v = NULL, pos = {0};
+	char *fp = sg_event_query_fingerprint(q);
+	json_t *cur = NULL, *out = NULL, *data;
+	int have_pos = 0;
+
+	if (!fp) {
+		sg_err_internal(err, "out of memory");
+		goto fail;
+	}
+	if (q->page) {
+		const char *id;
+		json_int_t seq;
+
+		cur = sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, q->page);
+		id = json_string_value(json_object_get(cur, "i"));
+		seq = json_integer_value(json_object_get(cur, "s"));
+		if (!cur || !id || !json_is_integer(json_object_get(cur, "t")) || seq < 0) {
+			sg_err_invalid(err, "page: not a cursor this gateway issued for this key and "
+					    "these filters (cursors are bound to the key and to every "
+					    "filter but limit)");
+			goto fail;
+		}
+		if ((size_t)seq >= n ||
+		    !str_eq(json_object_get(json_array_get(items, (size_t)seq), "id"), id)) {
+			sg_err_invalid(err, "page: the session's history changed under this cursor; "
+					    "list again without page");
+			goto fail;
+		}
+		pos.t = json_integer_value(json_object_get(cur, "t"));
+		pos.seq = (size_t)seq;
+		have_pos = 1;
+	}
+	v = calloc(n ? n : 1, sizeof(*v));
+	if (!v) {
+		sg_err_internal(err, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < n; i++) {
+		json_t *e = json_array_get(items, i);
+		const char *type = json_string_value(json_object_get(e, "type"));
+		const char *pa = json_string_value(json_object_get(e, "processed_at"));
+		int64_t t;
+
+		if (!type || !pa || sg_time_parse_rfc3339(pa, &t)) {
+			sg_err_internal(err, "an event without a readable type or processed_at");
+			goto fail;
+		}
+		if (!type_wanted(q, type) || !sg_time_range_match(&q->created, t))
+			continue;
+		v[m].t = t;
+		v[m].seq = i;
+		v[m].obj = e;
+		m++;
+	}
+	qsort(v, m, sizeof(*v), cmp_eentry);
+	if (q->order_desc)
+		for (i = 0; i < m / 2; i++) {
+			struct eentry tmp = v[i];
+
+			v[i] = v[m - 1 - i];
+			v[m - 1 - i] = tmp;
+		}
+	if (have_pos)
+		while (start < m && (q->order_desc ? cmp_eentry(&v[start], &pos) >= 0
+						   : cmp_eentry(&v[start], &pos) <= 0))
+			start++;
+	end = start + (size_t)q->limit < m ? start + (size_t)q->limit : m;
+	data = json_array();
+	out = json_object();
+	if (!data || !out) {
+		json_decref(data);
+		json_decref(out);
+		out = NULL;
+		sg_err_internal(err, "out of memory");
+		goto fail;
+	}
+	for (i = start; i < end; i++)
+		json_array_append(data, v[i].obj);
+	json_object_set_new(out, "data", data);
+	if (end < m && end > start) {
+		const struct eentry *last = &v[end - 1];
+		json_t *p = json_pack("{s:s, s:I, s:I, s:O}", "d", "n", "t", (json_int_t)last->t,
+				      "s", (json_int_t)last->seq, "i",
+				      json_object_get(last->obj, "id"));
+		char *tok = p ? sg_cursor_seal(ctx->secret, ctx->secretlen, ctx->principal, fp, p)
+			      : NULL;
+
+		json_decref(p);
+		json_object_set_new(out, "next_page", maybe_string(tok));
+	} else {
+		json_object_set_new(out, "next_page", json_null());
+	}
+fail:
+	json_decref(cur);
+	free(v);
+	free(fp);
+	return out;
+}

@@ -27,6 +27,13 @@ struct sg_pager_ctx {
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
 			 const struct sg_pager_ctx *ctx, struct sg_error *err);
 
+/* items: array of north events in log order (borrowed). Filters by type and processed_at,
+ * orders by (processed_at, log position) — the position breaks ties, so equal timestamps
+ * keep the log's order — and returns a new {"data": […], "next_page": …}, or NULL with err
+ * (400 for a bad cursor, 500 for an event without a readable processed_at). */
+json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
+		       const struct sg_pager_ctx *ctx, struct sg_error *err);
+
 /* 1 when a north Session (borrowed) passes every filter of q. */
 int sg_session_matches(const json_t *session, const struct sg_session_query *q, int64_t created_us);
 

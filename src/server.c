@@ -301,6 +301,55 @@ static void get_session(struct req *r, const char *sid)
 	sg_call_start(c);
 }
 
+static void on_events_done(struct sg_call *c, void *arg)
+{
+	struct req *r = arg;
+	const struct sg_error *ce = sg_call_error(c);
+	struct sg_pager_ctx pc;
+	struct sg_error e = {0};
+	json_t *page;
+
+	if (ce) {
+		e = *ce;
+		reply_error(r, &e);
+		return;
+	}
+	pc.secret = r->w->srv->cfg->secret;
+	pc.secretlen = r->w->srv->cfg->secretlen;
+	pc.principal = r->key->name;
+	page = sg_page_events(sg_call_result(c), &r->eq, &pc, &e);
+	if (!page) {
+		reply_error(r, &e);
+		return;
+	}
+	reply(r, 200, page, NULL);
+}
+
+static void list_events(struct req *r, const char *sid, const char *query)
+{
+	struct sg_error e = {0};
+	struct sg_pubid id;
+	const struct sg_route *rt;
+	struct sg_call *c;
+
+	if (sg_event_query_parse(query, &r->eq, &e)) {
+		reply_error(r, &e);
+		return;
+	}
+	if (sg_id_decode("sesn_", sid, &id) || !(rt = route_of(r->key, &id))) {
+		fail(r, 404, "not_found_error", "session not found");
+		return;
+	}
+	c = new_call(r, SG_CALL_LIST_EVENTS, rt, on_events_done);
+	if (!c) {
+		fail(r, 500, "api_error", "out of memory");
+		return;
+	}
+	sg_call_set_pubid(c, &id);
+	sg_call_set_event_query(c, &r->eq);
+	sg_call_start(c);
+}
+
 /* Splits the raw path into a route; *sid receives the decoded {session_id} (malloc'd). */
 static enum route match(const char *path, char **sid)
 {
@@ -438,7 +487,7 @@ static void handle(struct evhttp_request *ev, void *arg)
 		get_session(r, sid);
 		break;
 	case R_EVENTS:
-		fail(r, 404, "not_found_error", "session events are not served yet");
+		list_events(r, sid, query);
 		break;
 	default:
 		fail(r, 404, "not_found_error", "no such endpoint");
