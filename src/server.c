@@ -59,6 +59,8 @@ struct sg_server {
 	struct worker *workers;
 	int nworkers;
 	int started;
+	int listening; /* workers still accepting; the last to stop shuts the socket */
+	pthread_mutex_t lock;
 };
 
 enum route { R_NONE, R_HEALTH, R_SESSIONS, R_SESSION, R_EVENTS };
@@ -109,9 +111,22 @@ static void req_free(struct req *r)
 	sg_session_query_clear(&r->sq);
 	sg_event_query_clear(&r->eq);
 	free(r);
+	(void)w;
+}
+
+/* A request stops counting as in flight once its answer is written out, not when it is
+ * queued: a draining worker must not leave its loop with a reply still in the buffer. */
+static void request_gone(struct worker *w)
+{
 	w->inflight--;
 	if (w->draining && w->inflight == 0)
 		event_base_loopexit(w->base, NULL);
+}
+
+static void on_complete(struct evhttp_request *ev, void *arg)
+{
+	(void)ev;
+	request_gone(arg);
 }
 
 /* Sends body (stolen) with the headers every north answer carries, logs, frees r. */
@@ -135,6 +150,12 @@ static void reply(struct req *r, int status, json_t *body, const struct sg_error
 					    r->id);
 	} else {
 		evbuffer_add(buf, text, strlen(text));
+	}
+	/* A client that went away leaves the request without a connection: evhttp frees it
+	 * on send and never reports completion, so it stops counting here. */
+	if (!evhttp_request_get_connection(r->ev)) {
+		evhttp_request_set_on_complete_cb(r->ev, NULL, NULL);
+		request_gone(r->w);
 	}
 	evhttp_send_reply(r->ev, status, reason(status), buf);
 	if (buf)
@@ -432,10 +453,11 @@ static void handle(struct evhttp_request *ev, void *arg)
 	struct timeval tv;
 
 	if (!r) {
-		evhttp_send_error(ev, 500, "out of memory");
+		evhttp_send_error(ev, 503, "out of memory");
 		return;
 	}
 	w->inflight++;
+	evhttp_request_set_on_complete_cb(ev, on_complete, w);
 	r->w = w;
 	r->ev = ev;
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);
@@ -520,6 +542,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	if (w->bound) {
 		evhttp_del_accept_socket(w->http, w->bound);
 		w->bound = NULL;
+		/* Once nobody accepts, new connections are refused rather than left waiting in
+		 * the backlog of a socket no one reads. */
+		pthread_mutex_lock(&w->srv->lock);
+		if (--w->srv->listening == 0)
+			shutdown(w->srv->fd, SHUT_RDWR);
+		pthread_mutex_unlock(&w->srv->lock);
 	}
 	w->draining = 1;
 	if (w->inflight == 0) {
@@ -589,6 +617,7 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	}
 	srv->cfg = cfg;
 	srv->fd = -1;
+	pthread_mutex_init(&srv->lock, NULL);
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
@@ -631,9 +660,11 @@ int sg_server_start(struct sg_server *srv)
 	srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
 	if (!srv->workers)
 		return -1;
-	for (int i = 0; i < srv->nworkers; i++)
+	for (int i = 0; i < srv->nworkers; i++) {
 		if (worker_init(&srv->workers[i], srv, i))
 			return -1;
+		srv->listening++;
+	}
 	for (int i = 0; i < srv->nworkers; i++) {
 		if (pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]))
 			return -1;
@@ -672,5 +703,6 @@ void sg_server_free(struct sg_server *srv)
 	free(srv->workers);
 	if (srv->fd >= 0)
 		close(srv->fd);
+	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }
