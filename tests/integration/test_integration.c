@@ -671,6 +671,108 @@ START_TEST(naive_timestamps_become_utc)
 }
 END_TEST
 
+/* Every event of a session, walking pages of `limit`. */
+static json_t *walk_events(const char *sid, const char *filters, int limit)
+{
+	json_t *all = json_array();
+	char *page = NULL;
+
+	for (int n = 0; n < 5000; n++) {
+		struct h_res r;
+		char path[8192];
+		json_t *next;
+
+		snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=%d%s%s%s%s", sid, limit,
+			 *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
+		ck_assert_int_eq(h_get(gw.port, path, K_ALICE, &r), 0);
+		ck_assert_msg(r.status == 200, "%s -> %ld %s", path, r.status, r.body);
+		ck_assert_int_le(json_array_size(json_object_get(r.json, "data")), limit);
+		ck_assert_ptr_null(json_object_get(r.json, "prev_page"));
+		json_array_extend(all, json_object_get(r.json, "data"));
+		next = json_object_get(r.json, "next_page");
+		free(page);
+		page = json_is_string(next) ? strdup(json_string_value(next)) : NULL;
+		if (!page)
+			ck_assert(json_is_null(next));
+		h_res_free(&r);
+		if (!page)
+			return all;
+	}
+	ck_abort_msg("event pagination did not end");
+	return NULL;
+}
+
+START_TEST(events_walk_filters_and_stable_ids)
+{
+	const char *sid = json_string_value(json_object_get(json_array_get(all_desc, 3), "id"));
+	json_t *full = walk_events(sid, "", 1000), *again = walk_events(sid, "", 1000), *paged, *e;
+	json_t *types, *desc;
+	size_t i, n = json_array_size(full), messages = 0;
+	char f[256];
+
+	ck_assert_int_gt(n, 3);
+	ck_assert(json_equal(full, again)); /* deterministic ids and content */
+	paged = walk_events(sid, "", 2);
+	ck_assert(json_equal(paged, full));
+	json_array_foreach(full, i, e) {
+		const char *type = json_string_value(json_object_get(e, "type"));
+
+		ck_assert(strncmp(json_string_value(json_object_get(e, "id")), "sevt_", 5) == 0);
+		ck_assert_ptr_nonnull(strchr(json_string_value(json_object_get(e, "processed_at")), 'Z'));
+		if (i > 0)
+			ck_assert_int_le(strcmp(json_string_value(json_object_get(json_array_get(full, i - 1),
+										   "processed_at")),
+						json_string_value(json_object_get(e, "processed_at"))),
+					 0);
+		messages += strcmp(type, "agent.message") == 0 || strcmp(type, "user.message") == 0;
+	}
+	types = walk_events(sid, "types%5B%5D=agent.message&types%5B%5D=user.message", 1);
+	ck_assert_int_eq(json_array_size(types), messages);
+	json_decref(types);
+	types = walk_events(sid, "types=agent.message,user.message", 3);
+	ck_assert_int_eq(json_array_size(types), messages);
+	json_decref(types);
+	desc = walk_events(sid, "order=desc", 4);
+	ck_assert_int_eq(json_array_size(desc), n);
+	for (i = 0; i < n; i++)
+		ck_assert(json_equal(json_array_get(desc, i), json_array_get(full, n - 1 - i)));
+	json_decref(desc);
+	snprintf(f, sizeof(f), "created_at%%5Bgte%%5D=%s",
+		 json_string_value(json_object_get(json_array_get(full, n / 2), "processed_at")));
+	desc = walk_events(sid, f, 1000);
+	ck_assert_int_ge(json_array_size(desc), n - n / 2);
+	ck_assert_int_lt(json_array_size(desc), n + 1);
+	json_decref(desc);
+	json_decref(full);
+	json_decref(again);
+	json_decref(paged);
+}
+END_TEST
+
+START_TEST(events_errors)
+{
+	const char *sid = json_string_value(json_object_get(json_array_get(all_desc, 0), "id"));
+	const char *const g[] = {"x-api-key: sk-garbage", NULL};
+	char path[2048];
+
+	expect_error(gw.port, "GET", "/v1/sessions/sesn_nope/events", K_ALICE, 404,
+		     "not_found_error", NULL);
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	expect_error(gw.port, "GET", path, K_BOB, 404, "not_found_error", NULL);
+	expect_error(gw.port, "GET", path, g, 404, "not_found_error", NULL);
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=1001", sid);
+	expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", "limit");
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events?types%%5B%%5D=agent.nonsense", sid);
+	expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", "types[]");
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events?order=sideways", sid);
+	expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", "order");
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events?page=page_x", sid);
+	expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", "page");
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	expect_error(gw.port, "POST", path, K_ALICE, 405, "invalid_request_error", NULL);
+}
+END_TEST
+
 /* SIGTERM: stop accepting, finish what is in flight, exit 0. */
 struct inflight {
 	int port;
@@ -747,6 +849,8 @@ int main(void)
 	tcase_add_test(tc, slow_backend_is_504_while_others_are_served);
 	tcase_add_test(tc, old_shape_sums_usage_from_context);
 	tcase_add_test(tc, naive_timestamps_become_utc);
+	tcase_add_test(tc, events_walk_filters_and_stable_ids);
+	tcase_add_test(tc, events_errors);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(sd, 60);
 	tcase_add_test(sd, graceful_shutdown_finishes_in_flight);
