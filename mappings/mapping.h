@@ -25,6 +25,8 @@ enum sg_caps {
 	SG_CAP_NATIVE_FILTERS = 1u << 0, /* honours the north session filters itself */
 	SG_CAP_NATIVE_CURSOR = 1u << 1,  /* pages sessions itself with a cursor */
 	SG_CAP_STREAM = 1u << 2,         /* has a live event stream */
+	SG_CAP_NATIVE_ORDER = 1u << 3,   /* pages in either order (else: sessions newest
+					  * first, events oldest first) */
 };
 
 struct sg_mapping {
@@ -49,6 +51,15 @@ struct sg_mapping {
 	/* The session's events, oldest first: sg_call_items() or sg_call_fail(). NULL when
 	 * the module has none yet (the core answers 404 for the route). */
 	void (*list_events)(struct sg_call *call);
+
+	/* Native paging, for backends that page themselves: one backend page, starting at
+	 * the backend's cursor sg_call_page_cursor() (NULL = first page), with the module's
+	 * carry state at that page's start (sg_call_page_carry(), may be NULL). Ends with
+	 * sg_call_page(): the page's north items, the backend's next cursor, the carry at the
+	 * page's end. The core walks pages, filters, and seals its own cursor as
+	 * (backend cursor, position in that page, carry); modules never page themselves. */
+	void (*list_sessions_page)(struct sg_call *call);
+	void (*list_events_page)(struct sg_call *call);
 };
 
 /* Every compiled-in module, NULL-terminated (mappings/registry.c). */

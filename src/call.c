@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "cache.h"
 #include "config.h"
 #include "log.h"
 #include "mapping.h"
@@ -37,6 +39,10 @@ struct sg_call {
 	unsigned npending, nstarted;
 	int ended;
 	json_t *items;
+	char *page_in;      /* native paging: backend cursor to start from */
+	const json_t *carry_in;
+	char *page_next;    /* … and where the backend says the next page starts */
+	json_t *carry_out;
 	struct sg_error err;
 	void *state;
 	void (*state_free)(void *);
@@ -85,6 +91,34 @@ const struct sg_pubid *sg_call_pubid(const struct sg_call *c)
 int64_t sg_call_now_us(const struct sg_call *c)
 {
 	return c->env.now_us;
+}
+
+const char *sg_call_page_cursor(const struct sg_call *c)
+{
+	return c->page_in;
+}
+
+const json_t *sg_call_page_carry(const struct sg_call *c)
+{
+	return c->carry_in;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+json_t *sg_call_cache_get(const struct sg_call *c, const char *key)
+{
+	return sg_cache_get(c->env.cache, key, mono_ms());
+}
+
+void sg_call_cache_put(const struct sg_call *c, const char *key, json_t *value, int64_t ttl_ms)
+{
+	sg_cache_put(c->env.cache, key, value, mono_ms(), ttl_ms);
 }
 
 void sg_call_set_state(struct sg_call *c, void *state, void (*free_fn)(void *))
@@ -153,6 +187,26 @@ void sg_call_items(struct sg_call *c, json_t *items)
 	}
 	c->items = items;
 	end_call(c);
+}
+
+void sg_call_page(struct sg_call *c, json_t *items, const char *next, json_t *carry)
+{
+	if (c->ended) {
+		json_decref(items);
+		json_decref(carry);
+		return;
+	}
+	if (next && *next) {
+		c->page_next = strdup(next);
+		if (!c->page_next) {
+			json_decref(items);
+			json_decref(carry);
+			sg_call_fail(c, 500, "api_error", "out of memory");
+			return;
+		}
+	}
+	c->carry_out = carry;
+	sg_call_items(c, items);
 }
 
 void sg_call_fail_with(struct sg_call *c, const struct sg_error *err)
@@ -383,6 +437,12 @@ void sg_call_start(struct sg_call *c)
 	case SG_CALL_LIST_EVENTS:
 		fn = m->list_events;
 		break;
+	case SG_CALL_SESSIONS_PAGE:
+		fn = m->list_sessions_page;
+		break;
+	case SG_CALL_EVENTS_PAGE:
+		fn = m->list_events_page;
+		break;
 	}
 	if (!fn) {
 		sg_call_fail(c, 404, "not_found_error",
@@ -400,6 +460,23 @@ json_t *sg_call_result(const struct sg_call *c)
 	return c->items;
 }
 
+const char *sg_call_result_next(const struct sg_call *c)
+{
+	return c->page_next;
+}
+
+json_t *sg_call_result_carry(const struct sg_call *c)
+{
+	return c->carry_out;
+}
+
+void sg_call_set_page_input(struct sg_call *c, const char *cursor, const json_t *carry)
+{
+	free(c->page_in);
+	c->page_in = cursor ? strdup(cursor) : NULL;
+	c->carry_in = carry;
+}
+
 const struct sg_error *sg_call_error(const struct sg_call *c)
 {
 	return c->err.status ? &c->err : NULL;
@@ -414,5 +491,8 @@ void sg_call_free(struct sg_call *c)
 		c->state_free(c->state);
 	event_free(c->done_ev);
 	json_decref(c->items);
+	json_decref(c->carry_out);
+	free(c->page_in);
+	free(c->page_next);
 	free(c);
 }

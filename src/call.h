@@ -21,7 +21,13 @@
 struct sg_backend;
 struct sg_call;
 
-enum sg_call_kind { SG_CALL_LIST_SESSIONS, SG_CALL_GET_SESSION, SG_CALL_LIST_EVENTS };
+enum sg_call_kind {
+	SG_CALL_LIST_SESSIONS,
+	SG_CALL_GET_SESSION,
+	SG_CALL_LIST_EVENTS,
+	SG_CALL_SESSIONS_PAGE, /* native paging: one backend page of sessions */
+	SG_CALL_EVENTS_PAGE,   /* native paging: one backend page of events */
+};
 
 /* Called with the call and the result (borrowed, valid during the callback only). */
 typedef void (*sg_call_fetch_cb)(struct sg_call *call, const struct sg_fetch_res *res,
@@ -42,6 +48,16 @@ const struct sg_event_query *sg_call_event_query(const struct sg_call *call);
 const struct sg_pubid *sg_call_pubid(const struct sg_call *call);
 /* Wall-clock time the north request arrived, µs since the epoch. */
 int64_t sg_call_now_us(const struct sg_call *call);
+
+/* Native paging input: the backend cursor to start from (NULL = first page) and the
+ * module's carry state at that point (borrowed, may be NULL). */
+const char *sg_call_page_cursor(const struct sg_call *call);
+const json_t *sg_call_page_carry(const struct sg_call *call);
+
+/* The worker's cache (see cache.h): a new reference or NULL; put takes a reference. */
+json_t *sg_call_cache_get(const struct sg_call *call, const char *key);
+void sg_call_cache_put(const struct sg_call *call, const char *key, json_t *value,
+		       int64_t ttl_ms);
 
 /* Module state that lives as long as the call; freed with free_fn when the call ends. */
 void sg_call_set_state(struct sg_call *call, void *state, void (*free_fn)(void *));
@@ -65,6 +81,11 @@ json_t *sg_call_json(struct sg_call *call, const struct sg_fetch_res *res);
 
 /* Ends the call with its result: `items` (stolen) is an array of north objects. */
 void sg_call_items(struct sg_call *call, json_t *items);
+/* Ends a native page call: items (stolen) as for sg_call_items, the backend's cursor for
+ * the next page (copied; NULL when this was the last page) and the carry state at the
+ * page's end (stolen, may be NULL). */
+void sg_call_page(struct sg_call *call, json_t *items, const char *next, json_t *carry);
+
 /* Ends the call with a north error. Further ends are ignored. */
 void sg_call_fail(struct sg_call *call, int status, const char *type, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -76,8 +97,11 @@ int sg_url_escape(const char *s, char *out, size_t outlen);
 
 /* ---- for the core (server.c) ---- */
 
+struct sg_cache;
+
 struct sg_call_env {
 	struct sg_upstream *upstream;
+	struct sg_cache *cache;
 	struct event_base *base;
 	const char *request_id;
 	const char *principal;
@@ -92,10 +116,15 @@ struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *en
 void sg_call_set_session_query(struct sg_call *call, const struct sg_session_query *q);
 void sg_call_set_event_query(struct sg_call *call, const struct sg_event_query *q);
 void sg_call_set_pubid(struct sg_call *call, const struct sg_pubid *id);
+/* Copies cursor; carry is borrowed and must outlive the call. */
+void sg_call_set_page_input(struct sg_call *call, const char *cursor, const json_t *carry);
 /* Starts the module's work. done runs later from the event loop, once. */
 void sg_call_start(struct sg_call *call);
-/* After done: the items (borrowed) or the error. */
+/* After done: the items (borrowed) or the error; for page calls also the next cursor
+ * (borrowed, NULL at the end) and the carry (borrowed, may be NULL). */
 json_t *sg_call_result(const struct sg_call *call);
+const char *sg_call_result_next(const struct sg_call *call);
+json_t *sg_call_result_carry(const struct sg_call *call);
 const struct sg_error *sg_call_error(const struct sg_call *call);
 /* Cancels outstanding fetches and frees the call; done will not run. */
 void sg_call_free(struct sg_call *call);

@@ -325,3 +325,21 @@ fail:
 	free(fp);
 	return out;
 }
+
+int sg_session_query_match(const json_t *s, const struct sg_session_query *q)
+{
+	const char *ca = json_string_value(json_object_get(s, "created_at"));
+	int64_t t;
+
+	return ca && sg_time_parse_rfc3339(ca, &t) == 0 && sg_session_matches(s, q, t);
+}
+
+int sg_event_query_match(const json_t *e, const struct sg_event_query *q)
+{
+	const char *type = json_string_value(json_object_get(e, "type"));
+	const char *pa = json_string_value(json_object_get(e, "processed_at"));
+	int64_t t;
+
+	return type && pa && sg_time_parse_rfc3339(pa, &t) == 0 && type_wanted(q, type) &&
+	       sg_time_range_match(&q->created, t);
+}

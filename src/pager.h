@@ -37,4 +37,9 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 /* 1 when a north Session (borrowed) passes every filter of q. */
 int sg_session_matches(const json_t *session, const struct sg_session_query *q, int64_t created_us);
 
+/* Filters for items that arrive page by page (native paging): 1 when the item passes every
+ * filter of q; 0 otherwise, and also when it has no readable created_at / processed_at. */
+int sg_session_query_match(const json_t *session, const struct sg_session_query *q);
+int sg_event_query_match(const json_t *event, const struct sg_event_query *q);
+
 #endif

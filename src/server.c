@@ -25,16 +25,19 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "cache.h"
 #include "call.h"
 #include "codec.h"
 #include "config.h"
 #include "crypto.h"
+#include "cursor.h"
 #include "idcodec.h"
 #include "log.h"
 #include "mapping.h"
 #include "pager.h"
 #include "query.h"
 #include "upstream.h"
+#include "walk.h"
 
 #define SG_MAX_ROUTES 64
 
@@ -46,6 +49,7 @@ struct worker {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
 	struct sg_upstream *up;
+	struct sg_cache *cache;
 	struct event *stop_ev;  /* activated by the main thread */
 	struct event *grace_ev; /* drain deadline */
 	size_t inflight;
@@ -65,6 +69,12 @@ struct sg_server {
 
 enum route { R_NONE, R_HEALTH, R_SESSIONS, R_SESSION, R_EVENTS };
 
+/* A backend's share of a request: one call, or a walk over its own pages. */
+struct part {
+	struct sg_call *call;
+	struct sg_walk *walk;
+};
+
 /* One north request in flight. */
 struct req {
 	struct worker *w;
@@ -77,8 +87,8 @@ struct req {
 	const struct sg_key *key;
 	struct sg_session_query sq;
 	struct sg_event_query eq;
-	struct sg_call *calls[SG_MAX_ROUTES];
-	size_t ncalls, nwaiting;
+	struct part parts[SG_MAX_ROUTES]; /* one per backend: a call, or a walk over pages */
+	size_t nparts, nwaiting;
 	struct event *deadline;
 	int finished;
 };
@@ -104,8 +114,10 @@ static void req_free(struct req *r)
 {
 	struct worker *w = r->w;
 
-	for (size_t i = 0; i < r->ncalls; i++)
-		sg_call_free(r->calls[i]);
+	for (size_t i = 0; i < r->nparts; i++) {
+		sg_call_free(r->parts[i].call);
+		sg_walk_free(r->parts[i].walk);
+	}
 	if (r->deadline)
 		event_free(r->deadline);
 	sg_session_query_clear(&r->sq);
@@ -203,46 +215,84 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	     r->w->srv->cfg->request_timeout_ms);
 }
 
-static struct sg_call *new_call(struct req *r, enum sg_call_kind kind, const struct sg_route *rt,
-				sg_call_done_cb done)
+static struct sg_call_env env_of(struct req *r)
 {
 	struct sg_call_env env = {
 		.upstream = r->w->up,
+		.cache = r->w->cache,
 		.base = r->w->base,
 		.request_id = r->id,
 		.principal = r->key->name,
 		.now_us = r->now_us,
 	};
-	struct sg_call *c = sg_call_new(kind, &env, rt->backend, rt->identity, done, r);
 
+	return env;
+}
+
+static struct sg_call *new_call(struct req *r, enum sg_call_kind kind, const struct sg_route *rt,
+				sg_call_done_cb done)
+{
+	struct sg_call_env env = env_of(r);
+	struct sg_call *c;
+
+	if (r->nparts >= SG_MAX_ROUTES)
+		return NULL;
+	c = sg_call_new(kind, &env, rt->backend, rt->identity, done, r);
 	if (c)
-		r->calls[r->ncalls++] = c;
+		r->parts[r->nparts++].call = c;
 	return c;
 }
 
-/* Every backend's list has arrived: merge, page, answer. A failed backend fails the whole
- * list rather than silently leaving its sessions out. */
-static void on_list_done(struct sg_call *c, void *arg)
+static struct sg_walk *new_walk(struct req *r, struct sg_walk_spec *spec, sg_walk_done_cb done)
 {
-	struct req *r = arg;
-	const struct sg_error *ce = sg_call_error(c);
-	struct sg_pager_ctx pc;
-	struct sg_error e = {0};
-	json_t *all, *page;
+	struct sg_call_env env = env_of(r);
+	struct sg_walk *w;
 
-	if (ce) {
-		e = *ce;
+	if (r->nparts >= SG_MAX_ROUTES)
+		return NULL;
+	spec->env = &env; /* copied by sg_walk_start */
+	w = sg_walk_start(spec, done, r);
+	if (w)
+		r->parts[r->nparts++].walk = w;
+	return w;
+}
+
+static json_t *part_items(const struct part *p)
+{
+	return p->call ? sg_call_result(p->call) : sg_walk_items(p->walk);
+}
+
+static struct sg_pager_ctx pager_ctx(const struct req *r)
+{
+	struct sg_pager_ctx pc = {r->w->srv->cfg->secret, r->w->srv->cfg->secretlen,
+				  r->key->name};
+
+	return pc;
+}
+
+/* One part (a backend's call or walk) ended. The first failure fails the request rather
+ * than silently leaving a backend's items out; when every part is in, `merged` runs. */
+static int part_done(struct req *r, const struct sg_error *pe)
+{
+	struct sg_error e;
+
+	if (pe) {
+		e = *pe;
 		reply_error(r, &e);
-		return;
+		return 0;
 	}
-	if (--r->nwaiting > 0)
-		return;
-	all = json_array();
-	for (size_t i = 0; i < r->ncalls; i++)
-		json_array_extend(all, sg_call_result(r->calls[i]));
-	pc.secret = r->w->srv->cfg->secret;
-	pc.secretlen = r->w->srv->cfg->secretlen;
-	pc.principal = r->key->name;
+	return --r->nwaiting == 0;
+}
+
+/* Every backend's sessions are in: merge, page with the keyset pager, answer. */
+static void sessions_merged(struct req *r)
+{
+	struct sg_pager_ctx pc = pager_ctx(r);
+	struct sg_error e = {0};
+	json_t *all = json_array(), *page;
+
+	for (size_t i = 0; i < r->nparts; i++)
+		json_array_extend(all, part_items(&r->parts[i]));
 	page = sg_page_sessions(all, &r->sq, &pc, &e);
 	json_decref(all);
 	if (!page) {
@@ -252,26 +302,146 @@ static void on_list_done(struct sg_call *c, void *arg)
 	reply(r, 200, page, NULL);
 }
 
+static void on_list_call(struct sg_call *c, void *arg)
+{
+	struct req *r = arg;
+
+	if (part_done(r, sg_call_error(c)))
+		sessions_merged(r);
+}
+
+static void on_list_walk(struct sg_walk *w, void *arg)
+{
+	struct req *r = arg;
+
+	if (part_done(r, sg_walk_error(w)))
+		sessions_merged(r);
+}
+
+/* Native paging answers with the walk's own position, sealed like any cursor and marked
+ * "m":"w" so a keyset cursor is never mistaken for one (and the other way round). */
+static void reply_walk_page(struct req *r, struct sg_walk *w, const char *fp, int sessions)
+{
+	struct sg_pager_ctx pc = pager_ctx(r);
+	json_t *next = sg_walk_next(w), *page;
+	char *tok = NULL;
+
+	if (next) {
+		json_object_set_new(next, "m", json_string("w"));
+		tok = sg_cursor_seal(pc.secret, pc.secretlen, pc.principal, fp, next);
+		json_decref(next);
+		if (!tok) {
+			fail(r, 500, "api_error", "page cursor too large");
+			return;
+		}
+	}
+	page = json_pack("{s:O, s:s?}", "data", sg_walk_items(w), "next_page", tok);
+	if (page && !tok)
+		json_object_set_new(page, "next_page", json_null());
+	if (page && sessions)
+		json_object_set_new(page, "prev_page", json_null());
+	free(tok);
+	reply(r, 200, page, NULL);
+}
+
+static void on_native_sessions(struct sg_walk *w, void *arg)
+{
+	struct req *r = arg;
+	const struct sg_error *we = sg_walk_error(w);
+	struct sg_error e;
+	char *fp;
+
+	if (we) {
+		e = *we;
+		reply_error(r, &e);
+		return;
+	}
+	fp = sg_session_query_fingerprint(&r->sq);
+	reply_walk_page(r, w, fp ? fp : "", 1);
+	free(fp);
+}
+
+/* The position sealed in a native-paging cursor, or NULL after answering 400. */
+static json_t *open_walk_cursor(struct req *r, const char *token, const char *fp)
+{
+	struct sg_pager_ctx pc = pager_ctx(r);
+	json_t *p = sg_cursor_open(pc.secret, pc.secretlen, pc.principal, fp, token);
+
+	if (!p || !json_is_string(json_object_get(p, "m")) ||
+	    strcmp(json_string_value(json_object_get(p, "m")), "w") != 0 ||
+	    !json_is_integer(json_object_get(p, "k")) || json_integer_value(json_object_get(p, "k")) < 0) {
+		json_decref(p);
+		fail(r, 400, "invalid_request_error",
+		     "page: not a cursor this gateway issued for this key and these filters "
+		     "(cursors are bound to the key and to every filter but limit)");
+		return NULL;
+	}
+	return p;
+}
+
+/* A backend that pages itself serves the page natively when it is the key's only backend
+ * and can give the requested order; otherwise its pages are all read and merged. */
+static int native_sessions(const struct req *r)
+{
+	const struct sg_mapping *m = r->key->routes[0].backend->mapping;
+
+	return r->key->nroutes == 1 && m->list_sessions_page &&
+	       (!r->sq.order_asc || (m->caps & SG_CAP_NATIVE_ORDER));
+}
+
 static void list_sessions(struct req *r, const char *query)
 {
 	struct sg_error e = {0};
+	size_t n = r->key->nroutes < SG_MAX_ROUTES ? r->key->nroutes : SG_MAX_ROUTES;
 
 	if (sg_session_query_parse(query, &r->sq, &e)) {
 		reply_error(r, &e);
 		return;
 	}
-	for (size_t i = 0; i < r->key->nroutes && i < SG_MAX_ROUTES; i++) {
-		struct sg_call *c = new_call(r, SG_CALL_LIST_SESSIONS, &r->key->routes[i], on_list_done);
+	if (native_sessions(r)) {
+		struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
+					    .route = &r->key->routes[0],
+					    .sq = &r->sq,
+					    .limit = (size_t)r->sq.limit};
+		char *fp = sg_session_query_fingerprint(&r->sq);
+		json_t *start = NULL;
 
-		if (!c) {
-			fail(r, 500, "api_error", "out of memory");
+		if (r->sq.page && !(start = open_walk_cursor(r, r->sq.page, fp ? fp : ""))) {
+			free(fp);
 			return;
 		}
-		sg_call_set_session_query(c, &r->sq);
+		free(fp);
+		spec.start = start;
+		if (!new_walk(r, &spec, on_native_sessions))
+			fail(r, 500, "api_error", "out of memory");
+		json_decref(start);
+		return;
 	}
-	r->nwaiting = r->ncalls;
-	for (size_t i = 0; i < r->ncalls; i++)
-		sg_call_start(r->calls[i]);
+	r->nwaiting = n;
+	for (size_t i = 0; i < n; i++) {
+		const struct sg_route *rt = &r->key->routes[i];
+
+		if (rt->backend->mapping->list_sessions) {
+			struct sg_call *c = new_call(r, SG_CALL_LIST_SESSIONS, rt, on_list_call);
+
+			if (!c) {
+				fail(r, 500, "api_error", "out of memory");
+				return;
+			}
+			sg_call_set_session_query(c, &r->sq);
+			sg_call_start(c);
+		} else {
+			struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
+						    .route = rt,
+						    .sq = &r->sq,
+						    .collect_all = 1};
+
+			if (!new_walk(r, &spec, on_list_walk)) {
+				fail(r, 500, "api_error", "out of memory");
+				return;
+			}
+		}
+	}
 }
 
 static void on_get_done(struct sg_call *c, void *arg)
@@ -322,23 +492,13 @@ static void get_session(struct req *r, const char *sid)
 	sg_call_start(c);
 }
 
-static void on_events_done(struct sg_call *c, void *arg)
+/* Every event of the session is in: the keyset pager orders and slices. */
+static void events_merged(struct req *r)
 {
-	struct req *r = arg;
-	const struct sg_error *ce = sg_call_error(c);
-	struct sg_pager_ctx pc;
+	struct sg_pager_ctx pc = pager_ctx(r);
 	struct sg_error e = {0};
-	json_t *page;
+	json_t *page = sg_page_events(part_items(&r->parts[0]), &r->eq, &pc, &e);
 
-	if (ce) {
-		e = *ce;
-		reply_error(r, &e);
-		return;
-	}
-	pc.secret = r->w->srv->cfg->secret;
-	pc.secretlen = r->w->srv->cfg->secretlen;
-	pc.principal = r->key->name;
-	page = sg_page_events(sg_call_result(c), &r->eq, &pc, &e);
 	if (!page) {
 		reply_error(r, &e);
 		return;
@@ -346,12 +506,46 @@ static void on_events_done(struct sg_call *c, void *arg)
 	reply(r, 200, page, NULL);
 }
 
+static void on_events_call(struct sg_call *c, void *arg)
+{
+	struct req *r = arg;
+
+	if (part_done(r, sg_call_error(c)))
+		events_merged(r);
+}
+
+static void on_events_walk_all(struct sg_walk *w, void *arg)
+{
+	struct req *r = arg;
+
+	if (part_done(r, sg_walk_error(w)))
+		events_merged(r);
+}
+
+static void on_native_events(struct sg_walk *w, void *arg)
+{
+	struct req *r = arg;
+	const struct sg_error *we = sg_walk_error(w);
+	struct sg_error e;
+	char *fp;
+
+	if (we) {
+		e = *we;
+		reply_error(r, &e);
+		return;
+	}
+	fp = sg_event_query_fingerprint(&r->eq);
+	reply_walk_page(r, w, fp ? fp : "", 0);
+	free(fp);
+}
+
 static void list_events(struct req *r, const char *sid, const char *query)
 {
 	struct sg_error e = {0};
 	struct sg_pubid id;
 	const struct sg_route *rt;
-	struct sg_call *c;
+	const struct sg_mapping *m;
+	struct sg_walk_spec spec = {.kind = SG_CALL_EVENTS_PAGE};
 
 	if (sg_event_query_parse(query, &r->eq, &e)) {
 		reply_error(r, &e);
@@ -361,14 +555,47 @@ static void list_events(struct req *r, const char *sid, const char *query)
 		fail(r, 404, "not_found_error", "session not found");
 		return;
 	}
-	c = new_call(r, SG_CALL_LIST_EVENTS, rt, on_events_done);
-	if (!c) {
-		fail(r, 500, "api_error", "out of memory");
+	m = rt->backend->mapping;
+	r->nwaiting = 1;
+	spec.route = rt;
+	spec.eq = &r->eq;
+	spec.pubid = &id;
+	if (m->list_events_page && (!r->eq.order_desc || (m->caps & SG_CAP_NATIVE_ORDER))) {
+		char *fp = sg_event_query_fingerprint(&r->eq);
+		json_t *start = NULL;
+
+		if (r->eq.page && !(start = open_walk_cursor(r, r->eq.page, fp ? fp : ""))) {
+			free(fp);
+			return;
+		}
+		free(fp);
+		spec.start = start;
+		spec.limit = (size_t)r->eq.limit;
+		if (!new_walk(r, &spec, on_native_events))
+			fail(r, 500, "api_error", "out of memory");
+		json_decref(start);
 		return;
 	}
-	sg_call_set_pubid(c, &id);
-	sg_call_set_event_query(c, &r->eq);
-	sg_call_start(c);
+	if (m->list_events) {
+		struct sg_call *c = new_call(r, SG_CALL_LIST_EVENTS, rt, on_events_call);
+
+		if (!c) {
+			fail(r, 500, "api_error", "out of memory");
+			return;
+		}
+		sg_call_set_pubid(c, &id);
+		sg_call_set_event_query(c, &r->eq);
+		sg_call_start(c);
+		return;
+	}
+	if (!m->list_events_page) {
+		fail(r, 404, "not_found_error", "backend '%s' has no event history",
+		     rt->backend->name);
+		return;
+	}
+	spec.collect_all = 1;
+	if (!new_walk(r, &spec, on_events_walk_all))
+		fail(r, 500, "api_error", "out of memory");
 }
 
 /* Splits the raw path into a route; *sid receives the decoded {session_id} (malloc'd). */
@@ -582,9 +809,10 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 		if (cfg->backends[i].max_connections > maxconn)
 			maxconn = cfg->backends[i].max_connections;
 	w->up = sg_upstream_new(w->base, maxconn);
+	w->cache = sg_cache_new(1024);
 	w->http = evhttp_new(w->base);
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-	if (!w->up || !w->http || !w->stop_ev)
+	if (!w->up || !w->cache || !w->http || !w->stop_ev)
 		return -1;
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
@@ -693,6 +921,7 @@ void sg_server_free(struct sg_server *srv)
 		if (w->http)
 			evhttp_free(w->http);
 		sg_upstream_free(w->up);
+		sg_cache_free(w->cache);
 		if (w->stop_ev)
 			event_free(w->stop_ev);
 		if (w->grace_ev)

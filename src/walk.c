@@ -1,0 +1,176 @@
+/* walk.c - see walk.h. */
+#include "walk.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "pager.h"
+
+struct sg_walk {
+	struct sg_walk_spec spec;
+	struct sg_call_env env;
+	struct sg_pubid pubid;
+	char *bc;         /* backend cursor of the page being read; NULL = first */
+	json_t *carry;    /* carry at that page's start */
+	size_t skip;      /* items of that page already served */
+	json_t *out;
+	json_t *next;     /* native mode: where the next north page starts */
+	int pages;
+	struct sg_call *call;
+	struct sg_error err;
+	int failed;
+	sg_walk_done_cb done;
+	void *arg;
+};
+
+static void fetch(struct sg_walk *w);
+
+static void finish(struct sg_walk *w)
+{
+	w->done(w, w->arg);
+}
+
+static int matches(const struct sg_walk *w, const json_t *item)
+{
+	if (w->spec.kind == SG_CALL_SESSIONS_PAGE)
+		return sg_session_query_match(item, w->spec.sq);
+	return sg_event_query_match(item, w->spec.eq);
+}
+
+/* Where the next north page starts: this backend page at position k. */
+static void set_next(struct sg_walk *w, const char *bc, size_t k, json_t *carry)
+{
+	w->next = json_pack("{s:s?, s:I, s:O?}", "bc", bc, "k", (json_int_t)k, "c", carry);
+}
+
+static void on_page(struct sg_call *c, void *arg)
+{
+	struct sg_walk *w = arg;
+	const struct sg_error *ce = sg_call_error(c);
+	json_t *items = sg_call_result(c), *carry_out = sg_call_result_carry(c);
+	const char *next = sg_call_result_next(c);
+	size_t n = json_array_size(items), i;
+
+	w->pages++;
+	if (ce) {
+		w->err = *ce;
+		w->failed = 1;
+		finish(w);
+		return;
+	}
+	for (i = w->skip; i < n; i++) {
+		json_t *it = json_array_get(items, i);
+
+		if (!w->spec.collect_all && !matches(w, it))
+			continue;
+		json_array_append(w->out, it);
+		if (!w->spec.collect_all && json_array_size(w->out) >= w->spec.limit) {
+			if (i + 1 < n)
+				set_next(w, w->bc, i + 1, w->carry);
+			else if (next)
+				set_next(w, next, 0, carry_out);
+			finish(w);
+			return;
+		}
+	}
+	if (!next) {
+		finish(w);
+		return;
+	}
+	if (w->pages >= SG_WALK_MAX_PAGES) {
+		if (w->spec.collect_all) {
+			sg_error_set(&w->err, 502, "api_error",
+				     "backend '%s' has more than %d pages to read for this request",
+				     w->spec.route->backend->name, SG_WALK_MAX_PAGES);
+			w->failed = 1;
+		} else {
+			/* A short page with a cursor is still a correct page. */
+			set_next(w, next, 0, carry_out);
+		}
+		finish(w);
+		return;
+	}
+	/* On to the backend's next page, carrying the module's state across. */
+	free(w->bc);
+	w->bc = strdup(next);
+	json_decref(w->carry);
+	w->carry = json_incref(carry_out);
+	w->skip = 0;
+	sg_call_free(w->call); /* safe: the call's done event has fired */
+	w->call = NULL;
+	fetch(w);
+}
+
+static void fetch(struct sg_walk *w)
+{
+	w->call = sg_call_new(w->spec.kind, &w->env, w->spec.route->backend,
+			      w->spec.route->identity, on_page, w);
+	if (!w->call) {
+		sg_error_set(&w->err, 500, "api_error", "out of memory");
+		w->failed = 1;
+		finish(w);
+		return;
+	}
+	sg_call_set_session_query(w->call, w->spec.sq);
+	sg_call_set_event_query(w->call, w->spec.eq);
+	if (w->spec.pubid)
+		sg_call_set_pubid(w->call, &w->pubid);
+	sg_call_set_page_input(w->call, w->bc, w->carry);
+	sg_call_start(w->call);
+}
+
+struct sg_walk *sg_walk_start(const struct sg_walk_spec *spec, sg_walk_done_cb done, void *arg)
+{
+	struct sg_walk *w = calloc(1, sizeof(*w));
+	const char *bc;
+
+	if (!w)
+		return NULL;
+	w->spec = *spec;
+	w->env = *spec->env;
+	if (spec->pubid)
+		w->pubid = *spec->pubid;
+	w->done = done;
+	w->arg = arg;
+	w->out = json_array();
+	if (spec->start) {
+		bc = json_string_value(json_object_get(spec->start, "bc"));
+		w->bc = bc ? strdup(bc) : NULL;
+		w->skip = (size_t)json_integer_value(json_object_get(spec->start, "k"));
+		w->carry = json_incref(json_object_get(spec->start, "c"));
+	}
+	if (!w->out) {
+		sg_walk_free(w);
+		return NULL;
+	}
+	fetch(w);
+	return w;
+}
+
+const struct sg_error *sg_walk_error(const struct sg_walk *w)
+{
+	return w->failed ? &w->err : NULL;
+}
+
+json_t *sg_walk_items(const struct sg_walk *w)
+{
+	return w->out;
+}
+
+json_t *sg_walk_next(const struct sg_walk *w)
+{
+	return w->next ? json_incref(w->next) : NULL;
+}
+
+void sg_walk_free(struct sg_walk *w)
+{
+	if (!w)
+		return;
+	sg_call_free(w->call);
+	free(w->bc);
+	json_decref(w->carry);
+	json_decref(w->out);
+	json_decref(w->next);
+	free(w);
+}
