@@ -11,6 +11,7 @@
 #include "cache.h"
 #include "config.h"
 #include "log.h"
+#include "timeutil.h"
 #include "mapping.h"
 
 #define SG_CALL_MAX_FETCHES 4096 /* fan-out bound per call */
@@ -307,12 +308,16 @@ json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
 	json_error_t jerr;
 	json_t *body;
 
+	struct sg_error e;
+
 	switch (res->fail) {
 	case SG_FETCH_OK:
 		break;
 	case SG_FETCH_CONNECT:
-		sg_call_fail(c, 502, "api_error", "backend '%s' is unreachable: %s", name,
+		sg_error_set(&e, 502, "api_error", "backend '%s' is unreachable: %s", name,
 			     res->errmsg);
+		e.should_retry = 1;
+		sg_call_fail_with(c, &e);
 		return NULL;
 	case SG_FETCH_TIMEOUT:
 		sg_call_fail(c, 504, "timeout_error", "backend '%s' did not answer within %ld ms",
@@ -323,7 +328,9 @@ json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
 			     c->be->max_response_bytes);
 		return NULL;
 	default:
-		sg_call_fail(c, 502, "api_error", "backend '%s' failed: %s", name, res->errmsg);
+		sg_error_set(&e, 502, "api_error", "backend '%s' failed: %s", name, res->errmsg);
+		e.should_retry = 1; /* a dropped connection may well not drop twice */
+		sg_call_fail_with(c, &e);
 		return NULL;
 	}
 	if (res->status == 404) {
@@ -332,22 +339,20 @@ json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
 		return NULL;
 	}
 	if (res->status == 429) {
-		struct sg_error e;
-
 		sg_error_set(&e, 429, "rate_limit_error", "backend '%s' is rate limiting", name);
 		e.should_retry = 1;
 		sg_call_fail_with(c, &e);
 		return NULL;
 	}
 	if (res->status < 200 || res->status > 299) {
-		sg_call_fail(c, 502, "api_error", "backend '%s' answered HTTP %ld", name,
+		sg_error_set(&e, 502, "api_error", "backend '%s' answered HTTP %ld", name,
 			     res->status);
+		e.should_retry = res->status >= 500;
+		sg_call_fail_with(c, &e);
 		return NULL;
 	}
 	body = json_loadb(res->body, res->len, 0, &jerr);
 	if (!body) {
-		struct sg_error e;
-
 		sg_error_set(&e, 502, "api_error", "backend '%s' answered something that is not JSON",
 			     name);
 		e.should_retry = 0;
@@ -382,6 +387,34 @@ int sg_url_escape(const char *s, char *out, size_t outlen)
 		return -1;
 	out[n] = '\0';
 	return (int)n;
+}
+
+int sg_url_add_param(char *buf, size_t len, const char *key, const char *value)
+{
+	size_t used = strlen(buf);
+	char esc[4096];
+	int n;
+
+	if (sg_url_escape(value, esc, sizeof(esc)) < 0)
+		return -1;
+	n = snprintf(buf + used, len - used, "%c%s=%s", strchr(buf, '?') ? '&' : '?', key, esc);
+	if (n < 0 || (size_t)n >= len - used) {
+		buf[used] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+void sg_time_range_strings(const struct sg_time_range *r, char out[4][40])
+{
+	const int set[4] = {r->has_gt, r->has_gte, r->has_lt, r->has_lte};
+	const int64_t v[4] = {r->gt, r->gte, r->lt, r->lte};
+
+	for (int i = 0; i < 4; i++) {
+		out[i][0] = '\0';
+		if (set[i] && sg_time_format(v[i], out[i], 40) < 0)
+			out[i][0] = '\0';
+	}
 }
 
 struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *env,

@@ -95,6 +95,16 @@ void sg_call_fail_with(struct sg_call *call, const struct sg_error *err);
  * or -1 when out is too small. */
 int sg_url_escape(const char *s, char *out, size_t outlen);
 
+/* Appends "?key=value" or "&key=value" to the NUL-terminated URL in buf, value
+ * percent-encoded, key as given (already encoded). Returns 0, or -1 when it does not fit
+ * (buf is then unchanged). */
+int sg_url_add_param(char *buf, size_t len, const char *key, const char *value);
+
+/* The north time bounds of q as RFC 3339 UTC strings, for passing filters upstream:
+ * fills out[i] ("" when unset) for gt, gte, lt, lte. */
+struct sg_time_range;
+void sg_time_range_strings(const struct sg_time_range *r, char out[4][40]);
+
 /* ---- for the core (server.c) ---- */
 
 struct sg_cache;

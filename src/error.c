@@ -28,5 +28,8 @@ void sg_error_default_retry(struct sg_error *e)
 {
 	if (e->should_retry != -1)
 		return;
-	e->should_retry = (e->status == 502 || e->status == 503 || e->status == 504) ? 1 : 0;
+	/* Only what may well succeed on a second try says so: a gateway or upstream timeout,
+	 * an overload. A 502 is retryable only where it was set explicitly (unreachable
+	 * backend, dropped connection, backend 5xx): a wrong shape or garbage repeats. */
+	e->should_retry = (e->status == 503 || e->status == 504 || e->status == 529) ? 1 : 0;
 }

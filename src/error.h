@@ -29,8 +29,8 @@ int sg_error_vset(struct sg_error *e, int status, const char *type, const char *
 #define sg_err_bad_gateway(e, ...) sg_error_set((e), 502, "api_error", __VA_ARGS__)
 #define sg_err_timeout(e, ...) sg_error_set((e), 504, "timeout_error", __VA_ARGS__)
 
-/* The x-should-retry decision documented in docs/compatibility.md:
- * 502 (backend unreachable) and 504 say true, everything else false. */
+/* The x-should-retry decision documented in docs/compatibility.md, for errors that did not
+ * set it: 503, 504 and 529 say true, everything else false. */
 void sg_error_default_retry(struct sg_error *e);
 
 #endif

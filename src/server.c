@@ -16,6 +16,7 @@
 #include <event2/thread.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,7 +147,7 @@ static void reply(struct req *r, int status, json_t *body, const struct sg_error
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
 	struct evbuffer *buf = evbuffer_new();
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 	struct timespec t1;
 
 	evhttp_add_header(h, "Content-Type", "application/json");
@@ -857,7 +858,10 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 		goto fail;
 	}
 	srv->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* TCP_NODELAY on the listener is inherited by accepted sockets (Linux): without it the
+	 * tail of every reply over a few segments waits for the client's delayed ACK. */
 	if (srv->fd < 0 || setsockopt(srv->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(srv->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) ||
 	    bind(srv->fd, ai->ai_addr, ai->ai_addrlen) || listen(srv->fd, 1024) ||
 	    evutil_make_socket_nonblocking(srv->fd)) {
 		snprintf(err, errlen, "listen: cannot listen on %s:%d: %s", cfg->listen_host,

@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -2481,9 +2482,12 @@ static unsigned fa_listen(struct evhttp *http, unsigned port)
 	    evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
+	int one = 1;
 
 	if (bs == NULL)
 		return 0;
+	/* Inherited by accepted sockets: no delayed-ACK stall on multi-segment answers. */
+	setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &len) != 0)
 		return 0;
 	return ntohs(sin.sin_port);
