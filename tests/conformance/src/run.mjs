@@ -1,0 +1,259 @@
+// Conformance runner (`npm test`): drives the real sessiongate binary, in front of the
+// fake AgentScope backend, with the official @anthropic-ai/sdk, and validates every
+// north response against JSON Schemas generated from that SDK's own types.
+//
+// Binaries come from $SG_BUILDDIR (default: the repository's build/ directory):
+//   $SG_BUILDDIR/sessiongate, $SG_BUILDDIR/tests/fake_agentscope
+// Output: one "PASS name" / "FAIL name: reason" line per scenario, then exactly one
+// "N passed, N failed" line, last. Exit code 1 when anything failed.
+// Everything listens on 127.0.0.1 ports chosen at run time; every process started is
+// stopped (SIGTERM, then SIGKILL) before exit, also on timeouts and errors.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Anthropic from '@anthropic-ai/sdk';
+import { generateSchemas, ROOT } from './gen-schemas.mjs';
+import { loadValidators } from './validate.mjs';
+import { Recorder, freePorts, sha256hex, startFake, startGateway, stopAllSync } from './harness.mjs';
+import { liveScenarios, offlineScenarios } from './scenarios.mjs';
+
+const RUN_BUDGET_MS = Number(process.env.SG_CONFORMANCE_BUDGET_MS || 6 * 60 * 1000);
+const VERBOSE = !!process.env.SG_CONFORMANCE_VERBOSE;
+
+// The SDK reads these from the environment; the run must not depend on the caller's.
+for (const k of Object.keys(process.env)) if (k.startsWith('ANTHROPIC_')) delete process.env[k];
+
+let passed = 0;
+let failed = 0;
+const started = Date.now();
+
+function oneLine(s) {
+  return String(s).replace(/\s*\n\s*/g, ' | ').slice(0, 1500);
+}
+
+function report(name, err, notes = []) {
+  if (err) {
+    failed++;
+    console.log(`FAIL ${name}: ${oneLine(err.message ?? err)}`);
+  } else {
+    passed++;
+    console.log(`PASS ${name}${notes.length ? ` (${notes.join('; ')})` : ''}`);
+  }
+}
+
+function finish(code) {
+  stopAllSync();
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(code ?? (failed ? 1 : 0));
+}
+
+// Never leave children behind, whatever happens.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(sig, () => {
+    failed++;
+    console.log(`FAIL conformance run: interrupted by ${sig}`);
+    finish(1);
+  });
+}
+process.on('uncaughtException', (e) => {
+  failed++;
+  console.log(`FAIL conformance run: uncaught ${oneLine(e.stack || e)}`);
+  finish(1);
+});
+process.on('unhandledRejection', (e) => {
+  // a scenario's abandoned promise after its timeout: not fatal for the run
+  if (VERBOSE) console.error(`(late rejection: ${oneLine(e?.message ?? e)})`);
+});
+const watchdog = setTimeout(() => {
+  failed++;
+  console.log(`FAIL conformance run: exceeded its budget of ${RUN_BUDGET_MS} ms`);
+  finish(1);
+}, RUN_BUDGET_MS);
+watchdog.unref();
+
+function withTimeout(promise, ms, what) {
+  let t;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => {
+      t = setTimeout(() => reject(new Error(`${what}: timed out after ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(t));
+}
+
+// Runs one scenario with its own Recorder; validation problems fail it.
+async function runScenario(sc, base) {
+  const rec = new Recorder(base.validators);
+  const notes = [];
+  const ctx = {
+    ...base,
+    rec,
+    note: (m) => notes.push(m),
+    client: (apiKey, opts = {}) =>
+      new Anthropic({
+        apiKey,
+        authToken: null,
+        baseURL: base.env?.gw.url ?? 'http://127.0.0.1:9',
+        maxRetries: 0,
+        timeout: 15000,
+        fetch: rec.fetch(),
+        ...opts,
+      }),
+  };
+  // The reference listing (every alice session, limit 100) is shared by the scenarios
+  // of one run; the responses that produce it are validated in the scenario that asks.
+  ctx.reference = async () => {
+    if (!base.env) throw new Error('no gateway');
+    if (!base.env.ref) {
+      const items = [];
+      for await (const s of ctx.client(base.env.keys.alice).beta.sessions.list({ limit: 100 })) items.push(s);
+      base.env.ref = items;
+    }
+    return base.env.ref;
+  };
+  let err = null;
+  const t0 = Date.now();
+  try {
+    await withTimeout(Promise.resolve().then(() => sc.run(ctx)), sc.timeoutMs ?? 60000, sc.name);
+  } catch (e) {
+    err = e;
+  }
+  if (rec.problems.length) {
+    const more = rec.problems.length > 3 ? ` (+${rec.problems.length - 3} more)` : '';
+    const msg = `${rec.problems.length} response(s) failed validation: ${rec.problems.slice(0, 3).join(' || ')}${more}`;
+    err = new Error(err ? `${err.message}; and ${msg}` : msg);
+  }
+  if (VERBOSE) console.error(`  (${sc.name}: ${rec.records.length} responses, ${Date.now() - t0} ms)`);
+  report(sc.name, err, notes);
+}
+
+function gatewayConfig({ port, backends, keys }) {
+  return {
+    listen: `127.0.0.1:${port}`,
+    workers: 2,
+    cursor_secret: 'conformance-cursor-secret-at-least-32-bytes!!',
+    shutdown_grace_ms: 2000,
+    backends,
+    keys: keys.map(([name, key, routes]) => ({ name, sha256: sha256hex(key), backends: routes })),
+  };
+}
+
+const asBackend = (name, url, timeoutMs) => ({
+  name,
+  mapping: 'agentscope',
+  url,
+  timeout_ms: timeoutMs,
+  connect_timeout_ms: 1000,
+  retries: 0,
+  options: { timezone: 'Asia/Shanghai' },
+});
+
+// One gateway + fakes, a set of scenarios, then an orderly stop.
+async function liveRun({ label, shape, bins, dir, validators, full, aliceSessions, agents }) {
+  const procs = [];
+  let env;
+  try {
+    const fake = await startFake(bins.fake, dir, `${label}-fake`, {
+      generate: `${aliceSessions}:${agents}`,
+      seed: 20260605,
+      shape,
+    });
+    procs.push(fake.proc);
+    let junk = null;
+    if (full) {
+      junk = await startFake(bins.fake, dir, `${label}-junk`, { generate: '12:2', seed: 7, shape });
+      procs.push(junk.proc);
+    }
+    // gateway port, and a port nobody listens on for the unreachable backend
+    const [gwPort, deadPort] = await freePorts(2);
+    const junkTimeoutMs = 1000;
+    const keys = {
+      alice: `sk-conf-alice-${label}`,
+      bob: `sk-conf-bob-${label}`,
+      down: `sk-conf-down-${label}`,
+      junk: `sk-conf-junk-${label}`,
+    };
+    const backends = [asBackend('as', fake.url, 5000)];
+    const keyList = [
+      ['alice', keys.alice, { as: { user_id: 'alice' } }],
+      ['bob', keys.bob, { as: { user_id: 'bob' } }],
+    ];
+    if (full) {
+      backends.push(asBackend('dead', `http://127.0.0.1:${deadPort}`, 2000));
+      backends.push(asBackend('junk', junk.url, junkTimeoutMs));
+      keyList.push(['down', keys.down, { dead: { user_id: 'alice' } }]);
+      keyList.push(['junk', keys.junk, { junk: { user_id: 'alice' } }]);
+    }
+    const gw = await startGateway(bins.gateway, dir, `${label}-gateway`, gatewayConfig({ port: gwPort, backends, keys: keyList }));
+    procs.push(gw.proc);
+    env = {
+      gw,
+      fake,
+      junk,
+      keys,
+      generated: { alice: aliceSessions, bob: 5 },
+      tzOffsetMin: 480,
+      backendName: 'as',
+      deadName: 'dead',
+      junkName: 'junk',
+      junkTimeoutMs,
+    };
+  } catch (e) {
+    report(`${label}/start fake backend(s) and gateway`, e);
+    for (const p of procs.reverse()) await p.stop();
+    return;
+  }
+
+  for (const sc of liveScenarios(label, env, { full })) {
+    await runScenario(sc, { validators, env });
+  }
+
+  // Stop: the gateway first (it must exit by itself on SIGTERM, within its grace).
+  const gwExit = await env.gw.proc.stop(5000);
+  if (full) {
+    const ok = gwExit.code === 0 && !gwExit.signal;
+    report(`${label}/gateway exits 0 on SIGTERM`, ok ? null : new Error(`${env.gw.proc.describeExit()}; log tail: ${env.gw.proc.logTail(5)}`));
+  }
+  for (const p of procs.reverse()) await p.stop();
+}
+
+async function main() {
+  const builddir = path.resolve(process.env.SG_BUILDDIR || path.join(ROOT, '..', '..', 'build'));
+  const bins = { gateway: path.join(builddir, 'sessiongate'), fake: path.join(builddir, 'tests', 'fake_agentscope') };
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-conformance-'));
+
+  let validators;
+  try {
+    const notes = [];
+    generateSchemas({ log: (m) => notes.push(m.replace(/^schemas: /, '')) });
+    validators = loadValidators();
+    report('schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse)', null, notes);
+  } catch (e) {
+    report('schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse)', e);
+    finish(1);
+  }
+
+  for (const sc of offlineScenarios()) await runScenario(sc, { validators, env: null });
+
+  const missing = Object.values(bins).filter((b) => !fs.existsSync(b));
+  if (missing.length) {
+    report('binaries: present', new Error(`not found: ${missing.join(', ')} (build first, or set SG_BUILDDIR)`));
+    finish(1);
+  }
+
+  await liveRun({ label: 'head', shape: 'head', bins, dir, validators, full: true, aliceSessions: 300, agents: 6 });
+  await liveRun({ label: 'v2.0.1', shape: 'v2.0.1', bins, dir, validators, full: false, aliceSessions: 90, agents: 4 });
+
+  if (failed === 0) fs.rmSync(dir, { recursive: true, force: true });
+  else console.log(`(logs and configurations kept in ${dir}; run took ${Math.round((Date.now() - started) / 1000)} s)`);
+}
+
+main().then(
+  () => finish(),
+  (e) => {
+    failed++;
+    console.log(`FAIL conformance run: ${oneLine(e.stack || e)}`);
+    finish(1);
+  },
+);
