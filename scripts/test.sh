@@ -14,9 +14,16 @@ for log in build/tests/test_*.log; do
 	grep -E '^[0-9]+%: Checks:' "$log" || tail -n 5 "$log"
 done
 
+distcheck=skipped
 if [ "${SG_SKIP_DISTCHECK:-0}" != 1 ]; then
-	make -C build -j"$(nproc)" distcheck >build/distcheck.log 2>&1 && echo "distcheck: OK" \
-		|| { echo "distcheck: FAILED (see build/distcheck.log)"; tail -n 30 build/distcheck.log; status=1; }
+	if make -C build -j"$(nproc)" distcheck >build/distcheck.log 2>&1; then
+		distcheck=passed
+	else
+		distcheck=failed
+		tail -n 30 build/distcheck.log
+		status=1
+	fi
+	echo "distcheck: $distcheck (log: build/distcheck.log)"
 fi
 
 conf_log=build/conformance.log
@@ -50,6 +57,10 @@ if [ -n "$line" ]; then
 else
 	failed=$((failed + 1))
 fi
+case $distcheck in
+passed) passed=$((passed + 1)) ;;
+failed) failed=$((failed + 1)) ;;
+esac
 [ "$failed" = 0 ] || status=1
 echo "${passed} passed, ${failed} failed"
 exit $status
