@@ -113,8 +113,6 @@ static const char *reason(int status)
 
 static void req_free(struct req *r)
 {
-	struct worker *w = r->w;
-
 	for (size_t i = 0; i < r->nparts; i++) {
 		sg_call_free(r->parts[i].call);
 		sg_walk_free(r->parts[i].walk);
@@ -124,11 +122,18 @@ static void req_free(struct req *r)
 	sg_session_query_clear(&r->sq);
 	sg_event_query_clear(&r->eq);
 	free(r);
-	(void)w;
 }
 
-/* A request stops counting as in flight once its answer is written out, not when it is
- * queued: a draining worker must not leave its loop with a reply still in the buffer. */
+/* A request stops counting as in flight once its answer is written out (a draining worker
+ * must not leave its loop with a reply still in a buffer) or once its connection is gone.
+ * evhttp reports the first with the request's completion callback and the second only
+ * with the connection's close callback, so both point at this small record; whichever
+ * comes first uncounts the request and frees it (after a completion the close callback is
+ * cleared; after a close, evhttp never completes the request). */
+struct inflight {
+	struct worker *w;
+};
+
 static void request_gone(struct worker *w)
 {
 	w->inflight--;
@@ -138,8 +143,22 @@ static void request_gone(struct worker *w)
 
 static void on_complete(struct evhttp_request *ev, void *arg)
 {
-	(void)ev;
-	request_gone(arg);
+	struct inflight *f = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	request_gone(f->w);
+	free(f);
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct inflight *f = arg;
+
+	(void)evcon;
+	request_gone(f->w);
+	free(f);
 }
 
 /* Sends body (stolen) with the headers every north answer carries, logs, frees r. */
@@ -163,12 +182,6 @@ static void reply(struct req *r, int status, json_t *body, const struct sg_error
 					    r->id);
 	} else {
 		evbuffer_add(buf, text, strlen(text));
-	}
-	/* A client that went away leaves the request without a connection: evhttp frees it
-	 * on send and never reports completion, so it stops counting here. */
-	if (!evhttp_request_get_connection(r->ev)) {
-		evhttp_request_set_on_complete_cb(r->ev, NULL, NULL);
-		request_gone(r->w);
 	}
 	evhttp_send_reply(r->ev, status, reason(status), buf);
 	if (buf)
@@ -669,6 +682,7 @@ static void handle(struct evhttp_request *ev, void *arg)
 	struct worker *w = arg;
 	const struct sg_config *cfg = w->srv->cfg;
 	struct req *r = calloc(1, sizeof(*r));
+	struct inflight *f;
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
@@ -684,8 +698,17 @@ static void handle(struct evhttp_request *ev, void *arg)
 		evhttp_send_error(ev, 503, "out of memory");
 		return;
 	}
+	f = malloc(sizeof(*f));
+	if (!f) {
+		free(r);
+		evhttp_send_error(ev, 503, "out of memory");
+		return;
+	}
+	f->w = w;
 	w->inflight++;
-	evhttp_request_set_on_complete_cb(ev, on_complete, w);
+	evhttp_request_set_on_complete_cb(ev, on_complete, f);
+	if (evhttp_request_get_connection(ev))
+		evhttp_connection_set_closecb(evhttp_request_get_connection(ev), on_close, f);
 	r->w = w;
 	r->ev = ev;
 	clock_gettime(CLOCK_MONOTONIC, &r->t0);

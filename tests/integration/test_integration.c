@@ -821,6 +821,40 @@ START_TEST(graceful_shutdown_finishes_in_flight)
 }
 END_TEST
 
+/* A client that gives up mid-request must not keep the request counted as in flight:
+ * otherwise every drain would wait out the whole grace period. */
+START_TEST(abandoned_request_does_not_hold_shutdown)
+{
+	const char *args[] = {"--generate", "20:1", "--mode", "slow", "--delay-ms", "400", NULL};
+	struct h_proc slowfake, g2;
+	struct timespec t0, t1, d = {1, 200000000L};
+	json_t *cfg;
+	char cmd[512];
+	int rc;
+
+	ck_assert_int_eq(h_fake_start(&slowfake, args), 0);
+	cfg = json_pack("{s:i, s:s, s:i, s:[o], s:[o]}", "workers", 1, "cursor_secret",
+			"integration-test-secret-0123456789abcdef", "shutdown_grace_ms", 20000,
+			"backends", with_url(backend("as", 5000), slowfake.port), "keys",
+			key("alice", "sk-alice", "as", "alice"));
+	ck_assert_int_eq(h_gateway_start(&g2, cfg), 0);
+	json_decref(cfg);
+	/* curl gives up after 100 ms, long before the backend answers. */
+	snprintf(cmd, sizeof(cmd),
+		 "curl -s -m 0.1 -H 'x-api-key: sk-alice' http://127.0.0.1:%d/v1/sessions "
+		 ">/dev/null 2>&1",
+		 g2.port);
+	rc = system(cmd);
+	ck_assert_int_ne(rc, 0);
+	nanosleep(&d, NULL); /* the backend has answered and the reply found no client */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ck_assert_int_eq(h_stop(&g2, 15000), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ck_assert_msg(t1.tv_sec - t0.tv_sec < 10, "drain waited for an abandoned request");
+	h_stop(&slowfake, 2000);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration");
@@ -854,6 +888,7 @@ int main(void)
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(sd, 60);
 	tcase_add_test(sd, graceful_shutdown_finishes_in_flight);
+	tcase_add_test(sd, abandoned_request_does_not_hold_shutdown);
 	suite_add_tcase(s, sd);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
