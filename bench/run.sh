@@ -37,13 +37,16 @@ agent=$(curl -s -H 'X-User-ID: alice' "http://127.0.0.1:$fport/agent/" |
 
 key=bench-key
 hash=$(printf %s "$key" | build/sessiongate hash-key)
+chash=$(printf %s "$key-cached" | build/sessiongate hash-key)
 gport=18380
 nport=18381
 cat >"$tmp/gw.json" <<JSON
 {"listen":"127.0.0.1:$gport","workers":1,"cursor_secret":"bench-secret-bench-secret-bench-secret!",
  "log":{"level":"warn","access":false},
- "backends":[{"name":"as","mapping":"agentscope","url":"http://127.0.0.1:$fport"}],
- "keys":[{"name":"bench","sha256":"$hash","backends":{"as":{"user_id":"alice"}}}]}
+ "backends":[{"name":"as","mapping":"agentscope","url":"http://127.0.0.1:$fport"},
+   {"name":"asc","mapping":"agentscope","url":"http://127.0.0.1:$fport","options":{"cache_ms":1000}}],
+ "keys":[{"name":"bench","sha256":"$hash","backends":{"as":{"user_id":"alice"}}},
+   {"name":"cached","sha256":"$chash","backends":{"asc":{"user_id":"alice"}}}]}
 JSON
 build/sessiongate --config "$tmp/gw.json" &
 pids+=($!)
@@ -76,9 +79,12 @@ backend=$(rps "http://127.0.0.1:$fport$path" "X-User-ID: alice")
 relay=$(rps "http://127.0.0.1:$nport$path")
 gateway=$(rps "http://127.0.0.1:$gport/v1/sessions?limit=20" "x-api-key: $key")
 gw_agent=$(rps "http://127.0.0.1:$gport/v1/sessions?limit=20&agent_id=$agent" "x-api-key: $key")
+gw_cached=$(rps "http://127.0.0.1:$gport/v1/sessions?limit=20" "x-api-key: $key-cached")
 
 echo "listing: $n sessions, $bytes bytes per backend answer; wrk 1 thread, 8 connections, ${secs}s each; gateway 1 worker"
 printf '%-42s %10s req/s\n' "backend direct (reference)" "$backend" "nginx relaying the same bytes" "$relay" \
-	"gateway /v1/sessions?limit=20" "$gateway" "gateway ...&agent_id= (one upstream call)" "$gw_agent"
-awk -v g="$gateway" -v a="$gw_agent" -v b="$backend" -v r="$relay" 'BEGIN {
-	printf "ratio gateway/backend: %.2f   gateway/nginx: %.2f   (agent_id: %.2f, %.2f)\n", g/b, g/r, a/b, a/r }'
+	"gateway /v1/sessions?limit=20" "$gateway" "gateway ...&agent_id= (one upstream call)" "$gw_agent" \
+	"gateway, cache_ms=1000" "$gw_cached"
+awk -v g="$gateway" -v a="$gw_agent" -v c="$gw_cached" -v b="$backend" -v r="$relay" 'BEGIN {
+	printf "ratio to backend / to nginx:  gateway %.3f / %.3f   agent_id %.3f / %.3f   cached %.3f / %.3f\n",
+		g/b, g/r, a/b, a/r, c/b, c/r }'

@@ -6,6 +6,7 @@
  * agent id (carried in our public ids as the scope) and returns the whole (user, agent)
  * listing. Identity is the X-User-ID header, taken from the authenticated key's identity
  * object and never from the client. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,8 @@ struct as_priv {
 	long max_agents; /* fan-out bound when listing without agent_id */
 	long fanout;     /* listings fetched at once */
 	int hint_mode;   /* enum sg_as_hint_mode */
+	long cache_ms;   /* freshness of the worker's cache of agents and translated listings;
+			  * 0 = always ask the backend */
 };
 
 /* Per-call state: the agents index and the raw listings, translated once all arrived. */
@@ -34,7 +37,9 @@ struct as_state {
 	char user_hdr[AS_USER_MAX + 16];
 	const char *headers[2];
 	json_t *agents_index; /* agent id → AgentView */
-	json_t *listings;     /* raw bodies of GET /sessions/ */
+	json_t *listings;     /* raw bodies of GET /sessions/, or for lists
+			       * [agent id, body] pairs */
+	json_t *cached;       /* lists: north sessions of agents served from the cache */
 	json_t *agent_ids;    /* agents still to list (fan-out queue) */
 	size_t next_agent;
 	int agents_done;
@@ -52,6 +57,7 @@ static void state_free(void *p)
 
 	json_decref(st->agents_index);
 	json_decref(st->listings);
+	json_decref(st->cached);
 	json_decref(st->agent_ids);
 	json_decref(st->messages);
 	free(st);
@@ -73,7 +79,8 @@ static struct as_state *state_new(struct sg_call *call)
 	st->headers[0] = st->user_hdr;
 	st->headers[1] = NULL;
 	st->listings = json_array();
-	if (!st->listings)
+	st->cached = json_array();
+	if (!st->listings || !st->cached)
 		goto fail;
 	sg_call_set_state(call, st, state_free);
 	return st;
@@ -89,6 +96,16 @@ static void ctx_of(const struct sg_call *call, struct sg_as_ctx *ctx)
 	ctx->backend = sg_call_backend(call)->name;
 	ctx->tz = priv_of(call)->tz;
 	ctx->now_us = sg_call_now_us(call);
+}
+
+/* The worker-cache key of what this principal sees of `what` ("agents", or "sessions" and
+ * an agent id). Identity is part of the key: one user's view never serves another. */
+static void cache_key(const struct sg_call *call, const char *what, const char *agent, char *out,
+		      size_t len)
+{
+	snprintf(out, len, "agentscope\x1f%s\x1f%s\x1f%s\x1f%s", sg_call_backend(call)->name,
+		 json_string_value(json_object_get(sg_call_identity(call), "user_id")), what,
+		 agent ? agent : "");
 }
 
 /* The view of the session a get/events call names, from the agent's listing: borrowed, or
@@ -229,62 +246,93 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 			finish_events(call, st, &ctx);
 		return;
 	}
-	out = json_array();
+	out = json_copy(st->cached);
 	if (!out) {
 		sg_call_fail(call, 500, "api_error", "out of memory");
 		return;
 	}
 	json_array_foreach(st->listings, i, listing) {
-		if (sg_as_listing_to_cma(listing, st->agents_index, &ctx, out, &err)) {
+		json_t *one = json_array();
+		char key[1024];
+
+		if (!one || sg_as_listing_to_cma(json_array_get(listing, 1), st->agents_index, &ctx,
+						 one, &err)) {
+			json_decref(one);
 			json_decref(out);
 			sg_call_fail_with(call, &err);
 			return;
 		}
+		if (priv_of(call)->cache_ms > 0) {
+			cache_key(call, "sessions", json_string_value(json_array_get(listing, 0)), key,
+				  sizeof(key));
+			sg_call_cache_put(call, key, one, priv_of(call)->cache_ms);
+		}
+		json_array_extend(out, one);
+		json_decref(one);
 	}
 	sg_call_items(call, out);
 }
 
 static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, void *arg);
 
-/* Starts the next listing of the fan-out queue; returns -1 when the call failed. */
+/* Starts the next listing of the fan-out queue that the cache cannot answer; returns -1
+ * when the call failed. The fetch's argument is the agent's index in the queue, so the
+ * answer can be cached under its agent without any per-fetch allocation. */
 static int list_next_agent(struct sg_call *call, struct as_state *st)
 {
-	const char *aid = json_string_value(json_array_get(st->agent_ids, st->next_agent));
-	char esc[1024], path[1100];
+	while (st->next_agent < json_array_size(st->agent_ids)) {
+		size_t idx = st->next_agent++;
+		const char *aid = json_string_value(json_array_get(st->agent_ids, idx));
+		char esc[1024], path[1100], key[1024];
+		json_t *hit;
 
-	st->next_agent++;
-	if (!aid || sg_url_escape(aid, esc, sizeof(esc)) < 0) {
-		sg_call_fail(call, 502, "api_error", "backend '%s': unusable agent id",
-			     sg_call_backend(call)->name);
-		return -1;
+		if (!aid || sg_url_escape(aid, esc, sizeof(esc)) < 0) {
+			sg_call_fail(call, 502, "api_error", "backend '%s': unusable agent id",
+				     sg_call_backend(call)->name);
+			return -1;
+		}
+		if (priv_of(call)->cache_ms > 0 && sg_call_kind(call) == SG_CALL_LIST_SESSIONS) {
+			cache_key(call, "sessions", aid, key, sizeof(key));
+			hit = sg_call_cache_get(call, key);
+			if (hit) {
+				json_array_extend(st->cached, hit);
+				json_decref(hit);
+				continue;
+			}
+		}
+		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
+		return sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)idx);
 	}
-	snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
-	return sg_call_get(call, path, st->headers, on_listing, st);
+	return 0;
 }
 
 static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
-	struct as_state *st = arg;
+	struct as_state *st = sg_call_state(call);
+	size_t idx = (size_t)(uintptr_t)arg;
 	json_t *body = sg_call_json(call, res);
 
 	if (!body)
 		return;
-	json_array_append_new(st->listings, body);
-	if (st->next_agent < json_array_size(st->agent_ids) && list_next_agent(call, st))
+	if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
+		json_array_append_new(st->listings,
+				      json_pack("[O,o]", json_array_get(st->agent_ids, idx), body));
+	else
+		json_array_append_new(st->listings, body);
+	if (list_next_agent(call, st))
 		return;
 	finish_list(call, st);
 }
 
+static void agents_ready(struct sg_call *call, struct as_state *st);
+
 static void on_agents(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
 	struct as_state *st = arg;
-	const struct as_priv *pv = priv_of(call);
-	const struct sg_session_query *q = sg_call_session_query(call);
 	struct sg_as_ctx ctx;
 	struct sg_error err = {0};
 	json_t *body = sg_call_json(call, res);
-	const char *aid;
-	json_t *v;
+	char key[1024];
 
 	if (!body)
 		return;
@@ -295,6 +343,36 @@ static void on_agents(struct sg_call *call, const struct sg_fetch_res *res, void
 		sg_call_fail_with(call, &err);
 		return;
 	}
+	if (priv_of(call)->cache_ms > 0) {
+		cache_key(call, "agents", NULL, key, sizeof(key));
+		sg_call_cache_put(call, key, st->agents_index, priv_of(call)->cache_ms);
+	}
+	agents_ready(call, st);
+}
+
+/* The user's agents (from GET /agent/ or the cache); a list without agent_id fans out. */
+static int fetch_agents(struct sg_call *call, struct as_state *st)
+{
+	char key[1024];
+
+	if (priv_of(call)->cache_ms > 0) {
+		cache_key(call, "agents", NULL, key, sizeof(key));
+		st->agents_index = sg_call_cache_get(call, key);
+		if (st->agents_index) {
+			agents_ready(call, st);
+			return sg_call_ended(call) ? -1 : 0;
+		}
+	}
+	return sg_call_get(call, "/agent/", st->headers, on_agents, st);
+}
+
+static void agents_ready(struct sg_call *call, struct as_state *st)
+{
+	const struct as_priv *pv = priv_of(call);
+	const struct sg_session_query *q = sg_call_session_query(call);
+	const char *aid;
+	json_t *v;
+
 	st->agents_done = 1;
 	/* Without agent_id: list every agent of the user, a bounded window at a time. */
 	if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS && !q->agent_id) {
@@ -322,12 +400,12 @@ static void as_list_sessions(struct sg_call *call)
 
 	if (!st)
 		return;
-	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
-		return;
-	if (q->agent_id) {
+	if (q->agent_id)
 		st->agent_ids = json_pack("[s]", q->agent_id);
-		list_next_agent(call, st);
-	}
+	if (fetch_agents(call, st))
+		return;
+	if (q->agent_id && !sg_call_ended(call) && list_next_agent(call, st) == 0)
+		finish_list(call, st);
 }
 
 static void as_get_session(struct sg_call *call)
@@ -353,7 +431,7 @@ static void as_get_session(struct sg_call *call)
 			return;
 		}
 		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
-		sg_call_get(call, path, st->headers, on_listing, st);
+		sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0);
 	}
 }
 
@@ -468,14 +546,15 @@ static void as_list_events(struct sg_call *call)
 	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
 		return;
 	snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
-	if (sg_call_get(call, path, st->headers, on_listing, st))
+	if (sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0))
 		return;
 	fetch_messages(call, st);
 }
 
 static int as_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
-	static const char *const allowed[] = {"timezone", "max_agents", "fanout", "hints", NULL};
+	static const char *const allowed[] = {"timezone", "max_agents", "fanout", "hints",
+					      "cache_ms", NULL};
 	struct as_priv *pv = calloc(1, sizeof(*pv));
 	const char *tzname = "UTC", *k;
 	json_t *v;
@@ -520,6 +599,13 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	}
 	if (v)
 		pv->fanout = (long)json_integer_value(v);
+	v = json_object_get(options, "cache_ms");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		  json_integer_value(v) > 60000)) {
+		free(pv);
+		return sg_err_invalid(err, "cache_ms: must be an integer between 0 and 60000");
+	}
+	pv->cache_ms = v ? (long)json_integer_value(v) : 0;
 	v = json_object_get(options, "hints");
 	if (v && !(json_is_string(v) && (strcmp(json_string_value(v), "drop") == 0 ||
 					 strcmp(json_string_value(v), "user_message") == 0))) {

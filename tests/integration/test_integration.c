@@ -38,6 +38,15 @@ static json_t *with_url(json_t *be, int port)
 	return be;
 }
 
+/* The same fake as "as", through a worker cache of agents and translated listings. */
+static json_t *cached_backend(void)
+{
+	json_t *be = with_url(backend("cached", 3000), fake.port);
+
+	json_object_set_new(json_object_get(be, "options"), "cache_ms", json_integer(60000));
+	return be;
+}
+
 static json_t *key(const char *name, const char *secret, const char *be, const char *user)
 {
 	char h[65];
@@ -50,18 +59,19 @@ static json_t *key(const char *name, const char *secret, const char *be, const c
 static json_t *gateway_config(void)
 {
 	return json_pack(
-		"{s:i, s:s, s:i, s:[o,o,o,o,o,o], s:[o,o,o,o,o,o,o], s:{s:s}}", "workers", 1,
+		"{s:i, s:s, s:i, s:[o,o,o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o], s:{s:s}}", "workers", 1,
 		"cursor_secret", "integration-test-secret-0123456789abcdef", "shutdown_grace_ms",
 		3000, "backends", with_url(backend("as", 3000), fake.port),
 		with_url(backend("old", 3000), fake_old.port),
 		with_url(backend("slow", 500), fake_slow.port),
 		with_url(backend("garbage", 3000), fake_garbage.port),
 		with_url(backend("shape", 3000), fake_shape.port),
-		with_url(backend("down", 3000), down_port), "keys",
+		with_url(backend("down", 3000), down_port), cached_backend(), "keys",
 		key("alice", "sk-alice", "as", "alice"), key("bob", "sk-bob", "as", "bob"),
 		key("old", "sk-old", "old", "alice"), key("slow", "sk-slow", "slow", "alice"),
 		key("garbage", "sk-garbage", "garbage", "alice"),
 		key("shape", "sk-shape", "shape", "alice"), key("down", "sk-down", "down", "alice"),
+		key("calice", "sk-calice", "cached", "alice"), key("cbob", "sk-cbob", "cached", "bob"),
 		"log", "level", "warn");
 }
 
@@ -773,6 +783,40 @@ START_TEST(events_errors)
 }
 END_TEST
 
+static size_t fake_requests(int port, int clear)
+{
+	struct h_res r;
+	size_t n;
+
+	ck_assert_int_eq(h_request(clear ? "DELETE" : "GET", port, "/__fake/requests", NULL, &r), 0);
+	n = json_array_size(r.json);
+	h_res_free(&r);
+	return n;
+}
+
+/* With cache_ms, a second walk asks the backend nothing, returns the same sessions, and
+ * one principal's cached view never serves another. */
+START_TEST(listing_cache_is_per_identity_and_saves_backend_calls)
+{
+	const char *const ka[] = {"x-api-key: sk-calice", NULL};
+	const char *const kb[] = {"x-api-key: sk-cbob", NULL};
+	json_t *first, *second, *bobs;
+
+	first = walk("", ka, limit_random);
+	ck_assert_int_eq(json_array_size(first), N_ALICE);
+	fake_requests(fake.port, 1);
+	second = walk("statuses=idle&statuses=running", ka, limit_100);
+	ck_assert(same_ids(first, second));
+	ck_assert_int_eq(fake_requests(fake.port, 0), 0);
+	bobs = walk("", kb, limit_100);
+	ck_assert_int_eq(json_array_size(bobs), 5);
+	ck_assert_int_gt(fake_requests(fake.port, 0), 0);
+	json_decref(first);
+	json_decref(second);
+	json_decref(bobs);
+}
+END_TEST
+
 /* SIGTERM: stop accepting, finish what is in flight, exit 0. */
 struct inflight {
 	int port;
@@ -885,6 +929,7 @@ int main(void)
 	tcase_add_test(tc, naive_timestamps_become_utc);
 	tcase_add_test(tc, events_walk_filters_and_stable_ids);
 	tcase_add_test(tc, events_errors);
+	tcase_add_test(tc, listing_cache_is_per_identity_and_saves_backend_calls);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(sd, 60);
 	tcase_add_test(sd, graceful_shutdown_finishes_in_flight);
