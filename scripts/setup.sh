@@ -32,4 +32,4 @@ if [ ! -f build/Makefile ] || [ configure -nt build/Makefile ]; then
 	(cd build && ../configure -q)
 fi
 make -C build -s -j"$(nproc)" all
-make -C build -s -j"$(nproc)" tests/fake_agentscope
+make -C build -s -j"$(nproc)" tests/fake_agentscope tests/fake_sandbase
