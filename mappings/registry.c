@@ -4,9 +4,13 @@
 #include "mapping.h"
 
 extern const struct sg_mapping sg_mapping_agentscope;
+extern const struct sg_mapping sg_mapping_sandbase;
+extern const struct sg_mapping sg_mapping_claude;
 
 const struct sg_mapping *const sg_mappings[] = {
 	&sg_mapping_agentscope,
+	&sg_mapping_sandbase,
+	&sg_mapping_claude,
 	NULL,
 };
 

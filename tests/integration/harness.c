@@ -78,6 +78,11 @@ static pid_t spawn(const char *const *argv, const char *log)
 
 int h_fake_start(struct h_proc *p, const char *const *args)
 {
+	return h_fake_start_bin(p, "tests/fake_agentscope", args);
+}
+
+int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args)
+{
 	const char *argv[32];
 	char bin[512], portfile[256];
 	int n = 0;
@@ -86,7 +91,7 @@ int h_fake_start(struct h_proc *p, const char *const *args)
 		 (long)random());
 	snprintf(p->log, sizeof(p->log), "%s.log", portfile);
 	unlink(portfile);
-	argv[n++] = h_build_path("tests/fake_agentscope", bin, sizeof(bin));
+	argv[n++] = h_build_path(rel, bin, sizeof(bin));
 	argv[n++] = "--port";
 	argv[n++] = "0";
 	argv[n++] = "--port-file";

@@ -33,6 +33,8 @@ int h_free_port(void);
 /* Starts the fake AgentScope backend with extra arguments (NULL-terminated); waits until
  * it listens. Returns 0. */
 int h_fake_start(struct h_proc *p, const char *const *args);
+/* Same for another fake program (path relative to the build directory). */
+int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args);
 /* Writes `config` (borrowed) to a temporary file and starts the gateway; waits for
  * /healthz. */
 int h_gateway_start(struct h_proc *p, const json_t *config);

@@ -1,0 +1,279 @@
+/* claude.c - Claude-native upstreams: backends that already speak the north dialect (a
+ * migration target, or Anthropic itself). The gateway forwards list, retrieve and events
+ * with the backend's own key, version and beta header, and normalises what comes back
+ * (claude_translate.c) so the same north guarantees hold: public ids carry the route, every
+ * required key is present, keys that do not apply are absent.
+ *
+ * The upstream filters and orders natively, so sessions and events are served one upstream
+ * page at a time and the core walks them (walk.h) with its own sealed cursors. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "config.h"
+#include "mapping.h"
+#include "claude_translate.h"
+
+#define CL_KEY_MAX 1024
+#define CL_SESSIONS_PAGE 100 /* fixed upstream page sizes keep cursor positions valid */
+#define CL_EVENTS_PAGE 1000
+
+struct cl_priv {
+	char key_hdr[CL_KEY_MAX + 32];
+	char version_hdr[128];
+	char beta_hdr[512];
+	const char *headers[4];
+};
+
+static const struct cl_priv *priv_of(const struct sg_call *call)
+{
+	return sg_call_backend(call)->priv;
+}
+
+static json_t *cl_json(struct sg_call *call, const struct sg_fetch_res *res)
+{
+	if (res->fail == SG_FETCH_OK && (res->status < 200 || res->status > 299)) {
+		struct sg_error e;
+
+		sg_cl_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
+		sg_call_fail_with(call, &e);
+		return NULL;
+	}
+	return sg_call_json(call, res);
+}
+
+static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct sg_error err = {0};
+	json_t *body = cl_json(call, res), *out, *s, *v;
+	const json_t *data;
+	const char *next;
+	size_t i;
+
+	(void)arg;
+	if (!body)
+		return;
+	if (sg_cl_page_parts(body, &data, &next, &ctx, &err)) {
+		json_decref(body);
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	out = json_array();
+	json_array_foreach(data, i, v) {
+		s = sg_cl_session_to_cma(v, &ctx, &err);
+		if (!s) {
+			json_decref(out);
+			json_decref(body);
+			sg_call_fail_with(call, &err);
+			return;
+		}
+		json_array_append_new(out, s);
+	}
+	sg_call_page(call, out, next, NULL);
+	json_decref(body);
+}
+
+/* Every north filter goes upstream in the SDK's own spelling. */
+static void cl_sessions_page(struct sg_call *call)
+{
+	static const char *const bounds[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
+					      "created_at%5Blt%5D", "created_at%5Blte%5D"};
+	const struct sg_session_query *q = sg_call_session_query(call);
+	const char *cursor = sg_call_page_cursor(call);
+	char path[8192] = "/v1/sessions", t[4][40], n[32];
+	int bad = 0;
+
+	snprintf(n, sizeof(n), "%d", CL_SESSIONS_PAGE);
+	bad |= sg_url_add_param(path, sizeof(path), "limit", n);
+	bad |= sg_url_add_param(path, sizeof(path), "order", q->order_asc ? "asc" : "desc");
+	if (q->agent_id)
+		bad |= sg_url_add_param(path, sizeof(path), "agent_id", q->agent_id);
+	if (q->agent_version >= 0) {
+		snprintf(n, sizeof(n), "%lld", (long long)q->agent_version);
+		bad |= sg_url_add_param(path, sizeof(path), "agent_version", n);
+	}
+	if (q->deployment_id)
+		bad |= sg_url_add_param(path, sizeof(path), "deployment_id", q->deployment_id);
+	if (q->memory_store_id)
+		bad |= sg_url_add_param(path, sizeof(path), "memory_store_id", q->memory_store_id);
+	if (q->include_archived)
+		bad |= sg_url_add_param(path, sizeof(path), "include_archived", "true");
+	for (unsigned b = 1; b <= SG_STATUS_TERMINATED; b <<= 1)
+		if (q->statuses & b)
+			bad |= sg_url_add_param(path, sizeof(path), "statuses%5B%5D",
+						sg_status_to_string(b));
+	sg_time_range_strings(&q->created, t);
+	for (int i = 0; i < 4; i++)
+		if (t[i][0])
+			bad |= sg_url_add_param(path, sizeof(path), bounds[i], t[i]);
+	if (cursor)
+		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
+	if (bad) {
+		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, on_sessions_page, NULL);
+}
+
+static void on_session(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct sg_error err = {0};
+	json_t *body = cl_json(call, res), *s;
+
+	(void)arg;
+	if (!body)
+		return;
+	s = sg_cl_session_to_cma(body, &ctx, &err);
+	json_decref(body);
+	if (!s) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_items(call, json_pack("[o]", s));
+}
+
+static void cl_get_session(struct sg_call *call)
+{
+	char esc[600], path[700];
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/sessions/%s", esc);
+	sg_call_get(call, path, priv_of(call)->headers, on_session, NULL);
+}
+
+static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct sg_error err = {0};
+	json_t *body = cl_json(call, res), *events;
+	const json_t *data;
+	const char *next;
+
+	(void)arg;
+	if (!body)
+		return;
+	if (sg_cl_page_parts(body, &data, &next, &ctx, &err) ||
+	    !(events = sg_cl_events_to_cma(data, &ctx, &err))) {
+		json_decref(body);
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_page(call, events, next, NULL);
+	json_decref(body);
+}
+
+static void cl_events_page(struct sg_call *call)
+{
+	static const char *const bounds[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
+					      "created_at%5Blt%5D", "created_at%5Blte%5D"};
+	const struct sg_event_query *q = sg_call_event_query(call);
+	const char *cursor = sg_call_page_cursor(call);
+	char esc[600], path[16384], t[4][40], n[16];
+	int bad = 0;
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", esc);
+	snprintf(n, sizeof(n), "%d", CL_EVENTS_PAGE);
+	bad |= sg_url_add_param(path, sizeof(path), "limit", n);
+	bad |= sg_url_add_param(path, sizeof(path), "order", q->order_desc ? "desc" : "asc");
+	for (size_t i = 0; i < q->ntypes; i++)
+		bad |= sg_url_add_param(path, sizeof(path), "types%5B%5D", q->types[i]);
+	sg_time_range_strings(&q->created, t);
+	for (int i = 0; i < 4; i++)
+		if (t[i][0])
+			bad |= sg_url_add_param(path, sizeof(path), bounds[i], t[i]);
+	if (cursor)
+		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
+	if (bad) {
+		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, on_events_page, NULL);
+}
+
+/* A string option, "$NAME" read from the environment; NULL when absent. */
+static const char *opt_str(const json_t *options, const char *name)
+{
+	const char *s = json_string_value(json_object_get(options, name));
+
+	if (s && s[0] == '$')
+		s = getenv(s + 1);
+	return s;
+}
+
+static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
+{
+	static const char *const allowed[] = {"api_key", "anthropic_version", "beta", NULL};
+	const char *key = opt_str(options, "api_key"), *ver, *beta, *k;
+	struct cl_priv *pv;
+	json_t *v;
+
+	json_object_foreach((json_t *)options, k, v) {
+		size_t i;
+
+		if (k[0] == '_')
+			continue;
+		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
+			;
+		if (!allowed[i])
+			return sg_err_invalid(err, "%s: unknown option", k);
+	}
+	if (!key || !*key)
+		return sg_err_invalid(err, "api_key: required (the upstream's key; \"$ENV_NAME\" "
+					   "reads it from the environment)");
+	ver = opt_str(options, "anthropic_version");
+	beta = opt_str(options, "beta");
+	if (!ver)
+		ver = "2023-06-01";
+	if (!beta)
+		beta = "managed-agents-2026-04-01";
+	if (strlen(key) > CL_KEY_MAX || strpbrk(key, "\r\n") || strlen(ver) > 64 ||
+	    strpbrk(ver, "\r\n") || strlen(beta) > 400 || strpbrk(beta, "\r\n"))
+		return sg_err_invalid(err, "api_key, anthropic_version or beta: not usable in a header");
+	pv = calloc(1, sizeof(*pv));
+	if (!pv)
+		return sg_err_internal(err, "out of memory");
+	snprintf(pv->key_hdr, sizeof(pv->key_hdr), "x-api-key: %s", key);
+	snprintf(pv->version_hdr, sizeof(pv->version_hdr), "anthropic-version: %s", ver);
+	snprintf(pv->beta_hdr, sizeof(pv->beta_hdr), "anthropic-beta: %s", beta);
+	pv->headers[0] = pv->key_hdr;
+	pv->headers[1] = pv->version_hdr;
+	pv->headers[2] = pv->beta_hdr;
+	be->priv = pv;
+	return 0;
+}
+
+static void cl_destroy(struct sg_backend *be)
+{
+	struct cl_priv *pv = be->priv;
+
+	memset(pv->key_hdr, 0, sizeof(pv->key_hdr));
+	free(pv);
+	be->priv = NULL;
+}
+
+static int cl_check_identity(const json_t *identity, struct sg_error *err)
+{
+	if (json_object_size(identity) != 0)
+		return sg_err_invalid(err, "Claude-native routes take no identity: use {}");
+	return 0;
+}
+
+const struct sg_mapping sg_mapping_claude = {
+	.name = "claude",
+	.caps = SG_CAP_NATIVE_FILTERS | SG_CAP_NATIVE_CURSOR | SG_CAP_NATIVE_ORDER,
+	.init = cl_init,
+	.destroy = cl_destroy,
+	.check_identity = cl_check_identity,
+	.get_session = cl_get_session,
+	.list_sessions_page = cl_sessions_page,
+	.list_events_page = cl_events_page,
+};

@@ -1,0 +1,38 @@
+/* claude_translate.h - Claude-native upstreams (the north dialect itself: a migration target
+ * or Anthropic) → north JSON with the gateway's guarantees: public ids re-encoded to carry
+ * the route, every required key present, keys that do not apply absent. Pure functions.
+ * Tested with golden fixtures under tests/fixtures/claude/. Fidelity: docs/fidelity-claude.md. */
+#ifndef SG_CLAUDE_TRANSLATE_H
+#define SG_CLAUDE_TRANSLATE_H
+
+#include <jansson.h>
+
+#include "error.h"
+
+struct sg_cl_ctx {
+	const char *backend; /* backend name: encoded into public ids, named in errors */
+};
+
+/* Splits a list body ({data, next_page, prev_page?}): *data borrowed, *next borrowed or NULL
+ * (absent, null, ""). Returns 0, or -1 with a 502 naming the backend. */
+int sg_cl_page_parts(const json_t *body, const json_t **data, const char **next,
+		     const struct sg_cl_ctx *ctx, struct sg_error *err);
+
+/* An upstream Session (borrowed) → north Session (new), id re-encoded as
+ * sg_id_encode("sesn_", backend, "", upstream id); missing required keys filled with their
+ * documented empty values; NULL + 502 when id/created_at are unusable. */
+json_t *sg_cl_session_to_cma(const json_t *s, const struct sg_cl_ctx *ctx, struct sg_error *err);
+
+/* Upstream events (borrowed array) → north events (new array): only id, type, processed_at
+ * and the type's own keys; session.status_idle always with stop_reason and stop_details.
+ * NULL + 502 on a wrong shape. */
+json_t *sg_cl_events_to_cma(const json_t *events, const struct sg_cl_ctx *ctx,
+			    struct sg_error *err);
+
+/* An upstream error answer → the north error (same type for 4xx the client caused, 502 for
+ * authentication/permission failures of the gateway's own key, 5xx → 502), message naming
+ * the backend. */
+void sg_cl_error_to_cma(long status, const char *body, size_t len, const char *backend,
+			struct sg_error *err);
+
+#endif

@@ -1,0 +1,425 @@
+/* sandbase.c - SandBase's hosted sessions API (backends.md §2): which upstream calls a
+ * north request needs. Translation is pure and lives in sandbase_translate.c.
+ *
+ * SandBase pages sessions itself (newest first, opaque cursor) and may answer events all at
+ * once or paged, so this module serves one backend page at a time and lets the core walk
+ * (walk.h): the filters SandBase ignores are applied by the core without breaking page
+ * sizes. The gateway authenticates with the backend's own key from the configuration; the
+ * client's key never leaves the gateway. Agent snapshots missing from a session are fetched
+ * from /v1/agents/{id}?version=N and cached per worker by (id, version). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "call.h"
+#include "config.h"
+#include "mapping.h"
+#include "sandbase_translate.h"
+
+#define SB_PAGE 100          /* backend page size: fixed, so cursor positions stay valid */
+#define SB_KEY_MAX 1024
+#define SB_AGENT_FETCH_MAX 100 /* distinct agents fetched for one page */
+
+struct sb_priv {
+	char key_hdr[SB_KEY_MAX + 32];
+	const char *headers[2];
+	long agent_ttl_ms;
+};
+
+/* One agent lookup in flight; lives in the call's state, so a cancelled fetch leaks
+ * nothing. */
+struct agent_req {
+	struct sb_state *st;
+	char key[512];   /* "id@version", the key in st->agents */
+	char ckey[700];  /* the worker cache's key */
+};
+
+struct sb_state {
+	json_t *body;     /* the sessions page (or the one session) being translated */
+	json_t *agents;   /* "id@version" → north SessionAgent, or null when not found */
+	int single;       /* retrieve: body is one session */
+	struct agent_req reqs[SB_AGENT_FETCH_MAX];
+	size_t nreqs;
+};
+
+static void state_free(void *p)
+{
+	struct sb_state *st = p;
+
+	json_decref(st->body);
+	json_decref(st->agents);
+	free(st);
+}
+
+static const struct sb_priv *priv_of(const struct sg_call *call)
+{
+	return sg_call_backend(call)->priv;
+}
+
+static void ctx_of(const struct sg_call *call, struct sg_sb_ctx *ctx)
+{
+	ctx->backend = sg_call_backend(call)->name;
+	ctx->now_us = sg_call_now_us(call);
+}
+
+/* A SandBase answer: its JSON body (new), or NULL after failing the call with the north
+ * error SandBase's own error deserves. */
+static json_t *sb_json(struct sg_call *call, const struct sg_fetch_res *res)
+{
+	if (res->fail == SG_FETCH_OK && (res->status < 200 || res->status > 299)) {
+		struct sg_error e;
+
+		sg_sb_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
+		sg_call_fail_with(call, &e);
+		return NULL;
+	}
+	return sg_call_json(call, res);
+}
+
+static void agent_key(const char *id, int64_t version, char *out, size_t len)
+{
+	snprintf(out, len, "%s@%lld", id, (long long)version);
+}
+
+/* Translates the page (or the single session) once every agent it needs is known. */
+static void finish_sessions(struct sg_call *call, struct sb_state *st)
+{
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	const json_t *data;
+	const char *next = NULL;
+	json_t *out, *s;
+	size_t i;
+
+	if (sg_call_pending(call) > 0)
+		return;
+	ctx_of(call, &ctx);
+	if (st->single) {
+		data = NULL;
+	} else if (sg_sb_page_parts(st->body, &data, &next, &ctx, &err)) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	out = json_array();
+	for (i = 0; i < (st->single ? 1 : json_array_size(data)); i++) {
+		const json_t *src = st->single ? st->body : json_array_get(data, i);
+		const json_t *agent = NULL;
+		const char *aid;
+		int64_t ver;
+		char k[512];
+
+		if (sg_sb_session_agent_ref(src, &aid, &ver)) {
+			agent_key(aid, ver, k, sizeof(k));
+			agent = json_object_get(st->agents, k);
+			if (json_is_null(agent))
+				agent = NULL;
+		}
+		s = sg_sb_session_to_cma(src, agent, &ctx, &err);
+		if (!s) {
+			json_decref(out);
+			sg_call_fail_with(call, &err);
+			return;
+		}
+		json_array_append_new(out, s);
+	}
+	if (st->single)
+		sg_call_items(call, out);
+	else
+		sg_call_page(call, out, next, NULL);
+}
+
+static void on_agent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct agent_req *ar = arg;
+	struct sb_state *st = ar->st;
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *body, *agent;
+
+	/* A deleted agent must not break the listing: its sessions get the documented minimal
+	 * snapshot. Any other failure is the backend's and fails the call. */
+	if (res->fail == SG_FETCH_OK && res->status == 404) {
+		json_object_set_new(st->agents, ar->key, json_null());
+		finish_sessions(call, st);
+		return;
+	}
+	body = sb_json(call, res);
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	agent = sg_sb_agent_to_cma(body, &ctx, &err);
+	json_decref(body);
+	if (!agent) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_cache_put(call, ar->ckey, agent, priv_of(call)->agent_ttl_ms);
+	json_object_set_new(st->agents, ar->key, agent);
+	finish_sessions(call, st);
+}
+
+/* Looks up (cache first) every agent the sessions need, then translates. */
+static void resolve_agents(struct sg_call *call, struct sb_state *st)
+{
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	const json_t *data;
+	const char *next;
+	size_t i, n;
+
+	ctx_of(call, &ctx);
+	if (st->single) {
+		n = 1;
+		data = NULL;
+	} else if (sg_sb_page_parts(st->body, &data, &next, &ctx, &err)) {
+		sg_call_fail_with(call, &err);
+		return;
+	} else {
+		n = json_array_size(data);
+	}
+	for (i = 0; i < n; i++) {
+		const json_t *src = st->single ? st->body : json_array_get(data, i);
+		const char *aid;
+		int64_t ver;
+		char k[512], ck[700], esc[600], path[1400];
+		json_t *cached;
+		struct agent_req *ar;
+
+		if (!sg_sb_session_agent_ref(src, &aid, &ver))
+			continue;
+		agent_key(aid, ver, k, sizeof(k));
+		if (json_object_get(st->agents, k))
+			continue;
+		snprintf(ck, sizeof(ck), "sandbase:%s:agent:%s", ctx.backend, k);
+		cached = sg_call_cache_get(call, ck);
+		if (cached) {
+			json_object_set_new(st->agents, k, cached);
+			continue;
+		}
+		if (st->nreqs >= SB_AGENT_FETCH_MAX || sg_url_escape(aid, esc, sizeof(esc)) < 0) {
+			sg_call_fail(call, 502, "api_error",
+				     "backend '%s': too many or unusable agent references", ctx.backend);
+			return;
+		}
+		snprintf(path, sizeof(path), "/v1/agents/%s", esc);
+		if (ver >= 0) {
+			char v[32];
+
+			snprintf(v, sizeof(v), "%lld", (long long)ver);
+			sg_url_add_param(path, sizeof(path), "version", v);
+		}
+		ar = &st->reqs[st->nreqs++];
+		ar->st = st;
+		snprintf(ar->key, sizeof(ar->key), "%s", k);
+		snprintf(ar->ckey, sizeof(ar->ckey), "%s", ck);
+		/* Placeholder so the same agent is fetched once per page. */
+		json_object_set_new(st->agents, k, json_null());
+		if (sg_call_get(call, path, priv_of(call)->headers, on_agent, ar))
+			return;
+	}
+	finish_sessions(call, st);
+}
+
+static struct sb_state *state_new(struct sg_call *call)
+{
+	struct sb_state *st = calloc(1, sizeof(*st));
+
+	if (st)
+		st->agents = json_object();
+	if (!st || !st->agents) {
+		if (st)
+			state_free(st);
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return NULL;
+	}
+	sg_call_set_state(call, st, state_free);
+	return st;
+}
+
+static void on_sessions(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sb_state *st = arg;
+
+	st->body = sb_json(call, res);
+	if (st->body)
+		resolve_agents(call, st);
+}
+
+/* Filters SandBase may honour are passed in every spelling it might know; the core checks
+ * every item again, so a filter the backend ignores costs pages, never correctness. */
+static void sb_sessions_page(struct sg_call *call)
+{
+	const struct sg_session_query *q = sg_call_session_query(call);
+	const char *cursor = sg_call_page_cursor(call);
+	struct sb_state *st = state_new(call);
+	char path[8192] = "/v1/sessions", t[4][40], n[32];
+	static const char *const bracket[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
+					       "created_at%5Blt%5D", "created_at%5Blte%5D"};
+	int bad = 0;
+
+	if (!st)
+		return;
+	snprintf(n, sizeof(n), "%d", SB_PAGE);
+	bad |= sg_url_add_param(path, sizeof(path), "limit", n);
+	if (cursor)
+		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
+	if (q->agent_id)
+		bad |= sg_url_add_param(path, sizeof(path), "agent_id", q->agent_id);
+	if (q->agent_version >= 0) {
+		snprintf(n, sizeof(n), "%lld", (long long)q->agent_version);
+		bad |= sg_url_add_param(path, sizeof(path), "agent_version", n);
+	}
+	if (q->include_archived)
+		bad |= sg_url_add_param(path, sizeof(path), "include_archived", "true");
+	for (unsigned b = 1; b <= SG_STATUS_TERMINATED; b <<= 1)
+		if (q->statuses & b)
+			bad |= sg_url_add_param(path, sizeof(path), "statuses", sg_status_to_string(b));
+	sg_time_range_strings(&q->created, t);
+	for (int i = 0; i < 4; i++)
+		if (t[i][0])
+			bad |= sg_url_add_param(path, sizeof(path), bracket[i], t[i]);
+	/* The seed's spelling knows only inclusive bounds: send the wider one. */
+	if (t[1][0] || t[0][0])
+		bad |= sg_url_add_param(path, sizeof(path), "created_at_gte", t[1][0] ? t[1] : t[0]);
+	if (t[3][0] || t[2][0])
+		bad |= sg_url_add_param(path, sizeof(path), "created_at_lte", t[3][0] ? t[3] : t[2]);
+	if (bad) {
+		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, on_sessions, st);
+}
+
+static void sb_get_session(struct sg_call *call)
+{
+	struct sb_state *st = state_new(call);
+	char esc[600], path[700];
+
+	if (!st)
+		return;
+	st->single = 1;
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/sessions/%s", esc);
+	sg_call_get(call, path, priv_of(call)->headers, on_sessions, st);
+}
+
+static void on_events(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *body = sb_json(call, res), *events, *carry = NULL;
+	const json_t *data;
+	const char *next;
+
+	(void)arg;
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	if (sg_sb_page_parts(body, &data, &next, &ctx, &err)) {
+		json_decref(body);
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	events = sg_sb_events_to_cma(data, sg_call_page_carry(call), &carry, &ctx, &err);
+	if (!events) {
+		json_decref(body);
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_page(call, events, next, carry);
+	json_decref(body);
+}
+
+/* Events are asked for oldest first and unfiltered: a tool result without tool_use_id is
+ * linked to the oldest unmatched tool use, which a type filter upstream would hide. */
+static void sb_events_page(struct sg_call *call)
+{
+	const char *cursor = sg_call_page_cursor(call);
+	char esc[600], path[8192], n[16];
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", esc);
+	snprintf(n, sizeof(n), "%d", SB_PAGE);
+	if (sg_url_add_param(path, sizeof(path), "limit", n) ||
+	    (cursor && sg_url_add_param(path, sizeof(path), "page", cursor))) {
+		sg_call_fail(call, 400, "invalid_request_error", "cursor too long for the backend");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, on_events, NULL);
+}
+
+static int sb_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
+{
+	static const char *const allowed[] = {"api_key", "agent_cache_ttl_ms", NULL};
+	struct sb_priv *pv;
+	const char *k, *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)options, k, v) {
+		size_t i;
+
+		if (k[0] == '_')
+			continue;
+		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
+			;
+		if (!allowed[i])
+			return sg_err_invalid(err, "%s: unknown option", k);
+	}
+	v = json_object_get(options, "api_key");
+	key = json_string_value(v);
+	if (key && key[0] == '$')
+		key = getenv(key + 1);
+	if (!key || !*key)
+		return sg_err_invalid(err, "api_key: required (SandBase key; \"$ENV_NAME\" reads it "
+					   "from the environment%s)",
+				      json_is_string(v) && json_string_value(v)[0] == '$'
+					      ? ", which is not set"
+					      : "");
+	if (strlen(key) > SB_KEY_MAX || strpbrk(key, "\r\n"))
+		return sg_err_invalid(err, "api_key: not a usable key");
+	v = json_object_get(options, "agent_cache_ttl_ms");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+		  json_integer_value(v) > 86400000))
+		return sg_err_invalid(err, "agent_cache_ttl_ms: must be 0..86400000");
+	pv = calloc(1, sizeof(*pv));
+	if (!pv)
+		return sg_err_internal(err, "out of memory");
+	snprintf(pv->key_hdr, sizeof(pv->key_hdr), "x-api-key: %s", key);
+	pv->headers[0] = pv->key_hdr;
+	pv->agent_ttl_ms = v ? (long)json_integer_value(v) : 300000;
+	be->priv = pv;
+	return 0;
+}
+
+static void sb_destroy(struct sg_backend *be)
+{
+	struct sb_priv *pv = be->priv;
+
+	memset(pv->key_hdr, 0, sizeof(pv->key_hdr));
+	free(pv);
+	be->priv = NULL;
+}
+
+/* SandBase identity is the backend's key: a gateway key routed here carries none. */
+static int sb_check_identity(const json_t *identity, struct sg_error *err)
+{
+	if (json_object_size(identity) != 0)
+		return sg_err_invalid(err, "SandBase routes take no identity: use {}");
+	return 0;
+}
+
+const struct sg_mapping sg_mapping_sandbase = {
+	.name = "sandbase",
+	.caps = SG_CAP_NATIVE_CURSOR,
+	.init = sb_init,
+	.destroy = sb_destroy,
+	.check_identity = sb_check_identity,
+	.get_session = sb_get_session,
+	.list_sessions_page = sb_sessions_page,
+	.list_events_page = sb_events_page,
+};

@@ -1,0 +1,1540 @@
+/* sandbase_translate.c - SandBase sessions, agents, events and errors → north JSON; see
+ * sandbase_translate.h.
+ *
+ * SandBase is Claude-like, so most of the work is reshaping: its sessions lack the
+ * snapshot, usage, stats and empty collections north requires, and its events carry a flat
+ * envelope (tokens_in, tokens_out, model_used, duration_ms, created_at, null content and
+ * stop_reason) that north spreads over span.model_request_* events. Every rule here is
+ * written down in docs/fidelity-sandbase.md; change both together. Nothing in this file does
+ * I/O, reads the clock or keeps state between calls. */
+#include "sandbase_translate.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "crypto.h"
+#include "idcodec.h"
+#include "timeutil.h"
+
+#define SB_MAX_ITEMS 100000  /* items in one list body; more is refused, not truncated */
+#define SB_MAX_EVENTS 100000 /* backend events in one run */
+/* Unmatched tool uses remembered for linking. The queue travels to the next backend page
+ * inside the gateway's sealed page cursor (src/walk.c; SG_CURSOR_MAX), so it is bounded both
+ * in entries and in id bytes: at the bounds it stays under 2 KB as JSON. */
+#define SB_PENDING_MAX 32
+#define SB_PENDING_ID_BYTES 1024
+#define SB_EVENT_ID_MAX 256 /* bytes of a backend event id */
+#define SB_METADATA_MAX 16  /* north metadata pairs; sandbase.* keys only fill free room */
+#define SB_QUOTE_MAX 64     /* bytes of a backend value quoted in an error message */
+#define SB_QUOTE_BUF (SB_QUOTE_MAX + 1)
+#define SB_BACKEND_MSG_MAX 200 /* bytes of the backend's own error message passed on */
+#define SB_WHERE_MAX 160
+#define SB_ID_HEX 24 /* hex characters of a synthetic event id */
+#define SB_SYNTH_ID_LEN (5 + SB_ID_HEX)
+#define SB_HASH_BUF 1024                          /* hash input: three length-prefixed fields */
+#define SB_TIME_MIN_US (-62135596800LL * 1000000) /* 0001-01-01T00:00:00Z */
+
+/* ---- small helpers -------------------------------------------------------------------- */
+
+static const char *str_at(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static int str_eq(const char *a, const char *b)
+{
+	return a && b && strcmp(a, b) == 0;
+}
+
+static int in_list(const char *s, const char *const *list, size_t n)
+{
+	size_t i;
+
+	for (i = 0; s && i < n; i++)
+		if (!strcmp(s, list[i]))
+			return 1;
+	return 0;
+}
+
+#define IN_LIST(s, list) in_list((s), (list), sizeof(list) / sizeof((list)[0]))
+
+/* A string that C code would silently cut short (an embedded NUL) cannot be an id. */
+static int has_nul(const json_t *s)
+{
+	return strlen(json_string_value(s)) != json_string_length(s);
+}
+
+/* A non-empty, NUL-free JSON string. */
+static int is_id(const json_t *v)
+{
+	return json_is_string(v) && json_string_length(v) > 0 && !has_nul(v);
+}
+
+static int present(const json_t *v)
+{
+	return v && !json_is_null(v);
+}
+
+/* An exact copy of a JSON string (embedded NULs included). New reference. */
+static json_t *copy_str(const json_t *s)
+{
+	return json_stringn(json_string_value(s), json_string_length(s));
+}
+
+/* Copies at most `max` bytes of s (n bytes) into out as text that is safe inside an error
+ * message: control characters become spaces; with utf8 set, s is valid UTF-8 (it came from
+ * jansson) and is cut only between characters; without it, every non-ASCII byte becomes '?'
+ * (raw bodies can hold anything). out needs max + 1 bytes. Returns out. */
+static const char *clip(const char *s, size_t n, size_t max, int utf8, char *out)
+{
+	size_t i = 0, o = 0;
+
+	while (s && i < n && o < max) {
+		unsigned char c = (unsigned char)s[i];
+		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+
+		if (c >= 0x80 && utf8) {
+			if (i + len > n || o + len > max)
+				break;
+			memcpy(out + o, s + i, len);
+			o += len;
+			i += len;
+		} else {
+			out[o++] = c < 0x20 || c == 0x7f ? ' ' : c >= 0x80 ? '?' : (char)c;
+			i++;
+		}
+	}
+	out[o] = '\0';
+	return out;
+}
+
+/* A quotable form of a JSON string (borrowed), cut to SB_QUOTE_MAX bytes. */
+static const char *quote(const json_t *s, char out[SB_QUOTE_BUF])
+{
+	return clip(json_string_value(s), json_string_length(s), SB_QUOTE_MAX, 1, out);
+}
+
+/* Sets a 502 naming the backend, so an operator can tell which upstream answered garbage.
+ * `where` locates the item ("session 'sess_1': "), or is "". Always returns -1. */
+__attribute__((format(printf, 4, 5))) static int bad(struct sg_error *err, const char *backend,
+                                                     const char *where, const char *fmt, ...)
+{
+	char msg[SG_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return sg_err_bad_gateway(err, "backend '%s': %s%s", backend, where, msg);
+}
+
+static int oom(struct sg_error *err, const char *backend)
+{
+	return sg_err_internal(err, "out of memory translating an answer of backend '%s'", backend);
+}
+
+/* A missing context is the caller's bug, hence a 500. */
+static int check_ctx(const struct sg_sb_ctx *ctx, struct sg_error *err)
+{
+	if (!ctx || !ctx->backend)
+		return sg_err_internal(err, "sandbase translation called without a context");
+	return 0;
+}
+
+/* Reads an RFC 3339 timestamp: 1 = *us set, 0 = absent or null, -1 = present but unreadable. */
+static int read_time(const json_t *v, int64_t *us)
+{
+	if (!present(v))
+		return 0;
+	if (!json_is_string(v) || has_nul(v) || sg_time_parse_rfc3339(json_string_value(v), us))
+		return -1;
+	return 1;
+}
+
+/* The canonical north form of a time (new string), or NULL when out of range or memory. */
+static json_t *time_json(int64_t us)
+{
+	char buf[SG_TIME_BUFSZ];
+
+	if (sg_time_format(us, buf, sizeof(buf)) < 0)
+		return NULL;
+	return json_string(buf);
+}
+
+/* ---- list bodies ---------------------------------------------------------------------- */
+
+int sg_sb_page_parts(const json_t *body, const json_t **data, const char **next,
+                     const struct sg_sb_ctx *ctx, struct sg_error *err)
+{
+	const json_t *d, *n;
+
+	if (check_ctx(ctx, err))
+		return -1;
+	if (!json_is_object(body))
+		return bad(err, ctx->backend, "", "list body is not a JSON object");
+	d = json_object_get(body, "data");
+	if (!json_is_array(d))
+		return bad(err, ctx->backend, "", "list body has no 'data' array");
+	if (json_array_size(d) > SB_MAX_ITEMS)
+		return bad(err, ctx->backend, "",
+		           "list body has %zu items, more than the limit of %d", json_array_size(d),
+		           SB_MAX_ITEMS);
+	n = json_object_get(body, "next_page");
+	if (present(n) && (!json_is_string(n) || has_nul(n)))
+		return bad(err, ctx->backend, "", "list body's next_page is not a string");
+	*data = d;
+	*next = json_is_string(n) && json_string_length(n) > 0 ? json_string_value(n) : NULL;
+	return 0;
+}
+
+/* ---- agents --------------------------------------------------------------------------- */
+
+static const char *const efforts[] = {"low", "medium", "high", "xhigh", "max"};
+
+/* SandBase model ({id, effort: {type}|string|null, speed|null} or a bare string) → north
+ * ModelConfig. New reference, NULL when out of memory. */
+static json_t *map_model(const json_t *m)
+{
+	const json_t *id = json_is_string(m) ? m : json_object_get(m, "id");
+	const json_t *effort = json_object_get(m, "effort");
+	const json_t *geo = json_object_get(m, "inference_geo");
+	const char *speed = str_at(m, "speed");
+	const char *e = json_is_string(effort) ? json_string_value(effort) : str_at(effort, "type");
+	json_t *out;
+	int rc = 0;
+
+	if (!is_id(id))
+		return json_pack("{s:s}", "id", "unknown");
+	out = json_object();
+	if (!out)
+		return NULL;
+	rc |= json_object_set_new(out, "id", copy_str(id));
+	if (IN_LIST(e, efforts))
+		rc |= json_object_set_new(out, "effort", json_pack("{s:s}", "type", e));
+	if (str_eq(speed, "standard") || str_eq(speed, "fast"))
+		rc |= json_object_set_new(out, "speed", json_string(speed));
+	if (is_id(geo))
+		rc |= json_object_set_new(out, "inference_geo", copy_str(geo));
+	if (rc) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+static json_t *map_identity(const json_t *ei)
+{
+	const json_t *arn = json_object_get(ei, "role_arn");
+
+	if (str_eq(str_at(ei, "type"), "aws_role") && is_id(arn))
+		return json_pack("{s:s, s:s%}", "type", "aws_role", "role_arn",
+		                 json_string_value(arn), json_string_length(arn));
+	return json_pack("{s:s}", "type", "service_account");
+}
+
+/* One item of a list; appends its north form to out, or nothing when it does not fit the
+ * SDK shape. Returns 0, or -1 when out of memory. */
+typedef int (*item_fn)(json_t *out, const json_t *item);
+
+static int mcp_server_item(json_t *out, const json_t *s)
+{
+	const json_t *name = json_object_get(s, "name"), *url = json_object_get(s, "url");
+
+	if (!is_id(name) || !is_id(url) ||
+	    (present(json_object_get(s, "type")) && !str_eq(str_at(s, "type"), "url")))
+		return 0;
+	return json_array_append_new(out, json_pack("{s:o, s:s, s:o}", "name", copy_str(name),
+	                                            "type", "url", "url", copy_str(url)));
+}
+
+/* SandBase Agents name skills by reference ("vendor/plugin"); the SDK wants
+ * {skill_id, type, version: string}. */
+static int skill_item(json_t *out, const json_t *s)
+{
+	const json_t *id = json_is_string(s) ? s : json_object_get(s, "skill_id");
+	const json_t *v = json_object_get(s, "version");
+	const char *type = str_eq(str_at(s, "type"), "anthropic") ? "anthropic" : "custom";
+	json_t *version;
+
+	if (!is_id(id))
+		return 0;
+	if (is_id(v))
+		version = copy_str(v);
+	else if (json_is_integer(v))
+		version = json_sprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	else
+		version = json_string("latest");
+	return json_array_append_new(out, json_pack("{s:o, s:s, s:o}", "skill_id", copy_str(id),
+	                                            "type", type, "version", version));
+}
+
+/* Tools whose type and required top-level keys match one of the SDK's three tool shapes pass
+ * through as SandBase wrote them; anything else is dropped (documented). */
+static int tool_item(json_t *out, const json_t *t)
+{
+	const char *type = str_at(t, "type");
+	int toolset = json_is_array(json_object_get(t, "configs")) &&
+	              json_is_object(json_object_get(t, "default_config"));
+	json_t *copy;
+
+	if (str_eq(type, "agent_toolset_20260401")) {
+		if (!toolset)
+			return 0;
+	} else if (str_eq(type, "mcp_toolset")) {
+		if (!toolset || !is_id(json_object_get(t, "mcp_server_name")))
+			return 0;
+	} else if (str_eq(type, "custom")) {
+		if (!is_id(json_object_get(t, "name")) ||
+		    !json_is_object(json_object_get(t, "input_schema")))
+			return 0;
+	} else {
+		return 0;
+	}
+	copy = json_deep_copy(t);
+	if (copy && str_eq(type, "custom") &&
+	    !json_is_string(json_object_get(copy, "description")) &&
+	    json_object_set_new(copy, "description", json_string("")) < 0) {
+		json_decref(copy);
+		return -1;
+	}
+	return json_array_append_new(out, copy);
+}
+
+/* Maps every item of list (borrowed; anything but an array counts as empty). New array. */
+static json_t *map_items(const json_t *list, item_fn one)
+{
+	json_t *out = json_array();
+	const json_t *item;
+	size_t i;
+
+	if (!out)
+		return NULL;
+	json_array_foreach(list, i, item)
+	{
+		if (one(out, item) < 0) {
+			json_decref(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* A SandBase Agent (borrowed, may be NULL) → north SessionAgent (new). fallback_id (may be
+ * NULL) stands in for a missing agent id, fallback_version for a missing version. NULL with
+ * a 502 when no id is known, a 500 when out of memory. */
+static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fallback_version,
+                         const char *backend, const char *where, struct sg_error *err)
+{
+	const json_t *id = json_object_get(a, "id"), *name = json_object_get(a, "name");
+	const json_t *desc = json_object_get(a, "description"), *sys = json_object_get(a, "system");
+	const json_t *v = json_object_get(a, "version");
+	json_int_t version = fallback_version;
+	json_t *out;
+	int rc = 0;
+
+	if (!is_id(id) && !fallback_id) {
+		bad(err, backend, where, "agent.id is missing, empty or not a string");
+		return NULL;
+	}
+	if (json_is_integer(v) && json_integer_value(v) >= 1)
+		version = json_integer_value(v);
+	out = json_object();
+	if (!out)
+		goto oom;
+	rc |= json_object_set_new(out, "id", is_id(id) ? copy_str(id) : json_string(fallback_id));
+	rc |= json_object_set_new(out, "type", json_string("agent"));
+	rc |= json_object_set_new(out, "name",
+	                          is_id(name) ? copy_str(name)
+	                          : is_id(id) ? copy_str(id)
+	                                      : json_string(fallback_id));
+	rc |= json_object_set_new(out, "description",
+	                          json_is_string(desc) ? copy_str(desc) : json_null());
+	rc |= json_object_set_new(out, "system", json_is_string(sys) ? copy_str(sys) : json_null());
+	rc |= json_object_set_new(out, "version", json_integer(version));
+	rc |= json_object_set_new(out, "model", map_model(json_object_get(a, "model")));
+	rc |= json_object_set_new(out, "execution_identity",
+	                          map_identity(json_object_get(a, "execution_identity")));
+	rc |= json_object_set_new(out, "mcp_servers",
+	                          map_items(json_object_get(a, "mcp_servers"), mcp_server_item));
+	rc |=
+	    json_object_set_new(out, "skills", map_items(json_object_get(a, "skills"), skill_item));
+	rc |= json_object_set_new(out, "tools", map_items(json_object_get(a, "tools"), tool_item));
+	/* SandBase refuses non-null multiagent configurations (unsupported_feature). */
+	rc |= json_object_set_new(out, "multiagent", json_null());
+	if (!rc)
+		return out;
+	json_decref(out);
+oom:
+	oom(err, backend);
+	return NULL;
+}
+
+json_t *sg_sb_agent_to_cma(const json_t *agent, const struct sg_sb_ctx *ctx, struct sg_error *err)
+{
+	if (check_ctx(ctx, err))
+		return NULL;
+	if (!json_is_object(agent)) {
+		bad(err, ctx->backend, "", "agent is not a JSON object");
+		return NULL;
+	}
+	return map_agent(agent, NULL, 1, ctx->backend, "", err);
+}
+
+/* ---- sessions ------------------------------------------------------------------------- */
+
+static const char *const statuses[] = {"idle", "running", "rescheduling", "terminated"};
+
+/* An embedded agent is a snapshot when it says more than which agent it is: the create
+ * answer's {type, id, version} is only a reference. */
+static int is_snapshot(const json_t *a)
+{
+	const json_t *m = json_object_get(a, "model");
+
+	return json_is_object(a) &&
+	       (is_id(json_object_get(a, "name")) || json_is_object(m) || is_id(m));
+}
+
+/* The agent a session names: agent_id, else the embedded agent's id (object or string); its
+ * version: agent_version, else the embedded agent's, else -1. */
+static void agent_facts(const json_t *s, const char **id, json_int_t *version)
+{
+	const json_t *emb = json_object_get(s, "agent"), *v = json_object_get(s, "agent_version");
+	const json_t *eid = json_is_string(emb) ? emb : json_object_get(emb, "id");
+
+	*id = is_id(json_object_get(s, "agent_id")) ? str_at(s, "agent_id")
+	      : is_id(eid)                          ? json_string_value(eid)
+	                                            : NULL;
+	if (!json_is_integer(v) || json_integer_value(v) < 1)
+		v = json_object_get(emb, "version");
+	*version = json_is_integer(v) && json_integer_value(v) >= 1 ? json_integer_value(v) : -1;
+}
+
+int sg_sb_session_agent_ref(const json_t *s, const char **id, int64_t *version)
+{
+	const char *aid;
+	json_int_t v;
+
+	if (!json_is_object(s) || is_snapshot(json_object_get(s, "agent")))
+		return 0;
+	agent_facts(s, &aid, &v);
+	if (!aid)
+		return 0;
+	*id = aid;
+	*version = (int64_t)v;
+	return 1;
+}
+
+/* The session's agent snapshot: embedded, else the caller's, else synthesised. New. */
+static json_t *session_agent(const json_t *s, const json_t *given, const char *backend,
+                             const char *where, struct sg_error *err)
+{
+	const json_t *emb = json_object_get(s, "agent");
+	const char *aid;
+	json_int_t version;
+	json_t *copy;
+
+	agent_facts(s, &aid, &version);
+	if (version < 1)
+		version = 1;
+	if (is_snapshot(emb))
+		return map_agent(emb, aid, version, backend, where, err);
+	if (given) {
+		copy = json_deep_copy(given);
+		if (!copy)
+			oom(err, backend);
+		return copy;
+	}
+	if (!aid) {
+		bad(err, backend, where, "agent_id is missing, empty or not a string");
+		return NULL;
+	}
+	return map_agent(NULL, aid, version, backend, where, err);
+}
+
+/* v (borrowed) as compact JSON text in a new string; NULL when out of memory. json_dumpb
+ * writes into our buffer, so nothing here depends on jansson's allocator. */
+static json_t *json_text(const json_t *v)
+{
+	const size_t flags = JSON_ENCODE_ANY | JSON_COMPACT;
+	size_t n = json_dumpb(v, NULL, 0, flags);
+	char *buf = n ? malloc(n) : NULL;
+	json_t *s = NULL;
+
+	if (buf && json_dumpb(v, buf, n, flags) == n)
+		s = json_stringn(buf, n);
+	free(buf);
+	return s;
+}
+
+/* North metadata is string→string: strings are kept, null values dropped, other values
+ * written as compact JSON text. Then the SandBase facts north has no key for, while fewer
+ * than SB_METADATA_MAX pairs are taken. Returns a new object, NULL + err on failure. */
+static json_t *map_metadata(const json_t *s, const char *backend, const char *where,
+                            struct sg_error *err)
+{
+	static const char *const extras[][2] = {
+	    {"sandbase.source", "source"},
+	    {"sandbase.agent_version_id", "agent_version_id"},
+	};
+	const json_t *m = json_object_get(s, "metadata"), *v;
+	json_t *out;
+	const char *key;
+	size_t klen, i;
+
+	if (present(m) && !json_is_object(m)) {
+		bad(err, backend, where, "metadata is not an object");
+		return NULL;
+	}
+	out = json_object();
+	if (!out)
+		goto oom;
+	json_object_keylen_foreach((json_t *)m, key, klen, v)
+	{
+		json_t *val;
+
+		if (json_is_null(v))
+			continue;
+		val = json_is_string(v) ? copy_str(v) : json_text(v);
+		if (json_object_setn_new(out, key, klen, val) < 0)
+			goto oom;
+	}
+	for (i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
+		const json_t *x = json_object_get(s, extras[i][1]);
+
+		if (json_object_size(out) >= SB_METADATA_MAX || !is_id(x) ||
+		    json_object_get(out, extras[i][0]))
+			continue;
+		if (json_object_set_new(out, extras[i][0], copy_str(x)) < 0)
+			goto oom;
+	}
+	return out;
+oom:
+	json_decref(out);
+	oom(err, backend);
+	return NULL;
+}
+
+/* Copies in[key] into out when it is a non-negative number. Returns 0 or -1 (memory). */
+static int copy_count(json_t *out, const char *key, const json_t *in)
+{
+	const json_t *v = json_object_get(in, key);
+
+	if (!json_is_number(v) || json_number_value(v) < 0)
+		return 0;
+	return json_object_set_new(out, key, json_copy((json_t *)v));
+}
+
+/* SandBase's usage object → north SessionUsage, keeping the keys north knows; anything but
+ * an object is {} (every key is optional, and an unknown count is not a zero count). */
+static json_t *map_usage(const json_t *u)
+{
+	const json_t *cc = json_object_get(u, "cache_creation");
+	const json_t *cost = json_object_get(u, "list_cost");
+	const json_t *stu = json_object_get(u, "server_tool_use");
+	json_t *out = json_object(), *sub;
+	int rc = 0;
+
+	if (!out || !json_is_object(u))
+		return out;
+	rc |= copy_count(out, "input_tokens", u);
+	rc |= copy_count(out, "output_tokens", u);
+	rc |= copy_count(out, "cache_read_input_tokens", u);
+	rc |= copy_count(out, "active_seconds", u);
+	if (json_is_object(cc)) {
+		sub = json_object();
+		rc |= copy_count(sub, "ephemeral_5m_input_tokens", cc);
+		rc |= copy_count(sub, "ephemeral_1h_input_tokens", cc);
+		rc |= json_object_set_new(out, "cache_creation", sub);
+	} else if (json_is_number(json_object_get(u, "cache_creation_input_tokens"))) {
+		/* a Messages-API style total: its TTL is unknown, reported as 5-minute */
+		sub = json_object();
+		rc |= copy_count(sub, "cache_creation_input_tokens", u);
+		rc |= json_object_set_new(
+		    out, "cache_creation",
+		    json_object_size(sub)
+		        ? json_pack("{s:O}", "ephemeral_5m_input_tokens",
+		                    json_object_get(sub, "cache_creation_input_tokens"))
+		        : json_object());
+		json_decref(sub);
+	}
+	if (json_is_null(cost))
+		rc |= json_object_set_new(out, "list_cost", json_null());
+	else if (is_id(json_object_get(cost, "amount")) && str_eq(str_at(cost, "currency"), "USD"))
+		rc |= json_object_set_new(out, "list_cost",
+		                          json_pack("{s:o, s:s}", "amount",
+		                                    copy_str(json_object_get(cost, "amount")),
+		                                    "currency", "USD"));
+	if (json_is_null(stu)) {
+		rc |= json_object_set_new(out, "server_tool_use", json_null());
+	} else if (json_is_object(stu)) {
+		sub = json_object();
+		rc |= copy_count(sub, "web_fetch_requests", stu);
+		rc |= copy_count(sub, "web_search_requests", stu);
+		rc |= json_object_set_new(out, "server_tool_use", sub);
+	}
+	if (rc) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* A session timestamp: required ones must read, optional ones may be absent or null.
+ * Returns 1 (set), 0 (absent) or -1 with a 502. */
+static int session_time(const json_t *s, const char *key, int required, int64_t *us,
+                        const char *backend, const char *where, struct sg_error *err)
+{
+	const json_t *v = json_object_get(s, key);
+	char q[SB_QUOTE_BUF];
+	int rc = read_time(v, us);
+
+	if (rc < 0 && json_is_string(v))
+		return bad(err, backend, where, "%s '%s' is not an RFC 3339 timestamp", key,
+		           quote(v, q));
+	if (rc < 0 || (rc == 0 && required))
+		return bad(err, backend, where, "%s is missing or not a string", key);
+	return rc;
+}
+
+json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct sg_sb_ctx *ctx,
+                             struct sg_error *err)
+{
+	char where[SB_WHERE_MAX], q[SB_QUOTE_BUF], pubid[SG_ID_MAX];
+	const json_t *idv, *st, *title, *env;
+	json_t *out = NULL, *v;
+	int64_t created, updated, archived, end;
+	int has_archived, rc = 0;
+	const char *status, *be;
+
+	if (check_ctx(ctx, err))
+		return NULL;
+	be = ctx->backend;
+	if (agent && !json_is_object(agent)) {
+		sg_err_internal(err, "sandbase session translation given an agent that is not an "
+		                     "object");
+		return NULL;
+	}
+	if (!json_is_object(s)) {
+		bad(err, be, "", "session is not a JSON object");
+		return NULL;
+	}
+	idv = json_object_get(s, "id");
+	if (!is_id(idv)) {
+		bad(err, be, "", "session id is missing, empty or not a string");
+		return NULL;
+	}
+	snprintf(where, sizeof(where), "session '%s': ", quote(idv, q));
+	if (sg_id_encode("sesn_", be, "", json_string_value(idv), pubid, sizeof(pubid)) < 0) {
+		bad(err, be, where, "id (%zu bytes) is too long for a public id",
+		    json_string_length(idv));
+		return NULL;
+	}
+	st = json_object_get(s, "status");
+	status = json_string_value(st);
+	if (!IN_LIST(status, statuses) || has_nul(st)) {
+		if (json_is_string(st))
+			bad(err, be, where,
+			    "status '%s' is not one of idle, running, rescheduling, terminated",
+			    quote(st, q));
+		else
+			bad(err, be, where, "status is missing or not a string");
+		return NULL;
+	}
+	if (session_time(s, "created_at", 1, &created, be, where, err) < 0)
+		return NULL;
+	rc = session_time(s, "updated_at", 0, &updated, be, where, err);
+	if (rc < 0)
+		return NULL;
+	if (rc == 0)
+		updated = created;
+	has_archived = session_time(s, "archived_at", 0, &archived, be, where, err);
+	if (has_archived < 0)
+		return NULL;
+	env = json_object_get(s, "environment_id");
+	if (present(env) && !json_is_string(env)) {
+		bad(err, be, where, "environment_id is not a string");
+		return NULL;
+	}
+	title = json_object_get(s, "title");
+
+	out = json_object();
+	if (!out)
+		goto oom;
+	rc = 0;
+	rc |= json_object_set_new(out, "id", json_string(pubid));
+	rc |= json_object_set_new(out, "type", json_string("session"));
+	rc |= json_object_set_new(out, "status", json_string(status));
+	rc |= json_object_set_new(out, "title",
+	                          json_is_string(title) ? copy_str(title) : json_null());
+	rc |= json_object_set_new(out, "environment_id",
+	                          json_is_string(env) ? copy_str(env) : json_string(""));
+	rc |= json_object_set_new(out, "created_at", time_json(created));
+	rc |= json_object_set_new(out, "updated_at", time_json(updated));
+	rc |= json_object_set_new(out, "archived_at",
+	                          has_archived ? time_json(archived) : json_null());
+	rc |= json_object_set_new(out, "usage", map_usage(json_object_get(s, "usage")));
+	end = str_eq(status, "running") ? ctx->now_us : updated;
+	rc |= json_object_set_new(out, "stats",
+	                          json_pack("{s:f}", "duration_seconds",
+	                                    end > created ? (double)(end - created) / 1e6 : 0.0));
+	rc |= json_object_set_new(out, "resources", json_array());
+	rc |= json_object_set_new(out, "vault_ids", json_array());
+	rc |= json_object_set_new(out, "outcome_evaluations", json_array());
+	rc |= json_object_set_new(out, "budget", json_null());
+	rc |= json_object_set_new(out, "deployment_id", json_null());
+	if (rc)
+		goto oom;
+	v = map_metadata(s, be, where, err);
+	if (!v)
+		goto fail;
+	if (json_object_set_new(out, "metadata", v) < 0)
+		goto oom;
+	v = session_agent(s, agent, be, where, err);
+	if (!v)
+		goto fail;
+	if (json_object_set_new(out, "agent", v) < 0)
+		goto oom;
+	return out;
+oom:
+	oom(err, be);
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+/* ---- events --------------------------------------------------------------------------- */
+
+enum kind {
+	K_BARE,    /* only id, type, processed_at */
+	K_CONTENT, /* + content: the backend's block array */
+	K_USE,     /* agent.tool_use, agent.custom_tool_use, agent.mcp_tool_use */
+	K_RESULT,  /* agent.tool_result, agent.mcp_tool_result */
+	K_IDLE,    /* session.status_idle */
+	K_ERROR,   /* session.error */
+	K_KEYS,    /* the SDK type's own keys, copied when SandBase sends them */
+};
+
+/* Keys of a K_KEYS type; a leading '!' marks a required key (the event is dropped without
+ * it). */
+static const char *const confirm_keys[] = {"!result", "!tool_use_id", "deny_message", NULL};
+static const char *const custom_result_keys[] = {"!custom_tool_use_id", "content", "is_error",
+                                                 NULL};
+static const char *const user_result_keys[] = {"!tool_use_id", "content", "is_error", NULL};
+static const char *const updated_keys[] = {"title", "metadata", "budget", NULL};
+static const char *const usage_keys[] = {"!usage", "budget", NULL};
+
+struct sb_type {
+	const char *type;
+	enum kind kind;
+	const char *const *keys; /* K_KEYS */
+	const char *link;        /* K_RESULT, K_KEYS: the key naming the tool use it answers */
+	const char *use;         /* K_RESULT: the tool-use type it answers */
+};
+
+/* Every type north receives. Any other type (SandBase's interrupt.response, anything
+ * unknown, and the SDK's multiagent, outcome, workflow and native span types) is dropped. */
+static const struct sb_type types[] = {
+    {"user.message", K_CONTENT, NULL, NULL, NULL},
+    {"user.interrupt", K_BARE, NULL, NULL, NULL},
+    {"user.tool_confirmation", K_KEYS, confirm_keys, NULL, NULL},
+    {"user.custom_tool_result", K_KEYS, custom_result_keys, "custom_tool_use_id", NULL},
+    {"user.tool_result", K_KEYS, user_result_keys, "tool_use_id", NULL},
+    {"system.message", K_CONTENT, NULL, NULL, NULL},
+    {"agent.message", K_CONTENT, NULL, NULL, NULL},
+    {"agent.thinking", K_BARE, NULL, NULL, NULL},
+    {"agent.thread_context_compacted", K_BARE, NULL, NULL, NULL},
+    {"agent.tool_use", K_USE, NULL, NULL, NULL},
+    {"agent.custom_tool_use", K_USE, NULL, NULL, NULL},
+    {"agent.mcp_tool_use", K_USE, NULL, NULL, NULL},
+    {"agent.tool_result", K_RESULT, NULL, "tool_use_id", "agent.tool_use"},
+    {"agent.mcp_tool_result", K_RESULT, NULL, "mcp_tool_use_id", "agent.mcp_tool_use"},
+    {"session.status_running", K_BARE, NULL, NULL, NULL},
+    {"session.status_idle", K_IDLE, NULL, NULL, NULL},
+    {"session.status_rescheduled", K_BARE, NULL, NULL, NULL},
+    {"session.status_terminated", K_BARE, NULL, NULL, NULL},
+    {"session.deleted", K_BARE, NULL, NULL, NULL},
+    {"session.error", K_ERROR, NULL, NULL, NULL},
+    {"session.updated", K_KEYS, updated_keys, NULL, NULL},
+    {"session.usage", K_KEYS, usage_keys, NULL, NULL},
+};
+
+static const char *const use_types[] = {"agent.tool_use", "agent.custom_tool_use",
+                                        "agent.mcp_tool_use"};
+
+/* The SDK's session.error union (events.d.ts), with the extra keys each variant requires. */
+static const struct {
+	const char *type;
+	const char *extra[2];
+} error_types[] = {
+    {"unknown_error", {NULL, NULL}},
+    {"model_overloaded_error", {NULL, NULL}},
+    {"model_rate_limited_error", {NULL, NULL}},
+    {"model_request_failed_error", {NULL, NULL}},
+    {"mcp_connection_failed_error", {"mcp_server_name", NULL}},
+    {"mcp_authentication_failed_error", {"mcp_server_name", NULL}},
+    {"billing_error", {NULL, NULL}},
+    {"credential_host_unreachable_error", {"credential_id", "vault_id"}},
+    {"tool_use_limit_reached_error", {NULL, NULL}},
+    {"compaction_limit_reached_error", {NULL, NULL}},
+    {"repository_authentication_error", {"repository_url", NULL}},
+    {"repository_forbidden_error", {"repository_url", NULL}},
+    {"repository_not_found_error", {"repository_url", NULL}},
+    {"repository_checkout_error", {"repository_url", NULL}},
+    {"repository_clone_error", {"repository_url", NULL}},
+};
+
+static const char *const retry_states[] = {"retrying", "exhausted", "terminal"};
+
+/* State of one sg_sb_events_to_cma call. */
+struct run {
+	const struct sg_sb_ctx *ctx;
+	struct sg_error *err;
+	json_t *out;              /* the answer (new) */
+	json_t *pending;          /* unmatched tool uses, oldest first: [{id, type}] (new) */
+	char where[SB_WHERE_MAX]; /* "events[3] 'sevt_…': " */
+};
+
+__attribute__((format(printf, 2, 3))) static int bad_ev(struct run *r, const char *fmt, ...)
+{
+	char msg[SG_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return bad(r->err, r->ctx->backend, r->where, "%s", msg);
+}
+
+static int oom_ev(struct run *r)
+{
+	return oom(r->err, r->ctx->backend);
+}
+
+/* Each field is written as "<length>:<bytes>" so no two tuples share an encoding. */
+static int hash_field(char *buf, size_t *len, const char *p, size_t n)
+{
+	int k = snprintf(buf + *len, SB_HASH_BUF - *len, "%zu:", n);
+
+	if (k < 0 || (size_t)k >= SB_HASH_BUF - *len || n > SB_HASH_BUF - *len - (size_t)k)
+		return -1;
+	memcpy(buf + *len + k, p, n);
+	*len += (size_t)k + n;
+	return 0;
+}
+
+/* "sevt_" + 24 hex of SHA-256 over (backend, source event id, kind): the same source event
+ * gives the same synthetic ids on every call, whatever page it arrives on. */
+static int synth_id(struct run *r, const json_t *src, const char *kind,
+                    char out[SB_SYNTH_ID_LEN + 1])
+{
+	char buf[SB_HASH_BUF];
+	uint8_t md[SG_SHA256_LEN];
+	size_t len = 0;
+
+	if (hash_field(buf, &len, "sb1", 3) ||
+	    hash_field(buf, &len, r->ctx->backend, strlen(r->ctx->backend)) ||
+	    hash_field(buf, &len, json_string_value(src), json_string_length(src)) ||
+	    hash_field(buf, &len, kind, strlen(kind)))
+		return sg_err_internal(r->err, "backend name too long for a synthetic event id");
+	sg_sha256(buf, len, md);
+	memcpy(out, "sevt_", 5);
+	if (sg_hex_encode(md, SB_ID_HEX / 2, out + 5, SB_SYNTH_ID_LEN + 1 - 5) < 0)
+		return sg_err_internal(r->err, "synthetic event id encoding failed");
+	return 0;
+}
+
+/* A payload key: at the top level, else inside `data`, else inside an object `content`
+ * (SandBase puts some payloads there). A top-level `content` that is an object is the
+ * payload, not the key. null counts as absent. Borrowed, or NULL. */
+static const json_t *field(const json_t *e, const char *key)
+{
+	const json_t *v = json_object_get(e, key), *box;
+
+	if (present(v) && !(json_is_object(v) && !strcmp(key, "content")))
+		return v;
+	box = json_object_get(e, "data");
+	if (json_is_object(box) && present(json_object_get(box, key)))
+		return json_object_get(box, key);
+	box = json_object_get(e, "content");
+	if (json_is_object(box) && present(json_object_get(box, key)))
+		return json_object_get(box, key);
+	return NULL;
+}
+
+/* A new event {id, type, processed_at}; id NULL = keep the backend's (src). */
+static json_t *new_event(struct run *r, const char *type, const json_t *src, const char *id,
+                         int64_t at)
+{
+	char ts[SG_TIME_BUFSZ];
+	json_t *ev;
+	int rc = 0;
+
+	if (sg_time_format(at, ts, sizeof(ts)) < 0) {
+		bad_ev(r, "a timestamp is out of range");
+		return NULL;
+	}
+	ev = json_object();
+	if (!ev) {
+		oom_ev(r);
+		return NULL;
+	}
+	rc |= json_object_set_new(ev, "id", id ? json_string(id) : copy_str(src));
+	rc |= json_object_set_new(ev, "type", json_string(type));
+	rc |= json_object_set_new(ev, "processed_at", json_string(ts));
+	if (rc) {
+		json_decref(ev);
+		oom_ev(r);
+		return NULL;
+	}
+	return ev;
+}
+
+/* Sets ev[key] = v (stolen); on failure frees ev and reports. Returns 0 or -1. */
+static int put(struct run *r, json_t *ev, const char *key, json_t *v)
+{
+	if (json_object_set_new(ev, key, v) < 0) {
+		json_decref(ev);
+		return oom_ev(r);
+	}
+	return 0;
+}
+
+static int emit(struct run *r, json_t *ev)
+{
+	if (json_array_append_new(r->out, ev) < 0)
+		return oom_ev(r);
+	return 0;
+}
+
+/* A pending entry is [id, type]: compact, since it rides in page cursors. */
+static const json_t *pending_id(const json_t *p)
+{
+	return json_array_get(p, 0);
+}
+
+static const char *pending_type(const json_t *p)
+{
+	return json_string_value(json_array_get(p, 1));
+}
+
+/* Remembers a tool use until a result answers it. Beyond SB_PENDING_MAX entries or
+ * SB_PENDING_ID_BYTES of ids the oldest are forgotten. */
+static int pend(struct run *r, const json_t *id, const char *type)
+{
+	size_t bytes = json_string_length(id), i;
+	const json_t *p;
+
+	json_array_foreach(r->pending, i, p) bytes += json_string_length(pending_id(p));
+	while (json_array_size(r->pending) > 0 &&
+	       (json_array_size(r->pending) >= SB_PENDING_MAX || bytes > SB_PENDING_ID_BYTES)) {
+		bytes -= json_string_length(pending_id(json_array_get(r->pending, 0)));
+		if (json_array_remove(r->pending, 0) < 0)
+			return oom_ev(r);
+	}
+	if (json_array_append_new(r->pending, json_pack("[o, s]", copy_str(id), type)) < 0)
+		return oom_ev(r);
+	return 0;
+}
+
+/* Removes the pending tool use with this id, if any. */
+static void unpend(struct run *r, const json_t *id)
+{
+	const json_t *p;
+	size_t i;
+
+	json_array_foreach(r->pending, i, p)
+	{
+		if (json_equal((json_t *)pending_id(p), (json_t *)id)) {
+			json_array_remove(r->pending, i);
+			return;
+		}
+	}
+}
+
+/* Takes the oldest pending tool use of this type: its id (new), or NULL when none is. */
+static json_t *take_oldest(struct run *r, const char *type)
+{
+	const json_t *p;
+	json_t *id;
+	size_t i;
+
+	json_array_foreach(r->pending, i, p)
+	{
+		if (!str_eq(pending_type(p), type))
+			continue;
+		id = json_incref((json_t *)pending_id(p));
+		json_array_remove(r->pending, i);
+		return id;
+	}
+	return NULL;
+}
+
+/* Text as a one-block list. New reference. */
+static json_t *text_blocks(const json_t *text)
+{
+	return json_pack("[{s:s, s:o}]", "type", "text", "text", copy_str(text));
+}
+
+/* The tool input as an object: an object is copied, JSON text holding an object is parsed,
+ * anything else becomes {} (documented). New reference, NULL when out of memory. */
+static json_t *tool_input(const json_t *in)
+{
+	json_t *v;
+
+	if (json_is_object(in))
+		return json_deep_copy(in);
+	if (!json_is_string(in))
+		return json_object();
+	v = json_loadb(json_string_value(in), json_string_length(in), 0, NULL);
+	if (json_is_object(v))
+		return v;
+	json_decref(v);
+	return json_object();
+}
+
+static int ev_content(struct run *r, const json_t *e, json_t *ev)
+{
+	const json_t *c = json_object_get(e, "content");
+
+	if (!json_is_array(c)) {
+		json_decref(ev);
+		return bad_ev(r, "content is missing or not an array");
+	}
+	return put(r, ev, "content", json_deep_copy(c));
+}
+
+static int ev_use(struct run *r, const json_t *e, const char *type, json_t *ev)
+{
+	const json_t *name = field(e, "name"), *server = field(e, "mcp_server_name");
+
+	if (!is_id(name)) {
+		json_decref(ev);
+		return bad_ev(r, "%s has no tool name", type);
+	}
+	if (put(r, ev, "name", copy_str(name)) ||
+	    put(r, ev, "input", tool_input(field(e, "input"))))
+		return -1;
+	if (!strcmp(type, "agent.mcp_tool_use") &&
+	    put(r, ev, "mcp_server_name",
+	        is_id(server) ? copy_str(server) : json_string("unknown")))
+		return -1;
+	if (emit(r, ev))
+		return -1;
+	return pend(r, json_object_get(e, "id"), type);
+}
+
+/* Result blocks: a content array; an object content's own `content` (array or text), or its
+ * `output` text; a bare text content; else none. New array. */
+static json_t *result_blocks(const json_t *e)
+{
+	const json_t *c = json_object_get(e, "content"), *inner;
+
+	if (json_is_array(c))
+		return json_deep_copy(c);
+	if (json_is_string(c))
+		return text_blocks(c);
+	inner = field(e, "content");
+	if (!present(inner))
+		inner = field(e, "output");
+	if (json_is_array(inner))
+		return json_deep_copy(inner);
+	if (json_is_string(inner))
+		return text_blocks(inner);
+	return json_array();
+}
+
+static int ev_result(struct run *r, const json_t *e, const struct sb_type *t, json_t *ev)
+{
+	const json_t *link = field(e, t->link), *err = field(e, "is_error");
+	json_t *id;
+
+	if (is_id(link)) {
+		unpend(r, link);
+		id = copy_str(link);
+	} else {
+		id = take_oldest(r, t->use);
+		if (!id) {
+			/* north requires the link: a result answering nothing known is dropped */
+			json_decref(ev);
+			return 0;
+		}
+	}
+	if (put(r, ev, t->link, id) || put(r, ev, "content", result_blocks(e)) ||
+	    put(r, ev, "is_error", json_boolean(json_is_true(err))))
+		return -1;
+	return emit(r, ev);
+}
+
+/* The ids north lists in requires_action: the backend's when it gives a list of ids, else
+ * every pending tool use, oldest first. New array. */
+static json_t *action_ids(struct run *r, const json_t *given)
+{
+	const json_t *p;
+	json_t *ids;
+	size_t i;
+	int ok = json_is_array(given);
+
+	json_array_foreach(given, i, p) ok &= is_id(p);
+	if (ok)
+		return json_deep_copy(given);
+	ids = json_array();
+	json_array_foreach(r->pending, i, p)
+	{
+		if (json_array_append(ids, (json_t *)pending_id(p)) < 0) {
+			json_decref(ids);
+			return NULL;
+		}
+	}
+	return ids;
+}
+
+static int ev_idle(struct run *r, const json_t *e, json_t *ev)
+{
+	static const char *const passed[] = {"end_turn", "retries_exhausted", "budget_reached",
+	                                     "refusal"};
+	const json_t *sr = field(e, "stop_reason");
+	const char *why = json_is_string(sr) ? json_string_value(sr) : str_at(sr, "type");
+	json_t *stop;
+
+	if (str_eq(why, "requires_action")) {
+		stop = json_pack("{s:s, s:o}", "type", "requires_action", "event_ids",
+		                 action_ids(r, json_object_get(sr, "event_ids")));
+	} else {
+		/* user_interrupt, null and unknown reasons end the turn (the preceding
+		 * user.interrupt records why); nothing is pending after a finished turn */
+		stop = json_pack("{s:s}", "type", IN_LIST(why, passed) ? why : "end_turn");
+		json_array_clear(r->pending);
+	}
+	if (put(r, ev, "stop_reason", stop) || put(r, ev, "stop_details", json_null()))
+		return -1;
+	return emit(r, ev);
+}
+
+/* The north error union member for SandBase's error type: the name itself or with "_error"
+ * appended, when the payload has the string keys that variant requires (repository_url may
+ * be null or absent). Index, or -1. */
+static int error_variant(const char *t, const json_t *eo)
+{
+	char name[64];
+	size_t i, k;
+
+	for (i = 0; t && i < sizeof(error_types) / sizeof(error_types[0]); i++) {
+		snprintf(name, sizeof(name), "%s_error", t);
+		if (strcmp(t, error_types[i].type) && strcmp(name, error_types[i].type))
+			continue;
+		for (k = 0; k < 2 && error_types[i].extra[k]; k++) {
+			const char *key = error_types[i].extra[k];
+
+			if (!is_id(json_object_get(eo, key)) && strcmp(key, "repository_url"))
+				return -1;
+		}
+		return (int)i;
+	}
+	return -1;
+}
+
+/* The message of an unknown_error: SandBase's own type name stays in front of its message,
+ * as it is the only place left for it. New string. */
+static json_t *unknown_message(const json_t *msg, const char *type)
+{
+	if (json_is_string(msg) && type)
+		return json_sprintf("%s: %s", type, json_string_value(msg));
+	if (json_is_string(msg))
+		return copy_str(msg);
+	return json_string(type ? type : "session error");
+}
+
+/* session.error: SandBase's error object (at `error`, in `data` or in an object `content`)
+ * mapped onto the SDK union; unknown_error carrying the message when it does not fit. */
+static json_t *map_error(const json_t *e)
+{
+	const json_t *eo = field(e, "error"), *c = json_object_get(e, "content"), *msg, *rs;
+	const char *t, *state;
+	json_t *out;
+	int vi, rc = 0;
+	size_t k;
+
+	if (!json_is_object(eo))
+		eo = json_is_object(json_object_get(e, "data")) ? json_object_get(e, "data") : c;
+	msg = json_object_get(eo, "message");
+	if (!json_is_string(msg) && json_is_string(field(e, "error")))
+		msg = field(e, "error");
+	if (!json_is_string(msg) && json_is_array(c))
+		msg = json_object_get(json_array_get(c, 0), "text");
+	t = str_at(eo, "type");
+	rs = json_object_get(eo, "retry_status");
+	state = json_is_string(rs) ? json_string_value(rs) : str_at(rs, "type");
+	if (!IN_LIST(state, retry_states))
+		state = "terminal";
+	vi = json_is_string(msg) ? error_variant(t, eo) : -1;
+	if (vi >= 0) {
+		out = json_pack("{s:s, s:o, s:{s:s}}", "type", error_types[vi].type, "message",
+		                copy_str(msg), "retry_status", "type", state);
+		for (k = 0; out && k < 2 && error_types[vi].extra[k]; k++) {
+			const json_t *x = json_object_get(eo, error_types[vi].extra[k]);
+
+			rc |= json_object_set_new(out, error_types[vi].extra[k],
+			                          is_id(x) ? copy_str(x) : json_null());
+		}
+		if (rc) {
+			json_decref(out);
+			return NULL;
+		}
+		return out;
+	}
+	return json_pack("{s:s, s:o, s:{s:s}}", "type", "unknown_error", "message",
+	                 unknown_message(msg, t), "retry_status", "type", state);
+}
+
+static int ev_keys(struct run *r, const json_t *e, const struct sb_type *t, json_t *ev)
+{
+	const char *const *k;
+	const json_t *v;
+
+	for (k = t->keys; *k; k++) {
+		const char *key = **k == '!' ? *k + 1 : *k;
+
+		v = field(e, key);
+		if (!v && **k == '!') {
+			/* the SDK requires it and SandBase did not send it: nothing to show */
+			json_decref(ev);
+			return 0;
+		}
+		if (v && put(r, ev, key, json_deep_copy(v)))
+			return -1;
+	}
+	if (t->link && is_id(field(e, t->link)))
+		unpend(r, field(e, t->link));
+	return emit(r, ev);
+}
+
+/* A count in the envelope: 0 = absent or null (*n = 0), 1 = a non-negative integer, -1 with
+ * a 502 otherwise. */
+static int count(struct run *r, const json_t *e, const char *key, int64_t *n)
+{
+	const json_t *v = json_object_get(e, key);
+
+	*n = 0;
+	if (!present(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0)
+		return bad_ev(r, "%s is not a non-negative integer", key);
+	*n = json_integer_value(v);
+	return 1;
+}
+
+/* The span pair around an event that spent tokens; `half` 0 emits the start, 1 the end. */
+static int span(struct run *r, const json_t *src, int half, int64_t at, int64_t in,
+                int64_t out_tokens, int is_error)
+{
+	char id[SB_SYNTH_ID_LEN + 1], start_id[SB_SYNTH_ID_LEN + 1];
+	json_t *ev;
+
+	if (synth_id(r, src, "span_start", start_id))
+		return -1;
+	if (half == 0) {
+		ev = new_event(r, "span.model_request_start", src, start_id, at);
+		return ev ? emit(r, ev) : -1;
+	}
+	if (synth_id(r, src, "span_end", id))
+		return -1;
+	ev = new_event(r, "span.model_request_end", src, id, at);
+	if (!ev || put(r, ev, "model_request_start_id", json_string(start_id)) ||
+	    put(r, ev, "is_error", json_boolean(is_error)) ||
+	    put(r, ev, "model_usage",
+	        json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", (json_int_t)in, "output_tokens",
+	                  (json_int_t)out_tokens, "cache_creation_input_tokens", (json_int_t)0,
+	                  "cache_read_input_tokens", (json_int_t)0)))
+		return -1;
+	return emit(r, ev);
+}
+
+static const struct sb_type *find_type(const char *type)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(types[i].type, type))
+			return &types[i];
+	return NULL;
+}
+
+/* Translates one backend event: [span start] [the event, unless dropped] [span end]. */
+static int one_event(struct run *r, const json_t *e, size_t i)
+{
+	const json_t *idv = json_object_get(e, "id"), *tv = json_object_get(e, "type");
+	const struct sb_type *t;
+	int64_t at, in, outk, dur;
+	int spans, rc;
+	char q[SB_QUOTE_BUF];
+	json_t *ev;
+
+	snprintf(r->where, sizeof(r->where), "events[%zu]: ", i);
+	if (!json_is_object(e))
+		return bad_ev(r, "event is not an object");
+	if (!is_id(idv) || json_string_length(idv) > SB_EVENT_ID_MAX)
+		return bad_ev(r, "id is missing, empty, not a string or longer than %d bytes",
+		              SB_EVENT_ID_MAX);
+	snprintf(r->where, sizeof(r->where), "events[%zu] '%s': ", i, quote(idv, q));
+	if (!json_is_string(tv) || has_nul(tv))
+		return bad_ev(r, "type is missing or not a string");
+	rc = read_time(json_object_get(e, "processed_at"), &at);
+	if (rc < 0)
+		return bad_ev(r, "processed_at is not an RFC 3339 timestamp");
+	if (rc == 0 && read_time(json_object_get(e, "created_at"), &at) <= 0)
+		return bad_ev(r, "processed_at is null and created_at is not a timestamp");
+	if (count(r, e, "tokens_in", &in) < 0 || count(r, e, "tokens_out", &outk) < 0 ||
+	    count(r, e, "duration_ms", &dur) < 0)
+		return -1;
+	t = find_type(json_string_value(tv));
+	spans = in > 0 || outk > 0;
+	/* a span starts duration_ms before processed_at; that must still be a time */
+	if (spans && dur > (at - SB_TIME_MIN_US) / 1000)
+		return bad_ev(r, "duration_ms reaches back before the year 1");
+	if (spans && span(r, idv, 0, at - dur * 1000, 0, 0, 0))
+		return -1;
+	if (t) {
+		ev = new_event(r, t->type, idv, NULL, at);
+		if (!ev)
+			return -1;
+		switch (t->kind) {
+		case K_BARE:
+			rc = emit(r, ev);
+			break;
+		case K_CONTENT:
+			rc = ev_content(r, e, ev) || emit(r, ev);
+			break;
+		case K_USE:
+			rc = ev_use(r, e, t->type, ev);
+			break;
+		case K_RESULT:
+			rc = ev_result(r, e, t, ev);
+			break;
+		case K_IDLE:
+			rc = ev_idle(r, e, ev);
+			break;
+		case K_ERROR:
+			rc = put(r, ev, "error", map_error(e)) || emit(r, ev);
+			break;
+		default: /* K_KEYS */
+			rc = ev_keys(r, e, t, ev);
+			break;
+		}
+		if (rc)
+			return -1;
+	}
+	/* spans outlive a dropped event: the tokens were spent all the same */
+	if (spans && span(r, idv, 1, at, in, outk, t && t->kind == K_ERROR))
+		return -1;
+	return 0;
+}
+
+/* Loads the linking state a previous run handed out (see sg_sb_events_to_cma). A state this
+ * module did not write is the caller's bug: 500. */
+static int load_carry(struct run *r, const json_t *carry)
+{
+	const json_t *list = json_object_get(carry, "pending"), *p;
+	size_t i;
+
+	if (!present(carry))
+		return 0;
+	if (!json_is_array(list) || json_array_size(list) > SB_PENDING_MAX)
+		goto wrong;
+	json_array_foreach(list, i, p)
+	{
+		if (json_array_size(p) != 2 || !is_id(pending_id(p)) ||
+		    json_string_length(pending_id(p)) > SB_EVENT_ID_MAX ||
+		    !IN_LIST(pending_type(p), use_types))
+			goto wrong;
+		if (pend(r, pending_id(p), pending_type(p)))
+			return -1;
+	}
+	return 0;
+wrong:
+	return sg_err_internal(r->err, "sandbase event translation given a linking state it did "
+	                               "not write");
+}
+
+json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t **carry_out,
+                            const struct sg_sb_ctx *ctx, struct sg_error *err)
+{
+	struct run r = {.ctx = ctx, .err = err};
+	const json_t *e;
+	json_t *carry = NULL;
+	size_t i;
+
+	if (carry_out)
+		*carry_out = NULL;
+	if (check_ctx(ctx, err))
+		return NULL;
+	if (!json_is_array(events)) {
+		bad(err, ctx->backend, "", "the event list is not an array");
+		return NULL;
+	}
+	if (json_array_size(events) > SB_MAX_EVENTS) {
+		bad(err, ctx->backend, "",
+		    "the event list has %zu events, more than the limit of %d",
+		    json_array_size(events), SB_MAX_EVENTS);
+		return NULL;
+	}
+	r.out = json_array();
+	r.pending = json_array();
+	if (!r.out || !r.pending) {
+		oom(err, ctx->backend);
+		goto fail;
+	}
+	if (load_carry(&r, carry_in))
+		goto fail;
+	json_array_foreach(events, i, e)
+	{
+		if (one_event(&r, e, i))
+			goto fail;
+	}
+	if (carry_out) {
+		carry = json_object();
+		if (!carry) {
+			oom(err, ctx->backend);
+			goto fail;
+		}
+		/* json_object_set_new steals the queue, even when it fails */
+		if (json_object_set_new(carry, "pending", r.pending) < 0) {
+			r.pending = NULL;
+			oom(err, ctx->backend);
+			goto fail;
+		}
+		r.pending = NULL;
+		*carry_out = carry;
+	}
+	json_decref(r.pending);
+	return r.out;
+fail:
+	json_decref(carry);
+	json_decref(r.out);
+	json_decref(r.pending);
+	return NULL;
+}
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+/* The backend's own words: error.message, a string error, detail (a string, FastAPI's
+ * [{msg}] or an object's message), or a top-level message. Borrowed, or NULL. */
+static const json_t *error_message(const json_t *j)
+{
+	const json_t *e = json_object_get(j, "error"), *d = json_object_get(j, "detail");
+	const json_t *m = json_object_get(e, "message");
+
+	if (json_is_string(m))
+		return m;
+	if (json_is_string(e))
+		return e;
+	if (json_is_string(d))
+		return d;
+	if (json_is_array(d))
+		d = json_array_get(d, 0);
+	m = json_object_get(d, "msg");
+	if (!json_is_string(m))
+		m = json_object_get(d, "message");
+	if (json_is_string(m))
+		return m;
+	m = json_object_get(j, "message");
+	return json_is_string(m) ? m : NULL;
+}
+
+/* SandBase spells error types with and without the "_error" suffix. */
+static int type_is(const char *t, const char *base)
+{
+	size_t n = strlen(base);
+
+	return t && !strncmp(t, base, n) && (t[n] == '\0' || !strcmp(t + n, "_error"));
+}
+
+void sg_sb_error_to_cma(long status, const char *body, size_t len, const char *backend,
+                        struct sg_error *err)
+{
+	char msg[SB_BACKEND_MSG_MAX + 1] = "", type[SB_QUOTE_MAX + 1] = "", pub[SG_ID_MAX] = "";
+	const json_t *m, *sid;
+	json_t *j = NULL;
+	const char *lead, *etype = "api_error", *t;
+	int code = 502, retry = -1;
+
+	if (!backend)
+		backend = "?";
+	if (body && len)
+		j = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+	if (json_is_object(j)) {
+		m = error_message(j);
+		if (m)
+			clip(json_string_value(m), json_string_length(m), SB_BACKEND_MSG_MAX, 1,
+			     msg);
+		t = str_at(json_object_get(j, "error"), "type");
+		if (!t && !str_eq(str_at(j, "type"), "error"))
+			t = str_at(j, "type");
+		if (t)
+			clip(t, strlen(t), SB_QUOTE_MAX, 0, type);
+		sid = json_object_get(j, "session_id");
+		if (is_id(sid) && sg_id_encode("sesn_", backend, "", json_string_value(sid), pub,
+		                               sizeof(pub)) < 0)
+			pub[0] = '\0';
+	} else if (body && len) {
+		clip(body, len, SB_BACKEND_MSG_MAX, 0, msg);
+	}
+	json_decref(j);
+
+	if (!strcmp(type, "delivery_outcome_unknown")) {
+		/* the session may exist: a retried create would make a second one */
+		sg_err_bad_gateway(err,
+		                   "backend '%s': delivery outcome unknown (HTTP %ld): session %s "
+		                   "may have been created; retrieve it and list its events before "
+		                   "retrying%s%s",
+		                   backend, status, pub[0] ? pub : "(id not given)",
+		                   msg[0] ? ": " : "", msg);
+		if (err)
+			err->should_retry = 0;
+		return;
+	}
+	switch (status) {
+	case 400:
+	case 422: /* unsupported_event_type, unsupported_multiagent */
+		code = 400, etype = "invalid_request_error", lead = "invalid request";
+		break;
+	case 401:
+		lead = "the gateway's credentials for this backend were rejected";
+		break;
+	case 402:
+		lead = "the gateway's account on this backend cannot pay";
+		break;
+	case 403:
+		lead = "the gateway's credentials for this backend lack permission";
+		break;
+	case 404:
+		code = 404, etype = "not_found_error", lead = "not found";
+		break;
+	case 409: /* archived or busy session: retrying the same request cannot help */
+		code = 409, etype = "conflict_error", lead = "conflict", retry = 0;
+		break;
+	case 413:
+		code = 413, etype = "request_too_large", lead = "request too large";
+		break;
+	case 429:
+		code = 429, etype = "rate_limit_error", lead = "rate limited";
+		break;
+	default:
+		if (status >= 500)
+			lead = "backend error";
+		else if (type_is(type, "invalid_request"))
+			code = 400, etype = "invalid_request_error", lead = "invalid request";
+		else if (type_is(type, "not_found"))
+			code = 404, etype = "not_found_error", lead = "not found";
+		else
+			lead = "unexpected answer";
+		break;
+	}
+	sg_error_set(err, code, etype, "backend '%s': %s (HTTP %ld%s%s)%s%s", backend, lead, status,
+	             type[0] ? " " : "", type, msg[0] ? ": " : "", msg);
+	if (err)
+		err->should_retry = retry;
+}

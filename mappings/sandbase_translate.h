@@ -1,0 +1,72 @@
+/* sandbase_translate.h - SandBase (Claude-like, with quirks; backends.md §2) → north JSON.
+ * Pure functions: no I/O, no clock (the caller passes "now"), no global state. Tested with
+ * golden fixtures under tests/fixtures/sandbase/. Fidelity table: docs/fidelity-sandbase.md. */
+#ifndef SG_SANDBASE_TRANSLATE_H
+#define SG_SANDBASE_TRANSLATE_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "error.h"
+
+struct sg_sb_ctx {
+	const char *backend; /* backend name: encoded into public ids, named in errors */
+	int64_t now_us;      /* "now", for the stats of a running session */
+};
+
+/* Splits a SandBase list body ({data: [...], next_page?: string|null}) into its parts:
+ * *data is borrowed from body, *next is borrowed (NULL when absent, null or ""). Returns 0, or
+ * -1 with a 502 api_error naming the backend when the body has the wrong shape (not an object,
+ * no `data` array, more than 100000 items, a next_page that is not a string); 500 without ctx. */
+int sg_sb_page_parts(const json_t *body, const json_t **data, const char **next,
+		     const struct sg_sb_ctx *ctx, struct sg_error *err);
+
+/* When session s (borrowed) carries no embedded agent snapshot, returns 1 and sets *id
+ * (borrowed) and *version (-1 when the session names none) for GET /v1/agents/{id}.
+ * A snapshot is an embedded `agent` object with a string `name` or a `model`; the create
+ * answer's {type, id, version} is only a reference. The id is `agent_id`, else the embedded
+ * agent's id (object or bare string); the version `agent_version` (≥ 1), else the embedded
+ * one. Returns 0 when s has a snapshot, names no agent, or is not an object. */
+int sg_sb_session_agent_ref(const json_t *s, const char **id, int64_t *version);
+
+/* A SandBase agent object (GET /v1/agents/{id}, borrowed) → north SessionAgent (new), every
+ * required key present (documented defaults for the missing ones). NULL + 502 when it is not
+ * an object or has no usable `id`; 500 when out of memory. */
+json_t *sg_sb_agent_to_cma(const json_t *agent, const struct sg_sb_ctx *ctx, struct sg_error *err);
+
+/* A SandBase session (borrowed) → north Session (new), or NULL + 502 on a wrong shape (id,
+ * status outside the four north values, created_at, updated_at/archived_at, metadata,
+ * environment_id; no agent id at all). Public id = sg_id_encode("sesn_", backend, "", id).
+ * agent is the north SessionAgent to use when s has no embedded snapshot (borrowed and
+ * copied, may be NULL: then a minimal agent is synthesised from agent_id/agent_version and
+ * documented); an agent that is not an object is a 500. */
+json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct sg_sb_ctx *ctx,
+			     struct sg_error *err);
+
+/* A run of SandBase events in backend order (borrowed; at most 100000) → north events (new
+ * array), or NULL + 502 naming the backend and the event ("events[3] 'sevt_…': …"), 500 when
+ * out of memory; never a partial answer. The same input gives the same output, synthetic
+ * span ids included. carry_in (borrowed, may be NULL or null) is the linking state at the
+ * start of the run (unmatched tool uses, for tool results without tool_use_id and for
+ * requires_action without event_ids); *carry_out (carry_out may be NULL) receives the state
+ * at its end, {"pending": [[tool-use event id, its type], …]} oldest first (a new reference;
+ * NULL on failure), so a walk over several backend pages links exactly as one pass would.
+ * It is bounded to fit in a page cursor: at most 32 entries and 1024 bytes of ids, oldest
+ * forgotten first (under 2 KB as JSON). A carry_in this module did not write is a 500. */
+json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t **carry_out,
+			    const struct sg_sb_ctx *ctx, struct sg_error *err);
+
+/* A SandBase error answer (status, raw body) → the north error it deserves, message
+ * "backend 'NAME': <what> (HTTP <status> <type>): <the backend's message>". Bodies read:
+ * {"type":"error","error":{type,message}}, {"error":{type,message}}, {"error": "…"},
+ * {"detail": "…" | [{msg}] | {message}}, {"code", "message"}; anything else is quoted raw.
+ * 400, 422 (unsupported_event_type/_multiagent) → 400 invalid_request_error; 404 → 404
+ * not_found_error; 401, 402, 403 → 502 (the gateway's own key or account is at fault);
+ * 409 → 409 conflict_error with should_retry 0; 413 → 413 request_too_large; 429 → 429
+ * rate_limit_error; 5xx → 502; delivery_outcome_unknown → 502 with should_retry 0 and the
+ * public id of the session that may exist; other statuses by type (invalid_request,
+ * not_found), else 502. err may be NULL; backend NULL reads as "?". */
+void sg_sb_error_to_cma(long status, const char *body, size_t len, const char *backend,
+			struct sg_error *err);
+
+#endif

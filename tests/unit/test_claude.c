@@ -1,0 +1,827 @@
+/* test_claude.c - the Claude-native translation: Check loops over the golden fixtures in
+ * tests/fixtures/claude/{sessions,events}/<case>/ (input.json: the upstream's list body,
+ * expected.json: the north items), plus inline tests for wrong shapes, the list-body split
+ * and every error mapping. */
+#include <check.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "claude_translate.h"
+#include "fixture.h"
+#include "idcodec.h"
+
+#define SESSIONS "claude/sessions"
+#define EVENTS "claude/events"
+#define BACKEND "claude-main"
+#define MAX_CASES 64
+#define LIMIT 100000
+
+static const struct sg_cl_ctx good_ctx = {.backend = BACKEND};
+static const struct sg_cl_ctx bad_ctx = {.backend = "bad-be"};
+
+/* Parses inline JSON for a test. Returns a new reference. */
+static json_t *parse(const char *text)
+{
+	json_error_t jerr;
+	json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+
+	ck_assert_msg(v != NULL, "inline JSON: %s: %s", jerr.text, text);
+	return v;
+}
+
+/* Expects a 502 api_error whose message names the backend and contains `needle`. */
+static void expect_502(const struct sg_error *err, const char *backend, const char *needle)
+{
+	char prefix[96];
+
+	snprintf(prefix, sizeof(prefix), "backend '%s'", backend);
+	ck_assert_int_eq(err->status, 502);
+	ck_assert_str_eq(err->type, "api_error");
+	ck_assert_msg(!strncmp(err->message, prefix, strlen(prefix)), "message: %s", err->message);
+	ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message,
+	              needle);
+}
+
+/* What must hold for every translated session: exactly the SDK's keys (deployment_id
+ * optional), every required one present, and an id that opens to this route. */
+static void check_session(const json_t *s, const json_t *in)
+{
+	static const char *const required[] = {
+	    "id",         "type",       "agent",          "archived_at", "budget",
+	    "created_at", "updated_at", "environment_id", "metadata",    "outcome_evaluations",
+	    "resources",  "stats",      "status",         "title",       "usage",
+	    "vault_ids",
+	};
+	static const char *const agent_keys[] = {
+	    "id",          "type",    "name",  "description",
+	    "system",      "version", "model", "execution_identity",
+	    "mcp_servers", "skills",  "tools", "multiagent",
+	};
+	const size_t nreq = sizeof(required) / sizeof(required[0]);
+	const json_t *agent = json_object_get(s, "agent");
+	struct sg_pubid pid;
+	size_t i;
+
+	for (i = 0; i < nreq; i++)
+		ck_assert_msg(json_object_get(s, required[i]), "missing %s", required[i]);
+	ck_assert_uint_eq(json_object_size(s), nreq + (json_object_get(s, "deployment_id") != 0));
+	for (i = 0; i < sizeof(agent_keys) / sizeof(agent_keys[0]); i++)
+		ck_assert_msg(json_object_get(agent, agent_keys[i]), "missing agent.%s",
+		              agent_keys[i]);
+	ck_assert_uint_eq(json_object_size(agent), sizeof(agent_keys) / sizeof(agent_keys[0]));
+	ck_assert(json_is_object(json_object_get(s, "usage")));
+	ck_assert(json_is_string(json_object_get(s, "created_at")));
+	ck_assert(json_is_string(json_object_get(s, "updated_at")));
+	ck_assert_int_eq(sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &pid),
+	                 0);
+	ck_assert_str_eq(pid.backend, BACKEND);
+	ck_assert_str_eq(pid.scope, "");
+	ck_assert_str_eq(pid.native, json_string_value(json_object_get(in, "id")));
+}
+
+START_TEST(test_sessions_golden)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(SESSIONS, names, MAX_CASES), i;
+	struct sg_error err = {0};
+	const json_t *data, *item;
+	const char *next = NULL;
+	json_t *body, *out;
+
+	ck_assert_uint_lt((size_t)_i, n);
+	body = sg_fixture_load(SESSIONS, names[_i], "input.json");
+	ck_assert_msg(body != NULL, "%s: input.json is required", names[_i]);
+	ck_assert_msg(sg_cl_page_parts(body, &data, &next, &good_ctx, &err) == 0, "%s: %s",
+	              names[_i], err.message);
+	out = json_array();
+	json_array_foreach(data, i, item)
+	{
+		json_t *s = sg_cl_session_to_cma(item, &good_ctx, &err), *again, *back;
+
+		ck_assert_msg(s != NULL, "%s[%zu]: %s", names[_i], i, err.message);
+		check_session(s, item);
+		/* The output is a fixed point: fed back with the upstream id, it comes out
+		 * unchanged. */
+		back = json_deep_copy(s);
+		ck_assert_int_eq(json_object_set(back, "id", json_object_get(item, "id")), 0);
+		again = sg_cl_session_to_cma(back, &good_ctx, &err);
+		ck_assert_msg(again && json_equal(again, s), "%s[%zu]: not a fixed point",
+		              names[_i], i);
+		json_decref(again);
+		json_decref(back);
+		ck_assert_int_eq(json_array_append_new(out, s), 0);
+	}
+	ck_assert_msg(sg_fixture_expect(out, SESSIONS, names[_i], "expected.json"),
+	              "%s: output differs from expected.json", names[_i]);
+	json_decref(out);
+	json_decref(body);
+}
+END_TEST
+
+/* Types whose processed_at may be absent or null (queued inputs). */
+static int queued_type(const char *type)
+{
+	static const char *const t[] = {"user.message",           "user.interrupt",
+	                                "user.tool_confirmation", "user.custom_tool_result",
+	                                "user.tool_result",       "system.message"};
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		if (!strcmp(t[i], type))
+			return 1;
+	}
+	return 0;
+}
+
+START_TEST(test_events_golden)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(EVENTS, names, MAX_CASES), i;
+	struct sg_error err = {0};
+	const json_t *data, *ev;
+	const char *next = NULL;
+	json_t *body, *out, *again;
+
+	ck_assert_uint_lt((size_t)_i, n);
+	body = sg_fixture_load(EVENTS, names[_i], "input.json");
+	ck_assert_msg(body != NULL, "%s: input.json is required", names[_i]);
+	ck_assert_msg(sg_cl_page_parts(body, &data, &next, &good_ctx, &err) == 0, "%s: %s",
+	              names[_i], err.message);
+	ck_assert_ptr_null(next);
+	out = sg_cl_events_to_cma(data, &good_ctx, &err);
+	ck_assert_msg(out != NULL, "%s: %s", names[_i], err.message);
+	json_array_foreach(out, i, ev)
+	{
+		const char *type = json_string_value(json_object_get(ev, "type"));
+
+		ck_assert_ptr_nonnull(type);
+		ck_assert(json_is_string(json_object_get(ev, "id")));
+		if (!queued_type(type))
+			ck_assert_msg(json_is_string(json_object_get(ev, "processed_at")),
+			              "%s: %s without processed_at", names[_i], type);
+		if (!strcmp(type, "session.status_idle")) {
+			ck_assert(json_is_object(json_object_get(ev, "stop_reason")));
+			ck_assert_ptr_nonnull(json_object_get(ev, "stop_details"));
+		}
+	}
+	ck_assert_msg(sg_fixture_expect(out, EVENTS, names[_i], "expected.json"),
+	              "%s: output differs from expected.json", names[_i]);
+	again = sg_cl_events_to_cma(out, &good_ctx, &err);
+	ck_assert_msg(again && json_equal(again, out), "%s: not a fixed point", names[_i]);
+	json_decref(again);
+	json_decref(out);
+	json_decref(body);
+}
+END_TEST
+
+START_TEST(test_no_fixtures)
+{
+	ck_abort_msg("no fixture cases under tests/fixtures/claude (is SG_SRCDIR set?)");
+}
+END_TEST
+
+START_TEST(test_page_parts)
+{
+	static const struct {
+		const char *body, *next; /* next: expected cursor, or NULL */
+	} good[] = {
+	    {"{\"data\": [1, 2], \"next_page\": \"page_B\", \"prev_page\": \"page_A\"}", "page_B"},
+	    {"{\"data\": [], \"next_page\": \"\"}", NULL},
+	    {"{\"data\": [], \"next_page\": null}", NULL},
+	    {"{\"data\": []}", NULL},
+	};
+	static const struct {
+		const char *body, *needle;
+	} bad[] = {
+	    {"[]", "list body is not a JSON object"},
+	    {"\"<html>Bad Gateway</html>\"", "list body is not a JSON object"},
+	    {"{}", "list body has no 'data' array"},
+	    {"{\"data\": {}}", "list body has no 'data' array"},
+	    {"{\"error\": {\"type\": \"api_error\"}}", "list body has no 'data' array"},
+	    {"{\"data\": [], \"next_page\": 5}", "next_page is not a string"},
+	    {"{\"data\": [], \"next_page\": \"a\\u0000b\"}", "next_page contains a NUL"},
+	};
+	struct sg_error err = {0};
+	const json_t *data;
+	const char *next;
+	json_t *body;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		body = parse(good[i].body);
+		next = "unset";
+		ck_assert_int_eq(sg_cl_page_parts(body, &data, &next, &good_ctx, &err), 0);
+		ck_assert_ptr_eq(data, json_object_get(body, "data"));
+		if (good[i].next)
+			ck_assert_str_eq(next, good[i].next);
+		else
+			ck_assert_ptr_null(next);
+		json_decref(body);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		body = parse(bad[i].body);
+		ck_assert_int_eq(sg_cl_page_parts(body, &data, &next, &bad_ctx, &err), -1);
+		expect_502(&err, "bad-be", bad[i].needle);
+		json_decref(body);
+	}
+}
+END_TEST
+
+START_TEST(test_page_too_big)
+{
+	json_t *data = json_array(), *body;
+	struct sg_error err = {0};
+	const json_t *d;
+	const char *next;
+	size_t i;
+
+	for (i = 0; i <= LIMIT; i++)
+		ck_assert_int_eq(json_array_append(data, json_null()), 0);
+	body = json_pack("{s:o}", "data", data);
+	ck_assert_int_eq(sg_cl_page_parts(body, &d, &next, &bad_ctx, &err), -1);
+	expect_502(&err, "bad-be", "100001 items, more than the limit of 100000");
+	ck_assert_ptr_null(sg_cl_events_to_cma(json_object_get(body, "data"), &bad_ctx, &err));
+	expect_502(&err, "bad-be", "events has 100001 items, more than the limit of 100000");
+	json_decref(body);
+}
+END_TEST
+
+#define GOOD_SESSION                                                                               \
+	"{\"id\": \"sesn_up\", \"type\": \"session\", \"status\": \"idle\", "                      \
+	"\"created_at\": \"2026-01-01T00:00:00Z\", \"environment_id\": \"env_1\", "                \
+	"\"agent\": {\"id\": \"agent_1\", \"name\": \"A\", \"model\": {\"id\": \"m\"}, "           \
+	"\"version\": 1}}"
+
+/* Each case changes GOOD_SESSION at a dotted path: sets the JSON `value`, or removes the
+ * key when value is NULL. */
+static const struct {
+	const char *path, *value, *needle;
+} bad_sessions[] = {
+    {"id", NULL, "session.id is missing"},
+    {"id", "7", "session.id is missing, empty, not a string"},
+    {"id", "\"\"", "session.id is missing, empty"},
+    {"id", "\"a\\u0000b\"", "contains a NUL byte"},
+    {"created_at", "\"2026-01-01T00:00:00Z\\u0000junk\"", "is not an RFC 3339 timestamp"},
+    {"created_at", NULL, "session.created_at is missing"},
+    {"created_at", "null", "session.created_at is null"},
+    {"created_at", "1780000000", "session.created_at is not a string"},
+    {"created_at", "\"yesterday\"", "session.created_at 'yesterday' is not an RFC 3339 timestamp"},
+    {"created_at", "\"2026-02-30T00:00:00Z\"", "'2026-02-30T00:00:00Z' is not an RFC 3339"},
+    {"created_at", "\"2026-01-01T00:00:00\"", "'2026-01-01T00:00:00' is not an RFC 3339"},
+    {"created_at", "\"0001-01-01T00:00:00+01:00\"",
+     "session.created_at '0001-01-01T00:00:00+01:00' "
+     "is out of range"},
+    {"updated_at", "\"soon\"", "session.updated_at 'soon' is not an RFC 3339 timestamp"},
+    {"archived_at", "\"x\"", "session.archived_at 'x' is not an RFC 3339 timestamp"},
+    {"status", NULL, "session.status is missing"},
+    {"status", "\"paused\"", "session.status 'paused' is not one of the SDK's values"},
+    {"status", "1", "session.status is not a string"},
+    {"type", "\"session_deleted\"", "session.type 'session_deleted' is not one of the SDK's"},
+    {"environment_id", NULL, "session.environment_id is missing"},
+    {"agent", NULL, "session.agent is missing"},
+    {"agent", "null", "session.agent is null"},
+    {"agent", "\"agent_1\"", "session.agent is not an object"},
+    {"agent.type", "\"team\"", "session.agent.type 'team' is not known to the SDK"},
+    {"agent.name", NULL, "session.agent.name is missing"},
+    {"agent.id", "null", "session.agent.id is null"},
+    {"agent.model", NULL, "session.agent.model is missing"},
+    {"agent.model", "\"claude-sonnet-4-6\"", "session.agent.model is not an object"},
+    {"agent.version", "\"3\"", "session.agent.version is not a number"},
+    {"agent.execution_identity", "{\"type\": \"gcp\"}",
+     "session.agent.execution_identity.type 'gcp' is not known to the SDK"},
+    {"agent.execution_identity", "{\"type\": \"aws_role\"}",
+     "session.agent.execution_identity.role_arn is missing"},
+    {"agent.tools", "[{\"type\": \"custom\", \"name\": \"x\", \"input_schema\": {}}]",
+     "session.agent.tools[0].description is missing"},
+    {"agent.tools", "[{\"configs\": []}]", "session.agent.tools[0] has no string 'type'"},
+    {"agent.tools",
+     "[{\"type\": \"agent_toolset_20260401\", \"configs\": [{\"name\": \"bash\"}], "
+     "\"default_config\": {\"enabled\": true, \"permission_policy\": {\"type\": \"auto\"}}}]",
+     "session.agent.tools[0].configs[0].enabled is missing"},
+    {"agent.multiagent",
+     "{\"type\": \"coordinator\", \"agents\": [{\"type\": \"agent\", "
+     "\"id\": \"a2\"}]}",
+     "session.agent.multiagent.agents[0].model is missing"},
+    {"agent.skills", "[{\"type\": \"anthropic\", \"skill_id\": \"pdf\", \"version\": 1}]",
+     "session.agent.skills[0].version is not a string"},
+    {"metadata", "{\"a\": 1}", "session.metadata.a is not a string"},
+    {"metadata", "[]", "session.metadata is not an object"},
+    {"resources", "{}", "session.resources is not an array"},
+    {"resources", "[{\"id\": \"r\"}]", "session.resources[0] has no string 'type'"},
+    {"resources",
+     "[{\"type\": \"file\", \"id\": \"r\", \"created_at\": \"bad\", \"updated_at\": "
+     "\"2026-01-01T00:00:00Z\", \"file_id\": \"f\", \"mount_path\": \"/m\"}]",
+     "session.resources[0].created_at 'bad' is not an RFC 3339 timestamp"},
+    {"title", "5", "session.title is not a string"},
+    {"usage", "\"lots\"", "session.usage is not an object"},
+    {"usage", "{\"input_tokens\": \"12\"}", "session.usage.input_tokens is not a number"},
+    {"stats", "[]", "session.stats is not an object"},
+    {"vault_ids", "[1]", "session.vault_ids[0] is not a string"},
+    {"budget", "{\"type\": \"limit\"}", "session.budget.max_list_cost is missing"},
+    {"outcome_evaluations", "[{\"type\": \"outcome_evaluation\"}]",
+     "session.outcome_evaluations[0].description is missing"},
+    {"deployment_id", "false", "session.deployment_id is not a string"},
+};
+
+/* Sets (or removes) the value at a dotted path of obj, creating nothing on the way. */
+static void patch(json_t *obj, const char *path, const char *value)
+{
+	char buf[128];
+	char *dot, *key = buf;
+	json_t *at = obj;
+
+	ck_assert_uint_lt(strlen(path), sizeof(buf));
+	memcpy(buf, path, strlen(path) + 1);
+	while ((dot = strchr(key, '.')) != NULL) {
+		*dot = '\0';
+		at = json_object_get(at, key);
+		ck_assert_msg(json_is_object(at), "patch path %s", path);
+		key = dot + 1;
+	}
+	if (value)
+		ck_assert_int_eq(json_object_set_new(at, key, parse(value)), 0);
+	else
+		ck_assert_int_eq(json_object_del(at, key), 0);
+}
+
+START_TEST(test_bad_session)
+{
+	json_t *s = parse(GOOD_SESSION), *out;
+	struct sg_error err = {0};
+
+	/* The unpatched session translates; the patch alone breaks it. */
+	out = sg_cl_session_to_cma(s, &bad_ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	json_decref(out);
+	patch(s, bad_sessions[_i].path, bad_sessions[_i].value);
+	ck_assert_ptr_null(sg_cl_session_to_cma(s, &bad_ctx, &err));
+	expect_502(&err, "bad-be", bad_sessions[_i].needle);
+	json_decref(s);
+}
+END_TEST
+
+START_TEST(test_session_not_object)
+{
+	struct sg_error err = {0};
+	json_t *v = parse("[]");
+
+	ck_assert_ptr_null(sg_cl_session_to_cma(v, &bad_ctx, &err));
+	expect_502(&err, "bad-be", "session is not an object");
+	json_decref(v);
+	ck_assert_ptr_null(sg_cl_session_to_cma(NULL, &bad_ctx, &err));
+	expect_502(&err, "bad-be", "session is not an object");
+}
+END_TEST
+
+START_TEST(test_long_id)
+{
+	char sid[256];
+	json_t *s = parse(GOOD_SESSION), *out;
+	struct sg_error err = {0};
+	struct sg_pubid pid;
+
+	/* 199 bytes is the most an id field holds. */
+	memset(sid, 'x', 199);
+	sid[199] = '\0';
+	ck_assert_int_eq(json_object_set_new(s, "id", json_string(sid)), 0);
+	out = sg_cl_session_to_cma(s, &good_ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	ck_assert_int_eq(sg_id_decode("sesn_", json_string_value(json_object_get(out, "id")), &pid),
+	                 0);
+	ck_assert_str_eq(pid.native, sid);
+	json_decref(out);
+	/* 200 bytes cannot be encoded: a 502, not a truncated id. */
+	memset(sid, 'y', 200);
+	sid[200] = '\0';
+	ck_assert_int_eq(json_object_set_new(s, "id", json_string(sid)), 0);
+	ck_assert_ptr_null(sg_cl_session_to_cma(s, &bad_ctx, &err));
+	expect_502(&err, "bad-be", "(200 bytes) is too long for a public id");
+	json_decref(s);
+}
+END_TEST
+
+START_TEST(test_no_context)
+{
+	struct sg_cl_ctx none = {.backend = NULL};
+	struct sg_error err = {0};
+	json_t *s = parse(GOOD_SESSION), *events = parse("[]");
+	const json_t *data;
+	const char *next;
+
+	/* A missing context is the caller's bug: 500, not a backend error. */
+	ck_assert_ptr_null(sg_cl_session_to_cma(s, NULL, &err));
+	ck_assert_int_eq(err.status, 500);
+	err.status = 0;
+	ck_assert_ptr_null(sg_cl_events_to_cma(events, &none, &err));
+	ck_assert_int_eq(err.status, 500);
+	err.status = 0;
+	ck_assert_int_eq(sg_cl_page_parts(s, &data, &next, NULL, &err), -1);
+	ck_assert_int_eq(err.status, 500);
+	json_decref(events);
+	json_decref(s);
+}
+END_TEST
+
+#define AT "\"processed_at\": \"2026-01-01T00:00:00Z\""
+#define MSG(extra) "{\"id\": \"e\", \"type\": \"agent.message\", " extra "}"
+
+static const struct {
+	const char *events, *needle;
+} bad_events[] = {
+    {"{}", "events is not an array"},
+    {"null", "events is not an array"},
+    {"[1]", "events[0] is not an object"},
+    {"[{\"id\": \"e\"}]", "events[0].type is missing or not a string"},
+    {"[{\"id\": \"e\", \"type\": 5}]", "events[0].type is missing or not a string"},
+    {"[{\"type\": \"agent.message\", " AT ", \"content\": []}]",
+     "events[0].id is missing or not a string (agent.message)"},
+    {"[{\"id\": 5, \"type\": \"agent.message\", " AT ", \"content\": []}]",
+     "events[0].id is missing or not a string"},
+    {"[" MSG("\"content\": []") "]", "events[0].processed_at is missing or null (agent.message)"},
+    {"[" MSG("\"processed_at\": null, \"content\": []") "]",
+     "events[0].processed_at is missing or null"},
+    {"[" MSG("\"processed_at\": \"garbage\", \"content\": []") "]",
+     "events[0].processed_at 'garbage' is not an RFC 3339 timestamp (agent.message)"},
+    {"[" MSG("\"processed_at\": 1780000000, \"content\": []") "]",
+     "events[0].processed_at is not a string"},
+    {"[{\"id\": \"u\", \"type\": \"user.message\", \"processed_at\": \"nope\", \"content\": []}]",
+     "events[0].processed_at 'nope' is not an RFC 3339 timestamp (user.message)"},
+    {"[{\"id\": \"t\", \"type\": \"agent.tool_use\", " AT ", \"input\": {}}]",
+     "events[0].name is missing (agent.tool_use)"},
+    {"[{\"id\": \"t\", \"type\": \"agent.tool_use\", " AT ", \"name\": \"bash\", \"input\": "
+     "\"ls\"}]",
+     "events[0].input is not an object (agent.tool_use)"},
+    {"[{\"id\": \"t\", \"type\": \"agent.tool_use\", " AT ", \"name\": \"bash\", \"input\": {}, "
+     "\"evaluation\": {\"type\": \"auto\"}}]",
+     "events[0].evaluation.evaluated_permission is missing"},
+    {"[" MSG(AT ", \"content\": {}") "]", "events[0].content is not an array (agent.message)"},
+    {"[" MSG(AT ", \"content\": [{\"type\": \"text\"}]") "]",
+     "events[0].content[0].text is missing (agent.message)"},
+    {"[" MSG(AT ", \"content\": [{\"text\": \"x\"}]") "]",
+     "events[0].content[0] has no string 'type' (agent.message)"},
+    {"[" MSG(AT ", \"content\": [{\"type\": \"text\", \"text\": 5}]") "]",
+     "events[0].content[0].text is not a string"},
+    {"[{\"id\": \"u\", \"type\": \"user.message\", \"content\": [{\"type\": \"image\", "
+     "\"source\": {\"type\": \"url\"}}]}]",
+     "events[0].content[0].source.url is missing (user.message)"},
+    {"[{\"id\": \"s\", \"type\": \"span.model_request_end\", " AT ", \"model_request_start_id\": "
+     "\"s0\", \"model_usage\": {\"input_tokens\": \"12\"}}]",
+     "events[0].model_usage.input_tokens is not a number (span.model_request_end)"},
+    {"[{\"id\": \"s\", \"type\": \"span.model_request_end\", " AT ", \"model_usage\": {}}]",
+     "events[0].model_request_start_id is missing"},
+    {"[{\"id\": \"i\", \"type\": \"session.status_idle\", " AT ", \"stop_reason\": "
+     "\"end_turn\"}]",
+     "events[0].stop_reason is not an object (session.status_idle)"},
+    {"[{\"id\": \"i\", \"type\": \"session.status_idle\", " AT ", \"stop_reason\": {\"type\": "
+     "\"requires_action\", \"event_ids\": [1]}}]",
+     "events[0].stop_reason.event_ids[0] is not a string"},
+    {"[{\"id\": \"x\", \"type\": \"session.error\", " AT "}]",
+     "events[0].error is missing (session.error)"},
+    {"[{\"id\": \"x\", \"type\": \"session.error\", " AT ", \"error\": {\"type\": "
+     "\"billing_error\", \"retry_status\": {\"type\": \"terminal\"}}}]",
+     "events[0].error.message is missing (session.error)"},
+    {"[{\"id\": \"r\", \"type\": \"agent.tool_result\", " AT ", \"tool_use_id\": \"t\", "
+     "\"is_error\": \"yes\"}]",
+     "events[0].is_error is not a boolean (agent.tool_result)"},
+    {"[{\"id\": \"d\", \"type\": \"user.define_outcome\", " AT ", \"description\": \"d\", "
+     "\"outcome_id\": \"o\", \"rubric\": {\"type\": \"text\"}}]",
+     "events[0].rubric.content is missing (user.define_outcome)"},
+    {"[" MSG(AT ", \"content\": []") ", 7]", "events[1] is not an object"},
+};
+
+START_TEST(test_bad_events)
+{
+	json_t *events = parse(bad_events[_i].events);
+	struct sg_error err = {0};
+
+	ck_assert_ptr_null(sg_cl_events_to_cma(events, &bad_ctx, &err));
+	expect_502(&err, "bad-be", bad_events[_i].needle);
+	json_decref(events);
+}
+END_TEST
+
+START_TEST(test_events_copy)
+{
+	/* The answer owns its values: changing it leaves the upstream body alone. */
+	json_t *in = parse("[{\"id\": \"t\", \"type\": \"agent.tool_use\", " AT
+	                   ", \"name\": \"bash\", \"input\": {\"cmd\": \"ls\"}}]");
+	struct sg_error err = {0};
+	json_t *out = sg_cl_events_to_cma(in, &good_ctx, &err);
+
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(json_object_set_new(json_object_get(json_array_get(out, 0), "input"),
+	                                     "cmd", json_string("rm")),
+	                 0);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(in, 0), "input"), "cmd")),
+	                 "ls");
+	json_decref(out);
+	json_decref(in);
+}
+END_TEST
+
+#define ENV(type, msg)                                                                             \
+	"{\"type\": \"error\", \"error\": {\"type\": \"" type "\", \"message\": \"" msg            \
+	"\"}, \"request_id\": \"req_011\"}"
+
+static const struct {
+	long status;
+	const char *body;
+	int want_status;
+	const char *want_type, *needle;
+	int retry;
+} error_cases[] = {
+    {400, ENV("invalid_request_error", "limit: must be at most 100"), 400, "invalid_request_error",
+     "backend 'claude-main': limit: must be at most 100", -1},
+    {404, ENV("not_found_error", "session not found"), 404, "not_found_error",
+     "backend 'claude-main': session not found", -1},
+    {404, "{\"error\": {\"message\": \"no such session\"}}", 404, "not_found_error",
+     "backend 'claude-main': no such session", -1},
+    {409, ENV("conflict_error", "session is running"), 409, "conflict_error", "session is running",
+     -1},
+    {413, ENV("request_too_large", "too large"), 413, "request_too_large", "too large", -1},
+    {429, ENV("rate_limit_error", "slow down"), 429, "rate_limit_error", "slow down", -1},
+    {400, ENV("memory_path_conflict_error", "path taken"), 400, "memory_path_conflict_error",
+     "path taken", -1},
+    {400, ENV("weird_error", "odd"), 400, "invalid_request_error", "odd", -1},
+    {404, ENV("conflict_error", "mislabelled"), 404, "conflict_error", "mislabelled", -1},
+    {401, ENV("authentication_error", "invalid x-api-key"), 502, "api_error",
+     "backend 'claude-main' refused the gateway's credentials (HTTP 401 authentication_error: "
+     "invalid x-api-key)",
+     -1},
+    {403, ENV("permission_error", "not allowed"), 502, "api_error",
+     "backend 'claude-main' refused the gateway's credentials (HTTP 403 permission_error", -1},
+    {401, "Unauthorized", 502, "api_error",
+     "backend 'claude-main' refused the gateway's credentials (HTTP 401, not a CMA error body)",
+     -1},
+    {500, ENV("api_error", "Internal server error"), 502, "api_error",
+     "backend 'claude-main' failed (HTTP 500 api_error: Internal server error)", -1},
+    {503, "<html><body>503 Service Unavailable</body></html>", 502, "api_error",
+     "backend 'claude-main' failed (HTTP 503, not a CMA error body)", -1},
+    {504, ENV("timeout_error", "upstream timed out"), 502, "api_error", "HTTP 504 timeout_error",
+     -1},
+    {529, ENV("overloaded_error", "Overloaded"), 502, "api_error",
+     "backend 'claude-main' failed (HTTP 529 overloaded_error: Overloaded)", 1},
+    {529, "", 502, "api_error", "HTTP 529, not a CMA error body", 1},
+    {404, "<html>Not Found</html>", 502, "api_error",
+     "backend 'claude-main' answered unexpectedly (HTTP 404, not a CMA error body)", -1},
+    {404, "{\"detail\": \"Not Found\"}", 502, "api_error", "HTTP 404, not a CMA error body", -1},
+    {400, "{\"error\": \"bad\"}", 502, "api_error", "HTTP 400, not a CMA error body", -1},
+    {402, ENV("billing_error", "credit exhausted"), 502, "api_error",
+     "answered unexpectedly (HTTP 402 billing_error: credit exhausted)", -1},
+    {422, ENV("invalid_request_error", "unprocessable"), 502, "api_error", "HTTP 422", -1},
+    {200, "{\"data\": []}", 502, "api_error", "answered unexpectedly (HTTP 200", -1},
+    {0, NULL, 502, "api_error", "answered unexpectedly (HTTP 0, not a CMA error body)", -1},
+};
+
+START_TEST(test_error_map)
+{
+	const char *body = error_cases[_i].body;
+	struct sg_error err = {0};
+
+	sg_cl_error_to_cma(error_cases[_i].status, body, body ? strlen(body) : 0, BACKEND, &err);
+	ck_assert_int_eq(err.status, error_cases[_i].want_status);
+	ck_assert_str_eq(err.type, error_cases[_i].want_type);
+	ck_assert_msg(strstr(err.message, error_cases[_i].needle), "message '%s' lacks '%s'",
+	              err.message, error_cases[_i].needle);
+	ck_assert_msg(strstr(err.message, "backend 'claude-main'"), "%s", err.message);
+	ck_assert_int_eq(err.should_retry, error_cases[_i].retry);
+}
+END_TEST
+
+START_TEST(test_error_long_message)
+{
+	/* 400 three-byte characters: the message is cut, but never inside a character. */
+	char body[2048];
+	struct sg_error err = {0};
+	json_t *check;
+	size_t n = 0, i;
+
+	n += (size_t)snprintf(body, sizeof(body),
+	                      "{\"error\": {\"type\": \"not_found_error\", "
+	                      "\"message\": \"");
+	for (i = 0; i < 400; i++) {
+		memcpy(body + n, "\xe2\x82\xac", 3); /* U+20AC */
+		n += 3;
+	}
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}}");
+	sg_cl_error_to_cma(404, body, n, BACKEND, &err);
+	ck_assert_int_eq(err.status, 404);
+	ck_assert_uint_lt(strlen(err.message), SG_ERRMSG_MAX);
+	check = json_string(err.message);
+	ck_assert_msg(check != NULL, "message is not valid UTF-8");
+	json_decref(check);
+	/* And the body need not be NUL-terminated: only len bytes are read. */
+	sg_cl_error_to_cma(404, ENV("not_found_error", "gone") "trailing garbage",
+	                   strlen(ENV("not_found_error", "gone")), BACKEND, &err);
+	ck_assert_int_eq(err.status, 404);
+	ck_assert_str_eq(err.message, "backend 'claude-main': gone");
+}
+END_TEST
+
+/* Replacements tried at every node of a fixture input. */
+static const char *const mutations[] = {"null", "7", "\"x\"", "{}", "[]", "true"};
+#define NMUT (sizeof(mutations) / sizeof(mutations[0]))
+
+/* Translates `doc` (the whole input item) with the node at *cur replaced: whatever the
+ * replacement, the answer is either a 502 naming the backend or a north value that is a
+ * fixed point of the translation. Returns how many translations ran. */
+static size_t try_mutations(json_t *doc, json_t *parent, const char *key, size_t idx, int events)
+{
+	json_t *orig = key ? json_object_get(parent, key) : json_array_get(parent, idx);
+	size_t runs = 0, m;
+
+	json_incref(orig);
+	for (m = 0; m < NMUT; m++) {
+		struct sg_error err = {0};
+		json_t *rep = parse(mutations[m]), *out, *again, *wrapped;
+
+		if (key)
+			ck_assert_int_eq(json_object_set_new(parent, key, rep), 0);
+		else
+			ck_assert_int_eq(json_array_set_new(parent, idx, rep), 0);
+		if (events) {
+			wrapped = json_pack("[O]", doc);
+			out = sg_cl_events_to_cma(wrapped, &bad_ctx, &err);
+			json_decref(wrapped);
+		} else {
+			out = sg_cl_session_to_cma(doc, &bad_ctx, &err);
+		}
+		runs++;
+		if (!out) {
+			expect_502(&err, "bad-be", "");
+			continue;
+		}
+		if (events) {
+			again = sg_cl_events_to_cma(out, &bad_ctx, &err);
+		} else {
+			json_t *back = json_deep_copy(out);
+
+			ck_assert_int_eq(json_object_set(back, "id", json_object_get(doc, "id")),
+			                 0);
+			again = sg_cl_session_to_cma(back, &bad_ctx, &err);
+			json_decref(back);
+		}
+		ck_assert_msg(again && json_equal(again, out),
+		              "mutation %s at %s: not a fixed point", mutations[m],
+		              key ? key : "[]");
+		json_decref(again);
+		json_decref(out);
+	}
+	if (key)
+		ck_assert_int_eq(json_object_set_new(parent, key, orig), 0);
+	else
+		ck_assert_int_eq(json_array_set_new(parent, idx, orig), 0);
+	return runs;
+}
+
+/* Depth first over every node below `node`, mutating each in turn. */
+static size_t walk_mutations(json_t *doc, json_t *node, int events)
+{
+	size_t runs = 0, i;
+	const char *key;
+	json_t *v;
+	void *tmp;
+
+	if (json_is_object(node)) {
+		json_object_foreach_safe(node, tmp, key, v)
+		{
+			runs += walk_mutations(doc, v, events);
+			runs += try_mutations(doc, node, key, 0, events);
+		}
+	} else if (json_is_array(node)) {
+		for (i = 0; i < json_array_size(node); i++) {
+			runs += walk_mutations(doc, json_array_get(node, i), events);
+			runs += try_mutations(doc, node, NULL, i, events);
+		}
+	}
+	return runs;
+}
+
+START_TEST(test_mutations)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	const char *group = _i ? EVENTS : SESSIONS;
+	size_t n = sg_fixture_list(group, names, MAX_CASES), c, i, runs = 0;
+
+	for (c = 0; c < n; c++) {
+		json_t *body = sg_fixture_load(group, names[c], "input.json");
+		json_t *data = json_object_get(body, "data");
+
+		ck_assert_ptr_nonnull(data);
+		for (i = 0; i < json_array_size(data); i++)
+			runs +=
+			    walk_mutations(json_array_get(data, i), json_array_get(data, i), _i);
+		json_decref(body);
+	}
+	ck_assert_uint_gt(runs, 100);
+}
+END_TEST
+
+/* Allocation budget for test_oom. jansson's allocator hook takes no context pointer, so
+ * this one test needs file-scope state; nothing else reads it. */
+static long alloc_left = -1;
+
+static void *failing_malloc(size_t size)
+{
+	if (alloc_left == 0)
+		return NULL;
+	if (alloc_left > 0)
+		alloc_left--;
+	return malloc(size);
+}
+
+/* Fails the n-th allocation of each translation, for every n until one succeeds: each
+ * failure must be a 500 with nothing leaked (valgrind checks the latter). */
+START_TEST(test_oom)
+{
+	json_t *sessions = sg_fixture_load(SESSIONS, "seed1_list", "input.json");
+	json_t *events = sg_fixture_load(EVENTS, "other_types", "input.json");
+	const json_t *s = json_array_get(json_object_get(sessions, "data"), 0);
+	const json_t *ev = json_object_get(events, "data");
+	int done_s = 0, done_e = 0;
+	long n;
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_ptr_nonnull(ev);
+	for (n = 0; !(done_s && done_e); n++) {
+		struct sg_error err = {0};
+		json_t *out;
+
+		ck_assert_int_lt(n, 100000);
+		json_set_alloc_funcs(failing_malloc, free);
+		alloc_left = n;
+		out = done_s ? NULL : sg_cl_session_to_cma(s, &good_ctx, &err);
+		alloc_left = -1;
+		if (!done_s && !out)
+			ck_assert_msg(err.status == 500, "n=%ld: %d %s", n, err.status,
+			              err.message);
+		done_s |= out != NULL;
+		json_decref(out);
+		err.status = 0;
+		alloc_left = n;
+		out = done_e ? NULL : sg_cl_events_to_cma(ev, &good_ctx, &err);
+		alloc_left = -1;
+		if (!done_e && !out)
+			ck_assert_msg(err.status == 500, "n=%ld: %d %s", n, err.status,
+			              err.message);
+		done_e |= out != NULL;
+		json_decref(out);
+		json_set_alloc_funcs(malloc, free);
+	}
+	json_decref(events);
+	json_decref(sessions);
+}
+END_TEST
+
+static Suite *claude_suite(void)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t ns = sg_fixture_list(SESSIONS, names, MAX_CASES);
+	size_t ne = sg_fixture_list(EVENTS, names, MAX_CASES);
+	Suite *s = suite_create("claude");
+	TCase *golden = tcase_create("golden");
+	TCase *edge = tcase_create("edge");
+	TCase *errors = tcase_create("errors");
+
+	if (ns && ne) {
+		tcase_add_loop_test(golden, test_sessions_golden, 0, (int)ns);
+		tcase_add_loop_test(golden, test_events_golden, 0, (int)ne);
+	} else {
+		tcase_add_test(golden, test_no_fixtures);
+	}
+	tcase_add_test(edge, test_page_parts);
+	tcase_add_test(edge, test_page_too_big);
+	tcase_add_loop_test(edge, test_bad_session, 0,
+	                    (int)(sizeof(bad_sessions) / sizeof(bad_sessions[0])));
+	tcase_add_test(edge, test_session_not_object);
+	tcase_add_test(edge, test_long_id);
+	tcase_add_test(edge, test_no_context);
+	tcase_add_loop_test(edge, test_bad_events, 0,
+	                    (int)(sizeof(bad_events) / sizeof(bad_events[0])));
+	tcase_add_test(edge, test_events_copy);
+	tcase_add_loop_test(edge, test_mutations, 0, 2);
+	tcase_add_test(edge, test_oom);
+	tcase_add_loop_test(errors, test_error_map, 0,
+	                    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
+	tcase_add_test(errors, test_error_long_message);
+	tcase_set_timeout(golden, 60);
+	tcase_set_timeout(edge, 300);
+	suite_add_tcase(s, golden);
+	suite_add_tcase(s, edge);
+	suite_add_tcase(s, errors);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(claude_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,1503 @@
+/* test_sandbase.c - the SandBase translation (mappings/sandbase_translate.c).
+ *
+ * Golden fixtures: tests/fixtures/sandbase/sessions/<case>/ (ctx.json, session.json or a list
+ * body list.json, optional agents.json keyed by agent id, ref.json, expected.json) and
+ * tests/fixtures/sandbase/events/<case>/ (ctx.json, page1.json, page2.json, … as SandBase
+ * answers them, expected.json = the north events of all pages in order, carry.json = the
+ * linking state after each page). Plus properties every answer must have (only the SDK's
+ * keys, canonical timestamps, resolvable links, stable ids, paging-independent linking),
+ * the 502 paths, the caps, error mapping, allocation failures, and a proof that the golden
+ * comparison and the checkers report a mismatch. */
+#include <check.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fixture.h"
+#include "idcodec.h"
+#include "sandbase_translate.h"
+#include "timeutil.h"
+
+#define SESSIONS "sandbase/sessions"
+#define EVENTS "sandbase/events"
+#define MAX_CASES 64
+#define MIN_SESSION_CASES 5 /* guards against a wrong SG_SRCDIR silently running nothing */
+#define MIN_EVENT_CASES 8
+#define MAX_PAGES 9
+#define PENDING_CAP 32
+#define PENDING_ID_BYTES 1024
+#define EVENTS_CAP 100000
+
+/* ---- helpers ------------------------------------------------------------------------ */
+
+/* Parses inline JSON for a test. Returns a new reference. */
+static json_t *parse(const char *text)
+{
+	json_error_t jerr;
+	json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+
+	ck_assert_msg(v != NULL, "inline JSON: %s: %s", jerr.text, text);
+	return v;
+}
+
+/* A context from a fixture's ctx.json (the backend string stays valid while j lives). */
+static struct sg_sb_ctx ctx_of(const json_t *j)
+{
+	struct sg_sb_ctx ctx = {.backend = json_string_value(json_object_get(j, "backend"))};
+	const char *now = json_string_value(json_object_get(j, "now"));
+
+	ck_assert_ptr_nonnull(ctx.backend);
+	if (now)
+		ck_assert_int_eq(sg_time_parse_rfc3339(now, &ctx.now_us), 0);
+	return ctx;
+}
+
+static const struct sg_sb_ctx base_ctx = {.backend = "sb1"};
+
+/* Expects a 502 api_error whose message starts "backend 'NAME': " and contains needle. */
+static void expect_502(const struct sg_error *err, const char *backend, const char *needle)
+{
+	char prefix[96];
+
+	snprintf(prefix, sizeof(prefix), "backend '%s': ", backend);
+	ck_assert_int_eq(err->status, 502);
+	ck_assert_str_eq(err->type, "api_error");
+	ck_assert_msg(!strncmp(err->message, prefix, strlen(prefix)), "message: %s", err->message);
+	ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message,
+	              needle);
+}
+
+/* 1 when s is an RFC 3339 time in the gateway's one canonical spelling. */
+static int canonical_time(const char *s)
+{
+	char buf[SG_TIME_BUFSZ];
+	int64_t us;
+
+	return s && sg_time_parse_rfc3339(s, &us) == 0 &&
+	       sg_time_format(us, buf, sizeof(buf)) > 0 && !strcmp(buf, s);
+}
+
+/* 1 when every key of obj is in keys (NULL-terminated) and every key of req is in obj. */
+static int keys_exactly(const json_t *obj, const char *const *keys, const char *const *req,
+                        const char *label)
+{
+	const char *key;
+	const json_t *v;
+	size_t k;
+	int ok = 1;
+
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		for (k = 0; keys[k] && strcmp(keys[k], key); k++)
+			;
+		if (!keys[k]) {
+			fprintf(stderr, "%s: unexpected key %s\n", label, key);
+			ok = 0;
+		}
+	}
+	for (k = 0; req && req[k]; k++) {
+		if (!json_object_get(obj, req[k])) {
+			fprintf(stderr, "%s: missing key %s\n", label, req[k]);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+/* ---- session invariants ------------------------------------------------------------- */
+
+static const char *const session_required[] = {
+    "id",         "type",           "agent",    "archived_at",         "budget",    "created_at",
+    "updated_at", "environment_id", "metadata", "outcome_evaluations", "resources", "stats",
+    "status",     "title",          "usage",    "vault_ids",           NULL};
+static const char *const session_keys[] = {"id",
+                                           "type",
+                                           "agent",
+                                           "archived_at",
+                                           "budget",
+                                           "created_at",
+                                           "updated_at",
+                                           "environment_id",
+                                           "metadata",
+                                           "outcome_evaluations",
+                                           "resources",
+                                           "stats",
+                                           "status",
+                                           "title",
+                                           "usage",
+                                           "vault_ids",
+                                           "deployment_id",
+                                           NULL};
+static const char *const agent_keys[] = {"id",          "type",    "name",  "description",
+                                         "system",      "version", "model", "execution_identity",
+                                         "mcp_servers", "skills",  "tools", "multiagent",
+                                         NULL};
+static const char *const usage_keys[] = {
+    "input_tokens",   "output_tokens", "cache_read_input_tokens", "cache_creation",
+    "active_seconds", "list_cost",     "server_tool_use",         NULL};
+
+/* What must hold for every translated session, whatever the case: exactly the SDK's keys
+ * (SandBase's agent_id, agent_version, source… never leak), the right JSON types, canonical
+ * times, and a public id that opens to (backend, "", SandBase id). Returns 1 when all hold. */
+static int session_ok(const json_t *s, const json_t *src, const char *backend)
+{
+	const char *status = json_string_value(json_object_get(s, "status"));
+	const json_t *agent = json_object_get(s, "agent"), *v,
+	             *meta = json_object_get(s, "metadata");
+	const char *key;
+	struct sg_pubid pid;
+	int ok = keys_exactly(s, session_keys, session_required, "session") &&
+	         keys_exactly(agent, agent_keys, agent_keys, "session.agent") &&
+	         keys_exactly(json_object_get(s, "usage"), usage_keys, NULL, "session.usage");
+
+	ok &= status && (!strcmp(status, "idle") || !strcmp(status, "running") ||
+	                 !strcmp(status, "rescheduling") || !strcmp(status, "terminated"));
+	ok &= canonical_time(json_string_value(json_object_get(s, "created_at")));
+	ok &= canonical_time(json_string_value(json_object_get(s, "updated_at")));
+	v = json_object_get(s, "archived_at");
+	ok &= json_is_null(v) || canonical_time(json_string_value(v));
+	ok &= json_is_string(json_object_get(s, "environment_id"));
+	ok &= json_is_integer(json_object_get(agent, "version"));
+	ok &= json_is_string(json_object_get(json_object_get(agent, "model"), "id"));
+	ok &= json_is_object(meta);
+	json_object_foreach((json_t *)meta, key, v) ok &= json_is_string(v);
+	json_object_foreach((json_t *)json_object_get(s, "stats"), key, v)
+	{
+		ok &= json_is_real(v) && json_real_value(v) >= 0;
+	}
+	ok &= sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &pid) == 0;
+	ok &= !strcmp(pid.backend, backend) && !pid.scope[0] &&
+	      !strcmp(pid.native, json_string_value(json_object_get(src, "id")));
+	if (!ok)
+		fprintf(stderr, "session invariants fail for %s\n",
+		        json_string_value(json_object_get(src, "id")));
+	return ok;
+}
+
+/* Translates one SandBase session of a fixture the way the mapping module would: the agent
+ * reference is resolved from agents (keyed by id; borrowed, may be NULL), and the reference
+ * itself ({id, version} or null) is appended to refs. Returns the north session (new). */
+static json_t *translate_session(const json_t *s, const json_t *agents, const struct sg_sb_ctx *ctx,
+                                 json_t *refs)
+{
+	struct sg_error err = {0};
+	const char *aid = NULL;
+	int64_t version = 0;
+	json_t *agent = NULL, *out;
+
+	if (sg_sb_session_agent_ref(s, &aid, &version)) {
+		ck_assert_int_eq(
+		    json_array_append_new(
+		        refs, json_pack("{s:s, s:I}", "id", aid, "version", (json_int_t)version)),
+		    0);
+		if (json_object_get(agents, aid)) {
+			agent = sg_sb_agent_to_cma(json_object_get(agents, aid), ctx, &err);
+			ck_assert_msg(agent != NULL, "agent %s: %s", aid, err.message);
+		}
+	} else {
+		ck_assert_int_eq(json_array_append_new(refs, json_null()), 0);
+	}
+	out = sg_sb_session_to_cma(s, agent, ctx, &err);
+	ck_assert_msg(out != NULL, "%d %s", err.status, err.message);
+	json_decref(agent);
+	return out;
+}
+
+/* ---- event invariants --------------------------------------------------------------- */
+
+/* The keys each type may carry beyond id, type and processed_at (SDK 1.10.0), required ones
+ * marked with '!'. */
+static const struct {
+	const char *type;
+	const char *keys[4];
+} allowed[] = {
+    {"user.message", {"!content"}},
+    {"user.interrupt", {NULL}},
+    {"system.message", {"!content"}},
+    {"agent.message", {"!content"}},
+    {"agent.thinking", {NULL}},
+    {"agent.tool_use", {"!name", "!input"}},
+    {"agent.custom_tool_use", {"!name", "!input"}},
+    {"agent.mcp_tool_use", {"!name", "!input", "!mcp_server_name"}},
+    {"agent.tool_result", {"!tool_use_id", "content", "is_error"}},
+    {"agent.mcp_tool_result", {"!mcp_tool_use_id", "content", "is_error"}},
+    {"session.status_running", {NULL}},
+    {"session.status_rescheduled", {NULL}},
+    {"session.status_terminated", {NULL}},
+    {"session.deleted", {NULL}},
+    {"session.status_idle", {"!stop_reason", "!stop_details"}},
+    {"session.error", {"!error"}},
+    {"span.model_request_start", {NULL}},
+    {"span.model_request_end", {"!model_request_start_id", "!is_error", "!model_usage"}},
+    {"user.tool_confirmation", {"!result", "!tool_use_id", "deny_message"}},
+    {"user.custom_tool_result", {"!custom_tool_use_id", "content", "is_error"}},
+    {"user.tool_result", {"!tool_use_id", "content", "is_error"}},
+    {"session.updated", {"title", "metadata", "budget"}},
+    {"session.usage", {"!usage", "budget"}},
+};
+
+/* Envelope and key discipline of every event: a non-empty id, a known type, a canonical
+ * processed_at, only the type's own keys, its required ones present. 0 when all hold. */
+static int check_keys(const json_t *events, const char *label)
+{
+	const json_t *ev;
+	size_t i, t, k;
+	int bad = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *id = json_string_value(json_object_get(ev, "id"));
+		const char *key;
+		const json_t *v;
+
+		for (t = 0; t < sizeof(allowed) / sizeof(allowed[0]); t++)
+			if (type && !strcmp(allowed[t].type, type))
+				break;
+		if (!id || !*id || t == sizeof(allowed) / sizeof(allowed[0]) ||
+		    !canonical_time(json_string_value(json_object_get(ev, "processed_at")))) {
+			fprintf(stderr, "%s: [%zu] bad envelope\n", label, i);
+			bad = 1;
+			continue;
+		}
+		json_object_foreach((json_t *)ev, key, v)
+		{
+			int known = !strcmp(key, "id") || !strcmp(key, "type") ||
+			            !strcmp(key, "processed_at");
+
+			for (k = 0; !known && k < 4 && allowed[t].keys[k]; k++)
+				known = !strcmp(allowed[t].keys[k] + (allowed[t].keys[k][0] == '!'),
+				                key);
+			if (!known) {
+				fprintf(stderr, "%s: [%zu] %s has key %s\n", label, i, type, key);
+				bad = 1;
+			}
+		}
+		for (k = 0; k < 4 && allowed[t].keys[k]; k++) {
+			if (allowed[t].keys[k][0] == '!' &&
+			    !json_object_get(ev, allowed[t].keys[k] + 1)) {
+				fprintf(stderr, "%s: [%zu] %s lacks %s\n", label, i, type,
+				        allowed[t].keys[k] + 1);
+				bad = 1;
+			}
+		}
+		if (!strcmp(type, "session.status_idle") &&
+		    !json_is_null(json_object_get(ev, "stop_details"))) {
+			fprintf(stderr, "%s: [%zu] stop_details is not null\n", label, i);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/* Index of the event with this id, or -1. */
+static long find_event(const json_t *events, const char *id)
+{
+	const json_t *ev;
+	size_t i;
+
+	for (i = 0; id && (ev = json_array_get(events, i)); i++)
+		if (!strcmp(json_string_value(json_object_get(ev, "id")), id))
+			return (long)i;
+	return -1;
+}
+
+/* 1 when events[at] exists before `before` and has one of the types (NULL-terminated). */
+static int earlier_of(const json_t *events, long at, size_t before, const char *const *types)
+{
+	const char *t;
+	size_t k;
+
+	if (at < 0 || (size_t)at >= before)
+		return 0;
+	t = json_string_value(json_object_get(json_array_get(events, (size_t)at), "type"));
+	for (k = 0; types[k]; k++)
+		if (!strcmp(types[k], t))
+			return 1;
+	return 0;
+}
+
+/* Every reference points at an earlier event of the right type: tool_use_id at an
+ * agent.tool_use, requires_action ids at tool uses, model_request_start_id at a span start.
+ * 0 when all resolve. */
+static int check_links(const json_t *events, const char *label)
+{
+	static const char *const uses[] = {"agent.tool_use", "agent.custom_tool_use",
+	                                   "agent.mcp_tool_use", NULL};
+	static const char *const tool_use[] = {"agent.tool_use", NULL};
+	static const char *const start[] = {"span.model_request_start", NULL};
+	const json_t *ev, *id;
+	size_t i, k;
+	int bad = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const json_t *stop = json_object_get(ev, "stop_reason");
+
+		if (!strcmp(type, "agent.tool_result") &&
+		    !earlier_of(
+		        events,
+		        find_event(events, json_string_value(json_object_get(ev, "tool_use_id"))),
+		        i, tool_use)) {
+			fprintf(stderr, "%s: [%zu] tool_use_id does not resolve\n", label, i);
+			bad = 1;
+		}
+		if (!strcmp(type, "span.model_request_end") &&
+		    !earlier_of(events,
+		                find_event(events, json_string_value(json_object_get(
+		                                       ev, "model_request_start_id"))),
+		                i, start)) {
+			fprintf(stderr, "%s: [%zu] model_request_start_id unresolved\n", label, i);
+			bad = 1;
+		}
+		for (k = 0; (id = json_array_get(json_object_get(stop, "event_ids"), k)); k++) {
+			if (!earlier_of(events, find_event(events, json_string_value(id)), i,
+			                uses)) {
+				fprintf(stderr, "%s: [%zu] event_ids[%zu] unresolved\n", label, i,
+				        k);
+				bad = 1;
+			}
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+/* 0 when no two events share an id. */
+static int check_unique(const json_t *events)
+{
+	json_t *seen = json_object();
+	const json_t *ev;
+	size_t i;
+	int dup = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		const char *id = json_string_value(json_object_get(ev, "id"));
+
+		if (json_object_get(seen, id))
+			dup = 1;
+		json_object_set_new(seen, id, json_true());
+	}
+	json_decref(seen);
+	return dup ? -1 : 0;
+}
+
+/* Runs the pages of event case `name` in order, carrying the linking state. Returns the
+ * concatenated north events (new) and sets *carries to the states after each page (new). */
+static json_t *run_event_case(const char *name, json_t **carries)
+{
+	json_t *cj = sg_fixture_load(EVENTS, name, "ctx.json"), *all = json_array();
+	json_t *carry = NULL;
+	struct sg_sb_ctx ctx;
+	int p;
+
+	ck_assert_ptr_nonnull(cj);
+	ctx = ctx_of(cj);
+	*carries = json_array();
+	for (p = 1; p <= MAX_PAGES; p++) {
+		char file[32];
+		struct sg_error err = {0};
+		const json_t *data;
+		const char *next;
+		json_t *body, *got, *out_carry = NULL;
+
+		snprintf(file, sizeof(file), "page%d.json", p);
+		if (!sg_fixture_exists(EVENTS, name, file))
+			break;
+		body = sg_fixture_load(EVENTS, name, file);
+		ck_assert_ptr_nonnull(body);
+		ck_assert_msg(sg_sb_page_parts(body, &data, &next, &ctx, &err) == 0, "%s: %s", name,
+		              err.message);
+		got = sg_sb_events_to_cma(data, carry, &out_carry, &ctx, &err);
+		ck_assert_msg(got != NULL, "%s/%s: %d %s", name, file, err.status, err.message);
+		ck_assert_ptr_nonnull(out_carry);
+		ck_assert_int_eq(json_array_extend(all, got), 0);
+		ck_assert_int_eq(json_array_append(*carries, out_carry), 0);
+		json_decref(carry);
+		carry = out_carry;
+		json_decref(got);
+		json_decref(body);
+	}
+	ck_assert_msg(p > 1, "%s: no page1.json", name);
+	json_decref(carry);
+	json_decref(cj);
+	return all;
+}
+
+/* ---- golden fixtures ---------------------------------------------------------------- */
+
+START_TEST(test_golden_sessions)
+{
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(SESSIONS, names, MAX_CASES), c, i;
+	int failures = 0;
+
+	ck_assert_uint_ge(n, MIN_SESSION_CASES);
+	for (c = 0; c < n; c++) {
+		const char *name = names[c];
+		json_t *cj = sg_fixture_load(SESSIONS, name, "ctx.json");
+		json_t *agents = NULL, *refs = json_array(), *got, *input, *items;
+		struct sg_sb_ctx ctx;
+		int ok = 1;
+
+		ck_assert_ptr_nonnull(cj);
+		ctx = ctx_of(cj);
+		if (sg_fixture_exists(SESSIONS, name, "agents.json"))
+			agents = sg_fixture_load(SESSIONS, name, "agents.json");
+		if (sg_fixture_exists(SESSIONS, name, "list.json")) {
+			struct sg_error err = {0};
+			const json_t *data;
+			const char *next;
+
+			input = sg_fixture_load(SESSIONS, name, "list.json");
+			ck_assert_ptr_nonnull(input);
+			ck_assert_msg(sg_sb_page_parts(input, &data, &next, &ctx, &err) == 0, "%s",
+			              err.message);
+			items = json_array();
+			for (i = 0; i < json_array_size(data); i++) {
+				json_t *s =
+				    translate_session(json_array_get(data, i), agents, &ctx, refs);
+
+				ok &= session_ok(s, json_array_get(data, i), ctx.backend);
+				json_array_append_new(items, s);
+			}
+			got = json_pack("{s:o, s:s?}", "data", items, "next_page", next);
+		} else {
+			input = sg_fixture_load(SESSIONS, name, "session.json");
+			ck_assert_msg(input != NULL, "%s: list.json or session.json is required",
+			              name);
+			got = translate_session(input, agents, &ctx, refs);
+			ok &= session_ok(got, input, ctx.backend);
+		}
+		ok &= sg_fixture_expect(got, SESSIONS, name, "expected.json");
+		ok &= sg_fixture_expect(refs, SESSIONS, name, "ref.json");
+		if (!ok) {
+			fprintf(stderr, "golden session case failed: %s\n", name);
+			failures++;
+		}
+		json_decref(got);
+		json_decref(input);
+		json_decref(refs);
+		json_decref(agents);
+		json_decref(cj);
+	}
+	ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+START_TEST(test_golden_events)
+{
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(EVENTS, names, MAX_CASES), c;
+	int failures = 0;
+
+	ck_assert_uint_ge(n, MIN_EVENT_CASES);
+	for (c = 0; c < n; c++) {
+		json_t *carries, *got = run_event_case(names[c], &carries);
+		int ok = sg_fixture_expect(got, EVENTS, names[c], "expected.json") &&
+		         sg_fixture_expect(carries, EVENTS, names[c], "carry.json") &&
+		         check_keys(got, names[c]) == 0 && check_links(got, names[c]) == 0 &&
+		         check_unique(got) == 0;
+
+		if (!ok) {
+			fprintf(stderr, "golden event case failed: %s\n", names[c]);
+			failures++;
+		}
+		json_decref(got);
+		json_decref(carries);
+	}
+	ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+/* ---- the checks themselves ---------------------------------------------------------- */
+
+/* A golden comparison that cannot fail proves nothing: a changed value, a missing key and an
+ * extra key are each reported, and the checkers catch an envelope leak, a stray null
+ * stop_details and a dangling link. */
+START_TEST(test_mismatch_reported)
+{
+	json_t *carries, *got = run_event_case("tool_pair", &carries), *bad;
+	json_t *ev;
+
+	if (getenv("SG_UPDATE_GOLDEN")) {
+		/* the comparison would rewrite the file instead of failing */
+		json_decref(got);
+		json_decref(carries);
+		return;
+	}
+	ck_assert(sg_fixture_expect(got, EVENTS, "tool_pair", "expected.json"));
+
+	bad = json_deep_copy(got);
+	ev = json_array_get(bad, 4); /* the tool result */
+	json_object_set_new(ev, "tool_use_id", json_string("sevt_tp01"));
+	ck_assert(!sg_fixture_expect(bad, EVENTS, "tool_pair", "expected.json"));
+	ck_assert_int_eq(check_links(bad, "proof"), -1);
+	json_decref(bad);
+
+	bad = json_deep_copy(got);
+	json_object_del(json_array_get(bad, 0), "processed_at");
+	ck_assert(!sg_fixture_expect(bad, EVENTS, "tool_pair", "expected.json"));
+	ck_assert_int_eq(check_keys(bad, "proof"), -1);
+	json_decref(bad);
+
+	bad = json_deep_copy(got);
+	json_object_set_new(json_array_get(bad, 2), "tokens_in", json_integer(900));
+	ck_assert(!sg_fixture_expect(bad, EVENTS, "tool_pair", "expected.json"));
+	ck_assert_int_eq(check_keys(bad, "proof"), -1);
+	json_decref(bad);
+
+	bad = json_deep_copy(got);
+	json_object_set_new(json_array_get(bad, 8), "stop_details", json_object());
+	ck_assert_int_eq(check_keys(bad, "proof"), -1);
+	json_array_append(bad, json_array_get(bad, 0));
+	ck_assert_int_eq(check_unique(bad), -1);
+	json_decref(bad);
+
+	json_decref(got);
+	json_decref(carries);
+}
+END_TEST
+
+/* ---- properties --------------------------------------------------------------------- */
+
+START_TEST(test_same_input_same_output)
+{
+	json_t *ca, *cb, *a = run_event_case("session_error", &ca), *b;
+	char *da, *db;
+
+	b = run_event_case("session_error", &cb);
+	da = json_dumps(a, JSON_COMPACT);
+	db = json_dumps(b, JSON_COMPACT);
+	ck_assert_str_eq(da, db);
+	free(da);
+	free(db);
+	json_decref(a);
+	json_decref(b);
+	json_decref(ca);
+	json_decref(cb);
+}
+END_TEST
+
+/* A turn of `uses` tool uses (some content-shaped, some with top-level keys) whose results
+ * carry no tool_use_id, some tokens, then an idle. New reference. */
+static json_t *turn_log(int turns, int uses)
+{
+	json_t *log = json_array();
+	int t, u, n = 0;
+
+	for (t = 0; t < turns; t++) {
+		char id[32], at[32];
+
+#define NEXT()                                                                                     \
+	(snprintf(id, sizeof(id), "sevt_g%05d", n),                                                \
+	 snprintf(at, sizeof(at), "2026-06-01T%02d:%02d:%02dZ", n / 3600 % 24, n / 60 % 60,        \
+	          n % 60),                                                                         \
+	 n++)
+		NEXT();
+		json_array_append_new(log, json_pack("{s:s, s:s, s:s}", "id", id, "type",
+		                                     "session.status_running", "processed_at", at));
+		for (u = 0; u < uses; u++) {
+			NEXT();
+			json_array_append_new(
+			    log, u % 2 ? json_pack(
+			                     "{s:s, s:s, s:{s:s, s:{s:i}}, s:i, s:i, s:i, s:s}",
+			                     "id", id, "type", "agent.tool_use", "content", "name",
+			                     "read", "input", "n", u, "tokens_in", 10, "tokens_out",
+			                     2, "duration_ms", 30, "processed_at", at)
+			               : json_pack("{s:s, s:s, s:s, s:{}, s:s}", "id", id, "type",
+			                           "agent.tool_use", "name", "grep", "input",
+			                           "processed_at", at));
+		}
+		for (u = 0; u < uses; u++) {
+			NEXT();
+			json_array_append_new(log, json_pack("{s:s, s:s, s:[{s:s, s:s}], s:s}",
+			                                     "id", id, "type", "agent.tool_result",
+			                                     "content", "type", "text", "text",
+			                                     "ok", "processed_at", at));
+		}
+		NEXT();
+		json_array_append_new(log, json_pack("{s:s, s:s, s:{s:s}, s:s}", "id", id, "type",
+		                                     "session.status_idle", "stop_reason", "type",
+		                                     "end_turn", "processed_at", at));
+#undef NEXT
+	}
+	return log;
+}
+
+/* Cutting the log into two runs anywhere, with the carry passed along, links exactly as one
+ * pass does. */
+START_TEST(test_split_anywhere)
+{
+	json_t *log = turn_log(3, 4), *whole, *carry = NULL;
+	struct sg_error err = {0};
+	size_t cut, i;
+
+	whole = sg_sb_events_to_cma(log, NULL, NULL, &base_ctx, &err);
+	ck_assert_ptr_nonnull(whole);
+	ck_assert_int_eq(check_links(whole, "whole"), 0);
+	ck_assert_int_eq(check_keys(whole, "whole"), 0);
+	ck_assert_int_eq(check_unique(whole), 0);
+	for (cut = 0; cut <= json_array_size(log); cut++) {
+		json_t *a = json_array(), *b = json_array(), *ra, *rb, *c2 = NULL;
+
+		for (i = 0; i < json_array_size(log); i++)
+			json_array_append(i < cut ? a : b, json_array_get(log, i));
+		ra = sg_sb_events_to_cma(a, NULL, &carry, &base_ctx, &err);
+		ck_assert_ptr_nonnull(ra);
+		rb = sg_sb_events_to_cma(b, carry, &c2, &base_ctx, &err);
+		ck_assert_ptr_nonnull(rb);
+		ck_assert_int_eq(json_array_extend(ra, rb), 0);
+		ck_assert_msg(json_equal(ra, whole), "cut at %zu differs", cut);
+		json_decref(ra);
+		json_decref(rb);
+		json_decref(a);
+		json_decref(b);
+		json_decref(carry);
+		json_decref(c2);
+		carry = NULL;
+	}
+	json_decref(whole);
+	json_decref(log);
+}
+END_TEST
+
+/* Without the carry, a result whose tool use was on an earlier page has nothing to link to:
+ * it is dropped, never linked to a wrong tool use. */
+START_TEST(test_no_carry_drops_orphan)
+{
+	json_t *page = parse("[{\"id\": \"e1\", \"type\": \"agent.tool_result\", "
+	                     "\"content\": [], \"processed_at\": \"2026-06-01T00:00:00Z\"}]");
+	struct sg_error err = {0};
+	json_t *got = sg_sb_events_to_cma(page, NULL, NULL, &base_ctx, &err);
+
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(json_array_size(got), 0);
+	json_decref(got);
+	json_decref(page);
+}
+END_TEST
+
+/* An explicit tool_use_id wins over FIFO and takes its tool use off the queue; idle with
+ * end_turn forgets what is still pending, so the next turn cannot mislink. */
+START_TEST(test_explicit_link_and_turn_end)
+{
+	json_t *page =
+	    parse("["
+	          "{\"id\": \"a\", \"type\": \"agent.tool_use\", \"name\": \"x\", \"input\": {},"
+	          " \"processed_at\": \"2026-06-01T00:00:00Z\"},"
+	          "{\"id\": \"b\", \"type\": \"agent.tool_use\", \"name\": \"y\", \"input\": {},"
+	          " \"processed_at\": \"2026-06-01T00:00:01Z\"},"
+	          "{\"id\": \"r1\", \"type\": \"agent.tool_result\", \"tool_use_id\": \"b\","
+	          " \"processed_at\": \"2026-06-01T00:00:02Z\"},"
+	          "{\"id\": \"i1\", \"type\": \"session.status_idle\", \"stop_reason\": {\"type\": "
+	          "\"end_turn\"}, \"processed_at\": \"2026-06-01T00:00:03Z\"},"
+	          "{\"id\": \"r2\", \"type\": \"agent.tool_result\","
+	          " \"processed_at\": \"2026-06-01T00:00:04Z\"},"
+	          "{\"id\": \"i2\", \"type\": \"session.status_idle\", \"stop_reason\": {\"type\": "
+	          "\"requires_action\", \"event_ids\": [\"zz\"]}, "
+	          "\"processed_at\": \"2026-06-01T00:00:05Z\"}"
+	          "]");
+	struct sg_error err = {0};
+	json_t *carry = NULL, *got = sg_sb_events_to_cma(page, NULL, &carry, &base_ctx, &err);
+	const json_t *r1, *i2;
+
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(json_array_size(got), 5); /* r2 has nothing left to answer */
+	r1 = json_array_get(got, 2);
+	ck_assert_str_eq(json_string_value(json_object_get(r1, "tool_use_id")), "b");
+	ck_assert(json_is_false(json_object_get(r1, "is_error")));
+	ck_assert_uint_eq(json_array_size(json_object_get(r1, "content")), 0);
+	/* the backend's own event_ids are kept as given */
+	i2 = json_array_get(got, 4);
+	ck_assert_str_eq(json_string_value(json_array_get(
+	                     json_object_get(json_object_get(i2, "stop_reason"), "event_ids"), 0)),
+	                 "zz");
+	ck_assert_uint_eq(json_array_size(json_object_get(carry, "pending")), 0);
+	json_decref(carry);
+	json_decref(got);
+	json_decref(page);
+}
+END_TEST
+
+/* ---- sessions: edges ---------------------------------------------------------------- */
+
+#define GOOD_SESSION                                                                               \
+	"\"id\": \"sess_1\", \"status\": \"idle\", \"agent_id\": \"agent_1\", "                    \
+	"\"created_at\": \"2026-05-29T10:00:00Z\""
+
+static const struct {
+	const char *session, *needle;
+} bad_sessions[] = {
+    {"[]", "session is not a JSON object"},
+    {"\"<html>502</html>\"", "session is not a JSON object"},
+    {"{\"status\": \"idle\"}", "session id is missing, empty or not a string"},
+    {"{\"id\": \"\", \"status\": \"idle\"}", "session id is missing"},
+    {"{\"id\": 7}", "session id is missing"},
+    {"{\"id\": \"sess_1\", \"agent_id\": \"a\", \"created_at\": \"2026-05-29T10:00:00Z\"}",
+     "session 'sess_1': status is missing or not a string"},
+    {"{\"id\": \"sess_1\", \"status\": \"paused\", \"agent_id\": \"a\","
+     " \"created_at\": \"2026-05-29T10:00:00Z\"}",
+     "session 'sess_1': status 'paused' is not one of idle, running, rescheduling, terminated"},
+    {"{\"id\": \"sess_1\", \"status\": \"IDLE\", \"agent_id\": \"a\","
+     " \"created_at\": \"2026-05-29T10:00:00Z\"}",
+     "status 'IDLE' is not one of"},
+    {"{\"id\": \"sess_1\", \"status\": \"idle\", \"agent_id\": \"a\"}",
+     "created_at is missing or not a string"},
+    {"{\"id\": \"sess_1\", \"status\": \"idle\", \"agent_id\": \"a\", \"created_at\": 5}",
+     "created_at is missing or not a string"},
+    {"{\"id\": \"sess_1\", \"status\": \"idle\", \"agent_id\": \"a\","
+     " \"created_at\": \"yesterday\"}",
+     "created_at 'yesterday' is not an RFC 3339 timestamp"},
+    {"{\"id\": \"sess_1\", \"status\": \"idle\", \"agent_id\": \"a\","
+     " \"created_at\": \"2026-05-29 10:00:00\"}",
+     "is not an RFC 3339 timestamp"},
+    {"{" GOOD_SESSION ", \"updated_at\": \"2026-02-30T00:00:00Z\"}",
+     "updated_at '2026-02-30T00:00:00Z' is not an RFC 3339 timestamp"},
+    {"{" GOOD_SESSION ", \"archived_at\": true}", "archived_at is missing or not a string"},
+    {"{" GOOD_SESSION ", \"metadata\": []}", "metadata is not an object"},
+    {"{" GOOD_SESSION ", \"environment_id\": 5}", "environment_id is not a string"},
+    {"{\"id\": \"sess_1\", \"status\": \"idle\", \"created_at\": \"2026-05-29T10:00:00Z\"}",
+     "agent_id is missing, empty or not a string"},
+    {"{\"id\": \"sess_1\", \"status\": \"idle\", \"created_at\": \"2026-05-29T10:00:00Z\","
+     " \"agent\": {\"name\": \"Nameless\", \"model\": \"m\"}}",
+     "agent.id is missing, empty or not a string"},
+};
+
+START_TEST(test_bad_session)
+{
+	json_t *s = parse(bad_sessions[_i].session);
+	struct sg_error err = {0};
+
+	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, &base_ctx, &err));
+	expect_502(&err, "sb1", bad_sessions[_i].needle);
+	json_decref(s);
+}
+END_TEST
+
+START_TEST(test_session_edges)
+{
+	char sid[256];
+	json_t *s, *out, *agent;
+	struct sg_error err = {0};
+	struct sg_sb_ctx ctx = {.backend = "sb1"};
+	struct sg_pubid pid;
+
+	/* 199 bytes is the most an id field holds; 200 is refused, not truncated */
+	memset(sid, 'x', 199);
+	sid[199] = '\0';
+	s = json_pack("{s:s, s:s, s:s, s:s}", "id", sid, "status", "idle", "agent_id", "a",
+	              "created_at", "2026-05-29T10:00:00Z");
+	out = sg_sb_session_to_cma(s, NULL, &ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	ck_assert_int_eq(sg_id_decode("sesn_", json_string_value(json_object_get(out, "id")), &pid),
+	                 0);
+	ck_assert_str_eq(pid.native, sid);
+	json_decref(out);
+	json_decref(s);
+	memset(sid, 'y', 200);
+	sid[200] = '\0';
+	s = json_pack("{s:s, s:s, s:s, s:s}", "id", sid, "status", "idle", "agent_id", "a",
+	              "created_at", "2026-05-29T10:00:00Z");
+	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, &ctx, &err));
+	expect_502(&err, "sb1", "id (200 bytes) is too long for a public id");
+	json_decref(s);
+
+	/* a running session created "after now" (clock skew) lasts 0 s, not a negative time;
+	 * the caller's agent is copied, not shared */
+	ctx.now_us = 0;
+	s = parse("{" GOOD_SESSION ", \"status\": \"running\"}");
+	agent = parse("{\"id\": \"agent_1\", \"type\": \"agent\", \"name\": \"n\"}");
+	out = sg_sb_session_to_cma(s, agent, &ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert(json_real_value(
+	              json_object_get(json_object_get(out, "stats"), "duration_seconds")) == 0.0);
+	ck_assert_ptr_ne(json_object_get(out, "agent"), agent);
+	ck_assert(json_equal(json_object_get(out, "agent"), agent));
+	json_decref(out);
+
+	/* an agent that is not an object is the caller's bug */
+	json_decref(agent);
+	agent = json_string("x");
+	ck_assert_ptr_null(sg_sb_session_to_cma(s, agent, &ctx, &err));
+	ck_assert_int_eq(err.status, 500);
+	json_decref(agent);
+	json_decref(s);
+
+	/* metadata that is already full gets no sandbase.* keys; a client's own sandbase.source
+	 * is never overwritten */
+	s = parse("{" GOOD_SESSION ", \"source\": \"direct\", \"agent_version_id\": \"v\","
+	          " \"metadata\": {\"sandbase.source\": \"mine\", \"k2\": \"v\", \"k3\": \"v\","
+	          " \"k4\": \"v\", \"k5\": \"v\", \"k6\": \"v\", \"k7\": \"v\", \"k8\": \"v\","
+	          " \"k9\": \"v\", \"k10\": \"v\", \"k11\": \"v\", \"k12\": \"v\", \"k13\": \"v\","
+	          " \"k14\": \"v\", \"k15\": \"v\"}}");
+	out = sg_sb_session_to_cma(s, NULL, &ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(json_object_size(json_object_get(out, "metadata")), 16);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(out, "metadata"), "sandbase.source")),
+	    "mine");
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(out, "metadata"),
+	                                                   "sandbase.agent_version_id")),
+	                 "v");
+	json_decref(out);
+	json_decref(s);
+
+	/* a bare-string agent names the agent */
+	s = parse("{\"id\": \"s\", \"status\": \"idle\", \"agent\": \"agent_str\","
+	          " \"created_at\": \"2026-05-29T10:00:00Z\"}");
+	out = sg_sb_session_to_cma(s, NULL, &ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(out, "agent"), "id")),
+	                 "agent_str");
+	json_decref(out);
+	json_decref(s);
+}
+END_TEST
+
+START_TEST(test_agent_ref)
+{
+	static const struct {
+		const char *session;
+		int ref;
+		const char *id;
+		int64_t version;
+	} cases[] = {
+	    {"{\"agent_id\": \"a\", \"agent_version\": 3}", 1, "a", 3},
+	    {"{\"agent_id\": \"a\", \"agent_version\": null}", 1, "a", -1},
+	    {"{\"agent_id\": \"a\", \"agent_version\": 0}", 1, "a", -1},
+	    {"{\"agent\": {\"type\": \"agent\", \"id\": \"b\", \"version\": 7}}", 1, "b", 7},
+	    {"{\"agent_id\": \"a\", \"agent\": {\"type\": \"agent\", \"id\": \"b\"}}", 1, "a", -1},
+	    {"{\"agent\": \"c\"}", 1, "c", -1},
+	    {"{\"agent_id\": \"a\", \"agent\": {\"id\": \"a\", \"name\": \"A\"}}", 0, NULL, 0},
+	    {"{\"agent_id\": \"a\", \"agent\": {\"id\": \"a\", \"model\": {\"id\": \"m\"}}}", 0,
+	     NULL, 0},
+	    {"{\"agent_id\": \"\"}", 0, NULL, 0},
+	    {"{}", 0, NULL, 0},
+	    {"[]", 0, NULL, 0},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *s = parse(cases[i].session);
+		const char *id = NULL;
+		int64_t version = 42;
+
+		ck_assert_msg(sg_sb_session_agent_ref(s, &id, &version) == cases[i].ref, "case %zu",
+		              i);
+		if (cases[i].ref) {
+			ck_assert_str_eq(id, cases[i].id);
+			ck_assert_int_eq(version, cases[i].version);
+		}
+		json_decref(s);
+	}
+}
+END_TEST
+
+START_TEST(test_agent_to_cma)
+{
+	struct sg_error err = {0};
+	json_t *a, *out, *want;
+
+	a = parse("[]");
+	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
+	expect_502(&err, "sb1", "agent is not a JSON object");
+	json_decref(a);
+	a = parse("{\"name\": \"x\"}");
+	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
+	expect_502(&err, "sb1", "agent.id is missing");
+	json_decref(a);
+
+	/* odd values take their documented defaults rather than failing */
+	a = parse(
+	    "{\"id\": \"agent_9\", \"name\": \"\", \"description\": 5, \"version\": 0,"
+	    " \"model\": {\"id\": \"m\", \"effort\": \"max\", \"speed\": \"warp\","
+	    "  \"inference_geo\": \"eu\"},"
+	    " \"execution_identity\": {\"type\": \"aws_role\"},"
+	    " \"mcp_servers\": {\"x\": 1}, \"skills\": [{\"skill_id\": \"s\", \"version\": "
+	    "\"2026-01\"}, 3, {\"version\": 1}],"
+	    " \"tools\": [{\"type\": \"mcp_toolset\", \"configs\": [], \"default_config\": {}},"
+	    "  {\"type\": \"mcp_toolset\", \"configs\": [], \"default_config\": {},"
+	    "   \"mcp_server_name\": \"gh\"}, \"bash\", {\"type\": \"custom\", \"name\": \"c\","
+	    "   \"description\": \"d\", \"input_schema\": {\"type\": \"object\"}}],"
+	    " \"multiagent\": {\"type\": \"coordinator\"}}");
+	out = sg_sb_agent_to_cma(a, &base_ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	want = parse("{\"id\": \"agent_9\", \"type\": \"agent\", \"name\": \"agent_9\","
+	             " \"description\": null, \"system\": null, \"version\": 1,"
+	             " \"model\": {\"id\": \"m\", \"effort\": {\"type\": \"max\"},"
+	             "  \"inference_geo\": \"eu\"},"
+	             " \"execution_identity\": {\"type\": \"service_account\"},"
+	             " \"mcp_servers\": [], \"skills\": [{\"skill_id\": \"s\", \"type\": "
+	             "\"custom\", \"version\": \"2026-01\"}],"
+	             " \"tools\": [{\"type\": \"mcp_toolset\", \"configs\": [],"
+	             "  \"default_config\": {}, \"mcp_server_name\": \"gh\"},"
+	             "  {\"type\": \"custom\", \"name\": \"c\", \"description\": \"d\","
+	             "   \"input_schema\": {\"type\": \"object\"}}],"
+	             " \"multiagent\": null}");
+	ck_assert(json_equal(out, want));
+	json_decref(want);
+	json_decref(out);
+	json_decref(a);
+}
+END_TEST
+
+START_TEST(test_page_parts)
+{
+	static const struct {
+		const char *body, *needle;
+	} bad[] = {
+	    {"[]", "list body is not a JSON object"},
+	    {"null", "list body is not a JSON object"},
+	    {"{}", "list body has no 'data' array"},
+	    {"{\"data\": {}}", "list body has no 'data' array"},
+	    {"{\"error\": {\"type\": \"not_found\", \"message\": \"x\"}}", "no 'data' array"},
+	    {"{\"data\": [], \"next_page\": 5}", "next_page is not a string"},
+	};
+	struct sg_error err = {0};
+	const json_t *data = NULL;
+	const char *next = "unset";
+	json_t *body, *big;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		body = parse(bad[i].body);
+		ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), -1);
+		expect_502(&err, "sb1", bad[i].needle);
+		json_decref(body);
+	}
+	body = parse("{\"data\": [1], \"next_page\": \"\"}");
+	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), 0);
+	ck_assert_ptr_null(next);
+	ck_assert_ptr_eq(data, json_object_get(body, "data"));
+	json_decref(body);
+	body = parse("{\"data\": [], \"next_page\": null, \"prev_page\": \"p\"}");
+	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), 0);
+	ck_assert_ptr_null(next);
+	json_decref(body);
+	body = parse("{\"data\": [], \"next_page\": \"page_2\"}");
+	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), 0);
+	ck_assert_str_eq(next, "page_2");
+	json_decref(body);
+
+	/* over the cap: refused, not truncated */
+	big = json_array();
+	for (i = 0; i <= EVENTS_CAP; i++)
+		json_array_append_new(big, json_null());
+	body = json_pack("{s:O}", "data", big);
+	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), -1);
+	expect_502(&err, "sb1", "100001 items, more than the limit of 100000");
+	json_decref(body);
+	json_decref(big);
+}
+END_TEST
+
+/* ---- events: edges ------------------------------------------------------------------ */
+
+static void expect_event_502(const char *json_text, const char *needle)
+{
+	struct sg_error err = {0};
+	json_t *log = parse(json_text), *carry = json_true();
+
+	ck_assert_msg(sg_sb_events_to_cma(log, NULL, &carry, &base_ctx, &err) == NULL,
+	              "accepted: %s", json_text);
+	ck_assert_ptr_null(carry); /* no state is handed out on failure */
+	expect_502(&err, "sb1", needle);
+	json_decref(log);
+}
+
+#define AT "\"processed_at\": \"2026-06-01T00:00:00Z\""
+
+START_TEST(test_wrong_event_shapes)
+{
+	char longid[400], text[600];
+
+	expect_event_502("{\"data\": []}", "the event list is not an array");
+	expect_event_502("null", "the event list is not an array");
+	expect_event_502("[42]", "events[0]: event is not an object");
+	expect_event_502("[{\"type\": \"user.message\", " AT "}]", "events[0]: id is missing");
+	expect_event_502("[{\"id\": \"\", \"type\": \"user.message\", " AT "}]", "id is missing");
+	expect_event_502("[{\"id\": \"e\", " AT "}]", "events[0] 'e': type is missing");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"user.interrupt\"}]",
+	                 "processed_at is null and created_at is not a timestamp");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"user.interrupt\", \"processed_at\": null,"
+	                 " \"created_at\": \"soon\"}]",
+	                 "processed_at is null and created_at is not a timestamp");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"user.interrupt\","
+	                 " \"processed_at\": \"2026-06-01\"}]",
+	                 "processed_at is not an RFC 3339 timestamp");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.message\", \"tokens_in\": \"5\", " AT
+	                 "}]",
+	                 "tokens_in is not a non-negative integer");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.message\", \"tokens_out\": -1, " AT
+	                 "}]",
+	                 "tokens_out is not a non-negative integer");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.message\", \"duration_ms\": 1.5, " AT
+	                 "}]",
+	                 "duration_ms is not a non-negative integer");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.message\", \"tokens_in\": 1,"
+	                 " \"duration_ms\": 9223372036854775807, " AT "}]",
+	                 "duration_ms reaches back before the year 1");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.message\", \"tokens_in\": 1,"
+	                 " \"duration_ms\": 1000, \"processed_at\": \"0001-01-01T00:00:00Z\"}]",
+	                 "duration_ms reaches back before the year 1");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"user.message\", \"content\": null, " AT "}]",
+	                 "events[0] 'e': content is missing or not an array");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.message\", \"content\": {}, " AT "}]",
+	                 "content is missing or not an array");
+	expect_event_502("[{\"id\": \"e\", \"type\": \"agent.tool_use\", \"content\": {\"input\":"
+	                 " {}}, " AT "}]",
+	                 "agent.tool_use has no tool name");
+	/* the bad event is located */
+	expect_event_502("[{\"id\": \"ok\", \"type\": \"user.interrupt\", " AT "}, 7]",
+	                 "events[1]: event is not an object");
+	memset(longid, 'i', 257);
+	longid[257] = '\0';
+	snprintf(text, sizeof(text), "[{\"id\": \"%s\", \"type\": \"user.interrupt\", " AT "}]",
+	         longid);
+	expect_event_502(text, "longer than 256 bytes");
+}
+END_TEST
+
+/* What is not a wrong shape: unknown keys, a bare-string tool input that is not an object,
+ * a string stop reason, a null stop_reason, garbage in optional places. */
+START_TEST(test_lenient_events)
+{
+	json_t *log = parse(
+	    "[{\"id\": \"t\", \"type\": \"agent.tool_use\", \"name\": \"n\", \"input\": \"[1]\","
+	    "  \"extra\": {\"x\": 1}, " AT "},"
+	    " {\"id\": \"i\", \"type\": \"session.status_idle\", \"stop_reason\": "
+	    "\"budget_reached\","
+	    "  " AT "},"
+	    " {\"id\": \"j\", \"type\": \"session.status_idle\", \"stop_reason\": {\"type\": "
+	    "\"napping\"}, " AT "},"
+	    " {\"id\": \"k\", \"type\": \"session.error\", " AT "},"
+	    " {\"id\": \"u\", \"type\": \"user.tool_confirmation\", \"tool_use_id\": \"t\", " AT
+	    "},"
+	    " {\"id\": \"v\", \"type\": \"user.tool_confirmation\", \"tool_use_id\": \"t\","
+	    "  \"result\": \"allow\", \"deny_message\": null, " AT "},"
+	    " {\"id\": \"w\", \"type\": \"session.usage\", \"data\": {\"usage\": "
+	    "{\"input_tokens\": "
+	    "3}}, " AT "}]");
+	struct sg_error err = {0};
+	json_t *got = sg_sb_events_to_cma(log, NULL, NULL, &base_ctx, &err);
+
+	ck_assert_msg(got != NULL, "%s", err.message);
+	ck_assert_int_eq(check_keys(got, "lenient"), 0);
+	ck_assert(json_is_object(json_object_get(json_array_get(got, 0), "input")));
+	ck_assert_uint_eq(json_object_size(json_object_get(json_array_get(got, 0), "input")), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(got, 1), "stop_reason"), "type")),
+	                 "budget_reached");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(got, 2), "stop_reason"), "type")),
+	                 "end_turn");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(got, 3), "error"), "message")),
+	                 "session error");
+	/* the confirmation without result is dropped, the complete one kept */
+	ck_assert_uint_eq(json_array_size(got), 6);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, 4), "result")),
+	                 "allow");
+	ck_assert_ptr_null(json_object_get(json_array_get(got, 4), "deny_message"));
+	ck_assert_int_eq(json_integer_value(json_object_get(
+	                     json_object_get(json_array_get(got, 5), "usage"), "input_tokens")),
+	                 3);
+	json_decref(got);
+	json_decref(log);
+}
+END_TEST
+
+START_TEST(test_caps)
+{
+	struct sg_error err = {0};
+	json_t *log = json_array(), *one, *carry = NULL, *got, *ids;
+	char id[32];
+	size_t i;
+
+	/* too many events: refused before any is read */
+	one = json_object();
+	for (i = 0; i <= EVENTS_CAP; i++)
+		json_array_append(log, one);
+	ck_assert_ptr_null(sg_sb_events_to_cma(log, NULL, NULL, &base_ctx, &err));
+	expect_502(&err, "sb1", "100001 events, more than the limit of 100000");
+	json_decref(one);
+	json_decref(log);
+
+	/* more pending tool uses than the cap: the oldest are forgotten, the carry stays small
+	 * enough for a page cursor */
+	log = json_array();
+	for (i = 0; i < PENDING_CAP + 44; i++) {
+		snprintf(id, sizeof(id), "use%03zu", i);
+		json_array_append_new(log, json_pack("{s:s, s:s, s:s, s:{}, s:s}", "id", id, "type",
+		                                     "agent.tool_use", "name", "t", "input",
+		                                     "processed_at", "2026-06-01T00:00:00Z"));
+	}
+	json_array_append_new(log,
+	                      json_pack("{s:s, s:s, s:{s:s}, s:s}", "id", "idle", "type",
+	                                "session.status_idle", "stop_reason", "type",
+	                                "requires_action", "processed_at", "2026-06-01T00:00:01Z"));
+	got = sg_sb_events_to_cma(log, NULL, &carry, &base_ctx, &err);
+	ck_assert_ptr_nonnull(got);
+	ids = json_object_get(json_object_get(json_array_get(got, PENDING_CAP + 44), "stop_reason"),
+	                      "event_ids");
+	ck_assert_uint_eq(json_array_size(ids), PENDING_CAP);
+	ck_assert_str_eq(json_string_value(json_array_get(ids, 0)), "use044");
+	ck_assert_uint_eq(json_array_size(json_object_get(carry, "pending")), PENDING_CAP);
+	ck_assert_str_eq(json_string_value(json_array_get(
+	                     json_array_get(json_object_get(carry, "pending"), 0), 0)),
+	                 "use044");
+	ck_assert_int_eq(check_links(got, "cap"), 0);
+	json_decref(got);
+	json_decref(log);
+
+	/* the full carry is accepted back */
+	log = json_array();
+	got = sg_sb_events_to_cma(log, carry, NULL, &base_ctx, &err);
+	ck_assert_ptr_nonnull(got);
+	json_decref(got);
+	json_decref(log);
+	json_decref(carry);
+
+	/* long ids: the id bytes bound the queue too (5 × 200 bytes fit in 1024, 6 do not) */
+	log = json_array();
+	for (i = 0; i < 8; i++) {
+		char longid[201];
+
+		memset(longid, 'a' + (int)i, 200);
+		longid[200] = '\0';
+		json_array_append_new(log, json_pack("{s:s, s:s, s:s, s:{}, s:s}", "id", longid,
+		                                     "type", "agent.tool_use", "name", "t", "input",
+		                                     "processed_at", "2026-06-01T00:00:00Z"));
+	}
+	got = sg_sb_events_to_cma(log, NULL, &carry, &base_ctx, &err);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(json_array_size(json_object_get(carry, "pending")),
+	                  PENDING_ID_BYTES / 200);
+	ck_assert_int_eq(json_string_value(json_array_get(
+	                     json_array_get(json_object_get(carry, "pending"), 0), 0))[0],
+	                 'd');
+	{
+		char *text = json_dumps(carry, JSON_COMPACT);
+
+		ck_assert_uint_lt(strlen(text), 2048);
+		free(text);
+	}
+	json_decref(got);
+	json_decref(log);
+	json_decref(carry);
+}
+END_TEST
+
+/* A linking state the module did not write is the caller's bug: 500. */
+START_TEST(test_bad_carry)
+{
+	static const char *const carries[] = {
+	    "[]",
+	    "{\"pending\": \"x\"}",
+	    "{\"pending\": [[\"a\", \"agent.message\"]]}",
+	    "{\"pending\": [[\"\", \"agent.tool_use\"]]}",
+	    "{\"pending\": [[\"a\", \"agent.tool_use\", 3]]}",
+	    "{\"pending\": [{\"id\": \"a\", \"type\": \"agent.tool_use\"}]}",
+	    "{\"pending\": [1]}",
+	};
+	json_t *log = parse("[]");
+	size_t i;
+
+	for (i = 0; i < sizeof(carries) / sizeof(carries[0]); i++) {
+		struct sg_error err = {0};
+		json_t *c = parse(carries[i]);
+
+		ck_assert_ptr_null(sg_sb_events_to_cma(log, c, NULL, &base_ctx, &err));
+		ck_assert_int_eq(err.status, 500);
+		json_decref(c);
+	}
+	json_decref(log);
+}
+END_TEST
+
+START_TEST(test_no_context)
+{
+	struct sg_error err = {0};
+	struct sg_sb_ctx none = {0};
+	json_t *s = parse("{" GOOD_SESSION "}"), *log = parse("[]");
+	const json_t *data;
+	const char *next, *id;
+	int64_t version;
+
+	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, NULL, &err));
+	ck_assert_int_eq(err.status, 500);
+	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, &none, &err));
+	ck_assert_int_eq(err.status, 500);
+	ck_assert_ptr_null(sg_sb_events_to_cma(log, NULL, NULL, NULL, &err));
+	ck_assert_int_eq(err.status, 500);
+	ck_assert_ptr_null(sg_sb_agent_to_cma(s, NULL, &err));
+	ck_assert_int_eq(err.status, 500);
+	ck_assert_int_eq(sg_sb_page_parts(log, &data, &next, NULL, &err), -1);
+	ck_assert_int_eq(err.status, 500);
+	ck_assert_int_eq(sg_sb_session_agent_ref(NULL, &id, &version), 0);
+	json_decref(s);
+	json_decref(log);
+}
+END_TEST
+
+/* ---- errors ------------------------------------------------------------------------- */
+
+static const struct {
+	long status;
+	const char *body;
+	int want;
+	const char *type, *needle;
+	int retry;
+} error_cases[] = {
+    {404, "{\"error\": {\"type\": \"not_found\", \"message\": \"Session not found\"}}", 404,
+     "not_found_error", "not found (HTTP 404 not_found): Session not found", -1},
+    {404,
+     "{\"type\": \"error\", \"error\": {\"type\": \"not_found_error\", \"message\": "
+     "\"no\"}}",
+     404, "not_found_error", "(HTTP 404 not_found_error): no", -1},
+    {400, "{\"error\": {\"type\": \"invalid_request\", \"message\": \"Invalid page cursor\"}}", 400,
+     "invalid_request_error", "invalid request (HTTP 400 invalid_request): Invalid page", -1},
+    {422,
+     "{\"error\": {\"type\": \"unsupported_event_type\", \"message\": \"user.tool_result "
+     "is not supported\"}}",
+     400, "invalid_request_error", "HTTP 422 unsupported_event_type): user.tool_result", -1},
+    {401, "{\"error\": {\"type\": \"authentication_error\", \"message\": \"Invalid API key\"}}",
+     502, "api_error", "credentials for this backend were rejected (HTTP 401", -1},
+    {403, "{\"detail\": \"Forbidden\"}", 502, "api_error", "lack permission (HTTP 403): Forbidden",
+     -1},
+    {402, "{\"code\": 402, \"message\": \"Insufficient balance\"}", 502, "api_error",
+     "cannot pay (HTTP 402): Insufficient balance", -1},
+    {429, "{\"error\": {\"type\": \"rate_limit_error\", \"message\": \"slow down\"}}", 429,
+     "rate_limit_error", "rate limited (HTTP 429 rate_limit_error): slow down", -1},
+    {409, "{\"error\": {\"type\": \"session_archived\", \"message\": \"archived\"}}", 409,
+     "conflict_error", "conflict (HTTP 409 session_archived): archived", 0},
+    {413, "", 413, "request_too_large", "request too large (HTTP 413)", -1},
+    {500, "<html><body>Internal Server Error</body></html>", 502, "api_error",
+     "backend error (HTTP 500): <html><body>Internal Server Error", -1},
+    {503, "{\"detail\": [{\"loc\": [\"body\"], \"msg\": \"upstream down\"}]}", 502, "api_error",
+     "backend error (HTTP 503): upstream down", -1},
+    {502,
+     "{\"error\": {\"type\": \"delivery_outcome_unknown\", \"message\": \"runtime timeout\"}, "
+     "\"session_id\": \"sess_01abc...\", \"delivery_status\": \"unknown\"}",
+     502, "api_error",
+     "session sesn_aeaaq43bnzsgeyltmuaaaaanonsxg427gaywcytdfyxc4m3omvoq may have been created", 0},
+    {418, "{\"error\": {\"type\": \"invalid_request\", \"message\": \"teapot\"}}", 400,
+     "invalid_request_error", "(HTTP 418 invalid_request): teapot", -1},
+    {418, "{\"message\": \"odd\"}", 502, "api_error", "unexpected answer (HTTP 418): odd", -1},
+    {200, "{\"data\": []}", 502, "api_error", "unexpected answer (HTTP 200)", -1},
+    {500, "\x01\xff\xfe control", 502, "api_error", "(HTTP 500):  ?? control", -1},
+};
+
+START_TEST(test_error_to_cma)
+{
+	struct sg_error err = {0};
+	const char *body = error_cases[_i].body;
+	char prefix[64];
+	json_t *rendered;
+
+	sg_sb_error_to_cma(error_cases[_i].status, body, strlen(body), "sandbase", &err);
+	snprintf(prefix, sizeof(prefix), "backend 'sandbase': ");
+	ck_assert_int_eq(err.status, error_cases[_i].want);
+	ck_assert_str_eq(err.type, error_cases[_i].type);
+	ck_assert_msg(!strncmp(err.message, prefix, strlen(prefix)), "%s", err.message);
+	ck_assert_msg(strstr(err.message, error_cases[_i].needle), "'%s' lacks '%s'", err.message,
+	              error_cases[_i].needle);
+	ck_assert_int_eq(err.should_retry, error_cases[_i].retry);
+	/* the message renders as JSON (valid UTF-8) */
+	rendered = json_pack("{s:s}", "m", err.message);
+	ck_assert_msg(rendered != NULL, "message is not valid UTF-8");
+	json_decref(rendered);
+}
+END_TEST
+
+START_TEST(test_error_long_message)
+{
+	char body[2048];
+	struct sg_error err = {0};
+	json_t *j;
+	size_t i, n = 0;
+
+	/* 300 three-byte characters: the backend's message is cut between characters */
+	n += (size_t)snprintf(body, sizeof(body), "{\"error\": {\"message\": \"");
+	for (i = 0; i < 300; i++)
+		n += (size_t)snprintf(body + n, sizeof(body) - n, "\xe2\x82\xac");
+	n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}}");
+	sg_sb_error_to_cma(500, body, n, "sandbase", &err);
+	j = json_pack("{s:s}", "m", err.message);
+	ck_assert_msg(j != NULL, "message is not valid UTF-8");
+	json_decref(j);
+	sg_sb_error_to_cma(500, NULL, 0, NULL, &err);
+	ck_assert_int_eq(err.status, 502);
+	ck_assert_str_eq(err.message, "backend '?': backend error (HTTP 500)");
+}
+END_TEST
+
+/* ---- allocation failures ------------------------------------------------------------ */
+
+static struct {
+	long countdown; /* allocations left before one fails; < 0 = never */
+	long live;
+	int fired;
+} inject;
+
+static void *inject_malloc(size_t n)
+{
+	size_t *p;
+
+	if (inject.countdown == 0) {
+		inject.fired = 1;
+		inject.countdown = -1;
+		return NULL;
+	}
+	if (inject.countdown > 0)
+		inject.countdown--;
+	p = malloc(n + sizeof(size_t) * 2);
+	if (!p)
+		return NULL;
+	inject.live++;
+	return p + 2;
+}
+
+static void inject_free(void *ptr)
+{
+	size_t *p = ptr;
+
+	if (!p)
+		return;
+	inject.live--;
+	free(p - 2);
+}
+
+/* Fails each jansson allocation of a translation in turn: every run either fails with a 500
+ * or succeeds with the whole answer, and frees everything it allocated. */
+START_TEST(test_allocation_failures)
+{
+	static const char *const ev_cases[] = {"tool_pair", "carry_fifo", "requires_action",
+	                                       "session_error", "sandbase_only"};
+	static const char *const s_cases[] = {"embedded_agent", "running", "agent_argument"};
+	json_malloc_t old_malloc;
+	json_free_t old_free;
+	size_t c;
+
+	json_get_alloc_funcs(&old_malloc, &old_free);
+	for (c = 0; c < sizeof(ev_cases) / sizeof(ev_cases[0]); c++) {
+		json_t *body = sg_fixture_load(EVENTS, ev_cases[c], "page1.json");
+		json_t *expected = sg_fixture_load(EVENTS, ev_cases[c], "expected.json");
+		const json_t *data = json_object_get(body, "data");
+		long n;
+
+		ck_assert_ptr_nonnull(data);
+		for (n = 0;; n++) {
+			struct sg_error err = {0};
+			json_t *got, *carry = NULL;
+
+			inject.countdown = n;
+			inject.live = 0;
+			inject.fired = 0;
+			json_set_alloc_funcs(inject_malloc, inject_free);
+			got = sg_sb_events_to_cma(data, NULL, &carry, &base_ctx, &err);
+			if (got) {
+				ck_assert_ptr_nonnull(carry);
+			} else {
+				ck_assert_msg(inject.fired,
+				              "%s: failed without a failed allocation: %s",
+				              ev_cases[c], err.message);
+				ck_assert_int_eq(err.status, 500);
+				ck_assert_ptr_null(carry);
+			}
+			json_decref(got);
+			json_decref(carry);
+			json_set_alloc_funcs(old_malloc, old_free);
+			ck_assert_msg(inject.live == 0, "%s: %ld allocations leaked at %ld",
+			              ev_cases[c], inject.live, n);
+			if (!inject.fired)
+				break;
+		}
+		json_decref(body);
+		json_decref(expected);
+	}
+	for (c = 0; c < sizeof(s_cases) / sizeof(s_cases[0]); c++) {
+		json_t *s = sg_fixture_load(SESSIONS, s_cases[c], "session.json");
+		json_t *agents = sg_fixture_exists(SESSIONS, s_cases[c], "agents.json")
+		                     ? sg_fixture_load(SESSIONS, s_cases[c], "agents.json")
+		                     : NULL;
+		const json_t *raw = json_object_get(agents, "agent_01HqResearch");
+		struct sg_sb_ctx ctx = {.backend = "sandbase"};
+		long n;
+
+		ck_assert_ptr_nonnull(s);
+		for (n = 0;; n++) {
+			struct sg_error err = {0};
+			json_t *got, *agent = NULL;
+
+			inject.countdown = n;
+			inject.live = 0;
+			inject.fired = 0;
+			json_set_alloc_funcs(inject_malloc, inject_free);
+			if (raw)
+				agent = sg_sb_agent_to_cma(raw, &ctx, &err);
+			got = !raw || agent ? sg_sb_session_to_cma(s, agent, &ctx, &err) : NULL;
+			if (!got) {
+				ck_assert_msg(inject.fired,
+				              "%s: failed without a failed allocation", s_cases[c]);
+				ck_assert_int_eq(err.status, 500);
+			}
+			json_decref(got);
+			json_decref(agent);
+			json_set_alloc_funcs(old_malloc, old_free);
+			ck_assert_msg(inject.live == 0, "%s: %ld allocations leaked at %ld",
+			              s_cases[c], inject.live, n);
+			if (!inject.fired)
+				break;
+		}
+		json_decref(s);
+		json_decref(agents);
+	}
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("sandbase");
+	TCase *golden = tcase_create("golden"), *edge = tcase_create("edge");
+
+	tcase_add_test(golden, test_golden_sessions);
+	tcase_add_test(golden, test_golden_events);
+	tcase_add_test(golden, test_mismatch_reported);
+	tcase_add_test(edge, test_same_input_same_output);
+	tcase_add_test(edge, test_split_anywhere);
+	tcase_add_test(edge, test_no_carry_drops_orphan);
+	tcase_add_test(edge, test_explicit_link_and_turn_end);
+	tcase_add_loop_test(edge, test_bad_session, 0,
+	                    (int)(sizeof(bad_sessions) / sizeof(bad_sessions[0])));
+	tcase_add_test(edge, test_session_edges);
+	tcase_add_test(edge, test_agent_ref);
+	tcase_add_test(edge, test_agent_to_cma);
+	tcase_add_test(edge, test_page_parts);
+	tcase_add_test(edge, test_wrong_event_shapes);
+	tcase_add_test(edge, test_lenient_events);
+	tcase_add_test(edge, test_caps);
+	tcase_add_test(edge, test_bad_carry);
+	tcase_add_test(edge, test_no_context);
+	tcase_add_loop_test(edge, test_error_to_cma, 0,
+	                    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
+	tcase_add_test(edge, test_error_long_message);
+	tcase_add_test(edge, test_allocation_failures);
+	tcase_set_timeout(golden, 60);
+	tcase_set_timeout(edge, 300);
+	suite_add_tcase(s, golden);
+	suite_add_tcase(s, edge);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
