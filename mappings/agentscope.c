@@ -555,67 +555,32 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 {
 	static const char *const allowed[] = {"timezone", "max_agents", "fanout", "hints",
 					      "cache_ms", NULL};
-	struct as_priv *pv = calloc(1, sizeof(*pv));
-	const char *tzname = "UTC", *k;
-	json_t *v;
+	const json_t *tz = json_object_get(options, "timezone");
+	const json_t *hints = json_object_get(options, "hints");
+	struct as_priv *pv;
+	long max_agents = 1000, fanout = 8, cache_ms = 0;
 	char tzerr[256];
 
+	if (sg_options_check(options, allowed, err) ||
+	    sg_option_int(options, "max_agents", 1, 100000, &max_agents, err) ||
+	    sg_option_int(options, "fanout", 1, 256, &fanout, err) ||
+	    sg_option_int(options, "cache_ms", 0, 60000, &cache_ms, err))
+		return -1;
+	if (tz && !json_is_string(tz))
+		return sg_err_invalid(err, "timezone: must be an IANA zone name such as \"UTC\"");
+	if (hints && !(json_is_string(hints) && (strcmp(json_string_value(hints), "drop") == 0 ||
+						 strcmp(json_string_value(hints), "user_message") == 0)))
+		return sg_err_invalid(err, "hints: must be \"drop\" or \"user_message\"");
+	pv = calloc(1, sizeof(*pv));
 	if (!pv)
 		return sg_err_internal(err, "out of memory");
-	pv->max_agents = 1000;
-	pv->fanout = 8;
-	json_object_foreach((json_t *)options, k, v) {
-		size_t i;
-
-		if (k[0] == '_')
-			continue; /* comment */
-		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
-			;
-		if (!allowed[i]) {
-			free(pv);
-			return sg_err_invalid(err, "%s: unknown option", k);
-		}
-	}
-	v = json_object_get(options, "timezone");
-	if (v && !json_is_string(v)) {
-		free(pv);
-		return sg_err_invalid(err, "timezone: must be an IANA zone name such as \"UTC\"");
-	}
-	if (v)
-		tzname = json_string_value(v);
-	v = json_object_get(options, "max_agents");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		  json_integer_value(v) > 100000)) {
-		free(pv);
-		return sg_err_invalid(err, "max_agents: must be an integer between 1 and 100000");
-	}
-	if (v)
-		pv->max_agents = (long)json_integer_value(v);
-	v = json_object_get(options, "fanout");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
-		  json_integer_value(v) > 256)) {
-		free(pv);
-		return sg_err_invalid(err, "fanout: must be an integer between 1 and 256");
-	}
-	if (v)
-		pv->fanout = (long)json_integer_value(v);
-	v = json_object_get(options, "cache_ms");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		  json_integer_value(v) > 60000)) {
-		free(pv);
-		return sg_err_invalid(err, "cache_ms: must be an integer between 0 and 60000");
-	}
-	pv->cache_ms = v ? (long)json_integer_value(v) : 0;
-	v = json_object_get(options, "hints");
-	if (v && !(json_is_string(v) && (strcmp(json_string_value(v), "drop") == 0 ||
-					 strcmp(json_string_value(v), "user_message") == 0))) {
-		free(pv);
-		return sg_err_invalid(err, "hints: must be \"drop\" or \"user_message\"");
-	}
-	pv->hint_mode = v && strcmp(json_string_value(v), "user_message") == 0
+	pv->max_agents = max_agents;
+	pv->fanout = fanout;
+	pv->cache_ms = cache_ms;
+	pv->hint_mode = hints && strcmp(json_string_value(hints), "user_message") == 0
 				? SG_AS_HINT_USER_MESSAGE
 				: SG_AS_HINT_DROP;
-	pv->tz = sg_tz_load(tzname, tzerr, sizeof(tzerr));
+	pv->tz = sg_tz_load(tz ? json_string_value(tz) : "UTC", tzerr, sizeof(tzerr));
 	if (!pv->tz) {
 		free(pv);
 		return sg_err_invalid(err, "timezone: %s", tzerr);

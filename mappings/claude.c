@@ -36,6 +36,8 @@ static json_t *cl_json(struct sg_call *call, const struct sg_fetch_res *res)
 		struct sg_error e;
 
 		sg_cl_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
+		if (e.should_retry < 0 && res->status >= 500)
+			e.should_retry = 1; /* the upstream's trouble may well pass */
 		sg_call_fail_with(call, &e);
 		return NULL;
 	}
@@ -199,45 +201,20 @@ static void cl_events_page(struct sg_call *call)
 	sg_call_get(call, path, priv_of(call)->headers, on_events_page, NULL);
 }
 
-/* A string option, "$NAME" read from the environment; NULL when absent. */
-static const char *opt_str(const json_t *options, const char *name)
-{
-	const char *s = json_string_value(json_object_get(options, name));
-
-	if (s && s[0] == '$')
-		s = getenv(s + 1);
-	return s;
-}
-
 static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
 	static const char *const allowed[] = {"api_key", "anthropic_version", "beta", NULL};
-	const char *key = opt_str(options, "api_key"), *ver, *beta, *k;
+	const char *key, *ver = "2023-06-01", *beta = "managed-agents-2026-04-01";
 	struct cl_priv *pv;
-	json_t *v;
 
-	json_object_foreach((json_t *)options, k, v) {
-		size_t i;
-
-		if (k[0] == '_')
-			continue;
-		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
-			;
-		if (!allowed[i])
-			return sg_err_invalid(err, "%s: unknown option", k);
-	}
-	if (!key || !*key)
-		return sg_err_invalid(err, "api_key: required (the upstream's key; \"$ENV_NAME\" "
-					   "reads it from the environment)");
-	ver = opt_str(options, "anthropic_version");
-	beta = opt_str(options, "beta");
-	if (!ver)
-		ver = "2023-06-01";
-	if (!beta)
-		beta = "managed-agents-2026-04-01";
-	if (strlen(key) > CL_KEY_MAX || strpbrk(key, "\r\n") || strlen(ver) > 64 ||
-	    strpbrk(ver, "\r\n") || strlen(beta) > 400 || strpbrk(beta, "\r\n"))
-		return sg_err_invalid(err, "api_key, anthropic_version or beta: not usable in a header");
+	if (sg_options_check(options, allowed, err) ||
+	    !(key = sg_option_secret(options, "api_key", CL_KEY_MAX, err)))
+		return -1;
+	if (json_object_get(options, "anthropic_version") &&
+	    !(ver = sg_option_secret(options, "anthropic_version", 64, err)))
+		return -1;
+	if (json_object_get(options, "beta") && !(beta = sg_option_secret(options, "beta", 400, err)))
+		return -1;
 	pv = calloc(1, sizeof(*pv));
 	if (!pv)
 		return sg_err_internal(err, "out of memory");
@@ -260,19 +237,12 @@ static void cl_destroy(struct sg_backend *be)
 	be->priv = NULL;
 }
 
-static int cl_check_identity(const json_t *identity, struct sg_error *err)
-{
-	if (json_object_size(identity) != 0)
-		return sg_err_invalid(err, "Claude-native routes take no identity: use {}");
-	return 0;
-}
-
 const struct sg_mapping sg_mapping_claude = {
 	.name = "claude",
 	.caps = SG_CAP_NATIVE_FILTERS | SG_CAP_NATIVE_CURSOR | SG_CAP_NATIVE_ORDER,
 	.init = cl_init,
 	.destroy = cl_destroy,
-	.check_identity = cl_check_identity,
+	.check_identity = sg_identity_none, /* the backend's own key is the identity */
 	.get_session = cl_get_session,
 	.list_sessions_page = cl_sessions_page,
 	.list_events_page = cl_events_page,

@@ -69,6 +69,8 @@ static json_t *sb_json(struct sg_call *call, const struct sg_fetch_res *res)
 		struct sg_error e;
 
 		sg_sb_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
+		if (e.should_retry < 0 && res->status >= 500)
+			e.should_retry = 1; /* the upstream's trouble may well pass */
 		sg_call_fail_with(call, &e);
 		return NULL;
 	}
@@ -356,42 +358,20 @@ static void sb_events_page(struct sg_call *call)
 static int sb_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
 	static const char *const allowed[] = {"api_key", "agent_cache_ttl_ms", NULL};
+	long ttl = 300000;
+	const char *key;
 	struct sb_priv *pv;
-	const char *k, *key;
-	json_t *v;
 
-	json_object_foreach((json_t *)options, k, v) {
-		size_t i;
-
-		if (k[0] == '_')
-			continue;
-		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
-			;
-		if (!allowed[i])
-			return sg_err_invalid(err, "%s: unknown option", k);
-	}
-	v = json_object_get(options, "api_key");
-	key = json_string_value(v);
-	if (key && key[0] == '$')
-		key = getenv(key + 1);
-	if (!key || !*key)
-		return sg_err_invalid(err, "api_key: required (SandBase key; \"$ENV_NAME\" reads it "
-					   "from the environment%s)",
-				      json_is_string(v) && json_string_value(v)[0] == '$'
-					      ? ", which is not set"
-					      : "");
-	if (strlen(key) > SB_KEY_MAX || strpbrk(key, "\r\n"))
-		return sg_err_invalid(err, "api_key: not a usable key");
-	v = json_object_get(options, "agent_cache_ttl_ms");
-	if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
-		  json_integer_value(v) > 86400000))
-		return sg_err_invalid(err, "agent_cache_ttl_ms: must be 0..86400000");
+	if (sg_options_check(options, allowed, err) ||
+	    !(key = sg_option_secret(options, "api_key", SB_KEY_MAX, err)) ||
+	    sg_option_int(options, "agent_cache_ttl_ms", 0, 86400000, &ttl, err))
+		return -1;
 	pv = calloc(1, sizeof(*pv));
 	if (!pv)
 		return sg_err_internal(err, "out of memory");
 	snprintf(pv->key_hdr, sizeof(pv->key_hdr), "x-api-key: %s", key);
 	pv->headers[0] = pv->key_hdr;
-	pv->agent_ttl_ms = v ? (long)json_integer_value(v) : 300000;
+	pv->agent_ttl_ms = ttl;
 	be->priv = pv;
 	return 0;
 }
@@ -405,20 +385,12 @@ static void sb_destroy(struct sg_backend *be)
 	be->priv = NULL;
 }
 
-/* SandBase identity is the backend's key: a gateway key routed here carries none. */
-static int sb_check_identity(const json_t *identity, struct sg_error *err)
-{
-	if (json_object_size(identity) != 0)
-		return sg_err_invalid(err, "SandBase routes take no identity: use {}");
-	return 0;
-}
-
 const struct sg_mapping sg_mapping_sandbase = {
 	.name = "sandbase",
 	.caps = SG_CAP_NATIVE_CURSOR,
 	.init = sb_init,
 	.destroy = sb_destroy,
-	.check_identity = sb_check_identity,
+	.check_identity = sg_identity_none, /* the backend's own key is the identity */
 	.get_session = sb_get_session,
 	.list_sessions_page = sb_sessions_page,
 	.list_events_page = sb_events_page,

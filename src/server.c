@@ -90,6 +90,7 @@ struct req {
 	struct sg_event_query eq;
 	struct part parts[SG_MAX_ROUTES]; /* one per backend: a call, or a walk over pages */
 	size_t nparts, nwaiting;
+	void (*merged)(struct req *r);    /* runs once every part is in */
 	struct event *deadline;
 	int finished;
 };
@@ -285,17 +286,37 @@ static struct sg_pager_ctx pager_ctx(const struct req *r)
 }
 
 /* One part (a backend's call or walk) ended. The first failure fails the request rather
- * than silently leaving a backend's items out; when every part is in, `merged` runs. */
-static int part_done(struct req *r, const struct sg_error *pe)
+ * than silently leaving a backend's items out; when every part is in, r->merged runs. */
+static void part_done(struct req *r, const struct sg_error *pe)
 {
 	struct sg_error e;
 
 	if (pe) {
 		e = *pe;
 		reply_error(r, &e);
-		return 0;
+		return;
 	}
-	return --r->nwaiting == 0;
+	if (--r->nwaiting == 0)
+		r->merged(r);
+}
+
+static void on_part_call(struct sg_call *c, void *arg)
+{
+	part_done(arg, sg_call_error(c));
+}
+
+static void on_part_walk(struct sg_walk *w, void *arg)
+{
+	part_done(arg, sg_walk_error(w));
+}
+
+/* A page, or the error that stopped it. */
+static void reply_page(struct req *r, json_t *page, struct sg_error *e)
+{
+	if (page)
+		reply(r, 200, page, NULL);
+	else
+		reply_error(r, e);
 }
 
 /* Every backend's sessions are in: merge, page with the keyset pager, answer. */
@@ -309,27 +330,7 @@ static void sessions_merged(struct req *r)
 		json_array_extend(all, part_items(&r->parts[i]));
 	page = sg_page_sessions(all, &r->sq, &pc, &e);
 	json_decref(all);
-	if (!page) {
-		reply_error(r, &e);
-		return;
-	}
-	reply(r, 200, page, NULL);
-}
-
-static void on_list_call(struct sg_call *c, void *arg)
-{
-	struct req *r = arg;
-
-	if (part_done(r, sg_call_error(c)))
-		sessions_merged(r);
-}
-
-static void on_list_walk(struct sg_walk *w, void *arg)
-{
-	struct req *r = arg;
-
-	if (part_done(r, sg_walk_error(w)))
-		sessions_merged(r);
+	reply_page(r, page, &e);
 }
 
 /* Native paging answers with the walk's own position, sealed like any cursor and marked
@@ -432,11 +433,12 @@ static void list_sessions(struct req *r, const char *query)
 		return;
 	}
 	r->nwaiting = n;
+	r->merged = sessions_merged;
 	for (size_t i = 0; i < n; i++) {
 		const struct sg_route *rt = &r->key->routes[i];
 
 		if (rt->backend->mapping->list_sessions) {
-			struct sg_call *c = new_call(r, SG_CALL_LIST_SESSIONS, rt, on_list_call);
+			struct sg_call *c = new_call(r, SG_CALL_LIST_SESSIONS, rt, on_part_call);
 
 			if (!c) {
 				fail(r, 500, "api_error", "out of memory");
@@ -450,7 +452,7 @@ static void list_sessions(struct req *r, const char *query)
 						    .sq = &r->sq,
 						    .collect_all = 1};
 
-			if (!new_walk(r, &spec, on_list_walk)) {
+			if (!new_walk(r, &spec, on_part_walk)) {
 				fail(r, 500, "api_error", "out of memory");
 				return;
 			}
@@ -511,29 +513,7 @@ static void events_merged(struct req *r)
 {
 	struct sg_pager_ctx pc = pager_ctx(r);
 	struct sg_error e = {0};
-	json_t *page = sg_page_events(part_items(&r->parts[0]), &r->eq, &pc, &e);
-
-	if (!page) {
-		reply_error(r, &e);
-		return;
-	}
-	reply(r, 200, page, NULL);
-}
-
-static void on_events_call(struct sg_call *c, void *arg)
-{
-	struct req *r = arg;
-
-	if (part_done(r, sg_call_error(c)))
-		events_merged(r);
-}
-
-static void on_events_walk_all(struct sg_walk *w, void *arg)
-{
-	struct req *r = arg;
-
-	if (part_done(r, sg_walk_error(w)))
-		events_merged(r);
+	reply_page(r, sg_page_events(part_items(&r->parts[0]), &r->eq, &pc, &e), &e);
 }
 
 static void on_native_events(struct sg_walk *w, void *arg)
@@ -571,6 +551,7 @@ static void list_events(struct req *r, const char *sid, const char *query)
 	}
 	m = rt->backend->mapping;
 	r->nwaiting = 1;
+	r->merged = events_merged;
 	spec.route = rt;
 	spec.eq = &r->eq;
 	spec.pubid = &id;
@@ -591,7 +572,7 @@ static void list_events(struct req *r, const char *sid, const char *query)
 		return;
 	}
 	if (m->list_events) {
-		struct sg_call *c = new_call(r, SG_CALL_LIST_EVENTS, rt, on_events_call);
+		struct sg_call *c = new_call(r, SG_CALL_LIST_EVENTS, rt, on_part_call);
 
 		if (!c) {
 			fail(r, 500, "api_error", "out of memory");
@@ -608,7 +589,7 @@ static void list_events(struct req *r, const char *sid, const char *query)
 		return;
 	}
 	spec.collect_all = 1;
-	if (!new_walk(r, &spec, on_events_walk_all))
+	if (!new_walk(r, &spec, on_part_walk))
 		fail(r, 500, "api_error", "out of memory");
 }
 
