@@ -142,6 +142,65 @@ START_TEST(auth_lookup)
 }
 END_TEST
 
+/* Module options: secrets from the environment, unknown options, identities. */
+START_TEST(module_options)
+{
+	static const struct {
+		const char *doc, *expect;
+	} c[] = {
+		{"{\"mapping\":\"sandbase\",\"options\":{}}", "backends[0].options: api_key: required"},
+		{"{\"mapping\":\"sandbase\",\"options\":{\"api_key\":\"$SG_TEST_NOPE\"}}",
+		 "api_key: environment variable SG_TEST_NOPE is not set"},
+		{"{\"mapping\":\"sandbase\",\"options\":{\"api_key\":\"k\",\"x\":1}}",
+		 "backends[0].options: x: unknown option"},
+		{"{\"mapping\":\"claude\",\"options\":{\"api_key\":\"k\\nX: y\"}}",
+		 "api_key: not usable in a header"},
+		{"{\"mapping\":\"claude\",\"options\":{\"api_key\":\"k\"},\"id\":{\"user_id\":\"a\"}}",
+		 "keys[0].backends.b: this backend takes no identity"},
+		{"{\"mapping\":\"agentscope\",\"options\":{\"fanout\":0}}",
+		 "fanout: must be an integer between 1 and 256"},
+		{"{\"mapping\":\"agentscope\",\"options\":{\"hints\":\"keep\"}}", "hints: must be"},
+		{"{\"mapping\":\"agentscope\",\"options\":{\"cache_ms\":60001}}", "cache_ms: must be"},
+	};
+
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		json_t *spec = json_loads(c[i].doc, 0, NULL), *root;
+		json_t *ident = json_object_get(spec, "id");
+		char err[512] = "";
+		struct sg_config *cfg;
+
+		ck_assert_ptr_nonnull(spec);
+		root = json_pack("{s:s, s:[{s:s, s:O, s:s, s:O}], s:[{s:s, s:s, s:{s:o}}]}",
+				 "cursor_secret", SECRET, "backends", "name", "b", "mapping",
+				 json_object_get(spec, "mapping"), "url", "http://127.0.0.1:1",
+				 "options", json_object_get(spec, "options"), "keys", "name", "k",
+				 "sha256", KEYHASH, "backends", "b",
+				 ident ? json_incref(ident) : json_object());
+		ck_assert_ptr_nonnull(root);
+		cfg = sg_config_from_json(root, "t", err, sizeof(err));
+		ck_assert_msg(cfg == NULL, "case %zu loaded", i);
+		ck_assert_msg(strstr(err, c[i].expect) != NULL, "case %zu: got '%s', want '%s'", i, err,
+			      c[i].expect);
+		json_decref(root);
+		json_decref(spec);
+	}
+	setenv("SG_TEST_SBKEY", "sk-sb-x", 1);
+	{
+		json_t *root = json_pack("{s:s, s:[{s:s, s:s, s:s, s:{s:s}}], s:[{s:s, s:s, s:{s:{}}}]}",
+					 "cursor_secret", SECRET, "backends", "name", "b", "mapping",
+					 "sandbase", "url", "http://127.0.0.1:1", "options", "api_key",
+					 "$SG_TEST_SBKEY", "keys", "name", "k", "sha256", KEYHASH,
+					 "backends", "b");
+		char err[512] = "";
+		struct sg_config *cfg = sg_config_from_json(root, "t", err, sizeof(err));
+
+		ck_assert_msg(cfg != NULL, "%s", err);
+		sg_config_free(cfg);
+		json_decref(root);
+	}
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("config");
@@ -153,6 +212,7 @@ int main(void)
 	tcase_add_loop_test(tc, errors_name_the_key, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, env_expansion_and_file_errors);
 	tcase_add_test(tc, auth_lookup);
+	tcase_add_test(tc, module_options);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
