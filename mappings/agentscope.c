@@ -310,8 +310,15 @@ static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, voi
 {
 	struct as_state *st = sg_call_state(call);
 	size_t idx = (size_t)(uintptr_t)arg;
-	json_t *body = sg_call_json(call, res);
+	json_t *body;
 
+	/* AgentScope answers 404 for an agent the user cannot see; as a list filter that
+	 * is simply an agent with no sessions (retrieve and events keep their 404). */
+	if (res->fail == SG_FETCH_OK && res->status == 404 &&
+	    sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
+		body = json_pack("{s:[], s:i}", "sessions", "total", 0);
+	else
+		body = sg_call_json(call, res);
 	if (!body)
 		return;
 	if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS)

@@ -332,6 +332,10 @@ START_TEST(filters_in_both_spellings)
 	ck_assert_int_eq(json_array_size(a), count_where("agent", agent));
 	ck_assert_int_lt(json_array_size(a), N_ALICE);
 	json_decref(a);
+	/* An agent the user cannot see filters to nothing; it is not an error. */
+	a = walk("agent_id=0123456789abcdef0123456789abcdef", K_ALICE, limit_100);
+	ck_assert_int_eq(json_array_size(a), 0);
+	json_decref(a);
 }
 END_TEST
 
