@@ -19,7 +19,6 @@
  *                                       "team": TeamDetail|null, "messages": [Msg...]}]}}}
  * "messages" is the durable message log, oldest first; when absent, record.state.context is
  * used. Timestamps are naive local strings and are served untouched. */
-#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -29,33 +28,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/util.h>
 #include <jansson.h>
 
+#include "fake_common.h"
+
 #define FA_NAME "fake_agentscope"
-#define FA_MAX_HEADERS (16 * 1024)
-#define FA_MAX_BODY (1024 * 1024)
-#define FA_CONN_TIMEOUT_S 120
-#define FA_MAX_DATA_FILE (64L * 1024 * 1024)
-#define FA_MAX_RECORDED 65536
 #define FA_MAX_GENERATE 50000 /* about 33 KiB of memory per generated session */
-#define FA_MAX_AGENTS 1000
 #define FA_MAX_USER_LEN 128
-#define FA_MAX_DELAY_MS 600000
-#define FA_DEFAULT_DELAY_MS 3000
-#define FA_LOG_URI_MAX 300
 #define FA_MSG_LIMIT_DEFAULT 50
 #define FA_MSG_LIMIT_MAX 200
 
@@ -66,87 +49,9 @@
 
 enum fa_shape { FA_SHAPE_V201, FA_SHAPE_HEAD };
 
-enum fa_mode {
-	FA_MODE_OK,
-	FA_MODE_SLOW,
-	FA_MODE_GARBAGE,
-	FA_MODE_WRONG_SHAPE,
-	FA_MODE_HTTP500,
-	FA_MODE_CLOSE
-};
-
-static const char *const fa_mode_names[] = {"ok",          "slow",    "garbage",
-                                            "wrong-shape", "http500", "close"};
-
-/* ------------------------------------------------------------------------------------------ */
-/* Small helpers                                                                                */
-/* ------------------------------------------------------------------------------------------ */
-
-static int fa_dump_to_evbuffer(const char *data, size_t size, void *arg)
-{
-	return evbuffer_add(arg, data, size);
-}
-
-/* Appends the compact JSON text of j (borrowed) to buf. */
-static int fa_buf_add_json(struct evbuffer *buf, const json_t *j)
-{
-	return json_dump_callback(j, fa_dump_to_evbuffer, buf, FA_DUMP_FLAGS);
-}
-
-/* Borrowed string member, or NULL when absent or not a string. */
-static const char *fa_get_str(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-/* Strict unsigned parse of a whole string; 0 on success. */
-static int fa_parse_ulong(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end = NULL;
-	unsigned long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Time: naive ISO strings, as datetime.now().isoformat() writes them                           */
 /* ------------------------------------------------------------------------------------------ */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's civil algorithm). */
-static int64_t fa_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, mp, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	mp = m > 2 ? m - 3 : m + 9;
-	doy = (153 * mp + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int fa_digits(const char **p, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if ((*p)[i] < '0' || (*p)[i] > '9')
-			return -1;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*out = v;
-	return 0;
-}
 
 /* Parses "YYYY-MM-DD[T ]HH:MM[:SS[.ffffff]]" (any zone suffix is ignored: the data is naive)
  * into microseconds since the epoch, for ordering only. Returns 0 on success. */
@@ -156,15 +61,15 @@ static int fa_parse_time(const char *s, int64_t *out)
 	int64_t secs;
 	const char *p = s;
 
-	if (s == NULL || fa_digits(&p, 4, &y) || *p++ != '-' || fa_digits(&p, 2, &mo) ||
-	    *p++ != '-' || fa_digits(&p, 2, &d) || (*p != 'T' && *p != ' '))
+	if (s == NULL || fk_digits(&p, 4, &y) || *p++ != '-' || fk_digits(&p, 2, &mo) ||
+	    *p++ != '-' || fk_digits(&p, 2, &d) || (*p != 'T' && *p != ' '))
 		return -1;
 	p++;
-	if (fa_digits(&p, 2, &h) || *p++ != ':' || fa_digits(&p, 2, &mi))
+	if (fk_digits(&p, 2, &h) || *p++ != ':' || fk_digits(&p, 2, &mi))
 		return -1;
 	if (*p == ':') {
 		p++;
-		if (fa_digits(&p, 2, &sec))
+		if (fk_digits(&p, 2, &sec))
 			return -1;
 		if (*p == '.') {
 			int scale = 100000;
@@ -177,7 +82,7 @@ static int fa_parse_time(const char *s, int64_t *out)
 	}
 	if (mo < 1 || mo > 12 || d < 1 || d > 31)
 		return -1;
-	secs = fa_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
+	secs = fk_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec;
 	*out = secs * 1000000 + us;
 	return 0;
 }
@@ -200,34 +105,16 @@ static void fa_fmt_time(char *buf, size_t len, int64_t secs, int us)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Deterministic PRNG (splitmix64): the same --seed always yields the same dataset              */
+/* Ids from the seeded PRNG                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-struct fa_rng {
-	uint64_t s;
-};
-
-static uint64_t fa_rng_next(struct fa_rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint32_t fa_rng_below(struct fa_rng *r, uint32_t n)
-{
-	return n == 0 ? 0 : (uint32_t)(fa_rng_next(r) % n);
-}
-
 /* A uuid4().hex-like id: 32 lowercase hex characters. */
-static void fa_rng_hex(struct fa_rng *r, char out[33])
+static void fa_rng_hex(struct fk_rng *r, char out[33])
 {
 	static const char hex[] = "0123456789abcdef";
 
 	for (int i = 0; i < 2; i++) {
-		uint64_t v = fa_rng_next(r);
+		uint64_t v = fk_rng_next(r);
 
 		for (int j = 0; j < 16; j++, v >>= 4)
 			out[i * 16 + j] = hex[v & 0xf];
@@ -330,7 +217,7 @@ static const struct fa_model fa_models[] = {
 enum fa_kind { FA_KIND_IDLE, FA_KIND_RUNNING, FA_KIND_ASKING, FA_KIND_SUBMITTED };
 
 struct fa_gen {
-	struct fa_rng rng;
+	struct fk_rng rng;
 	int64_t cut_cache_usage; /* usage cache fields exist from here on */
 	int64_t cut_block_times; /* blocks carry created_at/finished_at from here on */
 	int64_t cut_reply_ctx;   /* state.reply_context replaces top-level reply_id/cur_iter */
@@ -338,13 +225,13 @@ struct fa_gen {
 
 static int64_t fa_epoch(int y, unsigned m, unsigned d)
 {
-	return fa_days_from_civil(y, m, d) * 86400;
+	return fk_days_from_civil(y, m, d) * 86400;
 }
 
 /* A message/block timestamp: always with a fraction, as datetime.now() practically is. */
 static void fa_gen_ts(struct fa_gen *g, char *buf, size_t len, int64_t secs)
 {
-	fa_fmt_time(buf, len, secs, 1 + (int)fa_rng_below(&g->rng, 999999));
+	fa_fmt_time(buf, len, secs, 1 + (int)fk_rng_below(&g->rng, 999999));
 }
 
 /* Gives a block its created_at/finished_at unless it predates block timestamps (v2.0.1). */
@@ -369,7 +256,7 @@ static int fa_gen_add_text(struct fa_gen *g, json_t *content, const char *type, 
 
 	fa_rng_hex(&g->rng, id);
 	fa_gen_ts(g, c, sizeof(c), *t);
-	*t += 1 + fa_rng_below(&g->rng, 4);
+	*t += 1 + fk_rng_below(&g->rng, 4);
 	fa_gen_ts(g, f, sizeof(f), *t);
 	b = json_pack("{s:s, s:s, s:s}", "type", type, field, text, "id", id);
 	if (fa_block_times(b, stamped, c, f)) {
@@ -425,14 +312,14 @@ struct fa_reply_spec {
 
 static json_t *fa_gen_usage(struct fa_gen *g, bool cache)
 {
-	json_int_t in = 400 + fa_rng_below(&g->rng, 20000);
-	json_int_t out = 40 + fa_rng_below(&g->rng, 2000);
+	json_int_t in = 400 + fk_rng_below(&g->rng, 20000);
+	json_int_t out = 40 + fk_rng_below(&g->rng, 2000);
 
 	if (!cache)
 		return json_pack("{s:I, s:I}", "input_tokens", in, "output_tokens", out);
 	return json_pack("{s:I, s:I, s:I, s:I}", "input_tokens", in, "output_tokens", out,
-	                 "cache_input_tokens", (json_int_t)fa_rng_below(&g->rng, (uint32_t)in),
-	                 "cache_creation_input_tokens", (json_int_t)fa_rng_below(&g->rng, 2000));
+	                 "cache_input_tokens", (json_int_t)fk_rng_below(&g->rng, (uint32_t)in),
+	                 "cache_creation_input_tokens", (json_int_t)fk_rng_below(&g->rng, 2000));
 }
 
 /* Appends a tool_call block (and its tool_result unless the call is parked). */
@@ -458,7 +345,7 @@ static int fa_gen_add_tool(struct fa_gen *g, json_t *content, const struct fa_re
 		state = "submitted";
 	}
 	fa_gen_ts(g, c, sizeof(c), *t);
-	*t += 1 + fa_rng_below(&g->rng, 3);
+	*t += 1 + fk_rng_below(&g->rng, 3);
 	fa_gen_ts(g, f, sizeof(f), *t);
 	b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", "tool_call", "id", call_id, "name",
 	              name, "input", input, "state", state, "suggested_rules", rules);
@@ -469,7 +356,7 @@ static int fa_gen_add_tool(struct fa_gen *g, json_t *content, const struct fa_re
 	if (rs->park != FA_KIND_IDLE)
 		return 0;
 	fa_gen_ts(g, c, sizeof(c), *t);
-	*t += 1 + fa_rng_below(&g->rng, 20);
+	*t += 1 + fk_rng_below(&g->rng, 20);
 	fa_gen_ts(g, f, sizeof(f), *t);
 	b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}}", "type", "tool_result", "id", call_id,
 	              "name", name, "output", rs->topic->output, "state", "success", "metadata");
@@ -507,7 +394,7 @@ static json_t *fa_gen_reply(struct fa_gen *g, const struct fa_reply_spec *rs, in
 		    fa_gen_add_text(g, content, "text", "text", rs->topic->answer, rs->stamped, &t))
 			goto fail;
 	}
-	t += 1 + fa_rng_below(&g->rng, 5);
+	t += 1 + fk_rng_below(&g->rng, 5);
 	fa_gen_ts(g, finished, sizeof(finished), t);
 	*end = t;
 	/* A reply parked on a confirmation or an external result never saw REPLY_END. */
@@ -529,7 +416,7 @@ static json_t *fa_gen_agent(struct fa_gen *g, const char *user, const char *name
 
 	fa_rng_hex(&g->rng, id);
 	fa_gen_ts(g, c, sizeof(c), created);
-	fa_gen_ts(g, u, sizeof(u), created + 3600 + fa_rng_below(&g->rng, 86400 * 20));
+	fa_gen_ts(g, u, sizeof(u), created + 3600 + fk_rng_below(&g->rng, 86400 * 20));
 	return json_pack(
 	    "{s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:{s:f, s:f, s:s, s:s, s:{}, s:i},"
 	    " s:{s:i, s:b}, s:{s:b, s:n}}, s:b}",
@@ -555,14 +442,14 @@ static json_t *fa_gen_team(struct fa_gen *g, const char *user, const char *sid, 
 
 	if (worker == NULL)
 		return NULL;
-	snprintf(wid, sizeof(wid), "%s", fa_get_str(worker, "id"));
+	snprintf(wid, sizeof(wid), "%s", fk_get_str(worker, "id"));
 	fa_rng_hex(&g->rng, tid);
 	fa_rng_hex(&g->rng, wsid);
 	fa_gen_ts(g, c, sizeof(c), created + 1);
 	return json_pack("{s:{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:[s], s:[{s:s, s:s, s:s,"
 	                 " s:s}]}}, s:O, s:[{s:o, s:s}]}",
 	                 "team", "id", tid, "updated_at", c, "created_at", c, "user_id", user,
-	                 "session_id", sid, "leader_agent_id", fa_get_str(leader, "id"), "data",
+	                 "session_id", sid, "leader_agent_id", fk_get_str(leader, "id"), "data",
 	                 "name", "Research squad", "description", "", "member_ids", wid, "members",
 	                 "owner_id", user, "agent_id", wid, "session_id", wsid, "role", "created",
 	                 "leader_agent", leader, "members", "agent", worker, "session_id", wsid);
@@ -589,18 +476,18 @@ static int fa_gen_state_rest(struct fa_gen *g, json_t *state, const struct fa_se
 
 	if (allow == NULL || cache == NULL || tasks == NULL)
 		goto fail;
-	if (fa_rng_below(&g->rng, 5) == 0)
+	if (fk_rng_below(&g->rng, 5) == 0)
 		json_object_set_new(allow, "Bash",
 		                    json_pack("[{s:s, s:s, s:s, s:s}]", "tool_name", "Bash",
 		                              "rule_content", "git status", "behavior", "allow",
 		                              "source", "user"));
-	if (fa_rng_below(&g->rng, 3) == 0)
+	if (fk_rng_below(&g->rng, 3) == 0)
 		json_array_append_new(cache,
 		                      json_pack("{s:[s, s], s:f, s:f, s:s}", "lines", "# Notes",
 		                                "- follow up on the export bug", "updated_at",
 		                                (double)(sp->created - 3600) + 0.25, "bytes",
 		                                0.0400390625, "file_path", "/workspace/notes.md"));
-	if (fa_rng_below(&g->rng, 4) == 0) {
+	if (fk_rng_below(&g->rng, 4) == 0) {
 		fa_rng_hex(&g->rng, tid);
 		fa_gen_ts(g, ts, sizeof(ts), sp->created + 30);
 		json_array_append_new(tasks, json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:n, s:[],"
@@ -615,7 +502,7 @@ static int fa_gen_state_rest(struct fa_gen *g, json_t *state, const struct fa_se
 	rc = json_object_set_new(
 	    state, "permission_context",
 	    json_pack("{s:s, s:{}, s:o, s:{}, s:{}}", "mode",
-	              fa_rng_below(&g->rng, 10) == 0 ? "accept_edits" : "default",
+	              fk_rng_below(&g->rng, 10) == 0 ? "accept_edits" : "default",
 	              "working_directories", "allow_rules", allow, "deny_rules", "ask_rules"));
 	allow = NULL;
 	if (rc)
@@ -640,10 +527,10 @@ fail:
 static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 {
 	char sid[33], ws[33], cred[33], reply_id[33], created[40], updated[40];
-	const char *agent_name = fa_get_str(json_object_get(sp->agent, "data"), "name");
+	const char *agent_name = fk_get_str(json_object_get(sp->agent, "data"), "name");
 	bool stamped = sp->created >= g->cut_block_times;
-	unsigned nturns = 1 + fa_rng_below(&g->rng, 3);
-	int64_t t = sp->created + 2 + fa_rng_below(&g->rng, 120), persisted = sp->created;
+	unsigned nturns = 1 + fk_rng_below(&g->rng, 3);
+	int64_t t = sp->created + 2 + fk_rng_below(&g->rng, 120), persisted = sp->created;
 	json_t *log = json_array(), *context = json_array(), *state = NULL, *record = NULL;
 	json_t *team = NULL, *mcfg = NULL;
 	json_int_t cur_iter = 0;
@@ -658,7 +545,7 @@ static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 	fa_rng_hex(&g->rng, reply_id);
 	for (unsigned k = 0; k < nturns; k++) {
 		bool last = k + 1 == nturns;
-		const struct fa_topic *tp = &fa_topics[fa_rng_below(&g->rng, FA_NTOPICS)];
+		const struct fa_topic *tp = &fa_topics[fk_rng_below(&g->rng, FA_NTOPICS)];
 		struct fa_reply_spec rs = {.agent_name = agent_name,
 		                           .topic = tp,
 		                           .stamped = stamped,
@@ -671,28 +558,28 @@ static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 		/* A reply in flight is only persisted when its run ends. */
 		if (last && sp->kind == FA_KIND_RUNNING) {
 			fa_rng_hex(&g->rng, reply_id);
-			cur_iter = fa_rng_below(&g->rng, 3);
+			cur_iter = fk_rng_below(&g->rng, 3);
 			break;
 		}
-		rs.start = t + 1 + fa_rng_below(&g->rng, 3);
+		rs.start = t + 1 + fk_rng_below(&g->rng, 3);
 		if (last && (sp->kind == FA_KIND_ASKING || sp->kind == FA_KIND_SUBMITTED))
 			rs.park = sp->kind;
 		rs.fail = rs.park == FA_KIND_IDLE &&
-		          (last ? sp->fail_last : fa_rng_below(&g->rng, 100) < 4);
+		          (last ? sp->fail_last : fk_rng_below(&g->rng, 100) < 4);
 		m = fa_gen_reply(g, &rs, &t);
 		if (m == NULL)
 			goto fail;
-		snprintf(reply_id, sizeof(reply_id), "%s", fa_get_str(m, "id"));
+		snprintf(reply_id, sizeof(reply_id), "%s", fk_get_str(m, "id"));
 		if (json_array_append_new(log, m))
 			goto fail;
 		persisted = t;
 		cur_iter = rs.park != FA_KIND_IDLE ? 1 : rs.fail ? 0 : 2;
-		t += 30 + fa_rng_below(&g->rng, 3 * 3600);
+		t += 30 + fk_rng_below(&g->rng, 3 * 3600);
 	}
 	/* The model's window: without the in-flight user turn, and now and then compressed
 	 * into a summary so that /messages holds more than state.context. */
 	n = json_array_size(log) - (sp->kind == FA_KIND_RUNNING ? 1 : 0);
-	if (n >= 4 && fa_rng_below(&g->rng, 4) == 0) {
+	if (n >= 4 && fk_rng_below(&g->rng, 4) == 0) {
 		from = n - 2;
 		summary = "Earlier the user asked for background research; sources were collected "
 		          "and summarised.";
@@ -728,7 +615,7 @@ static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 		goto fail;
 
 	/* About 3% of idle sessions were never given a model and cannot run. */
-	if (sp->kind != FA_KIND_IDLE || fa_rng_below(&g->rng, 33) != 0)
+	if (sp->kind != FA_KIND_IDLE || fk_rng_below(&g->rng, 33) != 0)
 		mcfg = json_pack("{s:s, s:s, s:s, s:{s:f, s:i}}", "type", sp->model->type,
 		                 "credential_id", cred, "model", sp->model->model, "parameters",
 		                 "temperature", 0.7, "max_tokens", 8192);
@@ -738,7 +625,7 @@ static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 			goto fail;
 	}
 	{
-		bool sched = !sp->team && fa_rng_below(&g->rng, 20) == 0;
+		bool sched = !sp->team && fk_rng_below(&g->rng, 20) == 0;
 		char sched_id[33];
 
 		fa_rng_hex(&g->rng, sched_id);
@@ -746,10 +633,10 @@ static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 		    "{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:n, s:n, s:s?, s:{s:s, s:s, s:n, s:o?,"
 		    " s:n, s:n, s:n}, s:O}",
 		    "id", sid, "updated_at", updated, "created_at", created, "user_id", sp->user,
-		    "agent_id", fa_get_str(sp->agent, "id"), "source", sched ? "schedule" : "user",
+		    "agent_id", fk_get_str(sp->agent, "id"), "source", sched ? "schedule" : "user",
 		    "source_schedule_id", sched ? sched_id : NULL, "source_chat_id",
 		    "source_channel_id", "team_id",
-		    team ? fa_get_str(json_object_get(team, "team"), "id") : NULL, "config",
+		    team ? fk_get_str(json_object_get(team, "team"), "id") : NULL, "config",
 		    "workspace_id", ws, "name", sp->title, "cwd", "chat_model_config", mcfg,
 		    "fallback_chat_model_config", "tts_model_config", "knowledge_config", "state",
 		    state);
@@ -803,8 +690,8 @@ static int fa_gen_main_user(struct fa_gen *g, json_t *u, const char *user, unsig
 			return -1;
 	}
 	for (unsigned i = 0; i < n; i++) {
-		unsigned ai = fa_rng_below(&g->rng, nagents);
-		uint32_t r = fa_rng_below(&g->rng, 100);
+		unsigned ai = fk_rng_below(&g->rng, nagents);
+		uint32_t r = fk_rng_below(&g->rng, 100);
 		char title[32];
 		struct fa_sess_spec sp = {.user = user, .title = title};
 
@@ -816,10 +703,10 @@ static int fa_gen_main_user(struct fa_gen *g, json_t *u, const char *user, unsig
 			int64_t step = (end - t) / ((int64_t)(n - i) / 5 + 1);
 
 			if (i > 0 && step > 1)
-				t += step / 2 + fa_rng_below(&g->rng, (uint32_t)(step / 2));
-			left = 3 + fa_rng_below(&g->rng, 5);
-			us = fa_rng_below(&g->rng, 8) == 0 ? 0
-			                                   : 1 + (int)fa_rng_below(&g->rng, 999999);
+				t += step / 2 + fk_rng_below(&g->rng, (uint32_t)(step / 2));
+			left = 3 + fk_rng_below(&g->rng, 5);
+			us = fk_rng_below(&g->rng, 8) == 0 ? 0
+			                                   : 1 + (int)fk_rng_below(&g->rng, 999999);
 		}
 		left--;
 		snprintf(title, sizeof(title), "Session %04u", i + 1);
@@ -831,8 +718,8 @@ static int fa_gen_main_user(struct fa_gen *g, json_t *u, const char *user, unsig
 		          : r < 17 ? FA_KIND_ASKING
 		          : r < 22 ? FA_KIND_SUBMITTED
 		                   : FA_KIND_IDLE;
-		sp.fail_last = sp.kind == FA_KIND_IDLE && fa_rng_below(&g->rng, 100) < 6;
-		sp.team = sp.kind == FA_KIND_IDLE && fa_rng_below(&g->rng, 100) < 3;
+		sp.fail_last = sp.kind == FA_KIND_IDLE && fk_rng_below(&g->rng, 100) < 6;
+		sp.team = sp.kind == FA_KIND_IDLE && fk_rng_below(&g->rng, 100) < 3;
 		/* Make sure every status (and a failed reply) exists even for small N. */
 		if (i < 4 && n >= 4) {
 			static const enum fa_kind forced[] = {FA_KIND_IDLE, FA_KIND_ASKING,
@@ -927,7 +814,7 @@ struct fa_store {
 	struct fa_session *sess;
 	size_t nsess;
 	enum fa_shape shape;
-	struct fa_rng rng; /* fills reply ids missing from the data */
+	struct fk_rng rng; /* fills reply ids missing from the data */
 };
 
 /* A member to emit in order; def is the JSON text of its default, NULL = omit when absent. */
@@ -936,7 +823,6 @@ struct fa_field {
 	const char *def;
 };
 
-#define FA_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 #define FA_DEF_PERMISSION                                                                          \
 	"{\"mode\":\"default\",\"working_directories\":{},\"allow_rules\":{},\"deny_rules\":{},"   \
 	"\"ask_rules\":{}}"
@@ -1095,7 +981,7 @@ static json_t *fa_state_view(struct fa_store *st, json_t *state, json_t *record_
 		    json_object_set(rcs, "cur_iter", iter) ||
 		    json_object_set_new(
 		        src, "reply_context",
-		        fa_reshape(rcs, fa_reply_context, FA_COUNT(fa_reply_context), NULL, 0)) ||
+		        fa_reshape(rcs, fa_reply_context, FK_COUNT(fa_reply_context), NULL, 0)) ||
 		    json_object_set_new(src, "context", json_array()) ||
 		    json_object_set_new(src, "summary", json_string("")) ||
 		    json_object_set_new(src, "tool_context",
@@ -1104,13 +990,13 @@ static json_t *fa_state_view(struct fa_store *st, json_t *state, json_t *record_
 			goto out;
 		}
 		json_decref(rcs);
-		out = fa_reshape(src, fa_state_head, FA_COUNT(fa_state_head), fa_state_head_drop,
-		                 FA_COUNT(fa_state_head_drop));
+		out = fa_reshape(src, fa_state_head, FK_COUNT(fa_state_head), fa_state_head_drop,
+		                 FK_COUNT(fa_state_head_drop));
 	} else {
 		if (json_object_set(src, "reply_id", rid) || json_object_set(src, "cur_iter", iter))
 			goto out;
-		out = fa_reshape(src, fa_state_v201, FA_COUNT(fa_state_v201), fa_state_v201_drop,
-		                 FA_COUNT(fa_state_v201_drop));
+		out = fa_reshape(src, fa_state_v201, FK_COUNT(fa_state_v201), fa_state_v201_drop,
+		                 FK_COUNT(fa_state_v201_drop));
 	}
 out:
 	json_decref(rid);
@@ -1131,12 +1017,12 @@ static const char *fa_parked_status(json_t *context)
 		return "idle";
 	last = json_array_get(context, n - 1);
 	if (!json_is_string(json_object_get(last, "role")) ||
-	    strcmp(fa_get_str(last, "role"), "assistant") != 0)
+	    strcmp(fk_get_str(last, "role"), "assistant") != 0)
 		return "idle";
 	content = json_object_get(last, "content");
 	for (i = 0; i < json_array_size(content); i++) {
 		json_t *b = json_array_get(content, i);
-		const char *type = fa_get_str(b, "type"), *state = fa_get_str(b, "state");
+		const char *type = fk_get_str(b, "type"), *state = fk_get_str(b, "state");
 
 		if (type == NULL || state == NULL || strcmp(type, "tool_call") != 0)
 			continue;
@@ -1160,17 +1046,17 @@ static int fa_build_view(struct fa_store *st, struct fa_session *s, json_t *entr
 	if (json_is_object(config) &&
 	    json_object_set_new(
 	        src, "config",
-	        head ? fa_reshape(config, fa_config_head, FA_COUNT(fa_config_head), NULL, 0)
-	             : fa_reshape(config, fa_config_v201, FA_COUNT(fa_config_v201),
-	                          fa_config_v201_drop, FA_COUNT(fa_config_v201_drop))))
+	        head ? fa_reshape(config, fa_config_head, FK_COUNT(fa_config_head), NULL, 0)
+	             : fa_reshape(config, fa_config_v201, FK_COUNT(fa_config_v201),
+	                          fa_config_v201_drop, FK_COUNT(fa_config_v201_drop))))
 		goto out;
 	if (json_object_set_new(
 	        src, "state",
 	        fa_state_view(st, json_object_get(record, "state"), json_object_get(record, "id"))))
 		goto out;
-	rec = head ? fa_reshape(src, fa_record_head, FA_COUNT(fa_record_head), NULL, 0)
-	           : fa_reshape(src, fa_record_v201, FA_COUNT(fa_record_v201), fa_record_v201_drop,
-	                        FA_COUNT(fa_record_v201_drop));
+	rec = head ? fa_reshape(src, fa_record_head, FK_COUNT(fa_record_head), NULL, 0)
+	           : fa_reshape(src, fa_record_v201, FK_COUNT(fa_record_v201), fa_record_v201_drop,
+	                        FK_COUNT(fa_record_v201_drop));
 	if (rec == NULL)
 		goto out;
 	if (team == NULL)
@@ -1240,14 +1126,14 @@ static int fa_index_session(struct fa_store *st, json_t *ux, json_t *entry, size
 {
 	json_t *record = json_object_get(entry, "record"), *state, *msgs, *lists, *byid, *l, *m;
 	json_t *running = json_object_get(entry, "is_running"), *team;
-	const char *sid = fa_get_str(record, "id"), *aid = fa_get_str(record, "agent_id");
+	const char *sid = fk_get_str(record, "id"), *aid = fk_get_str(record, "agent_id");
 	struct fa_session *s = &st->sess[k];
 
 	if (sid == NULL || aid == NULL) {
 		snprintf(err, errlen, "record needs string \"id\" and \"agent_id\"");
 		return -1;
 	}
-	if (fa_parse_time(fa_get_str(record, "created_at"), &s->created)) {
+	if (fa_parse_time(fk_get_str(record, "created_at"), &s->created)) {
 		snprintf(err, errlen, "session %s: bad or missing record.created_at", sid);
 		return -1;
 	}
@@ -1350,7 +1236,7 @@ static int fa_store_build(struct fa_store *st, json_t *root, enum fa_shape shape
 			goto oom;
 		for (i = 0; i < json_array_size(agents); i++) {
 			json_t *v = json_array_get(agents, i);
-			const char *aid = fa_get_str(v, "id");
+			const char *aid = fk_get_str(v, "id");
 
 			if (aid == NULL) {
 				snprintf(err, errlen, "users.%s.agents[%zu]: needs a string \"id\"",
@@ -1389,99 +1275,35 @@ oom:
 	return -1;
 }
 
-/* Reads a dataset file of at most FA_MAX_DATA_FILE bytes. Returns a new reference or NULL. */
-static json_t *fa_load_file(const char *path, char *err, size_t errlen)
-{
-	FILE *fp = fopen(path, "rb");
-	struct stat sb;
-	json_error_t jerr;
-	json_t *root;
-
-	if (fp == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > FA_MAX_DATA_FILE) {
-		snprintf(err, errlen, "%s: not a regular file of at most %ld bytes", path,
-		         FA_MAX_DATA_FILE);
-		fclose(fp);
-		return NULL;
-	}
-	root = json_loadf(fp, 0, &jerr);
-	fclose(fp);
-	if (root == NULL)
-		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-	return root;
-}
-
 /* ------------------------------------------------------------------------------------------ */
-/* Replies                                                                                      */
+/* Replies and server state                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-struct fa_reply {
-	int code;
-	const char *reason;
-	const char *ctype; /* NULL: no Content-Type (the bodiless 307) */
-	struct evbuffer *body;
-	char *location;    /* 307 only */
-	const char *allow; /* 405 only */
+struct fa_server {
+	struct fk_server fk;
+	struct fa_store store;
 };
 
-static void fa_reply_clear(struct fa_reply *r)
+static struct fa_server *fa_srv(struct fk_server *fk)
 {
-	if (r->body != NULL)
-		evbuffer_free(r->body);
-	free(r->location);
-	memset(r, 0, sizeof(*r));
-}
-
-static int fa_reply_init(struct fa_reply *r, int code, const char *reason, const char *ctype)
-{
-	fa_reply_clear(r);
-	r->code = code;
-	r->reason = reason;
-	r->ctype = ctype;
-	r->body = evbuffer_new();
-	return r->body != NULL ? 0 : -1;
+	return FK_CONTAINER_OF(fk, struct fa_server, fk);
 }
 
 /* A JSON reply; j is stolen (NULL gives an empty body). */
-static void fa_reply_json(struct fa_reply *r, int code, const char *reason, json_t *j)
+static void fa_reply_json(struct fk_reply *r, int code, const char *reason, json_t *j)
 {
-	if (fa_reply_init(r, code, reason, "application/json") == 0 && j != NULL)
-		fa_buf_add_json(r->body, j);
-	json_decref(j);
-}
-
-/* A JSON string of s; bytes that are not UTF-8 (ids come from URLs and headers) become '?'.
- * Returns a new reference. */
-static json_t *fa_json_text(const char *s)
-{
-	json_t *j = json_string(s);
-	char *copy;
-
-	if (j != NULL || s == NULL)
-		return j;
-	copy = strdup(s);
-	if (copy == NULL)
-		return NULL;
-	for (char *p = copy; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
+	fk_reply_json(r, code, reason, j, FA_DUMP_FLAGS);
 }
 
 /* FastAPI's HTTPException body: {"detail": "<prefix> '<id>' not found."} when id is set. */
-static void fa_reply_detail(struct fa_reply *r, int code, const char *reason, const char *prefix,
+static void fa_reply_detail(struct fk_reply *r, int code, const char *reason, const char *prefix,
                             const char *id)
 {
 	char *text;
 	size_t len;
 
 	if (id == NULL) {
-		fa_reply_json(r, code, reason, json_pack("{s:s}", "detail", prefix));
+		fk_reply_detail(r, code, reason, prefix);
 		return;
 	}
 	len = strlen(prefix) + strlen(id) + 32;
@@ -1491,186 +1313,20 @@ static void fa_reply_detail(struct fa_reply *r, int code, const char *reason, co
 		return;
 	}
 	snprintf(text, len, "%s '%s' not found.", prefix, id);
-	fa_reply_json(r, code, reason, json_pack("{s:o}", "detail", fa_json_text(text)));
+	fa_reply_json(r, code, reason, json_pack("{s:o}", "detail", fk_json_text(text)));
 	free(text);
-}
-
-static void fa_reply_send(struct evhttp_request *req, struct fa_reply *r)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	if (r->ctype != NULL)
-		evhttp_add_header(h, "Content-Type", r->ctype);
-	if (r->location != NULL)
-		evhttp_add_header(h, "Location", r->location);
-	if (r->allow != NULL)
-		evhttp_add_header(h, "Allow", r->allow);
-	evhttp_send_reply(req, r->code, r->reason, r->body);
-	fa_reply_clear(r);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Server state, delayed replies                                                                */
-/* ------------------------------------------------------------------------------------------ */
-
-struct fa_server;
-
-/* A reply held back by a timer (slow mode), or a connection to drop (close mode). */
-struct fa_pending {
-	struct fa_server *srv;
-	struct event *timer;
-	struct evhttp_request *req;
-	struct fa_reply reply;
-	bool drop_conn;
-	struct fa_pending *prev, *next;
-};
-
-struct fa_server {
-	struct event_base *base;
-	struct evhttp *http;
-	struct fa_store store;
-	enum fa_mode mode;
-	unsigned delay_ms;
-	bool quiet;
-	unsigned port;
-	json_t *recorded; /* [{method, uri, x_user_id: [...]}] */
-	struct fa_pending *pending;
-};
-
-/* Answers req, or drops its connection without a word. */
-static void fa_finish(struct evhttp_request *req, struct fa_reply *r, bool drop)
-{
-	struct evhttp_connection *conn;
-
-	if (!drop) {
-		fa_reply_send(req, r);
-		return;
-	}
-	fa_reply_clear(r);
-	conn = evhttp_request_get_connection(req);
-	if (conn != NULL)
-		evhttp_connection_free(conn); /* frees req with it */
-	else
-		evhttp_request_free(req); /* the client left first: libevent handed req to us */
-}
-
-static void fa_pending_unlink(struct fa_server *srv, struct fa_pending *p)
-{
-	if (p->prev != NULL)
-		p->prev->next = p->next;
-	else
-		srv->pending = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-}
-
-static void fa_pending_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct fa_pending *p = arg;
-
-	(void)fd;
-	(void)what;
-	fa_pending_unlink(p->srv, p);
-	fa_finish(p->req, &p->reply, p->drop_conn);
-	event_free(p->timer);
-	free(p);
-}
-
-/* Finishes req after ms milliseconds on a timer (never sleeping on the loop). Takes r. */
-static void fa_defer(struct fa_server *srv, struct evhttp_request *req, struct fa_reply *r,
-                     bool drop, unsigned ms)
-{
-	struct fa_pending *p = calloc(1, sizeof(*p));
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-
-	if (p != NULL)
-		p->timer = evtimer_new(srv->base, fa_pending_fire, p);
-	if (p == NULL || p->timer == NULL || evtimer_add(p->timer, &tv) != 0) {
-		if (p != NULL && p->timer != NULL)
-			event_free(p->timer);
-		free(p);
-		fa_finish(req, r, drop);
-		return;
-	}
-	p->srv = srv;
-	p->req = req;
-	p->reply = *r;
-	memset(r, 0, sizeof(*r));
-	p->drop_conn = drop;
-	p->next = srv->pending;
-	if (srv->pending != NULL)
-		srv->pending->prev = p;
-	srv->pending = p;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Request parsing, FastAPI style                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
-static const char *fa_method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	case EVHTTP_REQ_OPTIONS:
-		return "OPTIONS";
-	case EVHTTP_REQ_TRACE:
-		return "TRACE";
-	case EVHTTP_REQ_CONNECT:
-		return "CONNECT";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	}
-	return "OTHER";
-}
-
-/* Percent-decodes s[0..len) (with '+' as space when plus). Returns malloc'd text or NULL. */
-static char *fa_decode(const char *s, size_t len, int plus)
-{
-	char *raw = strndup(s, len), *out;
-	size_t n = 0;
-
-	if (raw == NULL)
-		return NULL;
-	out = evhttp_uridecode(raw, plus, &n);
-	free(raw);
-	return out;
-}
-
 /* The last value of `key` in the query (Starlette keeps the last), decoded; a bare "key"
  * counts as "". Returns malloc'd text, or NULL when absent. */
 static char *fa_query_get(const char *query, const char *key)
 {
-	char *found = NULL;
-
-	for (const char *p = query; p != NULL && *p != '\0';) {
-		size_t seg = strcspn(p, "&");
-		const char *eq = memchr(p, '=', seg);
-		size_t klen = eq != NULL ? (size_t)(eq - p) : seg;
-		char *k = fa_decode(p, klen, 1);
-
-		if (k != NULL && strcmp(k, key) == 0) {
-			char *v = eq != NULL ? fa_decode(eq + 1, seg - klen - 1, 1) : strdup("");
-
-			if (v != NULL) {
-				free(found);
-				found = v;
-			}
-		}
-		free(k);
-		p += seg;
-		if (*p == '&')
-			p++;
-	}
-	return found;
+	/* An encoded NUL (%00) ends a key or value here, as it always has in this fake. */
+	return fk_query_get(query, key, FK_NUL_CUT);
 }
 
 /* pydantic's lax str -> int: surrounding whitespace, a sign, digits with single underscores,
@@ -1740,17 +1396,17 @@ static void fa_query_int(json_t *errors, const char *query, const struct fa_int_
 		e = json_pack(
 		    "{s:s, s:[s, s], s:s, s:o}", "type", "int_parsing", "loc", "query", rule->name,
 		    "msg", "Input should be a valid integer, unable to parse string as an integer",
-		    "input", fa_json_text(raw));
+		    "input", fk_json_text(raw));
 	} else if (rule->has_min && v < rule->min) {
 		snprintf(msg, sizeof(msg), "Input should be greater than or equal to %lld",
 		         rule->min);
 		e = json_pack("{s:s, s:[s, s], s:s, s:o, s:{s:I}}", "type", "greater_than_equal",
-		              "loc", "query", rule->name, "msg", msg, "input", fa_json_text(raw),
+		              "loc", "query", rule->name, "msg", msg, "input", fk_json_text(raw),
 		              "ctx", "ge", (json_int_t)rule->min);
 	} else if (rule->has_max && v > rule->max) {
 		snprintf(msg, sizeof(msg), "Input should be less than or equal to %lld", rule->max);
 		e = json_pack("{s:s, s:[s, s], s:s, s:o, s:{s:I}}", "type", "less_than_equal",
-		              "loc", "query", rule->name, "msg", msg, "input", fa_json_text(raw),
+		              "loc", "query", rule->name, "msg", msg, "input", fk_json_text(raw),
 		              "ctx", "le", (json_int_t)rule->max);
 	} else {
 		*out = v;
@@ -1763,7 +1419,7 @@ static void fa_query_int(json_t *errors, const char *query, const struct fa_int_
 /* get_current_user_id. FastAPI solves this dependency before the endpoint's own parameters:
  * a missing header is the first 422 error, and an empty one is a 401 raised before any
  * query parameter is validated. Several headers: the first wins. Returns 1 on the 401. */
-static int fa_auth(struct evhttp_request *req, json_t *errors, struct fa_reply *r,
+static int fa_auth(struct evhttp_request *req, json_t *errors, struct fk_reply *r,
                    const char **user)
 {
 	const char *v = evhttp_find_header(evhttp_request_get_input_headers(req), "X-User-ID");
@@ -1783,7 +1439,7 @@ static int fa_auth(struct evhttp_request *req, json_t *errors, struct fa_reply *
 /* The common prologue of a route: identity, then agent_id (when agent is not NULL). Returns 0 when
  * the route may go on; otherwise r holds the 401/422 and *agent is NULL. */
 static int fa_prologue(struct evhttp_request *req, const char *query, json_t *errors,
-                       struct fa_reply *r, const char **user, char **agent)
+                       struct fk_reply *r, const char **user, char **agent)
 {
 	if (agent != NULL)
 		*agent = NULL;
@@ -1798,7 +1454,7 @@ static int fa_prologue(struct evhttp_request *req, const char *query, json_t *er
 }
 
 /* 422 with the collected errors when there are any. Returns 1 when it replied. */
-static int fa_reply_errors(struct fa_reply *r, json_t *errors)
+static int fa_reply_errors(struct fk_reply *r, json_t *errors)
 {
 	if (json_array_size(errors) == 0)
 		return 0;
@@ -1887,7 +1543,7 @@ static struct fa_session *fa_lookup(struct fa_store *st, const char *user, const
 
 /* GET /sessions/?agent_id= : every session of (user, agent), newest first. */
 static void fa_h_sessions(struct fa_server *srv, struct evhttp_request *req, const char *query,
-                          struct fa_reply *r)
+                          struct fk_reply *r)
 {
 	json_t *errors = json_array(), *ux, *list;
 	const char *user;
@@ -1902,7 +1558,7 @@ static void fa_h_sessions(struct fa_server *srv, struct evhttp_request *req, con
 		goto out;
 	}
 	list = json_object_get(json_object_get(ux, "lists"), agent);
-	if (fa_reply_init(r, 200, "OK", "application/json"))
+	if (fk_reply_init(r, 200, "OK", "application/json"))
 		goto out;
 	evbuffer_add(r->body, "{\"sessions\":[", 13);
 	for (i = 0; i < json_array_size(list); i++) {
@@ -1921,7 +1577,7 @@ out:
 }
 
 /* GET /agent/ : the user's agents. */
-static void fa_h_agents(struct fa_server *srv, struct evhttp_request *req, struct fa_reply *r)
+static void fa_h_agents(struct fa_server *srv, struct evhttp_request *req, struct fk_reply *r)
 {
 	json_t *errors = json_array(), *agents;
 	const char *user;
@@ -1942,7 +1598,7 @@ out:
  * chronological order, plus has_more (offset is validated and ignored). v2.0.1: a plain
  * offset/limit window from the oldest. */
 static void fa_h_messages(struct fa_server *srv, struct evhttp_request *req, const char *sid,
-                          const char *query, struct fa_reply *r)
+                          const char *query, struct fk_reply *r)
 {
 	static const struct fa_int_rule off_head = {"offset", false, false, 0, 0};
 	static const struct fa_int_rule off_v201 = {"offset", true, false, 0, 0};
@@ -1974,7 +1630,7 @@ static void fa_h_messages(struct fa_server *srv, struct evhttp_request *req, con
 		if (before != NULL) {
 			end = -1; /* an unknown cursor gives an empty page */
 			for (long long i = 0; i < n; i++) {
-				const char *id = fa_get_str(json_array_get(msgs, (size_t)i), "id");
+				const char *id = fk_get_str(json_array_get(msgs, (size_t)i), "id");
 
 				if (id != NULL && strcmp(id, before) == 0) {
 					end = i - 1;
@@ -2011,7 +1667,7 @@ out:
 /* GET /sessions/{id}/status (HEAD). Like the real service it answers "running" from the run
  * lock before it even loads the session. */
 static void fa_h_status(struct fa_server *srv, struct evhttp_request *req, const char *sid,
-                        const char *query, struct fa_reply *r)
+                        const char *query, struct fk_reply *r)
 {
 	json_t *errors = json_array();
 	struct fa_session *s = NULL;
@@ -2031,7 +1687,7 @@ static void fa_h_status(struct fa_server *srv, struct evhttp_request *req, const
 		status = s->status;
 	}
 	fa_reply_json(r, 200, "OK",
-	              json_pack("{s:o, s:s}", "session_id", fa_json_text(sid), "status", status));
+	              json_pack("{s:o, s:s}", "session_id", fk_json_text(sid), "status", status));
 out:
 	free(agent);
 	json_decref(errors);
@@ -2040,7 +1696,7 @@ out:
 /* Starlette's redirect_slashes: a path that matches nothing, but would with the trailing
  * slash added (or stripped), gets a 307 to that path, query kept. Returns 1 when it did. */
 static int fa_redirect(struct fa_server *srv, struct evhttp_request *req, const char *raw_path,
-                       const char *path, const char *query, struct fa_reply *r)
+                       const char *path, const char *query, struct fk_reply *r)
 {
 	size_t plen = strlen(path), rlen = strlen(raw_path), len;
 	const char *host = evhttp_find_header(evhttp_request_get_input_headers(req), "Host");
@@ -2067,7 +1723,7 @@ static int fa_redirect(struct fa_server *srv, struct evhttp_request *req, const 
 	if (route == FA_R_NONE)
 		return 0;
 	if (host == NULL || *host == '\0') {
-		snprintf(fallback, sizeof(fallback), "127.0.0.1:%u", srv->port);
+		snprintf(fallback, sizeof(fallback), "127.0.0.1:%u", srv->fk.port);
 		host = fallback;
 	}
 	if (strip)
@@ -2079,17 +1735,18 @@ static int fa_redirect(struct fa_server *srv, struct evhttp_request *req, const 
 		return 0;
 	snprintf(loc, len, "http://%s%.*s%s%s%s", host, (int)rlen, raw_path, strip ? "" : "/",
 	         query != NULL ? "?" : "", query != NULL ? query : "");
-	fa_reply_clear(r);
+	fk_reply_clear(r);
 	r->code = 307;
 	r->reason = "Temporary Redirect";
 	r->location = loc;
 	return 1;
 }
 
-/* Routes one non-control request into r. */
-static void fa_route(struct fa_server *srv, struct evhttp_request *req, const char *raw_path,
-                     const char *path, const char *query, struct fa_reply *r)
+/* Routes one non-control request into r (the fk_fake serve hook). */
+static void fa_route(struct fk_server *fk, struct evhttp_request *req, const char *raw_path,
+                     const char *path, const char *query, struct fk_reply *r)
 {
+	struct fa_server *srv = fa_srv(fk);
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char *sid = NULL;
 	enum fa_route route = fa_match(path, srv->store.shape, &sid);
@@ -2131,150 +1788,29 @@ static void fa_route(struct fa_server *srv, struct evhttp_request *req, const ch
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Test control: /__fake/… (never recorded, never affected by the mode)                         */
+/* The fake                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static int fa_mode_from_name(const char *name, enum fa_mode *out)
+/* Mode http500: FastAPI's own 500 body. */
+static void fa_fail(struct fk_server *fk, struct fk_reply *r)
 {
-	for (size_t i = 0; i < FA_COUNT(fa_mode_names); i++) {
-		if (strcmp(name, fa_mode_names[i]) == 0) {
-			*out = (enum fa_mode)i;
-			return 0;
-		}
-	}
-	return -1;
+	(void)fk;
+	fa_reply_detail(r, 500, "Internal Server Error", "Internal Server Error", NULL);
 }
 
-static void fa_control(struct fa_server *srv, struct evhttp_request *req, const char *path,
-                       const char *query, struct fa_reply *r)
-{
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+static const struct fk_header fa_recorded[] = {{"x_user_id", "X-User-ID"}};
 
-	if (strcmp(path, "/__fake/requests") == 0) {
-		if (cmd == EVHTTP_REQ_GET) {
-			fa_reply_json(r, 200, "OK", json_incref(srv->recorded));
-		} else if (cmd == EVHTTP_REQ_DELETE) {
-			json_array_clear(srv->recorded);
-			fa_reply_json(r, 200, "OK", json_object());
-		} else {
-			fa_reply_detail(r, 405, "Method Not Allowed", "Method Not Allowed", NULL);
-			r->allow = "GET, DELETE";
-		}
-	} else if (strcmp(path, "/__fake/mode") == 0) {
-		if (cmd == EVHTTP_REQ_GET) {
-			fa_reply_json(r, 200, "OK",
-			              json_pack("{s:s, s:i}", "mode", fa_mode_names[srv->mode],
-			                        "delay_ms", (int)srv->delay_ms));
-		} else if (cmd == EVHTTP_REQ_POST) {
-			char *m = fa_query_get(query, "mode"), *d = fa_query_get(query, "delay_ms");
-			unsigned long long ms = srv->delay_ms;
-			enum fa_mode mode = srv->mode;
-
-			if ((m != NULL && fa_mode_from_name(m, &mode)) ||
-			    (d != NULL && fa_parse_ulong(d, FA_MAX_DELAY_MS, &ms))) {
-				fa_reply_detail(
-				    r, 400, "Bad Request",
-				    "mode must be ok|slow|garbage|wrong-shape|http500|close"
-				    " and delay_ms 0..600000",
-				    NULL);
-			} else {
-				srv->mode = mode;
-				srv->delay_ms = (unsigned)ms;
-				fa_reply_json(r, 200, "OK", json_object());
-			}
-			free(m);
-			free(d);
-		} else {
-			fa_reply_detail(r, 405, "Method Not Allowed", "Method Not Allowed", NULL);
-			r->allow = "GET, POST";
-		}
-	} else {
-		fa_reply_detail(r, 404, "Not Found", "Not Found", NULL);
-	}
-}
-
-/* Records a non-control request for GET /__fake/requests (oldest dropped past the cap). */
-static void fa_record(struct fa_server *srv, struct evhttp_request *req)
-{
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	json_t *ids = json_array(), *e;
-
-	for (struct evkeyval *kv = h->tqh_first; ids != NULL && kv != NULL; kv = kv->next.tqe_next)
-		if (strcasecmp(kv->key, "X-User-ID") == 0)
-			json_array_append_new(ids, fa_json_text(kv->value));
-	e = json_pack("{s:s, s:o, s:o}", "method", fa_method_name(evhttp_request_get_command(req)),
-	              "uri", fa_json_text(evhttp_request_get_uri(req)), "x_user_id", ids);
-	if (e == NULL)
-		return;
-	if (json_array_size(srv->recorded) >= FA_MAX_RECORDED)
-		json_array_remove(srv->recorded, 0);
-	json_array_append_new(srv->recorded, e);
-}
-
-static void fa_log(struct fa_server *srv, struct evhttp_request *req, const char *what, int code)
-{
-	if (srv->quiet)
-		return;
-	fprintf(stderr, FA_NAME ": %s %.*s -> %s%d\n",
-	        fa_method_name(evhttp_request_get_command(req)), FA_LOG_URI_MAX,
-	        evhttp_request_get_uri(req), what, code);
-}
-
-static void fa_on_request(struct evhttp_request *req, void *arg)
-{
-	struct fa_server *srv = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *raw_path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-	struct fa_reply r = {0};
-	size_t plen = 0;
-	char *path;
-
-	if (raw_path == NULL || *raw_path == '\0')
-		raw_path = "/";
-	path = evhttp_uridecode(raw_path, 0, &plen);
-	if (path == NULL) {
-		evhttp_send_error(req, 500, "Internal Server Error");
-		return;
-	}
-	if (strlen(path) != plen)
-		path[0] = '\0'; /* an encoded NUL: match nothing */
-	if (strncmp(path, "/__fake", 7) == 0 && (path[7] == '/' || path[7] == '\0')) {
-		fa_control(srv, req, path, query, &r);
-		fa_log(srv, req, "", r.code);
-		fa_reply_send(req, &r);
-		free(path);
-		return;
-	}
-	fa_record(srv, req);
-	fa_route(srv, req, raw_path, path, query, &r);
-	free(path);
-	switch (srv->mode) {
-	case FA_MODE_OK:
-		break;
-	case FA_MODE_SLOW:
-		fa_log(srv, req, "delayed ", r.code);
-		fa_defer(srv, req, &r, false, srv->delay_ms);
-		return;
-	case FA_MODE_GARBAGE:
-		if (fa_reply_init(&r, 200, "OK", "text/html") == 0)
-			evbuffer_add_printf(r.body, "<html>upstream oops</html>");
-		break;
-	case FA_MODE_WRONG_SHAPE:
-		fa_reply_json(&r, 200, "OK", json_pack("{s:i}", "items", 42));
-		break;
-	case FA_MODE_HTTP500:
-		fa_reply_detail(&r, 500, "Internal Server Error", "Internal Server Error", NULL);
-		break;
-	case FA_MODE_CLOSE:
-		fa_log(srv, req, "closed instead of ", r.code);
-		/* Not from inside libevent's own callback: the connection is freed on a timer. */
-		fa_defer(srv, req, &r, true, 0);
-		return;
-	}
-	fa_log(srv, req, "", r.code);
-	fa_reply_send(req, &r);
-}
+static const struct fk_fake fa_fake = {
+    .name = FA_NAME,
+    .dump_flags = FA_DUMP_FLAGS,
+    .query_nul = FK_NUL_CUT,
+    .nodelay = true,
+    .recorded = fa_recorded,
+    .nrecorded = FK_COUNT(fa_recorded),
+    .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close and delay_ms 0..600000",
+    .serve = fa_route,
+    .fail = fa_fail,
+};
 
 /* ------------------------------------------------------------------------------------------ */
 /* main                                                                                         */
@@ -2304,16 +1840,25 @@ static void fa_usage(FILE *fp)
 }
 
 struct fa_opts {
-	unsigned port;
-	const char *port_file;
-	const char *data;
-	const char *generate;
-	uint64_t seed;
+	struct fk_opts c;
 	enum fa_shape shape;
-	enum fa_mode mode;
-	unsigned delay_ms;
-	bool quiet;
 };
+
+/* --shape, the one option that is fake_agentscope's own. */
+static int fa_parse_opt(int c, const char *arg, void *ctx)
+{
+	struct fa_opts *o = ctx;
+
+	if (c != 'S')
+		return 1;
+	if (strcmp(arg, "head") == 0)
+		o->shape = FA_SHAPE_HEAD;
+	else if (strcmp(arg, "v2.0.1") == 0)
+		o->shape = FA_SHAPE_V201;
+	else
+		return -1;
+	return 0;
+}
 
 /* Parses argv; returns 0, or -1 after printing why (the caller exits 2). */
 static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
@@ -2331,173 +1876,44 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	unsigned long long v;
-	int c;
 
-	*o = (struct fa_opts){.seed = 1, .shape = FA_SHAPE_HEAD, .delay_ms = FA_DEFAULT_DELAY_MS};
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'p':
-			if (fa_parse_ulong(optarg, 65535, &v))
-				goto bad;
-			o->port = (unsigned)v;
-			break;
-		case 'f':
-			o->port_file = optarg;
-			break;
-		case 'd':
-			o->data = optarg;
-			break;
-		case 'g':
-			o->generate = optarg;
-			break;
-		case 's':
-			if (fa_parse_ulong(optarg, UINT64_MAX, &v))
-				goto bad;
-			o->seed = v;
-			break;
-		case 'S':
-			if (strcmp(optarg, "head") == 0)
-				o->shape = FA_SHAPE_HEAD;
-			else if (strcmp(optarg, "v2.0.1") == 0)
-				o->shape = FA_SHAPE_V201;
-			else
-				goto bad;
-			break;
-		case 'm':
-			if (fa_mode_from_name(optarg, &o->mode))
-				goto bad;
-			break;
-		case 'D':
-			if (fa_parse_ulong(optarg, FA_MAX_DELAY_MS, &v))
-				goto bad;
-			o->delay_ms = (unsigned)v;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'h':
-			fa_usage(stdout);
-			exit(0);
-		default:
-			fprintf(stderr, FA_NAME ": unknown or incomplete option '%s'\n",
-			        argv[optind - 1]);
-			goto usage;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, FA_NAME ": unexpected argument '%s'\n", argv[optind]);
-		goto usage;
-	}
-	if (o->data != NULL && o->generate != NULL) {
+	o->shape = FA_SHAPE_HEAD;
+	if (fk_parse_args(FA_NAME, argc, argv, longopts, &o->c, fa_parse_opt, o, fa_usage))
+		return -1;
+	if (o->c.data != NULL && o->c.generate != NULL) {
 		fprintf(stderr, FA_NAME ": --data and --generate exclude each other\n");
-		goto usage;
+		fa_usage(stderr);
+		return -1;
 	}
 	return 0;
-bad:
-	fprintf(stderr, FA_NAME ": bad value '%s' for --%s\n", optarg,
-	        longopts[c == 'p'   ? 0
-	                 : c == 's' ? 4
-	                 : c == 'S' ? 5
-	                 : c == 'm' ? 6
-	                            : 7]
-	            .name);
-usage:
-	fa_usage(stderr);
-	return -1;
 }
 
 /* Parses "N[:AGENTS[:USER]]"; 0 on success. */
 static int fa_parse_generate(const char *spec, unsigned *n, unsigned *agents, char *user,
                              size_t ulen)
 {
-	char buf[64 + FA_MAX_USER_LEN], *colon, *rest = NULL;
-	unsigned long long v;
+	char buf[64 + FA_MAX_USER_LEN], *rest;
 	json_t *check;
 
-	if (strlen(spec) >= sizeof(buf))
-		return -1;
-	snprintf(buf, sizeof(buf), "%s", spec);
-	*agents = 3;
 	snprintf(user, ulen, "alice");
-	colon = strchr(buf, ':');
-	if (colon != NULL) {
-		*colon = '\0';
-		rest = colon + 1;
-	}
-	if (fa_parse_ulong(buf, FA_MAX_GENERATE, &v))
+	if (fk_parse_generate(spec, buf, sizeof(buf), FA_MAX_GENERATE, n, agents, &rest))
 		return -1;
-	*n = (unsigned)v;
 	if (rest == NULL)
 		return 0;
-	colon = strchr(rest, ':');
-	if (colon != NULL)
-		*colon = '\0';
-	if (fa_parse_ulong(rest, FA_MAX_AGENTS, &v) || v == 0)
+	if (*rest == '\0' || strlen(rest) > FA_MAX_USER_LEN)
 		return -1;
-	*agents = (unsigned)v;
-	if (colon == NULL)
-		return 0;
-	if (colon[1] == '\0' || strlen(colon + 1) > FA_MAX_USER_LEN)
-		return -1;
-	check = json_string(colon + 1); /* the user id becomes a JSON key: UTF-8 only */
+	check = json_string(rest); /* the user id becomes a JSON key: UTF-8 only */
 	if (check == NULL)
 		return -1;
 	json_decref(check);
-	snprintf(user, ulen, "%s", colon + 1);
+	snprintf(user, ulen, "%s", rest);
 	return 0;
-}
-
-/* Writes "PORT\n" to path atomically, so a poller never reads half a number. */
-static int fa_write_port_file(const char *path, unsigned port)
-{
-	char tmp[PATH_MAX];
-	FILE *fp;
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -1;
-	fp = fopen(tmp, "w");
-	if (fp == NULL)
-		return -1;
-	if (fprintf(fp, "%u\n", port) < 0 || fclose(fp) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static void fa_on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)sig;
-	(void)what;
-	event_base_loopbreak(arg);
-}
-
-/* Binds 127.0.0.1:port and returns the bound port, or 0 on failure. */
-static unsigned fa_listen(struct evhttp *http, unsigned port)
-{
-	struct evhttp_bound_socket *bs =
-	    evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-	int one = 1;
-
-	if (bs == NULL)
-		return 0;
-	/* Inherited by accepted sockets: no delayed-ACK stall on multi-segment answers. */
-	setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &len) != 0)
-		return 0;
-	return ntohs(sin.sin_port);
 }
 
 int main(int argc, char **argv)
 {
 	struct fa_opts o;
 	struct fa_server srv = {0};
-	struct event *sigterm = NULL, *sigint = NULL;
 	json_t *root = NULL;
 	char err[512], user[FA_MAX_USER_LEN + 1];
 	unsigned n, agents;
@@ -2505,89 +1921,33 @@ int main(int argc, char **argv)
 
 	if (fa_parse_args(argc, argv, &o))
 		return 2;
-	if (o.generate != NULL && fa_parse_generate(o.generate, &n, &agents, user, sizeof(user))) {
+	if (o.c.generate != NULL &&
+	    fa_parse_generate(o.c.generate, &n, &agents, user, sizeof(user))) {
 		fprintf(stderr, FA_NAME ": bad --generate '%s' (N[:AGENTS[:USER]], N <= %d)\n",
-		        o.generate, FA_MAX_GENERATE);
+		        o.c.generate, FA_MAX_GENERATE);
 		fa_usage(stderr);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (o.data != NULL)
-		root = fa_load_file(o.data, err, sizeof(err));
-	else if (o.generate != NULL)
-		root = fa_generate(o.seed, n, agents, user);
+	if (o.c.data != NULL)
+		root = fk_load_file(o.c.data, err, sizeof(err));
+	else if (o.c.generate != NULL)
+		root = fa_generate(o.c.seed, n, agents, user);
 	else
 		root = json_pack("{s:{}}", "users");
 	if (root == NULL) {
 		fprintf(stderr, FA_NAME ": %s\n",
-		        o.data != NULL ? err : "cannot build the dataset");
+		        o.c.data != NULL ? err : "cannot build the dataset");
 		return 1;
 	}
 	if (fa_store_build(&srv.store, root, o.shape, err, sizeof(err))) {
 		fprintf(stderr, FA_NAME ": data: %s\n", err);
 		goto out;
 	}
-	srv.mode = o.mode;
-	srv.delay_ms = o.delay_ms;
-	srv.quiet = o.quiet;
-	srv.recorded = json_array();
-	srv.base = event_base_new();
-	srv.http = srv.base != NULL ? evhttp_new(srv.base) : NULL;
-	if (srv.recorded == NULL || srv.http == NULL) {
-		fprintf(stderr, FA_NAME ": cannot set up the event loop\n");
-		goto out;
-	}
-	evhttp_set_max_headers_size(srv.http, FA_MAX_HEADERS);
-	evhttp_set_max_body_size(srv.http, FA_MAX_BODY);
-	evhttp_set_timeout(srv.http, FA_CONN_TIMEOUT_S);
-	evhttp_set_default_content_type(srv.http, NULL); /* the 307 has none, as in Starlette */
-	/* Let every usual method reach the router, so a wrong one gets FastAPI's JSON 405. */
-	evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(srv.http, fa_on_request, &srv);
-	srv.port = fa_listen(srv.http, o.port);
-	if (srv.port == 0) {
-		fprintf(stderr, FA_NAME ": cannot listen on 127.0.0.1:%u: %s\n", o.port,
-		        strerror(errno));
-		goto out;
-	}
-	if (o.port_file != NULL && fa_write_port_file(o.port_file, srv.port)) {
-		fprintf(stderr, FA_NAME ": cannot write %s: %s\n", o.port_file, strerror(errno));
-		goto out;
-	}
-	sigterm = evsignal_new(srv.base, SIGTERM, fa_on_signal, srv.base);
-	sigint = evsignal_new(srv.base, SIGINT, fa_on_signal, srv.base);
-	if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) ||
-	    event_add(sigint, NULL))
-		goto out;
-	printf(FA_NAME " listening on 127.0.0.1:%u\n", srv.port);
-	fflush(stdout);
-	if (event_base_dispatch(srv.base) == 0 || event_base_got_break(srv.base))
-		status = 0;
+	status = fk_server_run(&srv.fk, &fa_fake, &o.c);
 out:
-	/* Held replies first, then the server (its buffers may still reference listing items),
-	 * and the store last. */
-	while (srv.pending != NULL) {
-		struct fa_pending *p = srv.pending;
-
-		fa_pending_unlink(&srv, p);
-		if (evhttp_request_get_connection(p->req) == NULL)
-			evhttp_request_free(p->req);
-		fa_reply_clear(&p->reply);
-		event_free(p->timer);
-		free(p);
-	}
-	if (sigterm != NULL)
-		event_free(sigterm);
-	if (sigint != NULL)
-		event_free(sigint);
-	if (srv.http != NULL)
-		evhttp_free(srv.http);
-	if (srv.base != NULL)
-		event_base_free(srv.base);
-	json_decref(srv.recorded);
+	/* The server first (its buffers may still reference listing items), the store last. */
+	fk_server_free(&srv.fk);
 	fa_store_free(&srv.store);
-	libevent_global_shutdown();
 	return status;
 }

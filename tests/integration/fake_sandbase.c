@@ -57,31 +57,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <netinet/in.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/util.h>
 #include <jansson.h>
 
+#include "fake_common.h"
+
 #define FS_NAME "fake_sandbase"
-#define FS_MAX_HEADERS (16 * 1024)
-#define FS_MAX_BODY (1024 * 1024)
-#define FS_CONN_TIMEOUT_S 120
-#define FS_MAX_DATA_FILE (64L * 1024 * 1024)
-#define FS_MAX_RECORDED 65536
 #define FS_MAX_GENERATE 20000 /* about 8 KiB of JSON per generated session */
-#define FS_MAX_AGENTS 1000
-#define FS_MAX_DELAY_MS 600000
-#define FS_DEFAULT_DELAY_MS 3000
 #define FS_MAX_EVENTS_PAGE 100000
-#define FS_LOG_URI_MAX 300
 #define FS_MAX_CURSOR 1024 /* a longer page value cannot be one of ours */
 #define FS_SB_LIMIT_DEFAULT 20
 #define FS_SB_LIMIT_MAX 100
@@ -92,60 +79,14 @@
 #define FS_ID_LEN 48
 #define FS_BETA "managed-agents-2026-04-01"
 #define FS_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
-#define FS_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 enum fs_dialect { FS_D_SANDBASE, FS_D_CLAUDE };
 
 static const char *const fs_dialect_names[] = {"sandbase", "claude"};
 
-enum fs_mode {
-	FS_MODE_OK,
-	FS_MODE_SLOW,
-	FS_MODE_GARBAGE,
-	FS_MODE_WRONG_SHAPE,
-	FS_MODE_HTTP500,
-	FS_MODE_CLOSE
-};
-
-static const char *const fs_mode_names[] = {"ok",          "slow",    "garbage",
-                                            "wrong-shape", "http500", "close"};
-
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                                */
 /* ------------------------------------------------------------------------------------------ */
-
-static int fs_dump_to_evbuffer(const char *data, size_t size, void *arg)
-{
-	return evbuffer_add(arg, data, size);
-}
-
-/* Appends the compact JSON text of j (borrowed) to buf. */
-static int fs_buf_add_json(struct evbuffer *buf, const json_t *j)
-{
-	return json_dump_callback(j, fs_dump_to_evbuffer, buf, FS_DUMP_FLAGS);
-}
-
-/* Borrowed string member, or NULL when absent or not a string. */
-static const char *fs_get_str(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-/* Strict unsigned parse of a whole string; 0 on success. */
-static int fs_parse_ulong(const char *s, unsigned long long max, unsigned long long *out)
-{
-	char *end = NULL;
-	unsigned long long v;
-
-	if (s == NULL || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end != '\0' || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
 
 /* Strict signed decimal parse of a whole string (no spaces, no '+'); 0 on success. */
 static int fs_parse_int(const char *s, long long *out)
@@ -163,58 +104,9 @@ static int fs_parse_int(const char *s, long long *out)
 	return 0;
 }
 
-/* A JSON string of s; bytes that are not UTF-8 (ids come from URLs and headers) become '?'.
- * Returns a new reference. */
-static json_t *fs_json_text(const char *s)
-{
-	json_t *j = json_string(s);
-	char *copy;
-
-	if (j != NULL || s == NULL)
-		return j;
-	copy = strdup(s);
-	if (copy == NULL)
-		return NULL;
-	for (char *p = copy; *p != '\0'; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(copy);
-	free(copy);
-	return j;
-}
-
 /* ------------------------------------------------------------------------------------------ */
 /* Time: RFC 3339 in UTC, microseconds since the epoch inside                                   */
 /* ------------------------------------------------------------------------------------------ */
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's civil algorithm). */
-static int64_t fs_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era;
-	unsigned yoe, mp, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = (unsigned)(y - era * 400);
-	mp = m > 2 ? m - 3 : m + 9;
-	doy = (153 * mp + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
-static int fs_digits(const char **p, int n, int *out)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if ((*p)[i] < '0' || (*p)[i] > '9')
-			return -1;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*out = v;
-	return 0;
-}
 
 /* Parses "YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)" into microseconds since the epoch (digits
  * past the sixth fractional one are dropped). Returns 0 on success. */
@@ -224,12 +116,12 @@ static int fs_parse_time(const char *s, int64_t *out)
 	int64_t us = 0, secs;
 	const char *p = s;
 
-	if (s == NULL || fs_digits(&p, 4, &y) || *p++ != '-' || fs_digits(&p, 2, &mo) ||
-	    *p++ != '-' || fs_digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
+	if (s == NULL || fk_digits(&p, 4, &y) || *p++ != '-' || fk_digits(&p, 2, &mo) ||
+	    *p++ != '-' || fk_digits(&p, 2, &d) || (*p != 'T' && *p != 't'))
 		return -1;
 	p++;
-	if (fs_digits(&p, 2, &h) || *p++ != ':' || fs_digits(&p, 2, &mi) || *p++ != ':' ||
-	    fs_digits(&p, 2, &sec))
+	if (fk_digits(&p, 2, &h) || *p++ != ':' || fk_digits(&p, 2, &mi) || *p++ != ':' ||
+	    fk_digits(&p, 2, &sec))
 		return -1;
 	if (*p == '.') {
 		int scale = 100000, n = 0;
@@ -245,7 +137,7 @@ static int fs_parse_time(const char *s, int64_t *out)
 		p++;
 	} else if (*p == '+' || *p == '-') {
 		sign = *p++ == '-' ? -1 : 1;
-		if (fs_digits(&p, 2, &oh) || *p++ != ':' || fs_digits(&p, 2, &om))
+		if (fk_digits(&p, 2, &oh) || *p++ != ':' || fk_digits(&p, 2, &om))
 			return -1;
 	} else {
 		return -1;
@@ -253,7 +145,7 @@ static int fs_parse_time(const char *s, int64_t *out)
 	if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 ||
 	    oh > 23 || om > 59)
 		return -1;
-	secs = fs_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
+	secs = fk_days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + sec -
 	       sign * (oh * 3600 + om * 60);
 	*out = secs * 1000000 + us;
 	return 0;
@@ -285,37 +177,19 @@ static void fs_fmt_time(char *buf, size_t len, int64_t us, int prec)
 
 static int64_t fs_epoch_us(int y, unsigned m, unsigned d)
 {
-	return fs_days_from_civil(y, m, d) * 86400 * INT64_C(1000000);
+	return fk_days_from_civil(y, m, d) * 86400 * INT64_C(1000000);
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Deterministic PRNG (splitmix64) and id shapes                                                */
+/* Id shapes from the seeded PRNG                                                               */
 /* ------------------------------------------------------------------------------------------ */
-
-struct fs_rng {
-	uint64_t s;
-};
-
-static uint64_t fs_rng_next(struct fs_rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
-static uint32_t fs_below(struct fs_rng *r, uint32_t n)
-{
-	return n == 0 ? 0 : (uint32_t)(fs_rng_next(r) % n);
-}
 
 /* prefix + a ULID (SandBase's "01Hq…" bodies): 10 Crockford characters of millisecond time,
  * then 16 random ones. */
-static void fs_ulid(struct fs_rng *r, const char *prefix, int64_t us, char *out, size_t len)
+static void fs_ulid(struct fk_rng *r, const char *prefix, int64_t us, char *out, size_t len)
 {
 	static const char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-	uint64_t ms = (uint64_t)(us / 1000), a = fs_rng_next(r), b = fs_rng_next(r);
+	uint64_t ms = (uint64_t)(us / 1000), a = fk_rng_next(r), b = fk_rng_next(r);
 	char body[27];
 
 	for (int i = 9; i >= 0; i--, ms >>= 5)
@@ -329,13 +203,13 @@ static void fs_ulid(struct fs_rng *r, const char *prefix, int64_t us, char *out,
 }
 
 /* prefix + "011C" + 20 base62 characters: the shape of Anthropic's ids. */
-static void fs_antid(struct fs_rng *r, const char *prefix, char *out, size_t len)
+static void fs_antid(struct fk_rng *r, const char *prefix, char *out, size_t len)
 {
 	static const char b62[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 	char body[25] = "011C";
 
 	for (int i = 4; i < 24; i++)
-		body[i] = b62[fs_below(r, 62)];
+		body[i] = b62[fk_rng_below(r, 62)];
 	body[24] = '\0';
 	snprintf(out, len, "%s%s", prefix, body);
 }
@@ -506,7 +380,7 @@ struct fs_gagent {
 };
 
 struct fs_gen {
-	struct fs_rng rng;
+	struct fk_rng rng;
 	enum fs_dialect dialect;
 };
 
@@ -594,8 +468,8 @@ static int fs_gen_agents(struct fs_gen *g, struct fs_gagent *a, unsigned n, json
 	for (unsigned k = 0; k < n; k++) {
 		char name[64];
 
-		snprintf(name, sizeof(name), "%s %u", fs_roles[k % FS_COUNT(fs_roles)], k + 1);
-		a[k].model = fs_models[k % FS_COUNT(fs_models)];
+		snprintf(name, sizeof(name), "%s %u", fs_roles[k % FK_COUNT(fs_roles)], k + 1);
+		a[k].model = fs_models[k % FK_COUNT(fs_models)];
 		a[k].nver = 1 + k % FS_MAX_VERSIONS;
 		if (fs_gen_sb(g)) {
 			int64_t t = fs_epoch_us(2025, 12, 1) + (int64_t)k * INT64_C(86400000000);
@@ -641,7 +515,7 @@ static bool fs_sb(const struct fs_ev *e)
 
 static void fs_tick(struct fs_ev *e, unsigned lo_ms, unsigned span_ms)
 {
-	e->t += ((int64_t)lo_ms + fs_below(&e->g->rng, span_ms)) * 1000;
+	e->t += ((int64_t)lo_ms + fk_rng_below(&e->g->rng, span_ms)) * 1000;
 }
 
 static void fs_new_id(struct fs_ev *e, char *out)
@@ -773,7 +647,7 @@ static int fs_emit_tool_use(struct fs_ev *e, struct fs_call *c, json_int_t tin, 
 		ev = fs_sb_push(e, type, content, NULL, NULL, e->model, tin, tout, dur, false);
 		if (ev == NULL)
 			return -1;
-		snprintf(c->id, sizeof(c->id), "%s", fs_get_str(ev, "id"));
+		snprintf(c->id, sizeof(c->id), "%s", fk_get_str(ev, "id"));
 		return 0;
 	}
 	ev = fs_cl_ev(e, type, c->id);
@@ -787,9 +661,9 @@ static int fs_emit_tool_use(struct fs_ev *e, struct fs_call *c, json_int_t tin, 
 	if (c->tool == FS_TOOL_ASK) {
 		json_object_set_new(ev, "evaluated_permission", json_string("ask"));
 		json_object_set_new(ev, "evaluation", json_pack("{s:s}", "type", "always_ask"));
-	} else if (c->tool != FS_TOOL_CUSTOM && fs_below(&e->g->rng, 5) != 0) {
+	} else if (c->tool != FS_TOOL_CUSTOM && fk_rng_below(&e->g->rng, 5) != 0) {
 		json_object_set_new(ev, "evaluated_permission", json_string("allow"));
-		if (fs_below(&e->g->rng, 2) == 0)
+		if (fk_rng_below(&e->g->rng, 2) == 0)
 			json_object_set_new(ev, "evaluation",
 			                    json_pack("{s:s}", "type", "always_allow"));
 	}
@@ -800,18 +674,18 @@ static int fs_emit_tool_use(struct fs_ev *e, struct fs_call *c, json_int_t tin, 
  * Claude wraps the outputs in span.model_request_start/end (sometimes with agent.thinking). */
 static int fs_emit_call(struct fs_ev *e, struct fs_call *c)
 {
-	struct fs_rng *r = &e->g->rng;
-	json_int_t in = 800 + fs_below(r, 12000), out = 40 + fs_below(r, 900);
-	json_int_t cread = fs_below(r, (uint32_t)in / 2);
-	json_int_t ccreate = fs_below(r, 3) == 0 ? fs_below(r, 1500) : 0;
-	json_int_t dur = 400 + fs_below(r, 7000);
+	struct fk_rng *r = &e->g->rng;
+	json_int_t in = 800 + fk_rng_below(r, 12000), out = 40 + fk_rng_below(r, 900);
+	json_int_t cread = fk_rng_below(r, (uint32_t)in / 2);
+	json_int_t ccreate = fk_rng_below(r, 3) == 0 ? fk_rng_below(r, 1500) : 0;
+	json_int_t dur = 400 + fk_rng_below(r, 7000);
 	char start[FS_ID_LEN];
 	json_t *ev;
 
 	if (!fs_sb(e)) {
 		if (fs_cl_push(e, fs_cl_ev(e, "span.model_request_start", start), false))
 			return -1;
-		if (fs_below(r, 5) == 0) {
+		if (fk_rng_below(r, 5) == 0) {
 			fs_tick(e, 300, 1500);
 			if (fs_cl_push(e, fs_cl_ev(e, "agent.thinking", NULL), false))
 				return -1;
@@ -871,7 +745,7 @@ static int fs_emit_result(struct fs_ev *e, const struct fs_call *c, const char *
 		                0, -1, false);
 		if (ev == NULL)
 			return -1;
-		if (fs_below(&e->g->rng, 5) < 3) {
+		if (fk_rng_below(&e->g->rng, 5) < 3) {
 			json_object_set_new(ev, "tool_use_id", json_string(c->id));
 			if (is_error)
 				json_object_set_new(ev, "is_error", json_true());
@@ -896,14 +770,14 @@ enum fs_stop { FS_STOP_END, FS_STOP_ACTION, FS_STOP_INTERRUPT, FS_STOP_EXHAUSTED
  * no stop_details key. */
 static int fs_emit_idle(struct fs_ev *e, enum fs_stop stop, const char *action_id)
 {
-	struct fs_rng *r = &e->g->rng;
+	struct fk_rng *r = &e->g->rng;
 	json_t *reason, *ev;
 
 	fs_tick(e, 20, 500);
 	fs_run_stop(e);
 	if (stop == FS_STOP_ACTION) {
 		reason = json_pack("{s:s}", "type", "requires_action");
-		if (reason != NULL && (!fs_sb(e) || fs_below(r, 3) != 0))
+		if (reason != NULL && (!fs_sb(e) || fk_rng_below(r, 3) != 0))
 			json_object_set_new(reason, "event_ids", json_pack("[s]", action_id));
 	} else if (stop == FS_STOP_INTERRUPT && fs_sb(e)) {
 		reason = json_pack("{s:s}", "type", "user_interrupt");
@@ -920,7 +794,7 @@ static int fs_emit_idle(struct fs_ev *e, enum fs_stop stop, const char *action_i
 		json_decref(ev);
 		return -1;
 	}
-	if (fs_below(r, 8) != 0)
+	if (fk_rng_below(r, 8) != 0)
 		json_object_set_new(ev, "stop_details", json_null());
 	return fs_cl_push(e, ev, false);
 }
@@ -989,7 +863,7 @@ static int fs_emit_resolution(struct fs_ev *e, const struct fs_call *c)
  * its interrupts. */
 static int fs_emit_sb_extra(struct fs_ev *e)
 {
-	uint32_t pick = fs_below(&e->g->rng, 100);
+	uint32_t pick = fk_rng_below(&e->g->rng, 100);
 	char iid[FS_ID_LEN];
 
 	if (pick >= 16)
@@ -1009,9 +883,9 @@ static int fs_emit_sb_extra(struct fs_ev *e)
 
 enum fs_turn { FS_T_PLAIN, FS_T_TOOL, FS_T_MCP, FS_T_INTERRUPT, FS_T_ERROR, FS_T_CUSTOM, FS_T_ASK };
 
-static enum fs_turn fs_pick_turn(struct fs_rng *r)
+static enum fs_turn fs_pick_turn(struct fk_rng *r)
 {
-	uint32_t p = fs_below(r, 100);
+	uint32_t p = fk_rng_below(r, 100);
 
 	return p < 20   ? FS_T_PLAIN
 	       : p < 50 ? FS_T_TOOL
@@ -1027,7 +901,7 @@ static enum fs_turn fs_pick_turn(struct fs_rng *r)
 static int fs_emit_turn(struct fs_ev *e, const struct fs_topic *tp, enum fs_turn kind,
                         const char *status, bool last, const char *prompt)
 {
-	struct fs_rng *r = &e->g->rng;
+	struct fk_rng *r = &e->g->rng;
 	struct fs_call c = {.text = tp->intro, .name = tp->tool, .input = tp->input};
 	struct fs_call c2 = {.text = tp->answer};
 
@@ -1039,12 +913,12 @@ static int fs_emit_turn(struct fs_ev *e, const struct fs_topic *tp, enum fs_turn
 	if (last && strcmp(status, "running") == 0) {
 		c.tool = FS_TOOL_BUILTIN;
 		if (fs_emit_call(e, &c) ||
-		    (fs_below(r, 2) == 0 && fs_emit_result(e, &c, tp->output, false)))
+		    (fk_rng_below(r, 2) == 0 && fs_emit_result(e, &c, tp->output, false)))
 			return -1;
-		if (e->queue_tail || fs_below(r, 3) == 0) {
+		if (e->queue_tail || fk_rng_below(r, 3) == 0) {
 			fs_tick(e, 1000, 20000);
-			return fs_emit_user(e, fs_followups[fs_below(r, FS_COUNT(fs_followups))],
-			                    true);
+			return fs_emit_user(
+			    e, fs_followups[fk_rng_below(r, FK_COUNT(fs_followups))], true);
 		}
 		return 0;
 	}
@@ -1076,13 +950,13 @@ static int fs_emit_turn(struct fs_ev *e, const struct fs_topic *tp, enum fs_turn
 			c.name = "lookup_customer";
 			c.input = "{\"email\":\"dana@example.com\"}";
 		}
-		if (fs_below(r, 4) == 0)
+		if (fk_rng_below(r, 4) == 0)
 			c.text = NULL; /* straight to the tool */
 		if (fs_emit_call(e, &c) ||
 		    fs_emit_result(e, &c,
 		                   kind == FS_T_MCP ? "{\"customer\":\"Dana\",\"tier\":\"gold\"}"
 		                                    : tp->output,
-		                   fs_below(r, 12) == 0))
+		                   fk_rng_below(r, 12) == 0))
 			return -1;
 		return fs_emit_call(e, &c2) || fs_emit_idle(e, FS_STOP_END, NULL) ? -1 : 0;
 	case FS_T_INTERRUPT:
@@ -1150,7 +1024,7 @@ static json_t *fs_sb_snapshot(const json_t *agent)
 	                                   "skills", "version"};
 	json_t *s = json_object();
 
-	for (size_t i = 0; s != NULL && i < FS_COUNT(keys); i++) {
+	for (size_t i = 0; s != NULL && i < FK_COUNT(keys); i++) {
 		json_t *v = json_object_get(agent, keys[i]);
 
 		if (v == NULL && i >= 6 && i <= 8)
@@ -1165,12 +1039,12 @@ static json_t *fs_sb_snapshot(const json_t *agent)
 	return s;
 }
 
-static json_t *fs_gen_metadata(struct fs_rng *r)
+static json_t *fs_gen_metadata(struct fk_rng *r)
 {
-	if (fs_below(r, 4) != 0)
+	if (fk_rng_below(r, 4) != 0)
 		return json_object();
-	return json_pack("{s:s, s:s}", "team", fs_below(r, 2) ? "growth" : "platform", "ticket",
-	                 fs_below(r, 2) ? "SUP-1234" : "OPS-77");
+	return json_pack("{s:s, s:s}", "team", fk_rng_below(r, 2) ? "growth" : "platform", "ticket",
+	                 fk_rng_below(r, 2) ? "SUP-1234" : "OPS-77");
 }
 
 /* A SandBase session object. New reference. */
@@ -1188,7 +1062,7 @@ static json_t *fs_sb_session(struct fs_gen *g, const struct fs_spec *sp, const c
 	fs_fmt_time(u, sizeof(u), updated, sp->prec);
 	fs_fmt_time(a, sizeof(a), updated + INT64_C(86400000000), 0);
 	/* Now and then an environment override instead of the agent's own. */
-	if (fs_below(&g->rng, 10) == 0) {
+	if (fk_rng_below(&g->rng, 10) == 0) {
 		char other[FS_ID_LEN];
 
 		fs_ulid(&g->rng, "env_", sp->created, other, sizeof(other));
@@ -1202,7 +1076,7 @@ static json_t *fs_sb_session(struct fs_gen *g, const struct fs_spec *sp, const c
 	                 sp->no_version ? json_null() : json_integer(ag->ver[sp->ver - 1]),
 	                 "agent_version_id", ag->ver_id[sp->ver - 1], "agent",
 	                 sp->embed ? fs_sb_snapshot(ag->obj[sp->ver - 1]) : NULL, "environment_id",
-	                 env, "source", sources[fs_below(&g->rng, FS_COUNT(sources))], "usage",
+	                 env, "source", sources[fk_rng_below(&g->rng, FK_COUNT(sources))], "usage",
 	                 "metadata", fs_gen_metadata(&g->rng), "archived_at",
 	                 sp->archived ? json_string(a) : json_null(), "created_at", c, "updated_at",
 	                 u);
@@ -1211,7 +1085,7 @@ static json_t *fs_sb_session(struct fs_gen *g, const struct fs_spec *sp, const c
 /* Claude's resources[]: mostly none, sometimes a file, a repository or a memory store. */
 static json_t *fs_cl_resources(struct fs_gen *g, const char *created)
 {
-	uint32_t p = fs_below(&g->rng, 10);
+	uint32_t p = fk_rng_below(&g->rng, 10);
 	char id[FS_ID_LEN], other[FS_ID_LEN];
 
 	fs_antid(&g->rng, "sesrsc_", id, sizeof(id));
@@ -1237,10 +1111,10 @@ static json_t *fs_cl_resources(struct fs_gen *g, const char *created)
 static json_t *fs_cl_session(struct fs_gen *g, const struct fs_spec *sp, const char *id,
                              int64_t updated, const struct fs_ev *e)
 {
-	struct fs_rng *r = &g->rng;
+	struct fk_rng *r = &g->rng;
 	char c[40], u[40], a[40], dep[FS_ID_LEN], vlt[FS_ID_LEN];
 	json_t *s = json_object(), *agent = json_copy(sp->agent->obj[sp->ver - 1]);
-	uint32_t dp = fs_below(r, 10);
+	uint32_t dp = fk_rng_below(r, 10);
 	bool ok;
 
 	fs_fmt_time(c, sizeof(c), sp->created, sp->prec);
@@ -1261,7 +1135,7 @@ static json_t *fs_cl_session(struct fs_gen *g, const struct fs_spec *sp, const c
 	agent = NULL;
 	if (ok && sp->quirk != FS_Q_NO_BUDGET_VAULTS)
 		ok = !json_object_set_new(s, "budget",
-		                          fs_below(r, 10) == 0
+		                          fk_rng_below(r, 10) == 0
 		                              ? json_pack("{s:s, s:{s:s, s:s}}", "type", "limit",
 		                                          "max_list_cost", "amount", "2500",
 		                                          "currency", "USD")
@@ -1272,13 +1146,13 @@ static json_t *fs_cl_session(struct fs_gen *g, const struct fs_spec *sp, const c
 	if (ok && sp->quirk != FS_Q_NO_OUTCOMES)
 		ok = !json_object_set_new(
 		    s, "outcome_evaluations",
-		    fs_below(r, 12) == 0 ? json_pack("[{s:s, s:s, s:s, s:i, s:s, s:s, s:s}]",
-		                                     "type", "outcome_evaluation", "outcome_id",
-		                                     "outc_011CZkZRSw2kEfs6ncTVljxP", "description",
-		                                     "Answer with a tracking link", "iteration", 0,
-		                                     "result", "satisfied", "explanation",
-		                                     "The link is present.", "completed_at", u)
-		                         : json_array());
+		    fk_rng_below(r, 12) == 0
+		        ? json_pack(
+		              "[{s:s, s:s, s:s, s:i, s:s, s:s, s:s}]", "type", "outcome_evaluation",
+		              "outcome_id", "outc_011CZkZRSw2kEfs6ncTVljxP", "description",
+		              "Answer with a tracking link", "iteration", 0, "result", "satisfied",
+		              "explanation", "The link is present.", "completed_at", u)
+		        : json_array());
 	if (ok && sp->quirk != FS_Q_THIN)
 		ok = !json_object_set_new(s, "resources", fs_cl_resources(g, c));
 	if (ok && sp->quirk != FS_Q_NO_STATS)
@@ -1301,7 +1175,7 @@ static json_t *fs_cl_session(struct fs_gen *g, const struct fs_spec *sp, const c
 	                                         "ephemeral_5m_input_tokens", e->ccreate));
 	if (ok && sp->quirk != FS_Q_NO_BUDGET_VAULTS)
 		ok = !json_object_set_new(
-		    s, "vault_ids", fs_below(r, 8) == 0 ? json_pack("[s]", vlt) : json_array());
+		    s, "vault_ids", fk_rng_below(r, 8) == 0 ? json_pack("[s]", vlt) : json_array());
 	/* deployment_id is optional: mostly absent, sometimes null, sometimes set. */
 	if (ok && dp < 2)
 		ok = !json_object_set_new(s, "deployment_id",
@@ -1323,8 +1197,9 @@ static json_t *fs_gen_session(struct fs_gen *g, const struct fs_spec *sp)
 	                  .model = sp->agent->model,
 	                  .run_from = -1,
 	                  .queue_tail = sp->queue_tail,
-	                  .t = sp->created + (2000 + (int64_t)fs_below(&g->rng, 120000)) * 1000};
-	unsigned nturns = sp->empty ? 0 : 1 + fs_below(&g->rng, 4);
+	                  .t =
+	                      sp->created + (2000 + (int64_t)fk_rng_below(&g->rng, 120000)) * 1000};
+	unsigned nturns = sp->empty ? 0 : 1 + fk_rng_below(&g->rng, 4);
 	int64_t updated = sp->created;
 	char id[FS_ID_LEN];
 	json_t *s;
@@ -1337,14 +1212,15 @@ static json_t *fs_gen_session(struct fs_gen *g, const struct fs_spec *sp)
 		fs_antid(&g->rng, "sesn_", id, sizeof(id));
 	for (unsigned k = 0; k < nturns; k++) {
 		bool last = k + 1 == nturns;
-		const struct fs_topic *tp = &fs_topics[fs_below(&g->rng, FS_COUNT(fs_topics))];
+		const struct fs_topic *tp = &fs_topics[fk_rng_below(&g->rng, FK_COUNT(fs_topics))];
 		/* Most turns ask something new; some follow up on the last answer. */
-		const char *prompt = k > 0 && fs_below(&g->rng, 4) == 0
-		                         ? fs_followups[fs_below(&g->rng, FS_COUNT(fs_followups))]
-		                         : tp->prompt;
+		const char *prompt =
+		    k > 0 && fk_rng_below(&g->rng, 4) == 0
+		        ? fs_followups[fk_rng_below(&g->rng, FK_COUNT(fs_followups))]
+		        : tp->prompt;
 
 		if (k > 0)
-			e.t += (30 + (int64_t)fs_below(&g->rng, 3 * 3600)) * 1000000;
+			e.t += (30 + (int64_t)fk_rng_below(&g->rng, 3 * 3600)) * 1000000;
 		if (fs_emit_turn(&e, tp, fs_pick_turn(&g->rng), sp->status, last, prompt))
 			goto fail;
 		if (!last && fs_gen_sb(g) && fs_emit_sb_extra(&e))
@@ -1383,24 +1259,25 @@ static json_t *fs_generate(enum fs_dialect d, uint64_t seed, unsigned n, unsigne
 		goto fail;
 	for (unsigned i = 0; i < n; i++) {
 		struct fs_spec sp = {0};
-		uint32_t p = fs_below(&g.rng, 100);
+		uint32_t p = fk_rng_below(&g.rng, 100);
 		char title[48];
-		const struct fs_gagent *ag = &agents[fs_below(&g.rng, nagents)];
+		const struct fs_gagent *ag = &agents[fk_rng_below(&g.rng, nagents)];
 
 		/* 3-7 consecutive sessions share created_at exactly (across agents too). */
 		if (left == 0) {
 			int64_t step = (end - t) / ((int64_t)(n - i) / 5 + 1) / 1000000;
 
 			if (i > 0 && step > 1)
-				t += (step / 2 + fs_below(&g.rng, (uint32_t)(step / 2))) * 1000000;
-			left = 3 + fs_below(&g.rng, 5);
-			frac = (int64_t)fs_below(&g.rng, 1000000);
+				t += (step / 2 + fk_rng_below(&g.rng, (uint32_t)(step / 2))) *
+				     1000000;
+			left = 3 + fk_rng_below(&g.rng, 5);
+			frac = (int64_t)fk_rng_below(&g.rng, 1000000);
 		}
 		left--;
 		snprintf(title, sizeof(title), "Session %04u", i + 1);
 		sp.title = title;
 		sp.agent = ag;
-		sp.ver = 1 + fs_below(&g.rng, ag->nver);
+		sp.ver = 1 + fk_rng_below(&g.rng, ag->nver);
 		/* SandBase: whole seconds, one group in eight with milliseconds. */
 		sp.prec = d == FS_D_CLAUDE ? 6 : frac % 8 == 0 ? 3 : 0;
 		sp.created = t + (sp.prec == 0 ? 0 : frac);
@@ -1409,12 +1286,13 @@ static json_t *fs_generate(enum fs_dialect d, uint64_t seed, unsigned n, unsigne
 		            : p < 83 ? "rescheduling"
 		                     : "terminated";
 		sp.archived =
-		    (sp.status[0] == 'i' || sp.status[0] == 't') && fs_below(&g.rng, 7) == 0;
-		sp.embed = fs_below(&g.rng, 2) == 0;
-		sp.no_version = !sp.embed && fs_below(&g.rng, 30) == 0;
-		sp.empty = sp.status[0] == 'i' && fs_below(&g.rng, 40) == 0;
-		sp.no_title = fs_below(&g.rng, 20) == 0;
-		sp.quirk = fs_below(&g.rng, 100) < 24 ? 1 + fs_below(&g.rng, FS_Q_COUNT - 1) : 0;
+		    (sp.status[0] == 'i' || sp.status[0] == 't') && fk_rng_below(&g.rng, 7) == 0;
+		sp.embed = fk_rng_below(&g.rng, 2) == 0;
+		sp.no_version = !sp.embed && fk_rng_below(&g.rng, 30) == 0;
+		sp.empty = sp.status[0] == 'i' && fk_rng_below(&g.rng, 40) == 0;
+		sp.no_title = fk_rng_below(&g.rng, 20) == 0;
+		sp.quirk =
+		    fk_rng_below(&g.rng, 100) < 24 ? 1 + fk_rng_below(&g.rng, FS_Q_COUNT - 1) : 0;
 		/* Every interesting case exists even for small N. */
 		if (i < 8 && n >= 8) {
 			static const char *const st[] = {"idle",       "running",   "rescheduling",
@@ -1516,7 +1394,7 @@ static int fs_index_agents(struct fs_store *st, json_t *agents, char *err, size_
 	}
 	for (i = 0; i < json_array_size(agents); i++) {
 		json_t *a = json_array_get(agents, i), *list;
-		const char *id = fs_get_str(a, "id");
+		const char *id = fk_get_str(a, "id");
 
 		if (id == NULL || !json_is_integer(json_object_get(a, "version"))) {
 			snprintf(err, errlen,
@@ -1567,12 +1445,12 @@ static int fs_index_session(struct fs_store *st, struct fs_session *s, json_t *e
 	bool sb = st->dialect == FS_D_SANDBASE;
 	size_t i;
 
-	if (!json_is_object(obj) || fs_get_str(obj, "id") == NULL) {
+	if (!json_is_object(obj) || fk_get_str(obj, "id") == NULL) {
 		snprintf(err, errlen, "needs a \"session\" object with a string \"id\"");
 		return -1;
 	}
-	s->id = fs_get_str(obj, "id");
-	s->created_at = fs_get_str(obj, "created_at");
+	s->id = fk_get_str(obj, "id");
+	s->created_at = fk_get_str(obj, "created_at");
 	if (fs_parse_time(s->created_at, &s->created)) {
 		snprintf(err, errlen, "%s: bad or missing created_at (RFC 3339)", s->id);
 		return -1;
@@ -1586,27 +1464,27 @@ static int fs_index_session(struct fs_store *st, struct fs_session *s, json_t *e
 	    (s->events == NULL || json_object_set_new(entry, "events", s->events)))
 		return -1;
 	for (i = 0; i < json_array_size(s->events); i++)
-		if (fs_get_str(json_array_get(s->events, i), "id") == NULL) {
+		if (fk_get_str(json_array_get(s->events, i), "id") == NULL) {
 			snprintf(err, errlen, "%s: events[%zu] needs a string \"id\"", s->id, i);
 			return -1;
 		}
-	s->status = fs_get_str(obj, "status");
+	s->status = fk_get_str(obj, "status");
 	if (s->status == NULL)
 		s->status = "";
 	archived = json_object_get(obj, "archived_at");
 	s->archived = archived != NULL && !json_is_null(archived);
-	s->agent_id = sb ? fs_get_str(obj, "agent_id") : fs_get_str(agent, "id");
+	s->agent_id = sb ? fk_get_str(obj, "agent_id") : fk_get_str(agent, "id");
 	ver = sb ? json_object_get(obj, "agent_version") : json_object_get(agent, "version");
 	s->has_version = json_is_integer(ver);
 	s->version = json_integer_value(ver);
 	if (!sb) {
-		s->deployment = fs_get_str(obj, "deployment_id");
+		s->deployment = fk_get_str(obj, "deployment_id");
 		s->resources = json_object_get(obj, "resources");
 		s->ev_time = calloc(json_array_size(s->events) + 1, sizeof(*s->ev_time));
 		if (s->ev_time == NULL)
 			return -1;
 		for (i = 0; i < json_array_size(s->events); i++)
-			if (fs_parse_time(fs_get_str(json_array_get(s->events, i), "processed_at"),
+			if (fs_parse_time(fk_get_str(json_array_get(s->events, i), "processed_at"),
 			                  &s->ev_time[i]))
 				s->ev_time[i] = INT64_MIN;
 	}
@@ -1672,185 +1550,38 @@ oom:
 	return -1;
 }
 
-/* Reads a dataset file of at most FS_MAX_DATA_FILE bytes. Returns a new reference or NULL. */
-static json_t *fs_load_file(const char *path, char *err, size_t errlen)
-{
-	FILE *fp = fopen(path, "rb");
-	struct stat sb;
-	json_error_t jerr;
-	json_t *root;
-
-	if (fp == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode) || sb.st_size > FS_MAX_DATA_FILE) {
-		snprintf(err, errlen, "%s: not a regular file of at most %ld bytes", path,
-		         FS_MAX_DATA_FILE);
-		fclose(fp);
-		return NULL;
-	}
-	root = json_loadf(fp, 0, &jerr);
-	fclose(fp);
-	if (root == NULL)
-		snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
-	return root;
-}
-
 /* ------------------------------------------------------------------------------------------ */
-/* Replies                                                                                      */
+/* Replies and server state                                                                     */
 /* ------------------------------------------------------------------------------------------ */
-
-struct fs_reply {
-	int code;
-	const char *reason;
-	const char *ctype;
-	struct evbuffer *body;
-	const char *allow; /* 405 only */
-};
-
-static void fs_reply_clear(struct fs_reply *r)
-{
-	if (r->body != NULL)
-		evbuffer_free(r->body);
-	memset(r, 0, sizeof(*r));
-}
-
-static int fs_reply_init(struct fs_reply *r, int code, const char *reason, const char *ctype)
-{
-	fs_reply_clear(r);
-	r->code = code;
-	r->reason = reason;
-	r->ctype = ctype;
-	r->body = evbuffer_new();
-	return r->body != NULL ? 0 : -1;
-}
-
-/* A JSON reply; j is stolen (NULL gives an empty body). */
-static void fs_reply_json(struct fs_reply *r, int code, const char *reason, json_t *j)
-{
-	if (fs_reply_init(r, code, reason, "application/json") == 0 && j != NULL)
-		fs_buf_add_json(r->body, j);
-	json_decref(j);
-}
-
-static void fs_reply_send(struct evhttp_request *req, struct fs_reply *r)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	if (r->ctype != NULL)
-		evhttp_add_header(h, "Content-Type", r->ctype);
-	if (r->allow != NULL)
-		evhttp_add_header(h, "Allow", r->allow);
-	evhttp_send_reply(req, r->code, r->reason, r->body);
-	fs_reply_clear(r);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Server state, delayed replies                                                                */
-/* ------------------------------------------------------------------------------------------ */
-
-struct fs_server;
-
-/* A reply held back by a timer (slow mode), or a connection to drop (close mode). */
-struct fs_pending {
-	struct fs_server *srv;
-	struct event *timer;
-	struct evhttp_request *req;
-	struct fs_reply reply;
-	bool drop_conn;
-	struct fs_pending *prev, *next;
-};
 
 struct fs_server {
-	struct event_base *base;
-	struct evhttp *http;
+	struct fk_server fk;
 	struct fs_store store;
 	enum fs_dialect dialect;
 	const char *api_key;
-	enum fs_mode mode;
-	unsigned delay_ms;
-	unsigned events_page; /* SandBase: 0 = the whole history at once */
-	bool quiet;
-	struct fs_rng rng;          /* request ids */
+	unsigned events_page;       /* SandBase: 0 = the whole history at once */
+	struct fk_rng rng;          /* request ids */
 	char request_id[FS_ID_LEN]; /* Claude: the current request's id */
-	json_t *recorded; /* [{method, uri, x_api_key: [...], authorization: [...], ...}] */
-	struct fs_pending *pending;
 };
 
-/* Answers req, or drops its connection without a word. */
-static void fs_finish(struct evhttp_request *req, struct fs_reply *r, bool drop)
+static struct fs_server *fs_srv(struct fk_server *fk)
 {
-	struct evhttp_connection *conn;
-
-	if (!drop) {
-		fs_reply_send(req, r);
-		return;
-	}
-	fs_reply_clear(r);
-	conn = evhttp_request_get_connection(req);
-	if (conn != NULL)
-		evhttp_connection_free(conn); /* frees req with it */
-	else
-		evhttp_request_free(req); /* the client left first: libevent handed req to us */
+	return FK_CONTAINER_OF(fk, struct fs_server, fk);
 }
 
-static void fs_pending_unlink(struct fs_server *srv, struct fs_pending *p)
+/* A JSON reply; j is stolen (NULL gives an empty body). */
+static void fs_reply_json(struct fk_reply *r, int code, const char *reason, json_t *j)
 {
-	if (p->prev != NULL)
-		p->prev->next = p->next;
-	else
-		srv->pending = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-}
-
-static void fs_pending_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct fs_pending *p = arg;
-
-	(void)fd;
-	(void)what;
-	fs_pending_unlink(p->srv, p);
-	fs_finish(p->req, &p->reply, p->drop_conn);
-	event_free(p->timer);
-	free(p);
-}
-
-/* Finishes req after ms milliseconds on a timer (never sleeping on the loop). Takes r. */
-static void fs_defer(struct fs_server *srv, struct evhttp_request *req, struct fs_reply *r,
-                     bool drop, unsigned ms)
-{
-	struct fs_pending *p = calloc(1, sizeof(*p));
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-
-	if (p != NULL)
-		p->timer = evtimer_new(srv->base, fs_pending_fire, p);
-	if (p == NULL || p->timer == NULL || evtimer_add(p->timer, &tv) != 0) {
-		if (p != NULL && p->timer != NULL)
-			event_free(p->timer);
-		free(p);
-		fs_finish(req, r, drop);
-		return;
-	}
-	p->srv = srv;
-	p->req = req;
-	p->reply = *r;
-	memset(r, 0, sizeof(*r));
-	p->drop_conn = drop;
-	p->next = srv->pending;
-	if (srv->pending != NULL)
-		srv->pending->prev = p;
-	srv->pending = p;
+	fk_reply_json(r, code, reason, j, FS_DUMP_FLAGS);
 }
 
 /* The dialect's error envelope. SandBase: {"type":"error","error":{"type","message"}} with its
  * own type strings; Claude adds "request_id" (also sent as the request-id header). */
-static void fs_reply_error(struct fs_server *srv, struct fs_reply *r, int code, const char *reason,
+static void fs_reply_error(struct fs_server *srv, struct fk_reply *r, int code, const char *reason,
                            const char *type, const char *msg)
 {
 	json_t *body = json_pack("{s:s, s:{s:s, s:o}}", "type", "error", "error", "type", type,
-	                         "message", fs_json_text(msg));
+	                         "message", fk_json_text(msg));
 
 	if (body != NULL && srv->dialect == FS_D_CLAUDE)
 		json_object_set_new(body, "request_id", json_string(srv->request_id));
@@ -1858,7 +1589,7 @@ static void fs_reply_error(struct fs_server *srv, struct fs_reply *r, int code, 
 }
 
 /* 400 in the dialect's spelling. */
-static void fs_bad_request(struct fs_server *srv, struct fs_reply *r, const char *msg)
+static void fs_bad_request(struct fs_server *srv, struct fk_reply *r, const char *msg)
 {
 	fs_reply_error(srv, r, 400, "Bad Request",
 	               srv->dialect == FS_D_SANDBASE ? "invalid_request" : "invalid_request_error",
@@ -1866,7 +1597,7 @@ static void fs_bad_request(struct fs_server *srv, struct fs_reply *r, const char
 }
 
 /* 404 in the dialect's spelling. */
-static void fs_not_found(struct fs_server *srv, struct fs_reply *r, const char *msg)
+static void fs_not_found(struct fs_server *srv, struct fk_reply *r, const char *msg)
 {
 	fs_reply_error(srv, r, 404, "Not Found",
 	               srv->dialect == FS_D_SANDBASE ? "not_found" : "not_found_error", msg);
@@ -1876,109 +1607,17 @@ static void fs_not_found(struct fs_server *srv, struct fs_reply *r, const char *
 /* Request parsing                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static const char *fs_method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET:
-		return "GET";
-	case EVHTTP_REQ_POST:
-		return "POST";
-	case EVHTTP_REQ_HEAD:
-		return "HEAD";
-	case EVHTTP_REQ_PUT:
-		return "PUT";
-	case EVHTTP_REQ_DELETE:
-		return "DELETE";
-	case EVHTTP_REQ_OPTIONS:
-		return "OPTIONS";
-	case EVHTTP_REQ_TRACE:
-		return "TRACE";
-	case EVHTTP_REQ_CONNECT:
-		return "CONNECT";
-	case EVHTTP_REQ_PATCH:
-		return "PATCH";
-	}
-	return "OTHER";
-}
-
-/* Percent-decodes s[0..len) with '+' as space. Returns malloc'd text or NULL. */
-static char *fs_decode(const char *s, size_t len)
-{
-	char *raw = strndup(s, len), *out;
-	size_t n = 0;
-
-	if (raw == NULL)
-		return NULL;
-	out = evhttp_uridecode(raw, 1, &n);
-	free(raw);
-	if (out != NULL && strlen(out) != n)
-		out[0] = '\0'; /* an encoded NUL: a value that matches nothing */
-	return out;
-}
-
-/* Calls fn(key, value, arg) for every query parameter, both decoded (a bare "key" has the
- * value ""); stops early when fn returns non-zero. */
-static void fs_query_each(const char *query, int (*fn)(const char *, const char *, void *),
-                          void *arg)
-{
-	for (const char *p = query; p != NULL && *p != '\0';) {
-		size_t seg = strcspn(p, "&");
-		const char *eq = memchr(p, '=', seg);
-		size_t klen = eq != NULL ? (size_t)(eq - p) : seg;
-		char *k = seg > 0 ? fs_decode(p, klen) : NULL;
-		char *v = k == NULL    ? NULL
-		          : eq != NULL ? fs_decode(eq + 1, seg - klen - 1)
-		                       : strdup("");
-		int stop = k != NULL && v != NULL ? fn(k, v, arg) : 0;
-
-		free(k);
-		free(v);
-		if (stop)
-			return;
-		p += seg;
-		if (*p == '&')
-			p++;
-	}
-}
-
-struct fs_qget {
-	const char *key;
-	char *found;
-	json_t *all;
-};
-
-static int fs_qget_cb(const char *k, const char *v, void *arg)
-{
-	struct fs_qget *q = arg;
-
-	if (strcmp(k, q->key) != 0)
-		return 0;
-	if (q->all != NULL) {
-		json_array_append_new(q->all, fs_json_text(v));
-		return 0;
-	}
-	free(q->found);
-	q->found = strdup(v);
-	return 0;
-}
-
 /* The last value of key (decoded, malloc'd), or NULL when absent. */
 static char *fs_query_get(const char *query, const char *key)
 {
-	struct fs_qget q = {.key = key};
-
-	fs_query_each(query, fs_qget_cb, &q);
-	return q.found;
+	/* A key or value holding an encoded NUL (%00) reads as "", as it always has here. */
+	return fk_query_get(query, key, FK_NUL_BLANK);
 }
 
 /* Every value of a repeated key, in order. New reference (an empty array when absent). */
 static json_t *fs_query_all(const char *query, const char *key)
 {
-	struct fs_qget q = {.key = key, .all = json_array()};
-
-	if (q.all != NULL)
-		fs_query_each(query, fs_qget_cb, &q);
-	return q.all;
+	return fk_query_all(query, key, FK_NUL_BLANK);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2030,7 +1669,7 @@ static bool fs_has_beta(struct evhttp_request *req)
 
 /* Authenticates (and for Claude checks the beta header). Returns 0 when the request may go
  * on; otherwise r holds the 401/400. */
-static int fs_auth(struct fs_server *srv, struct evhttp_request *req, struct fs_reply *r)
+static int fs_auth(struct fs_server *srv, struct evhttp_request *req, struct fk_reply *r)
 {
 	const char *key = fs_presented_key(req);
 
@@ -2095,15 +1734,15 @@ static json_t *fs_created_json(const struct fs_session *s)
 }
 
 /* Starts a list body: {"data":[ */
-static int fs_list_open(struct fs_reply *r)
+static int fs_list_open(struct fk_reply *r)
 {
-	if (fs_reply_init(r, 200, "OK", "application/json"))
+	if (fk_reply_init(r, 200, "OK", "application/json"))
 		return -1;
 	return evbuffer_add(r->body, "{\"data\":[", 9);
 }
 
 /* Appends session s to an open list body; first says whether it is the first item. */
-static void fs_list_add(struct fs_reply *r, const struct fs_session *s, bool first)
+static void fs_list_add(struct fk_reply *r, const struct fs_session *s, bool first)
 {
 	if (!first)
 		evbuffer_add(r->body, ",", 1);
@@ -2112,7 +1751,7 @@ static void fs_list_add(struct fs_reply *r, const struct fs_session *s, bool fir
 }
 
 /* Appends ,"name":"cursor" (or ,"name":null when cursor is NULL and null_ok). */
-static void fs_list_cursor(struct fs_reply *r, const char *name, const char *cursor, bool null_ok)
+static void fs_list_cursor(struct fk_reply *r, const char *name, const char *cursor, bool null_ok)
 {
 	if (cursor != NULL)
 		evbuffer_add_printf(r->body, ",\"%s\":\"%s\"", name, cursor);
@@ -2125,10 +1764,10 @@ static long long fs_events_cursor(const struct fs_session *s, const char *page)
 {
 	json_t *c = fs_cursor_open(page), *p = json_object_get(c, "p");
 	long long pos = json_is_integer(p) ? json_integer_value(p) : -1;
-	const char *id = fs_get_str(c, "i");
+	const char *id = fk_get_str(c, "i");
 
 	if (pos < 0 || (size_t)pos >= json_array_size(s->events) || id == NULL ||
-	    strcmp(id, fs_get_str(json_array_get(s->events, (size_t)pos), "id")) != 0)
+	    strcmp(id, fk_get_str(json_array_get(s->events, (size_t)pos), "id")) != 0)
 		pos = -1;
 	json_decref(c);
 	return pos;
@@ -2137,7 +1776,7 @@ static long long fs_events_cursor(const struct fs_session *s, const char *page)
 static char *fs_events_mint(const struct fs_session *s, size_t pos)
 {
 	return fs_cursor_mint(json_pack("{s:I, s:s}", "p", (json_int_t)pos, "i",
-	                                fs_get_str(json_array_get(s->events, pos), "id")));
+	                                fk_get_str(json_array_get(s->events, pos), "id")));
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2162,7 +1801,7 @@ static void fs_sb_list_q_free(struct fs_sb_list_q *q)
 /* GET /v1/sessions. Only created_at_gte/_lte are known (created_at[…] is silently ignored, as
  * is statuses in every spelling); newest first by (created_at, id); next_page is left out on
  * the last page and there is no prev_page. */
-static void fs_sb_list(struct fs_server *srv, const char *query, struct fs_reply *r)
+static void fs_sb_list(struct fs_server *srv, const char *query, struct fk_reply *r)
 {
 	struct fs_sb_list_q q = {
 	    .agent = fs_query_get(query, "agent_id"),
@@ -2208,8 +1847,8 @@ static void fs_sb_list(struct fs_server *srv, const char *query, struct fs_reply
 	}
 	if (q.page != NULL) {
 		cur = fs_cursor_open(q.page);
-		after.id = fs_get_str(cur, "i");
-		if (after.id == NULL || fs_parse_time(fs_get_str(cur, "c"), &after.created)) {
+		after.id = fk_get_str(cur, "i");
+		if (after.id == NULL || fs_parse_time(fk_get_str(cur, "c"), &after.created)) {
 			fs_bad_request(srv, r, "Invalid page cursor");
 			goto out;
 		}
@@ -2249,7 +1888,7 @@ out:
 }
 
 /* GET /v1/sessions/{id} (both dialects: the stored object as it is). */
-static void fs_get_session(struct fs_server *srv, const char *sid, struct fs_reply *r)
+static void fs_get_session(struct fs_server *srv, const char *sid, struct fk_reply *r)
 {
 	struct fs_session *s = fs_lookup(&srv->store, sid);
 
@@ -2257,17 +1896,17 @@ static void fs_get_session(struct fs_server *srv, const char *sid, struct fs_rep
 		fs_not_found(srv, r, "Session not found");
 		return;
 	}
-	if (fs_reply_init(r, 200, "OK", "application/json") == 0)
+	if (fk_reply_init(r, 200, "OK", "application/json") == 0)
 		evbuffer_add_reference(r->body, s->text, s->len, NULL, NULL);
 }
 
 /* Appends events [from, to) of s to r's body as a JSON array's items. */
-static void fs_add_events(struct fs_reply *r, const struct fs_session *s, size_t from, size_t to)
+static void fs_add_events(struct fk_reply *r, const struct fs_session *s, size_t from, size_t to)
 {
 	for (size_t i = from; i < to; i++) {
 		if (i > from)
 			evbuffer_add(r->body, ",", 1);
-		fs_buf_add_json(r->body, json_array_get(s->events, i));
+		fk_buf_add_json(r->body, json_array_get(s->events, i), FS_DUMP_FLAGS);
 	}
 }
 
@@ -2275,7 +1914,7 @@ static void fs_add_events(struct fs_reply *r, const struct fs_session *s, size_t
  * no next_page key, every query parameter ignored. N > 0: limit (clamped to N) and page are
  * honoured and next_page is there until the last page; types/order/created_at stay ignored. */
 static void fs_sb_events(struct fs_server *srv, const char *sid, const char *query,
-                         struct fs_reply *r)
+                         struct fk_reply *r)
 {
 	struct fs_session *s = fs_lookup(&srv->store, sid);
 	char *limit_s = NULL, *page = NULL, *next = NULL;
@@ -2329,7 +1968,7 @@ out:
 
 /* GET /v1/agents/{id}[?version=N]: that version, or the latest one. */
 static void fs_sb_agent(struct fs_server *srv, const char *aid, const char *query,
-                        struct fs_reply *r)
+                        struct fk_reply *r)
 {
 	json_t *list = json_object_get(srv->store.agents, aid), *found = NULL;
 	char *v = fs_query_get(query, "version");
@@ -2363,7 +2002,7 @@ out:
 
 /* created_at[gt|gte|lt|lte] as inclusive bounds in µs; 0, or -1 with r holding the 400. */
 static int fs_cl_time_bounds(struct fs_server *srv, const char *query, int64_t *lo, int64_t *hi,
-                             struct fs_reply *r)
+                             struct fk_reply *r)
 {
 	static const char *const keys[] = {"created_at[gt]", "created_at[gte]", "created_at[lt]",
 	                                   "created_at[lte]"};
@@ -2371,7 +2010,7 @@ static int fs_cl_time_bounds(struct fs_server *srv, const char *query, int64_t *
 
 	*lo = INT64_MIN;
 	*hi = INT64_MAX;
-	for (size_t i = 0; i < FS_COUNT(keys); i++) {
+	for (size_t i = 0; i < FK_COUNT(keys); i++) {
 		char *v = fs_query_get(query, keys[i]), msg[96];
 		int64_t t;
 
@@ -2399,7 +2038,7 @@ static int fs_cl_time_bounds(struct fs_server *srv, const char *query, int64_t *
 
 /* "asc"/"desc" (absent: dflt) into *asc; 0, or -1 with r holding the 400. */
 static int fs_cl_order(struct fs_server *srv, const char *query, bool dflt, bool *asc, bool *given,
-                       struct fs_reply *r)
+                       struct fk_reply *r)
 {
 	char *o = fs_query_get(query, "order");
 	int rc = 0;
@@ -2420,7 +2059,7 @@ static int fs_cl_order(struct fs_server *srv, const char *query, bool dflt, bool
 
 /* limit in [1, max] (absent: dflt); 0, or -1 with r holding the 400. */
 static int fs_cl_limit(struct fs_server *srv, const char *query, long long dflt, long long max,
-                       long long *out, struct fs_reply *r)
+                       long long *out, struct fk_reply *r)
 {
 	char *v = fs_query_get(query, "limit"), msg[80];
 	int rc = 0;
@@ -2468,8 +2107,8 @@ static bool fs_cl_match(const struct fs_session *s, const struct fs_cl_filter *f
 		ok = false;
 		for (size_t i = 0; !ok && i < json_array_size(s->resources); i++) {
 			json_t *res = json_array_get(s->resources, i);
-			const char *t = fs_get_str(res, "type"),
-			           *m = fs_get_str(res, "memory_store_id");
+			const char *t = fk_get_str(res, "type"),
+			           *m = fk_get_str(res, "memory_store_id");
 
 			ok = t != NULL && m != NULL && strcmp(t, "memory_store") == 0 &&
 			     strcmp(m, f->memory) == 0;
@@ -2482,7 +2121,7 @@ static bool fs_cl_match(const struct fs_session *s, const struct fs_cl_filter *f
 
 /* Parses the list filters; 0, or -1 with r holding the 400. */
 static int fs_cl_filter_parse(struct fs_server *srv, const char *query, struct fs_cl_filter *f,
-                              struct fs_reply *r)
+                              struct fk_reply *r)
 {
 	static const char *const known[] = {"rescheduling", "running", "idle", "terminated"};
 	char *v;
@@ -2497,7 +2136,7 @@ static int fs_cl_filter_parse(struct fs_server *srv, const char *query, struct f
 		const char *s = json_string_value(json_array_get(f->statuses, i));
 		bool ok = false;
 
-		for (size_t k = 0; k < FS_COUNT(known); k++)
+		for (size_t k = 0; k < FK_COUNT(known); k++)
 			ok = ok || strcmp(s, known[k]) == 0;
 		if (!ok) {
 			fs_bad_request(srv, r,
@@ -2535,7 +2174,7 @@ static char *fs_cl_mint(const struct fs_session *s, const char *dir, bool asc)
 
 /* GET /v1/sessions: every §1.2 filter, order asc|desc, limit 1..100, and a
  * BidirectionalPageCursor: next_page null at the end, prev_page null on the first page. */
-static void fs_cl_list(struct fs_server *srv, const char *query, struct fs_reply *r)
+static void fs_cl_list(struct fs_server *srv, const char *query, struct fk_reply *r)
 {
 	struct fs_cl_filter f = {0};
 	bool asc, order_given, prev = false, has_cursor = false;
@@ -2553,11 +2192,11 @@ static void fs_cl_list(struct fs_server *srv, const char *query, struct fs_reply
 		const char *d, *o;
 
 		cur = fs_cursor_open(page);
-		d = fs_get_str(cur, "d");
-		o = fs_get_str(cur, "o");
-		anchor.id = fs_get_str(cur, "i");
+		d = fk_get_str(cur, "d");
+		o = fk_get_str(cur, "o");
+		anchor.id = fk_get_str(cur, "i");
 		if (d == NULL || o == NULL || anchor.id == NULL ||
-		    fs_parse_time(fs_get_str(cur, "c"), &anchor.created) ||
+		    fs_parse_time(fk_get_str(cur, "c"), &anchor.created) ||
 		    (strcmp(d, "next") != 0 && strcmp(d, "prev") != 0) ||
 		    (strcmp(o, "asc") != 0 && strcmp(o, "desc") != 0)) {
 			fs_bad_request(srv, r, "page: invalid page cursor");
@@ -2631,7 +2270,7 @@ out:
 /* GET /v1/sessions/{id}/events: types[] filter, order (asc by default), limit 1..1000
  * (default 1000), created_at[…] on processed_at, page; next_page null at the end. */
 static void fs_cl_events(struct fs_server *srv, const char *sid, const char *query,
-                         struct fs_reply *r)
+                         struct fk_reply *r)
 {
 	struct fs_session *s = fs_lookup(&srv->store, sid);
 	json_t *types = NULL;
@@ -2666,8 +2305,8 @@ static void fs_cl_events(struct fs_server *srv, const char *sid, const char *que
 		if (pos >= 0 && (asc ? (long long)i <= pos : (long long)i >= pos))
 			continue;
 		for (size_t t = 0; !ok && t < json_array_size(types); t++)
-			ok = fs_get_str(ev, "type") != NULL &&
-			     strcmp(fs_get_str(ev, "type"),
+			ok = fk_get_str(ev, "type") != NULL &&
+			     strcmp(fk_get_str(ev, "type"),
 			            json_string_value(json_array_get(types, t))) == 0;
 		if (!ok ||
 		    ((lo != INT64_MIN || hi != INT64_MAX) &&
@@ -2679,7 +2318,7 @@ static void fs_cl_events(struct fs_server *srv, const char *sid, const char *que
 		}
 		if (!first)
 			evbuffer_add(r->body, ",", 1);
-		fs_buf_add_json(r->body, ev);
+		fk_buf_add_json(r->body, ev, FS_DUMP_FLAGS);
 		first = false;
 		taken++;
 		last = i;
@@ -2767,7 +2406,7 @@ static enum fs_route fs_match(const char *path, char **id)
 
 /* Routes one authenticated, non-control request into r. */
 static void fs_route(struct fs_server *srv, struct evhttp_request *req, const char *path,
-                     const char *query, struct fs_reply *r)
+                     const char *query, struct fk_reply *r)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char *id = NULL;
@@ -2822,183 +2461,85 @@ out:
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Test control: /__fake/… (never recorded, never affected by the mode)                         */
+/* The fake                                                                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-static int fs_mode_from_name(const char *name, enum fs_mode *out)
+/* Every non-control request (the fk_fake serve hook): Claude's request id first, since its
+ * errors carry it too, then auth and routing. */
+static void fs_serve(struct fk_server *fk, struct evhttp_request *req, const char *raw_path,
+                     const char *path, const char *query, struct fk_reply *r)
 {
-	for (size_t i = 0; i < FS_COUNT(fs_mode_names); i++) {
-		if (strcmp(name, fs_mode_names[i]) == 0) {
-			*out = (enum fs_mode)i;
-			return 0;
-		}
-	}
-	return -1;
-}
+	struct fs_server *srv = fs_srv(fk);
 
-/* Control replies use a plain {"detail": …} body in both dialects, like fake_agentscope's. */
-static void fs_control_detail(struct fs_reply *r, int code, const char *reason, const char *msg)
-{
-	fs_reply_json(r, code, reason, json_pack("{s:s}", "detail", msg));
-}
-
-static void fs_control(struct fs_server *srv, struct evhttp_request *req, const char *path,
-                       const char *query, struct fs_reply *r)
-{
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-
-	if (strcmp(path, "/__fake/requests") == 0) {
-		if (cmd == EVHTTP_REQ_GET) {
-			fs_reply_json(r, 200, "OK", json_incref(srv->recorded));
-		} else if (cmd == EVHTTP_REQ_DELETE) {
-			json_array_clear(srv->recorded);
-			fs_reply_json(r, 200, "OK", json_object());
-		} else {
-			fs_control_detail(r, 405, "Method Not Allowed", "Method Not Allowed");
-			r->allow = "GET, DELETE";
-		}
-	} else if (strcmp(path, "/__fake/mode") == 0) {
-		if (cmd == EVHTTP_REQ_GET) {
-			fs_reply_json(r, 200, "OK",
-			              json_pack("{s:s, s:i, s:i, s:s}", "mode",
-			                        fs_mode_names[srv->mode], "delay_ms",
-			                        (int)srv->delay_ms, "events_page",
-			                        (int)srv->events_page, "dialect",
-			                        fs_dialect_names[srv->dialect]));
-		} else if (cmd == EVHTTP_REQ_POST) {
-			char *m = fs_query_get(query, "mode"), *d = fs_query_get(query, "delay_ms");
-			char *e = fs_query_get(query, "events_page");
-			unsigned long long ms = srv->delay_ms, ep = srv->events_page;
-			enum fs_mode mode = srv->mode;
-
-			if ((m != NULL && fs_mode_from_name(m, &mode)) ||
-			    (d != NULL && fs_parse_ulong(d, FS_MAX_DELAY_MS, &ms)) ||
-			    (e != NULL && fs_parse_ulong(e, FS_MAX_EVENTS_PAGE, &ep))) {
-				fs_control_detail(
-				    r, 400, "Bad Request",
-				    "mode must be ok|slow|garbage|wrong-shape|http500|close,"
-				    " delay_ms 0..600000 and events_page 0..100000");
-			} else {
-				srv->mode = mode;
-				srv->delay_ms = (unsigned)ms;
-				srv->events_page = (unsigned)ep;
-				fs_reply_json(r, 200, "OK", json_object());
-			}
-			free(m);
-			free(d);
-			free(e);
-		} else {
-			fs_control_detail(r, 405, "Method Not Allowed", "Method Not Allowed");
-			r->allow = "GET, POST";
-		}
-	} else {
-		fs_control_detail(r, 404, "Not Found", "Not Found");
-	}
-}
-
-/* Every value of header name, as a JSON array. New reference. */
-static json_t *fs_header_values(struct evkeyvalq *h, const char *name)
-{
-	json_t *a = json_array();
-
-	for (struct evkeyval *kv = h->tqh_first; a != NULL && kv != NULL; kv = kv->next.tqe_next)
-		if (strcasecmp(kv->key, name) == 0)
-			json_array_append_new(a, fs_json_text(kv->value));
-	return a;
-}
-
-/* Records a non-control request for GET /__fake/requests (oldest dropped past the cap), with
- * every credential-bearing header it carried, so tests can check which key arrived. */
-static void fs_record(struct fs_server *srv, struct evhttp_request *req)
-{
-	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
-	json_t *e = json_pack("{s:s, s:o, s:o, s:o, s:o, s:o}", "method",
-	                      fs_method_name(evhttp_request_get_command(req)), "uri",
-	                      fs_json_text(evhttp_request_get_uri(req)), "x_api_key",
-	                      fs_header_values(h, "x-api-key"), "authorization",
-	                      fs_header_values(h, "Authorization"), "anthropic_beta",
-	                      fs_header_values(h, "anthropic-beta"), "anthropic_version",
-	                      fs_header_values(h, "anthropic-version"));
-
-	if (e == NULL)
-		return;
-	if (json_array_size(srv->recorded) >= FS_MAX_RECORDED)
-		json_array_remove(srv->recorded, 0);
-	json_array_append_new(srv->recorded, e);
-}
-
-static void fs_log(struct fs_server *srv, struct evhttp_request *req, const char *what, int code)
-{
-	if (srv->quiet)
-		return;
-	fprintf(stderr, FS_NAME ": %s %.*s -> %s%d\n",
-	        fs_method_name(evhttp_request_get_command(req)), FS_LOG_URI_MAX,
-	        evhttp_request_get_uri(req), what, code);
-}
-
-static void fs_on_request(struct evhttp_request *req, void *arg)
-{
-	struct fs_server *srv = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *raw_path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-	struct fs_reply r = {0};
-	size_t plen = 0;
-	char *path;
-
-	if (raw_path == NULL || *raw_path == '\0')
-		raw_path = "/";
-	path = evhttp_uridecode(raw_path, 0, &plen);
-	if (path == NULL) {
-		evhttp_send_error(req, 500, "Internal Server Error");
-		return;
-	}
-	if (strlen(path) != plen)
-		path[0] = '\0'; /* an encoded NUL: match nothing */
-	if (strncmp(path, "/__fake", 7) == 0 && (path[7] == '/' || path[7] == '\0')) {
-		fs_control(srv, req, path, query, &r);
-		fs_log(srv, req, "", r.code);
-		fs_reply_send(req, &r);
-		free(path);
-		return;
-	}
-	fs_record(srv, req);
+	(void)raw_path;
 	if (srv->dialect == FS_D_CLAUDE) {
 		fs_antid(&srv->rng, "req_", srv->request_id, sizeof(srv->request_id));
 		evhttp_add_header(evhttp_request_get_output_headers(req), "request-id",
 		                  srv->request_id);
 	}
-	if (fs_auth(srv, req, &r) == 0)
-		fs_route(srv, req, path, query, &r);
-	free(path);
-	switch (srv->mode) {
-	case FS_MODE_OK:
-		break;
-	case FS_MODE_SLOW:
-		fs_log(srv, req, "delayed ", r.code);
-		fs_defer(srv, req, &r, false, srv->delay_ms);
-		return;
-	case FS_MODE_GARBAGE:
-		if (fs_reply_init(&r, 200, "OK", "text/html") == 0)
-			evbuffer_add_printf(r.body, "<html>upstream oops</html>");
-		break;
-	case FS_MODE_WRONG_SHAPE:
-		fs_reply_json(&r, 200, "OK", json_pack("{s:i}", "items", 42));
-		break;
-	case FS_MODE_HTTP500:
-		fs_reply_error(srv, &r, 500, "Internal Server Error",
-		               srv->dialect == FS_D_SANDBASE ? "internal_error" : "api_error",
-		               "Internal server error");
-		break;
-	case FS_MODE_CLOSE:
-		fs_log(srv, req, "closed instead of ", r.code);
-		/* Not from inside libevent's own callback: the connection is freed on a timer. */
-		fs_defer(srv, req, &r, true, 0);
-		return;
-	}
-	fs_log(srv, req, "", r.code);
-	fs_reply_send(req, &r);
+	if (fs_auth(srv, req, r) == 0)
+		fs_route(srv, req, path, query, r);
 }
+
+/* Mode http500: the dialect's own error envelope. */
+static void fs_fail(struct fk_server *fk, struct fk_reply *r)
+{
+	struct fs_server *srv = fs_srv(fk);
+
+	fs_reply_error(srv, r, 500, "Internal Server Error",
+	               srv->dialect == FS_D_SANDBASE ? "internal_error" : "api_error",
+	               "Internal server error");
+}
+
+/* GET /__fake/mode also shows events_page and the dialect. */
+static int fs_mode_info(struct fk_server *fk, json_t *info)
+{
+	struct fs_server *srv = fs_srv(fk);
+
+	if (json_object_set_new(info, "events_page", json_integer((int)srv->events_page)) ||
+	    json_object_set_new(info, "dialect", json_string(fs_dialect_names[srv->dialect])))
+		return -1;
+	return 0;
+}
+
+/* POST /__fake/mode?events_page=N. */
+static int fs_mode_set(struct fk_server *fk, const char *query)
+{
+	struct fs_server *srv = fs_srv(fk);
+	char *e = fs_query_get(query, "events_page");
+	unsigned long long ep = srv->events_page;
+	int rc = 0;
+
+	if (e != NULL && fk_parse_ulong(e, FS_MAX_EVENTS_PAGE, &ep))
+		rc = -1;
+	else
+		srv->events_page = (unsigned)ep;
+	free(e);
+	return rc;
+}
+
+/* Every credential-bearing header, so tests can check which key arrived. */
+static const struct fk_header fs_recorded[] = {
+    {"x_api_key", "x-api-key"},
+    {"authorization", "Authorization"},
+    {"anthropic_beta", "anthropic-beta"},
+    {"anthropic_version", "anthropic-version"},
+};
+
+static const struct fk_fake fs_fake = {
+    .name = FS_NAME,
+    .dump_flags = FS_DUMP_FLAGS,
+    .query_nul = FK_NUL_BLANK,
+    .nodelay = false, /* only fake_agentscope has ever set TCP_NODELAY */
+    .recorded = fs_recorded,
+    .nrecorded = FK_COUNT(fs_recorded),
+    .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close,"
+                  " delay_ms 0..600000 and events_page 0..100000",
+    .serve = fs_serve,
+    .fail = fs_fail,
+    .mode_info = fs_mode_info,
+    .mode_set = fs_mode_set,
+};
 
 /* ------------------------------------------------------------------------------------------ */
 /* main                                                                                         */
@@ -3030,20 +2571,46 @@ static void fs_usage(FILE *fp)
 }
 
 struct fs_opts {
+	struct fk_opts c;
 	bool has_dialect;
 	enum fs_dialect dialect;
-	unsigned port;
-	const char *port_file;
-	const char *data;
-	const char *generate;
-	uint64_t seed;
 	const char *api_key;
-	enum fs_mode mode;
-	unsigned delay_ms;
 	unsigned events_page;
 	bool dump;
-	bool quiet;
 };
+
+/* The options that are fake_sandbase's own. */
+static int fs_parse_opt(int c, const char *arg, void *ctx)
+{
+	struct fs_opts *o = ctx;
+	unsigned long long v;
+
+	switch (c) {
+	case 'L':
+		o->has_dialect = true;
+		if (strcmp(arg, "sandbase") == 0)
+			o->dialect = FS_D_SANDBASE;
+		else if (strcmp(arg, "claude") == 0)
+			o->dialect = FS_D_CLAUDE;
+		else
+			return -1;
+		return 0;
+	case 'k':
+		if (*arg == '\0')
+			return -1;
+		o->api_key = arg;
+		return 0;
+	case 'E':
+		if (fk_parse_ulong(arg, FS_MAX_EVENTS_PAGE, &v))
+			return -1;
+		o->events_page = (unsigned)v;
+		return 0;
+	case 'u':
+		o->dump = true;
+		return 0;
+	}
+	return 1;
+}
 
 /* Parses argv; returns 0, or -1 after printing why (the caller exits 2). */
 static int fs_parse_args(int argc, char **argv, struct fs_opts *o)
@@ -3064,89 +2631,15 @@ static int fs_parse_args(int argc, char **argv, struct fs_opts *o)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *bad = NULL;
-	unsigned long long v;
-	int c;
 
-	*o = (struct fs_opts){.seed = 1, .delay_ms = FS_DEFAULT_DELAY_MS};
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'L':
-			o->has_dialect = true;
-			if (strcmp(optarg, "sandbase") == 0)
-				o->dialect = FS_D_SANDBASE;
-			else if (strcmp(optarg, "claude") == 0)
-				o->dialect = FS_D_CLAUDE;
-			else
-				bad = "dialect";
-			break;
-		case 'p':
-			if (fs_parse_ulong(optarg, 65535, &v))
-				bad = "port";
-			o->port = (unsigned)v;
-			break;
-		case 'f':
-			o->port_file = optarg;
-			break;
-		case 'd':
-			o->data = optarg;
-			break;
-		case 'g':
-			o->generate = optarg;
-			break;
-		case 's':
-			if (fs_parse_ulong(optarg, UINT64_MAX, &v))
-				bad = "seed";
-			o->seed = v;
-			break;
-		case 'k':
-			if (*optarg == '\0')
-				bad = "api-key";
-			o->api_key = optarg;
-			break;
-		case 'm':
-			if (fs_mode_from_name(optarg, &o->mode))
-				bad = "mode";
-			break;
-		case 'D':
-			if (fs_parse_ulong(optarg, FS_MAX_DELAY_MS, &v))
-				bad = "delay-ms";
-			o->delay_ms = (unsigned)v;
-			break;
-		case 'E':
-			if (fs_parse_ulong(optarg, FS_MAX_EVENTS_PAGE, &v))
-				bad = "events-page";
-			o->events_page = (unsigned)v;
-			break;
-		case 'u':
-			o->dump = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'h':
-			fs_usage(stdout);
-			exit(0);
-		default:
-			fprintf(stderr, FS_NAME ": unknown or incomplete option '%s'\n",
-			        argv[optind - 1]);
-			goto usage;
-		}
-		if (bad != NULL) {
-			fprintf(stderr, FS_NAME ": bad value '%s' for --%s\n", optarg, bad);
-			goto usage;
-		}
-	}
-	if (optind != argc) {
-		fprintf(stderr, FS_NAME ": unexpected argument '%s'\n", argv[optind]);
-		goto usage;
-	}
+	*o = (struct fs_opts){.has_dialect = false};
+	if (fk_parse_args(FS_NAME, argc, argv, longopts, &o->c, fs_parse_opt, o, fs_usage))
+		return -1;
 	if (!o->has_dialect) {
 		fprintf(stderr, FS_NAME ": --dialect sandbase|claude is required\n");
 		goto usage;
 	}
-	if (o->data != NULL && o->generate != NULL) {
+	if (o->c.data != NULL && o->c.generate != NULL) {
 		fprintf(stderr, FS_NAME ": --data and --generate exclude each other\n");
 		goto usage;
 	}
@@ -3161,97 +2654,42 @@ usage:
 /* Parses "N[:AGENTS]"; 0 on success. */
 static int fs_parse_generate(const char *spec, unsigned *n, unsigned *agents)
 {
-	char buf[64], *colon;
-	unsigned long long v;
+	char buf[64], *rest;
 
-	if (strlen(spec) >= sizeof(buf))
+	if (fk_parse_generate(spec, buf, sizeof(buf), FS_MAX_GENERATE, n, agents, &rest) ||
+	    rest != NULL)
 		return -1;
-	snprintf(buf, sizeof(buf), "%s", spec);
-	*agents = 3;
-	colon = strchr(buf, ':');
-	if (colon != NULL)
-		*colon = '\0';
-	if (fs_parse_ulong(buf, FS_MAX_GENERATE, &v))
-		return -1;
-	*n = (unsigned)v;
-	if (colon == NULL)
-		return 0;
-	if (fs_parse_ulong(colon + 1, FS_MAX_AGENTS, &v) || v == 0)
-		return -1;
-	*agents = (unsigned)v;
 	return 0;
-}
-
-/* Writes "PORT\n" to path atomically, so a poller never reads half a number. */
-static int fs_write_port_file(const char *path, unsigned port)
-{
-	char tmp[PATH_MAX];
-	FILE *fp;
-	int n = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -1;
-	fp = fopen(tmp, "w");
-	if (fp == NULL)
-		return -1;
-	if (fprintf(fp, "%u\n", port) < 0 || fclose(fp) != 0 || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-static void fs_on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)sig;
-	(void)what;
-	event_base_loopbreak(arg);
-}
-
-/* Binds 127.0.0.1:port and returns the bound port, or 0 on failure. */
-static unsigned fs_listen(struct evhttp *http, unsigned port)
-{
-	struct evhttp_bound_socket *bs =
-	    evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-
-	if (bs == NULL)
-		return 0;
-	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &len) != 0)
-		return 0;
-	return ntohs(sin.sin_port);
 }
 
 int main(int argc, char **argv)
 {
 	struct fs_opts o;
 	struct fs_server srv = {0};
-	struct event *sigterm = NULL, *sigint = NULL;
 	json_t *root = NULL;
 	char err[512];
-	unsigned n = 0, agents = 0, port;
+	unsigned n = 0, agents = 0;
 	int status = 1;
 
 	if (fs_parse_args(argc, argv, &o))
 		return 2;
-	if (o.generate != NULL && fs_parse_generate(o.generate, &n, &agents)) {
+	if (o.c.generate != NULL && fs_parse_generate(o.c.generate, &n, &agents)) {
 		fprintf(stderr,
 		        FS_NAME ": bad --generate '%s' (N[:AGENTS], N <= %d, AGENTS <= %d)\n",
-		        o.generate, FS_MAX_GENERATE, FS_MAX_AGENTS);
+		        o.c.generate, FS_MAX_GENERATE, FK_MAX_AGENTS);
 		fs_usage(stderr);
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
-	if (o.data != NULL)
-		root = fs_load_file(o.data, err, sizeof(err));
-	else if (o.generate != NULL)
-		root = fs_generate(o.dialect, o.seed, n, agents);
+	if (o.c.data != NULL)
+		root = fk_load_file(o.c.data, err, sizeof(err));
+	else if (o.c.generate != NULL)
+		root = fs_generate(o.dialect, o.c.seed, n, agents);
 	else
 		root = json_pack("{s:[], s:[]}", "agents", "sessions");
 	if (root == NULL) {
 		fprintf(stderr, FS_NAME ": %s\n",
-		        o.data != NULL ? err : "cannot build the dataset");
+		        o.c.data != NULL ? err : "cannot build the dataset");
 		return 1;
 	}
 	if (o.dump) {
@@ -3268,72 +2706,15 @@ int main(int argc, char **argv)
 	}
 	srv.dialect = o.dialect;
 	srv.api_key = o.api_key;
-	srv.mode = o.mode;
-	srv.delay_ms = o.delay_ms;
 	srv.events_page = o.events_page;
-	srv.quiet = o.quiet;
-	srv.rng.s = o.seed ^ 0x7265717565737473ULL;
-	srv.recorded = json_array();
-	srv.base = event_base_new();
-	srv.http = srv.base != NULL ? evhttp_new(srv.base) : NULL;
-	if (srv.recorded == NULL || srv.http == NULL) {
-		fprintf(stderr, FS_NAME ": cannot set up the event loop\n");
-		goto out;
-	}
-	evhttp_set_max_headers_size(srv.http, FS_MAX_HEADERS);
-	evhttp_set_max_body_size(srv.http, FS_MAX_BODY);
-	evhttp_set_timeout(srv.http, FS_CONN_TIMEOUT_S);
-	evhttp_set_default_content_type(srv.http, NULL);
-	/* Let every usual method reach the router, so a wrong one gets a JSON 405/501. */
-	evhttp_set_allowed_methods(srv.http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	                                         EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-	                                         EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(srv.http, fs_on_request, &srv);
-	port = fs_listen(srv.http, o.port);
-	if (port == 0) {
-		fprintf(stderr, FS_NAME ": cannot listen on 127.0.0.1:%u: %s\n", o.port,
-		        strerror(errno));
-		goto out;
-	}
-	if (o.port_file != NULL && fs_write_port_file(o.port_file, port)) {
-		fprintf(stderr, FS_NAME ": cannot write %s: %s\n", o.port_file, strerror(errno));
-		goto out;
-	}
-	sigterm = evsignal_new(srv.base, SIGTERM, fs_on_signal, srv.base);
-	sigint = evsignal_new(srv.base, SIGINT, fs_on_signal, srv.base);
-	if (sigterm == NULL || sigint == NULL || event_add(sigterm, NULL) ||
-	    event_add(sigint, NULL))
-		goto out;
-	printf(FS_NAME " listening on 127.0.0.1:%u\n", port);
-	fflush(stdout);
-	if (event_base_dispatch(srv.base) == 0 || event_base_got_break(srv.base))
-		status = 0;
+	srv.rng.s = o.c.seed ^ 0x7265717565737473ULL;
+	status = fk_server_run(&srv.fk, &fs_fake, &o.c);
 out:
-	/* Held replies first, then the server (its buffers may still reference session texts),
-	 * and the store last. */
-	while (srv.pending != NULL) {
-		struct fs_pending *p = srv.pending;
-
-		fs_pending_unlink(&srv, p);
-		if (evhttp_request_get_connection(p->req) == NULL)
-			evhttp_request_free(p->req);
-		fs_reply_clear(&p->reply);
-		event_free(p->timer);
-		free(p);
-	}
-	if (sigterm != NULL)
-		event_free(sigterm);
-	if (sigint != NULL)
-		event_free(sigint);
-	if (srv.http != NULL)
-		evhttp_free(srv.http);
-	if (srv.base != NULL)
-		event_base_free(srv.base);
-	json_decref(srv.recorded);
+	/* The server first (its buffers may still reference session texts), the store last. */
+	fk_server_free(&srv.fk);
 	if (srv.store.doc != NULL)
 		fs_store_free(&srv.store);
 	else
 		json_decref(root);
-	libevent_global_shutdown();
 	return status;
 }

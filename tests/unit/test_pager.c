@@ -210,7 +210,7 @@ START_TEST(cursor_bound_to_filters_and_key)
 	const char *tok = json_string_value(json_object_get(p1, "next_page"));
 	struct sg_pager_ctx bob = {secret, 32, "bob"};
 	struct sg_session_query q;
-	char qs[8192], bad[8192];
+	char qs[8192], bad[4096];
 	json_t *out;
 
 	/* Another spelling of the same filter and another limit: accepted. */

@@ -1,0 +1,216 @@
+/* fake_common.h - the plumbing fake_agentscope and fake_sandbase share: the one-loop HTTP server
+ * with its /__fake control routes, request recording and misbehaviour modes, replies, query
+ * parsing, the command-line options both take, data-file loading and a seeded PRNG.
+ *
+ * A fake describes itself in a static struct fk_fake (its name, JSON number format, hooks),
+ * embeds struct fk_server in its own server state and hands it to fk_server_run(). What speaks
+ * a backend's dialect (routes, error bodies, datasets) stays in the fake. */
+#ifndef FAKE_COMMON_H
+#define FAKE_COMMON_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#define FK_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+/* The struct of type `type` whose member `m` is at p (the fakes embed struct fk_server). */
+#define FK_CONTAINER_OF(p, type, m) ((type *)(void *)((char *)(p)-offsetof(type, m)))
+
+#define FK_MAX_AGENTS 1000
+#define FK_MAX_DELAY_MS 600000
+#define FK_DEFAULT_DELAY_MS 3000
+#define FK_MAX_DATA_FILE (64L * 1024 * 1024)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Borrowed string member, or NULL when absent or not a string. */
+const char *fk_get_str(const json_t *obj, const char *key);
+
+/* Strict unsigned parse of a whole string; 0 on success. */
+int fk_parse_ulong(const char *s, unsigned long long max, unsigned long long *out);
+
+/* A JSON string of s; bytes that are not UTF-8 (ids come from URLs and headers) become '?'.
+ * Returns a new reference. */
+json_t *fk_json_text(const char *s);
+
+/* Appends the JSON text of j (borrowed), dumped with jansson's flags, to buf. */
+int fk_buf_add_json(struct evbuffer *buf, const json_t *j, size_t flags);
+
+const char *fk_method_name(enum evhttp_cmd_type cmd);
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's civil algorithm). */
+int64_t fk_days_from_civil(int64_t y, unsigned m, unsigned d);
+
+/* Reads exactly n decimal digits at *p into *out and advances *p; -1 on a non-digit. */
+int fk_digits(const char **p, int n, int *out);
+
+/* Reads a dataset file of at most FK_MAX_DATA_FILE bytes. Returns a new reference, or NULL
+ * with err filled. */
+json_t *fk_load_file(const char *path, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Deterministic PRNG (splitmix64): the same seed always yields the same dataset                */
+/* ------------------------------------------------------------------------------------------ */
+
+struct fk_rng {
+	uint64_t s;
+};
+
+uint64_t fk_rng_next(struct fk_rng *r);
+
+/* Uniform-ish in [0, n); 0 when n is 0. */
+uint32_t fk_rng_below(struct fk_rng *r, uint32_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Query strings                                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What a decoded key or value holding an encoded NUL (%00) reads as. The two fakes have always
+ * differed here, and their tests may rely on it. */
+enum fk_nul {
+	FK_NUL_CUT,  /* the text up to the NUL */
+	FK_NUL_BLANK /* "" */
+};
+
+/* Calls fn(key, value, arg) for every parameter of query, both percent-decoded with '+' as
+ * space (a bare "key" has the value ""); stops early when fn returns non-zero. */
+void fk_query_each(const char *query, enum fk_nul nul,
+                   int (*fn)(const char *key, const char *value, void *arg), void *arg);
+
+/* The last value of key (decoded, malloc'd), or NULL when absent. */
+char *fk_query_get(const char *query, const char *key, enum fk_nul nul);
+
+/* Every value of a repeated key, in order. New reference (an empty array when absent). */
+json_t *fk_query_all(const char *query, const char *key, enum fk_nul nul);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Replies                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+struct fk_reply {
+	int code;
+	const char *reason;
+	const char *ctype; /* NULL: no Content-Type */
+	struct evbuffer *body;
+	char *location;    /* malloc'd; fake_agentscope's 307 only */
+	const char *allow; /* 405 only */
+};
+
+/* Frees the body and the Location and zeroes r. */
+void fk_reply_clear(struct fk_reply *r);
+
+/* Starts a reply with an empty body; -1 when out of memory. */
+int fk_reply_init(struct fk_reply *r, int code, const char *reason, const char *ctype);
+
+/* A JSON reply dumped with jansson's flags; j is stolen (NULL gives an empty body). */
+void fk_reply_json(struct fk_reply *r, int code, const char *reason, json_t *j, size_t flags);
+
+/* {"detail": msg}, the body of the control routes' errors (no numbers: no format to pick). */
+void fk_reply_detail(struct fk_reply *r, int code, const char *reason, const char *msg);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Options both fakes take                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+enum fk_mode {
+	FK_MODE_OK,
+	FK_MODE_SLOW,
+	FK_MODE_GARBAGE,
+	FK_MODE_WRONG_SHAPE,
+	FK_MODE_HTTP500,
+	FK_MODE_CLOSE
+};
+
+struct fk_opts {
+	unsigned port;
+	const char *port_file;
+	const char *data;
+	const char *generate;
+	uint64_t seed;
+	enum fk_mode mode;
+	unsigned delay_ms;
+	bool quiet;
+};
+
+/* Parses argv with getopt_long over longopts. The .val letters p f d g s m D q h are the common
+ * options (--port, --port-file, --data, --generate, --seed, --mode, --delay-ms, --quiet,
+ * --help); any other letter goes to own(c, optarg, ctx), which returns 0 when it took the
+ * option, -1 when its value is bad and 1 when c is not an option of the fake. --help prints
+ * usage(stdout) and exits 0. Returns 0, or -1 after printing why and usage(stderr). */
+int fk_parse_args(const char *name, int argc, char **argv, const struct option *longopts,
+                  struct fk_opts *o, int (*own)(int c, const char *arg, void *ctx), void *ctx,
+                  void (*usage)(FILE *fp));
+
+/* Splits a --generate spec "N[:AGENTS[:REST]]" after copying it into buf (a spec that does not
+ * fit is refused): N <= max_n, AGENTS (3 when absent) 1..FK_MAX_AGENTS, *rest what follows a
+ * second colon (in buf) or NULL. 0 on success. */
+int fk_parse_generate(const char *spec, char *buf, size_t size, unsigned long long max_n,
+                      unsigned *n, unsigned *agents, char **rest);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The server                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+struct fk_server;
+struct fk_pending;
+
+/* A header every recorded request lists, as {"member": [values...]}. */
+struct fk_header {
+	const char *member;
+	const char *name;
+};
+
+/* What makes a fake a fake. */
+struct fk_fake {
+	const char *name;                 /* the program: prefixes its log and error lines */
+	size_t dump_flags;                /* jansson flags of the JSON bodies the server writes */
+	enum fk_nul query_nul;            /* how the control routes read their query */
+	bool nodelay;                     /* TCP_NODELAY on the listening socket */
+	const struct fk_header *recorded; /* after method and uri, in this order */
+	size_t nrecorded;
+	const char *mode_usage; /* the detail of a 400 from POST /__fake/mode */
+	/* Answers one non-control request (already recorded) into r. raw_path is as sent, path
+	 * percent-decoded ("" when it held an encoded NUL). */
+	void (*serve)(struct fk_server *srv, struct evhttp_request *req, const char *raw_path,
+	              const char *path, const char *query, struct fk_reply *r);
+	/* The reply of mode http500, in the fake's error shape. */
+	void (*fail)(struct fk_server *srv, struct fk_reply *r);
+	/* Optional: adds the fake's own members to the object of GET /__fake/mode; 0 or -1. */
+	int (*mode_info)(struct fk_server *srv, json_t *info);
+	/* Optional: applies the fake's own POST /__fake/mode parameters, called once mode and
+	 * delay_ms are known to be good. Returns -1, changing nothing, when one is bad. */
+	int (*mode_set)(struct fk_server *srv, const char *query);
+};
+
+/* Zero-initialise; fk_server_run() fills it in. */
+struct fk_server {
+	const struct fk_fake *fake;
+	struct event_base *base;
+	struct evhttp *http;
+	struct event *sigterm, *sigint;
+	enum fk_mode mode;
+	unsigned delay_ms;
+	bool quiet;
+	unsigned port;    /* bound */
+	json_t *recorded; /* [{method, uri, <fake->recorded members>...}] */
+	struct fk_pending *pending;
+};
+
+/* Listens on 127.0.0.1:o->port, writes o->port_file, prints "<name> listening on …" and
+ * serves until SIGTERM or SIGINT. Returns the exit status: 0, or 1 after printing why not.
+ * fk_server_free() is needed either way. */
+int fk_server_run(struct fk_server *srv, const struct fk_fake *fake, const struct fk_opts *o);
+
+/* Drops held replies and frees the server, then shuts libevent down: call it before freeing
+ * anything that reply buffers may reference. Safe on a zeroed server. */
+void fk_server_free(struct fk_server *srv);
+
+#endif
