@@ -48,11 +48,11 @@ export function stopAllSync() {
 }
 
 class Proc {
-  constructor(name, bin, args, logFile) {
+  constructor(name, bin, args, logFile, env = undefined) {
     this.name = name;
     this.logFile = logFile;
     const out = fs.openSync(logFile, 'a');
-    this.child = spawn(bin, args, { stdio: ['ignore', out, out] });
+    this.child = spawn(bin, args, { stdio: ['ignore', out, out], ...(env ? { env: { ...process.env, ...env } } : {}) });
     fs.closeSync(out);
     this.exited = null; // {code, signal} once exited
     this.exitPromise = new Promise((resolve) => {
@@ -122,6 +122,7 @@ async function waitFor(what, proc, fn, timeoutMs) {
 }
 
 // fake_agentscope --port 0 --port-file F --generate SPEC [--seed S] [--shape X] --quiet
+// (fake_sandbase too: its --dialect and --api-key go in `extra`)
 export async function startFake(bin, dir, name, { generate, seed, shape, extra = [] }) {
   const portFile = path.join(dir, `${name}.port`);
   const args = ['--port', '0', '--port-file', portFile, '--generate', generate, '--quiet'];
@@ -160,10 +161,19 @@ export class Fake {
   }
   // The backend's own data, in its own dialect, as a given user sees it.
   async get(pathAndQuery, userId) {
-    const r = await fetch(`${this.url}${pathAndQuery}`, { headers: { 'X-User-ID': userId } });
+    return this.getWith(pathAndQuery, { 'X-User-ID': userId });
+  }
+  // The same, with the caller's headers (fake_sandbase: its own key, the beta header).
+  async getWith(pathAndQuery, headers) {
+    const r = await fetch(`${this.url}${pathAndQuery}`, { headers });
     const text = await r.text();
     if (!r.ok) throw new Error(`fake ${this.proc.name}: GET ${pathAndQuery} answered ${r.status}: ${text.slice(0, 200)}`);
     return JSON.parse(text);
+  }
+  // fake_sandbase only: SandBase event pages of n events (0 = everything at once).
+  async setEventsPage(n) {
+    const r = await fetch(`${this.url}/__fake/mode?events_page=${n}`, { method: 'POST' });
+    if (!r.ok) throw new Error(`fake ${this.proc.name}: POST /__fake/mode?events_page=${n} answered ${r.status}`);
   }
   stop() {
     return this.proc.stop();
@@ -174,10 +184,11 @@ export function sha256hex(s) {
   return crypto.createHash('sha256').update(s).digest('hex');
 }
 
-export async function startGateway(bin, dir, name, config) {
+// env: extra environment variables for the gateway (e.g. the "$NAME" backend keys).
+export async function startGateway(bin, dir, name, config, env = undefined) {
   const cfgFile = path.join(dir, `${name}.json`);
   fs.writeFileSync(cfgFile, JSON.stringify(config, null, 2));
-  const proc = new Proc(name, bin, ['--config', cfgFile], path.join(dir, `${name}.log`));
+  const proc = new Proc(name, bin, ['--config', cfgFile], path.join(dir, `${name}.log`), env);
   const url = `http://${config.listen}`;
   await waitFor('GET /healthz', proc, async () => (await fetch(`${url}/healthz`)).status === 200, 15000);
   return { proc, url, stop: () => proc.stop() };

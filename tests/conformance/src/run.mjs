@@ -17,6 +17,7 @@ import { generateSchemas, ROOT } from './gen-schemas.mjs';
 import { loadValidators } from './validate.mjs';
 import { Recorder, freePorts, sha256hex, startFake, startGateway, stopAllSync } from './harness.mjs';
 import { liveScenarios, offlineScenarios } from './scenarios.mjs';
+import { backendScenarios } from './backends.mjs';
 
 const RUN_BUDGET_MS = Number(process.env.SG_CONFORMANCE_BUDGET_MS || 6 * 60 * 1000);
 const VERBOSE = !!process.env.SG_CONFORMANCE_VERBOSE;
@@ -218,9 +219,98 @@ async function liveRun({ label, shape, bins, dir, validators, full, aliceSession
   for (const p of procs.reverse()) await p.stop();
 }
 
+const sandbaseBackend = (name, url, timeoutMs, apiKey) => ({
+  name,
+  mapping: 'sandbase',
+  url,
+  timeout_ms: timeoutMs,
+  connect_timeout_ms: 1000,
+  retries: 0,
+  options: { api_key: apiKey },
+});
+
+// SandBase, Claude-native and AgentScope fakes behind one gateway: the SandBase and Claude
+// scenarios, SandBase failures, and keys routed to several backends (src/backends.mjs).
+async function backendsRun({ bins, dir, validators }) {
+  const label = 'backends';
+  const procs = [];
+  let env;
+  const backendKeys = { sb: 'sk-sb-conformance-backend', cl: 'sk-ant-conformance-backend', junk: 'sk-sb-conformance-junk' };
+  const generated = { sb: 160, cl: 120 };
+  try {
+    const sbArgs = (key) => ['--dialect', 'sandbase', '--api-key', key];
+    const [sb, cl, as, sbJunk] = await Promise.all([
+      startFake(bins.sandbase, dir, `${label}-sandbase`, { generate: `${generated.sb}:4`, seed: 5, extra: sbArgs(backendKeys.sb) }),
+      startFake(bins.sandbase, dir, `${label}-claude`, { generate: `${generated.cl}:3`, seed: 9, extra: ['--dialect', 'claude', '--api-key', backendKeys.cl] }),
+      startFake(bins.fake, dir, `${label}-agentscope`, { generate: '30:2', seed: 2, shape: 'head' }),
+      startFake(bins.sandbase, dir, `${label}-sandbase-junk`, { generate: '12:2', seed: 7, extra: sbArgs(backendKeys.junk) }),
+    ]);
+    procs.push(sb.proc, cl.proc, as.proc, sbJunk.proc);
+    const [gwPort, deadPort] = await freePorts(2);
+    const junkTimeoutMs = 1000;
+    const anthropicVersion = '2023-06-01';
+    const names = { sb: 'sb', cl: 'cl', as: 'as', sbDown: 'sbdead', sbJunk: 'sbjunk' };
+    const keys = {
+      sb: 'sk-conf-client-sandbase',
+      cl: 'sk-conf-client-claude',
+      multi: 'sk-conf-client-multi',
+      asOnly: 'sk-conf-client-agentscope',
+      sbDown: 'sk-conf-client-sandbase-down',
+      sbJunk: 'sk-conf-client-sandbase-junk',
+    };
+    const backends = [
+      // the backends' keys come from the environment ("$NAME"), as an operator would pass them
+      sandbaseBackend(names.sb, sb.url, 5000, '$SG_CONF_SANDBASE_KEY'),
+      {
+        name: names.cl,
+        mapping: 'claude',
+        url: cl.url,
+        timeout_ms: 5000,
+        connect_timeout_ms: 1000,
+        retries: 0,
+        options: { api_key: '$SG_CONF_CLAUDE_KEY', anthropic_version: anthropicVersion },
+      },
+      asBackend(names.as, as.url, 5000),
+      sandbaseBackend(names.sbDown, `http://127.0.0.1:${deadPort}`, 2000, 'sk-sb-nobody-listens'),
+      sandbaseBackend(names.sbJunk, sbJunk.url, junkTimeoutMs, backendKeys.junk),
+    ];
+    const keyList = [
+      ['sandbase', keys.sb, { [names.sb]: {} }],
+      ['claude', keys.cl, { [names.cl]: {} }],
+      ['multi', keys.multi, { [names.sb]: {}, [names.as]: { user_id: 'alice' } }],
+      ['agentscope', keys.asOnly, { [names.as]: { user_id: 'alice' } }],
+      ['sandbase-down', keys.sbDown, { [names.sbDown]: {} }],
+      ['sandbase-junk', keys.sbJunk, { [names.sbJunk]: {} }],
+    ];
+    const gw = await startGateway(bins.gateway, dir, `${label}-gateway`, gatewayConfig({ port: gwPort, backends, keys: keyList }), {
+      SG_CONF_SANDBASE_KEY: backendKeys.sb,
+      SG_CONF_CLAUDE_KEY: backendKeys.cl,
+    });
+    procs.push(gw.proc);
+    env = { gw, sb, cl, as, sbJunk, keys, backendKeys, names, anthropicVersion, junkTimeoutMs, generated };
+  } catch (e) {
+    report(`${label}/start fake backends (SandBase, Claude, AgentScope) and gateway`, e);
+    for (const p of procs.reverse()) await p.stop();
+    return;
+  }
+
+  for (const sc of backendScenarios(env)) {
+    await runScenario(sc, { validators, env });
+  }
+
+  const gwExit = await env.gw.proc.stop(5000);
+  const ok = gwExit.code === 0 && !gwExit.signal;
+  report(`${label}/gateway exits 0 on SIGTERM`, ok ? null : new Error(`${env.gw.proc.describeExit()}; log tail: ${env.gw.proc.logTail(5)}`));
+  for (const p of procs.reverse()) await p.stop();
+}
+
 async function main() {
   const builddir = path.resolve(process.env.SG_BUILDDIR || path.join(ROOT, '..', '..', 'build'));
-  const bins = { gateway: path.join(builddir, 'sessiongate'), fake: path.join(builddir, 'tests', 'fake_agentscope') };
+  const bins = {
+    gateway: path.join(builddir, 'sessiongate'),
+    fake: path.join(builddir, 'tests', 'fake_agentscope'),
+    sandbase: path.join(builddir, 'tests', 'fake_sandbase'),
+  };
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sg-conformance-'));
 
   let validators;
@@ -242,8 +332,12 @@ async function main() {
     finish(1);
   }
 
-  await liveRun({ label: 'head', shape: 'head', bins, dir, validators, full: true, aliceSessions: 300, agents: 6 });
-  await liveRun({ label: 'v2.0.1', shape: 'v2.0.1', bins, dir, validators, full: false, aliceSessions: 90, agents: 4 });
+  // SG_CONFORMANCE_ONLY=head,v2.0.1,backends (comma list) runs only those live runs.
+  const only = process.env.SG_CONFORMANCE_ONLY ? new Set(process.env.SG_CONFORMANCE_ONLY.split(',').map((x) => x.trim())) : null;
+  const wanted = (label) => !only || only.has(label);
+  if (wanted('head')) await liveRun({ label: 'head', shape: 'head', bins, dir, validators, full: true, aliceSessions: 300, agents: 6 });
+  if (wanted('v2.0.1')) await liveRun({ label: 'v2.0.1', shape: 'v2.0.1', bins, dir, validators, full: false, aliceSessions: 90, agents: 4 });
+  if (wanted('backends')) await backendsRun({ bins, dir, validators });
 
   if (failed === 0) fs.rmSync(dir, { recursive: true, force: true });
   else console.log(`(logs and configurations kept in ${dir}; run took ${Math.round((Date.now() - started) / 1000)} s)`);

@@ -38,7 +38,7 @@ function sameSequence(got, want, what) {
     const ws = new Set(want);
     const missing = want.filter((x) => !gs.has(x)).length;
     const extra = got.filter((x) => !ws.has(x)).length;
-    fail(`${what}: got ${got.length} sessions, want ${want.length} (${missing} missing, ${extra} unexpected)`);
+    fail(`${what}: got ${got.length} items, want ${want.length} (${missing} missing, ${extra} unexpected)`);
   }
   for (let i = 0; i < got.length; i++) {
     if (got[i] !== want[i]) fail(`${what}: order differs at position ${i}: got ${got[i]}, want ${want[i]}`);
@@ -47,7 +47,7 @@ function sameSequence(got, want, what) {
 
 function sameSet(got, want, what) {
   const gs = new Set(got);
-  if (gs.size !== got.length) fail(`${what}: ${got.length - gs.size} sessions returned more than once`);
+  if (gs.size !== got.length) fail(`${what}: ${got.length - gs.size} items returned more than once`);
   const ws = new Set(want);
   const missing = want.filter((x) => !gs.has(x));
   const extra = got.filter((x) => !ws.has(x));
@@ -792,3 +792,19 @@ export function liveScenarios(prefix, env, opts = {}) {
 }
 
 export { Anthropic };
+
+// Shared with backends.mjs (the SandBase, Claude-native and routing scenarios).
+export {
+  fail,
+  clone,
+  canon,
+  micros,
+  sameSequence,
+  sameSet,
+  checkOrder,
+  expectAPIError,
+  expectReject,
+  listAll,
+  listPages,
+  boundaryNear,
+};

@@ -26,7 +26,7 @@ export function loadValidators() {
     strictRequired: false, // the generator lists required keys next to their properties; fine
     allowUnionTypes: true,
     allErrors: true,
-    verbose: false,
+    verbose: true, // errors carry data and parentSchema: describeErrors() picks the union branch that applies
   });
   const validators = {};
   for (const [key, { file }] of Object.entries(SCHEMAS)) {
@@ -36,25 +36,45 @@ export function loadValidators() {
   return validators;
 }
 
-// Short, readable rendering of Ajv errors. With anyOf unions Ajv reports every
-// branch; keep the first few (the deepest paths are the useful ones).
+// Short, readable rendering of Ajv errors. With anyOf unions Ajv reports every branch: the
+// errors of branches whose discriminator does not match the data are left out, and the rest
+// are ranked: deepest object first (a const/enum mismatch counts at the depth of
+// the object holding it: it only says that a union branch does not apply), then missing or
+// extra keys and wrong types before const/enum mismatches, then the lines most branches agree
+// on (a key every branch requires, or a key no branch declares, is the real problem).
+const KEYWORD_RANK = { required: 0, additionalProperties: 0, type: 1 };
+// A union branch applies to an object unless one of its const-typed properties (the
+// discriminator: `type`, `name`) has another value in the data.
+function branchApplies(e) {
+  const props = e.parentSchema?.properties;
+  if (e.keyword === 'const' || e.keyword === 'enum' || !props || !e.data || typeof e.data !== 'object' || Array.isArray(e.data)) return true;
+  for (const [k, sub] of Object.entries(props)) {
+    if (sub && typeof sub === 'object' && 'const' in sub && k in e.data && e.data[k] !== sub.const) return false;
+  }
+  return true;
+}
+
 export function describeErrors(errors, max = 4) {
   if (!errors || errors.length === 0) return 'invalid';
-  const sorted = [...errors].sort((a, b) => b.instancePath.length - a.instancePath.length);
-  const seen = new Set();
-  const out = [];
-  for (const e of sorted) {
+  const lines = new Map(); // line -> {depth, rank, count}
+  const applicable = errors.filter(branchApplies);
+  for (const e of applicable.length ? applicable : errors) {
     let extra = '';
     if (e.keyword === 'additionalProperties') extra = ` '${e.params.additionalProperty}'`;
     else if (e.keyword === 'enum') extra = ` ${JSON.stringify(e.params.allowedValues)}`;
     else if (e.keyword === 'const') extra = ` ${JSON.stringify(e.params.allowedValue)}`;
     const line = `${e.instancePath || '/'} ${e.message}${extra}`;
-    if (seen.has(line)) continue;
-    seen.add(line);
-    out.push(line);
-    if (out.length >= max) break;
+    const discriminator = e.keyword === 'const' || e.keyword === 'enum';
+    const depth = e.instancePath.split('/').length - (discriminator ? 1 : 0);
+    const cur = lines.get(line) ?? { depth, rank: KEYWORD_RANK[e.keyword] ?? 2, count: 0 };
+    cur.count++;
+    lines.set(line, cur);
   }
-  return out.join('; ') + (errors.length > out.length ? ` (+${errors.length - out.length} more)` : '');
+  const out = [...lines.entries()]
+    .sort(([, a], [, b]) => b.depth - a.depth || a.rank - b.rank || b.count - a.count)
+    .slice(0, max)
+    .map(([line]) => line);
+  return out.join('; ') + (lines.size > out.length ? ` (+${lines.size - out.length} more)` : '');
 }
 
 // Validate `body` with validator `kind`; returns null when valid, else a message.
