@@ -266,10 +266,9 @@ static void sb_sessions_page(struct sg_call *call)
 		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
 	if (q->agent_id)
 		bad |= sg_url_add_param(path, sizeof(path), "agent_id", q->agent_id);
-	if (q->agent_version >= 0) {
-		snprintf(n, sizeof(n), "%lld", (long long)q->agent_version);
-		bad |= sg_url_add_param(path, sizeof(path), "agent_version", n);
-	}
+	/* agent_version is not passed: a session without one shows its agent's current version
+	 * (fetched), which SandBase's own filter cannot know; the core filters on what it
+	 * shows. */
 	if (q->include_archived)
 		bad |= sg_url_add_param(path, sizeof(path), "include_archived", "true");
 	for (unsigned b = 1; b <= SG_STATUS_TERMINATED; b <<= 1)

@@ -1,6 +1,7 @@
 /* pager.c - see pager.h. */
 #include "pager.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -228,7 +229,7 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 {
 	size_t n = json_array_size(items), m = 0, start = 0, end, i;
 	struct eentry *v = NULL, pos = {0};
-	char *fp = sg_event_query_fingerprint(q);
+	char *fp = sg_event_query_bound_fingerprint(q, ctx->bind);
 	json_t *cur = NULL, *out = NULL, *data;
 	int have_pos = 0;
 
@@ -326,6 +327,21 @@ fail:
 	return out;
 }
 
+char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const char *bind)
+{
+	char *fp = sg_event_query_fingerprint(q), *out;
+	size_t n;
+
+	if (!fp || !bind)
+		return fp;
+	n = strlen(fp) + strlen(bind) + 8;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s|bind=%s", fp, bind);
+	free(fp);
+	return out;
+}
+
 int sg_session_query_match(const json_t *s, const struct sg_session_query *q)
 {
 	const char *ca = json_string_value(json_object_get(s, "created_at"));
@@ -340,6 +356,12 @@ int sg_event_query_match(const json_t *e, const struct sg_event_query *q)
 	const char *pa = json_string_value(json_object_get(e, "processed_at"));
 	int64_t t;
 
-	return type && pa && sg_time_parse_rfc3339(pa, &t) == 0 && type_wanted(q, type) &&
-	       sg_time_range_match(&q->created, t);
+	if (!type || !type_wanted(q, type))
+		return 0;
+	/* A queued event has no processed_at yet (the SDK allows null on user input): it
+	 * matches when no time bound asks about it. */
+	if (!pa)
+		return !(q->created.has_gt || q->created.has_gte || q->created.has_lt ||
+			 q->created.has_lte);
+	return sg_time_parse_rfc3339(pa, &t) == 0 && sg_time_range_match(&q->created, t);
 }

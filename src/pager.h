@@ -19,7 +19,12 @@ struct sg_pager_ctx {
 	const uint8_t *secret;
 	size_t secretlen;
 	const char *principal;
+	const char *bind; /* events: the public session id the cursor belongs to, or NULL */
 };
+
+/* The events fingerprint with the session bound into it (new string; bind may be NULL):
+ * a cursor from one session's history is refused for another's. */
+char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const char *bind);
 
 /* items: array of north Session objects (borrowed). Returns a new
  * {"data": […], "next_page": …, "prev_page": …} or NULL with err (400 for a bad cursor,
@@ -38,7 +43,9 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 int sg_session_matches(const json_t *session, const struct sg_session_query *q, int64_t created_us);
 
 /* Filters for items that arrive page by page (native paging): 1 when the item passes every
- * filter of q; 0 otherwise, and also when it has no readable created_at / processed_at. */
+ * filter of q; 0 otherwise, and also when it has no readable created_at, or a processed_at
+ * that is neither readable nor null (a queued event, null, matches unless a time bound is
+ * given). */
 int sg_session_query_match(const json_t *session, const struct sg_session_query *q);
 int sg_event_query_match(const json_t *event, const struct sg_event_query *q);
 

@@ -88,6 +88,7 @@ struct req {
 	const struct sg_key *key;
 	struct sg_session_query sq;
 	struct sg_event_query eq;
+	char *sid;         /* events: the public session id, bound into cursors */
 	struct part parts[SG_MAX_ROUTES]; /* one per backend: a call, or a walk over pages */
 	size_t nparts, nwaiting;
 	void (*merged)(struct req *r);    /* runs once every part is in */
@@ -122,6 +123,7 @@ static void req_free(struct req *r)
 		event_free(r->deadline);
 	sg_session_query_clear(&r->sq);
 	sg_event_query_clear(&r->eq);
+	free(r->sid);
 	free(r);
 }
 
@@ -280,7 +282,7 @@ static json_t *part_items(const struct part *p)
 static struct sg_pager_ctx pager_ctx(const struct req *r)
 {
 	struct sg_pager_ctx pc = {r->w->srv->cfg->secret, r->w->srv->cfg->secretlen,
-				  r->key->name};
+				  r->key->name, r->sid};
 
 	return pc;
 }
@@ -528,7 +530,7 @@ static void on_native_events(struct sg_walk *w, void *arg)
 		reply_error(r, &e);
 		return;
 	}
-	fp = sg_event_query_fingerprint(&r->eq);
+	fp = sg_event_query_bound_fingerprint(&r->eq, r->sid);
 	reply_walk_page(r, w, fp ? fp : "", 0);
 	free(fp);
 }
@@ -549,6 +551,11 @@ static void list_events(struct req *r, const char *sid, const char *query)
 		fail(r, 404, "not_found_error", "session not found");
 		return;
 	}
+	r->sid = strdup(sid);
+	if (!r->sid) {
+		fail(r, 500, "api_error", "out of memory");
+		return;
+	}
 	m = rt->backend->mapping;
 	r->nwaiting = 1;
 	r->merged = events_merged;
@@ -556,7 +563,7 @@ static void list_events(struct req *r, const char *sid, const char *query)
 	spec.eq = &r->eq;
 	spec.pubid = &id;
 	if (m->list_events_page && (!r->eq.order_desc || (m->caps & SG_CAP_NATIVE_ORDER))) {
-		char *fp = sg_event_query_fingerprint(&r->eq);
+		char *fp = sg_event_query_bound_fingerprint(&r->eq, r->sid);
 		json_t *start = NULL;
 
 		if (r->eq.page && !(start = open_walk_cursor(r, r->eq.page, fp ? fp : ""))) {

@@ -66,8 +66,14 @@ static void on_page(struct sg_call *c, void *arg)
 			continue;
 		json_array_append(w->out, it);
 		if (!w->spec.collect_all && json_array_size(w->out) >= w->spec.limit) {
-			if (i + 1 < n)
-				set_next(w, w->bc, i + 1, w->carry);
+			size_t k = i + 1;
+
+			/* Look ahead in this page: a cursor that can only lead to an empty
+			 * page would make the client ask once more for nothing. */
+			while (k < n && !matches(w, json_array_get(items, k)))
+				k++;
+			if (k < n)
+				set_next(w, w->bc, k, w->carry);
 			else if (next)
 				set_next(w, next, 0, carry_out);
 			finish(w);

@@ -132,6 +132,9 @@ static json_t *walk(const char *base, const char *filters, const char *const *hd
 		ck_assert_int_le(got, limit);
 		if (exact && json_is_string(next))
 			ck_assert_msg(got == (size_t)limit, "%s: short page %zu of %d", path, got, limit);
+		/* No cursor that leads to an empty page. */
+		if (exact && n > 0 && !json_is_string(next))
+			ck_assert_msg(got > 0, "%s: an empty last page", path);
 		json_array_extend(all, json_object_get(r.json, "data"));
 		free(page);
 		page = json_is_string(next) ? strdup(json_string_value(next)) : NULL;

@@ -784,6 +784,21 @@ START_TEST(events_errors)
 	expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", "page");
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
 	expect_error(gw.port, "POST", path, K_ALICE, 405, "invalid_request_error", NULL);
+	/* A cursor belongs to one session's history. */
+	{
+		const char *other =
+			json_string_value(json_object_get(json_array_get(all_desc, 1), "id"));
+		struct h_res r;
+		const char *tok;
+
+		snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=1", sid);
+		ck_assert_int_eq(h_get(gw.port, path, K_ALICE, &r), 0);
+		tok = json_string_value(json_object_get(r.json, "next_page"));
+		ck_assert_ptr_nonnull(tok);
+		snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=1&page=%s", other, tok);
+		expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", "page");
+		h_res_free(&r);
+	}
 }
 END_TEST
 

@@ -9,7 +9,7 @@
 #include "query.h"
 
 static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
-static const struct sg_pager_ctx ctx = {secret, 32, "alice"};
+static const struct sg_pager_ctx ctx = {secret, 32, "alice", NULL};
 
 /* n sessions; groups of `tie` share one created_at; statuses alternate idle/running. */
 static json_t *make_sessions(int n, int tie)
@@ -208,7 +208,7 @@ START_TEST(cursor_bound_to_filters_and_key)
 	struct sg_error e = {0};
 	json_t *p1 = page_of(items, "limit=3&statuses=idle", &e);
 	const char *tok = json_string_value(json_object_get(p1, "next_page"));
-	struct sg_pager_ctx bob = {secret, 32, "bob"};
+	struct sg_pager_ctx bob = {secret, 32, "bob", NULL};
 	struct sg_session_query q;
 	char qs[8192], bad[4096];
 	json_t *out;
