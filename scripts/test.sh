@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: the Check unit and
 # integration tests (make check), the distribution check (make distcheck, skipped with
-# SG_SKIP_DISTCHECK=1), and the official-SDK conformance suite. The last line is the total,
+# SG_SKIP_DISTCHECK=1), the same Check suite under ASan+UBSan (make check-asan, skipped with
+# SG_SKIP_ASAN=1), and the official-SDK conformance suite. The last line is the total,
 # "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,18 @@ if [ "${SG_SKIP_DISTCHECK:-0}" != 1 ]; then
 		status=1
 	fi
 	echo "distcheck: $distcheck (log: build/distcheck.log)"
+fi
+
+asan=skipped
+if [ "${SG_SKIP_ASAN:-0}" != 1 ]; then
+	if make -C build check-asan >build/asan.log 2>&1; then
+		asan=passed
+	else
+		asan=failed
+		grep -E '^(FAIL|ERROR):|runtime error|AddressSanitizer|LeakSanitizer' build/asan.log | head -n 20
+		status=1
+	fi
+	echo "sanitizers (make check-asan): $asan (log: build/asan.log)"
 fi
 
 conf_log=build/conformance.log
@@ -57,10 +70,12 @@ if [ -n "$line" ]; then
 else
 	failed=$((failed + 1))
 fi
-case $distcheck in
-passed) passed=$((passed + 1)) ;;
-failed) failed=$((failed + 1)) ;;
-esac
+for unit in "$distcheck" "$asan"; do
+	case $unit in
+	passed) passed=$((passed + 1)) ;;
+	failed) failed=$((failed + 1)) ;;
+	esac
+done
 [ "$failed" = 0 ] || status=1
 echo "${passed} passed, ${failed} failed"
 exit $status

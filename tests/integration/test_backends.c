@@ -79,7 +79,7 @@ static void setup(void)
 	ck_assert_int_eq(h_fake_start(&as, a_as), 0);
 	cfg = json_pack(
 		"{s:i, s:s, s:{s:s}, s:[o,o,o], s:[o,o,o]}", "workers", 2, "cursor_secret",
-		"backends-test-secret-0123456789abcdefgh", "log", "level", "warn", "backends",
+		"backends-test-secret-0123456789abcdefgh", "log", "level", "debug", "backends",
 		be("sb", "sandbase", sb.port, json_pack("{s:s}", "api_key", "$SG_TEST_SB_KEY")),
 		be("cl", "claude", cl.port, json_pack("{s:s}", "api_key", "$SG_TEST_CL_KEY")),
 		be("as", "agentscope", as.port, json_object()), "keys",
@@ -522,6 +522,27 @@ START_TEST(routing_merges_and_isolates)
 }
 END_TEST
 
+/* Every request above ran with debug logging: neither a client's key nor a backend's key
+ * may appear in the log. */
+START_TEST(secrets_never_reach_the_log)
+{
+	static const char *const secrets[] = {"sk-client-sb", "sk-client-cl", "sk-client-multi",
+					      "sk-sb-test", "sk-ant-test", NULL};
+	FILE *f = fopen(gw.log, "r");
+	char line[8192];
+	size_t lines = 0;
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		for (size_t i = 0; secrets[i]; i++)
+			ck_assert_msg(!strstr(line, secrets[i]), "log line leaks a key: %s", line);
+	}
+	fclose(f);
+	ck_assert_int_gt(lines, 100); /* the debug log did record the traffic */
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("backends");
@@ -541,6 +562,7 @@ int main(void)
 	tcase_add_test(tc, claude_list_filters_retrieve_events);
 	tcase_add_test(tc, claude_gets_backend_key_and_beta);
 	tcase_add_test(tc, routing_merges_and_isolates);
+	tcase_add_test(tc, secrets_never_reach_the_log);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
