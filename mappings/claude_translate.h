@@ -1,6 +1,7 @@
 /* claude_translate.h - Claude-native upstreams (the north dialect itself: a migration target
  * or Anthropic) → north JSON with the gateway's guarantees: public ids re-encoded to carry
- * the route, every required key present, keys that do not apply absent. Pure functions.
+ * the route, every required key present, keys that do not apply absent. Pure functions; the
+ * normalising itself is the core's (src/north.h, strict), this is the dialect layer around it.
  * Tested with golden fixtures under tests/fixtures/claude/. Fidelity: docs/fidelity-claude.md. */
 #ifndef SG_CLAUDE_TRANSLATE_H
 #define SG_CLAUDE_TRANSLATE_H

@@ -18,6 +18,7 @@
 #include "codec.h"
 #include "crypto.h"
 #include "idcodec.h"
+#include "north.h"
 #include "timeutil.h"
 
 #define SB_MAX_ITEMS 100000  /* items in one list body; more is refused, not truncated */
@@ -272,31 +273,18 @@ static int skill_item(json_t *out, const json_t *s)
 	                                            "type", type, "version", version));
 }
 
-/* Tools whose type and required top-level keys match one of the SDK's three tool shapes pass
- * through as SandBase wrote them; anything else is dropped (documented). */
+/* Tools are copied as SandBase wrote them; sg_north_agent() then gives them the SDK's shape
+ * (tool configs typed by their `name`, unknown and malformed tools and configs dropped). The
+ * one SandBase habit fixed here: a custom tool without a description, which the SDK requires,
+ * gets "". */
 static int tool_item(json_t *out, const json_t *t)
 {
-	const char *type = str_at(t, "type");
-	int toolset = json_is_array(json_object_get(t, "configs")) &&
-	              json_is_object(json_object_get(t, "default_config"));
-	json_t *copy;
+	json_t *copy = json_deep_copy(t);
 
-	if (str_eq(type, "agent_toolset_20260401")) {
-		if (!toolset)
-			return 0;
-	} else if (str_eq(type, "mcp_toolset")) {
-		if (!toolset || !is_id(json_object_get(t, "mcp_server_name")))
-			return 0;
-	} else if (str_eq(type, "custom")) {
-		if (!is_id(json_object_get(t, "name")) ||
-		    !json_is_object(json_object_get(t, "input_schema")))
-			return 0;
-	} else {
-		return 0;
-	}
-	copy = json_deep_copy(t);
-	if (copy && str_eq(type, "custom") &&
-	    !json_is_string(json_object_get(copy, "description")) &&
+	if (!copy)
+		return -1;
+	if (str_eq(str_at(t, "type"), "custom") &&
+	    !json_is_string(json_object_get(t, "description")) &&
 	    json_object_set_new(copy, "description", json_string("")) < 0) {
 		json_decref(copy);
 		return -1;
@@ -324,8 +312,9 @@ static json_t *map_items(const json_t *list, item_fn one)
 }
 
 /* A SandBase Agent (borrowed, may be NULL) → north SessionAgent (new). fallback_id (may be
- * NULL) stands in for a missing agent id, fallback_version for a missing version. NULL with
- * a 502 when no id is known, a 500 when out of memory. */
+ * NULL) stands in for a missing agent id, fallback_version for a missing version. `where`
+ * locates the agent in messages ("session 'sess_1': ", or ""). NULL with a 502 when no id is
+ * known, a 500 when out of memory. */
 static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fallback_version,
                          const char *backend, const char *where, struct sg_error *err)
 {
@@ -333,7 +322,8 @@ static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fa
 	const json_t *desc = json_object_get(a, "description"), *sys = json_object_get(a, "system");
 	const json_t *v = json_object_get(a, "version");
 	json_int_t version = fallback_version;
-	json_t *out;
+	char path[SB_WHERE_MAX + 8];
+	json_t *out, *north;
 	int rc = 0;
 
 	if (!is_id(id) && !fallback_id) {
@@ -365,9 +355,18 @@ static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fa
 	rc |= json_object_set_new(out, "tools", map_items(json_object_get(a, "tools"), tool_item));
 	/* SandBase refuses non-null multiagent configurations (unsupported_feature). */
 	rc |= json_object_set_new(out, "multiagent", json_null());
-	if (!rc)
-		return out;
+	if (rc) {
+		json_decref(out);
+		goto oom;
+	}
+	/* What SandBase wrote below the top-level keys (tool configs without `type`, keys the
+	 * SDK does not declare) is only Claude-like: the core's normaliser gives the agent the
+	 * SDK's exact shape. Lenient, so a malformed tool or config costs that part (dropped,
+	 * as an unknown one is), not every session that uses the agent. */
+	snprintf(path, sizeof(path), "%sagent", where);
+	north = sg_north_agent(out, backend, path, SG_NORTH_LENIENT, err);
 	json_decref(out);
+	return north;
 oom:
 	oom(err, backend);
 	return NULL;
@@ -795,6 +794,8 @@ struct run {
 	struct sg_error *err;
 	json_t *out;              /* the answer (new) */
 	json_t *pending;          /* unmatched tool uses, oldest first: [{id, type}] (new) */
+	int64_t last_at;          /* processed_at of the last event emitted, this run or before */
+	int has_last;             /* last_at is known */
 	char where[SB_WHERE_MAX]; /* "events[3] 'sevt_…': " */
 };
 
@@ -1268,7 +1269,8 @@ static int one_event(struct run *r, const json_t *e, size_t i)
 {
 	const json_t *idv = json_object_get(e, "id"), *tv = json_object_get(e, "type");
 	const struct sb_type *t;
-	int64_t at, in, outk, dur;
+	int64_t at, in, outk, dur, start;
+	size_t emitted = json_array_size(r->out);
 	int spans, rc;
 	char q[SB_QUOTE_BUF];
 	json_t *ev;
@@ -1295,7 +1297,15 @@ static int one_event(struct run *r, const json_t *e, size_t i)
 	/* a span starts duration_ms before processed_at; that must still be a time */
 	if (spans && dur > (at - SB_TIME_MIN_US) / 1000)
 		return bad_ev(r, "duration_ms reaches back before the year 1");
-	if (spans && span(r, idv, 0, at - dur * 1000, 0, 0, 0))
+	/* SandBase writes whole seconds, so processed_at - duration_ms can land before the event
+	 * emitted last; north lists oldest first, so the start is held at that time (a shorter
+	 * span, never a reordered list), and never after its own end. */
+	start = at - dur * 1000;
+	if (r->has_last && start < r->last_at)
+		start = r->last_at;
+	if (start > at)
+		start = at;
+	if (spans && span(r, idv, 0, start, 0, 0, 0))
 		return -1;
 	if (t) {
 		ev = new_event(r, t->type, idv, NULL, at);
@@ -1330,20 +1340,34 @@ static int one_event(struct run *r, const json_t *e, size_t i)
 	/* spans outlive a dropped event: the tokens were spent all the same */
 	if (spans && span(r, idv, 1, at, in, outk, t && t->kind == K_ERROR))
 		return -1;
+	/* whatever this event emitted last (itself or its span end) is dated `at` */
+	if (json_array_size(r->out) > emitted) {
+		r->last_at = at;
+		r->has_last = 1;
+	}
 	return 0;
 }
 
-/* Loads the linking state a previous run handed out (see sg_sb_events_to_cma). A state this
- * module did not write is the caller's bug: 500. */
+/* Loads the state a previous run handed out (see sg_sb_events_to_cma). A state this module
+ * did not write is the caller's bug: 500. */
 static int load_carry(struct run *r, const json_t *carry)
 {
 	const json_t *list = json_object_get(carry, "pending"), *p;
+	const json_t *last = json_object_get(carry, "at");
+	char ts[SG_TIME_BUFSZ];
 	size_t i;
 
 	if (!present(carry))
 		return 0;
 	if (!json_is_array(list) || json_array_size(list) > SB_PENDING_MAX)
 		goto wrong;
+	if (last) {
+		if (!json_is_integer(last) ||
+		    sg_time_format(json_integer_value(last), ts, sizeof(ts)) < 0)
+			goto wrong;
+		r->last_at = json_integer_value(last);
+		r->has_last = 1;
+	}
 	json_array_foreach(list, i, p)
 	{
 		if (json_array_size(p) != 2 || !is_id(pending_id(p)) ||
@@ -1407,6 +1431,11 @@ json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t
 			goto fail;
 		}
 		r.pending = NULL;
+		if (r.has_last &&
+		    json_object_set_new(carry, "at", json_integer((json_int_t)r.last_at)) < 0) {
+			oom(err, ctx->backend);
+			goto fail;
+		}
 		*carry_out = carry;
 	}
 	json_decref(r.pending);

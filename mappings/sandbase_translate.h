@@ -29,30 +29,37 @@ int sg_sb_page_parts(const json_t *body, const json_t **data, const char **next,
  * one. Returns 0 when s has a snapshot, names no agent, or is not an object. */
 int sg_sb_session_agent_ref(const json_t *s, const char **id, int64_t *version);
 
-/* A SandBase agent object (GET /v1/agents/{id}, borrowed) → north SessionAgent (new), every
- * required key present (documented defaults for the missing ones). NULL + 502 when it is not
- * an object or has no usable `id`; 500 when out of memory. */
+/* A SandBase agent object (GET /v1/agents/{id}, borrowed) → north SessionAgent (new) in
+ * exactly the SDK's shape: SandBase's own spellings mapped (skill references and integer
+ * versions, bare-string models, …), documented defaults for missing keys, then the core's
+ * normaliser (sg_north_agent, lenient), so tool configs carry `type` and tools or configs the
+ * SDK cannot express are dropped. NULL + 502 when it is not an object or has no usable `id`;
+ * 500 when out of memory. */
 json_t *sg_sb_agent_to_cma(const json_t *agent, const struct sg_sb_ctx *ctx, struct sg_error *err);
 
 /* A SandBase session (borrowed) → north Session (new), or NULL + 502 on a wrong shape (id,
  * status outside the four north values, created_at, updated_at/archived_at, metadata,
  * environment_id; no agent id at all). Public id = sg_id_encode("sesn_", backend, "", id).
- * agent is the north SessionAgent to use when s has no embedded snapshot (borrowed and
- * copied, may be NULL: then a minimal agent is synthesised from agent_id/agent_version and
- * documented); an agent that is not an object is a 500. */
+ * An embedded snapshot is mapped as sg_sb_agent_to_cma() maps one. agent is the north
+ * SessionAgent to use when s has no embedded snapshot (borrowed and copied as is, so it must
+ * come from sg_sb_agent_to_cma(); may be NULL: then a minimal agent is synthesised from
+ * agent_id/agent_version and documented); an agent that is not an object is a 500. */
 json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct sg_sb_ctx *ctx,
 			     struct sg_error *err);
 
 /* A run of SandBase events in backend order (borrowed; at most 100000) → north events (new
  * array), or NULL + 502 naming the backend and the event ("events[3] 'sevt_…': …"), 500 when
  * out of memory; never a partial answer. The same input gives the same output, synthetic
- * span ids included. carry_in (borrowed, may be NULL or null) is the linking state at the
- * start of the run (unmatched tool uses, for tool results without tool_use_id and for
- * requires_action without event_ids); *carry_out (carry_out may be NULL) receives the state
- * at its end, {"pending": [[tool-use event id, its type], …]} oldest first (a new reference;
- * NULL on failure), so a walk over several backend pages links exactly as one pass would.
- * It is bounded to fit in a page cursor: at most 32 entries and 1024 bytes of ids, oldest
- * forgotten first (under 2 KB as JSON). A carry_in this module did not write is a 500. */
+ * span ids included. A synthesised span start is never older than the event emitted before
+ * it (north lists oldest first). carry_in (borrowed, may be NULL or null) is the state at the
+ * start of the run: unmatched tool uses (for tool results without tool_use_id and for
+ * requires_action without event_ids) and the processed_at of the last event emitted;
+ * *carry_out (carry_out may be NULL) receives the state at its end, {"pending": [[tool-use
+ * event id, its type], …] oldest first, "at": µs since the epoch, absent until an event was
+ * emitted} (a new reference; NULL on failure), so a walk over several backend pages links and
+ * dates exactly as one pass would. It is bounded to fit in a page cursor: at most 32 entries
+ * and 1024 bytes of ids, oldest forgotten first (under 2 KB as JSON). A carry_in this module
+ * did not write is a 500. */
 json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t **carry_out,
 			    const struct sg_sb_ctx *ctx, struct sg_error *err);
 

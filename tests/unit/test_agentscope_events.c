@@ -345,7 +345,7 @@ static json_t *big_log(void)
 			json_object_set_new(b, "thinking", json_string("…"));
 			json_array_append_new(content, b);
 			for (k = 0; k < 2; k++) {
-				char cid[16];
+				char cid[32];
 
 				snprintf(cid, sizeof(cid), "call_%d", k);
 				b = mk_block("tool_call", cid, at);

@@ -382,6 +382,25 @@ static int check_unique(const json_t *events)
 	return dup ? -1 : 0;
 }
 
+/* 0 when the events are oldest first by processed_at (ties allowed), as north lists them. */
+static int check_order(const json_t *events, const char *label)
+{
+	int64_t prev = INT64_MIN, at;
+	const json_t *ev;
+	size_t i;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		if (sg_time_parse_rfc3339(json_string_value(json_object_get(ev, "processed_at")),
+		                          &at) ||
+		    at < prev) {
+			fprintf(stderr, "%s: [%zu] is older than the event before it\n", label, i);
+			return -1;
+		}
+		prev = at;
+	}
+	return 0;
+}
+
 /* Runs the pages of event case `name` in order, carrying the linking state. Returns the
  * concatenated north events (new) and sets *carries to the states after each page (new). */
 static json_t *run_event_case(const char *name, json_t **carries)
@@ -497,7 +516,7 @@ START_TEST(test_golden_events)
 		int ok = sg_fixture_expect(got, EVENTS, names[c], "expected.json") &&
 		         sg_fixture_expect(carries, EVENTS, names[c], "carry.json") &&
 		         check_keys(got, names[c]) == 0 && check_links(got, names[c]) == 0 &&
-		         check_unique(got) == 0;
+		         check_unique(got) == 0 && check_order(got, names[c]) == 0;
 
 		if (!ok) {
 			fprintf(stderr, "golden event case failed: %s\n", names[c]);
@@ -580,7 +599,8 @@ START_TEST(test_same_input_same_output)
 END_TEST
 
 /* A turn of `uses` tool uses (some content-shaped, some with top-level keys) whose results
- * carry no tool_use_id, some tokens, then an idle. New reference. */
+ * carry no tool_use_id, some tokens (1.5 s of model time on events one second apart, so every
+ * span start is held at the event before it), then an idle. New reference. */
 static json_t *turn_log(int turns, int uses)
 {
 	json_t *log = json_array();
@@ -604,7 +624,7 @@ static json_t *turn_log(int turns, int uses)
 			                     "{s:s, s:s, s:{s:s, s:{s:i}}, s:i, s:i, s:i, s:s}",
 			                     "id", id, "type", "agent.tool_use", "content", "name",
 			                     "read", "input", "n", u, "tokens_in", 10, "tokens_out",
-			                     2, "duration_ms", 30, "processed_at", at)
+			                     2, "duration_ms", 1500, "processed_at", at)
 			               : json_pack("{s:s, s:s, s:s, s:{}, s:s}", "id", id, "type",
 			                           "agent.tool_use", "name", "grep", "input",
 			                           "processed_at", at));
@@ -625,8 +645,8 @@ static json_t *turn_log(int turns, int uses)
 	return log;
 }
 
-/* Cutting the log into two runs anywhere, with the carry passed along, links exactly as one
- * pass does. */
+/* Cutting the log into two runs anywhere, with the carry passed along, links and dates
+ * exactly as one pass does. */
 START_TEST(test_split_anywhere)
 {
 	json_t *log = turn_log(3, 4), *whole, *carry = NULL;
@@ -638,6 +658,7 @@ START_TEST(test_split_anywhere)
 	ck_assert_int_eq(check_links(whole, "whole"), 0);
 	ck_assert_int_eq(check_keys(whole, "whole"), 0);
 	ck_assert_int_eq(check_unique(whole), 0);
+	ck_assert_int_eq(check_order(whole, "whole"), 0);
 	for (cut = 0; cut <= json_array_size(log); cut++) {
 		json_t *a = json_array(), *b = json_array(), *ra, *rb, *c2 = NULL;
 
@@ -716,6 +737,64 @@ START_TEST(test_explicit_link_and_turn_end)
 	ck_assert_uint_eq(json_array_size(json_object_get(carry, "pending")), 0);
 	json_decref(carry);
 	json_decref(got);
+	json_decref(page);
+}
+END_TEST
+
+/* processed_at of events[i] of a translated run. */
+static const char *at_of(const json_t *events, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(events, i), "processed_at"));
+}
+
+/* A span start is never older than the event emitted before it, in this run or (through the
+ * carry) the run before; nor newer than its own end when SandBase's own times run backwards,
+ * which the gateway does not reorder. */
+START_TEST(test_span_start_clamped)
+{
+	json_t *page =
+	    parse("["
+	          "{\"id\": \"a\", \"type\": \"agent.message\", \"content\": [],"
+	          " \"processed_at\": \"2026-06-01T00:00:10Z\"},"
+	          "{\"id\": \"b\", \"type\": \"agent.message\", \"content\": [], \"tokens_out\": 5,"
+	          " \"duration_ms\": 3000, \"processed_at\": \"2026-06-01T00:00:11Z\"},"
+	          "{\"id\": \"c\", \"type\": \"agent.message\", \"content\": [], \"tokens_out\": 5,"
+	          " \"duration_ms\": 100, \"processed_at\": \"2026-06-01T00:00:05Z\"},"
+	          "{\"id\": \"d\", \"type\": \"interrupt.response\", \"processed_at\": "
+	          "\"2026-06-01T00:00:20Z\"},"
+	          "{\"id\": \"e\", \"type\": \"agent.message\", \"content\": [], \"tokens_in\": 1,"
+	          " \"duration_ms\": 9000, \"processed_at\": \"2026-06-01T00:00:21Z\"}"
+	          "]");
+	json_t *carry = parse("{\"pending\": [], \"at\": 1780272009000000}"), *carry_out = NULL;
+	struct sg_error err = {0};
+	json_t *got = sg_sb_events_to_cma(page, NULL, &carry_out, &base_ctx, &err);
+
+	ck_assert_ptr_nonnull(got);
+	ck_assert_uint_eq(json_array_size(got), 10);
+	ck_assert_str_eq(at_of(got, 1), "2026-06-01T00:00:10Z"); /* b: 00:08 held at a */
+	ck_assert_str_eq(at_of(got, 4), "2026-06-01T00:00:05Z"); /* c: before b, not after c */
+	ck_assert_str_eq(at_of(got, 5), "2026-06-01T00:00:05Z");
+	/* the dropped interrupt.response (00:20) emitted nothing, so it holds nothing back */
+	ck_assert_str_eq(at_of(got, 7), "2026-06-01T00:00:12Z");
+	ck_assert_int_eq(json_integer_value(json_object_get(carry_out, "at")),
+	                 1780272021000000); /* 00:00:21Z */
+	json_decref(got);
+	json_decref(carry_out);
+
+	/* a carried time (00:09) holds the first span start of the next run: b alone */
+	json_decref(page);
+	page = parse("[{\"id\": \"b\", \"type\": \"agent.message\", \"content\": [],"
+	             " \"tokens_out\": 5, \"duration_ms\": 3000,"
+	             " \"processed_at\": \"2026-06-01T00:00:11Z\"}]");
+	got = sg_sb_events_to_cma(page, NULL, NULL, &base_ctx, &err);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(at_of(got, 0), "2026-06-01T00:00:08Z"); /* nothing before it */
+	json_decref(got);
+	got = sg_sb_events_to_cma(page, carry, NULL, &base_ctx, &err);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_str_eq(at_of(got, 0), "2026-06-01T00:00:09Z");
+	json_decref(got);
+	json_decref(carry);
 	json_decref(page);
 }
 END_TEST
@@ -908,7 +987,9 @@ START_TEST(test_agent_to_cma)
 	expect_502(&err, "sb1", "agent.id is missing");
 	json_decref(a);
 
-	/* odd values take their documented defaults rather than failing */
+	/* odd values take their documented defaults rather than failing; tools the SDK cannot
+	 * express (no server name, a default_config without its required keys, a bare string)
+	 * are dropped, and keys it does not declare (a config's "rate") left out */
 	a = parse(
 	    "{\"id\": \"agent_9\", \"name\": \"\", \"description\": 5, \"version\": 0,"
 	    " \"model\": {\"id\": \"m\", \"effort\": \"max\", \"speed\": \"warp\","
@@ -919,7 +1000,11 @@ START_TEST(test_agent_to_cma)
 	    " \"tools\": [{\"type\": \"mcp_toolset\", \"configs\": [], \"default_config\": {}},"
 	    "  {\"type\": \"mcp_toolset\", \"configs\": [], \"default_config\": {},"
 	    "   \"mcp_server_name\": \"gh\"}, \"bash\", {\"type\": \"custom\", \"name\": \"c\","
-	    "   \"description\": \"d\", \"input_schema\": {\"type\": \"object\"}}],"
+	    "   \"description\": \"d\", \"input_schema\": {\"type\": \"object\"}},"
+	    "  {\"type\": \"mcp_toolset\", \"mcp_server_name\": \"crm\", \"configs\": [{\"name\":"
+	    "   \"lookup\", \"enabled\": true, \"permission_policy\": {\"type\": \"auto\"},"
+	    "   \"rate\": 5}], \"default_config\": {\"enabled\": false, \"permission_policy\":"
+	    "   {\"type\": \"always_ask\"}}}],"
 	    " \"multiagent\": {\"type\": \"coordinator\"}}");
 	out = sg_sb_agent_to_cma(a, &base_ctx, &err);
 	ck_assert_ptr_nonnull(out);
@@ -930,10 +1015,12 @@ START_TEST(test_agent_to_cma)
 	             " \"execution_identity\": {\"type\": \"service_account\"},"
 	             " \"mcp_servers\": [], \"skills\": [{\"skill_id\": \"s\", \"type\": "
 	             "\"custom\", \"version\": \"2026-01\"}],"
-	             " \"tools\": [{\"type\": \"mcp_toolset\", \"configs\": [],"
-	             "  \"default_config\": {}, \"mcp_server_name\": \"gh\"},"
-	             "  {\"type\": \"custom\", \"name\": \"c\", \"description\": \"d\","
-	             "   \"input_schema\": {\"type\": \"object\"}}],"
+	             " \"tools\": [{\"type\": \"custom\", \"name\": \"c\", \"description\": \"d\","
+	             "   \"input_schema\": {\"type\": \"object\"}},"
+	             "  {\"type\": \"mcp_toolset\", \"mcp_server_name\": \"crm\", \"configs\":"
+	             "   [{\"name\": \"lookup\", \"enabled\": true, \"permission_policy\":"
+	             "   {\"type\": \"auto\"}}], \"default_config\": {\"enabled\": false,"
+	             "   \"permission_policy\": {\"type\": \"always_ask\"}}}],"
 	             " \"multiagent\": null}");
 	ck_assert(json_equal(out, want));
 	json_decref(want);
@@ -1200,6 +1287,9 @@ START_TEST(test_bad_carry)
 	    "{\"pending\": [[\"a\", \"agent.tool_use\", 3]]}",
 	    "{\"pending\": [{\"id\": \"a\", \"type\": \"agent.tool_use\"}]}",
 	    "{\"pending\": [1]}",
+	    "{\"pending\": [], \"at\": \"2026-06-01T00:00:00Z\"}",
+	    "{\"pending\": [], \"at\": 1.5}",
+	    "{\"pending\": [], \"at\": 253402300800000000}",
 	};
 	json_t *log = parse("[]");
 	size_t i;
@@ -1469,6 +1559,7 @@ static Suite *suite(void)
 	tcase_add_test(edge, test_split_anywhere);
 	tcase_add_test(edge, test_no_carry_drops_orphan);
 	tcase_add_test(edge, test_explicit_link_and_turn_end);
+	tcase_add_test(edge, test_span_start_clamped);
 	tcase_add_loop_test(edge, test_bad_session, 0,
 	                    (int)(sizeof(bad_sessions) / sizeof(bad_sessions[0])));
 	tcase_add_test(edge, test_session_edges);

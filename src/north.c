@@ -1,0 +1,993 @@
+/* north.c - the SDK's north types as const tables, and the one walker that rebuilds any
+ * Claude-like JSON into them; see north.h.
+ *
+ * Every object is rebuilt from a table that describes the @anthropic-ai/sdk 1.10.0 type it
+ * must satisfy (resources/beta/sessions/{sessions,events,resources}.d.ts,
+ * beta/agents/agents.d.ts). The tables say, per key, whether it is required, whether it may
+ * be null and what its documented empty value is; one walker applies them. The rules it
+ * enforces are in docs/fidelity-claude.md ("Normalisation rules"); change both together:
+ *
+ *   - keys the type does not have are dropped (conformance validates with
+ *     additionalProperties: false at every level);
+ *   - absent, or null where the type forbids null: an optional key stays absent, a required
+ *     key gets its documented empty value ([], {}, null, 0, "end_turn", …), or the value is
+ *     wrong when it has none (ids, names, timestamps);
+ *   - a value of the wrong JSON type, or a timestamp that does not parse: wrong. Strict (an
+ *     upstream that speaks the dialect never sends one, so it is misconfigured or broken):
+ *     a 502. Lenient (SG_NORTH_LENIENT, for objects a module built from a dialect that is only
+ *     Claude-like): treated like the next rule, so it costs a part rather than the answer;
+ *   - a string outside a closed enum, or an object whose `type` the union does not know:
+ *     what a newer upstream sends. It degrades to the nearest value the type allows: the
+ *     union's fallback variant, else dropped from an array, null where null is allowed,
+ *     absent where the key is optional; a required one makes its parent unknown in turn,
+ *     and a session or agent that ends up unknown is a 502, an event is dropped;
+ *   - every timestamp is re-formatted through sg_time_parse_rfc3339 + sg_time_format.
+ *
+ * Nothing here is specific to a backend dialect, does I/O, reads the clock or keeps state.
+ * The tables are const. */
+#include "north.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "timeutil.h"
+
+#define N_PATH_MAX 160 /* bytes of a JSON path in an error message */
+#define N_QUOTE_MAX 64 /* bytes of a backend value quoted in an error message */
+#define N_WHAT_MAX 256 /* bytes of what is wrong, after the path */
+
+/* What the walker returns: the value was converted, the value is of a kind the SDK does not
+ * know (a newer upstream; when lenient, also a wrong one), or the answer must fail (err set). */
+enum { N_BAD = -1, N_OK = 0, N_UNKNOWN = 1 };
+
+enum kind {
+	N_ANY,   /* any JSON value, copied as is */
+	N_STR,   /* a string; with `values`, one of them */
+	N_NUM,   /* an integer or a real */
+	N_BOOL,  /* true or false */
+	N_TIME,  /* an RFC 3339 string, normalised */
+	N_OBJ,   /* an object with the keys of `fields`; other keys dropped */
+	N_MAP,   /* an object with any keys, each value of shape `item` */
+	N_ARR,   /* an array, each item of shape `item` */
+	N_UNION, /* an object discriminated by its `type`, one of `variants` */
+};
+
+#define N_REQ 1u  /* the key is not optional in the SDK type */
+#define N_NULL 2u /* the value may be null */
+
+struct shape;
+
+struct field {
+	const char *key;
+	const struct shape *shape;
+	unsigned flags;
+	const char *dflt; /* JSON text of the documented empty value of a required key, or NULL */
+};
+
+struct variant {
+	const char *name;           /* the `type` value */
+	const struct field *fields; /* besides `type`; NULL-key terminated, or NULL */
+};
+
+struct shape {
+	enum kind kind;
+	const struct field *fields;     /* N_OBJ */
+	const struct shape *item;       /* N_ARR, N_MAP */
+	const char *const *values;      /* N_STR: allowed values, NULL-terminated, or NULL */
+	const struct variant *variants; /* N_UNION, NULL-name terminated */
+	const char *fallback;           /* N_UNION: variant standing in for unknown types */
+	const char *alt_key; /* N_UNION: key that names the variant when `type` is absent, and
+	                      * is written with the variant's name (tool configs: name == type) */
+	int open;            /* N_OBJ: keys not in `fields` are kept as they are (a JSON
+	                      * Schema, which has an index signature in the SDK) */
+};
+
+/* Table-writing shorthands. A required nullable key's empty value is always null. Kept out
+ * of clang-format, which cannot lay out brace-only macro bodies. */
+/* clang-format off */
+#define END {NULL, NULL, 0, NULL}
+#define REQ(k, s) {k, s, N_REQ, NULL}
+#define REQD(k, s, d) {k, s, N_REQ, d}
+#define REQN(k, s) {k, s, N_REQ | N_NULL, "null"}
+#define OPT(k, s) {k, s, 0, NULL}
+#define OPTN(k, s) {k, s, N_NULL, NULL}
+#define FIELDS(...) ((const struct field[]){__VA_ARGS__, END})
+#define VARIANTS(...) ((const struct variant[]){__VA_ARGS__, {NULL, NULL}})
+#define ENUM(...) {.kind = N_STR, .values = (const char *const[]){__VA_ARGS__, NULL}}
+#define OBJ(...) {.kind = N_OBJ, .fields = FIELDS(__VA_ARGS__)}
+#define ARR(s) {.kind = N_ARR, .item = s}
+#define UNION(...) {.kind = N_UNION, .variants = VARIANTS(__VA_ARGS__)}
+/* clang-format on */
+
+/* ---- Scalars and enums ---- */
+
+static const struct shape S_ANY = {.kind = N_ANY};
+static const struct shape S_STR = {.kind = N_STR};
+static const struct shape S_NUM = {.kind = N_NUM};
+static const struct shape S_BOOL = {.kind = N_BOOL};
+static const struct shape S_TIME = {.kind = N_TIME};
+static const struct shape S_OPEN = {.kind = N_MAP, .item = &S_ANY}; /* tool input etc. */
+static const struct shape S_STR_MAP = {.kind = N_MAP, .item = &S_STR};
+static const struct shape A_STR = ARR(&S_STR);
+
+static const struct shape E_SESSION = ENUM("session");
+static const struct shape E_STATUS = ENUM("rescheduling", "running", "idle", "terminated");
+static const struct shape E_PERMISSION = ENUM("allow", "ask", "deny");
+static const struct shape E_CONFIRM = ENUM("allow", "deny");
+static const struct shape E_SPEED = ENUM("standard", "fast");
+static const struct shape E_CURRENCY = ENUM("USD");
+static const struct shape E_ACCESS = ENUM("read_write", "read_only");
+static const struct shape E_PLAIN = ENUM("text/plain");
+static const struct shape E_OBJECT = ENUM("object");
+static const struct shape E_CATEGORY =
+    ENUM("cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms");
+
+/* ---- Money, usage, budget (sessions.d.ts, beta.d.ts) ---- */
+
+static const struct shape O_MONEY = OBJ(REQ("amount", &S_STR), REQ("currency", &E_CURRENCY));
+static const struct shape O_CACHE_CREATION =
+    OBJ(OPT("ephemeral_1h_input_tokens", &S_NUM), OPT("ephemeral_5m_input_tokens", &S_NUM));
+static const struct shape O_SERVER_TOOL =
+    OBJ(OPT("web_fetch_requests", &S_NUM), OPT("web_search_requests", &S_NUM));
+/* BetaManagedAgentsSessionUsage: list_cost and server_tool_use may be null. */
+static const struct shape O_SESSION_USAGE =
+    OBJ(OPT("active_seconds", &S_NUM), OPT("cache_creation", &O_CACHE_CREATION),
+        OPT("cache_read_input_tokens", &S_NUM), OPT("input_tokens", &S_NUM),
+        OPTN("list_cost", &O_MONEY), OPT("output_tokens", &S_NUM),
+        OPTN("server_tool_use", &O_SERVER_TOOL));
+/* BetaManagedAgentsSessionUsageSnapshot (session.usage events): the same, never null. */
+static const struct shape O_USAGE_SNAPSHOT = OBJ(
+    OPT("active_seconds", &S_NUM), OPT("cache_creation", &O_CACHE_CREATION),
+    OPT("cache_read_input_tokens", &S_NUM), OPT("input_tokens", &S_NUM), OPT("list_cost", &O_MONEY),
+    OPT("output_tokens", &S_NUM), OPT("server_tool_use", &O_SERVER_TOOL));
+/* BetaManagedAgentsSpanModelUsage: the four counts are required; unknown counts are 0. */
+static const struct shape O_SPAN_USAGE = OBJ(
+    REQD("cache_creation_input_tokens", &S_NUM, "0"), REQD("cache_read_input_tokens", &S_NUM, "0"),
+    REQD("input_tokens", &S_NUM, "0"), REQD("output_tokens", &S_NUM, "0"), OPTN("speed", &E_SPEED));
+static const struct shape U_BUDGET = UNION({"limit", FIELDS(REQ("max_list_cost", &O_MONEY))});
+static const struct shape O_STATS =
+    OBJ(OPT("active_seconds", &S_NUM), OPT("duration_seconds", &S_NUM));
+
+/* ---- The agent snapshot (agents.d.ts) ---- */
+
+static const struct shape U_POLICY =
+    UNION({"always_allow", NULL}, {"always_ask", NULL}, {"auto", NULL});
+static const struct shape U_TOOL_REFERENCE = UNION({"tool_reference", FIELDS(REQ("name", &S_STR))});
+static const struct shape A_TOOL_REFERENCES = ARR(&U_TOOL_REFERENCE);
+static const struct shape U_URL_FILTER =
+    UNION({"all", NULL}, {"none", NULL}, {"only", FIELDS(REQD("tools", &A_TOOL_REFERENCES, "[]"))},
+          {"except", FIELDS(REQD("tools", &A_TOOL_REFERENCES, "[]"))});
+static const struct shape U_URL_USER_INPUT = UNION({"all", NULL}, {"none", NULL});
+static const struct shape O_URL_SOURCES =
+    OBJ(REQN("client_tool_results", &U_URL_FILTER), REQN("server_tool_results", &U_URL_FILTER),
+        REQN("user_input", &U_URL_USER_INPUT));
+static const struct shape U_USER_LOCATION =
+    UNION({"approximate", FIELDS(OPTN("city", &S_STR), OPTN("country", &S_STR),
+                                 OPTN("region", &S_STR), OPTN("timezone", &S_STR))});
+static const struct shape O_INPUT_SCHEMA = {
+    .kind = N_OBJ,
+    .open = 1,
+    .fields = FIELDS(REQD("type", &E_OBJECT, "\"object\""), OPTN("properties", &S_OPEN),
+                     OPTN("required", &A_STR)),
+};
+static const struct field F_TOOL_CONFIG[] = {REQ("enabled", &S_BOOL),
+                                             REQ("permission_policy", &U_POLICY), END};
+/* The built-in tool configs: `name` and `type` are the same string in every variant. */
+static const struct shape U_TOOL_CONFIG = {
+    .kind = N_UNION,
+    .alt_key = "name",
+    .variants = VARIANTS(
+        {"bash", F_TOOL_CONFIG}, {"edit", F_TOOL_CONFIG}, {"read", F_TOOL_CONFIG},
+        {"write", F_TOOL_CONFIG}, {"glob", F_TOOL_CONFIG}, {"grep", F_TOOL_CONFIG},
+        {"web_fetch", FIELDS(REQ("enabled", &S_BOOL), REQ("permission_policy", &U_POLICY),
+                             REQN("url_sources", &O_URL_SOURCES), OPT("allowed_domains", &A_STR),
+                             OPT("blocked_domains", &A_STR), OPTN("max_content_tokens", &S_NUM))},
+        {"web_search", FIELDS(REQ("enabled", &S_BOOL), REQ("permission_policy", &U_POLICY),
+                              OPT("allowed_domains", &A_STR), OPT("blocked_domains", &A_STR),
+                              OPTN("user_location", &U_USER_LOCATION))}),
+};
+static const struct shape A_TOOL_CONFIGS = ARR(&U_TOOL_CONFIG);
+static const struct shape O_DEFAULT_CONFIG =
+    OBJ(REQ("enabled", &S_BOOL), REQ("permission_policy", &U_POLICY));
+static const struct shape O_MCP_TOOL_CONFIG =
+    OBJ(REQ("enabled", &S_BOOL), REQ("name", &S_STR), REQ("permission_policy", &U_POLICY));
+static const struct shape A_MCP_TOOL_CONFIGS = ARR(&O_MCP_TOOL_CONFIG);
+static const struct shape U_TOOL =
+    UNION({"agent_toolset_20260401", FIELDS(REQD("configs", &A_TOOL_CONFIGS, "[]"),
+                                            REQ("default_config", &O_DEFAULT_CONFIG))},
+          {"mcp_toolset",
+           FIELDS(REQD("configs", &A_MCP_TOOL_CONFIGS, "[]"),
+                  REQ("default_config", &O_DEFAULT_CONFIG), REQ("mcp_server_name", &S_STR))},
+          {"custom", FIELDS(REQ("description", &S_STR), REQ("input_schema", &O_INPUT_SCHEMA),
+                            REQ("name", &S_STR))});
+static const struct shape A_TOOLS = ARR(&U_TOOL);
+static const struct field F_SKILL[] = {REQ("skill_id", &S_STR), REQ("version", &S_STR), END};
+static const struct shape U_SKILL = UNION({"anthropic", F_SKILL}, {"custom", F_SKILL});
+static const struct shape A_SKILLS = ARR(&U_SKILL);
+static const struct shape U_MCP_SERVER =
+    UNION({"url", FIELDS(REQ("name", &S_STR), REQ("url", &S_STR))});
+static const struct shape A_MCP_SERVERS = ARR(&U_MCP_SERVER);
+static const struct shape U_EXEC_IDENTITY =
+    UNION({"service_account", NULL}, {"aws_role", FIELDS(REQ("role_arn", &S_STR))});
+static const struct shape U_EFFORT =
+    UNION({"low", NULL}, {"medium", NULL}, {"high", NULL}, {"xhigh", NULL}, {"max", NULL});
+static const struct shape O_MODEL = OBJ(REQ("id", &S_STR), OPT("effort", &U_EFFORT),
+                                        OPT("inference_geo", &S_STR), OPT("speed", &E_SPEED));
+
+/* BetaManagedAgentsSessionThreadAgent; the session's own agent adds `multiagent`. An agent
+ * without execution_identity runs as the service account, the platform's default. */
+#define THREAD_AGENT_FIELDS                                                                        \
+	REQ("id", &S_STR), REQN("description", &S_STR),                                            \
+	    REQD("execution_identity", &U_EXEC_IDENTITY, "{\"type\":\"service_account\"}"),        \
+	    REQD("mcp_servers", &A_MCP_SERVERS, "[]"), REQ("model", &O_MODEL),                     \
+	    REQ("name", &S_STR), REQD("skills", &A_SKILLS, "[]"), REQN("system", &S_STR),          \
+	    REQD("tools", &A_TOOLS, "[]"), REQ("version", &S_NUM)
+
+static const struct field F_THREAD_AGENT[] = {THREAD_AGENT_FIELDS, END};
+static const struct shape U_THREAD_AGENT = UNION({"agent", F_THREAD_AGENT});
+static const struct shape A_THREAD_AGENTS = ARR(&U_THREAD_AGENT);
+static const struct shape U_ROSTER_ENTRY =
+    UNION({"agent", F_THREAD_AGENT}, {"advisor", FIELDS(REQ("model", &S_STR))});
+static const struct shape A_ROSTER = ARR(&U_ROSTER_ENTRY);
+static const struct shape U_ON_OFF = UNION({"enabled", NULL}, {"disabled", NULL});
+static const struct shape U_TEAM =
+    UNION({"enabled", FIELDS(REQ("inline_agents", &U_ON_OFF),
+                             REQD("predefined_agents", &A_THREAD_AGENTS, "[]"))},
+          {"disabled", NULL});
+static const struct shape U_ADVISOR =
+    UNION({"enabled", FIELDS(REQ("model", &S_STR))}, {"disabled", NULL});
+static const struct shape U_MULTIAGENT =
+    UNION({"coordinator", FIELDS(REQD("agents", &A_ROSTER, "[]"))},
+          {"multiagent_20261001", FIELDS(REQ("advisor", &U_ADVISOR), REQ("subagents", &U_TEAM),
+                                         REQ("workflows", &U_TEAM))});
+static const struct shape U_SESSION_AGENT =
+    UNION({"agent", FIELDS(THREAD_AGENT_FIELDS, REQN("multiagent", &U_MULTIAGENT))});
+
+/* ---- The session (sessions.d.ts, resources.d.ts) ---- */
+
+static const struct shape U_CHECKOUT =
+    UNION({"branch", FIELDS(REQ("name", &S_STR))}, {"commit", FIELDS(REQ("sha", &S_STR))});
+static const struct shape U_RESOURCE =
+    UNION({"file", FIELDS(REQ("id", &S_STR), REQ("created_at", &S_TIME), REQ("file_id", &S_STR),
+                          REQ("mount_path", &S_STR), REQ("updated_at", &S_TIME))},
+          {"github_repository",
+           FIELDS(REQ("id", &S_STR), REQ("created_at", &S_TIME), REQ("mount_path", &S_STR),
+                  REQ("updated_at", &S_TIME), REQ("url", &S_STR), OPTN("checkout", &U_CHECKOUT))},
+          {"memory_store", FIELDS(REQ("memory_store_id", &S_STR), OPTN("access", &E_ACCESS),
+                                  OPT("description", &S_STR), OPTN("instructions", &S_STR),
+                                  OPTN("mount_path", &S_STR), OPTN("name", &S_STR))});
+static const struct shape A_RESOURCES = ARR(&U_RESOURCE);
+static const struct shape U_OUTCOME_EVALUATION =
+    UNION({"outcome_evaluation", FIELDS(REQN("completed_at", &S_TIME), REQ("description", &S_STR),
+                                        REQN("explanation", &S_STR), REQ("iteration", &S_NUM),
+                                        REQ("outcome_id", &S_STR), REQ("result", &S_STR))});
+static const struct shape A_OUTCOME_EVALUATIONS = ARR(&U_OUTCOME_EVALUATION);
+
+/* BetaManagedAgentsSession without `id` (re-encoded by the caller). `updated_at` is listed
+ * as optional only so that a missing one can take created_at's value afterwards. */
+static const struct field F_SESSION[] = {
+    REQD("type", &E_SESSION, "\"session\""),
+    REQ("agent", &U_SESSION_AGENT),
+    REQN("archived_at", &S_TIME),
+    REQN("budget", &U_BUDGET),
+    REQ("created_at", &S_TIME),
+    REQ("environment_id", &S_STR),
+    REQD("metadata", &S_STR_MAP, "{}"),
+    REQD("outcome_evaluations", &A_OUTCOME_EVALUATIONS, "[]"),
+    REQD("resources", &A_RESOURCES, "[]"),
+    REQD("stats", &O_STATS, "{}"),
+    REQ("status", &E_STATUS),
+    REQN("title", &S_STR),
+    OPT("updated_at", &S_TIME),
+    REQD("usage", &O_SESSION_USAGE, "{}"),
+    REQD("vault_ids", &A_STR, "[]"),
+    OPTN("deployment_id", &S_STR),
+    END,
+};
+
+/* ---- Content blocks (events.d.ts) ---- */
+
+static const struct field F_TEXT[] = {REQ("text", &S_STR), END};
+static const struct field F_BASE64[] = {REQ("data", &S_STR), REQ("media_type", &S_STR), END};
+static const struct field F_URL[] = {REQ("url", &S_STR), END};
+static const struct field F_FILE[] = {REQ("file_id", &S_STR), END};
+static const struct shape U_IMAGE_SOURCE =
+    UNION({"base64", F_BASE64}, {"url", F_URL}, {"file", F_FILE});
+static const struct shape U_DOCUMENT_SOURCE =
+    UNION({"base64", F_BASE64},
+          {"text", FIELDS(REQ("data", &S_STR), REQD("media_type", &E_PLAIN, "\"text/plain\""))},
+          {"url", F_URL}, {"file", F_FILE});
+static const struct field F_IMAGE[] = {REQ("source", &U_IMAGE_SOURCE), END};
+static const struct field F_DOCUMENT[] = {REQ("source", &U_DOCUMENT_SOURCE),
+                                          OPTN("context", &S_STR), OPTN("title", &S_STR), END};
+static const struct shape U_SEARCH_TEXT = UNION({"text", F_TEXT});
+static const struct shape A_SEARCH_TEXT = ARR(&U_SEARCH_TEXT);
+static const struct shape O_CITATIONS = OBJ(REQ("enabled", &S_BOOL));
+static const struct field F_SEARCH_RESULT[] = {REQ("citations", &O_CITATIONS),
+                                               REQD("content", &A_SEARCH_TEXT, "[]"),
+                                               REQ("source", &S_STR), REQ("title", &S_STR), END};
+
+/* Which blocks each content array admits. */
+static const struct shape U_USER_BLOCK =
+    UNION({"text", F_TEXT}, {"image", F_IMAGE}, {"document", F_DOCUMENT}, {"redacted", NULL});
+static const struct shape U_AGENT_BLOCK = UNION({"text", F_TEXT}, {"redacted", NULL});
+static const struct shape U_RESULT_BLOCK =
+    UNION({"text", F_TEXT}, {"image", F_IMAGE}, {"document", F_DOCUMENT},
+          {"search_result", F_SEARCH_RESULT});
+static const struct shape A_USER_CONTENT = ARR(&U_USER_BLOCK);
+static const struct shape A_AGENT_CONTENT = ARR(&U_AGENT_BLOCK);
+static const struct shape A_RESULT_CONTENT = ARR(&U_RESULT_BLOCK);
+static const struct shape A_SYSTEM_CONTENT = ARR(&U_SEARCH_TEXT); /* text blocks only */
+
+/* ---- Event payloads (events.d.ts, sessions.d.ts) ---- */
+
+static const struct shape U_AUTO_PERMISSION =
+    UNION({"allow", NULL}, {"ask", FIELDS(REQ("reason_code", &S_STR))},
+          {"deny", FIELDS(REQ("reason_code", &S_STR))});
+static const struct shape U_EVALUATION =
+    UNION({"always_allow", NULL}, {"always_ask", NULL},
+          {"auto", FIELDS(REQ("evaluated_permission", &U_AUTO_PERMISSION))});
+static const struct shape U_RETRY_STATUS =
+    UNION({"retrying", NULL}, {"exhausted", NULL}, {"terminal", NULL});
+
+#define ERR_BASE REQ("message", &S_STR), REQ("retry_status", &U_RETRY_STATUS)
+static const struct field F_ERR[] = {ERR_BASE, END};
+static const struct field F_ERR_MCP[] = {ERR_BASE, REQ("mcp_server_name", &S_STR), END};
+static const struct field F_ERR_REPO[] = {ERR_BASE, REQN("repository_url", &S_STR), END};
+/* An error type this SDK does not know is read as unknown_error: the SDK tells clients to
+ * fall back on message and retry_status, which every variant has. */
+static const struct shape U_SESSION_ERROR = {
+    .kind = N_UNION,
+    .fallback = "unknown_error",
+    .variants = VARIANTS(
+        {"unknown_error", F_ERR}, {"model_overloaded_error", F_ERR},
+        {"model_rate_limited_error", F_ERR}, {"model_request_failed_error", F_ERR},
+        {"mcp_connection_failed_error", F_ERR_MCP}, {"mcp_authentication_failed_error", F_ERR_MCP},
+        {"billing_error", F_ERR},
+        {"credential_host_unreachable_error",
+         FIELDS(ERR_BASE, REQ("credential_id", &S_STR), REQ("vault_id", &S_STR))},
+        {"tool_use_limit_reached_error", F_ERR}, {"compaction_limit_reached_error", F_ERR},
+        {"repository_authentication_error", F_ERR_REPO}, {"repository_forbidden_error", F_ERR_REPO},
+        {"repository_not_found_error", F_ERR_REPO}, {"repository_checkout_error", F_ERR_REPO},
+        {"repository_clone_error", F_ERR_REPO}),
+};
+static const struct field F_WF_ERR[] = {REQ("message", &S_STR), END};
+static const struct shape U_WORKFLOW_ERROR = {
+    .kind = N_UNION,
+    .fallback = "unknown_error",
+    .variants = VARIANTS({"timeout_error", F_WF_ERR}, {"program_error", F_WF_ERR},
+                         {"unknown_error", F_WF_ERR}, {"thread_limit_error", F_WF_ERR},
+                         {"max_workflow_runs_error", F_WF_ERR}),
+};
+static const struct shape U_WORKFLOW_RESULT = UNION(
+    {"completed", NULL}, {"error", FIELDS(REQ("error", &U_WORKFLOW_ERROR))}, {"stopped", NULL});
+static const struct shape O_PHASE =
+    OBJ(REQ("id", &S_STR), REQN("description", &S_STR), REQ("name", &S_STR));
+static const struct shape A_PHASES = ARR(&O_PHASE);
+/* A stop reason this SDK does not know still ended the turn. */
+static const struct shape U_STOP_REASON = {
+    .kind = N_UNION,
+    .fallback = "end_turn",
+    .variants =
+        VARIANTS({"end_turn", NULL}, {"requires_action", FIELDS(REQD("event_ids", &A_STR, "[]"))},
+                 {"retries_exhausted", NULL}, {"budget_reached", NULL}, {"refusal", NULL}),
+};
+static const struct shape U_STOP_DETAILS =
+    UNION({"refusal", FIELDS(REQN("category", &E_CATEGORY), REQN("explanation", &S_STR))});
+static const struct shape U_RUBRIC =
+    UNION({"file", FIELDS(REQ("file_id", &S_STR))}, {"text", FIELDS(REQ("content", &S_STR))});
+
+#define STOP_FIELDS                                                                                \
+	REQN("stop_details", &U_STOP_DETAILS),                                                     \
+	    REQD("stop_reason", &U_STOP_REASON, "{\"type\":\"end_turn\"}")
+#define THREAD_FIELDS REQ("agent_name", &S_STR), REQ("session_thread_id", &S_STR)
+
+/* processed_at: required and non-null on most types; optional and nullable (null while
+ * queued) on the user.* inputs other than define_outcome, and on system.message. */
+enum when { PA_REQ, PA_OPT };
+
+struct event_type {
+	const char *type;
+	enum when processed_at;
+	const struct field *fields; /* besides id, type, processed_at */
+};
+
+/* The members of the BetaManagedAgentsSessionEvent union, in the SDK's order: the 41 values
+ * of BetaManagedAgentsSessionEventType plus session.deleted, which the union has although
+ * the type filter cannot name it. */
+static const struct event_type event_types[] = {
+    {"user.message", PA_OPT, FIELDS(REQD("content", &A_USER_CONTENT, "[]"))},
+    {"user.interrupt", PA_OPT, FIELDS(OPTN("session_thread_id", &S_STR))},
+    {"user.tool_confirmation", PA_OPT,
+     FIELDS(REQ("result", &E_CONFIRM), REQ("tool_use_id", &S_STR), OPTN("deny_message", &S_STR),
+            OPTN("session_thread_id", &S_STR))},
+    {"user.custom_tool_result", PA_OPT,
+     FIELDS(REQ("custom_tool_use_id", &S_STR), OPT("content", &A_RESULT_CONTENT),
+            OPTN("is_error", &S_BOOL), OPTN("session_thread_id", &S_STR))},
+    {"agent.custom_tool_use", PA_REQ,
+     FIELDS(REQD("input", &S_OPEN, "{}"), REQ("name", &S_STR), OPTN("session_thread_id", &S_STR))},
+    {"agent.message", PA_REQ, FIELDS(REQD("content", &A_AGENT_CONTENT, "[]"))},
+    {"agent.thinking", PA_REQ, NULL},
+    {"agent.mcp_tool_use", PA_REQ,
+     FIELDS(REQD("input", &S_OPEN, "{}"), REQ("mcp_server_name", &S_STR), REQ("name", &S_STR),
+            OPT("evaluated_permission", &E_PERMISSION), OPT("evaluation", &U_EVALUATION),
+            OPTN("session_thread_id", &S_STR))},
+    {"agent.mcp_tool_result", PA_REQ,
+     FIELDS(REQ("mcp_tool_use_id", &S_STR), OPT("content", &A_RESULT_CONTENT),
+            OPTN("is_error", &S_BOOL))},
+    {"agent.tool_use", PA_REQ,
+     FIELDS(REQD("input", &S_OPEN, "{}"), REQ("name", &S_STR),
+            OPT("evaluated_permission", &E_PERMISSION), OPT("evaluation", &U_EVALUATION),
+            OPTN("session_thread_id", &S_STR))},
+    {"agent.tool_result", PA_REQ,
+     FIELDS(REQ("tool_use_id", &S_STR), OPT("content", &A_RESULT_CONTENT),
+            OPTN("is_error", &S_BOOL))},
+    {"agent.thread_message_received", PA_REQ,
+     FIELDS(REQD("content", &A_USER_CONTENT, "[]"), REQ("from_session_thread_id", &S_STR),
+            OPTN("from_agent_name", &S_STR))},
+    {"agent.thread_message_sent", PA_REQ,
+     FIELDS(REQD("content", &A_USER_CONTENT, "[]"), REQ("to_session_thread_id", &S_STR),
+            OPTN("to_agent_name", &S_STR))},
+    {"agent.thread_context_compacted", PA_REQ, NULL},
+    {"session.error", PA_REQ, FIELDS(REQ("error", &U_SESSION_ERROR))},
+    {"session.status_rescheduled", PA_REQ, NULL},
+    {"session.status_running", PA_REQ, NULL},
+    {"session.status_idle", PA_REQ, FIELDS(STOP_FIELDS)},
+    {"session.status_terminated", PA_REQ, NULL},
+    {"session.thread_created", PA_REQ, FIELDS(THREAD_FIELDS, REQN("workflow_run_id", &S_STR))},
+    {"span.outcome_evaluation_start", PA_REQ,
+     FIELDS(REQ("iteration", &S_NUM), REQ("outcome_id", &S_STR))},
+    {"span.outcome_evaluation_end", PA_REQ,
+     FIELDS(REQ("explanation", &S_STR), REQ("iteration", &S_NUM),
+            REQ("outcome_evaluation_start_id", &S_STR), REQ("outcome_id", &S_STR),
+            REQ("result", &S_STR), REQD("usage", &O_SPAN_USAGE, "{}"))},
+    {"span.model_request_start", PA_REQ, NULL},
+    {"span.model_request_end", PA_REQ,
+     FIELDS(REQN("is_error", &S_BOOL), REQ("model_request_start_id", &S_STR),
+            REQD("model_usage", &O_SPAN_USAGE, "{}"))},
+    {"span.outcome_evaluation_ongoing", PA_REQ,
+     FIELDS(REQ("iteration", &S_NUM), REQ("outcome_id", &S_STR))},
+    {"user.define_outcome", PA_REQ,
+     FIELDS(REQ("description", &S_STR), REQN("max_iterations", &S_NUM), REQ("outcome_id", &S_STR),
+            REQ("rubric", &U_RUBRIC))},
+    {"session.deleted", PA_REQ, NULL},
+    {"session.thread_status_running", PA_REQ, FIELDS(THREAD_FIELDS)},
+    {"session.thread_status_idle", PA_REQ, FIELDS(THREAD_FIELDS, STOP_FIELDS)},
+    {"session.thread_status_terminated", PA_REQ, FIELDS(THREAD_FIELDS)},
+    {"user.tool_result", PA_OPT,
+     FIELDS(REQ("tool_use_id", &S_STR), OPT("content", &A_RESULT_CONTENT),
+            OPTN("is_error", &S_BOOL), OPTN("session_thread_id", &S_STR))},
+    {"session.thread_status_rescheduled", PA_REQ, FIELDS(THREAD_FIELDS)},
+    {"session.updated", PA_REQ,
+     FIELDS(OPTN("agent", &U_SESSION_AGENT), OPTN("budget", &U_BUDGET), OPT("metadata", &S_STR_MAP),
+            OPTN("title", &S_STR))},
+    {"system.message", PA_OPT, FIELDS(REQD("content", &A_SYSTEM_CONTENT, "[]"))},
+    {"session.usage", PA_REQ,
+     FIELDS(REQD("usage", &O_USAGE_SNAPSHOT, "{}"), OPTN("budget", &U_BUDGET))},
+    {"workflow_run.created", PA_REQ,
+     FIELDS(REQN("description", &S_STR), REQ("name", &S_STR), REQD("phases", &A_PHASES, "[]"),
+            REQ("workflow_run_id", &S_STR))},
+    {"workflow_run.status_running", PA_REQ, FIELDS(REQ("workflow_run_id", &S_STR))},
+    {"workflow_run.status_idle", PA_REQ, FIELDS(REQ("workflow_run_id", &S_STR))},
+    {"workflow_run.status_ended", PA_REQ,
+     FIELDS(REQ("result", &U_WORKFLOW_RESULT), REQ("workflow_run_id", &S_STR))},
+    {"workflow_run.error", PA_REQ,
+     FIELDS(REQ("error", &U_WORKFLOW_ERROR), REQN("workflow_run_id", &S_STR))},
+    {"workflow_run.phase_started", PA_REQ,
+     FIELDS(REQ("workflow_run_id", &S_STR), REQ("workflow_run_phase_id", &S_STR))},
+    {"workflow_run.phase_ended", PA_REQ,
+     FIELDS(REQ("phase_started_id", &S_STR), REQ("workflow_run_id", &S_STR),
+            REQ("workflow_run_phase_id", &S_STR))},
+};
+
+/* ---- The walker ---- */
+
+/* State of one normalisation call: how strict, and where in the input we are, for messages. */
+struct walk {
+	const char *backend; /* named in every message */
+	int lenient;         /* SG_NORTH_LENIENT: a wrong value degrades, see wrong() */
+	struct sg_error *err;
+	const char *note; /* the event type being translated, for messages, or NULL */
+	char path[N_PATH_MAX];
+	char why[N_PATH_MAX + N_WHAT_MAX]; /* what made the last N_UNKNOWN, with its path */
+};
+
+/* Length of the longest prefix of s, at most max bytes, that does not split a UTF-8
+ * sequence, so that a quoted value never makes a message invalid UTF-8. */
+static int quote_len(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n <= max)
+		return (int)n;
+	n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+		n--;
+	return (int)n;
+}
+
+/* Appends ".key", or "[idx]" when key is NULL, to the path; a segment that does not fit is
+ * left out whole. Returns the previous length, for path_pop. */
+static size_t path_push(struct walk *w, const char *key, size_t idx)
+{
+	size_t used = strlen(w->path);
+	int n;
+
+	if (key)
+		n = snprintf(w->path + used, sizeof(w->path) - used, ".%s", key);
+	else
+		n = snprintf(w->path + used, sizeof(w->path) - used, "[%zu]", idx);
+	if (n < 0 || (size_t)n >= sizeof(w->path) - used)
+		w->path[used] = '\0';
+	return used;
+}
+
+static void path_pop(struct walk *w, size_t mark)
+{
+	w->path[mark] = '\0';
+}
+
+/* A value the answer cannot carry. Strict: a 502 naming the backend and the path (N_BAD).
+ * Lenient: remembered like a value newer than the SDK (N_UNKNOWN), so that it costs the
+ * nearest part that can be left out instead of the whole answer. */
+__attribute__((format(printf, 2, 3))) static int wrong(struct walk *w, const char *fmt, ...)
+{
+	char msg[N_WHAT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (w->lenient) {
+		snprintf(w->why, sizeof(w->why), "%s %s", w->path, msg);
+		return N_UNKNOWN;
+	}
+	sg_err_bad_gateway(w->err, "backend '%s': %s %s%s%s%s", w->backend, w->path, msg,
+	                   w->note ? " (" : "", w->note ? w->note : "", w->note ? ")" : "");
+	return N_BAD;
+}
+
+/* A value newer than this SDK: remembered, in case nothing above can absorb it. */
+__attribute__((format(printf, 2, 3))) static int unknown(struct walk *w, const char *fmt, ...)
+{
+	char msg[N_WHAT_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(w->why, sizeof(w->why), "%s %s", w->path, msg);
+	return N_UNKNOWN;
+}
+
+static int oom(struct walk *w)
+{
+	sg_err_internal(w->err, "out of memory translating an answer of backend '%s'", w->backend);
+	return N_BAD;
+}
+
+static int conv(const struct shape *sh, const json_t *in, json_t **out, struct walk *w);
+
+/* The documented empty value of a required key, itself normalised by the key's shape (an
+ * empty model_usage is four zero counts). Returns a new reference in *out. */
+static int fill(const struct field *f, json_t **out, struct walk *w)
+{
+	json_t *d = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
+	int rc;
+
+	if (!d)
+		return oom(w);
+	if (json_is_null(d)) {
+		*out = d;
+		return N_OK;
+	}
+	rc = conv(f->shape, d, out, w);
+	json_decref(d);
+	return rc;
+}
+
+/* Converts the keys of `fields` from object `in` into `out` (both objects; in borrowed, out
+ * modified). Keys not in `fields` are not looked at. */
+static int conv_fields(const struct field *f, const json_t *in, json_t *out, struct walk *w)
+{
+	for (; f && f->key; f++) {
+		const json_t *v = json_object_get(in, f->key);
+		size_t mark = path_push(w, f->key, 0);
+		json_t *nv = NULL;
+		int rc = N_OK;
+
+		if (json_is_null(v) && (f->flags & N_NULL)) {
+			nv = json_null();
+		} else if (!v || json_is_null(v)) {
+			if (!(f->flags & N_REQ)) {
+				path_pop(w, mark);
+				continue;
+			}
+			if (!f->dflt)
+				return wrong(w, v ? "is null" : "is missing");
+			rc = fill(f, &nv, w);
+			if (rc != N_OK)
+				return rc;
+		} else {
+			rc = conv(f->shape, v, &nv, w);
+			if (rc == N_BAD)
+				return N_BAD;
+			if (rc == N_UNKNOWN) {
+				if (f->flags & N_REQ && !(f->flags & N_NULL))
+					return N_UNKNOWN; /* the parent cannot exist without it */
+				if (!(f->flags & N_NULL)) {
+					path_pop(w, mark);
+					continue;
+				}
+				nv = json_null();
+			}
+		}
+		if (!nv || json_object_set_new(out, f->key, nv))
+			return oom(w);
+		path_pop(w, mark);
+	}
+	return N_OK;
+}
+
+static const struct variant *find_variant(const struct variant *v, const char *name)
+{
+	for (; v->name; v++) {
+		if (!strcmp(v->name, name))
+			return v;
+	}
+	return NULL;
+}
+
+/* An object discriminated by `type`. A union with a single variant implies it when `type`
+ * is absent (the agent snapshot, a budget, an outcome evaluation). */
+static int conv_union(const struct shape *sh, const json_t *in, json_t **out, struct walk *w)
+{
+	const struct variant *v = NULL;
+	const json_t *t;
+	size_t mark;
+	json_t *o;
+	int rc;
+
+	if (!json_is_object(in))
+		return wrong(w, "is not an object");
+	t = json_object_get(in, "type");
+	if ((!t || json_is_null(t)) && sh->alt_key)
+		t = json_object_get(in, sh->alt_key);
+	if ((!t || json_is_null(t)) && !sh->variants[1].name) {
+		v = &sh->variants[0];
+	} else if (!json_is_string(t)) {
+		return wrong(w, "has no string 'type'");
+	} else {
+		v = find_variant(sh->variants, json_string_value(t));
+		if (!v && sh->fallback)
+			v = find_variant(sh->variants, sh->fallback);
+		if (!v) {
+			mark = path_push(w, "type", 0);
+			rc = unknown(w, "'%.*s' is not known to the SDK",
+			             quote_len(json_string_value(t), N_QUOTE_MAX),
+			             json_string_value(t));
+			path_pop(w, mark);
+			return rc;
+		}
+	}
+	o = json_object();
+	if (!o || json_object_set_new(o, "type", json_string(v->name)) ||
+	    (sh->alt_key && json_object_set_new(o, sh->alt_key, json_string(v->name)))) {
+		json_decref(o);
+		return oom(w);
+	}
+	rc = conv_fields(v->fields, in, o, w);
+	if (rc != N_OK) {
+		json_decref(o);
+		return rc;
+	}
+	*out = o;
+	return N_OK;
+}
+
+/* Array items and map values: an unknown one is dropped, a wrong one fails the whole. */
+static int conv_items(const struct shape *sh, const json_t *in, json_t **out, struct walk *w)
+{
+	json_t *o = sh->kind == N_ARR ? json_array() : json_object();
+	const char *key;
+	const json_t *v;
+	size_t i;
+
+	if (!o)
+		return oom(w);
+	if (sh->kind == N_ARR) {
+		json_array_foreach(in, i, v)
+		{
+			size_t mark = path_push(w, NULL, i);
+			json_t *nv = NULL;
+			int rc = conv(sh->item, v, &nv, w);
+
+			path_pop(w, mark);
+			if (rc == N_UNKNOWN)
+				continue;
+			if (rc == N_BAD)
+				goto fail;
+			if (json_array_append_new(o, nv))
+				goto nomem;
+		}
+	} else {
+		json_object_foreach((json_t *)in, key, v)
+		{
+			size_t mark = path_push(w, key, 0);
+			json_t *nv = NULL;
+			int rc = conv(sh->item, v, &nv, w);
+
+			path_pop(w, mark);
+			if (rc == N_UNKNOWN)
+				continue;
+			if (rc == N_BAD)
+				goto fail;
+			if (json_object_set_new(o, key, nv))
+				goto nomem;
+		}
+	}
+	*out = o;
+	return N_OK;
+nomem:
+	oom(w);
+fail:
+	json_decref(o);
+	return N_BAD;
+}
+
+/* Re-formats an RFC 3339 timestamp. Returns a new string in *out. */
+static int conv_time(const json_t *in, json_t **out, struct walk *w)
+{
+	char buf[SG_TIME_BUFSZ];
+	const char *s = json_string_value(in);
+	int64_t us;
+
+	if (!s)
+		return wrong(w, "is not a string");
+	if (strlen(s) != json_string_length(in) || sg_time_parse_rfc3339(s, &us))
+		return wrong(w, "'%.*s' is not an RFC 3339 timestamp", quote_len(s, N_QUOTE_MAX),
+		             s);
+	if (sg_time_format(us, buf, sizeof(buf)) < 0)
+		return wrong(w, "'%.*s' is out of range", quote_len(s, N_QUOTE_MAX), s);
+	*out = json_string(buf);
+	return *out ? N_OK : oom(w);
+}
+
+/* Copies the keys of `in` that `fields` does not name into `out`, as they are. */
+static int copy_rest(const struct field *fields, const json_t *in, json_t *out, struct walk *w)
+{
+	const struct field *f;
+	const char *key;
+	const json_t *v;
+
+	json_object_foreach((json_t *)in, key, v)
+	{
+		for (f = fields; f->key && strcmp(f->key, key); f++)
+			;
+		if (!f->key && json_object_set_new(out, key, json_deep_copy(v)))
+			return oom(w);
+	}
+	return N_OK;
+}
+
+/* Converts `in` (borrowed, not null unless the shape is N_ANY) by shape into *out (new). */
+static int conv(const struct shape *sh, const json_t *in, json_t **out, struct walk *w)
+{
+	const char *const *val;
+	int rc;
+
+	switch (sh->kind) {
+	case N_ANY:
+		break;
+	case N_STR:
+		if (!json_is_string(in))
+			return wrong(w, "is not a string");
+		if (!sh->values)
+			break;
+		for (val = sh->values; *val; val++) {
+			if (!strcmp(*val, json_string_value(in)) &&
+			    strlen(*val) == json_string_length(in))
+				break;
+		}
+		if (!*val)
+			return unknown(w, "'%.*s' is not one of the SDK's values",
+			               quote_len(json_string_value(in), N_QUOTE_MAX),
+			               json_string_value(in));
+		break;
+	case N_NUM:
+		if (!json_is_number(in))
+			return wrong(w, "is not a number");
+		break;
+	case N_BOOL:
+		if (!json_is_boolean(in))
+			return wrong(w, "is not a boolean");
+		break;
+	case N_TIME:
+		return conv_time(in, out, w);
+	case N_OBJ:
+		if (!json_is_object(in))
+			return wrong(w, "is not an object");
+		*out = json_object();
+		if (!*out)
+			return oom(w);
+		/* An object whose required key is unknown is unknown itself. */
+		rc = conv_fields(sh->fields, in, *out, w);
+		if (rc == N_OK && sh->open)
+			rc = copy_rest(sh->fields, in, *out, w);
+		if (rc != N_OK) {
+			json_decref(*out);
+			*out = NULL;
+		}
+		return rc;
+	case N_MAP:
+		if (!json_is_object(in))
+			return wrong(w, "is not an object");
+		return conv_items(sh, in, out, w);
+	case N_ARR:
+		if (!json_is_array(in))
+			return wrong(w, "is not an array");
+		return conv_items(sh, in, out, w);
+	case N_UNION:
+		return conv_union(sh, in, out, w);
+	}
+	/* A copy, not a shared reference: the caller owns the answer and may change it. */
+	*out = json_deep_copy(in);
+	return *out ? N_OK : oom(w);
+}
+
+/* One event (borrowed) → *out (new), or N_UNKNOWN when the SDK has no type for it. */
+static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
+{
+	const struct event_type *et = NULL;
+	const json_t *type, *id, *pa;
+	json_t *o, *v = NULL;
+	size_t i, mark;
+	int rc;
+
+	if (!json_is_object(ev))
+		return wrong(w, "is not an object");
+	type = json_object_get(ev, "type");
+	if (!json_is_string(type)) {
+		path_push(w, "type", 0);
+		return wrong(w, "is missing or not a string");
+	}
+	for (i = 0; i < sizeof(event_types) / sizeof(event_types[0]); i++) {
+		if (!strcmp(event_types[i].type, json_string_value(type))) {
+			et = &event_types[i];
+			break;
+		}
+	}
+	if (!et)
+		return N_UNKNOWN; /* the SDK's union is closed */
+	w->note = et->type;
+	id = json_object_get(ev, "id");
+	if (!json_is_string(id)) {
+		path_push(w, "id", 0);
+		return wrong(w, "is missing or not a string");
+	}
+	o = json_object();
+	if (!o || json_object_set_new(o, "id", json_deep_copy(id)) ||
+	    json_object_set_new(o, "type", json_string(et->type)))
+		goto nomem;
+	mark = path_push(w, "processed_at", 0);
+	pa = json_object_get(ev, "processed_at");
+	if (!pa || json_is_null(pa)) {
+		/* Absent or null means "still queued" where the type allows it. */
+		if (et->processed_at == PA_REQ) {
+			rc = wrong(w, "is missing or null");
+			goto fail;
+		}
+		if (pa && json_object_set_new(o, "processed_at", json_null()))
+			goto nomem;
+	} else {
+		rc = conv_time(pa, &v, w);
+		if (rc != N_OK)
+			goto fail;
+		if (json_object_set_new(o, "processed_at", v))
+			goto nomem;
+	}
+	path_pop(w, mark);
+	rc = conv_fields(et->fields, ev, o, w);
+	if (rc != N_OK)
+		goto fail;
+	*out = o;
+	return N_OK;
+nomem:
+	rc = oom(w);
+fail:
+	json_decref(o);
+	return rc;
+}
+/* ---- Public functions ---- */
+
+/* Starts a walk at `where`. A missing backend name is the caller's bug: 500. */
+static int walk_init(struct walk *w, const char *backend, const char *where, unsigned flags,
+                     struct sg_error *err)
+{
+	if (!backend)
+		return sg_err_internal(err, "north normalisation called without a backend name");
+	w->backend = backend;
+	w->lenient = (flags & SG_NORTH_LENIENT) != 0;
+	w->err = err;
+	w->note = NULL;
+	w->why[0] = '\0';
+	snprintf(w->path, sizeof(w->path), "%s", where ? where : "");
+	return 0;
+}
+
+/* Nothing above a session or an agent can absorb a part of it this SDK cannot express: the
+ * answer fails rather than misstating it. */
+static void unknown_root(struct walk *w)
+{
+	sg_err_bad_gateway(w->err, "backend '%s': %s", w->backend, w->why);
+}
+
+json_t *sg_north_agent(const json_t *in, const char *backend, const char *where, unsigned flags,
+                       struct sg_error *err)
+{
+	struct walk w;
+	json_t *out = NULL;
+	int rc;
+
+	if (walk_init(&w, backend, where, flags, err))
+		return NULL;
+	rc = conv(&U_SESSION_AGENT, in, &out, &w);
+	if (rc == N_OK)
+		return out;
+	if (rc == N_UNKNOWN)
+		unknown_root(&w);
+	return NULL;
+}
+
+json_t *sg_north_session(const json_t *in, const char *id, const char *backend, const char *where,
+                         unsigned flags, struct sg_error *err)
+{
+	struct walk w;
+	json_t *out = NULL;
+	int rc;
+
+	if (walk_init(&w, backend, where, flags, err))
+		return NULL;
+	if (!json_is_object(in)) {
+		rc = wrong(&w, "is not an object");
+		goto fail;
+	}
+	out = json_object();
+	if (!out || (id && json_object_set_new(out, "id", json_string(id)))) {
+		rc = oom(&w);
+		goto fail;
+	}
+	rc = conv_fields(F_SESSION, in, out, &w);
+	if (rc != N_OK)
+		goto fail;
+	if (!json_object_get(out, "updated_at") &&
+	    json_object_set(out, "updated_at", json_object_get(out, "created_at"))) {
+		rc = oom(&w);
+		goto fail;
+	}
+	return out;
+fail:
+	if (rc == N_UNKNOWN)
+		unknown_root(&w);
+	json_decref(out);
+	return NULL;
+}
+
+int sg_north_event(const json_t *in, const char *backend, const char *where, unsigned flags,
+                   json_t **out, struct sg_error *err)
+{
+	struct walk w;
+	int rc;
+
+	*out = NULL;
+	if (walk_init(&w, backend, where, flags, err))
+		return -1;
+	rc = event_to_cma(in, out, &w);
+	if (rc == N_BAD)
+		return -1;
+	/* An event whose type, or a required part of it, is newer than the SDK has no shape a
+	 * client could parse: it is left out. */
+	return rc == N_UNKNOWN ? SG_NORTH_DROPPED : SG_NORTH_KEPT;
+}
