@@ -814,6 +814,7 @@ struct fa_store {
 	struct fa_session *sess;
 	size_t nsess;
 	enum fa_shape shape;
+	bool no_messages;  /* --no-messages: a build without the durable message log */
 	struct fk_rng rng; /* fills reply ids missing from the data */
 };
 
@@ -1750,8 +1751,15 @@ static void fa_route(struct fk_server *fk, struct evhttp_request *req, const cha
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 	char *sid = NULL;
 	enum fa_route route = fa_match(path, srv->store.shape, &sid);
-	const struct fa_route_def *def = &fa_routes[route];
+	const struct fa_route_def *def;
 
+	/* Builds before the durable message log have no such route at all. */
+	if (route == FA_R_MESSAGES && srv->store.no_messages) {
+		free(sid);
+		sid = NULL;
+		route = FA_R_NONE;
+	}
+	def = &fa_routes[route];
 	if (route == FA_R_NONE) {
 		if (!fa_redirect(srv, req, raw_path, path, query, r))
 			fa_reply_detail(r, 404, "Not Found", "Not Found", NULL);
@@ -1833,6 +1841,7 @@ static void fa_usage(FILE *fp)
 	        "                    plus a second user \"bob\" with 5 sessions\n"
 	        "  --seed S          generator seed (1)\n"
 	        "  --shape V         wire shape of GET /sessions/ and /messages (head)\n"
+	        "  --no-messages     no /sessions/{id}/messages route (builds before the log)\n"
 	        "  --mode M          misbehaviour for every non-control route (ok)\n"
 	        "  --delay-ms N      delay of --mode slow (3000)\n"
 	        "  --quiet           do not log requests on stderr\n"
@@ -1842,13 +1851,18 @@ static void fa_usage(FILE *fp)
 struct fa_opts {
 	struct fk_opts c;
 	enum fa_shape shape;
+	bool no_messages;
 };
 
-/* --shape, the one option that is fake_agentscope's own. */
+/* --shape and --no-messages, the options that are fake_agentscope's own. */
 static int fa_parse_opt(int c, const char *arg, void *ctx)
 {
 	struct fa_opts *o = ctx;
 
+	if (c == 'M') {
+		o->no_messages = true;
+		return 0;
+	}
 	if (c != 'S')
 		return 1;
 	if (strcmp(arg, "head") == 0)
@@ -1870,6 +1884,7 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 	    {"generate", required_argument, NULL, 'g'},
 	    {"seed", required_argument, NULL, 's'},
 	    {"shape", required_argument, NULL, 'S'},
+	    {"no-messages", no_argument, NULL, 'M'},
 	    {"mode", required_argument, NULL, 'm'},
 	    {"delay-ms", required_argument, NULL, 'D'},
 	    {"quiet", no_argument, NULL, 'q'},
@@ -1878,6 +1893,7 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 	};
 
 	o->shape = FA_SHAPE_HEAD;
+	o->no_messages = false;
 	if (fk_parse_args(FA_NAME, argc, argv, longopts, &o->c, fa_parse_opt, o, fa_usage))
 		return -1;
 	if (o->c.data != NULL && o->c.generate != NULL) {
@@ -1944,6 +1960,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, FA_NAME ": data: %s\n", err);
 		goto out;
 	}
+	srv.store.no_messages = o.no_messages;
 	status = fk_server_run(&srv.fk, &fa_fake, &o.c);
 out:
 	/* The server first (its buffers may still reference listing items), the store last. */

@@ -16,7 +16,7 @@
 
 #define N_ALICE 300
 
-static struct h_proc fake, fake_old, fake_slow, fake_garbage, fake_shape, gw;
+static struct h_proc fake, fake_old, fake_slow, fake_garbage, fake_shape, fake_nomsg, gw;
 static int down_port;
 static json_t *all_desc; /* every session of alice, as the gateway lists them (limit=100) */
 
@@ -59,19 +59,21 @@ static json_t *key(const char *name, const char *secret, const char *be, const c
 static json_t *gateway_config(void)
 {
 	return json_pack(
-		"{s:i, s:s, s:i, s:[o,o,o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o], s:{s:s}}", "workers", 1,
+		"{s:i, s:s, s:i, s:[o,o,o,o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o,o], s:{s:s}}", "workers", 1,
 		"cursor_secret", "integration-test-secret-0123456789abcdef", "shutdown_grace_ms",
 		3000, "backends", with_url(backend("as", 3000), fake.port),
 		with_url(backend("old", 3000), fake_old.port),
 		with_url(backend("slow", 500), fake_slow.port),
 		with_url(backend("garbage", 3000), fake_garbage.port),
 		with_url(backend("shape", 3000), fake_shape.port),
-		with_url(backend("down", 3000), down_port), cached_backend(), "keys",
+		with_url(backend("down", 3000), down_port), cached_backend(),
+		with_url(backend("nomsg", 3000), fake_nomsg.port), "keys",
 		key("alice", "sk-alice", "as", "alice"), key("bob", "sk-bob", "as", "bob"),
 		key("old", "sk-old", "old", "alice"), key("slow", "sk-slow", "slow", "alice"),
 		key("garbage", "sk-garbage", "garbage", "alice"),
 		key("shape", "sk-shape", "shape", "alice"), key("down", "sk-down", "down", "alice"),
 		key("calice", "sk-calice", "cached", "alice"), key("cbob", "sk-cbob", "cached", "bob"),
+		key("nomsg", "sk-nomsg", "nomsg", "alice"),
 		"log", "level", "warn");
 }
 
@@ -165,6 +167,8 @@ static void setup(void)
 	const char *a3[] = {"--generate", "10:1", "--mode", "slow", "--delay-ms", "3000", NULL};
 	const char *a4[] = {"--generate", "10:1", "--mode", "garbage", NULL};
 	const char *a5[] = {"--generate", "10:1", "--mode", "wrong-shape", NULL};
+	const char *a6[] = {"--generate", "40:1", "--seed", "11", "--shape", "v2.0.1",
+			    "--no-messages", NULL};
 	json_t *cfg;
 
 	ck_assert_int_eq(h_fake_start(&fake, a1), 0);
@@ -172,6 +176,7 @@ static void setup(void)
 	ck_assert_int_eq(h_fake_start(&fake_slow, a3), 0);
 	ck_assert_int_eq(h_fake_start(&fake_garbage, a4), 0);
 	ck_assert_int_eq(h_fake_start(&fake_shape, a5), 0);
+	ck_assert_int_eq(h_fake_start(&fake_nomsg, a6), 0);
 	down_port = h_free_port();
 	cfg = gateway_config();
 	ck_assert_int_eq(h_gateway_start(&gw, cfg), 0);
@@ -188,6 +193,7 @@ static void teardown(void)
 	h_stop(&fake_slow, 2000);
 	h_stop(&fake_garbage, 2000);
 	h_stop(&fake_shape, 2000);
+	h_stop(&fake_nomsg, 2000);
 }
 
 START_TEST(list_every_session_once_newest_first)
@@ -686,7 +692,8 @@ START_TEST(naive_timestamps_become_utc)
 END_TEST
 
 /* Every event of a session, walking pages of `limit`. */
-static json_t *walk_events(const char *sid, const char *filters, int limit)
+static json_t *walk_events_as(const char *sid, const char *filters, int limit,
+			      const char *const *hdrs)
 {
 	json_t *all = json_array();
 	char *page = NULL;
@@ -698,7 +705,7 @@ static json_t *walk_events(const char *sid, const char *filters, int limit)
 
 		snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=%d%s%s%s%s", sid, limit,
 			 *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
-		ck_assert_int_eq(h_get(gw.port, path, K_ALICE, &r), 0);
+		ck_assert_int_eq(h_get(gw.port, path, hdrs, &r), 0);
 		ck_assert_msg(r.status == 200, "%s -> %ld %s", path, r.status, r.body);
 		ck_assert_int_le(json_array_size(json_object_get(r.json, "data")), limit);
 		ck_assert_ptr_null(json_object_get(r.json, "prev_page"));
@@ -714,6 +721,11 @@ static json_t *walk_events(const char *sid, const char *filters, int limit)
 	}
 	ck_abort_msg("event pagination did not end");
 	return NULL;
+}
+
+static json_t *walk_events(const char *sid, const char *filters, int limit)
+{
+	return walk_events_as(sid, filters, limit, K_ALICE);
 }
 
 START_TEST(events_walk_filters_and_stable_ids)
@@ -836,6 +848,58 @@ START_TEST(listing_cache_is_per_identity_and_saves_backend_calls)
 }
 END_TEST
 
+/* A build without the message log: events come from state.context, and a session whose
+ * early turns were compacted into state.summary says so first instead of pretending its
+ * history starts with what is left. */
+START_TEST(events_fall_back_to_context_and_admit_compaction)
+{
+	const char *const k[] = {"x-api-key: sk-nomsg", NULL};
+	const char *const hdr[] = {"X-User-ID: alice", NULL};
+	json_t *sessions = walk("", k, limit_100), *s;
+	size_t i, compacted = 0, plain = 0;
+
+	ck_assert_int_eq(json_array_size(sessions), 40);
+	json_array_foreach(sessions, i, s) {
+		struct sg_pubid id;
+		char path[1024];
+		struct h_res raw;
+		const json_t *view = NULL, *v, *summary;
+		json_t *ev;
+		size_t j;
+		int has_summary;
+
+		ck_assert_int_eq(sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &id), 0);
+		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", id.scope);
+		ck_assert_int_eq(h_get(fake_nomsg.port, path, hdr, &raw), 0);
+		json_array_foreach(json_object_get(raw.json, "sessions"), j, v)
+			if (!strcmp(json_string_value(json_object_get(json_object_get(v, "session"), "id")),
+				    id.native))
+				view = v;
+		ck_assert_ptr_nonnull(view);
+		summary = json_object_get(json_object_get(json_object_get(view, "session"), "state"),
+					  "summary");
+		has_summary = (json_is_string(summary) && json_string_length(summary) > 0) ||
+			      json_array_size(summary) > 0;
+		snprintf(path, sizeof(path), "%s", json_string_value(json_object_get(s, "id")));
+		ev = walk_events_as(path, "", 1000, k);
+		if (has_summary) {
+			ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ev, 0), "type")),
+					 "agent.thread_context_compacted");
+			compacted++;
+		} else if (json_array_size(ev) > 0) {
+			ck_assert_str_ne(json_string_value(json_object_get(json_array_get(ev, 0), "type")),
+					 "agent.thread_context_compacted");
+			plain++;
+		}
+		json_decref(ev);
+		h_res_free(&raw);
+	}
+	ck_assert_int_gt(compacted, 0);
+	ck_assert_int_gt(plain, 0);
+	json_decref(sessions);
+}
+END_TEST
+
 /* SIGTERM: stop accepting, finish what is in flight, exit 0. */
 struct inflight {
 	int port;
@@ -949,6 +1013,7 @@ int main(void)
 	tcase_add_test(tc, events_walk_filters_and_stable_ids);
 	tcase_add_test(tc, events_errors);
 	tcase_add_test(tc, listing_cache_is_per_identity_and_saves_backend_calls);
+	tcase_add_test(tc, events_fall_back_to_context_and_admit_compaction);
 	suite_add_tcase(s, tc);
 	tcase_set_timeout(sd, 60);
 	tcase_add_test(sd, graceful_shutdown_finishes_in_flight);
