@@ -342,11 +342,12 @@ START_TEST(sandbase_events_native_and_emulated_agree)
 
 	json_array_foreach(all, i, s) {
 		const char *sid = json_string_value(json_object_get(s, "id"));
-		json_t *ev, *evp, *e, *uses = json_object();
+		json_t *ev, *evp, *e, *uses;
 		size_t j;
 
 		if (i % 4)
 			continue;
+		uses = json_object();
 		set_events_page(0);
 		ev = events_of(sid, K_SB, "");
 		set_events_page(7);
