@@ -4,9 +4,11 @@
  * SandBase is Claude-like, so most of the work is reshaping: its sessions lack the
  * snapshot, usage, stats and empty collections north requires, and its events carry a flat
  * envelope (tokens_in, tokens_out, model_used, duration_ms, created_at, null content and
- * stop_reason) that north spreads over span.model_request_* events. Every rule here is
- * written down in docs/fidelity-sandbase.md; change both together. Nothing in this file does
- * I/O, reads the clock or keeps state between calls. */
+ * stop_reason) that north spreads over span.model_request_* events. What is reshaped, agents
+ * and events alike, then goes through the core's normaliser (src/north.h, lenient), so that
+ * nothing SandBase wrote below the keys this file maps reaches a client in a shape the SDK does
+ * not declare. Every rule here is written down in docs/fidelity-sandbase.md; change both
+ * together. Nothing in this file does I/O, reads the clock or keeps state between calls. */
 #include "sandbase_translate.h"
 
 #include <stdarg.h>
@@ -469,28 +471,15 @@ static json_t *json_text(const json_t *v)
 	return s;
 }
 
-/* North metadata is string→string: strings are kept, null values dropped, other values
- * written as compact JSON text. Then the SandBase facts north has no key for, while fewer
- * than SB_METADATA_MAX pairs are taken. Returns a new object, NULL + err on failure. */
-static json_t *map_metadata(const json_t *s, const char *backend, const char *where,
-                            struct sg_error *err)
+/* North metadata is string→string: adds the pairs of SandBase's metadata object m (borrowed)
+ * to out, strings as they are, null values dropped (null means unset), other values written as
+ * compact JSON text, so that only the type is lost. Returns 0, or -1 when out of memory. */
+static int metadata_pairs(json_t *out, const json_t *m)
 {
-	static const char *const extras[][2] = {
-	    {"sandbase.source", "source"},
-	    {"sandbase.agent_version_id", "agent_version_id"},
-	};
-	const json_t *m = json_object_get(s, "metadata"), *v;
-	json_t *out;
 	const char *key;
-	size_t klen, i;
+	const json_t *v;
+	size_t klen;
 
-	if (present(m) && !json_is_object(m)) {
-		bad(err, backend, where, "metadata is not an object");
-		return NULL;
-	}
-	out = json_object();
-	if (!out)
-		goto oom;
 	json_object_keylen_foreach((json_t *)m, key, klen, v)
 	{
 		json_t *val;
@@ -499,8 +488,31 @@ static json_t *map_metadata(const json_t *s, const char *backend, const char *wh
 			continue;
 		val = json_is_string(v) ? copy_str(v) : json_text(v);
 		if (json_object_setn_new(out, key, klen, val) < 0)
-			goto oom;
+			return -1;
 	}
+	return 0;
+}
+
+/* The session's metadata pairs, then the SandBase facts north has no key for, while fewer
+ * than SB_METADATA_MAX pairs are taken. Returns a new object, NULL + err on failure. */
+static json_t *map_metadata(const json_t *s, const char *backend, const char *where,
+                            struct sg_error *err)
+{
+	static const char *const extras[][2] = {
+	    {"sandbase.source", "source"},
+	    {"sandbase.agent_version_id", "agent_version_id"},
+	};
+	const json_t *m = json_object_get(s, "metadata");
+	json_t *out;
+	size_t i;
+
+	if (present(m) && !json_is_object(m)) {
+		bad(err, backend, where, "metadata is not an object");
+		return NULL;
+	}
+	out = json_object();
+	if (!out || metadata_pairs(out, m) < 0)
+		goto oom;
 	for (i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
 		const json_t *x = json_object_get(s, extras[i][1]);
 
@@ -707,6 +719,8 @@ fail:
 
 /* ---- events --------------------------------------------------------------------------- */
 
+/* How each type is reshaped from SandBase's event; emit() then gives the result the SDK's
+ * exact shape (content blocks and payloads included). */
 enum kind {
 	K_BARE,    /* only id, type, processed_at */
 	K_CONTENT, /* + content: the backend's block array */
@@ -714,7 +728,7 @@ enum kind {
 	K_RESULT,  /* agent.tool_result, agent.mcp_tool_result */
 	K_IDLE,    /* session.status_idle */
 	K_ERROR,   /* session.error */
-	K_KEYS,    /* the SDK type's own keys, copied when SandBase sends them */
+	K_KEYS,    /* the SDK type's own keys, taken when SandBase sends them */
 };
 
 /* Keys of a K_KEYS type; a leading '!' marks a required key (the event is dropped without
@@ -797,6 +811,7 @@ struct run {
 	int64_t last_at;          /* processed_at of the last event emitted, this run or before */
 	int has_last;             /* last_at is known */
 	char where[SB_WHERE_MAX]; /* "events[3] 'sevt_…': " */
+	char path[SB_WHERE_MAX];  /* "events[3]", the normaliser's `where` */
 };
 
 __attribute__((format(printf, 2, 3))) static int bad_ev(struct run *r, const char *fmt, ...)
@@ -904,11 +919,61 @@ static int put(struct run *r, json_t *ev, const char *key, json_t *v)
 	return 0;
 }
 
-static int emit(struct run *r, json_t *ev)
+/* How emit_as() treats an event. */
+#define EMIT_LINKED 1u   /* other events name this one: it must not be dropped */
+#define EMIT_NO_NULLS 2u /* a value that could only degrade to null is left out instead */
+
+/* Every event leaves the module through here, once the SandBase-specific reshaping is done:
+ * the core's normaliser (sg_north_event, lenient) rebuilds it into exactly the SDK's type, so
+ * what SandBase wrote inside content blocks and copied payloads (block types the SDK does not
+ * have, unknown image sources, keys it does not declare, values of the wrong JSON type) costs
+ * that part, or the event, never the answer. ev (stolen) may share values with the backend's
+ * input: the normaliser copies what it keeps, and ev is gone when this returns.
+ *
+ * EMIT_LINKED: other events name this one (a tool use, by tool_use_id and requires_action; a
+ * span half, by model_request_start_id and as one of a pair). The module builds those from
+ * values it has checked, so the normaliser keeps them; were one ever dropped (this file and
+ * the core's tables disagreeing on a type), a dangling link would misstate the log, so that is
+ * a 500 rather than an answer. Any other event the normaliser drops is simply not shown.
+ *
+ * EMIT_NO_NULLS: the normaliser writes null for an optional nullable value it cannot read. On
+ * the payloads taken from SandBase as they are (K_KEYS) null says something SandBase did not
+ * (a session.updated title or budget cleared), and they never hold a null of their own
+ * (field() reads null as absent), so such a key is left out: "not said", like a null one.
+ * Returns 0 (appended, or dropped), or -1 + err. */
+static int emit_as(struct run *r, json_t *ev, unsigned how)
 {
-	if (json_array_append_new(r->out, ev) < 0)
+	json_t *north = NULL, *v;
+	const char *key;
+	void *tmp;
+	int rc = sg_north_event(ev, r->ctx->backend, r->path, SG_NORTH_LENIENT, &north, r->err);
+
+	if (rc == SG_NORTH_DROPPED && (how & EMIT_LINKED))
+		sg_err_internal(r->err,
+		                "backend '%s': %sthe %s built for it has no shape in the SDK's "
+		                "event types",
+		                r->ctx->backend, r->where,
+		                json_string_value(json_object_get(ev, "type")));
+	if (rc == SG_NORTH_KEPT && (how & EMIT_NO_NULLS)) {
+		json_object_foreach_safe(north, tmp, key, v)
+		{
+			if (json_is_null(v) && present(json_object_get(ev, key)))
+				json_object_del(north, key);
+		}
+	}
+	json_decref(ev);
+	if (rc < 0 || (rc == SG_NORTH_DROPPED && (how & EMIT_LINKED)))
+		return -1;
+	if (rc == SG_NORTH_DROPPED)
+		return 0;
+	if (json_array_append_new(r->out, north) < 0)
 		return oom_ev(r);
 	return 0;
+}
+
+static int emit(struct run *r, json_t *ev)
+{
+	return emit_as(r, ev, 0);
 }
 
 /* A pending entry is [id, type]: compact, since it rides in page cursors. */
@@ -980,14 +1045,15 @@ static json_t *text_blocks(const json_t *text)
 	return json_pack("[{s:s, s:o}]", "type", "text", "text", copy_str(text));
 }
 
-/* The tool input as an object: an object is copied, JSON text holding an object is parsed,
- * anything else becomes {} (documented). New reference, NULL when out of memory. */
+/* The tool input as an object: an object is shared (emit() copies it), JSON text holding an
+ * object is parsed, anything else becomes {} (documented). New reference, NULL when out of
+ * memory. */
 static json_t *tool_input(const json_t *in)
 {
 	json_t *v;
 
 	if (json_is_object(in))
-		return json_deep_copy(in);
+		return json_incref((json_t *)in);
 	if (!json_is_string(in))
 		return json_object();
 	v = json_loadb(json_string_value(in), json_string_length(in), 0, NULL);
@@ -1005,7 +1071,8 @@ static int ev_content(struct run *r, const json_t *e, json_t *ev)
 		json_decref(ev);
 		return bad_ev(r, "content is missing or not an array");
 	}
-	return put(r, ev, "content", json_deep_copy(c));
+	/* shared, not copied: emit() gives the blocks the SDK's shapes in a copy of its own */
+	return put(r, ev, "content", json_incref((json_t *)c));
 }
 
 static int ev_use(struct run *r, const json_t *e, const char *type, json_t *ev)
@@ -1023,26 +1090,27 @@ static int ev_use(struct run *r, const json_t *e, const char *type, json_t *ev)
 	    put(r, ev, "mcp_server_name",
 	        is_id(server) ? copy_str(server) : json_string("unknown")))
 		return -1;
-	if (emit(r, ev))
+	if (emit_as(r, ev, EMIT_LINKED))
 		return -1;
 	return pend(r, json_object_get(e, "id"), type);
 }
 
 /* Result blocks: a content array; an object content's own `content` (array or text), or its
- * `output` text; a bare text content; else none. New array. */
+ * `output` text; a bare text content; else none. New reference to an array (an array of the
+ * backend's is shared: emit() copies the blocks it keeps). */
 static json_t *result_blocks(const json_t *e)
 {
 	const json_t *c = json_object_get(e, "content"), *inner;
 
 	if (json_is_array(c))
-		return json_deep_copy(c);
+		return json_incref((json_t *)c);
 	if (json_is_string(c))
 		return text_blocks(c);
 	inner = field(e, "content");
 	if (!present(inner))
 		inner = field(e, "output");
 	if (json_is_array(inner))
-		return json_deep_copy(inner);
+		return json_incref((json_t *)inner);
 	if (json_is_string(inner))
 		return text_blocks(inner);
 	return json_array();
@@ -1191,6 +1259,27 @@ static json_t *map_error(const json_t *e)
 	                 unknown_message(msg, t), "retry_status", "type", state);
 }
 
+/* A K_KEYS payload value: `metadata` and `usage` in the form sessions give them (their
+ * metadata's string rule, map_usage), so an event never says less than the session does;
+ * anything else shared as SandBase wrote it, for emit() to shape. New reference, NULL when out
+ * of memory. */
+static json_t *payload_value(const char *key, const json_t *v)
+{
+	json_t *m;
+
+	if (!strcmp(key, "usage"))
+		return map_usage(v);
+	if (!strcmp(key, "metadata") && json_is_object(v)) {
+		m = json_object();
+		if (m && metadata_pairs(m, v) < 0) {
+			json_decref(m);
+			return NULL;
+		}
+		return m;
+	}
+	return json_incref((json_t *)v);
+}
+
 static int ev_keys(struct run *r, const json_t *e, const struct sb_type *t, json_t *ev)
 {
 	const char *const *k;
@@ -1205,12 +1294,15 @@ static int ev_keys(struct run *r, const json_t *e, const struct sb_type *t, json
 			json_decref(ev);
 			return 0;
 		}
-		if (v && put(r, ev, key, json_deep_copy(v)))
+		if (v && put(r, ev, key, payload_value(key, v)))
 			return -1;
 	}
+	/* The queue follows SandBase's log, whether or not the normaliser shows the result: a
+	 * result with a usable link cannot be dropped (the link is its one required key), and
+	 * one it drops had none, so it took no tool use off the queue. */
 	if (t->link && is_id(field(e, t->link)))
 		unpend(r, field(e, t->link));
-	return emit(r, ev);
+	return emit_as(r, ev, EMIT_NO_NULLS);
 }
 
 /* A count in the envelope: 0 = absent or null (*n = 0), 1 = a non-negative integer, -1 with
@@ -1239,7 +1331,7 @@ static int span(struct run *r, const json_t *src, int half, int64_t at, int64_t 
 		return -1;
 	if (half == 0) {
 		ev = new_event(r, "span.model_request_start", src, start_id, at);
-		return ev ? emit(r, ev) : -1;
+		return ev ? emit_as(r, ev, EMIT_LINKED) : -1;
 	}
 	if (synth_id(r, src, "span_end", id))
 		return -1;
@@ -1251,7 +1343,7 @@ static int span(struct run *r, const json_t *src, int half, int64_t at, int64_t 
 	                  (json_int_t)out_tokens, "cache_creation_input_tokens", (json_int_t)0,
 	                  "cache_read_input_tokens", (json_int_t)0)))
 		return -1;
-	return emit(r, ev);
+	return emit_as(r, ev, EMIT_LINKED);
 }
 
 static const struct sb_type *find_type(const char *type)
@@ -1276,6 +1368,7 @@ static int one_event(struct run *r, const json_t *e, size_t i)
 	json_t *ev;
 
 	snprintf(r->where, sizeof(r->where), "events[%zu]: ", i);
+	snprintf(r->path, sizeof(r->path), "events[%zu]", i);
 	if (!json_is_object(e))
 		return bad_ev(r, "event is not an object");
 	if (!is_id(idv) || json_string_length(idv) > SB_EVENT_ID_MAX)

@@ -49,9 +49,12 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
 
 /* A run of SandBase events in backend order (borrowed; at most 100000) → north events (new
  * array), or NULL + 502 naming the backend and the event ("events[3] 'sevt_…': …"), 500 when
- * out of memory; never a partial answer. The same input gives the same output, synthetic
- * span ids included. A synthesised span start is never older than the event emitted before
- * it (north lists oldest first). carry_in (borrowed, may be NULL or null) is the state at the
+ * out of memory; never a partial answer. Each event, once reshaped, passes through the core's
+ * normaliser (sg_north_event, lenient), so content blocks and payloads have exactly the SDK's
+ * shapes: what it cannot express is dropped (a block, a key, or an event no other event
+ * names), never failed on. The same input gives the same output, synthetic span ids
+ * included. A synthesised span start is never older than the event emitted before it (north
+ * lists oldest first). carry_in (borrowed, may be NULL or null) is the state at the
  * start of the run: unmatched tool uses (for tool results without tool_use_id and for
  * requires_action without event_ids) and the processed_at of the last event emitted;
  * *carry_out (carry_out may be NULL) receives the state at its end, {"pending": [[tool-use

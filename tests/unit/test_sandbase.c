@@ -5,7 +5,8 @@
  * tests/fixtures/sandbase/events/<case>/ (ctx.json, page1.json, page2.json, … as SandBase
  * answers them, expected.json = the north events of all pages in order, carry.json = the
  * linking state after each page). Plus properties every answer must have (only the SDK's
- * keys, canonical timestamps, resolvable links, stable ids, paging-independent linking),
+ * keys and shapes, content blocks included, canonical timestamps, resolvable links, stable
+ * ids, paging-independent linking),
  * the 502 paths, the caps, error mapping, allocation failures, and a proof that the golden
  * comparison and the checkers report a mismatch. */
 #include <check.h>
@@ -17,6 +18,7 @@
 
 #include "fixture.h"
 #include "idcodec.h"
+#include "north.h"
 #include "sandbase_translate.h"
 #include "timeutil.h"
 
@@ -291,6 +293,30 @@ static int check_keys(const json_t *events, const char *label)
 	return bad ? -1 : 0;
 }
 
+/* Every event is a fixed point of the core's strict normaliser, so it is already exactly in
+ * the SDK's shape below the top level too (content blocks, sources, payloads), which
+ * check_keys does not look at. 0 when all are. */
+static int check_sdk(const json_t *events, const char *label)
+{
+	const json_t *ev;
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		struct sg_error err = {0};
+		json_t *again = NULL;
+		int rc = sg_north_event(ev, "sb1", "event", 0, &again, &err);
+
+		if (rc != SG_NORTH_KEPT || !json_equal(again, (json_t *)ev)) {
+			fprintf(stderr, "%s: [%zu] is not in the SDK's shape %s\n", label, i,
+			        rc < 0 ? err.message : "");
+			bad = 1;
+		}
+		json_decref(again);
+	}
+	return bad ? -1 : 0;
+}
+
 /* Index of the event with this id, or -1. */
 static long find_event(const json_t *events, const char *id)
 {
@@ -515,8 +541,9 @@ START_TEST(test_golden_events)
 		json_t *carries, *got = run_event_case(names[c], &carries);
 		int ok = sg_fixture_expect(got, EVENTS, names[c], "expected.json") &&
 		         sg_fixture_expect(carries, EVENTS, names[c], "carry.json") &&
-		         check_keys(got, names[c]) == 0 && check_links(got, names[c]) == 0 &&
-		         check_unique(got) == 0 && check_order(got, names[c]) == 0;
+		         check_keys(got, names[c]) == 0 && check_sdk(got, names[c]) == 0 &&
+		         check_links(got, names[c]) == 0 && check_unique(got) == 0 &&
+		         check_order(got, names[c]) == 0;
 
 		if (!ok) {
 			fprintf(stderr, "golden event case failed: %s\n", names[c]);
@@ -529,11 +556,84 @@ START_TEST(test_golden_events)
 }
 END_TEST
 
+/* The pages of event case `name`, concatenated into one log. New reference. */
+static json_t *case_log(const char *name)
+{
+	json_t *log = json_array();
+	int p;
+
+	for (p = 1; p <= MAX_PAGES; p++) {
+		char file[32];
+		json_t *body;
+
+		snprintf(file, sizeof(file), "page%d.json", p);
+		if (!sg_fixture_exists(EVENTS, name, file))
+			break;
+		body = sg_fixture_load(EVENTS, name, file);
+		ck_assert_ptr_nonnull(body);
+		ck_assert_int_eq(json_array_extend(log, json_object_get(body, "data")), 0);
+		json_decref(body);
+	}
+	return log;
+}
+
+/* Cutting any fixture's log into two runs anywhere, with the carry passed along, gives its
+ * golden answer and final carry: what the normaliser leaves out (blocks, keys, whole events)
+ * never changes what links to or dates what. */
+START_TEST(test_golden_split_anywhere)
+{
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(EVENTS, names, MAX_CASES), c, cut, i;
+
+	ck_assert_uint_ge(n, MIN_EVENT_CASES);
+	for (c = 0; c < n; c++) {
+		json_t *cj = sg_fixture_load(EVENTS, names[c], "ctx.json");
+		json_t *want = sg_fixture_load(EVENTS, names[c], "expected.json");
+		json_t *carries = sg_fixture_load(EVENTS, names[c], "carry.json");
+		json_t *log = case_log(names[c]);
+		struct sg_sb_ctx ctx;
+
+		ck_assert_ptr_nonnull(cj);
+		ck_assert_ptr_nonnull(want);
+		ck_assert_ptr_nonnull(carries);
+		ctx = ctx_of(cj);
+		for (cut = 0; cut <= json_array_size(log); cut++) {
+			struct sg_error err = {0};
+			json_t *a = json_array(), *b = json_array(), *ra, *rb;
+			json_t *mid = NULL, *end = NULL;
+
+			for (i = 0; i < json_array_size(log); i++)
+				json_array_append(i < cut ? a : b, json_array_get(log, i));
+			ra = sg_sb_events_to_cma(a, NULL, &mid, &ctx, &err);
+			ck_assert_msg(ra != NULL, "%s: %s", names[c], err.message);
+			rb = sg_sb_events_to_cma(b, mid, &end, &ctx, &err);
+			ck_assert_msg(rb != NULL, "%s: %s", names[c], err.message);
+			ck_assert_int_eq(json_array_extend(ra, rb), 0);
+			ck_assert_msg(json_equal(ra, want), "%s: cut at %zu differs", names[c],
+			              cut);
+			ck_assert_msg(
+			    json_equal(end, json_array_get(carries, json_array_size(carries) - 1)),
+			    "%s: carry after a cut at %zu differs", names[c], cut);
+			json_decref(ra);
+			json_decref(rb);
+			json_decref(a);
+			json_decref(b);
+			json_decref(mid);
+			json_decref(end);
+		}
+		json_decref(log);
+		json_decref(carries);
+		json_decref(want);
+		json_decref(cj);
+	}
+}
+END_TEST
+
 /* ---- the checks themselves ---------------------------------------------------------- */
 
 /* A golden comparison that cannot fail proves nothing: a changed value, a missing key and an
  * extra key are each reported, and the checkers catch an envelope leak, a stray null
- * stop_details and a dangling link. */
+ * stop_details, a dangling link and a key the SDK does not declare inside a content block. */
 START_TEST(test_mismatch_reported)
 {
 	json_t *carries, *got = run_event_case("tool_pair", &carries), *bad;
@@ -564,6 +664,14 @@ START_TEST(test_mismatch_reported)
 	json_object_set_new(json_array_get(bad, 2), "tokens_in", json_integer(900));
 	ck_assert(!sg_fixture_expect(bad, EVENTS, "tool_pair", "expected.json"));
 	ck_assert_int_eq(check_keys(bad, "proof"), -1);
+	json_decref(bad);
+
+	bad = json_deep_copy(got);
+	json_object_set_new(json_array_get(json_object_get(json_array_get(bad, 4), "content"), 0),
+	                    "cache_control", json_pack("{s:s}", "type", "ephemeral"));
+	ck_assert(!sg_fixture_expect(bad, EVENTS, "tool_pair", "expected.json"));
+	ck_assert_int_eq(check_keys(bad, "proof"), 0); /* below the top level: not its job */
+	ck_assert_int_eq(check_sdk(bad, "proof"), -1);
 	json_decref(bad);
 
 	bad = json_deep_copy(got);
@@ -657,6 +765,7 @@ START_TEST(test_split_anywhere)
 	ck_assert_ptr_nonnull(whole);
 	ck_assert_int_eq(check_links(whole, "whole"), 0);
 	ck_assert_int_eq(check_keys(whole, "whole"), 0);
+	ck_assert_int_eq(check_sdk(whole, "whole"), 0);
 	ck_assert_int_eq(check_unique(whole), 0);
 	ck_assert_int_eq(check_order(whole, "whole"), 0);
 	for (cut = 0; cut <= json_array_size(log); cut++) {
@@ -1171,6 +1280,7 @@ START_TEST(test_lenient_events)
 
 	ck_assert_msg(got != NULL, "%s", err.message);
 	ck_assert_int_eq(check_keys(got, "lenient"), 0);
+	ck_assert_int_eq(check_sdk(got, "lenient"), 0);
 	ck_assert(json_is_object(json_object_get(json_array_get(got, 0), "input")));
 	ck_assert_uint_eq(json_object_size(json_object_get(json_array_get(got, 0), "input")), 0);
 	ck_assert_str_eq(json_string_value(json_object_get(
@@ -1191,6 +1301,48 @@ START_TEST(test_lenient_events)
 	                     json_object_get(json_array_get(got, 5), "usage"), "input_tokens")),
 	                 3);
 	json_decref(got);
+	json_decref(log);
+}
+END_TEST
+
+/* Payloads taken from SandBase as they are, after the normaliser: an event it drops (a
+ * user.tool_result whose link is not a string) takes no tool use off the queue, so the next
+ * id-less result still links to it; a value it could only turn into null is left out, not
+ * nulled (null would say "cleared"); metadata and usage read as sessions read them. */
+START_TEST(test_normalised_payloads)
+{
+	json_t *log = parse(
+	    "[{\"id\": \"a\", \"type\": \"agent.tool_use\", \"name\": \"x\", " AT "},"
+	    " {\"id\": \"u\", \"type\": \"user.tool_result\", \"tool_use_id\": 7, " AT "},"
+	    " {\"id\": \"r\", \"type\": \"agent.tool_result\", \"content\": [{\"type\":"
+	    "  \"thinking_delta\", \"thinking\": \"t\"}], " AT "},"
+	    " {\"id\": \"s\", \"type\": \"session.updated\", \"title\": 5,"
+	    "  \"budget\": {\"type\": \"credits\"}, \"metadata\": {\"n\": 1, \"k\": \"v\"}, " AT
+	    "},"
+	    " {\"id\": \"g\", \"type\": \"session.usage\", \"usage\": \"n/a\", " AT "},"
+	    " {\"id\": \"c\", \"type\": \"user.tool_confirmation\", \"tool_use_id\": \"a\","
+	    "  \"result\": \"deny\", \"deny_message\": 5, " AT "}]");
+	json_t *want = parse(
+	    "[{\"id\": \"a\", \"type\": \"agent.tool_use\", \"name\": \"x\", \"input\": {}, " AT
+	    "},"
+	    " {\"id\": \"r\", \"type\": \"agent.tool_result\", \"tool_use_id\": \"a\","
+	    "  \"content\": [], \"is_error\": false, " AT "},"
+	    " {\"id\": \"s\", \"type\": \"session.updated\","
+	    "  \"metadata\": {\"n\": \"1\", \"k\": \"v\"}, " AT "},"
+	    " {\"id\": \"g\", \"type\": \"session.usage\", \"usage\": {}, " AT "},"
+	    " {\"id\": \"c\", \"type\": \"user.tool_confirmation\", \"tool_use_id\": \"a\","
+	    "  \"result\": \"deny\", " AT "}]");
+	struct sg_error err = {0};
+	json_t *carry = NULL, *got = sg_sb_events_to_cma(log, NULL, &carry, &base_ctx, &err);
+
+	ck_assert_msg(got != NULL, "%s", err.message);
+	ck_assert(json_equal(got, want));
+	ck_assert_uint_eq(json_array_size(json_object_get(carry, "pending")), 0);
+	ck_assert_int_eq(check_sdk(got, "payloads"), 0);
+	ck_assert_int_eq(check_links(got, "payloads"), 0);
+	json_decref(carry);
+	json_decref(got);
+	json_decref(want);
 	json_decref(log);
 }
 END_TEST
@@ -1460,11 +1612,13 @@ static void inject_free(void *ptr)
 }
 
 /* Fails each jansson allocation of a translation in turn: every run either fails with a 500
- * or succeeds with the whole answer, and frees everything it allocated. */
+ * or succeeds with the whole answer (the same as without failures: a failed allocation in the
+ * lenient normaliser is never mistaken for a part to leave out), and frees everything it
+ * allocated. */
 START_TEST(test_allocation_failures)
 {
-	static const char *const ev_cases[] = {"tool_pair", "carry_fifo", "requires_action",
-	                                       "session_error", "sandbase_only"};
+	static const char *const ev_cases[] = {"tool_pair",     "carry_fifo",    "requires_action",
+	                                       "session_error", "sandbase_only", "content_blocks"};
 	static const char *const s_cases[] = {"embedded_agent", "running", "agent_argument"};
 	json_malloc_t old_malloc;
 	json_free_t old_free;
@@ -1473,11 +1627,14 @@ START_TEST(test_allocation_failures)
 	json_get_alloc_funcs(&old_malloc, &old_free);
 	for (c = 0; c < sizeof(ev_cases) / sizeof(ev_cases[0]); c++) {
 		json_t *body = sg_fixture_load(EVENTS, ev_cases[c], "page1.json");
-		json_t *expected = sg_fixture_load(EVENTS, ev_cases[c], "expected.json");
 		const json_t *data = json_object_get(body, "data");
+		struct sg_error ref_err = {0};
+		json_t *ref;
 		long n;
 
 		ck_assert_ptr_nonnull(data);
+		ref = sg_sb_events_to_cma(data, NULL, NULL, &base_ctx, &ref_err);
+		ck_assert_msg(ref != NULL, "%s: %s", ev_cases[c], ref_err.message);
 		for (n = 0;; n++) {
 			struct sg_error err = {0};
 			json_t *got, *carry = NULL;
@@ -1489,6 +1646,8 @@ START_TEST(test_allocation_failures)
 			got = sg_sb_events_to_cma(data, NULL, &carry, &base_ctx, &err);
 			if (got) {
 				ck_assert_ptr_nonnull(carry);
+				ck_assert_msg(json_equal(got, ref), "%s: a different answer at %ld",
+				              ev_cases[c], n);
 			} else {
 				ck_assert_msg(inject.fired,
 				              "%s: failed without a failed allocation: %s",
@@ -1505,7 +1664,7 @@ START_TEST(test_allocation_failures)
 				break;
 		}
 		json_decref(body);
-		json_decref(expected);
+		json_decref(ref);
 	}
 	for (c = 0; c < sizeof(s_cases) / sizeof(s_cases[0]); c++) {
 		json_t *s = sg_fixture_load(SESSIONS, s_cases[c], "session.json");
@@ -1554,6 +1713,7 @@ static Suite *suite(void)
 
 	tcase_add_test(golden, test_golden_sessions);
 	tcase_add_test(golden, test_golden_events);
+	tcase_add_test(golden, test_golden_split_anywhere);
 	tcase_add_test(golden, test_mismatch_reported);
 	tcase_add_test(edge, test_same_input_same_output);
 	tcase_add_test(edge, test_split_anywhere);
@@ -1568,6 +1728,7 @@ static Suite *suite(void)
 	tcase_add_test(edge, test_page_parts);
 	tcase_add_test(edge, test_wrong_event_shapes);
 	tcase_add_test(edge, test_lenient_events);
+	tcase_add_test(edge, test_normalised_payloads);
 	tcase_add_test(edge, test_caps);
 	tcase_add_test(edge, test_bad_carry);
 	tcase_add_test(edge, test_no_context);
