@@ -982,6 +982,36 @@ START_TEST(abandoned_request_does_not_hold_shutdown)
 }
 END_TEST
 
+/* The limits that are not the backend's timeout: the whole-request deadline and the size
+ * of a backend answer. */
+START_TEST(request_deadline_and_answer_size_limits)
+{
+	const char *slow_args[] = {"--generate", "20:1", "--mode", "slow", "--delay-ms", "3000", NULL};
+	const char *big_args[] = {"--generate", "50:1", NULL};
+	const char *const ks[] = {"x-api-key: sk-slow", NULL};
+	const char *const kb[] = {"x-api-key: sk-big", NULL};
+	struct h_proc slowfake, bigfake, g2;
+	json_t *cfg, *big;
+
+	ck_assert_int_eq(h_fake_start(&slowfake, slow_args), 0);
+	ck_assert_int_eq(h_fake_start(&bigfake, big_args), 0);
+	big = with_url(backend("big", 5000), bigfake.port);
+	json_object_set_new(big, "max_response_bytes", json_integer(4096));
+	cfg = json_pack("{s:i, s:s, s:{s:i}, s:[o,o], s:[o,o]}", "workers", 1, "cursor_secret",
+			"integration-test-secret-0123456789abcdef", "limits", "request_timeout_ms",
+			800, "backends", with_url(backend("slow", 10000), slowfake.port), big,
+			"keys", key("slow", "sk-slow", "slow", "alice"),
+			key("big", "sk-big", "big", "alice"));
+	ck_assert_int_eq(h_gateway_start(&g2, cfg), 0);
+	json_decref(cfg);
+	expect_error(g2.port, "GET", "/v1/sessions", ks, 504, "timeout_error", "800 ms");
+	expect_error(g2.port, "GET", "/v1/sessions", kb, 502, "api_error", "more than 4096 bytes");
+	ck_assert_int_eq(h_stop(&g2, 5000), 0);
+	h_stop(&slowfake, 2000);
+	h_stop(&bigfake, 2000);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("integration");
@@ -1018,6 +1048,7 @@ int main(void)
 	tcase_set_timeout(sd, 60);
 	tcase_add_test(sd, graceful_shutdown_finishes_in_flight);
 	tcase_add_test(sd, abandoned_request_does_not_hold_shutdown);
+	tcase_add_test(sd, request_deadline_and_answer_size_limits);
 	suite_add_tcase(s, sd);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
