@@ -79,11 +79,9 @@ static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *re
 /* Every north filter goes upstream in the SDK's own spelling. */
 static void cl_sessions_page(struct sg_call *call)
 {
-	static const char *const bounds[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
-					      "created_at%5Blt%5D", "created_at%5Blte%5D"};
 	const struct sg_session_query *q = sg_call_session_query(call);
 	const char *cursor = sg_call_page_cursor(call);
-	char path[8192] = "/v1/sessions", t[4][40], n[32];
+	char path[8192] = "/v1/sessions", n[32];
 	int bad = 0;
 
 	snprintf(n, sizeof(n), "%d", CL_SESSIONS_PAGE);
@@ -105,10 +103,7 @@ static void cl_sessions_page(struct sg_call *call)
 		if (q->statuses & b)
 			bad |= sg_url_add_param(path, sizeof(path), "statuses%5B%5D",
 						sg_status_to_string(b));
-	sg_time_range_strings(&q->created, t);
-	for (int i = 0; i < 4; i++)
-		if (t[i][0])
-			bad |= sg_url_add_param(path, sizeof(path), bounds[i], t[i]);
+	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
 	if (cursor)
 		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
 	if (bad) {
@@ -171,11 +166,9 @@ static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res,
 
 static void cl_events_page(struct sg_call *call)
 {
-	static const char *const bounds[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
-					      "created_at%5Blt%5D", "created_at%5Blte%5D"};
 	const struct sg_event_query *q = sg_call_event_query(call);
 	const char *cursor = sg_call_page_cursor(call);
-	char esc[600], path[16384], t[4][40], n[16];
+	char esc[600], path[16384], n[16];
 	int bad = 0;
 
 	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
@@ -188,10 +181,7 @@ static void cl_events_page(struct sg_call *call)
 	bad |= sg_url_add_param(path, sizeof(path), "order", q->order_desc ? "desc" : "asc");
 	for (size_t i = 0; i < q->ntypes; i++)
 		bad |= sg_url_add_param(path, sizeof(path), "types%5B%5D", q->types[i]);
-	sg_time_range_strings(&q->created, t);
-	for (int i = 0; i < 4; i++)
-		if (t[i][0])
-			bad |= sg_url_add_param(path, sizeof(path), bounds[i], t[i]);
+	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
 	if (cursor)
 		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
 	if (bad) {

@@ -254,8 +254,6 @@ static void sb_sessions_page(struct sg_call *call)
 	const char *cursor = sg_call_page_cursor(call);
 	struct sb_state *st = state_new(call);
 	char path[8192] = "/v1/sessions", t[4][40], n[32];
-	static const char *const bracket[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
-					       "created_at%5Blt%5D", "created_at%5Blte%5D"};
 	int bad = 0;
 
 	if (!st)
@@ -274,10 +272,8 @@ static void sb_sessions_page(struct sg_call *call)
 	for (unsigned b = 1; b <= SG_STATUS_TERMINATED; b <<= 1)
 		if (q->statuses & b)
 			bad |= sg_url_add_param(path, sizeof(path), "statuses", sg_status_to_string(b));
+	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
 	sg_time_range_strings(&q->created, t);
-	for (int i = 0; i < 4; i++)
-		if (t[i][0])
-			bad |= sg_url_add_param(path, sizeof(path), bracket[i], t[i]);
 	/* The seed's spelling knows only inclusive bounds: send the wider one. */
 	if (t[1][0] || t[0][0])
 		bad |= sg_url_add_param(path, sizeof(path), "created_at_gte", t[1][0] ? t[1] : t[0]);

@@ -417,6 +417,20 @@ void sg_time_range_strings(const struct sg_time_range *r, char out[4][40])
 	}
 }
 
+int sg_url_add_time_range(char *buf, size_t len, const struct sg_time_range *r)
+{
+	static const char *const keys[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
+					    "created_at%5Blt%5D", "created_at%5Blte%5D"};
+	char t[4][40];
+	int bad = 0;
+
+	sg_time_range_strings(r, t);
+	for (int i = 0; i < 4; i++)
+		if (t[i][0])
+			bad |= sg_url_add_param(buf, len, keys[i], t[i]);
+	return bad ? -1 : 0;
+}
+
 struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *env,
 			    const struct sg_backend *be, const json_t *identity,
 			    sg_call_done_cb done, void *done_arg)

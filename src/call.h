@@ -104,6 +104,9 @@ int sg_url_add_param(char *buf, size_t len, const char *key, const char *value);
  * fills out[i] ("" when unset) for gt, gte, lt, lte. */
 struct sg_time_range;
 void sg_time_range_strings(const struct sg_time_range *r, char out[4][40]);
+/* Appends every set bound of r in the SDK's spelling (created_at%5Bgte%5D=…). Returns 0, or
+ * -1 when it does not fit. */
+int sg_url_add_time_range(char *buf, size_t len, const struct sg_time_range *r);
 
 /* ---- for the core (server.c) ---- */
 
