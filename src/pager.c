@@ -99,6 +99,22 @@ static json_t *maybe_string(char *s)
 	return v;
 }
 
+void sg_pager_bad_cursor(struct sg_error *err)
+{
+	sg_err_invalid(err, "page: not a cursor this gateway issued for this key and these "
+			    "filters (cursors are bound to the key and to every filter but limit)");
+}
+
+json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char *token,
+		      struct sg_error *err)
+{
+	json_t *p = sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, token);
+
+	if (!p)
+		sg_pager_bad_cursor(err);
+	return p;
+}
+
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
 			 const struct sg_pager_ctx *ctx, struct sg_error *err)
 {
@@ -115,14 +131,14 @@ json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
 	if (q->page) {
 		const char *d;
 
-		cur = sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, q->page);
+		cur = sg_pager_open(ctx, fp, q->page, err);
+		if (!cur)
+			goto fail;
 		d = json_string_value(json_object_get(cur, "d"));
-		if (!cur || !d || (strcmp(d, "n") && strcmp(d, "p")) ||
+		if (!d || (strcmp(d, "n") && strcmp(d, "p")) ||
 		    !json_is_integer(json_object_get(cur, "t")) ||
 		    !json_is_string(json_object_get(cur, "i"))) {
-			sg_err_invalid(err, "page: not a cursor this gateway issued for this key and "
-					    "these filters (cursors are bound to the key and to every "
-					    "filter but limit)");
+			sg_pager_bad_cursor(err);
 			goto fail;
 		}
 		dir_prev = d[0] == 'p';
@@ -241,13 +257,13 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 		const char *id;
 		json_int_t seq;
 
-		cur = sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, q->page);
+		cur = sg_pager_open(ctx, fp, q->page, err);
+		if (!cur)
+			goto fail;
 		id = json_string_value(json_object_get(cur, "i"));
 		seq = json_integer_value(json_object_get(cur, "s"));
-		if (!cur || !id || !json_is_integer(json_object_get(cur, "t")) || seq < 0) {
-			sg_err_invalid(err, "page: not a cursor this gateway issued for this key and "
-					    "these filters (cursors are bound to the key and to every "
-					    "filter but limit)");
+		if (!id || !json_is_integer(json_object_get(cur, "t")) || seq < 0) {
+			sg_pager_bad_cursor(err);
 			goto fail;
 		}
 		if ((size_t)seq >= n ||

@@ -26,6 +26,13 @@ struct sg_pager_ctx {
  * a cursor from one session's history is refused for another's. */
 char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const char *bind);
 
+/* Opens a page cursor sealed for ctx's principal and fingerprint fp: a new reference to its
+ * payload, or NULL with the 400 every refused cursor gets. */
+json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char *token,
+		      struct sg_error *err);
+/* That 400, for a cursor that opened but does not hold what the caller needs. */
+void sg_pager_bad_cursor(struct sg_error *err);
+
 /* items: array of north Session objects (borrowed). Returns a new
  * {"data": […], "next_page": …, "prev_page": …} or NULL with err (400 for a bad cursor,
  * 500 for an item without a readable id or created_at). */

@@ -382,17 +382,19 @@ static void on_native_sessions(struct sg_walk *w, void *arg)
 static json_t *open_walk_cursor(struct req *r, const char *token, const char *fp)
 {
 	struct sg_pager_ctx pc = pager_ctx(r);
-	json_t *p = sg_cursor_open(pc.secret, pc.secretlen, pc.principal, fp, token);
+	struct sg_error e = {0};
+	json_t *p = sg_pager_open(&pc, fp, token, &e);
 
-	if (!p || !json_is_string(json_object_get(p, "m")) ||
-	    strcmp(json_string_value(json_object_get(p, "m")), "w") != 0 ||
-	    !json_is_integer(json_object_get(p, "k")) || json_integer_value(json_object_get(p, "k")) < 0) {
+	if (p && (!json_is_string(json_object_get(p, "m")) ||
+		  strcmp(json_string_value(json_object_get(p, "m")), "w") != 0 ||
+		  !json_is_integer(json_object_get(p, "k")) ||
+		  json_integer_value(json_object_get(p, "k")) < 0)) {
 		json_decref(p);
-		fail(r, 400, "invalid_request_error",
-		     "page: not a cursor this gateway issued for this key and these filters "
-		     "(cursors are bound to the key and to every filter but limit)");
-		return NULL;
+		p = NULL;
+		sg_pager_bad_cursor(&e); /* a keyset cursor, say */
 	}
+	if (!p)
+		reply_error(r, &e);
 	return p;
 }
 
