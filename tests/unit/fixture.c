@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "error.h"
+
 #define FIX_PATH_MAX 4096
 #define FIX_JPATH_MAX 512 /* bytes of a reported JSON path like $.agent.model.id */
 
@@ -276,4 +278,285 @@ int sg_fixture_expect(const json_t *got, const char *group, const char *name, co
 	}
 	json_decref(want);
 	return equal;
+}
+
+int sg_fixture_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- allocation-failure injection ------------------------------------------------------ */
+
+static struct {
+	long countdown; /* allocations left before one fails; < 0 = never */
+	long live;      /* allocations not yet freed */
+	int fired;
+	json_malloc_t old_malloc;
+	json_free_t old_free;
+} inject;
+
+/* Two size_t of header keep the block as aligned as malloc's own. */
+#define INJECT_HEADER 2
+
+static void *inject_malloc(size_t n)
+{
+	size_t *p;
+
+	if (inject.countdown == 0) {
+		inject.fired = 1;
+		inject.countdown = -1;
+		return NULL;
+	}
+	if (inject.countdown > 0)
+		inject.countdown--;
+	p = malloc(n + sizeof(size_t) * INJECT_HEADER);
+	if (!p)
+		return NULL;
+	inject.live++;
+	return p + INJECT_HEADER;
+}
+
+static void inject_free(void *ptr)
+{
+	size_t *p = ptr;
+
+	if (!p)
+		return;
+	inject.live--;
+	free(p - INJECT_HEADER);
+}
+
+void sg_fixture_alloc_begin(long n)
+{
+	json_get_alloc_funcs(&inject.old_malloc, &inject.old_free);
+	inject.countdown = n;
+	inject.live = 0;
+	inject.fired = 0;
+	json_set_alloc_funcs(inject_malloc, inject_free);
+}
+
+int sg_fixture_alloc_fired(void)
+{
+	return inject.fired;
+}
+
+long sg_fixture_alloc_end(void)
+{
+	json_set_alloc_funcs(inject.old_malloc, inject.old_free);
+	return inject.live;
+}
+
+/* ---- north-shape checkers -------------------------------------------------------------- */
+
+void sg_check_502(const struct sg_error *err, const char *backend, const char *needle)
+{
+	char prefix[96];
+
+	snprintf(prefix, sizeof(prefix), "backend '%s': ", backend);
+	ck_assert_int_eq(err->status, 502);
+	ck_assert_str_eq(err->type, "api_error");
+	ck_assert_msg(!strncmp(err->message, prefix, strlen(prefix)), "message: %s", err->message);
+	ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message,
+	              needle);
+}
+
+const char *const sg_check_session_required[] = {
+    "id",         "type",           "agent",    "archived_at",         "budget",    "created_at",
+    "updated_at", "environment_id", "metadata", "outcome_evaluations", "resources", "stats",
+    "status",     "title",          "usage",    "vault_ids",           NULL};
+
+const char *const sg_check_session_keys[] = {"id",
+                                             "type",
+                                             "agent",
+                                             "archived_at",
+                                             "budget",
+                                             "created_at",
+                                             "updated_at",
+                                             "environment_id",
+                                             "metadata",
+                                             "outcome_evaluations",
+                                             "resources",
+                                             "stats",
+                                             "status",
+                                             "title",
+                                             "usage",
+                                             "vault_ids",
+                                             "deployment_id",
+                                             NULL};
+
+const char *const sg_check_agent_keys[] = {"id",          "type",    "name",  "description",
+                                           "system",      "version", "model", "execution_identity",
+                                           "mcp_servers", "skills",  "tools", "multiagent",
+                                           NULL};
+
+int sg_check_keys(const json_t *obj, const char *const *keys, const char *const *req,
+                  const char *label)
+{
+	const char *key;
+	const json_t *v;
+	size_t k;
+	int ok = 1;
+
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		for (k = 0; keys && keys[k] && strcmp(keys[k], key); k++)
+			;
+		if (keys && !keys[k]) {
+			fprintf(stderr, "%s: unexpected key %s\n", label, key);
+			ok = 0;
+		}
+	}
+	for (k = 0; req && req[k]; k++) {
+		if (!json_object_get(obj, req[k])) {
+			fprintf(stderr, "%s: missing key %s\n", label, req[k]);
+			ok = 0;
+		}
+	}
+	return ok;
+}
+
+static const struct sg_check_event_type *event_type(const struct sg_check_event_rules *rules,
+                                                    const char *type)
+{
+	size_t t;
+
+	for (t = 0; type && t < rules->ntypes; t++)
+		if (!strcmp(rules->types[t].type, type))
+			return &rules->types[t];
+	return NULL;
+}
+
+int sg_check_event_keys(const json_t *events, const struct sg_check_event_rules *rules,
+                        const char *label)
+{
+	const json_t *ev;
+	size_t i, k;
+	int bad = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const struct sg_check_event_type *t = event_type(rules, type);
+		const char *key;
+		const json_t *v;
+
+		if (!type || (!t && rules->known_types_only) ||
+		    (rules->envelope_ok && !rules->envelope_ok(ev))) {
+			fprintf(stderr, "%s: [%zu] bad envelope\n", label, i);
+			bad = 1;
+			continue;
+		}
+		json_object_foreach((json_t *)ev, key, v)
+		{
+			int known = !strcmp(key, "id") || !strcmp(key, "type") ||
+			            !strcmp(key, "processed_at");
+
+			/* A leading '!' only marks the key required. */
+			for (k = 0; !known && t && k < 4 && t->keys[k]; k++)
+				known = !strcmp(t->keys[k] + (t->keys[k][0] == '!'), key);
+			if (!known) {
+				fprintf(stderr, "%s: [%zu] %s has key %s\n", label, i, type, key);
+				bad = 1;
+			}
+		}
+		for (k = 0; t && k < 4 && t->keys[k]; k++) {
+			if (t->keys[k][0] == '!' && !json_object_get(ev, t->keys[k] + 1)) {
+				fprintf(stderr, "%s: [%zu] %s lacks %s\n", label, i, type,
+				        t->keys[k] + 1);
+				bad = 1;
+			}
+		}
+		if (!strcmp(type, "session.status_idle") &&
+		    !json_is_null(json_object_get(ev, "stop_details"))) {
+			fprintf(stderr, "%s: [%zu] stop_details is not null\n", label, i);
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+long sg_check_find_event(const json_t *events, const char *id)
+{
+	const json_t *ev;
+	size_t i;
+
+	for (i = 0; id && (ev = json_array_get(events, i)); i++)
+		if (!strcmp(json_string_value(json_object_get(ev, "id")), id))
+			return (long)i;
+	return -1;
+}
+
+/* 1 when the event with this id stands before `before` and has one of types. */
+static int earlier_of(const json_t *events, const char *id, size_t before, const char *const *types)
+{
+	long at = sg_check_find_event(events, id);
+	const char *t;
+	size_t k;
+
+	if (at < 0 || (size_t)at >= before)
+		return 0;
+	t = json_string_value(json_object_get(json_array_get(events, (size_t)at), "type"));
+	for (k = 0; types[k]; k++)
+		if (!strcmp(types[k], t))
+			return 1;
+	return 0;
+}
+
+int sg_check_links(const json_t *events, const char *const *result_of, const char *const *action_of,
+                   const char *label)
+{
+	static const char *const start[] = {"span.model_request_start", NULL};
+	const json_t *ev, *id;
+	size_t i, k;
+	int bad = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const json_t *stop = json_object_get(ev, "stop_reason");
+
+		if (!strcmp(type, "agent.tool_result") &&
+		    !earlier_of(events, json_string_value(json_object_get(ev, "tool_use_id")), i,
+		                result_of)) {
+			fprintf(stderr, "%s: [%zu] tool_use_id does not resolve\n", label, i);
+			bad = 1;
+		}
+		if (!strcmp(type, "span.model_request_end") &&
+		    !earlier_of(events,
+		                json_string_value(json_object_get(ev, "model_request_start_id")), i,
+		                start)) {
+			fprintf(stderr, "%s: [%zu] model_request_start_id unresolved\n", label, i);
+			bad = 1;
+		}
+		for (k = 0; (id = json_array_get(json_object_get(stop, "event_ids"), k)); k++) {
+			if (!earlier_of(events, json_string_value(id), i, action_of)) {
+				fprintf(stderr, "%s: [%zu] event_ids[%zu] unresolved\n", label, i,
+				        k);
+				bad = 1;
+			}
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+int sg_check_unique_ids(const json_t *events)
+{
+	json_t *seen = json_object();
+	const json_t *ev;
+	size_t i;
+	int dup = 0;
+
+	for (i = 0; (ev = json_array_get(events, i)); i++) {
+		const char *id = json_string_value(json_object_get(ev, "id"));
+
+		if (json_object_get(seen, id))
+			dup = 1;
+		json_object_set_new(seen, id, json_true());
+	}
+	json_decref(seen);
+	return dup ? -1 : 0;
 }

@@ -67,70 +67,12 @@ static const struct sg_as_events_ctx base_ctx = {
     .agent_name = "Friday",
 };
 
-/* Index of the event with this id, or -1. */
-static long find_event(const json_t *events, const char *id)
-{
-	const json_t *ev;
-	size_t i;
+/* What a tool_result's tool_use_id and a requires_action's event_ids may point at. */
+static const char *const tool_uses[] = {"agent.tool_use", "agent.custom_tool_use", NULL};
 
-	for (i = 0; (ev = json_array_get(events, i)); i++)
-		if (id && !strcmp(json_string_value(json_object_get(ev, "id")), id))
-			return (long)i;
-	return -1;
-}
-
-static const char *type_at(const json_t *events, long i)
-{
-	return json_string_value(json_object_get(json_array_get(events, (size_t)i), "type"));
-}
-
-/* Every reference points at an existing event of the right type: tool_use_id at an
- * earlier tool-use event, requires_action ids at tool-use events of the same reply,
- * model_request_start_id at an earlier span start. Returns 0 when all resolve. */
 static int check_links(const json_t *events, const char *label)
 {
-	const json_t *ev, *id;
-	size_t i, k;
-	int bad = 0;
-
-	for (i = 0; (ev = json_array_get(events, i)); i++) {
-		const char *type = json_string_value(json_object_get(ev, "type"));
-		const json_t *stop = json_object_get(ev, "stop_reason");
-		long at;
-
-		if (!strcmp(type, "agent.tool_result")) {
-			at = find_event(events,
-			                json_string_value(json_object_get(ev, "tool_use_id")));
-			if (at < 0 || (size_t)at >= i ||
-			    (strcmp(type_at(events, at), "agent.tool_use") &&
-			     strcmp(type_at(events, at), "agent.custom_tool_use"))) {
-				fprintf(stderr, "%s: [%zu] tool_use_id does not resolve\n", label,
-				        i);
-				bad = 1;
-			}
-		}
-		if (!strcmp(type, "span.model_request_end")) {
-			at = find_event(events, json_string_value(
-			                            json_object_get(ev, "model_request_start_id")));
-			if (at < 0 || (size_t)at >= i ||
-			    strcmp(type_at(events, at), "span.model_request_start")) {
-				fprintf(stderr, "%s: [%zu] model_request_start_id unresolved\n",
-				        label, i);
-				bad = 1;
-			}
-		}
-		for (k = 0; (id = json_array_get(json_object_get(stop, "event_ids"), k)); k++) {
-			at = find_event(events, json_string_value(id));
-			if (at < 0 || (size_t)at >= i ||
-			    (strcmp(type_at(events, at), "agent.tool_use") &&
-			     strcmp(type_at(events, at), "agent.custom_tool_use"))) {
-				fprintf(stderr, "%s: [%zu] event_ids[%zu] unresolved\n", label, i,
-				        k);
-				bad = 1;
-			}
-		}
-	}
-	return bad ? -1 : 0;
+	return sg_check_links(events, tool_uses, tool_uses, label);
 }
 
 /* A null anywhere except stop_details (tool inputs are the model's data and may hold
@@ -158,11 +100,9 @@ static int has_null(const json_t *v)
 	return 0;
 }
 
-/* The keys each type may carry beyond id, type and processed_at (SDK 1.10.0 events.d.ts). */
-static const struct {
-	const char *type;
-	const char *keys[4];
-} allowed[] = {
+/* The keys each type may carry beyond id, type and processed_at (SDK 1.10.0 events.d.ts);
+ * none is marked required, and a type not listed may carry only the envelope. */
+static const struct sg_check_event_type allowed[] = {
     {"user.message", {"content"}},
     {"agent.message", {"content"}},
     {"agent.thinking", {NULL}},
@@ -176,82 +116,48 @@ static const struct {
     {"session.status_idle", {"stop_reason", "stop_details"}},
 };
 
-static int key_allowed(const char *type, const char *key)
+/* AgentScope's envelope: a full-length sevt_ id and a UTC processed_at. */
+static int envelope_ok(const json_t *ev)
 {
-	size_t t, k;
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	const char *at = json_string_value(json_object_get(ev, "processed_at"));
 
-	if (!strcmp(key, "id") || !strcmp(key, "type") || !strcmp(key, "processed_at"))
-		return 1;
-	for (t = 0; t < sizeof(allowed) / sizeof(allowed[0]); t++) {
-		if (strcmp(allowed[t].type, type))
-			continue;
-		for (k = 0; k < 4 && allowed[t].keys[k]; k++)
-			if (!strcmp(allowed[t].keys[k], key))
-				return 1;
-	}
-	return 0;
+	return id && strlen(id) == SG_AS_EVENT_ID_LEN && !strncmp(id, "sevt_", 5) && at &&
+	       at[strlen(at) - 1] == 'Z';
 }
 
-/* Envelope and key discipline of every event. Returns 0 when all hold. */
+static const struct sg_check_event_rules rules = {
+    .types = allowed,
+    .ntypes = sizeof(allowed) / sizeof(allowed[0]),
+    .known_types_only = 0,
+    .envelope_ok = envelope_ok,
+};
+
+/* Envelope and key discipline of every event (see sg_check_event_keys), and no null below
+ * any key but stop_details and input. Returns 0 when all hold. */
 static int check_keys(const json_t *events, const char *label)
 {
 	const json_t *ev;
 	size_t i;
 	void *it;
-	int bad = 0;
+	int bad = sg_check_event_keys(events, &rules, label) != 0;
 
 	for (i = 0; (ev = json_array_get(events, i)); i++) {
-		const char *id = json_string_value(json_object_get(ev, "id"));
 		const char *type = json_string_value(json_object_get(ev, "type"));
-		const char *at = json_string_value(json_object_get(ev, "processed_at"));
 
-		if (!id || strlen(id) != SG_AS_EVENT_ID_LEN || strncmp(id, "sevt_", 5) || !type ||
-		    !at || at[strlen(at) - 1] != 'Z') {
-			fprintf(stderr, "%s: [%zu] bad envelope\n", label, i);
-			bad = 1;
-			continue;
-		}
 		for (it = json_object_iter((json_t *)ev); it;
 		     it = json_object_iter_next((json_t *)ev, it)) {
 			const char *key = json_object_iter_key(it);
-			const json_t *v = json_object_iter_value(it);
 
-			if (!key_allowed(type, key)) {
-				fprintf(stderr, "%s: [%zu] %s has key %s\n", label, i, type, key);
+			if (strcmp(key, "stop_details") && strcmp(key, "input") &&
+			    has_null(json_object_iter_value(it))) {
+				fprintf(stderr, "%s: [%zu] %s.%s holds a null\n", label, i,
+				        type ? type : "?", key);
 				bad = 1;
 			}
-			if (strcmp(key, "stop_details") && strcmp(key, "input") && has_null(v)) {
-				fprintf(stderr, "%s: [%zu] %s.%s holds a null\n", label, i, type,
-				        key);
-				bad = 1;
-			}
-		}
-		if (!strcmp(type, "session.status_idle") &&
-		    !json_is_null(json_object_get(ev, "stop_details"))) {
-			fprintf(stderr, "%s: [%zu] stop_details is not null\n", label, i);
-			bad = 1;
 		}
 	}
 	return bad ? -1 : 0;
-}
-
-/* 0 when no two events share an id. */
-static int check_unique(const json_t *events)
-{
-	json_t *seen = json_object();
-	const json_t *ev;
-	size_t i;
-	int dup = 0;
-
-	for (i = 0; (ev = json_array_get(events, i)); i++) {
-		const char *id = json_string_value(json_object_get(ev, "id"));
-
-		if (json_object_get(seen, id))
-			dup = 1;
-		json_object_set_new(seen, id, json_true());
-	}
-	json_decref(seen);
-	return dup ? -1 : 0;
 }
 
 /* ---- golden fixtures ---------------------------------------------------------------- */
@@ -267,7 +173,7 @@ START_TEST(test_golden)
 		json_t *got = run_case(names[i]);
 		int ok = got && sg_fixture_expect(got, GROUP, names[i], "expected.json") &&
 		         check_links(got, names[i]) == 0 && check_keys(got, names[i]) == 0 &&
-		         check_unique(got) == 0;
+		         sg_check_unique_ids(got) == 0;
 
 		if (!ok) {
 			fprintf(stderr, "golden case failed: %s\n", names[i]);
@@ -308,7 +214,8 @@ START_TEST(test_ids_independent_of_hint_mode)
 	ck_assert_ptr_nonnull(drop);
 	ck_assert_ptr_nonnull(user);
 	for (i = 0; (ev = json_array_get(drop, i)); i++)
-		ck_assert_int_ge(find_event(user, json_string_value(json_object_get(ev, "id"))), 0);
+		ck_assert_int_ge(
+		    sg_check_find_event(user, json_string_value(json_object_get(ev, "id"))), 0);
 	json_decref(drop);
 	json_decref(user);
 }
@@ -384,7 +291,7 @@ START_TEST(test_unique_ids_500_messages)
 	/* 250 user.message + 250 × (running, start, thinking, 2×(use, result), message, end,
 	 * idle) */
 	ck_assert_uint_eq(json_array_size(a), 250 + 250 * 10);
-	ck_assert_int_eq(check_unique(a), 0);
+	ck_assert_int_eq(sg_check_unique_ids(a), 0);
 	ck_assert_int_eq(check_links(a, "big"), 0);
 	ck_assert_int_eq(check_keys(a, "big"), 0);
 	ck_assert(json_equal(a, b));
@@ -409,7 +316,8 @@ START_TEST(test_ids_survive_paging)
 	ck_assert_ptr_nonnull(all);
 	ck_assert_ptr_nonnull(part);
 	for (i = 0; (ev = json_array_get(part, i)); i++)
-		ck_assert_int_ge(find_event(all, json_string_value(json_object_get(ev, "id"))), 0);
+		ck_assert_int_ge(
+		    sg_check_find_event(all, json_string_value(json_object_get(ev, "id"))), 0);
 	json_decref(all);
 	json_decref(part);
 	json_decref(page);
@@ -516,35 +424,6 @@ END_TEST
 
 /* ---- allocation failures ------------------------------------------------------------ */
 
-/* jansson's allocator hooks are process-wide, so the injection state has to be too; only
- * this test touches it, and Check runs tests one at a time. */
-static struct {
-	long countdown; /* the allocation that fails when this reaches 0; < 0 = none */
-	long live;      /* allocations not yet freed */
-	int fired;
-} inject;
-
-static void *inject_malloc(size_t n)
-{
-	void *p;
-
-	if (inject.countdown >= 0 && inject.countdown-- == 0) {
-		inject.fired = 1;
-		return NULL;
-	}
-	p = malloc(n);
-	if (p)
-		inject.live++;
-	return p;
-}
-
-static void inject_free(void *p)
-{
-	if (p)
-		inject.live--;
-	free(p);
-}
-
 /* Fails each jansson allocation of a translation in turn: every run must either fail with
  * a 500 or succeed with the full answer, and must free everything it allocated. */
 START_TEST(test_allocation_failures)
@@ -552,11 +431,8 @@ START_TEST(test_allocation_failures)
 	static const char *const cases[] = {"multi_iteration", "hints_user_message",
 	                                    "data_blocks",     "parked_permission",
 	                                    "failed_reply",    "malformed_tool_input"};
-	json_malloc_t old_malloc;
-	json_free_t old_free;
 	size_t c;
 
-	json_get_alloc_funcs(&old_malloc, &old_free);
 	for (c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
 		json_t *messages = sg_fixture_load(GROUP, cases[c], "messages.json");
 		json_t *expected = sg_fixture_load(GROUP, cases[c], "expected.json");
@@ -571,24 +447,22 @@ START_TEST(test_allocation_failures)
 		for (n = 0;; n++) {
 			struct sg_error err = {0};
 			json_t *got;
+			long live;
 
-			inject.countdown = n;
-			inject.live = 0;
-			inject.fired = 0;
-			json_set_alloc_funcs(inject_malloc, inject_free);
+			sg_fixture_alloc_begin(n);
 			got = sg_as_messages_to_events(messages, &ctx, &err);
 			if (got) {
 				ck_assert_uint_eq(json_array_size(got), json_array_size(expected));
 			} else {
-				ck_assert_msg(inject.fired,
+				ck_assert_msg(sg_fixture_alloc_fired(),
 				              "%s: failed without a failed allocation", cases[c]);
 				ck_assert_int_eq(err.status, 500);
 			}
 			json_decref(got);
-			json_set_alloc_funcs(old_malloc, old_free);
-			ck_assert_msg(inject.live == 0, "%s: %ld allocations leaked at %ld",
-			              cases[c], inject.live, n);
-			if (!inject.fired)
+			live = sg_fixture_alloc_end();
+			ck_assert_msg(live == 0, "%s: %ld allocations leaked at %ld", cases[c],
+			              live, n);
+			if (!sg_fixture_alloc_fired())
 				break;
 		}
 		sg_tz_free(tz);
@@ -712,11 +586,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sg_fixture_run(suite());
 }

@@ -31,46 +31,18 @@ static json_t *parse(const char *text)
 	return v;
 }
 
-/* Expects a 502 api_error whose message names the backend and contains `needle`. */
-static void expect_502(const struct sg_error *err, const char *backend, const char *needle)
-{
-	char prefix[96];
-
-	snprintf(prefix, sizeof(prefix), "backend '%s'", backend);
-	ck_assert_int_eq(err->status, 502);
-	ck_assert_str_eq(err->type, "api_error");
-	ck_assert_msg(!strncmp(err->message, prefix, strlen(prefix)), "message: %s", err->message);
-	ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message,
-	              needle);
-}
-
 /* What must hold for every translated session: exactly the SDK's keys (deployment_id
  * optional), every required one present, and an id that opens to this route. */
 static void check_session(const json_t *s, const json_t *in)
 {
-	static const char *const required[] = {
-	    "id",         "type",       "agent",          "archived_at", "budget",
-	    "created_at", "updated_at", "environment_id", "metadata",    "outcome_evaluations",
-	    "resources",  "stats",      "status",         "title",       "usage",
-	    "vault_ids",
-	};
-	static const char *const agent_keys[] = {
-	    "id",          "type",    "name",  "description",
-	    "system",      "version", "model", "execution_identity",
-	    "mcp_servers", "skills",  "tools", "multiagent",
-	};
-	const size_t nreq = sizeof(required) / sizeof(required[0]);
 	const json_t *agent = json_object_get(s, "agent");
 	struct sg_pubid pid;
-	size_t i;
 
-	for (i = 0; i < nreq; i++)
-		ck_assert_msg(json_object_get(s, required[i]), "missing %s", required[i]);
-	ck_assert_uint_eq(json_object_size(s), nreq + (json_object_get(s, "deployment_id") != 0));
-	for (i = 0; i < sizeof(agent_keys) / sizeof(agent_keys[0]); i++)
-		ck_assert_msg(json_object_get(agent, agent_keys[i]), "missing agent.%s",
-		              agent_keys[i]);
-	ck_assert_uint_eq(json_object_size(agent), sizeof(agent_keys) / sizeof(agent_keys[0]));
+	ck_assert_msg(sg_check_keys(s, sg_check_session_keys, sg_check_session_required, "session"),
+	              "session keys are not the SDK's");
+	ck_assert_msg(
+	    sg_check_keys(agent, sg_check_agent_keys, sg_check_agent_keys, "session.agent"),
+	    "session.agent keys are not the SDK's");
 	ck_assert(json_is_object(json_object_get(s, "usage")));
 	ck_assert(json_is_string(json_object_get(s, "created_at")));
 	ck_assert(json_is_string(json_object_get(s, "updated_at")));
@@ -223,7 +195,7 @@ START_TEST(test_page_parts)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		body = parse(bad[i].body);
 		ck_assert_int_eq(sg_cl_page_parts(body, &data, &next, &bad_ctx, &err), -1);
-		expect_502(&err, "bad-be", bad[i].needle);
+		sg_check_502(&err, "bad-be", bad[i].needle);
 		json_decref(body);
 	}
 }
@@ -241,9 +213,9 @@ START_TEST(test_page_too_big)
 		ck_assert_int_eq(json_array_append(data, json_null()), 0);
 	body = json_pack("{s:o}", "data", data);
 	ck_assert_int_eq(sg_cl_page_parts(body, &d, &next, &bad_ctx, &err), -1);
-	expect_502(&err, "bad-be", "100001 items, more than the limit of 100000");
+	sg_check_502(&err, "bad-be", "100001 items, more than the limit of 100000");
 	ck_assert_ptr_null(sg_cl_events_to_cma(json_object_get(body, "data"), &bad_ctx, &err));
-	expect_502(&err, "bad-be", "events has 100001 items, more than the limit of 100000");
+	sg_check_502(&err, "bad-be", "events has 100001 items, more than the limit of 100000");
 	json_decref(body);
 }
 END_TEST
@@ -357,7 +329,7 @@ START_TEST(test_bad_session)
 	json_decref(out);
 	patch(s, bad_sessions[_i].path, bad_sessions[_i].value);
 	ck_assert_ptr_null(sg_cl_session_to_cma(s, &bad_ctx, &err));
-	expect_502(&err, "bad-be", bad_sessions[_i].needle);
+	sg_check_502(&err, "bad-be", bad_sessions[_i].needle);
 	json_decref(s);
 }
 END_TEST
@@ -368,10 +340,10 @@ START_TEST(test_session_not_object)
 	json_t *v = parse("[]");
 
 	ck_assert_ptr_null(sg_cl_session_to_cma(v, &bad_ctx, &err));
-	expect_502(&err, "bad-be", "session is not an object");
+	sg_check_502(&err, "bad-be", "session is not an object");
 	json_decref(v);
 	ck_assert_ptr_null(sg_cl_session_to_cma(NULL, &bad_ctx, &err));
-	expect_502(&err, "bad-be", "session is not an object");
+	sg_check_502(&err, "bad-be", "session is not an object");
 }
 END_TEST
 
@@ -397,7 +369,7 @@ START_TEST(test_long_id)
 	sid[200] = '\0';
 	ck_assert_int_eq(json_object_set_new(s, "id", json_string(sid)), 0);
 	ck_assert_ptr_null(sg_cl_session_to_cma(s, &bad_ctx, &err));
-	expect_502(&err, "bad-be", "(200 bytes) is too long for a public id");
+	sg_check_502(&err, "bad-be", "(200 bytes) is too long for a public id");
 	json_decref(s);
 }
 END_TEST
@@ -497,7 +469,7 @@ START_TEST(test_bad_events)
 	struct sg_error err = {0};
 
 	ck_assert_ptr_null(sg_cl_events_to_cma(events, &bad_ctx, &err));
-	expect_502(&err, "bad-be", bad_events[_i].needle);
+	sg_check_502(&err, "bad-be", bad_events[_i].needle);
 	json_decref(events);
 }
 END_TEST
@@ -651,7 +623,7 @@ static size_t try_mutations(json_t *doc, json_t *parent, const char *key, size_t
 		}
 		runs++;
 		if (!out) {
-			expect_502(&err, "bad-be", "");
+			sg_check_502(&err, "bad-be", "");
 			continue;
 		}
 		if (events) {
@@ -817,11 +789,5 @@ static Suite *claude_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(claude_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sg_fixture_run(claude_suite());
 }

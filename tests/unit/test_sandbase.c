@@ -58,19 +58,6 @@ static struct sg_sb_ctx ctx_of(const json_t *j)
 
 static const struct sg_sb_ctx base_ctx = {.backend = "sb1"};
 
-/* Expects a 502 api_error whose message starts "backend 'NAME': " and contains needle. */
-static void expect_502(const struct sg_error *err, const char *backend, const char *needle)
-{
-	char prefix[96];
-
-	snprintf(prefix, sizeof(prefix), "backend '%s': ", backend);
-	ck_assert_int_eq(err->status, 502);
-	ck_assert_str_eq(err->type, "api_error");
-	ck_assert_msg(!strncmp(err->message, prefix, strlen(prefix)), "message: %s", err->message);
-	ck_assert_msg(strstr(err->message, needle), "message '%s' lacks '%s'", err->message,
-	              needle);
-}
-
 /* 1 when s is an RFC 3339 time in the gateway's one canonical spelling. */
 static int canonical_time(const char *s)
 {
@@ -81,61 +68,8 @@ static int canonical_time(const char *s)
 	       sg_time_format(us, buf, sizeof(buf)) > 0 && !strcmp(buf, s);
 }
 
-/* 1 when every key of obj is in keys (NULL-terminated) and every key of req is in obj. */
-static int keys_exactly(const json_t *obj, const char *const *keys, const char *const *req,
-                        const char *label)
-{
-	const char *key;
-	const json_t *v;
-	size_t k;
-	int ok = 1;
-
-	json_object_foreach((json_t *)obj, key, v)
-	{
-		for (k = 0; keys[k] && strcmp(keys[k], key); k++)
-			;
-		if (!keys[k]) {
-			fprintf(stderr, "%s: unexpected key %s\n", label, key);
-			ok = 0;
-		}
-	}
-	for (k = 0; req && req[k]; k++) {
-		if (!json_object_get(obj, req[k])) {
-			fprintf(stderr, "%s: missing key %s\n", label, req[k]);
-			ok = 0;
-		}
-	}
-	return ok;
-}
-
 /* ---- session invariants ------------------------------------------------------------- */
 
-static const char *const session_required[] = {
-    "id",         "type",           "agent",    "archived_at",         "budget",    "created_at",
-    "updated_at", "environment_id", "metadata", "outcome_evaluations", "resources", "stats",
-    "status",     "title",          "usage",    "vault_ids",           NULL};
-static const char *const session_keys[] = {"id",
-                                           "type",
-                                           "agent",
-                                           "archived_at",
-                                           "budget",
-                                           "created_at",
-                                           "updated_at",
-                                           "environment_id",
-                                           "metadata",
-                                           "outcome_evaluations",
-                                           "resources",
-                                           "stats",
-                                           "status",
-                                           "title",
-                                           "usage",
-                                           "vault_ids",
-                                           "deployment_id",
-                                           NULL};
-static const char *const agent_keys[] = {"id",          "type",    "name",  "description",
-                                         "system",      "version", "model", "execution_identity",
-                                         "mcp_servers", "skills",  "tools", "multiagent",
-                                         NULL};
 static const char *const usage_keys[] = {
     "input_tokens",   "output_tokens", "cache_read_input_tokens", "cache_creation",
     "active_seconds", "list_cost",     "server_tool_use",         NULL};
@@ -150,9 +84,9 @@ static int session_ok(const json_t *s, const json_t *src, const char *backend)
 	             *meta = json_object_get(s, "metadata");
 	const char *key;
 	struct sg_pubid pid;
-	int ok = keys_exactly(s, session_keys, session_required, "session") &&
-	         keys_exactly(agent, agent_keys, agent_keys, "session.agent") &&
-	         keys_exactly(json_object_get(s, "usage"), usage_keys, NULL, "session.usage");
+	int ok = sg_check_keys(s, sg_check_session_keys, sg_check_session_required, "session") &&
+	         sg_check_keys(agent, sg_check_agent_keys, sg_check_agent_keys, "session.agent") &&
+	         sg_check_keys(json_object_get(s, "usage"), usage_keys, NULL, "session.usage");
 
 	ok &= status && (!strcmp(status, "idle") || !strcmp(status, "running") ||
 	                 !strcmp(status, "rescheduling") || !strcmp(status, "terminated"));
@@ -211,10 +145,7 @@ static json_t *translate_session(const json_t *s, const json_t *agents, const st
 
 /* The keys each type may carry beyond id, type and processed_at (SDK 1.10.0), required ones
  * marked with '!'. */
-static const struct {
-	const char *type;
-	const char *keys[4];
-} allowed[] = {
+static const struct sg_check_event_type allowed[] = {
     {"user.message", {"!content"}},
     {"user.interrupt", {NULL}},
     {"system.message", {"!content"}},
@@ -240,57 +171,26 @@ static const struct {
     {"session.usage", {"!usage", "budget"}},
 };
 
+/* SandBase's envelope: a non-empty id and a canonical processed_at. */
+static int envelope_ok(const json_t *ev)
+{
+	const char *id = json_string_value(json_object_get(ev, "id"));
+
+	return id && *id && canonical_time(json_string_value(json_object_get(ev, "processed_at")));
+}
+
+static const struct sg_check_event_rules rules = {
+    .types = allowed,
+    .ntypes = sizeof(allowed) / sizeof(allowed[0]),
+    .known_types_only = 1,
+    .envelope_ok = envelope_ok,
+};
+
 /* Envelope and key discipline of every event: a non-empty id, a known type, a canonical
  * processed_at, only the type's own keys, its required ones present. 0 when all hold. */
 static int check_keys(const json_t *events, const char *label)
 {
-	const json_t *ev;
-	size_t i, t, k;
-	int bad = 0;
-
-	for (i = 0; (ev = json_array_get(events, i)); i++) {
-		const char *type = json_string_value(json_object_get(ev, "type"));
-		const char *id = json_string_value(json_object_get(ev, "id"));
-		const char *key;
-		const json_t *v;
-
-		for (t = 0; t < sizeof(allowed) / sizeof(allowed[0]); t++)
-			if (type && !strcmp(allowed[t].type, type))
-				break;
-		if (!id || !*id || t == sizeof(allowed) / sizeof(allowed[0]) ||
-		    !canonical_time(json_string_value(json_object_get(ev, "processed_at")))) {
-			fprintf(stderr, "%s: [%zu] bad envelope\n", label, i);
-			bad = 1;
-			continue;
-		}
-		json_object_foreach((json_t *)ev, key, v)
-		{
-			int known = !strcmp(key, "id") || !strcmp(key, "type") ||
-			            !strcmp(key, "processed_at");
-
-			for (k = 0; !known && k < 4 && allowed[t].keys[k]; k++)
-				known = !strcmp(allowed[t].keys[k] + (allowed[t].keys[k][0] == '!'),
-				                key);
-			if (!known) {
-				fprintf(stderr, "%s: [%zu] %s has key %s\n", label, i, type, key);
-				bad = 1;
-			}
-		}
-		for (k = 0; k < 4 && allowed[t].keys[k]; k++) {
-			if (allowed[t].keys[k][0] == '!' &&
-			    !json_object_get(ev, allowed[t].keys[k] + 1)) {
-				fprintf(stderr, "%s: [%zu] %s lacks %s\n", label, i, type,
-				        allowed[t].keys[k] + 1);
-				bad = 1;
-			}
-		}
-		if (!strcmp(type, "session.status_idle") &&
-		    !json_is_null(json_object_get(ev, "stop_details"))) {
-			fprintf(stderr, "%s: [%zu] stop_details is not null\n", label, i);
-			bad = 1;
-		}
-	}
-	return bad ? -1 : 0;
+	return sg_check_event_keys(events, &rules, label);
 }
 
 /* Every event is a fixed point of the core's strict normaliser, so it is already exactly in
@@ -317,33 +217,6 @@ static int check_sdk(const json_t *events, const char *label)
 	return bad ? -1 : 0;
 }
 
-/* Index of the event with this id, or -1. */
-static long find_event(const json_t *events, const char *id)
-{
-	const json_t *ev;
-	size_t i;
-
-	for (i = 0; id && (ev = json_array_get(events, i)); i++)
-		if (!strcmp(json_string_value(json_object_get(ev, "id")), id))
-			return (long)i;
-	return -1;
-}
-
-/* 1 when events[at] exists before `before` and has one of the types (NULL-terminated). */
-static int earlier_of(const json_t *events, long at, size_t before, const char *const *types)
-{
-	const char *t;
-	size_t k;
-
-	if (at < 0 || (size_t)at >= before)
-		return 0;
-	t = json_string_value(json_object_get(json_array_get(events, (size_t)at), "type"));
-	for (k = 0; types[k]; k++)
-		if (!strcmp(types[k], t))
-			return 1;
-	return 0;
-}
-
 /* Every reference points at an earlier event of the right type: tool_use_id at an
  * agent.tool_use, requires_action ids at tool uses, model_request_start_id at a span start.
  * 0 when all resolve. */
@@ -352,60 +225,8 @@ static int check_links(const json_t *events, const char *label)
 	static const char *const uses[] = {"agent.tool_use", "agent.custom_tool_use",
 	                                   "agent.mcp_tool_use", NULL};
 	static const char *const tool_use[] = {"agent.tool_use", NULL};
-	static const char *const start[] = {"span.model_request_start", NULL};
-	const json_t *ev, *id;
-	size_t i, k;
-	int bad = 0;
 
-	for (i = 0; (ev = json_array_get(events, i)); i++) {
-		const char *type = json_string_value(json_object_get(ev, "type"));
-		const json_t *stop = json_object_get(ev, "stop_reason");
-
-		if (!strcmp(type, "agent.tool_result") &&
-		    !earlier_of(
-		        events,
-		        find_event(events, json_string_value(json_object_get(ev, "tool_use_id"))),
-		        i, tool_use)) {
-			fprintf(stderr, "%s: [%zu] tool_use_id does not resolve\n", label, i);
-			bad = 1;
-		}
-		if (!strcmp(type, "span.model_request_end") &&
-		    !earlier_of(events,
-		                find_event(events, json_string_value(json_object_get(
-		                                       ev, "model_request_start_id"))),
-		                i, start)) {
-			fprintf(stderr, "%s: [%zu] model_request_start_id unresolved\n", label, i);
-			bad = 1;
-		}
-		for (k = 0; (id = json_array_get(json_object_get(stop, "event_ids"), k)); k++) {
-			if (!earlier_of(events, find_event(events, json_string_value(id)), i,
-			                uses)) {
-				fprintf(stderr, "%s: [%zu] event_ids[%zu] unresolved\n", label, i,
-				        k);
-				bad = 1;
-			}
-		}
-	}
-	return bad ? -1 : 0;
-}
-
-/* 0 when no two events share an id. */
-static int check_unique(const json_t *events)
-{
-	json_t *seen = json_object();
-	const json_t *ev;
-	size_t i;
-	int dup = 0;
-
-	for (i = 0; (ev = json_array_get(events, i)); i++) {
-		const char *id = json_string_value(json_object_get(ev, "id"));
-
-		if (json_object_get(seen, id))
-			dup = 1;
-		json_object_set_new(seen, id, json_true());
-	}
-	json_decref(seen);
-	return dup ? -1 : 0;
+	return sg_check_links(events, tool_use, uses, label);
 }
 
 /* 0 when the events are oldest first by processed_at (ties allowed), as north lists them. */
@@ -542,7 +363,7 @@ START_TEST(test_golden_events)
 		int ok = sg_fixture_expect(got, EVENTS, names[c], "expected.json") &&
 		         sg_fixture_expect(carries, EVENTS, names[c], "carry.json") &&
 		         check_keys(got, names[c]) == 0 && check_sdk(got, names[c]) == 0 &&
-		         check_links(got, names[c]) == 0 && check_unique(got) == 0 &&
+		         check_links(got, names[c]) == 0 && sg_check_unique_ids(got) == 0 &&
 		         check_order(got, names[c]) == 0;
 
 		if (!ok) {
@@ -678,7 +499,7 @@ START_TEST(test_mismatch_reported)
 	json_object_set_new(json_array_get(bad, 8), "stop_details", json_object());
 	ck_assert_int_eq(check_keys(bad, "proof"), -1);
 	json_array_append(bad, json_array_get(bad, 0));
-	ck_assert_int_eq(check_unique(bad), -1);
+	ck_assert_int_eq(sg_check_unique_ids(bad), -1);
 	json_decref(bad);
 
 	json_decref(got);
@@ -766,7 +587,7 @@ START_TEST(test_split_anywhere)
 	ck_assert_int_eq(check_links(whole, "whole"), 0);
 	ck_assert_int_eq(check_keys(whole, "whole"), 0);
 	ck_assert_int_eq(check_sdk(whole, "whole"), 0);
-	ck_assert_int_eq(check_unique(whole), 0);
+	ck_assert_int_eq(sg_check_unique_ids(whole), 0);
 	ck_assert_int_eq(check_order(whole, "whole"), 0);
 	for (cut = 0; cut <= json_array_size(log); cut++) {
 		json_t *a = json_array(), *b = json_array(), *ra, *rb, *c2 = NULL;
@@ -958,7 +779,7 @@ START_TEST(test_bad_session)
 	struct sg_error err = {0};
 
 	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, &base_ctx, &err));
-	expect_502(&err, "sb1", bad_sessions[_i].needle);
+	sg_check_502(&err, "sb1", bad_sessions[_i].needle);
 	json_decref(s);
 }
 END_TEST
@@ -988,7 +809,7 @@ START_TEST(test_session_edges)
 	s = json_pack("{s:s, s:s, s:s, s:s}", "id", sid, "status", "idle", "agent_id", "a",
 	              "created_at", "2026-05-29T10:00:00Z");
 	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, &ctx, &err));
-	expect_502(&err, "sb1", "id (200 bytes) is too long for a public id");
+	sg_check_502(&err, "sb1", "id (200 bytes) is too long for a public id");
 	json_decref(s);
 
 	/* a running session created "after now" (clock skew) lasts 0 s, not a negative time;
@@ -1089,11 +910,11 @@ START_TEST(test_agent_to_cma)
 
 	a = parse("[]");
 	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
-	expect_502(&err, "sb1", "agent is not a JSON object");
+	sg_check_502(&err, "sb1", "agent is not a JSON object");
 	json_decref(a);
 	a = parse("{\"name\": \"x\"}");
 	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
-	expect_502(&err, "sb1", "agent.id is missing");
+	sg_check_502(&err, "sb1", "agent.id is missing");
 	json_decref(a);
 
 	/* odd values take their documented defaults rather than failing; tools the SDK cannot
@@ -1159,7 +980,7 @@ START_TEST(test_page_parts)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		body = parse(bad[i].body);
 		ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), -1);
-		expect_502(&err, "sb1", bad[i].needle);
+		sg_check_502(&err, "sb1", bad[i].needle);
 		json_decref(body);
 	}
 	body = parse("{\"data\": [1], \"next_page\": \"\"}");
@@ -1182,7 +1003,7 @@ START_TEST(test_page_parts)
 		json_array_append_new(big, json_null());
 	body = json_pack("{s:O}", "data", big);
 	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), -1);
-	expect_502(&err, "sb1", "100001 items, more than the limit of 100000");
+	sg_check_502(&err, "sb1", "100001 items, more than the limit of 100000");
 	json_decref(body);
 	json_decref(big);
 }
@@ -1198,7 +1019,7 @@ static void expect_event_502(const char *json_text, const char *needle)
 	ck_assert_msg(sg_sb_events_to_cma(log, NULL, &carry, &base_ctx, &err) == NULL,
 	              "accepted: %s", json_text);
 	ck_assert_ptr_null(carry); /* no state is handed out on failure */
-	expect_502(&err, "sb1", needle);
+	sg_check_502(&err, "sb1", needle);
 	json_decref(log);
 }
 
@@ -1359,7 +1180,7 @@ START_TEST(test_caps)
 	for (i = 0; i <= EVENTS_CAP; i++)
 		json_array_append(log, one);
 	ck_assert_ptr_null(sg_sb_events_to_cma(log, NULL, NULL, &base_ctx, &err));
-	expect_502(&err, "sb1", "100001 events, more than the limit of 100000");
+	sg_check_502(&err, "sb1", "100001 events, more than the limit of 100000");
 	json_decref(one);
 	json_decref(log);
 
@@ -1577,40 +1398,6 @@ END_TEST
 
 /* ---- allocation failures ------------------------------------------------------------ */
 
-static struct {
-	long countdown; /* allocations left before one fails; < 0 = never */
-	long live;
-	int fired;
-} inject;
-
-static void *inject_malloc(size_t n)
-{
-	size_t *p;
-
-	if (inject.countdown == 0) {
-		inject.fired = 1;
-		inject.countdown = -1;
-		return NULL;
-	}
-	if (inject.countdown > 0)
-		inject.countdown--;
-	p = malloc(n + sizeof(size_t) * 2);
-	if (!p)
-		return NULL;
-	inject.live++;
-	return p + 2;
-}
-
-static void inject_free(void *ptr)
-{
-	size_t *p = ptr;
-
-	if (!p)
-		return;
-	inject.live--;
-	free(p - 2);
-}
-
 /* Fails each jansson allocation of a translation in turn: every run either fails with a 500
  * or succeeds with the whole answer (the same as without failures: a failed allocation in the
  * lenient normaliser is never mistaken for a part to leave out), and frees everything it
@@ -1620,11 +1407,8 @@ START_TEST(test_allocation_failures)
 	static const char *const ev_cases[] = {"tool_pair",     "carry_fifo",    "requires_action",
 	                                       "session_error", "sandbase_only", "content_blocks"};
 	static const char *const s_cases[] = {"embedded_agent", "running", "agent_argument"};
-	json_malloc_t old_malloc;
-	json_free_t old_free;
 	size_t c;
 
-	json_get_alloc_funcs(&old_malloc, &old_free);
 	for (c = 0; c < sizeof(ev_cases) / sizeof(ev_cases[0]); c++) {
 		json_t *body = sg_fixture_load(EVENTS, ev_cases[c], "page1.json");
 		const json_t *data = json_object_get(body, "data");
@@ -1638,18 +1422,16 @@ START_TEST(test_allocation_failures)
 		for (n = 0;; n++) {
 			struct sg_error err = {0};
 			json_t *got, *carry = NULL;
+			long live;
 
-			inject.countdown = n;
-			inject.live = 0;
-			inject.fired = 0;
-			json_set_alloc_funcs(inject_malloc, inject_free);
+			sg_fixture_alloc_begin(n);
 			got = sg_sb_events_to_cma(data, NULL, &carry, &base_ctx, &err);
 			if (got) {
 				ck_assert_ptr_nonnull(carry);
 				ck_assert_msg(json_equal(got, ref), "%s: a different answer at %ld",
 				              ev_cases[c], n);
 			} else {
-				ck_assert_msg(inject.fired,
+				ck_assert_msg(sg_fixture_alloc_fired(),
 				              "%s: failed without a failed allocation: %s",
 				              ev_cases[c], err.message);
 				ck_assert_int_eq(err.status, 500);
@@ -1657,10 +1439,10 @@ START_TEST(test_allocation_failures)
 			}
 			json_decref(got);
 			json_decref(carry);
-			json_set_alloc_funcs(old_malloc, old_free);
-			ck_assert_msg(inject.live == 0, "%s: %ld allocations leaked at %ld",
-			              ev_cases[c], inject.live, n);
-			if (!inject.fired)
+			live = sg_fixture_alloc_end();
+			ck_assert_msg(live == 0, "%s: %ld allocations leaked at %ld", ev_cases[c],
+			              live, n);
+			if (!sg_fixture_alloc_fired())
 				break;
 		}
 		json_decref(body);
@@ -1679,25 +1461,23 @@ START_TEST(test_allocation_failures)
 		for (n = 0;; n++) {
 			struct sg_error err = {0};
 			json_t *got, *agent = NULL;
+			long live;
 
-			inject.countdown = n;
-			inject.live = 0;
-			inject.fired = 0;
-			json_set_alloc_funcs(inject_malloc, inject_free);
+			sg_fixture_alloc_begin(n);
 			if (raw)
 				agent = sg_sb_agent_to_cma(raw, &ctx, &err);
 			got = !raw || agent ? sg_sb_session_to_cma(s, agent, &ctx, &err) : NULL;
 			if (!got) {
-				ck_assert_msg(inject.fired,
+				ck_assert_msg(sg_fixture_alloc_fired(),
 				              "%s: failed without a failed allocation", s_cases[c]);
 				ck_assert_int_eq(err.status, 500);
 			}
 			json_decref(got);
 			json_decref(agent);
-			json_set_alloc_funcs(old_malloc, old_free);
-			ck_assert_msg(inject.live == 0, "%s: %ld allocations leaked at %ld",
-			              s_cases[c], inject.live, n);
-			if (!inject.fired)
+			live = sg_fixture_alloc_end();
+			ck_assert_msg(live == 0, "%s: %ld allocations leaked at %ld", s_cases[c],
+			              live, n);
+			if (!sg_fixture_alloc_fired())
 				break;
 		}
 		json_decref(s);
@@ -1745,11 +1525,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return sg_fixture_run(suite());
 }
