@@ -290,6 +290,64 @@ START_TEST(sandbase_retrieve_and_agent_snapshots)
 }
 END_TEST
 
+/* Agent fetches SandBase recorded since the last clear: the total, and the distinct URIs. */
+static size_t agent_fetches(size_t *distinct)
+{
+	struct h_res r;
+	json_t *e, *seen = json_object();
+	size_t i, n = 0;
+
+	ck_assert_int_eq(h_get(sb.port, "/__fake/requests", NULL, &r), 0);
+	json_array_foreach(r.json, i, e) {
+		const char *uri = json_string_value(json_object_get(e, "uri"));
+
+		if (strncmp(uri, "/v1/agents/", 11) == 0) {
+			n++;
+			json_object_set_new(seen, uri, json_true());
+		}
+	}
+	*distinct = json_object_size(seen);
+	json_decref(seen);
+	h_res_free(&r);
+	return n;
+}
+
+static void clear_requests(int port)
+{
+	struct h_res r;
+
+	ck_assert_int_eq(h_request("DELETE", port, "/__fake/requests", NULL, &r), 0);
+	h_res_free(&r);
+}
+
+/* Snapshots fetched for sessions without one are cached per worker by (id, version).
+ * Uncached, every walk would fetch each such agent on every page that needs it; cached, each
+ * of the two workers fetches each agent at most once, whatever ran before. */
+START_TEST(sandbase_agent_snapshots_are_cached)
+{
+	json_t *refs = json_object(), *s, *a;
+	size_t i, fetched, distinct;
+
+	json_array_foreach(sb_truth, i, s) {
+		const json_t *ag = json_object_get(s, "agent");
+
+		if (json_is_object(ag) && (json_object_get(ag, "name") || json_object_get(ag, "model")))
+			continue; /* embedded snapshot: nothing to fetch */
+		json_object_set_new(refs, json_string_value(json_object_get(s, "agent_id")),
+				    json_true());
+	}
+	ck_assert_int_gt(json_object_size(refs), 0);
+	clear_requests(sb.port);
+	for (int k = 0; k < 6; k++) {
+		a = walk("/v1/sessions", "include_archived=true", K_SB, 0);
+		json_decref(a);
+	}
+	fetched = agent_fetches(&distinct);
+	ck_assert_msg(fetched <= 2 * distinct, "%zu agent fetches for %zu agents", fetched, distinct);
+	json_decref(refs);
+}
+END_TEST
+
 /* The client's key never reaches SandBase: only the backend's own key does. */
 START_TEST(sandbase_gets_only_the_backends_key)
 {
@@ -558,6 +616,7 @@ int main(void)
 	tcase_add_test(tc, sandbase_order_asc_and_dates);
 	tcase_add_test(tc, sandbase_retrieve_and_agent_snapshots);
 	tcase_add_test(tc, sandbase_gets_only_the_backends_key);
+	tcase_add_test(tc, sandbase_agent_snapshots_are_cached);
 	tcase_add_test(tc, sandbase_events_native_and_emulated_agree);
 	tcase_add_test(tc, sandbase_errors);
 	tcase_add_test(tc, claude_list_filters_retrieve_events);
