@@ -1812,7 +1812,6 @@ static const struct fk_fake fa_fake = {
     .name = FA_NAME,
     .dump_flags = FA_DUMP_FLAGS,
     .query_nul = FK_NUL_CUT,
-    .nodelay = true,
     .recorded = fa_recorded,
     .nrecorded = FK_COUNT(fa_recorded),
     .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close and delay_ms 0..600000",

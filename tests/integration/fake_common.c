@@ -721,7 +721,7 @@ static void fk_on_signal(evutil_socket_t sig, short what, void *arg)
 }
 
 /* Binds 127.0.0.1:port and returns the bound port, or 0 on failure. */
-static unsigned fk_listen(struct evhttp *http, unsigned port, bool nodelay)
+static unsigned fk_listen(struct evhttp *http, unsigned port)
 {
 	struct evhttp_bound_socket *bs =
 	    evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
@@ -732,9 +732,7 @@ static unsigned fk_listen(struct evhttp *http, unsigned port, bool nodelay)
 	if (bs == NULL)
 		return 0;
 	/* Inherited by accepted sockets: no delayed-ACK stall on multi-segment answers. */
-	if (nodelay)
-		setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_NODELAY, &one,
-		           sizeof(one));
+	setsockopt(evhttp_bound_socket_get_fd(bs), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sin, &len) != 0)
 		return 0;
 	return ntohs(sin.sin_port);
@@ -763,7 +761,7 @@ int fk_server_run(struct fk_server *srv, const struct fk_fake *fake, const struc
 	                                          EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
 	                                          EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(srv->http, fk_on_request, srv);
-	srv->port = fk_listen(srv->http, o->port, fake->nodelay);
+	srv->port = fk_listen(srv->http, o->port);
 	if (srv->port == 0) {
 		fprintf(stderr, "%s: cannot listen on 127.0.0.1:%u: %s\n", fake->name, o->port,
 		        strerror(errno));

@@ -173,7 +173,6 @@ struct fk_fake {
 	const char *name;                 /* the program: prefixes its log and error lines */
 	size_t dump_flags;                /* jansson flags of the JSON bodies the server writes */
 	enum fk_nul query_nul;            /* how the control routes read their query */
-	bool nodelay;                     /* TCP_NODELAY on the listening socket */
 	const struct fk_header *recorded; /* after method and uri, in this order */
 	size_t nrecorded;
 	const char *mode_usage; /* the detail of a 400 from POST /__fake/mode */

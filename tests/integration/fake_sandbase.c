@@ -2530,7 +2530,6 @@ static const struct fk_fake fs_fake = {
     .name = FS_NAME,
     .dump_flags = FS_DUMP_FLAGS,
     .query_nul = FK_NUL_BLANK,
-    .nodelay = false, /* only fake_agentscope has ever set TCP_NODELAY */
     .recorded = fs_recorded,
     .nrecorded = FK_COUNT(fs_recorded),
     .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close,"
