@@ -19,6 +19,7 @@ import * as SDK from '@anthropic-ai/sdk';
 import { rfc3339Micros } from './harness.mjs';
 import { decodePubId, encodePubId } from './pubid.mjs';
 import {
+  makeRetryCase,
   fail,
   clone,
   canon,
@@ -654,28 +655,7 @@ export function backendScenarios(env) {
   }
 
   // ---- SandBase failures and the SDK's retries (x-should-retry)
-  const retryCase = (label, { key, mode, delayMs = 0, maxRetries, Klass, status, type, retry, backend }) =>
-    add(`sandbase/${label}`, async (ctx) => {
-      if (mode) await env.sbJunk.setMode(mode, delayMs);
-      try {
-        const client = ctx.client(key, { maxRetries, timeout: 20000 });
-        const from = ctx.rec.records.length;
-        const err = await expectReject(client.beta.sessions.list({ limit: 5 }), Klass, status, type, label);
-        const attempts = ctx.rec.records.slice(from);
-        const header = err.headers?.get('x-should-retry');
-        if (retry !== undefined && header !== String(retry)) fail(`x-should-retry: ${JSON.stringify(header)}, want "${retry}"`);
-        if (header !== 'true' && header !== 'false') fail(`x-should-retry: ${JSON.stringify(header)}, want "true" or "false"`);
-        const want = header === 'true' ? maxRetries + 1 : 1;
-        if (attempts.length !== want) fail(`the SDK sent ${attempts.length} requests, want ${want} (maxRetries ${maxRetries}, x-should-retry ${header})`);
-        attempts.forEach((a, i) => {
-          if (a.retryCount !== i) fail(`attempt ${i + 1} carried X-Stainless-Retry-Count ${a.retryCount}`);
-        });
-        if (!err.apiMessage.includes(backend)) fail(`the message does not name the backend '${backend}': ${JSON.stringify(err.apiMessage)}`);
-        ctx.note(`x-should-retry ${header}, ${attempts.length} attempt(s)`);
-      } finally {
-        if (mode) await env.sbJunk.setMode('ok');
-      }
-    }, 45000);
+  const retryCase = makeRetryCase(add, env.sbJunk, 'sandbase/');
 
   retryCase('backend down: 502, x-should-retry true, SDK retries maxRetries times', {
     key: env.keys.sbDown, maxRetries: 2, Klass: SDK.InternalServerError, status: 502, type: 'api_error', retry: true, backend: env.names.sbDown,

@@ -594,28 +594,7 @@ export function liveScenarios(prefix, env, opts = {}) {
     });
 
     // ---- backend failures and the SDK's retries (x-should-retry)
-    const retryCase = (label, { key, mode, delayMs = 0, maxRetries, Klass, status, type, retry, backend }) =>
-      add(label, async (ctx) => {
-        if (mode) await env.junk.setMode(mode, delayMs);
-        try {
-          const client = ctx.client(key, { maxRetries, timeout: 20000 });
-          const from = ctx.rec.records.length;
-          const err = await expectReject(client.beta.sessions.list({ limit: 5 }), Klass, status, type, label);
-          const attempts = ctx.rec.records.slice(from);
-          const header = err.headers?.get('x-should-retry');
-          if (retry !== undefined && header !== String(retry)) fail(`x-should-retry: ${JSON.stringify(header)}, want "${retry}"`);
-          if (header !== 'true' && header !== 'false') fail(`x-should-retry: ${JSON.stringify(header)}, want "true" or "false"`);
-          const want = header === 'true' ? maxRetries + 1 : 1;
-          if (attempts.length !== want) fail(`the SDK sent ${attempts.length} requests, want ${want} (maxRetries ${maxRetries}, x-should-retry ${header})`);
-          attempts.forEach((a, i) => {
-            if (a.retryCount !== i) fail(`attempt ${i + 1} carried X-Stainless-Retry-Count ${a.retryCount}`);
-          });
-          if (!err.apiMessage.includes(backend)) fail(`the message does not name the backend '${backend}': ${JSON.stringify(err.apiMessage)}`);
-          ctx.note(`x-should-retry ${header}, ${attempts.length} attempt(s)`);
-        } finally {
-          if (mode) await env.junk.setMode('ok');
-        }
-      }, 45000);
+    const retryCase = makeRetryCase(add, env.junk, '');
 
     retryCase('backend down: 502, x-should-retry true, SDK retries maxRetries times', {
       key: env.keys.down, maxRetries: 2, Klass: SDK.InternalServerError, status: 502, type: 'api_error', retry: true, backend: env.deadName,
@@ -791,6 +770,35 @@ export function liveScenarios(prefix, env, opts = {}) {
   return S;
 }
 
+
+/* One scenario per backend failure mode: switches the misbehaving fake `junk` (when a mode
+ * is given), lists with the SDK, and checks the error class, x-should-retry, how many times
+ * the SDK asked (with X-Stainless-Retry-Count), and that the message names the backend. */
+function makeRetryCase(add, junk, prefix) {
+  return (label, { key, mode, delayMs = 0, maxRetries, Klass, status, type, retry, backend }) =>
+    add(`${prefix}${label}`, async (ctx) => {
+      if (mode) await junk.setMode(mode, delayMs);
+      try {
+        const client = ctx.client(key, { maxRetries, timeout: 20000 });
+        const from = ctx.rec.records.length;
+        const err = await expectReject(client.beta.sessions.list({ limit: 5 }), Klass, status, type, label);
+        const attempts = ctx.rec.records.slice(from);
+        const header = err.headers?.get('x-should-retry');
+        if (retry !== undefined && header !== String(retry)) fail(`x-should-retry: ${JSON.stringify(header)}, want "${retry}"`);
+        if (header !== 'true' && header !== 'false') fail(`x-should-retry: ${JSON.stringify(header)}, want "true" or "false"`);
+        const want = header === 'true' ? maxRetries + 1 : 1;
+        if (attempts.length !== want) fail(`the SDK sent ${attempts.length} requests, want ${want} (maxRetries ${maxRetries}, x-should-retry ${header})`);
+        attempts.forEach((a, i) => {
+          if (a.retryCount !== i) fail(`attempt ${i + 1} carried X-Stainless-Retry-Count ${a.retryCount}`);
+        });
+        if (!err.apiMessage.includes(backend)) fail(`the message does not name the backend '${backend}': ${JSON.stringify(err.apiMessage)}`);
+        ctx.note(`x-should-retry ${header}, ${attempts.length} attempt(s)`);
+      } finally {
+        if (mode) await junk.setMode('ok');
+      }
+    }, 45000);
+}
+
 export { Anthropic };
 
 // Shared with backends.mjs (the SandBase, Claude-native and routing scenarios).
@@ -807,4 +815,5 @@ export {
   listAll,
   listPages,
   boundaryNear,
+  makeRetryCase,
 };
