@@ -1,5 +1,4 @@
 /* registry.c - the compiled-in mapping modules. Adding a dialect = one file + one line. */
-#include <stdlib.h>
 #include <string.h>
 
 #include "mapping.h"
@@ -21,70 +20,4 @@ const struct sg_mapping *sg_mapping_find(const char *name)
 		if (strcmp(sg_mappings[i]->name, name) == 0)
 			return sg_mappings[i];
 	return NULL;
-}
-
-int sg_options_check(const json_t *options, const char *const *allowed, struct sg_error *err)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)options, k, v) {
-		size_t i;
-
-		(void)v;
-		if (k[0] == '_')
-			continue; /* a comment */
-		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
-			;
-		if (!allowed[i])
-			return sg_err_invalid(err, "%s: unknown option", k);
-	}
-	return 0;
-}
-
-int sg_option_int(const json_t *options, const char *name, long lo, long hi, long *out,
-		  struct sg_error *err)
-{
-	const json_t *v = json_object_get(options, name);
-
-	if (!v)
-		return 0;
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-		return sg_err_invalid(err, "%s: must be an integer between %ld and %ld", name, lo,
-				      hi);
-	*out = (long)json_integer_value(v);
-	return 0;
-}
-
-const char *sg_option_secret(const json_t *options, const char *name, size_t maxlen,
-			     struct sg_error *err)
-{
-	const char *s = json_string_value(json_object_get(options, name)), *val = s;
-
-	if (s && s[0] == '$') {
-		val = getenv(s + 1);
-		if (!val || !*val) {
-			sg_err_invalid(err, "%s: environment variable %s is not set", name, s + 1);
-			return NULL;
-		}
-	}
-	if (!val || !*val) {
-		sg_err_invalid(err, "%s: required (a string, or \"$NAME\" to read the environment "
-				    "variable NAME)",
-			       name);
-		return NULL;
-	}
-	if (strlen(val) > maxlen || strpbrk(val, "\r\n")) {
-		sg_err_invalid(err, "%s: not usable in a header (at most %zu bytes, no line breaks)",
-			       name, maxlen);
-		return NULL;
-	}
-	return val;
-}
-
-int sg_identity_none(const json_t *identity, struct sg_error *err)
-{
-	if (json_object_size(identity) != 0)
-		return sg_err_invalid(err, "this backend takes no identity from the key: use {}");
-	return 0;
 }

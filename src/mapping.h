@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "options.h"
 
 struct sg_backend;
 struct sg_call;
@@ -61,23 +62,6 @@ struct sg_mapping {
 	void (*list_sessions_page)(struct sg_call *call);
 	void (*list_events_page)(struct sg_call *call);
 };
-
-/* Helpers for modules' init() and check_identity() (mappings/registry.c). */
-
-/* Refuses option keys not in `allowed` (NULL-terminated); keys starting with '_' are
- * comments. Returns 0, or -1 naming the key in err. */
-int sg_options_check(const json_t *options, const char *const *allowed, struct sg_error *err);
-/* An integer option in [lo, hi] into *out, left alone when absent. Returns 0 or -1. */
-int sg_option_int(const json_t *options, const char *name, long lo, long hi, long *out,
-		  struct sg_error *err);
-/* A string option that may be a secret: the value, or for "$NAME" the environment
- * variable's (borrowed; valid while options and the environment are). Returns NULL, with
- * a message naming the option in err, when absent, empty, unset, longer than maxlen or
- * holding a line break (it goes into a header). */
-const char *sg_option_secret(const json_t *options, const char *name, size_t maxlen,
-			     struct sg_error *err);
-/* check_identity() for routes that carry no identity of their own: only {}. */
-int sg_identity_none(const json_t *identity, struct sg_error *err);
 
 /* Every compiled-in module, NULL-terminated (mappings/registry.c). */
 extern const struct sg_mapping *const sg_mappings[];
