@@ -229,7 +229,7 @@ static void cl_destroy(struct sg_backend *be)
 
 const struct sg_mapping sg_mapping_claude = {
 	.name = "claude",
-	.caps = SG_CAP_NATIVE_FILTERS | SG_CAP_NATIVE_CURSOR | SG_CAP_NATIVE_ORDER,
+	.caps = SG_CAP_NATIVE_ORDER,
 	.init = cl_init,
 	.destroy = cl_destroy,
 	.check_identity = sg_identity_none, /* the backend's own key is the identity */

@@ -382,7 +382,7 @@ static void sb_destroy(struct sg_backend *be)
 
 const struct sg_mapping sg_mapping_sandbase = {
 	.name = "sandbase",
-	.caps = SG_CAP_NATIVE_CURSOR,
+	.caps = 0,
 	.init = sb_init,
 	.destroy = sb_destroy,
 	.check_identity = sg_identity_none, /* the backend's own key is the identity */

@@ -21,13 +21,21 @@
 struct sg_backend;
 struct sg_call;
 
-/* What a backend does natively; the core emulates the rest the same way for everyone. */
+/* What a backend's error answer said, as its dialect's reader understood the body. The core
+ * turns it into the north error (src/berror.h), with one status table for every backend. */
+struct sg_backend_said {
+	char type[65];     /* the backend's error type (safe text), "" when none */
+	char message[301]; /* its own words, clipped to valid UTF-8 without control bytes, "" */
+	char session[200]; /* native id of a session the error names, "" when none */
+	int own;           /* 1: the body is the backend's own error shape (not a proxy's page) */
+	int outcome_unknown; /* 1: the backend says a write may or may not have taken effect */
+};
+
+/* What a backend does natively beyond what its callbacks show; the core emulates the rest
+ * the same way for everyone. */
 enum sg_caps {
-	SG_CAP_NATIVE_FILTERS = 1u << 0, /* honours the north session filters itself */
-	SG_CAP_NATIVE_CURSOR = 1u << 1,  /* pages sessions itself with a cursor */
-	SG_CAP_STREAM = 1u << 2,         /* has a live event stream */
-	SG_CAP_NATIVE_ORDER = 1u << 3,   /* pages in either order (else: sessions newest
-					  * first, events oldest first) */
+	SG_CAP_NATIVE_ORDER = 1u << 0, /* pages in either order (else: sessions newest first,
+					* events oldest first) */
 };
 
 struct sg_mapping {
@@ -61,6 +69,33 @@ struct sg_mapping {
 	 * (backend cursor, position in that page, carry); modules never page themselves. */
 	void (*list_sessions_page)(struct sg_call *call);
 	void (*list_events_page)(struct sg_call *call);
+
+	/* Writes. The north body has been parsed and validated by the core (sg_call_body()); a
+	 * module maps it and sends it once: never retried, and a request whose answer was lost
+	 * ends in the core's "outcome unknown" error (sg_call_json()). Each ends with
+	 * sg_call_object(): the north Session (create, update, archive), {id, type:
+	 * "session_deleted"} (delete), or {data: [accepted events]} (send_events). NULL: the
+	 * backend cannot do it, and the core says so with a 400 naming the backend. */
+	void (*create_session)(struct sg_call *call);
+	void (*update_session)(struct sg_call *call);
+	void (*archive_session)(struct sg_call *call);
+	void (*delete_session)(struct sg_call *call);
+	void (*send_events)(struct sg_call *call);
+
+	/* Agents, read-only: sg_call_items() with north Agents, or sg_call_object() with one. */
+	void (*list_agents)(struct sg_call *call);
+	void (*get_agent)(struct sg_call *call);
+
+	/* The live event stream of sg_call_pubid(): hands each north event to the core as it is
+	 * translated (sg_call_emit()), and ends with sg_call_object() (NULL) when the backend
+	 * closes the stream, or sg_call_fail(). Exempt from the request deadline; cancelled when
+	 * the client leaves or the gateway drains. */
+	void (*stream_events)(struct sg_call *call);
+
+	/* Reads the body of a non-2xx answer in the backend's dialect (NULL: the core's reader,
+	 * which knows the common shapes). Pure; must fill only what the body says. */
+	void (*read_error)(long status, const char *body, size_t len,
+			   struct sg_backend_said *out);
 };
 
 /* Every compiled-in module, NULL-terminated (mappings/registry.c). */
