@@ -151,7 +151,7 @@ static void finish_get(struct sg_call *call, struct as_state *st, const struct s
 		sg_call_fail_with(call, &err);
 		return;
 	}
-	sg_call_items(call, json_pack("[o]", s));
+	sg_call_object(call, s);
 }
 
 /* Without a message log only state.context is left; when earlier turns were compacted

@@ -128,7 +128,7 @@ static void on_session(struct sg_call *call, const struct sg_fetch_res *res, voi
 		sg_call_fail_with(call, &err);
 		return;
 	}
-	sg_call_items(call, json_pack("[o]", s));
+	sg_call_object(call, s);
 }
 
 static void cl_get_session(struct sg_call *call)

@@ -123,9 +123,10 @@ static void finish_sessions(struct sg_call *call, struct sb_state *st)
 		}
 		json_array_append_new(out, s);
 	}
-	if (st->single)
-		sg_call_items(call, out);
-	else
+	if (st->single) {
+		sg_call_object(call, json_incref(json_array_get(out, 0)));
+		json_decref(out);
+	} else
 		sg_call_page(call, out, next, NULL);
 }
 

@@ -20,7 +20,9 @@ struct pending {
 	struct sg_call *call;
 	struct sg_fetch *fetch;
 	sg_call_fetch_cb cb;
+	sg_call_chunk_cb on_chunk;
 	void *arg;
+	int write; /* not GET/HEAD: sent once, and its outcome may be unknown */
 	struct pending *next;
 };
 
@@ -33,6 +35,12 @@ struct sg_call {
 	const struct sg_event_query *eq;
 	struct sg_pubid pubid;
 	int has_pubid;
+	const json_t *body;
+	sg_call_sink_cb sink;
+	void *sink_arg;
+	int emitting;   /* inside sg_call_emit: sg_call_free waits for it */
+	int free_after; /* sg_call_free was asked for meanwhile */
+	int cur_write;  /* the fetch whose callback runs is a write */
 	sg_call_done_cb done;
 	void *done_arg;
 	struct event *done_ev; /* defers "done" to the loop */
@@ -40,6 +48,7 @@ struct sg_call {
 	unsigned npending, nstarted;
 	int ended;
 	json_t *items;
+	json_t *object;
 	char *page_in;      /* native paging: backend cursor to start from */
 	const json_t *carry_in;
 	char *page_next;    /* … and where the backend says the next page starts */
@@ -87,6 +96,11 @@ const struct sg_event_query *sg_call_event_query(const struct sg_call *c)
 const struct sg_pubid *sg_call_pubid(const struct sg_call *c)
 {
 	return c->has_pubid ? &c->pubid : NULL;
+}
+
+const json_t *sg_call_body(const struct sg_call *c)
+{
+	return c->body;
 }
 
 int64_t sg_call_now_us(const struct sg_call *c)
@@ -190,6 +204,33 @@ void sg_call_items(struct sg_call *c, json_t *items)
 	end_call(c);
 }
 
+void sg_call_object(struct sg_call *c, json_t *obj)
+{
+	if (c->ended) {
+		json_decref(obj);
+		return;
+	}
+	c->object = obj;
+	end_call(c);
+}
+
+int sg_call_emit(struct sg_call *c, const json_t *event)
+{
+	int rc;
+
+	if (c->ended || !c->sink)
+		return -1;
+	c->emitting = 1;
+	rc = c->sink(c, event, c->sink_arg);
+	c->emitting = 0;
+	if (c->free_after) {
+		c->free_after = 0;
+		sg_call_free(c);
+		return -1;
+	}
+	return rc;
+}
+
 void sg_call_page(struct sg_call *c, json_t *items, const char *next, json_t *carry)
 {
 	if (c->ended) {
@@ -243,6 +284,7 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 		}
 	c->npending--;
 	if (!c->ended) {
+		c->cur_write = p->write;
 		p->cb(c, res, p->arg);
 		/* A module that neither answered nor asked for more would hang the client. */
 		if (!c->ended && c->npending == 0)
@@ -252,8 +294,20 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 	free(p);
 }
 
-int sg_call_get(struct sg_call *c, const char *path_query, const char *const *headers,
-		sg_call_fetch_cb cb, void *arg)
+/* A streamed piece for the module; the call may be freed inside (see sg_call_emit), so
+ * nothing here touches it afterwards. */
+static void on_fetch_chunk(long status, const char *data, size_t len, void *arg)
+{
+	struct pending *p = arg;
+
+	if (!p->call->ended)
+		p->on_chunk(p->call, status, data, len, p->arg);
+}
+
+/* Starts one upstream request for the call (see sg_call_request and sg_call_stream). */
+static int start_fetch(struct sg_call *c, const char *method, const char *path_query,
+		       const char *const *headers, const char *body, size_t len,
+		       sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg)
 {
 	struct sg_fetch_req req = {0};
 	struct pending *p;
@@ -278,14 +332,24 @@ int sg_call_get(struct sg_call *c, const char *path_query, const char *const *he
 		sg_call_fail(c, 500, "api_error", "out of memory");
 		return -1;
 	}
+	req.method = method;
 	req.url = url;
 	req.headers = headers;
-	req.timeout_ms = c->be->timeout_ms;
+	req.body = body;
+	req.body_len = len;
 	req.connect_timeout_ms = c->be->connect_timeout_ms;
 	req.max_bytes = c->be->max_response_bytes;
-	req.retries = c->be->retries;
+	if (on_chunk) {
+		req.idle_timeout_ms = c->be->stream_idle_timeout_ms;
+		req.on_chunk = on_fetch_chunk;
+	} else {
+		req.timeout_ms = c->be->timeout_ms;
+	}
+	p->write = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+	req.retries = p->write ? 0 : c->be->retries;
 	p->call = c;
 	p->cb = cb;
+	p->on_chunk = on_chunk;
 	p->arg = arg;
 	p->fetch = sg_fetch_start(c->env.upstream, &req, on_fetch, p);
 	if (!p->fetch) {
@@ -298,68 +362,120 @@ int sg_call_get(struct sg_call *c, const char *path_query, const char *const *he
 	c->fetches = p;
 	c->npending++;
 	c->nstarted++;
-	sg_debug("%s: %s GET %s", c->env.request_id, c->be->name, path_query);
+	sg_debug("%s: %s %s %s", c->env.request_id, c->be->name, method, path_query);
 	return 0;
 }
 
-json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
+int sg_call_get(struct sg_call *c, const char *path_query, const char *const *headers,
+		sg_call_fetch_cb cb, void *arg)
+{
+	return start_fetch(c, "GET", path_query, headers, NULL, 0, NULL, cb, arg);
+}
+
+int sg_call_request(struct sg_call *c, const char *method, const char *path_query,
+		    const char *const *headers, const char *body, size_t len, sg_call_fetch_cb cb,
+		    void *arg)
+{
+	return start_fetch(c, method, path_query, headers, body, len, NULL, cb, arg);
+}
+
+int sg_call_stream(struct sg_call *c, const char *path_query, const char *const *headers,
+		   sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg)
+{
+	return start_fetch(c, "GET", path_query, headers, NULL, 0, on_chunk, cb, arg);
+}
+
+void sg_call_pause(struct sg_call *c, int pause)
+{
+	for (struct pending *p = c->fetches; p; p = p->next)
+		if (p->on_chunk)
+			sg_fetch_pause(p->fetch, pause);
+}
+
+/* Reads a backend answer: the parsed body of a 2xx answer (new), or NULL with e set. */
+static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, struct sg_error *e)
 {
 	const char *name = c->be->name;
 	json_error_t jerr;
 	json_t *body;
 
-	struct sg_error e;
-
 	switch (res->fail) {
 	case SG_FETCH_OK:
 		break;
 	case SG_FETCH_CONNECT:
-		sg_error_set(&e, 502, "api_error", "backend '%s' is unreachable: %s", name,
+		sg_error_set(e, 502, "api_error", "backend '%s' is unreachable: %s", name,
 			     res->errmsg);
-		e.should_retry = 1;
-		sg_call_fail_with(c, &e);
+		e->should_retry = 1;
 		return NULL;
 	case SG_FETCH_TIMEOUT:
-		sg_call_fail(c, 504, "timeout_error", "backend '%s' did not answer within %ld ms",
+		sg_error_set(e, 504, "timeout_error", "backend '%s' did not answer within %ld ms",
 			     name, c->be->timeout_ms);
 		return NULL;
 	case SG_FETCH_TOO_LARGE:
-		sg_call_fail(c, 502, "api_error", "backend '%s' answered more than %zu bytes", name,
+		sg_error_set(e, 502, "api_error", "backend '%s' answered more than %zu bytes", name,
 			     c->be->max_response_bytes);
 		return NULL;
 	default:
-		sg_error_set(&e, 502, "api_error", "backend '%s' failed: %s", name, res->errmsg);
-		e.should_retry = 1; /* a dropped connection may well not drop twice */
-		sg_call_fail_with(c, &e);
+		sg_error_set(e, 502, "api_error", "backend '%s' failed: %s", name, res->errmsg);
+		e->should_retry = 1; /* a dropped connection may well not drop twice */
 		return NULL;
 	}
 	if (res->status == 404) {
-		sg_call_fail(c, 404, "not_found_error", "backend '%s' does not know this resource",
+		sg_error_set(e, 404, "not_found_error", "backend '%s' does not know this resource",
 			     name);
 		return NULL;
 	}
 	if (res->status == 429) {
-		sg_error_set(&e, 429, "rate_limit_error", "backend '%s' is rate limiting", name);
-		e.should_retry = 1;
-		sg_call_fail_with(c, &e);
+		sg_error_set(e, 429, "rate_limit_error", "backend '%s' is rate limiting", name);
+		e->should_retry = 1;
 		return NULL;
 	}
 	if (res->status < 200 || res->status > 299) {
-		sg_error_set(&e, 502, "api_error", "backend '%s' answered HTTP %ld", name,
+		sg_error_set(e, 502, "api_error", "backend '%s' answered HTTP %ld", name,
 			     res->status);
-		e.should_retry = res->status >= 500;
-		sg_call_fail_with(c, &e);
+		e->should_retry = res->status >= 500;
 		return NULL;
 	}
 	body = json_loadb(res->body, res->len, 0, &jerr);
 	if (!body) {
-		sg_error_set(&e, 502, "api_error", "backend '%s' answered something that is not JSON",
+		sg_error_set(e, 502, "api_error", "backend '%s' answered something that is not JSON",
 			     name);
-		e.should_retry = 0;
-		sg_call_fail_with(c, &e);
-		return NULL;
+		e->should_retry = 0;
 	}
 	return body;
+}
+
+/* Whether a failed write may have taken effect: it left for the backend and no answer
+ * says it was refused. A connection that never opened, a 4xx, a 429, a 503 or a 529
+ * (refused before any work) leave nothing behind; a lost or garbled answer, a timeout, a
+ * 500/502/504 (possibly a proxy's, after the backend acted) may. */
+static int outcome_unknown(const struct sg_fetch_res *res)
+{
+	if (res->fail != SG_FETCH_OK)
+		return res->sent;
+	if (res->status >= 200 && res->status <= 299)
+		return 1; /* applied, but its answer is unusable */
+	return res->status >= 500 && res->status != 503 && res->status != 529;
+}
+
+json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
+{
+	struct sg_error e;
+	json_t *body = read_answer(c, res, &e);
+	size_t n;
+
+	if (body)
+		return body;
+	if (c->cur_write && outcome_unknown(res)) {
+		/* The SDK would send the write again on a 5xx; say that it must not. */
+		n = strlen(e.message);
+		snprintf(e.message + n, sizeof(e.message) - n,
+			 "; the outcome of this write is unknown: it may have taken effect, so read "
+			 "the session before trying again");
+		e.should_retry = 0;
+	}
+	sg_call_fail_with(c, &e);
+	return NULL;
 }
 
 int sg_url_escape(const char *s, char *out, size_t outlen)
@@ -469,28 +585,43 @@ void sg_call_set_pubid(struct sg_call *c, const struct sg_pubid *id)
 	c->has_pubid = 1;
 }
 
+void sg_call_set_body(struct sg_call *c, const json_t *body)
+{
+	c->body = body;
+}
+
+void sg_call_set_sink(struct sg_call *c, sg_call_sink_cb sink, void *arg)
+{
+	c->sink = sink;
+	c->sink_arg = arg;
+}
+
+/* The module's callback for a kind of call (NULL when the module has none). */
+static void (*module_fn(const struct sg_mapping *m, enum sg_call_kind k))(struct sg_call *)
+{
+	switch (k) {
+	case SG_CALL_LIST_SESSIONS: return m->list_sessions;
+	case SG_CALL_GET_SESSION: return m->get_session;
+	case SG_CALL_LIST_EVENTS: return m->list_events;
+	case SG_CALL_SESSIONS_PAGE: return m->list_sessions_page;
+	case SG_CALL_EVENTS_PAGE: return m->list_events_page;
+	case SG_CALL_CREATE_SESSION: return m->create_session;
+	case SG_CALL_UPDATE_SESSION: return m->update_session;
+	case SG_CALL_ARCHIVE_SESSION: return m->archive_session;
+	case SG_CALL_DELETE_SESSION: return m->delete_session;
+	case SG_CALL_SEND_EVENTS: return m->send_events;
+	case SG_CALL_LIST_AGENTS: return m->list_agents;
+	case SG_CALL_GET_AGENT: return m->get_agent;
+	case SG_CALL_STREAM_EVENTS: return m->stream_events;
+	}
+	return NULL;
+}
+
 void sg_call_start(struct sg_call *c)
 {
 	const struct sg_mapping *m = c->be->mapping;
-	void (*fn)(struct sg_call *) = NULL;
+	void (*fn)(struct sg_call *) = module_fn(m, c->kind);
 
-	switch (c->kind) {
-	case SG_CALL_LIST_SESSIONS:
-		fn = m->list_sessions;
-		break;
-	case SG_CALL_GET_SESSION:
-		fn = m->get_session;
-		break;
-	case SG_CALL_LIST_EVENTS:
-		fn = m->list_events;
-		break;
-	case SG_CALL_SESSIONS_PAGE:
-		fn = m->list_sessions_page;
-		break;
-	case SG_CALL_EVENTS_PAGE:
-		fn = m->list_events_page;
-		break;
-	}
 	if (!fn) {
 		sg_call_fail(c, 404, "not_found_error",
 			     "backend '%s' (%s) does not offer this operation", c->be->name, m->name);
@@ -505,6 +636,11 @@ void sg_call_start(struct sg_call *c)
 json_t *sg_call_result(const struct sg_call *c)
 {
 	return c->items;
+}
+
+json_t *sg_call_result_object(const struct sg_call *c)
+{
+	return c->object;
 }
 
 const char *sg_call_result_next(const struct sg_call *c)
@@ -533,11 +669,19 @@ void sg_call_free(struct sg_call *c)
 {
 	if (!c)
 		return;
+	if (c->emitting) {
+		/* inside sg_call_emit: it frees the call as it returns */
+		cancel_fetches(c);
+		c->ended = 1;
+		c->free_after = 1;
+		return;
+	}
 	cancel_fetches(c);
 	if (c->state && c->state_free)
 		c->state_free(c->state);
 	event_free(c->done_ev);
 	json_decref(c->items);
+	json_decref(c->object);
 	json_decref(c->carry_out);
 	free(c->page_in);
 	free(c->page_next);

@@ -1,12 +1,16 @@
 /* call.h - the toolkit a mapping module works with: one struct sg_call is the work one
  * north request asks of one backend.
  *
- * A module's request callback starts fetches with sg_call_get(); each fetch callback turns
- * the body into north JSON with pure functions and, when everything it needs has arrived,
- * ends the call with sg_call_items() or sg_call_fail(). Fan-out/join is just several
- * sg_call_get() and a counter (sg_call_pending()). Ending is deferred to the event loop, so
- * the call stays valid until the callback that ended it returns; results of fetches that
- * complete after the call ended are dropped and their callbacks never run. */
+ * A module's request callback starts fetches with sg_call_get() or sg_call_request() (any
+ * method, with a body) or sg_call_stream() (an answer read as it arrives); each fetch
+ * callback turns the body into north JSON with pure functions and, when everything it needs
+ * has arrived, ends the call once: sg_call_items() (a list), sg_call_object() (one object),
+ * sg_call_page() (one backend page) or sg_call_fail(). A stream call hands the core each
+ * north event as it is translated (sg_call_emit()) before it ends. Fan-out/join is just
+ * several fetches and a counter (sg_call_pending()). Ending is deferred to the event loop,
+ * so the call stays valid until the callback that ended it returns; results of fetches that
+ * complete after the call ended are dropped and their callbacks never run. Freeing a call
+ * cancels its fetches: that is how a client's departure reaches the backend. */
 #ifndef SG_CALL_H
 #define SG_CALL_H
 
@@ -21,16 +25,29 @@
 struct sg_backend;
 struct sg_call;
 
+/* What a call asks of its module: one kind per slot of struct sg_mapping. */
 enum sg_call_kind {
 	SG_CALL_LIST_SESSIONS,
 	SG_CALL_GET_SESSION,
 	SG_CALL_LIST_EVENTS,
 	SG_CALL_SESSIONS_PAGE, /* native paging: one backend page of sessions */
 	SG_CALL_EVENTS_PAGE,   /* native paging: one backend page of events */
+	SG_CALL_CREATE_SESSION,
+	SG_CALL_UPDATE_SESSION,
+	SG_CALL_ARCHIVE_SESSION,
+	SG_CALL_DELETE_SESSION,
+	SG_CALL_SEND_EVENTS,
+	SG_CALL_LIST_AGENTS,
+	SG_CALL_GET_AGENT,
+	SG_CALL_STREAM_EVENTS,
 };
 
 /* Called with the call and the result (borrowed, valid during the callback only). */
 typedef void (*sg_call_fetch_cb)(struct sg_call *call, const struct sg_fetch_res *res,
+				 void *arg);
+/* A streamed answer's pieces (see sg_fetch_req.on_chunk): first the status with data NULL,
+ * then, for a 2xx answer, each piece as it arrives. Not called once the call has ended. */
+typedef void (*sg_call_chunk_cb)(struct sg_call *call, long status, const char *data, size_t len,
 				 void *arg);
 
 enum sg_call_kind sg_call_kind(const struct sg_call *call);
@@ -44,8 +61,10 @@ const char *sg_call_request_id(const struct sg_call *call);
 /* The parsed north query of a list call (NULL for other kinds). */
 const struct sg_session_query *sg_call_session_query(const struct sg_call *call);
 const struct sg_event_query *sg_call_event_query(const struct sg_call *call);
-/* The decoded public id of a get/events call (NULL for a list). */
+/* The decoded public id of a call on one session or agent (NULL for a list). */
 const struct sg_pubid *sg_call_pubid(const struct sg_call *call);
+/* The north request body of a write, parsed and validated by the core (borrowed), or NULL. */
+const json_t *sg_call_body(const struct sg_call *call);
 /* Wall-clock time the north request arrived, µs since the epoch. */
 int64_t sg_call_now_us(const struct sg_call *call);
 
@@ -68,6 +87,20 @@ void *sg_call_state(const struct sg_call *call);
  * not be started. */
 int sg_call_get(struct sg_call *call, const char *path_query, const char *const *headers,
 		sg_call_fetch_cb cb, void *arg);
+/* The same with any method and an optional body (copied; len bytes). A request other than
+ * GET/HEAD is sent once, never retried: sg_call_json() then tells an unknown outcome from a
+ * refused one. */
+int sg_call_request(struct sg_call *call, const char *method, const char *path_query,
+		    const char *const *headers, const char *body, size_t len, sg_call_fetch_cb cb,
+		    void *arg);
+/* A GET whose answer is read as it arrives (a live stream): on_chunk gets its pieces, and cb
+ * runs once at the end (body "" for a 2xx answer, the collected error body otherwise). No
+ * total timeout: the backend's stream_idle_timeout_ms bounds the silence between pieces.
+ * Returns 0, or -1 after failing the call. */
+int sg_call_stream(struct sg_call *call, const char *path_query, const char *const *headers,
+		   sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg);
+/* Stops or resumes reading every stream of the call (flow control toward a slow client). */
+void sg_call_pause(struct sg_call *call, int pause);
 /* Fetches started by this call and not finished yet. */
 unsigned sg_call_pending(const struct sg_call *call);
 /* 1 once sg_call_items or sg_call_fail has been called. */
@@ -75,12 +108,23 @@ int sg_call_ended(const struct sg_call *call);
 
 /* The usual reading of a backend answer: returns a new reference to the parsed JSON body
  * of a 2xx answer. Anything else fails the call with the north error it deserves and
- * returns NULL: unreachable → 502, timeout → 504, too large → 502, 404 → 404 not_found,
- * 429 → 429, other statuses → 502, not JSON → 502; every message names the backend. */
+ * returns NULL: unreachable → 502, timeout → 504, too large → 502, not JSON → 502, a
+ * non-2xx status → the north error the backend's error body deserves (one table for every
+ * backend, the module's read_error hook reading its dialect); every message names the
+ * backend. For a request that changes state (not GET/HEAD), a failure after the request
+ * left for the backend (a timeout, a dropped connection, a garbled or proxy-made answer)
+ * leaves its outcome unknown: the error says so and carries x-should-retry: false, so that
+ * the SDK does not send the write a second time. */
 json_t *sg_call_json(struct sg_call *call, const struct sg_fetch_res *res);
 
 /* Ends the call with its result: `items` (stolen) is an array of north objects. */
 void sg_call_items(struct sg_call *call, json_t *items);
+/* Ends the call with one north object (stolen; NULL for a stream that ended cleanly). */
+void sg_call_object(struct sg_call *call, json_t *obj);
+/* A stream call's next north event (borrowed): handed to the core's sink at once. Returns 0,
+ * or -1 when the consumer is gone: the call is then over and freed as this returns, so the
+ * module must return at once without touching it (or anything it owns) again. */
+int sg_call_emit(struct sg_call *call, const json_t *event);
 /* Ends a native page call: items (stolen) as for sg_call_items, the backend's cursor for
  * the next page (copied; NULL when this was the last page) and the carry state at the
  * page's end (stolen, may be NULL). */
@@ -129,6 +173,13 @@ struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *en
 void sg_call_set_session_query(struct sg_call *call, const struct sg_session_query *q);
 void sg_call_set_event_query(struct sg_call *call, const struct sg_event_query *q);
 void sg_call_set_pubid(struct sg_call *call, const struct sg_pubid *id);
+/* The north body of a write (borrowed; must outlive the call). */
+void sg_call_set_body(struct sg_call *call, const json_t *body);
+/* Where a stream call's events go: sink(call, event, arg) returns 0, or -1 when the consumer
+ * is gone; a sink may free the call (sg_call_free() is then deferred until sg_call_emit()
+ * returns -1). */
+typedef int (*sg_call_sink_cb)(struct sg_call *call, const json_t *event, void *arg);
+void sg_call_set_sink(struct sg_call *call, sg_call_sink_cb sink, void *arg);
 /* Copies cursor; carry is borrowed and must outlive the call. */
 void sg_call_set_page_input(struct sg_call *call, const char *cursor, const json_t *carry);
 /* Starts the module's work. done runs later from the event loop, once. */
@@ -136,6 +187,8 @@ void sg_call_start(struct sg_call *call);
 /* After done: the items (borrowed) or the error; for page calls also the next cursor
  * (borrowed, NULL at the end) and the carry (borrowed, may be NULL). */
 json_t *sg_call_result(const struct sg_call *call);
+/* After done: the object of sg_call_object() (borrowed, may be NULL). */
+json_t *sg_call_result_object(const struct sg_call *call);
 const char *sg_call_result_next(const struct sg_call *call);
 json_t *sg_call_result_carry(const struct sg_call *call);
 const struct sg_error *sg_call_error(const struct sg_call *call);

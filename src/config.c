@@ -184,9 +184,17 @@ out:
 
 static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg_config *cfg)
 {
-	static const char *const allowed[] = {"name", "mapping", "url", "timeout_ms",
-					      "connect_timeout_ms", "retries", "max_connections",
-					      "max_response_bytes", "options", NULL};
+	static const char *const allowed[] = {"name",
+					      "mapping",
+					      "url",
+					      "timeout_ms",
+					      "connect_timeout_ms",
+					      "stream_idle_timeout_ms",
+					      "retries",
+					      "max_connections",
+					      "max_response_bytes",
+					      "options",
+					      NULL};
 	struct sg_backend *be = &cfg->backends[idx];
 	char where[64], key[128];
 	long long v;
@@ -233,6 +241,7 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 		be->url[--n] = '\0';
 
 	be->timeout_ms = 10000;
+	be->stream_idle_timeout_ms = 120000;
 	be->connect_timeout_ms = 2000;
 	be->retries = 1;
 	be->max_connections = 64;
@@ -245,6 +254,10 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 	if (get_int(cp, where, b, "connect_timeout_ms", 1, 600000, &v))
 		return -1;
 	be->connect_timeout_ms = (long)v;
+	v = be->stream_idle_timeout_ms;
+	if (get_int(cp, where, b, "stream_idle_timeout_ms", 1000, 3600000, &v))
+		return -1;
+	be->stream_idle_timeout_ms = (long)v;
 	v = be->retries;
 	if (get_int(cp, where, b, "retries", 0, 5, &v))
 		return -1;
@@ -338,8 +351,9 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	static const char *const allowed[] = {
 		"listen", "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
 		"limits", "log", "backends", "keys", NULL};
-	static const char *const limits_allowed[] = {"max_header_bytes", "max_body_bytes",
-						     "idle_timeout_s", "request_timeout_ms", NULL};
+	static const char *const limits_allowed[] = {
+		"max_header_bytes",         "max_body_bytes", "idle_timeout_s", "request_timeout_ms",
+		"max_stream_backlog_bytes", NULL};
 	static const char *const log_allowed[] = {"level", "access", NULL};
 	struct cpath cp = {err, errlen, origin};
 	struct sg_config *cfg = calloc(1, sizeof(*cfg));
@@ -381,6 +395,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	cfg->max_body_bytes = 1 << 20;
 	cfg->idle_timeout_s = 60;
 	cfg->request_timeout_ms = 30000;
+	cfg->max_stream_backlog_bytes = 1 << 20;
 	limits = json_object_get(root, "limits");
 	if (limits) {
 		if (!json_is_object(limits)) {
@@ -405,6 +420,10 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		if (get_int(&cp, "limits", limits, "request_timeout_ms", 100, 600000, &v))
 			goto fail;
 		cfg->request_timeout_ms = (long)v;
+		v = (long long)cfg->max_stream_backlog_bytes;
+		if (get_int(&cp, "limits", limits, "max_stream_backlog_bytes", 4096, 64 << 20, &v))
+			goto fail;
+		cfg->max_stream_backlog_bytes = (size_t)v;
 	}
 	cfg->log_level = 2;
 	cfg->access_log = 1;

@@ -21,6 +21,7 @@ struct sg_backend {
 	const struct sg_mapping *mapping;
 	char *url;                 /* base URL, no trailing slash */
 	long timeout_ms;           /* whole upstream exchange, per attempt */
+	long stream_idle_timeout_ms; /* a live stream's longest silence */
 	long connect_timeout_ms;
 	int retries;               /* extra attempts for idempotent GETs on transport errors */
 	long max_connections;      /* per worker */
@@ -53,6 +54,7 @@ struct sg_config {
 	size_t max_body_bytes;
 	long idle_timeout_s;       /* evhttp connection timeout */
 	long request_timeout_ms;   /* whole north request, all upstream calls included */
+	size_t max_stream_backlog_bytes; /* stream bytes a slow client may leave unread */
 	int log_level;             /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
 	struct sg_backend *backends;

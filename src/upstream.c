@@ -387,3 +387,8 @@ size_t sg_upstream_active(const struct sg_upstream *up)
 {
 	return up->active;
 }
+
+void sg_fetch_pause(struct sg_fetch *f, int pause)
+{
+	curl_easy_pause(f->easy, pause ? CURLPAUSE_RECV : CURLPAUSE_CONT);
+}

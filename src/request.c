@@ -1,0 +1,596 @@
+/* request.c - see request.h.
+ *
+ * One request's life: sg_req_handle() routes it (routes.h), authenticates it unless the
+ * route is public, arms the request deadline unless the route is long-lived, and calls the
+ * route's handler, which starts calls and returns to the loop. Whatever answers it
+ * (sg_req_reply, sg_req_error, sg_req_stream_end), the deadline, the client's departure or a
+ * drain ends it, and ending frees everything that still works for it.
+ *
+ * evhttp in libevent 2.1 only notices that a client left when it next writes to it: while a
+ * request is being worked on, reading is off. So once a request is routed, reading is turned
+ * back on with no read callback, exactly as evhttp does itself while it writes a reply: an
+ * EOF then reaches evhttp's error path, which detaches the request from the dying connection
+ * and calls the connection's close callback, where the request is ended and its upstream
+ * work cancelled. Bytes a client pipelines meanwhile wait in the buffer until evhttp reads
+ * the next request. */
+#include "request.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth.h"
+#include "codec.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "routes.h"
+
+/* A backend's share of a request: one call, or a walk over its own pages. */
+struct part {
+	struct sg_call *call;
+	struct sg_walk *walk;
+};
+
+/* Lives until evhttp is done with the request (its reply written, or its connection gone),
+ * which may be after the gateway is done with it: the worker counts it as in flight until
+ * then. r is the request while the gateway is still answering. */
+struct conn_watch {
+	struct sg_req_host *host;
+	struct sg_req *r;
+};
+
+struct sg_req {
+	struct sg_req_host *host;
+	struct evhttp_request *ev;
+	struct conn_watch *watch;
+	struct sg_req *prev, *next; /* host->live */
+	char id[32];
+	char method[8];
+	char path[256];
+	struct timespec t0;
+	int64_t now_us;
+	const struct sg_route_def *route;
+	const struct sg_key *key;
+	char *param;
+	struct part *parts;
+	size_t nparts, cap;
+	struct event *deadline;
+	void *state;
+	void (*state_free)(void *);
+	void (*on_drain)(struct sg_req *r);
+	int streaming;
+	size_t sent; /* stream bytes handed to evhttp */
+};
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 529: return "Overloaded";
+	default: return "Error";
+	}
+}
+
+static long elapsed_ms(const struct sg_req *r)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (long)((t1.tv_sec - r->t0.tv_sec) * 1000 + (t1.tv_nsec - r->t0.tv_nsec) / 1000000);
+}
+
+static void access_log(const struct sg_req *r, int status, const char *note)
+{
+	if (!r->host->cfg->access_log)
+		return;
+	sg_info("%s %s %s %d %ldms key=%s%s%s", r->id, r->method, r->path, status, elapsed_ms(r),
+		r->key ? r->key->name : "-", note ? " " : "", note ? note : "");
+}
+
+/* Frees what works for r and r itself; evhttp's request is someone else's by now. */
+static void req_free(struct sg_req *r)
+{
+	struct sg_req_host *h = r->host;
+
+	for (size_t i = 0; i < r->nparts; i++) {
+		sg_call_free(r->parts[i].call);
+		sg_walk_free(r->parts[i].walk);
+	}
+	free(r->parts);
+	if (r->state && r->state_free)
+		r->state_free(r->state);
+	if (r->deadline)
+		event_free(r->deadline);
+	if (r->watch)
+		r->watch->r = NULL;
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (h->live == r)
+		h->live = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	free(r->param);
+	free(r);
+}
+
+static void request_gone(struct sg_req_host *h)
+{
+	h->inflight--;
+	if (h->draining && h->inflight == 0 && h->drained)
+		h->drained(h);
+}
+
+/* evhttp wrote the whole answer. */
+static void on_complete(struct evhttp_request *ev, void *arg)
+{
+	struct conn_watch *cw = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+	if (evcon)
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+	if (cw->r) /* cannot happen: a request completes only once answered */
+		req_free(cw->r);
+	request_gone(cw->host);
+	free(cw);
+}
+
+/* The connection closed: the client left, timed out, or the server is being freed. A
+ * request the gateway was still answering ends here; evhttp detached it from the connection
+ * (then it is ours to free) unless the whole server is being torn down (then evhttp frees
+ * it right after this callback). */
+static void on_close(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn_watch *cw = arg;
+	struct sg_req *r = cw->r;
+
+	(void)evcon;
+	if (r) {
+		struct evhttp_request *ev = r->ev;
+
+		access_log(r, 499, r->streaming ? "client closed the stream" : "client went away");
+		req_free(r);
+		if (!evhttp_request_get_connection(ev))
+			evhttp_request_free(ev);
+	}
+	request_gone(cw->host);
+	free(cw);
+}
+
+/* Turns reading back on while the request is worked on, so a client's EOF is seen now
+ * rather than at the next write (see the comment at the top). */
+static void watch_for_close(struct evhttp_request *ev)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	bufferevent_data_cb rd, wr;
+	bufferevent_event_cb evcb;
+	void *arg;
+
+	if (!bev)
+		return;
+	bufferevent_getcb(bev, &rd, &wr, &evcb, &arg);
+	bufferevent_setcb(bev, NULL, wr, evcb, arg);
+	bufferevent_enable(bev, EV_READ);
+}
+
+/* The headers every north answer carries. */
+static void common_headers(struct sg_req *r, const char *content_type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+
+	evhttp_add_header(h, "Content-Type", content_type);
+	evhttp_add_header(h, "request-id", r->id);
+	evhttp_add_header(h, "Cache-Control", "no-store");
+}
+
+static void send_whole(struct sg_req *r, int status, json_t *body, const struct sg_error *e)
+{
+	struct evbuffer *buf = evbuffer_new();
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+
+	common_headers(r, "application/json");
+	if (e && e->should_retry >= 0)
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "x-should-retry",
+				  e->should_retry ? "true" : "false");
+	if (!text || !buf) {
+		status = 500;
+		if (buf)
+			evbuffer_add_printf(buf,
+					    "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+					    "\"message\":\"out of memory\"},\"request_id\":\"%s\"}",
+					    r->id);
+	} else {
+		evbuffer_add(buf, text, strlen(text));
+	}
+	evhttp_send_reply(r->ev, status, reason(status), buf);
+	if (buf)
+		evbuffer_free(buf);
+	free(text);
+	json_decref(body);
+	access_log(r, status, e ? e->message : NULL);
+	req_free(r);
+}
+
+void sg_req_reply(struct sg_req *r, int status, json_t *body)
+{
+	send_whole(r, status, body, NULL);
+}
+
+void sg_req_error(struct sg_req *r, const struct sg_error *err)
+{
+	struct sg_error e = *err;
+	json_t *body;
+
+	sg_error_default_retry(&e);
+	body = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type", e.type,
+			 "message", e.message, "request_id", r->id);
+	send_whole(r, e.status, body, &e);
+}
+
+void sg_req_fail(struct sg_req *r, int status, const char *type, const char *fmt, ...)
+{
+	struct sg_error e;
+	va_list ap;
+
+	va_start(ap, fmt);
+	sg_error_vset(&e, status, type, fmt, ap);
+	va_end(ap);
+	sg_req_error(r, &e);
+}
+
+/* ---- streams --------------------------------------------------------------------------- */
+
+int sg_req_stream_start(struct sg_req *r, const char *content_type)
+{
+	common_headers(r, content_type);
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Accel-Buffering", "no");
+	if (r->deadline) {
+		event_free(r->deadline);
+		r->deadline = NULL;
+	}
+	r->streaming = 1;
+	evhttp_send_reply_start(r->ev, 200, reason(200));
+	if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
+		/* The headers are the whole answer. */
+		sg_req_stream_end(r);
+		return -1;
+	}
+	return 0;
+}
+
+size_t sg_req_stream_backlog(const struct sg_req *r)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+int sg_req_stream_send(struct sg_req *r, const char *data, size_t len)
+{
+	struct evbuffer *buf;
+	size_t cap = r->host->cfg->max_stream_backlog_bytes;
+
+	if (len == 0)
+		return 0;
+	if (sg_req_stream_backlog(r) + len > cap) {
+		sg_warn("%s: the client reads too slowly (more than %zu bytes waiting); ending its "
+			"stream",
+			r->id, cap);
+		sg_req_stream_end(r);
+		return -1;
+	}
+	buf = evbuffer_new();
+	if (!buf || evbuffer_add(buf, data, len) != 0) {
+		if (buf)
+			evbuffer_free(buf);
+		sg_req_stream_end(r);
+		return -1;
+	}
+	evhttp_send_reply_chunk(r->ev, buf);
+	evbuffer_free(buf);
+	r->sent += len;
+	return 0;
+}
+
+void sg_req_stream_end(struct sg_req *r)
+{
+	char note[64];
+
+	evhttp_send_reply_end(r->ev);
+	snprintf(note, sizeof(note), "stream %zu bytes", r->sent);
+	access_log(r, 200, note);
+	req_free(r);
+}
+
+void sg_req_on_drain(struct sg_req *r, void (*fn)(struct sg_req *r))
+{
+	r->on_drain = fn;
+}
+
+void sg_req_drain(struct sg_req_host *h)
+{
+	struct sg_req *r = h->live, *next;
+
+	h->draining = 1;
+	/* Streams never finish by themselves: end them now. A drain hook may end other
+	 * requests than its own only through their own functions, which unlink them; restart
+	 * from the head after each, since `next` may be gone. */
+	while (r) {
+		next = r->next;
+		if (r->streaming) {
+			if (r->on_drain)
+				r->on_drain(r);
+			else
+				sg_req_stream_end(r);
+			next = h->live;
+		}
+		r = next;
+	}
+	if (h->inflight == 0 && h->drained)
+		h->drained(h);
+}
+
+/* ---- handler toolkit ------------------------------------------------------------------ */
+
+const struct sg_config *sg_req_config(const struct sg_req *r)
+{
+	return r->host->cfg;
+}
+
+const char *sg_req_id(const struct sg_req *r)
+{
+	return r->id;
+}
+
+const struct sg_key *sg_req_key(const struct sg_req *r)
+{
+	return r->key;
+}
+
+const char *sg_req_param(const struct sg_req *r)
+{
+	return r->param;
+}
+
+const char *sg_req_query(const struct sg_req *r)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->ev);
+
+	return uri ? evhttp_uri_get_query(uri) : NULL;
+}
+
+const char *sg_req_body(const struct sg_req *r, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->ev);
+
+	*len = in ? evbuffer_get_length(in) : 0;
+	return *len ? (const char *)evbuffer_pullup(in, -1) : "";
+}
+
+const char *sg_req_header(const struct sg_req *r, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+int64_t sg_req_now_us(const struct sg_req *r)
+{
+	return r->now_us;
+}
+
+void sg_req_set_state(struct sg_req *r, void *state, void (*free_fn)(void *))
+{
+	if (r->state && r->state_free)
+		r->state_free(r->state);
+	r->state = state;
+	r->state_free = free_fn;
+}
+
+void *sg_req_state(const struct sg_req *r)
+{
+	return r->state;
+}
+
+struct sg_call_env sg_req_call_env(const struct sg_req *r)
+{
+	struct sg_call_env env = {
+		.upstream = r->host->up,
+		.cache = r->host->cache,
+		.base = r->host->base,
+		.request_id = r->id,
+		.principal = r->key ? r->key->name : "-",
+		.now_us = r->now_us,
+	};
+
+	return env;
+}
+
+static struct part *new_part(struct sg_req *r)
+{
+	if (r->nparts == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 4;
+		struct part *p = realloc(r->parts, cap * sizeof(*p));
+
+		if (!p)
+			return NULL;
+		r->parts = p;
+		r->cap = cap;
+	}
+	memset(&r->parts[r->nparts], 0, sizeof(r->parts[0]));
+	return &r->parts[r->nparts];
+}
+
+struct sg_call *sg_req_call(struct sg_req *r, enum sg_call_kind kind, const struct sg_route *rt,
+			    sg_call_done_cb done)
+{
+	struct sg_call_env env = sg_req_call_env(r);
+	struct part *p = new_part(r);
+
+	if (!p)
+		return NULL;
+	p->call = sg_call_new(kind, &env, rt->backend, rt->identity, done, r);
+	if (p->call)
+		r->nparts++;
+	return p->call;
+}
+
+struct sg_walk *sg_req_walk(struct sg_req *r, struct sg_walk_spec *spec, sg_walk_done_cb done)
+{
+	struct sg_call_env env = sg_req_call_env(r);
+	struct part *p = new_part(r);
+
+	if (!p)
+		return NULL;
+	spec->env = &env; /* copied by sg_walk_start */
+	p->walk = sg_walk_start(spec, done, r);
+	if (p->walk)
+		r->nparts++;
+	return p->walk;
+}
+
+/* ---- the request's start ---------------------------------------------------------------- */
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_req *r = arg;
+
+	(void)fd;
+	(void)what;
+	sg_req_fail(r, 504, "timeout_error", "the request took longer than %ld ms",
+		    r->host->cfg->request_timeout_ms);
+}
+
+static const char *method_name(enum evhttp_cmd_type t)
+{
+	switch (t) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "?";
+	}
+}
+
+/* Allocates the request and ties it to its connection; NULL when out of memory (answered by
+ * evhttp then). */
+static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
+{
+	struct sg_req *r = calloc(1, sizeof(*r));
+	struct conn_watch *cw = malloc(sizeof(*cw));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev);
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	uint8_t rnd[12];
+	struct timespec now;
+
+	if (!r || !cw) {
+		free(r);
+		free(cw);
+		return NULL;
+	}
+	cw->host = h;
+	cw->r = r;
+	r->host = h;
+	r->ev = ev;
+	r->watch = cw;
+	h->inflight++;
+	evhttp_request_set_on_complete_cb(ev, on_complete, cw);
+	if (evhttp_request_get_connection(ev))
+		evhttp_connection_set_closecb(evhttp_request_get_connection(ev), on_close, cw);
+	r->next = h->live;
+	if (h->live)
+		h->live->prev = r;
+	h->live = r;
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	clock_gettime(CLOCK_REALTIME, &now);
+	r->now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	memcpy(r->id, "req_", 4);
+	if (sg_random(rnd, sizeof(rnd)) != 0)
+		memset(rnd, 0, sizeof(rnd));
+	sg_hex_encode(rnd, sizeof(rnd), r->id + 4, sizeof(r->id) - 4);
+	snprintf(r->method, sizeof(r->method), "%s",
+		 method_name(evhttp_request_get_command(ev)));
+	snprintf(r->path, sizeof(r->path), "%s", path ? path : "?");
+	return r;
+}
+
+void sg_req_handle(struct evhttp_request *ev, void *arg)
+{
+	struct sg_req_host *h = arg;
+	const struct sg_config *cfg = h->cfg;
+	struct sg_req *r = req_new(h, ev);
+	struct sg_route_match m;
+	const char *xkey, *authz;
+	struct timeval tv;
+
+	if (!r) {
+		evhttp_send_error(ev, 503, "out of memory");
+		return;
+	}
+	if (sg_routes_match_in(h->routes ? h->routes : sg_routes, r->method, r->path, &m) != 0) {
+		if (m.status == 405) {
+			evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", m.allow);
+			sg_req_fail(r, 405, "invalid_request_error",
+				    "method %s is not allowed on %s (allowed: %s)", r->method,
+				    r->path, m.allow);
+		} else {
+			sg_req_fail(r, 404, "not_found_error", "no such endpoint: %s %s", r->method,
+				    r->path);
+		}
+		return;
+	}
+	r->route = m.route;
+	r->param = m.param;
+	watch_for_close(ev);
+	if (!(r->route->flags & SG_RT_PUBLIC)) {
+		xkey = sg_req_header(r, "x-api-key");
+		authz = sg_req_header(r, "authorization");
+		r->key = sg_auth_lookup(cfg, sg_auth_extract(xkey, authz));
+		if (!r->key) {
+			sg_req_fail(r, 401, "authentication_error",
+				    xkey || authz
+					    ? "invalid API key"
+					    : "missing API key: send x-api-key or Authorization: Bearer");
+			return;
+		}
+	}
+	if (!(r->route->flags & SG_RT_LONG)) {
+		r->deadline = evtimer_new(h->base, on_deadline, r);
+		tv.tv_sec = cfg->request_timeout_ms / 1000;
+		tv.tv_usec = (cfg->request_timeout_ms % 1000) * 1000;
+		if (!r->deadline || evtimer_add(r->deadline, &tv) != 0) {
+			sg_req_fail(r, 500, "api_error", "out of memory");
+			return;
+		}
+	}
+	r->route->handler(r);
+}
