@@ -224,6 +224,13 @@ static void send_whole(struct sg_req *r, int status, json_t *body, const struct 
 					    "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
 					    "\"message\":\"out of memory\"},\"request_id\":\"%s\"}",
 					    r->id);
+	} else if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
+		/* libevent 2.1 would send the body after a HEAD's headers (and no length), which
+		 * corrupts a kept-alive connection: state the GET's length and send nothing. */
+		char n[32];
+
+		snprintf(n, sizeof(n), "%zu", strlen(text));
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Length", n);
 	} else {
 		evbuffer_add(buf, text, strlen(text));
 	}

@@ -205,6 +205,7 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 		 sizeof(((struct h_res *)0)->content_type)},
 		{"x-should-retry:", offsetof(struct h_res, should_retry),
 		 sizeof(((struct h_res *)0)->should_retry)},
+		{"allow:", offsetof(struct h_res, allow), sizeof(((struct h_res *)0)->allow)},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -243,7 +244,10 @@ int h_request(const char *method, int port, const char *path, const char *const 
 	for (size_t i = 0; headers && headers[i]; i++)
 		hl = curl_slist_append(hl, headers[i]);
 	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L); /* else curl waits for the stated body */
+	else
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);

@@ -19,6 +19,7 @@ struct h_res {
 	char request_id[128];  /* request-id header */
 	char content_type[128];
 	char should_retry[16]; /* x-should-retry header, "" when absent */
+	char allow[64];        /* Allow header, "" when absent */
 	double seconds;        /* wall time of the exchange */
 };
 

@@ -532,15 +532,41 @@ START_TEST(routes_and_methods)
 {
 	struct h_res r;
 
-	expect_error(gw.port, "GET", "/v2/nothing", K_ALICE, 404, "not_found_error", NULL);
-	expect_error(gw.port, "GET", "/v1/sessionsx", K_ALICE, 404, "not_found_error", NULL);
+	/* An unknown path says so: never a message that reads as a missing session. */
+	expect_error(gw.port, "GET", "/v2/nothing", K_ALICE, 404, "not_found_error",
+		     "no such endpoint: GET /v2/nothing");
+	expect_error(gw.port, "GET", "/v1/sessionsx", K_ALICE, 404, "not_found_error",
+		     "no such endpoint");
+	expect_error(gw.port, "GET", "/v1/sessions/sesn_x/nothing", K_ALICE, 404,
+		     "not_found_error", "no such endpoint");
+	/* The route table answers before auth: a wrong path is a 404 even without a key. */
+	expect_error(gw.port, "GET", "/v2/nothing", NULL, 404, "not_found_error", "no such endpoint");
 	expect_error(gw.port, "DELETE", "/v1/sessions", K_ALICE, 405, "invalid_request_error",
 		     "DELETE");
 	expect_error(gw.port, "PUT", "/v1/sessions/sesn_x", K_ALICE, 405, "invalid_request_error",
 		     NULL);
+	expect_error(gw.port, "TRACE", "/v1/sessions", K_ALICE, 405, "invalid_request_error", NULL);
+	ck_assert_int_eq(h_request("PATCH", gw.port, "/v1/sessions/sesn_x/events", K_ALICE, &r), 0);
+	ck_assert_int_eq(r.status, 405);
+	ck_assert_str_eq(r.allow, "GET, HEAD");
+	h_res_free(&r);
 	ck_assert_int_eq(h_get(gw.port, "/healthz", NULL, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_str_eq(r.content_type, "application/json");
+	h_res_free(&r);
+	/* HEAD on every GET route: the GET's status and headers, no body. */
+	ck_assert_int_eq(h_request("HEAD", gw.port, "/healthz", NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.body, "");
+	h_res_free(&r);
+	ck_assert_int_eq(h_request("HEAD", gw.port, "/v1/sessions?limit=2", K_ALICE, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(r.content_type, "application/json");
+	ck_assert_str_eq(r.body, "");
+	h_res_free(&r);
+	ck_assert_int_eq(h_request("HEAD", gw.port, "/v1/sessions/sesn_x", K_ALICE, &r), 0);
+	ck_assert_int_eq(r.status, 404);
+	ck_assert_str_eq(r.body, "");
 	h_res_free(&r);
 }
 END_TEST
@@ -948,13 +974,27 @@ START_TEST(graceful_shutdown_finishes_in_flight)
 }
 END_TEST
 
+/* 1 when the file at path contains needle. */
+static int log_contains(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int found = 0;
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = strstr(line, needle) != NULL;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 /* A client that gives up mid-request must not keep the request counted as in flight:
  * otherwise every drain would wait out the whole grace period. */
 START_TEST(abandoned_request_does_not_hold_shutdown)
 {
 	const char *args[] = {"--generate", "20:1", "--mode", "slow", "--delay-ms", "400", NULL};
 	struct h_proc slowfake, g2;
-	struct timespec t0, t1, d = {1, 200000000L};
+	struct timespec t0, t1, d = {1, 200000000L}, quick = {0, 150000000L};
 	json_t *cfg;
 	char cmd[512];
 	int rc;
@@ -973,6 +1013,11 @@ START_TEST(abandoned_request_does_not_hold_shutdown)
 		 g2.port);
 	rc = system(cmd);
 	ck_assert_int_ne(rc, 0);
+	/* The gateway notices at once, not when the backend answers (400 ms) or at the
+	 * deadline, and ends the request: that is what cancels its upstream fetch. */
+	nanosleep(&quick, NULL);
+	ck_assert_msg(log_contains(g2.log, " 499 ") && log_contains(g2.log, "client went away"),
+		      "the gateway did not notice the client leave (log %s)", g2.log);
 	nanosleep(&d, NULL); /* the backend has answered and the reply found no client */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert_int_eq(h_stop(&g2, 15000), 0);
