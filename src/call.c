@@ -451,6 +451,8 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
  * 500/502/504 (possibly a proxy's, after the backend acted) may. */
 static int outcome_unknown(const struct sg_fetch_res *res)
 {
+	if (res->fail == SG_FETCH_CONNECT)
+		return 0; /* no connection, nothing sent */
 	if (res->fail != SG_FETCH_OK)
 		return res->sent;
 	if (res->status >= 200 && res->status <= 299)
