@@ -16,6 +16,9 @@ __attribute__((warn_unused_result)) int sg_hmac_sha256(const uint8_t *key, size_
 						       uint8_t out[SG_SHA256_LEN]);
 /* Constant-time comparison of two equal-length buffers; 1 when equal. */
 int sg_ct_equal(const void *a, const void *b, size_t n);
+/* Overwrites a secret with zeros before its memory is freed or goes out of scope. A plain
+ * memset there is a dead store the compiler may drop; this one (OPENSSL_cleanse) it may not. */
+void sg_wipe(void *p, size_t n);
 /* Fills buf from the kernel CSPRNG; 0 on success. */
 int sg_random(void *buf, size_t n);
 

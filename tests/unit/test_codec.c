@@ -1056,6 +1056,22 @@ START_TEST(test_hmac_vectors)
 }
 END_TEST
 
+/* sg_wipe zeroes exactly the bytes it is given and tolerates nothing to wipe. */
+START_TEST(test_wipe)
+{
+	uint8_t buf[40];
+
+	memset(buf, 0xAA, sizeof(buf));
+	sg_wipe(buf + 4, 32);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		ck_assert_uint_eq(buf[i], i >= 4 && i < 36 ? 0 : 0xAA);
+	sg_wipe(NULL, 0);
+	sg_wipe(NULL, 8);
+	sg_wipe(buf, 0);
+	ck_assert_uint_eq(buf[0], 0xAA);
+}
+END_TEST
+
 /* When libcrypto fails, sg_hmac_sha256 says so and leaves no stale MAC behind, nothing is
  * sealed, and a valid token does not open (it would otherwise be checked against whatever
  * the MAC buffer held). */
@@ -1125,6 +1141,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_cursor_valid_tag_bad_payload);
 	tcase_add_test(tc, test_cursor_seal_refuses);
 	tcase_add_test(tc, test_hmac_vectors);
+	tcase_add_test(tc, test_wipe);
 	tcase_add_test(tc, test_cursor_hmac_failure);
 	suite_add_tcase(s, tc);
 	return s;
