@@ -318,6 +318,8 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 	snprintf(path, sizeof(path), "%s.backends", where);
 	if (!json_is_object(routes) || json_object_size(routes) == 0)
 		return fail(cp, path, "must be an object naming at least one backend");
+	if (json_object_size(routes) > SG_MAX_ROUTES)
+		return fail(cp, path, "at most %d backends per key", SG_MAX_ROUTES);
 	key->routes = calloc(json_object_size(routes), sizeof(*key->routes));
 	if (!key->routes)
 		return fail(cp, path, "out of memory");
