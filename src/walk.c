@@ -1,6 +1,7 @@
 /* walk.c - see walk.h. */
 #include "walk.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,15 +21,32 @@ struct sg_walk {
 	struct sg_call *call;
 	struct sg_error err;
 	int failed;
+	int finished;
+	struct event *done_ev; /* runs done from the loop (see finish) */
 	sg_walk_done_cb done;
 	void *arg;
 };
 
 static void fetch(struct sg_walk *w);
 
+static void on_finish(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_walk *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->done(w, w->arg);
+}
+
+/* Ends the walk; done runs from the loop after the current callback returns. Never directly:
+ * inside sg_walk_start the caller does not hold the walk yet (its done handler would free the
+ * request under it), and inside on_page we are still in the call's own done. */
 static void finish(struct sg_walk *w)
 {
-	w->done(w, w->arg);
+	if (w->finished)
+		return;
+	w->finished = 1;
+	event_active(w->done_ev, EV_TIMEOUT, 0);
 }
 
 static int matches(const struct sg_walk *w, const json_t *item)
@@ -139,6 +157,7 @@ struct sg_walk *sg_walk_start(const struct sg_walk_spec *spec, sg_walk_done_cb d
 		w->pubid = *spec->pubid;
 	w->done = done;
 	w->arg = arg;
+	w->done_ev = event_new(spec->env->base, -1, 0, on_finish, w);
 	w->out = json_array();
 	if (spec->start) {
 		bc = json_string_value(json_object_get(spec->start, "bc"));
@@ -146,11 +165,11 @@ struct sg_walk *sg_walk_start(const struct sg_walk_spec *spec, sg_walk_done_cb d
 		w->skip = (size_t)json_integer_value(json_object_get(spec->start, "k"));
 		w->carry = json_incref(json_object_get(spec->start, "c"));
 	}
-	if (!w->out) {
+	if (!w->out || !w->done_ev) {
 		sg_walk_free(w);
 		return NULL;
 	}
-	fetch(w);
+	fetch(w); /* may finish at once (no memory for the call): done is still deferred */
 	return w;
 }
 
@@ -174,6 +193,8 @@ void sg_walk_free(struct sg_walk *w)
 	if (!w)
 		return;
 	sg_call_free(w->call);
+	if (w->done_ev)
+		event_free(w->done_ev); /* also drops a pending done */
 	free(w->bc);
 	json_decref(w->carry);
 	json_decref(w->out);
