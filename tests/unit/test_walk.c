@@ -6,10 +6,10 @@
  * done), also when the walk cannot create its first call; and a walk yields every item of
  * every page, in order, whether it collects everything or serves north pages natively.
  *
- * This program links with -Wl,--wrap=calloc -Wl,--wrap=event_new, so libsg's calls to those
- * two land here, where a countdown can fail the n-th one from now. sg_call_new allocates with
- * exactly those two; jansson, libevent and libc allocate through their own malloc and are
- * not affected. Check
+ * This program links with -Wl,--wrap=calloc,--wrap=event_new,--wrap=strdup, so libsg's calls
+ * to those land here, where a countdown can fail the n-th one from now. sg_call_new allocates
+ * with exactly calloc and event_new; jansson, libevent and libc allocate through their own
+ * malloc and are not affected (jansson's allocator is hooked by fixture.c instead). Check
  * itself is linked statically and its assertions allocate through the same wrappers, so no
  * ck_assert runs while a countdown is armed. */
 #include <check.h>
@@ -22,6 +22,7 @@
 
 #include "call.h"
 #include "config.h"
+#include "fixture.h"
 #include "mapping.h"
 #include "query.h"
 #include "walk.h"
@@ -32,8 +33,9 @@
 static struct {
 	long calloc_in;    /* callocs left before one fails; < 0 = never */
 	long event_new_in; /* the same for event_new */
+	long strdup_in;    /* and for strdup */
 	int fired;
-} inject = {-1, -1, 0};
+} inject = {-1, -1, -1, 0};
 
 void *__real_calloc(size_t n, size_t size);
 void *__wrap_calloc(size_t n, size_t size);
@@ -41,6 +43,8 @@ struct event *__real_event_new(struct event_base *base, evutil_socket_t fd, shor
 			       event_callback_fn cb, void *arg);
 struct event *__wrap_event_new(struct event_base *base, evutil_socket_t fd, short what,
 			       event_callback_fn cb, void *arg);
+char *__real_strdup(const char *s);
+char *__wrap_strdup(const char *s);
 
 void *__wrap_calloc(size_t n, size_t size)
 {
@@ -62,6 +66,16 @@ struct event *__wrap_event_new(struct event_base *base, evutil_socket_t fd, shor
 	return __real_event_new(base, fd, what, cb, arg);
 }
 
+char *__wrap_strdup(const char *s)
+{
+	if (inject.strdup_in >= 0 && inject.strdup_in-- == 0) {
+		inject.fired = 1;
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __real_strdup(s);
+}
+
 static void inject_arm(long calloc_in, long event_new_in)
 {
 	inject.calloc_in = calloc_in;
@@ -69,10 +83,17 @@ static void inject_arm(long calloc_in, long event_new_in)
 	inject.fired = 0;
 }
 
+static void inject_strdup(long n)
+{
+	inject.strdup_in = n;
+	inject.fired = 0;
+}
+
 static void inject_off(void)
 {
 	inject.calloc_in = -1;
 	inject.event_new_in = -1;
+	inject.strdup_in = -1;
 }
 
 /* ---- a module that pages from memory ----------------------------------------------------- */
@@ -389,6 +410,124 @@ START_TEST(native_pages_resume)
 }
 END_TEST
 
+/* Without a copy of the next page's cursor the walk must fail, not fetch the first page
+ * again (which served s3,s2,s3,s2,s1). The strdups of one walk, in order: call.c keeps the
+ * module's next cursor (#0), the walk copies it (#1). */
+START_TEST(next_cursor_copy_fails)
+{
+	struct rig r;
+	struct outcome o = {0};
+	struct sg_walk_spec spec;
+	struct sg_walk *w;
+	int rc;
+
+	rig_init(&r);
+	spec = spec_of(&r, 1, 0, NULL);
+	inject_strdup(1);
+	w = sg_walk_start(&spec, on_done, &o);
+	rc = run_loop(&r);
+	inject_off();
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_ge(rc, 0);
+	ck_assert(inject.fired);
+	ck_assert_int_eq(o.runs, 1);
+	ck_assert_int_eq(o.status, 500);
+	ck_assert_int_eq(pages_served, 1);
+	outcome_clear(&o);
+	rig_free(&r);
+}
+END_TEST
+
+/* Resuming from a cursor whose backend cursor cannot be copied: no walk, rather than one
+ * that starts over at the first page. */
+START_TEST(start_cursor_copy_fails)
+{
+	struct rig r;
+	struct outcome o = {0};
+	struct sg_walk_spec spec;
+	struct sg_walk *w;
+	json_t *start = json_pack("{s:s, s:i, s:{s:i}}", "bc", "p2", "k", 0, "c", "seen", 2);
+
+	rig_init(&r);
+	spec = spec_of(&r, 0, 2, start);
+	inject_strdup(0);
+	w = sg_walk_start(&spec, on_done, &o);
+	inject_off();
+	ck_assert_ptr_null(w);
+	ck_assert(inject.fired);
+	ck_assert_int_ge(run_loop(&r), 0);
+	ck_assert_int_eq(o.runs, 0);
+	ck_assert_int_eq(pages_served, 0);
+	json_decref(start);
+	rig_free(&r);
+}
+END_TEST
+
+/* Every jansson allocation of a walk failed in turn (fixture.c's injector), in each mode:
+ * the walk ends once, from the loop, with either exactly the answer it gives with memory
+ * (items and next cursor) or a 500, never a shorter listing or a lost cursor; and every
+ * jansson allocation made meanwhile is freed. */
+START_TEST(every_json_allocation_failure)
+{
+	static const struct {
+		int collect_all;
+		size_t limit;
+	} mode[] = {{1, 0}, {0, 2}, {0, 1}};
+
+	for (size_t m = 0; m < sizeof(mode) / sizeof(mode[0]); m++) {
+		struct rig r;
+		struct outcome ref = {0};
+		struct sg_walk_spec spec;
+
+		rig_init(&r);
+		spec = spec_of(&r, mode[m].collect_all, mode[m].limit, NULL);
+		ck_assert_ptr_nonnull(sg_walk_start(&spec, on_done, &ref));
+		ck_assert_int_ge(run_loop(&r), 0);
+		ck_assert_int_eq(ref.status, 0);
+		for (long n = 0;; n++) {
+			struct outcome o = {0};
+			struct sg_walk *w;
+			long live;
+			int fired, runs, rc;
+
+			ck_assert_int_lt(n, 1000);
+			sg_fixture_alloc_begin(n);
+			w = sg_walk_start(&spec, on_done, &o);
+			runs = o.runs;
+			rc = run_loop(&r);
+			fired = sg_fixture_alloc_fired();
+			ck_assert_int_ge(rc, 0);
+			ck_assert_int_eq(runs, 0);
+			if (!w) {
+				ck_assert(fired);
+				ck_assert_int_eq(o.runs, 0);
+			} else {
+				ck_assert_int_eq(o.runs, 1);
+				ck_assert(o.from_loop);
+				if (o.status) {
+					ck_assert_msg(fired, "mode %zu: %d without a failure", m,
+						      o.status);
+					ck_assert_int_eq(o.status, 500);
+				} else {
+					ck_assert_msg(json_equal(o.items, ref.items),
+						      "mode %zu: other items at %ld", m, n);
+					ck_assert_msg(json_equal(o.next, ref.next) ||
+							      (!o.next && !ref.next),
+						      "mode %zu: other next at %ld", m, n);
+				}
+			}
+			outcome_clear(&o);
+			live = sg_fixture_alloc_end();
+			ck_assert_msg(live == 0, "mode %zu: %ld leaked at %ld", m, live, n);
+			if (!fired)
+				break;
+		}
+		outcome_clear(&ref);
+		rig_free(&r);
+	}
+}
+END_TEST
+
 /* Freed before its done ran: done never runs and nothing leaks (ASan build). */
 START_TEST(free_before_done)
 {
@@ -426,6 +565,9 @@ static Suite *walk_suite(void)
 	tcase_add_test(tc, collect_all_pages);
 	tcase_add_loop_test(tc, native_pages_resume, 0, 2);
 	tcase_add_test(tc, free_before_done);
+	tcase_add_test(tc, next_cursor_copy_fails);
+	tcase_add_test(tc, start_cursor_copy_fails);
+	tcase_add_test(tc, every_json_allocation_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }
