@@ -222,7 +222,7 @@ static void cl_destroy(struct sg_backend *be)
 {
 	struct cl_priv *pv = be->priv;
 
-	memset(pv->key_hdr, 0, sizeof(pv->key_hdr));
+	sg_wipe(pv->key_hdr, sizeof(pv->key_hdr)); /* the backend's API key */
 	free(pv);
 	be->priv = NULL;
 }

@@ -376,7 +376,7 @@ static void sb_destroy(struct sg_backend *be)
 {
 	struct sb_priv *pv = be->priv;
 
-	memset(pv->key_hdr, 0, sizeof(pv->key_hdr));
+	sg_wipe(pv->key_hdr, sizeof(pv->key_hdr)); /* the backend's API key */
 	free(pv);
 	be->priv = NULL;
 }

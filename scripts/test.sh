@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite: the Check unit and
-# integration tests (make check), the distribution check (make distcheck, skipped with
+# integration tests (make check), the style check (make format-check, skipped with
+# SG_SKIP_FORMAT=1), the distribution check (make distcheck, skipped with
 # SG_SKIP_DISTCHECK=1), the same Check suite under ASan+UBSan (make check-asan, skipped with
 # SG_SKIP_ASAN=1), and the official-SDK conformance suite. The last line is the total,
 # "N passed, N failed".
@@ -14,6 +15,20 @@ for log in build/tests/test_*.log; do
 	echo "== ${log#build/}"
 	grep -E '^[0-9]+%: Checks:' "$log" || tail -n 5 "$log"
 done
+
+# Style: one unit, failed by any file that deviates from .clang-format. The log starts with
+# clang-format's version (two versions may format the same file differently).
+format=skipped
+if [ "${SG_SKIP_FORMAT:-0}" != 1 ]; then
+	if make -C build -s format-check >build/format.log 2>&1; then
+		format=passed
+	else
+		format=failed
+		status=1
+	fi
+	head -n 40 build/format.log
+	echo "format (make format-check): $format (log: build/format.log)"
+fi
 
 distcheck=skipped
 if [ "${SG_SKIP_DISTCHECK:-0}" != 1 ]; then
@@ -70,7 +85,7 @@ if [ -n "$line" ]; then
 else
 	failed=$((failed + 1))
 fi
-for unit in "$distcheck" "$asan"; do
+for unit in "$format" "$distcheck" "$asan"; do
 	case $unit in
 	passed) passed=$((passed + 1)) ;;
 	failed) failed=$((failed + 1)) ;;

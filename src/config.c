@@ -165,10 +165,15 @@ static int load_secret(struct cpath *cp, const json_t *root, struct sg_config *c
 		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 			n--;
 		cfg->secret = malloc(n ? n : 1);
-		if (!cfg->secret)
+		if (cfg->secret) {
+			memcpy(cfg->secret, buf, n);
+			cfg->secretlen = n;
+		}
+		sg_wipe(buf, sizeof(buf)); /* the stack copy must not outlive this call */
+		if (!cfg->secret) {
+			fail(cp, "cursor_secret_file", "out of memory");
 			goto out;
-		memcpy(cfg->secret, buf, n);
-		cfg->secretlen = n;
+		}
 	}
 	if (cfg->secretlen < SG_SECRET_MIN) {
 		fail(cp, inl || !file ? "cursor_secret" : "cursor_secret_file",
@@ -177,6 +182,8 @@ static int load_secret(struct cpath *cp, const json_t *root, struct sg_config *c
 	}
 	rc = 0;
 out:
+	if (inl) /* not handed to cfg: both spellings were given */
+		sg_wipe(inl, strlen(inl));
 	free(inl);
 	free(file);
 	return rc;
@@ -324,6 +331,8 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 	snprintf(path, sizeof(path), "%s.backends", where);
 	if (!json_is_object(routes) || json_object_size(routes) == 0)
 		return fail(cp, path, "must be an object naming at least one backend");
+	if (json_object_size(routes) > SG_MAX_ROUTES)
+		return fail(cp, path, "at most %d backends per key", SG_MAX_ROUTES);
 	key->routes = calloc(json_object_size(routes), sizeof(*key->routes));
 	if (!key->routes)
 		return fail(cp, path, "out of memory");
@@ -538,8 +547,7 @@ void sg_config_free(struct sg_config *cfg)
 		free(be->url);
 	}
 	free(cfg->backends);
-	if (cfg->secret)
-		memset(cfg->secret, 0, cfg->secretlen);
+	sg_wipe(cfg->secret, cfg->secretlen);
 	free(cfg->secret);
 	free(cfg->listen_host);
 	free(cfg);

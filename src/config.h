@@ -36,6 +36,11 @@ struct sg_route {
 	json_t *identity;           /* owned; module-specific, checked by check_identity() */
 };
 
+/* Backends one key may reach. A list fans out to every one of them at once and a request
+ * keeps one slot per route, so loading refuses a key with more rather than the server
+ * quietly leaving some out. */
+#define SG_MAX_ROUTES 64
+
 struct sg_key {
 	char *name; /* the principal: logged, bound into cursors; never the key itself */
 	uint8_t sha256[SG_SHA256_LEN];

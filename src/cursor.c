@@ -20,7 +20,8 @@
 #define SECRET_MAX 4096
 
 /* Computes the truncated tag over the domain, principal, fingerprint and payload. Fails on
- * an absent or empty secret (which would make cursors forgeable) and on oversized input. */
+ * an absent or empty secret (which would make cursors forgeable), on oversized input and
+ * when libcrypto fails. */
 static int compute_tag(const uint8_t *secret, size_t secretlen, const char *principal,
                        const char *fingerprint, const uint8_t *payload, size_t plen,
                        uint8_t tag[TAG_LEN])
@@ -50,7 +51,9 @@ static int compute_tag(const uint8_t *secret, size_t secretlen, const char *prin
 	msg[len++] = 0;
 	memcpy(msg + len, payload, plen);
 	len += plen;
-	sg_hmac_sha256(secret, secretlen, msg, len, mac);
+	/* A MAC libcrypto could not compute must neither seal nor open anything. */
+	if (sg_hmac_sha256(secret, secretlen, msg, len, mac) < 0)
+		goto fail;
 	memcpy(tag, mac, TAG_LEN);
 	rc = 0;
 fail:

@@ -4,6 +4,7 @@
  * time functions, so no dependence on TZ, the locale or any process-wide state. */
 #include "timeutil.h"
 
+#include "civil.h"
 #include "tz.h"
 
 #include <stdbool.h>
@@ -11,11 +12,6 @@
 
 #define US_PER_SEC 1000000LL
 #define SECS_PER_DAY 86400LL
-
-/* 400 Gregorian years are exactly 146097 days; the calendar repeats with that period. */
-#define DAYS_PER_ERA 146097LL
-/* Days from 0000-03-01 (the start of the era that contains 1970) to 1970-01-01. */
-#define EPOCH_SHIFT 719468LL
 
 /* The fields of a date-time string, before any zone is applied. */
 struct dt_fields {
@@ -25,72 +21,6 @@ struct dt_fields {
 	bool has_offset;
 	int32_t offset; /* seconds east of UTC, when has_offset */
 };
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	if ((a % b != 0) && ((a < 0) != (b < 0)))
-		q--;
-	return q;
-}
-
-static bool is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
-
-static unsigned days_in_month(int64_t y, unsigned m)
-{
-	static const unsigned char mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-
-	if (m == 2 && is_leap(y))
-		return 29;
-	return mdays[m - 1];
-}
-
-/* Counts days with years starting on March 1st, so that the leap day is the last day of
- * its year and month lengths follow a fixed 5-month pattern (153 days per 5 months); whole
- * 400-year eras are handled by one multiplication. This is the well-known era method that
- * Howard Hinnant describes in "chrono-Compatible Low-Level Date Algorithms". */
-int64_t sg_days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	int64_t era, yoe, doy, doe;
-	unsigned mar_month;
-
-	if (m <= 2)
-		y--;
-	era = floor_div(y, 400);
-	yoe = y - era * 400;               /* 0 .. 399 */
-	mar_month = m > 2 ? m - 3 : m + 9; /* March = 0 .. February = 11 */
-	doy = (153 * (int64_t)mar_month + 2) / 5 + (int64_t)d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * DAYS_PER_ERA + doe - EPOCH_SHIFT;
-}
-
-/* The inverse of sg_days_from_civil, with the same March-based years. */
-void sg_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
-{
-	int64_t era, doe, yoe, doy, mp, year;
-	unsigned month;
-
-	z += EPOCH_SHIFT;
-	era = floor_div(z, DAYS_PER_ERA);
-	doe = z - era * DAYS_PER_ERA;                                /* 0 .. 146096 */
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0 .. 399 */
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* 0 .. 365 */
-	mp = (5 * doy + 2) / 153;                                    /* 0 .. 11 */
-	year = yoe + era * 400;
-	month = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-	if (month <= 2)
-		year++;
-	if (y)
-		*y = year;
-	if (m)
-		*m = month;
-	if (d)
-		*d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-}
 
 /* Reads exactly n ASCII digits (never locale-dependent isdigit) and advances *p. */
 static int read_digits(const char **p, int n, int *out)
@@ -183,7 +113,7 @@ static int parse_fields(const char *s, struct dt_fields *f)
 	}
 
 	if (f->year < 1 || f->month < 1 || f->month > 12 || f->day < 1 ||
-	    (unsigned)f->day > days_in_month(f->year, (unsigned)f->month))
+	    (unsigned)f->day > sg_days_in_month(f->year, (unsigned)f->month))
 		return -1;
 	if (f->hour > 23 || f->minute > 59 || f->second > 60)
 		return -1;
@@ -244,9 +174,9 @@ int sg_time_format(int64_t us, char *buf, size_t len)
 
 	if (!buf || len < SG_TIME_BUFSZ || us < min_us || us >= end_us)
 		return -1;
-	secs = floor_div(us, US_PER_SEC);
+	secs = sg_floor_div(us, US_PER_SEC);
 	frac = (int32_t)(us - secs * US_PER_SEC);
-	days = floor_div(secs, SECS_PER_DAY);
+	days = sg_floor_div(secs, SECS_PER_DAY);
 	sod = secs - days * SECS_PER_DAY;
 	sg_civil_from_days(days, &year, &month, &day);
 

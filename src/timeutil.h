@@ -27,8 +27,4 @@ int sg_time_parse_local(const char *s, const struct sg_tz *tz, int64_t *us);
  * Returns the length written, or -1 when us is out of the year 0001..9999 range. */
 int sg_time_format(int64_t us, char *buf, size_t len);
 
-/* Days since 1970-01-01 for a proleptic Gregorian date, and back (helpers for tz.c). */
-int64_t sg_days_from_civil(int64_t y, unsigned m, unsigned d);
-void sg_civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
-
 #endif

@@ -5,7 +5,7 @@
  * table transition. Nothing here calls tzset/localtime/mktime or reads TZ. */
 #include "tz.h"
 
-#include "timeutil.h"
+#include "civil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -83,15 +83,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	if ((a % b != 0) && ((a < 0) != (b < 0)))
-		q--;
-	return q;
-}
-
 static int64_t clamp_time(int64_t t)
 {
 	if (t > TZ_TIME_LIMIT)
@@ -99,11 +90,6 @@ static int64_t clamp_time(int64_t t)
 	if (t < -TZ_TIME_LIMIT)
 		return -TZ_TIME_LIMIT;
 	return t;
-}
-
-static bool is_leap(int64_t y)
-{
-	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
 static uint32_t be32(const unsigned char *p)
@@ -261,17 +247,15 @@ static int64_t rule_date_wall(const struct tz_rule_date *d, int64_t y)
 
 	switch (d->kind) {
 	case 'J':
-		days += d->day - 1 + ((is_leap(y) && d->day >= 60) ? 1 : 0);
+		days += d->day - 1 + ((sg_is_leap(y) && d->day >= 60) ? 1 : 0);
 		break;
 	case 'D':
 		days += d->day;
 		break;
 	default: {
-		static const unsigned char mdays[12] = {31, 28, 31, 30, 31, 30,
-		                                        31, 31, 30, 31, 30, 31};
 		int64_t first = sg_days_from_civil(y, (unsigned)d->month, 1);
-		int first_wday = (int)(first - 7 * floor_div(first + 4, 7) + 4); /* 0 = Sunday */
-		int len = mdays[d->month - 1] + ((d->month == 2 && is_leap(y)) ? 1 : 0);
+		int first_wday = (int)sg_weekday_from_days(first); /* 0 = Sunday */
+		int len = (int)sg_days_in_month(y, (unsigned)d->month);
 		int mday = 1 + (d->wday - first_wday + 7) % 7 + 7 * (d->week - 1);
 
 		if (mday > len)
@@ -294,7 +278,7 @@ static int64_t rule_year_of(const struct tz_rule *r, int64_t t)
 {
 	int64_t y;
 
-	sg_civil_from_days(floor_div(t + r->std_off, TZ_SECS_PER_DAY), &y, NULL, NULL);
+	sg_civil_from_days(sg_floor_div(t + r->std_off, TZ_SECS_PER_DAY), &y, NULL, NULL);
 	return y;
 }
 

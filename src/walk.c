@@ -1,6 +1,7 @@
 /* walk.c - see walk.h. */
 #include "walk.h"
 
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,15 +21,41 @@ struct sg_walk {
 	struct sg_call *call;
 	struct sg_error err;
 	int failed;
+	int finished;
+	struct event *done_ev; /* runs done from the loop (see finish) */
 	sg_walk_done_cb done;
 	void *arg;
 };
 
 static void fetch(struct sg_walk *w);
 
+static void on_finish(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_walk *w = arg;
+
+	(void)fd;
+	(void)what;
+	w->done(w, w->arg);
+}
+
+/* Ends the walk; done runs from the loop after the current callback returns. Never directly:
+ * inside sg_walk_start the caller does not hold the walk yet (its done handler would free the
+ * request under it), and inside on_page we are still in the call's own done. */
 static void finish(struct sg_walk *w)
 {
-	w->done(w, w->arg);
+	if (w->finished)
+		return;
+	w->finished = 1;
+	event_active(w->done_ev, EV_TIMEOUT, 0);
+}
+
+/* Something could not be allocated. A shorter, truncated or restarted listing would lose or
+ * repeat items without saying so; a 500 says so. */
+static void fail_oom(struct sg_walk *w)
+{
+	sg_error_set(&w->err, 500, "api_error", "out of memory");
+	w->failed = 1;
+	finish(w);
 }
 
 static int matches(const struct sg_walk *w, const json_t *item)
@@ -38,10 +65,12 @@ static int matches(const struct sg_walk *w, const json_t *item)
 	return sg_event_query_match(item, w->spec.eq);
 }
 
-/* Where the next north page starts: this backend page at position k. */
-static void set_next(struct sg_walk *w, const char *bc, size_t k, json_t *carry)
+/* Where the next north page starts: this backend page at position k. Returns 0, or -1 when
+ * out of memory (a NULL next would read as "no more pages"). */
+static int set_next(struct sg_walk *w, const char *bc, size_t k, json_t *carry)
 {
 	w->next = json_pack("{s:s?, s:I, s:O?}", "bc", bc, "k", (json_int_t)k, "c", carry);
+	return w->next ? 0 : -1;
 }
 
 static void on_page(struct sg_call *c, void *arg)
@@ -64,19 +93,26 @@ static void on_page(struct sg_call *c, void *arg)
 
 		if (!w->spec.collect_all && !matches(w, it))
 			continue;
-		json_array_append(w->out, it);
+		if (json_array_append(w->out, it)) {
+			fail_oom(w);
+			return;
+		}
 		if (!w->spec.collect_all && json_array_size(w->out) >= w->spec.limit) {
 			size_t k = i + 1;
+			int rc = 0;
 
 			/* Look ahead in this page: a cursor that can only lead to an empty
 			 * page would make the client ask once more for nothing. */
 			while (k < n && !matches(w, json_array_get(items, k)))
 				k++;
 			if (k < n)
-				set_next(w, w->bc, k, w->carry);
+				rc = set_next(w, w->bc, k, w->carry);
 			else if (next)
-				set_next(w, next, 0, carry_out);
-			finish(w);
+				rc = set_next(w, next, 0, carry_out);
+			if (rc)
+				fail_oom(w);
+			else
+				finish(w);
 			return;
 		}
 	}
@@ -90,16 +126,22 @@ static void on_page(struct sg_call *c, void *arg)
 				     "backend '%s' has more than %d pages to read for this request",
 				     w->spec.route->backend->name, SG_WALK_MAX_PAGES);
 			w->failed = 1;
-		} else {
-			/* A short page with a cursor is still a correct page. */
-			set_next(w, next, 0, carry_out);
+		} else if (set_next(w, next, 0, carry_out)) {
+			fail_oom(w);
+			return;
 		}
+		/* Natively, a short page with a cursor is still a correct page. */
 		finish(w);
 		return;
 	}
-	/* On to the backend's next page, carrying the module's state across. */
+	/* On to the backend's next page, carrying the module's state across. Without a copy of
+	 * its cursor the next fetch would read the first page again. */
 	free(w->bc);
 	w->bc = strdup(next);
+	if (!w->bc) {
+		fail_oom(w);
+		return;
+	}
 	json_decref(w->carry);
 	w->carry = json_incref(carry_out);
 	w->skip = 0;
@@ -137,20 +179,29 @@ struct sg_walk *sg_walk_start(const struct sg_walk_spec *spec, sg_walk_done_cb d
 	w->env = *spec->env;
 	if (spec->pubid)
 		w->pubid = *spec->pubid;
+	/* What spec pointed at may be the caller's stack: keep only our own copies. */
+	w->spec.env = &w->env;
+	w->spec.pubid = spec->pubid ? &w->pubid : NULL;
+	w->spec.start = NULL;
 	w->done = done;
 	w->arg = arg;
+	w->done_ev = event_new(spec->env->base, -1, 0, on_finish, w);
 	w->out = json_array();
 	if (spec->start) {
 		bc = json_string_value(json_object_get(spec->start, "bc"));
 		w->bc = bc ? strdup(bc) : NULL;
+		if (bc && !w->bc) { /* else the walk would restart at the first page */
+			sg_walk_free(w);
+			return NULL;
+		}
 		w->skip = (size_t)json_integer_value(json_object_get(spec->start, "k"));
 		w->carry = json_incref(json_object_get(spec->start, "c"));
 	}
-	if (!w->out) {
+	if (!w->out || !w->done_ev) {
 		sg_walk_free(w);
 		return NULL;
 	}
-	fetch(w);
+	fetch(w); /* may finish at once (no memory for the call): done is still deferred */
 	return w;
 }
 
@@ -174,6 +225,8 @@ void sg_walk_free(struct sg_walk *w)
 	if (!w)
 		return;
 	sg_call_free(w->call);
+	if (w->done_ev)
+		event_free(w->done_ev); /* also drops a pending done */
 	free(w->bc);
 	json_decref(w->carry);
 	json_decref(w->out);

@@ -35,7 +35,9 @@ struct sg_walk_spec {
 	const json_t *start;               /* native mode: {"bc","k","c"} from the cursor, or NULL */
 };
 
-/* Starts a walk; done runs once from the event loop. Returns NULL when out of memory. */
+/* Starts a walk. done runs once, from the event loop of spec->env->base: never before
+ * sg_walk_start has returned, even when the walk fails at once. Returns NULL (and done never
+ * runs) when out of memory. */
 struct sg_walk *sg_walk_start(const struct sg_walk_spec *spec, sg_walk_done_cb done, void *arg);
 /* After done: the error, or NULL. */
 const struct sg_error *sg_walk_error(const struct sg_walk *w);

@@ -7,6 +7,8 @@
 
 #include <check.h>
 #include <jansson.h>
+#include <limits.h>
+#include <openssl/hmac.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -680,7 +682,7 @@ static char *hand_token(const uint8_t *key, size_t keylen, const char *principal
 	msg[n++] = 0;
 	memcpy(msg + n, payload, plen);
 	n += plen;
-	sg_hmac_sha256(key, keylen, msg, n, mac);
+	ck_assert_int_eq(sg_hmac_sha256(key, keylen, msg, n, mac), 0);
 	memcpy(blob, payload, plen);
 	memcpy(blob + plen, mac, 16);
 	tok = malloc(cap);
@@ -1011,6 +1013,92 @@ START_TEST(test_cursor_seal_refuses)
 }
 END_TEST
 
+/* ---- HMAC, and cursors when libcrypto fails ------------------------------------------ */
+
+/* test_codec links with -Wl,--wrap=HMAC, so libsg's calls to HMAC() land here. With
+ * hmac_broken set, libcrypto "fails" the way it reports failure: NULL, md untouched. */
+unsigned char *__real_HMAC(const EVP_MD *evp_md, const void *key, int key_len,
+                           const unsigned char *data, size_t data_len, unsigned char *md,
+                           unsigned int *md_len);
+unsigned char *__wrap_HMAC(const EVP_MD *evp_md, const void *key, int key_len,
+                           const unsigned char *data, size_t data_len, unsigned char *md,
+                           unsigned int *md_len);
+static int hmac_broken;
+
+unsigned char *__wrap_HMAC(const EVP_MD *evp_md, const void *key, int key_len,
+                           const unsigned char *data, size_t data_len, unsigned char *md,
+                           unsigned int *md_len)
+{
+	if (hmac_broken)
+		return NULL;
+	return __real_HMAC(evp_md, key, key_len, data, data_len, md, md_len);
+}
+
+/* RFC 4231 test case 2, and a key length libcrypto's int cannot carry. */
+START_TEST(test_hmac_vectors)
+{
+	static const char want[] =
+		"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+	uint8_t mac[SG_SHA256_LEN];
+	char hex[2 * SG_SHA256_LEN + 1];
+	const char *data = "what do ya want for nothing?";
+
+	ck_assert_int_eq(sg_hmac_sha256((const uint8_t *)"Jefe", 4, data, strlen(data), mac), 0);
+	ck_assert_int_eq(sg_hex_encode(mac, sizeof(mac), hex, sizeof(hex)), 64);
+	ck_assert_str_eq(hex, want);
+	/* refused before libcrypto reads the key: the length would wrap to a negative int */
+	memset(mac, 0xAA, sizeof(mac));
+	ck_assert_int_eq(sg_hmac_sha256((const uint8_t *)"Jefe", (size_t)INT_MAX + 1, data,
+	                                strlen(data), mac),
+	                 -1);
+	for (size_t i = 0; i < sizeof(mac); i++)
+		ck_assert_uint_eq(mac[i], 0);
+}
+END_TEST
+
+/* sg_wipe zeroes exactly the bytes it is given and tolerates nothing to wipe. */
+START_TEST(test_wipe)
+{
+	uint8_t buf[40];
+
+	memset(buf, 0xAA, sizeof(buf));
+	sg_wipe(buf + 4, 32);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		ck_assert_uint_eq(buf[i], i >= 4 && i < 36 ? 0 : 0xAA);
+	sg_wipe(NULL, 0);
+	sg_wipe(NULL, 8);
+	sg_wipe(buf, 0);
+	ck_assert_uint_eq(buf[0], 0xAA);
+}
+END_TEST
+
+/* When libcrypto fails, sg_hmac_sha256 says so and leaves no stale MAC behind, nothing is
+ * sealed, and a valid token does not open (it would otherwise be checked against whatever
+ * the MAC buffer held). */
+START_TEST(test_cursor_hmac_failure)
+{
+	json_t *p = sample_payload(), *q;
+	uint8_t mac[SG_SHA256_LEN];
+	char *tok = sg_cursor_seal(secret, SECRET_LEN, PRINCIPAL, FPRINT, p);
+
+	ck_assert_ptr_nonnull(tok);
+	hmac_broken = 1;
+	memset(mac, 0xAA, sizeof(mac));
+	ck_assert_int_eq(sg_hmac_sha256(secret, SECRET_LEN, "x", 1, mac), -1);
+	for (size_t i = 0; i < sizeof(mac); i++)
+		ck_assert_uint_eq(mac[i], 0);
+	ck_assert_ptr_null(sg_cursor_seal(secret, SECRET_LEN, PRINCIPAL, FPRINT, p));
+	ck_assert_ptr_null(sg_cursor_open(secret, SECRET_LEN, PRINCIPAL, FPRINT, tok));
+	hmac_broken = 0;
+	q = sg_cursor_open(secret, SECRET_LEN, PRINCIPAL, FPRINT, tok);
+	ck_assert_ptr_nonnull(q);
+	ck_assert(json_equal(p, q));
+	json_decref(q);
+	json_decref(p);
+	free(tok);
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
 	Suite *s = suite_create("codec");
@@ -1052,6 +1140,9 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_cursor_size_limit);
 	tcase_add_test(tc, test_cursor_valid_tag_bad_payload);
 	tcase_add_test(tc, test_cursor_seal_refuses);
+	tcase_add_test(tc, test_hmac_vectors);
+	tcase_add_test(tc, test_wipe);
+	tcase_add_test(tc, test_cursor_hmac_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -142,6 +142,62 @@ START_TEST(auth_lookup)
 }
 END_TEST
 
+/* A document with nbackends AgentScope backends, a small key "alice" and a key "wide" routed
+ * to the first nroutes of them. Returns a new reference. */
+static json_t *routes_doc(size_t nbackends, size_t nroutes)
+{
+	json_t *root = json_pack("{s:s, s:i, s:s, s:[], s:[{s:s, s:s, s:{s:{s:s}}}]}", "listen",
+				 "127.0.0.1:0", "workers", 1, "cursor_secret", SECRET, "backends",
+				 "keys", "name", "alice", "sha256", KEYHASH, "backends", "b0",
+				 "user_id", "alice");
+	json_t *wide = json_pack("{s:s, s:s, s:{}}", "name", "wide", "sha256",
+				 "00000000000000000000000000000000000000000000000000000000000000ff",
+				 "backends");
+	char name[24]; /* "b" and any size_t */
+
+	ck_assert_ptr_nonnull(root);
+	ck_assert_ptr_nonnull(wide);
+	for (size_t i = 0; i < nbackends; i++) {
+		snprintf(name, sizeof(name), "b%zu", i);
+		ck_assert_int_eq(json_array_append_new(json_object_get(root, "backends"),
+						       json_pack("{s:s, s:s, s:s, s:{s:s}}", "name",
+								 name, "mapping", "agentscope",
+								 "url", "http://127.0.0.1:1",
+								 "options", "timezone", "UTC")),
+				 0);
+		if (i < nroutes)
+			ck_assert_int_eq(json_object_set_new(json_object_get(wide, "backends"), name,
+							     json_pack("{s:s}", "user_id", "wide")),
+					 0);
+	}
+	ck_assert_int_eq(json_array_append_new(json_object_get(root, "keys"), wide), 0);
+	return root;
+}
+
+/* SG_MAX_ROUTES routes load; one more is refused at load time, naming the key, instead of
+ * the server silently leaving the extra backends out of every listing. */
+START_TEST(routes_limit)
+{
+	char err[512] = "";
+	json_t *root = routes_doc(SG_MAX_ROUTES + 1, SG_MAX_ROUTES);
+	struct sg_config *cfg = sg_config_from_json(root, "test.json", err, sizeof(err));
+
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->nkeys, 2);
+	ck_assert_uint_eq(cfg->keys[1].nroutes, SG_MAX_ROUTES);
+	for (size_t i = 1; i < cfg->keys[1].nroutes; i++)
+		ck_assert_ptr_ne(cfg->keys[1].routes[i].backend, cfg->keys[1].routes[0].backend);
+	sg_config_free(cfg);
+	json_decref(root);
+
+	root = routes_doc(SG_MAX_ROUTES + 1, SG_MAX_ROUTES + 1);
+	cfg = sg_config_from_json(root, "test.json", err, sizeof(err));
+	ck_assert_ptr_null(cfg);
+	ck_assert_str_eq(err, "test.json: keys[1].backends: at most 64 backends per key");
+	json_decref(root);
+}
+END_TEST
+
 /* Module options: secrets from the environment, unknown options, identities. */
 START_TEST(module_options)
 {
@@ -213,6 +269,7 @@ int main(void)
 	tcase_add_test(tc, env_expansion_and_file_errors);
 	tcase_add_test(tc, auth_lookup);
 	tcase_add_test(tc, module_options);
+	tcase_add_test(tc, routes_limit);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -6,6 +6,7 @@
  * footer offset was cross-checked with glibc's own TZ parser. The two rules F_ZERO and F_J59
  * come from glibc alone: CPython's zoneinfo (3.11) reads the zero-based "n" form as one-based
  * and moves "J59" to Feb 29 in leap years, both against POSIX. */
+#include "civil.h"
 #include "timeutil.h"
 #include "tz.h"
 
@@ -846,6 +847,65 @@ START_TEST(civil_days)
 }
 END_TEST
 
+/* The civil module's edges, each checked both ways: the first and last representable days,
+ * the epoch, a 400-year leap day, a century that is not a leap year, and weekdays. */
+START_TEST(civil_edges)
+{
+	static const struct {
+		int y;
+		unsigned m, d;
+		int64_t days;
+		unsigned wday; /* 0 = Sunday */
+	} edge[] = {
+		{1, 1, 1, -719162, 1},      /* proleptic Gregorian 0001-01-01 is a Monday */
+		{1970, 1, 1, 0, 4},         /* Thursday */
+		{1969, 12, 31, -1, 3},
+		{2000, 2, 29, 11016, 2},    /* 2000 is divisible by 400: a leap year */
+		{2000, 3, 1, 11017, 3},
+		{2100, 2, 28, 47540, 0},    /* 2100 is a century: no Feb 29 */
+		{2100, 3, 1, 47541, 1},
+		{9999, 12, 31, 2932896, 5}, /* the last day RFC 3339 can write */
+	};
+	int64_t y;
+	unsigned m, d;
+
+	for (size_t i = 0; i < sizeof(edge) / sizeof(edge[0]); i++) {
+		ck_assert_int_eq(sg_days_from_civil(edge[i].y, edge[i].m, edge[i].d), edge[i].days);
+		sg_civil_from_days(edge[i].days, &y, &m, &d);
+		ck_assert_int_eq(y, edge[i].y);
+		ck_assert_uint_eq(m, edge[i].m);
+		ck_assert_uint_eq(d, edge[i].d);
+		ck_assert_uint_eq(sg_weekday_from_days(edge[i].days), edge[i].wday);
+	}
+	/* any output may be skipped */
+	sg_civil_from_days(11016, NULL, &m, NULL);
+	ck_assert_uint_eq(m, 2);
+
+	ck_assert(sg_is_leap(2000));
+	ck_assert(sg_is_leap(0));
+	ck_assert(sg_is_leap(2024));
+	ck_assert(!sg_is_leap(2100));
+	ck_assert(!sg_is_leap(1900));
+	ck_assert(!sg_is_leap(1));
+	ck_assert(!sg_is_leap(9999));
+	ck_assert_uint_eq(sg_days_in_month(2000, 2), 29);
+	ck_assert_uint_eq(sg_days_in_month(2100, 2), 28);
+	ck_assert_uint_eq(sg_days_in_month(1, 1), 31);
+	ck_assert_uint_eq(sg_days_in_month(9999, 12), 31);
+	ck_assert_uint_eq(sg_days_in_month(2026, 4), 30);
+
+	/* floor, not truncation, below zero: the second before the epoch is on 1969-12-31 */
+	ck_assert_int_eq(sg_floor_div(-1, 86400), -1);
+	ck_assert_int_eq(sg_floor_div(-86400, 86400), -1);
+	ck_assert_int_eq(sg_floor_div(-86401, 86400), -2);
+	ck_assert_int_eq(sg_floor_div(0, 86400), 0);
+	ck_assert_int_eq(sg_floor_div(86399, 86400), 0);
+	/* weekdays keep cycling before the epoch */
+	ck_assert_uint_eq(sg_weekday_from_days(-7), 4);
+	ck_assert_uint_eq(sg_weekday_from_days(-8), 3);
+}
+END_TEST
+
 /* ---- naive local timestamps ------------------------------------------------------------ */
 
 START_TEST(local_utc)
@@ -1296,6 +1356,7 @@ static Suite *time_suite(void)
 	tcase_add_test(tc, format_refuses);
 	tcase_add_test(tc, format_roundtrip);
 	tcase_add_test(tc, civil_days);
+	tcase_add_test(tc, civil_edges);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);
 
