@@ -655,11 +655,12 @@ json_t *sg_call_result_carry(const struct sg_call *c)
 	return c->carry_out;
 }
 
-void sg_call_set_page_input(struct sg_call *c, const char *cursor, const json_t *carry)
+int sg_call_set_page_input(struct sg_call *c, const char *cursor, const json_t *carry)
 {
 	free(c->page_in);
 	c->page_in = cursor ? strdup(cursor) : NULL;
 	c->carry_in = carry;
+	return cursor && !c->page_in ? -1 : 0;
 }
 
 const struct sg_error *sg_call_error(const struct sg_call *c)

@@ -180,8 +180,9 @@ void sg_call_set_body(struct sg_call *call, const json_t *body);
  * returns -1). */
 typedef int (*sg_call_sink_cb)(struct sg_call *call, const json_t *event, void *arg);
 void sg_call_set_sink(struct sg_call *call, sg_call_sink_cb sink, void *arg);
-/* Copies cursor; carry is borrowed and must outlive the call. */
-void sg_call_set_page_input(struct sg_call *call, const char *cursor, const json_t *carry);
+/* Copies cursor; carry is borrowed and must outlive the call. Returns 0, or -1 when out of
+ * memory (the input is then unset: the call must not start). */
+int sg_call_set_page_input(struct sg_call *call, const char *cursor, const json_t *carry);
 /* Starts the module's work. done runs later from the event loop, once. */
 void sg_call_start(struct sg_call *call);
 /* After done: the items (borrowed) or the error; for page calls also the next cursor

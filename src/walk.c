@@ -164,7 +164,10 @@ static void fetch(struct sg_walk *w)
 	sg_call_set_event_query(w->call, w->spec.eq);
 	if (w->spec.pubid)
 		sg_call_set_pubid(w->call, &w->pubid);
-	sg_call_set_page_input(w->call, w->bc, w->carry);
+	if (sg_call_set_page_input(w->call, w->bc, w->carry)) {
+		fail_oom(w); /* without its cursor the call would read the first page again */
+		return;
+	}
 	sg_call_start(w->call);
 }
 

@@ -438,6 +438,33 @@ START_TEST(next_cursor_copy_fails)
 }
 END_TEST
 
+/* The same when the next page's call cannot keep its copy of the cursor (#2: the call's
+ * page input): without the fix the call read page 1 again. */
+START_TEST(call_cursor_copy_fails)
+{
+	struct rig r;
+	struct outcome o = {0};
+	struct sg_walk_spec spec;
+	struct sg_walk *w;
+	int rc;
+
+	rig_init(&r);
+	spec = spec_of(&r, 1, 0, NULL);
+	inject_strdup(2);
+	w = sg_walk_start(&spec, on_done, &o);
+	rc = run_loop(&r);
+	inject_off();
+	ck_assert_ptr_nonnull(w);
+	ck_assert_int_ge(rc, 0);
+	ck_assert(inject.fired);
+	ck_assert_int_eq(o.runs, 1);
+	ck_assert_int_eq(o.status, 500);
+	ck_assert_int_eq(pages_served, 1);
+	outcome_clear(&o);
+	rig_free(&r);
+}
+END_TEST
+
 /* Resuming from a cursor whose backend cursor cannot be copied: no walk, rather than one
  * that starts over at the first page. */
 START_TEST(start_cursor_copy_fails)
@@ -566,6 +593,7 @@ static Suite *walk_suite(void)
 	tcase_add_loop_test(tc, native_pages_resume, 0, 2);
 	tcase_add_test(tc, free_before_done);
 	tcase_add_test(tc, next_cursor_copy_fails);
+	tcase_add_test(tc, call_cursor_copy_fails);
 	tcase_add_test(tc, start_cursor_copy_fails);
 	tcase_add_test(tc, every_json_allocation_failure);
 	suite_add_tcase(s, tc);
