@@ -3,7 +3,11 @@
  * libcurl tells us which sockets to watch (socket_cb) and when to wake it (timer_cb); the
  * event loop calls curl_multi_socket_action back, and finished transfers are collected in
  * check_done(). User callbacks run from check_done(), i.e. never inside a libcurl callback,
- * so they may start or cancel other fetches freely. */
+ * so they may start or cancel other fetches freely.
+ *
+ * A request other than GET/HEAD is sent once at most: never retried here, and always on a
+ * fresh connection, because libcurl resends any request whose reused connection closed
+ * before an answer byte (the backend may have acted on it). */
 #include "upstream.h"
 
 #include <curl/curl.h>
@@ -33,8 +37,9 @@ struct sg_fetch {
 	size_t len, cap, max;
 	int too_large;
 	int attempts, retries;
-	int is_get;
-	struct event *retry_ev;   /* backoff timer between attempts */
+	int idempotent;         /* GET or HEAD: may be retried */
+	int answered;           /* a header byte of the answer arrived in this attempt */
+	struct event *retry_ev; /* backoff timer between attempts */
 	struct timespec started;
 	char errbuf[CURL_ERROR_SIZE];
 };
@@ -106,6 +111,16 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	f->len += n;
 	f->buf[f->len] = '\0';
 	return n;
+}
+
+/* Any header line proves the request reached the backend. */
+static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
+{
+	struct sg_fetch *f = arg;
+
+	(void)data;
+	f->answered = 1;
+	return size * nitems;
 }
 
 static void check_done(struct sg_upstream *up);
@@ -211,6 +226,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	f->len = 0;
 	f->too_large = 0;
+	f->answered = 0;
 	f->errbuf[0] = '\0';
 	if (curl_multi_add_handle(f->up->multi, f->easy) != CURLM_OK) {
 		struct sg_fetch_res res = {.fail = SG_FETCH_ERROR, .errmsg = "cannot restart transfer",
@@ -233,13 +249,16 @@ static void check_done(struct sg_upstream *up)
 		struct sg_fetch *f = NULL;
 		struct sg_fetch_res res;
 		char *ct = NULL;
+		long request_size = 0;
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
 		res.fail = classify(msg->data.result, f->too_large);
 		curl_multi_remove_handle(up->multi, f->easy);
-		if (res.fail == SG_FETCH_CONNECT && f->is_get && f->attempts <= f->retries) {
+		/* A connection failure means nothing reached the backend, and it is only ever
+		 * retried for requests that are safe to send twice anyway. */
+		if (res.fail == SG_FETCH_CONNECT && f->idempotent && f->attempts <= f->retries) {
 			struct timeval tv = {0, 50000L * f->attempts};
 
 			sg_debug("upstream: retrying after: %s", f->errbuf);
@@ -259,6 +278,11 @@ static void check_done(struct sg_upstream *up)
 		res.errmsg = f->errbuf[0] ? f->errbuf : curl_easy_strerror(msg->data.result);
 		res.attempts = f->attempts;
 		res.elapsed_ms = elapsed_ms(&f->started);
+		/* Bytes of request written to the socket in the last attempt (libcurl resets it
+		 * when an attempt starts); an answer proves it was sent even where this is not
+		 * counted. */
+		curl_easy_getinfo(f->easy, CURLINFO_REQUEST_SIZE, &request_size);
+		res.sent = request_size > 0 || f->answered;
 		unlink_fetch(f);
 		/* The handle is already out of the multi; keep it alive for content_type. */
 		f->cb(&res, f->arg);
@@ -312,6 +336,8 @@ struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_re
 {
 	struct sg_fetch *f = calloc(1, sizeof(*f));
 	const char *method = req->method ? req->method : "GET";
+	int is_get = strcmp(method, "GET") == 0, is_head = strcmp(method, "HEAD") == 0;
+	struct curl_slist *l;
 
 	if (!f)
 		return NULL;
@@ -321,20 +347,22 @@ struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_re
 	f->max = req->max_bytes ? req->max_bytes : (64u << 20);
 	f->retries = req->retries;
 	f->attempts = 1;
-	f->is_get = strcmp(method, "GET") == 0;
+	f->idempotent = is_get || is_head;
 	clock_gettime(CLOCK_MONOTONIC, &f->started);
 	f->easy = curl_easy_init();
 	if (!f->easy)
 		goto fail;
 	for (size_t i = 0; req->headers && req->headers[i]; i++) {
-		struct curl_slist *l = curl_slist_append(f->headers, req->headers[i]);
-
+		l = curl_slist_append(f->headers, req->headers[i]);
 		if (!l)
 			goto fail;
 		f->headers = l;
 	}
 	/* No "Expect: 100-continue" round trip on bodies. */
-	f->headers = curl_slist_append(f->headers, "Expect:");
+	l = curl_slist_append(f->headers, "Expect:");
+	if (!l)
+		goto fail;
+	f->headers = l;
 	curl_easy_setopt(f->easy, CURLOPT_URL, req->url);
 	curl_easy_setopt(f->easy, CURLOPT_PRIVATE, f);
 	curl_easy_setopt(f->easy, CURLOPT_ERRORBUFFER, f->errbuf);
@@ -349,9 +377,16 @@ struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_re
 	curl_easy_setopt(f->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max);
 	curl_easy_setopt(f->easy, CURLOPT_WRITEFUNCTION, write_cb);
 	curl_easy_setopt(f->easy, CURLOPT_WRITEDATA, f);
+	curl_easy_setopt(f->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(f->easy, CURLOPT_HEADERDATA, f);
+	/* A proxy's CONNECT answer must not pass for the backend's. */
+	curl_easy_setopt(f->easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	curl_easy_setopt(f->easy, CURLOPT_HTTPHEADER, f->headers);
-	if (!f->is_get) {
+	if (is_head) {
+		curl_easy_setopt(f->easy, CURLOPT_NOBODY, 1L);
+	} else if (!is_get) {
 		curl_easy_setopt(f->easy, CURLOPT_CUSTOMREQUEST, method);
+		curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L);
 		if (req->body) {
 			curl_easy_setopt(f->easy, CURLOPT_POSTFIELDSIZE_LARGE,
 					 (curl_off_t)req->body_len);
