@@ -117,6 +117,18 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	stream_step(arg);
 }
 
+static void srv_release(struct srv *s)
+{
+	struct conn *c;
+
+	s->released = 1;
+	for (c = s->conns; c; c = c->next)
+		if (c->held) {
+			c->held = 0;
+			stream_step(c);
+		}
+}
+
 static void reply(struct conn *c, const char *status, const char *ctype, const char *body,
                   int head_only)
 {
@@ -246,6 +258,27 @@ static void srv_start(struct srv *s, struct event_base *base)
 	s->port = ntohs(sin.sin_port);
 }
 
+/* npieces pieces of len bytes each, every piece different ("[0003cccc…]"). */
+static void srv_pieces(struct srv *s, size_t npieces, size_t len)
+{
+	size_t i;
+
+	ck_assert_uint_ge(len, 7);
+	free(s->data);
+	s->data = malloc(npieces * len + 1);
+	ck_assert_ptr_nonnull(s->data);
+	for (i = 0; i < npieces; i++) {
+		char *p = s->data + i * len;
+
+		snprintf(p, len, "[%04zu", i % 10000);
+		memset(p + 5, 'a' + (int)(i % 26), len - 6);
+		p[len - 1] = ']';
+	}
+	s->data[npieces * len] = '\0';
+	s->npieces = npieces;
+	s->piece_len = len;
+}
+
 static void srv_free(struct srv *s)
 {
 	while (s->conns)
@@ -277,6 +310,7 @@ struct t {
 	struct srv srv;
 	int pending;               /* probes started and not finished */
 	int (*until)(struct t *t); /* t_run stops when it says 1; NULL: when pending is 0 */
+	int want;                  /* free for until */
 	struct event *poll, *guard;
 	int guard_fired;
 	char url[128];
@@ -302,7 +336,50 @@ struct probe {
 	void (*step)(struct probe *p, const char *data, size_t len);
 	int mark;         /* free for the step */
 	struct event *ev; /* free for the step */
+	/* A snapshot a step takes: the server's progress and what had been delivered. */
+	size_t snap_srv_sent;
+	int snap_srv_done, snap_chunks, snap_finals;
 };
+
+static void snap(struct probe *p)
+{
+	p->snap_srv_sent = p->t->srv.pieces_sent;
+	p->snap_srv_done = p->t->srv.stream_done;
+	p->snap_chunks = p->chunks;
+	p->snap_finals = p->finals;
+}
+
+static void on_piece(long status, const char *data, size_t len, void *arg)
+{
+	struct probe *p = arg;
+
+	if (p->finals)
+		p->bad_order = 1;
+	if (!data) {
+		ck_assert_uint_eq(len, 0);
+		if (p->heads || p->chunks)
+			p->bad_order = 1;
+		p->heads++;
+		p->head_status = status;
+	} else {
+		char *g;
+
+		ck_assert_uint_gt(len, 0);
+		if (!p->heads || status != p->head_status)
+			p->bad_order = 1;
+		if (!p->chunks)
+			p->first_len = len;
+		p->chunks++;
+		g = realloc(p->got, p->got_len + len + 1);
+		ck_assert_ptr_nonnull(g);
+		memcpy(g + p->got_len, data, len);
+		p->got = g;
+		p->got_len += len;
+		p->got[p->got_len] = '\0';
+	}
+	if (p->step)
+		p->step(p, data, len);
+}
 
 static void on_final(const struct sg_fetch_res *res, void *arg)
 {
@@ -377,6 +454,27 @@ static void t_run(struct t *t, long max_ms)
 	ck_assert_msg(!t->guard_fired, "nothing more happened within %ld ms", max_ms);
 }
 
+static int never(struct t *t)
+{
+	(void)t;
+	return 0;
+}
+
+/* Runs the loop for ms whatever happens. */
+static void t_run_for(struct t *t, long ms)
+{
+	struct timeval guard = {ms / 1000, (ms % 1000) * 1000}, poll = {1, 0};
+
+	t->until = never;
+	evtimer_add(t->poll, &poll);
+	evtimer_add(t->guard, &guard);
+	event_base_dispatch(t->base);
+	evtimer_del(t->poll);
+	evtimer_del(t->guard);
+	t->guard_fired = 0;
+	t->until = NULL;
+}
+
 static void t_free(struct t *t)
 {
 	sg_upstream_free(t->up);
@@ -399,6 +497,16 @@ static void probe_free(struct probe *p)
 	free(p->got);
 	if (p->ev)
 		event_free(p->ev);
+}
+
+/* A streaming GET of path with the given idle timeout and step. */
+static void stream_req(struct t *t, struct sg_fetch_req *req, const char *path, long idle_ms)
+{
+	memset(req, 0, sizeof(*req));
+	req->url = t_url(t, path);
+	req->idle_timeout_ms = idle_ms;
+	req->connect_timeout_ms = 5000;
+	req->on_chunk = on_piece;
 }
 
 /* ---- collected answers, methods, retries, "sent" ---------------------------------------- */
@@ -565,6 +673,442 @@ START_TEST(write_dropped_after_read_is_sent_once)
 }
 END_TEST
 
+/* ---- streaming ------------------------------------------------------------------------- */
+
+/* Notes how far the server is when the first piece arrives, then lets it send the rest. */
+static void release_after_first(struct probe *p, const char *data, size_t len)
+{
+	(void)len;
+	if (!data || p->chunks != 1)
+		return;
+	snap(p);
+	srv_release(&p->t->srv);
+}
+
+START_TEST(stream_arrives_in_pieces)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 3, 16);
+	t.srv.hold_after = 1;
+	t.srv.gap_ms = 20;
+	t.srv.end = 1;
+	stream_req(&t, &req, "/stream", 0);
+	p.step = release_after_first;
+	probe_start(&t, &p, &req);
+	t_run(&t, 10000);
+	/* The first piece came while the server still held the other two back. */
+	ck_assert_uint_eq(p.snap_srv_sent, 1);
+	ck_assert_int_eq(p.snap_srv_done, 0);
+	ck_assert_uint_eq(p.first_len, 16);
+	ck_assert_int_ge(p.chunks, 2);
+	/* The head came first, with the status. */
+	ck_assert_int_eq(p.heads, 1);
+	ck_assert_int_eq(p.head_status, 200);
+	ck_assert_int_eq(p.bad_order, 0);
+	ck_assert_uint_eq(p.got_len, 48);
+	ck_assert_str_eq(p.got, t.srv.data);
+	/* The final callback: success, nothing collected. */
+	ck_assert_int_eq(p.finals, 1);
+	ck_assert_int_eq(p.fail, SG_FETCH_OK);
+	ck_assert_int_eq(p.status, 200);
+	ck_assert_str_eq(p.body, "");
+	ck_assert_uint_eq(p.len, 0);
+	ck_assert_str_eq(p.ctype, "text/event-stream");
+	ck_assert_int_eq(p.sent, 1);
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+START_TEST(stream_error_is_collected)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	stream_req(&t, &req, "/error", 0);
+	probe_start(&t, &p, &req);
+	t_run(&t, 10000);
+	ck_assert_int_eq(p.heads, 1);
+	ck_assert_int_eq(p.head_status, 503);
+	ck_assert_int_eq(p.chunks, 0);
+	ck_assert_int_eq(p.finals, 1);
+	ck_assert_int_eq(p.bad_order, 0);
+	ck_assert_int_eq(p.fail, SG_FETCH_OK);
+	ck_assert_int_eq(p.status, 503);
+	ck_assert_str_eq(p.body, "{\"error\":\"busy\"}");
+	ck_assert_uint_eq(p.len, 16);
+	ck_assert_str_eq(p.ctype, "application/json");
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+/* One piece, then 1.5 s of silence before the next: the 200 ms idle timeout ends it, for a
+ * streamed (_i 0) and a collected (_i 1) fetch alike. */
+START_TEST(idle_timeout_fires)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 3, 8);
+	t.srv.gap_ms = 10;
+	t.srv.slow_piece = 1;
+	t.srv.slow_gap_ms = 1500;
+	t.srv.end = 1;
+	stream_req(&t, &req, "/stream", 200);
+	if (_i == 1)
+		req.on_chunk = NULL;
+	probe_start(&t, &p, &req);
+	t_run(&t, 10000);
+	ck_assert_int_eq(p.finals, 1);
+	ck_assert_int_eq(p.fail, SG_FETCH_TIMEOUT);
+	ck_assert_int_ge(p.elapsed_ms, 200 - TICK_MS);
+	ck_assert_uint_eq(t.srv.pieces_sent, 1); /* it ended inside the silence */
+	ck_assert_int_eq(p.sent, 1);
+	if (_i == 0) {
+		ck_assert_int_eq(p.heads, 1);
+		ck_assert_int_eq(p.chunks, 1);
+		ck_assert_str_eq(p.got, "[0000aa]");
+		ck_assert_uint_eq(p.len, 0);
+	}
+	ck_assert_int_eq(p.bad_order, 0);
+	ck_assert_uint_eq(sg_upstream_active(t.up), 0);
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+/* A piece every 40 ms for 2.6 s: an idle timeout of 800 ms never cuts it, and there is no
+ * total timeout (timeout_ms 0). */
+START_TEST(idle_timeout_spares_live_stream)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 65, 8);
+	t.srv.gap_ms = 40;
+	t.srv.end = 1;
+	stream_req(&t, &req, "/stream", 800);
+	probe_start(&t, &p, &req);
+	t_run(&t, 20000);
+	ck_assert_int_eq(p.fail, SG_FETCH_OK);
+	ck_assert_int_ge(p.elapsed_ms, 3 * 800 - TICK_MS);
+	ck_assert_str_eq(p.got, t.srv.data);
+	ck_assert_int_eq(p.bad_order, 0);
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+/* Cancels from inside on_chunk: in the head callback (_i 0) or the first piece's (_i 1). */
+static void cancel_step(struct probe *p, const char *data, size_t len)
+{
+	(void)len;
+	if ((p->mark == 0 && !data) || (p->mark == 1 && data)) {
+		sg_fetch_cancel(p->f);
+		p->t->pending--;
+	}
+}
+
+START_TEST(cancel_inside_on_chunk)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 20, 8);
+	t.srv.gap_ms = 20;
+	t.srv.end = 1;
+	stream_req(&t, &req, "/stream", 200);
+	p.step = cancel_step;
+	p.mark = _i;
+	probe_start(&t, &p, &req);
+	t_run(&t, 10000);
+	/* Nothing more arrives: no piece, no final, no idle timeout. */
+	t_run_for(&t, 700);
+	ck_assert_int_eq(p.heads, 1);
+	ck_assert_int_eq(p.chunks, _i);
+	ck_assert_int_eq(p.finals, 0);
+	ck_assert_uint_eq(sg_upstream_active(t.up), 0);
+	/* The backend saw the connection close and stopped. */
+	ck_assert_int_eq(t.srv.closed, 1);
+	ck_assert_uint_lt(t.srv.pieces_sent, 20);
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+static void check_and_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe *p = arg;
+
+	(void)fd;
+	(void)what;
+	snap(p);
+	sg_fetch_pause(p->f, 0);
+	srv_release(&p->t->srv);
+}
+
+/* Pauses after the first piece and resumes a second later, 5 idle timeouts later. */
+static void pause_after_first(struct probe *p, const char *data, size_t len)
+{
+	struct timeval tv = {1, 0};
+
+	(void)len;
+	if (!data || p->chunks != 1)
+		return;
+	sg_fetch_pause(p->f, 1);
+	p->ev = evtimer_new(p->t->base, check_and_resume, p);
+	ck_assert_ptr_nonnull(p->ev);
+	evtimer_add(p->ev, &tv);
+}
+
+/* _i 0: the server sends everything during the pause; _i 1: it is silent during the pause
+ * (and sends the rest when the fetch resumes), so only the pause keeps the idle timer off. */
+START_TEST(pause_holds_then_resumes_in_order)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 5, 8);
+	t.srv.gap_ms = 20;
+	t.srv.end = 1;
+	if (_i == 1)
+		t.srv.hold_after = 1;
+	stream_req(&t, &req, "/stream", 200);
+	p.step = pause_after_first;
+	probe_start(&t, &p, &req);
+	t_run(&t, 10000);
+	/* While paused nothing was delivered, even what the server sent, and the idle timeout
+	 * did not end the fetch. */
+	ck_assert_uint_eq(p.snap_srv_sent, _i == 0 ? 5 : 1);
+	ck_assert_int_eq(p.snap_srv_done, _i == 0);
+	ck_assert_int_eq(p.snap_chunks, 1);
+	ck_assert_int_eq(p.snap_finals, 0);
+	/* Resumed: the rest, in order, then success. */
+	ck_assert_int_eq(p.fail, SG_FETCH_OK);
+	ck_assert_int_ge(p.chunks, 2);
+	ck_assert_str_eq(p.got, t.srv.data);
+	ck_assert_int_eq(p.bad_order, 0);
+	ck_assert_int_ge(p.elapsed_ms, 1000 - TICK_MS);
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+/* Paused right after starting, before any answer: a streamed 2xx and a non-2xx whose whole
+ * answer (and so its end) arrives during the pause. Nothing runs until resumed, not even the
+ * head or the final callback; then everything, in order. */
+START_TEST(pause_before_answer)
+{
+	struct sg_fetch_req req;
+	struct probe s = {0}, e = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 3, 8);
+	t.srv.end = 1;
+	stream_req(&t, &req, "/stream", 200);
+	probe_start(&t, &s, &req);
+	sg_fetch_pause(s.f, 1);
+	stream_req(&t, &req, "/error", 200);
+	probe_start(&t, &e, &req);
+	sg_fetch_pause(e.f, 1);
+	t_run_for(&t, 1000);
+	ck_assert_int_eq(t.srv.requests, 2);
+	ck_assert_int_eq(t.srv.stream_done, 1);
+	ck_assert_int_eq(s.heads + s.chunks + s.finals, 0);
+	ck_assert_int_eq(e.heads + e.chunks + e.finals, 0);
+	sg_fetch_pause(s.f, 0);
+	sg_fetch_pause(e.f, 0);
+	t_run(&t, 10000);
+	ck_assert_int_eq(s.heads, 1);
+	ck_assert_int_eq(s.head_status, 200);
+	ck_assert_str_eq(s.got, t.srv.data);
+	ck_assert_int_eq(s.fail, SG_FETCH_OK);
+	ck_assert_int_eq(s.bad_order, 0);
+	ck_assert_int_eq(e.heads, 1);
+	ck_assert_int_eq(e.head_status, 503);
+	ck_assert_int_eq(e.chunks, 0);
+	ck_assert_int_eq(e.fail, SG_FETCH_OK);
+	ck_assert_str_eq(e.body, "{\"error\":\"busy\"}");
+	ck_assert_int_eq(e.bad_order, 0);
+	probe_free(&s);
+	probe_free(&e);
+	t_free(&t);
+}
+END_TEST
+
+static void resume_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe *p = arg;
+
+	(void)fd;
+	(void)what;
+	p->mark++;
+	sg_fetch_pause(p->f, 0);
+}
+
+/* Pauses after every piece and resumes from the loop a millisecond later. */
+static void pause_each(struct probe *p, const char *data, size_t len)
+{
+	struct timeval tv = {0, 1000};
+
+	(void)len;
+	if (!data)
+		return;
+	sg_fetch_pause(p->f, 1);
+	if (!p->ev)
+		p->ev = evtimer_new(p->t->base, resume_now, p);
+	ck_assert_ptr_nonnull(p->ev);
+	evtimer_add(p->ev, &tv);
+}
+
+/* 1 MiB sent at once to a consumer that pauses after every piece: libcurl hands back every
+ * piece it was refused, and each must arrive exactly once, in order. */
+START_TEST(pause_resume_large_body)
+{
+	struct sg_fetch_req req;
+	struct probe p = {0};
+	struct t t;
+
+	t_init(&t);
+	srv_pieces(&t.srv, 256, 4096);
+	t.srv.end = 1;
+	stream_req(&t, &req, "/stream", 5000);
+	p.step = pause_each;
+	probe_start(&t, &p, &req);
+	t_run(&t, 30000);
+	ck_assert_int_eq(p.fail, SG_FETCH_OK);
+	ck_assert_uint_eq(p.got_len, 256 * 4096);
+	ck_assert_int_eq(memcmp(p.got, t.srv.data, p.got_len), 0);
+	ck_assert_int_gt(p.chunks, 1);
+	ck_assert_int_eq(p.mark, p.chunks); /* every pause was resumed */
+	probe_free(&p);
+	t_free(&t);
+}
+END_TEST
+
+/* ---- cancel and free at every stage ----------------------------------------------------- */
+
+static void pause_on_head(struct probe *p, const char *data, size_t len)
+{
+	(void)len;
+	if (!data)
+		sg_fetch_pause(p->f, 1);
+}
+
+static void pause_on_first(struct probe *p, const char *data, size_t len)
+{
+	(void)len;
+	if (data && p->chunks == 1)
+		sg_fetch_pause(p->f, 1);
+}
+
+/* Fetches in every stage: [0] just started, [1] between attempts, [2] paused with pieces
+ * held, [3] over but its final result held by a pause, [4] waiting on a silent stream. */
+#define NSTAGES 5
+
+static void start_stages(struct t *t, struct probe *p, int fd_port)
+{
+	struct sg_fetch_req req;
+	char url[64];
+
+	srv_pieces(&t->srv, 4, 8);
+	t->srv.gap_ms = 20;
+	t->srv.hold_after = 3; /* never released: the stream then stays silent */
+
+	stream_req(t, &req, "/stream", 0);
+	probe_start(t, &p[0], &req);
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", fd_port);
+	memset(&req, 0, sizeof(req));
+	req.url = url;
+	req.retries = 1000;
+	req.connect_timeout_ms = 5000;
+	probe_start(t, &p[1], &req);
+
+	stream_req(t, &req, "/stream", 200);
+	p[2].step = pause_on_first;
+	probe_start(t, &p[2], &req);
+
+	stream_req(t, &req, "/error", 200);
+	p[3].step = pause_on_head;
+	probe_start(t, &p[3], &req);
+
+	memset(&req, 0, sizeof(req));
+	req.url = t_url(t, "/stream");
+	probe_start(t, &p[4], &req);
+}
+
+static int stages_reached(struct t *t)
+{
+	struct conn *c;
+	int held = 0;
+
+	for (c = t->srv.conns; c; c = c->next)
+		held += c->held;
+	return held == t->want;
+}
+
+/* _i 0: each is cancelled (the first right after it started); _i 1: sg_upstream_free with
+ * all in flight. No callback runs afterwards, every connection is closed, nothing leaks. */
+START_TEST(cancel_or_free_in_every_stage)
+{
+	struct probe p[NSTAGES] = {{0}};
+	int fd, port, i;
+	struct t t;
+
+	t_init(&t);
+	port = refused_port(&fd);
+	start_stages(&t, p, port);
+	t.want = 3; /* streams that reach the hold: [0], [2], [4] */
+	if (_i == 0) {
+		sg_fetch_cancel(p[0].f);
+		t.pending--;
+		t.want = 2;
+	}
+	t.until = stages_reached;
+	t_run(&t, 10000);
+	t_run_for(&t, 300); /* the pieces after the pause reach libcurl, [3] is over */
+	for (i = 0; i < NSTAGES; i++)
+		ck_assert_int_eq(p[i].finals, 0);
+	ck_assert_int_eq(p[2].chunks, 1);
+	ck_assert_int_eq(p[3].heads, 1);
+	if (_i == 0) {
+		for (i = 1; i < NSTAGES; i++)
+			sg_fetch_cancel(p[i].f);
+		ck_assert_uint_eq(sg_upstream_active(t.up), 0);
+	} else {
+		sg_upstream_free(t.up);
+		t.up = NULL;
+	}
+	t_run_for(&t, 500);
+	for (i = 0; i < NSTAGES; i++)
+		ck_assert_int_eq(p[i].finals, 0);
+	ck_assert_int_eq(p[2].chunks, 1);
+	if (_i == 1)
+		ck_assert_int_eq(t.srv.closed, t.srv.accepted);
+	close(fd);
+	for (i = 0; i < NSTAGES; i++)
+		probe_free(&p[i]);
+	t_free(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("upstream");
@@ -581,6 +1125,15 @@ int main(void)
 	tcase_add_test(tc, post_reaches_server);
 	tcase_add_loop_test(tc, refused_retries_reads_only, 0, nwrites);
 	tcase_add_loop_test(tc, write_dropped_after_read_is_sent_once, 0, nwrites);
+	tcase_add_test(tc, stream_arrives_in_pieces);
+	tcase_add_test(tc, stream_error_is_collected);
+	tcase_add_loop_test(tc, idle_timeout_fires, 0, 2);
+	tcase_add_test(tc, idle_timeout_spares_live_stream);
+	tcase_add_loop_test(tc, cancel_inside_on_chunk, 0, 2);
+	tcase_add_loop_test(tc, pause_holds_then_resumes_in_order, 0, 2);
+	tcase_add_test(tc, pause_before_answer);
+	tcase_add_test(tc, pause_resume_large_body);
+	tcase_add_loop_test(tc, cancel_or_free_in_every_stage, 0, 2);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
