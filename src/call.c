@@ -346,6 +346,12 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 		req.timeout_ms = c->be->timeout_ms;
 	}
 	p->write = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+	if (p->write && !body) {
+		/* an empty body, so the write carries Content-Length: 0 (some servers refuse a
+		 * POST without it) */
+		req.body = "";
+		req.body_len = 0;
+	}
 	req.retries = p->write ? 0 : c->be->retries;
 	p->call = c;
 	p->cb = cb;
