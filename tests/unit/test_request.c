@@ -517,6 +517,33 @@ START_TEST(stream_arrives_in_pieces_and_outlives_the_deadline)
 }
 END_TEST
 
+/* evhttp's idle timeout is for idle connections: a live stream to a client that has nothing
+ * to say is not idle, and must outlive it. */
+START_TEST(stream_outlives_the_connection_idle_timeout)
+{
+	struct client c;
+
+	evhttp_set_timeout(http, 1);
+	client_start(&c, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", 2600);
+	client_go(&c);
+	client_join(&c);
+	ck_assert_int_eq(c.eof, 0);
+	{
+		/* ticks kept coming past the 1 s idle timeout: count those after it */
+		const char *p = c.buf;
+		int ticks = 0;
+
+		while ((p = strstr(p, "tick\n")) != NULL) {
+			ticks++;
+			p += 5;
+		}
+		ck_assert_msg(ticks > 1500 / 20 / 2, "only %d ticks in 2.6 s", ticks);
+	}
+	run_until(&freed, 1, NULL, 5000);
+	ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
 START_TEST(drain_ends_open_streams)
 {
 	struct client c;
@@ -606,6 +633,7 @@ static Suite *suite(void)
 	tcase_add_test(l, deadline_answers_504_and_frees);
 	tcase_add_test(l, client_leaving_ends_the_request);
 	tcase_add_test(l, stream_arrives_in_pieces_and_outlives_the_deadline);
+	tcase_add_test(l, stream_outlives_the_connection_idle_timeout);
 	tcase_add_test(l, drain_ends_open_streams);
 	tcase_add_test(l, drain_waits_for_whole_answers);
 	tcase_add_test(l, slow_reader_is_cut_at_the_backlog_bound);
