@@ -66,7 +66,7 @@ static double time_parse(const char *body, size_t len, double budget)
 /* Translates the parsed listing (and frees the result) as a list request does: seconds per
  * listing. */
 static double time_translate(const json_t *listing, const json_t *index,
-			     const struct sg_as_ctx *ctx, double budget)
+                             const struct sg_as_ctx *ctx, double budget)
 {
 	struct sg_error err = {0};
 	double start = now_s(), t;

@@ -11,6 +11,7 @@
 #include "claude_translate.h"
 #include "fixture.h"
 #include "idcodec.h"
+#include "north.h"
 
 #define SESSIONS "claude/sessions"
 #define EVENTS "claude/events"
@@ -53,6 +54,62 @@ static void check_session(const json_t *s, const json_t *in)
 	ck_assert_str_eq(pid.native, json_string_value(json_object_get(in, "id")));
 }
 
+/* The same error, or the same answer: the _take normalisers must answer exactly as the
+ * copying ones, only without the copies. Frees a and b. */
+static void check_same(json_t *a, const struct sg_error *ea, json_t *b, const struct sg_error *eb,
+                       const char *what)
+{
+	ck_assert_msg(!a == !b, "%s: copy %s, take %s (%s / %s)", what, a ? "kept" : "failed",
+	              b ? "kept" : "failed", ea->message, eb->message);
+	if (a)
+		ck_assert_msg(json_equal(a, b), "%s: take differs from copy", what);
+	else
+		ck_assert_msg(ea->status == eb->status && !strcmp(ea->message, eb->message),
+		              "%s: copy said %d %s, take %d %s", what, ea->status, ea->message,
+		              eb->status, eb->message);
+	json_decref(a);
+	json_decref(b);
+}
+
+/* sg_north_session_take and sg_north_agent_take against the copying functions on `in`
+ * (borrowed, any JSON), strict and lenient. */
+static void check_take_session(const json_t *in)
+{
+	for (unsigned flags = 0; flags <= SG_NORTH_LENIENT; flags++) {
+		struct sg_error ea = {0}, eb = {0};
+		json_t *mine = json_deep_copy(in), *a, *b;
+		const json_t *agent = json_object_get(in, "agent");
+
+		if (json_is_object(mine))
+			ck_assert_int_eq(json_object_set_new(mine, "id", json_string("sesn_x")), 0);
+		a = sg_north_session(in, "sesn_x", "bad-be", "session", flags, &ea);
+		b = sg_north_session_take(mine, "bad-be", "session", flags, &eb);
+		check_same(a, &ea, b, &eb, "session");
+		if (!agent)
+			continue;
+		a = sg_north_agent(agent, "bad-be", "session.agent", flags, &ea);
+		b = sg_north_agent_take(json_deep_copy(agent), "bad-be", "session.agent", flags,
+		                        &eb);
+		check_same(a, &ea, b, &eb, "agent");
+	}
+}
+
+/* sg_north_event_take against sg_north_event on `in` (borrowed, any JSON), both modes. */
+static void check_take_event(const json_t *in)
+{
+	for (unsigned flags = 0; flags <= SG_NORTH_LENIENT; flags++) {
+		struct sg_error ea = {0}, eb = {0};
+		json_t *a = NULL, *b = NULL;
+		int ra = sg_north_event(in, "bad-be", "events[0]", flags, &a, &ea);
+		int rb =
+		    sg_north_event_take(json_deep_copy(in), "bad-be", "events[0]", flags, &b, &eb);
+
+		ck_assert_int_eq(ra, rb);
+		if (ra != SG_NORTH_DROPPED)
+			check_same(a, &ea, b, &eb, "event");
+	}
+}
+
 START_TEST(test_sessions_golden)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -74,6 +131,7 @@ START_TEST(test_sessions_golden)
 
 		ck_assert_msg(s != NULL, "%s[%zu]: %s", names[_i], i, err.message);
 		check_session(s, item);
+		check_take_session(item);
 		/* The output is a fixed point: fed back with the upstream id, it comes out
 		 * unchanged. */
 		back = json_deep_copy(s);
@@ -124,6 +182,10 @@ START_TEST(test_events_golden)
 	ck_assert_ptr_null(next);
 	out = sg_cl_events_to_cma(data, &good_ctx, &err);
 	ck_assert_msg(out != NULL, "%s: %s", names[_i], err.message);
+	json_array_foreach(data, i, ev)
+	{
+		check_take_event(ev);
+	}
 	json_array_foreach(out, i, ev)
 	{
 		const char *type = json_string_value(json_object_get(ev, "type"));
@@ -593,6 +655,55 @@ START_TEST(test_error_long_message)
 }
 END_TEST
 
+/* What the _take functions promise beyond giving the copying ones' answer: the input itself
+ * comes back, edited in place (undeclared keys gone, keys with NUL bytes too, empty values
+ * filled), and what was already right is shared rather than copied. */
+START_TEST(test_take_in_place)
+{
+	json_t *s = parse(GOOD_SESSION), *title = json_string("t"), *out, *ev;
+	json_t *agent = json_object_get(s, "agent");
+	struct sg_error err = {0};
+
+	ck_assert_int_eq(json_object_set(s, "title", title), 0);
+	ck_assert_int_eq(json_object_set_new(s, "extra", json_true()), 0);
+	ck_assert_int_eq(json_object_setn_new(s, "type\0x", 6, json_true()), 0);
+	ck_assert_int_eq(json_object_set_new(agent, "extra", json_true()), 0);
+	ck_assert_int_eq(
+	    json_object_set_new(s, "metadata", json_pack("{s:s, s:i}", "k", "v", "n", 1)), 0);
+	json_incref(s);
+	out = sg_north_session_take(s, "bad-be", "session", SG_NORTH_LENIENT, &err);
+	ck_assert_ptr_eq(out, s);
+	ck_assert_ptr_eq(json_object_get(out, "title"), title);
+	ck_assert_ptr_eq(json_object_get(out, "agent"), agent);
+	ck_assert_ptr_null(json_object_get(out, "extra"));
+	ck_assert_ptr_null(json_object_getn(out, "type\0x", 6));
+	ck_assert_ptr_null(json_object_get(agent, "extra"));
+	ck_assert_ptr_null(json_object_get(json_object_get(out, "metadata"), "n"));
+	ck_assert(json_is_array(json_object_get(agent, "tools")));
+	ck_assert(json_is_null(json_object_get(out, "budget")));
+	ck_assert_str_eq(json_string_value(json_object_get(out, "updated_at")),
+	                 "2026-01-01T00:00:00Z");
+	json_decref(out);
+	json_decref(s);
+	json_decref(title);
+
+	/* Failing, the input is consumed all the same (the sanitizer build checks the leak). */
+	s = parse("{\"type\": \"session\"}");
+	ck_assert_ptr_null(sg_north_session_take(s, "bad-be", "session", 0, &err));
+	sg_check_502(&err, "bad-be", "session.id is missing or not a string");
+	ev = parse("{\"id\": \"e\", \"type\": \"agent.message\", \"content\": 1, " AT "}");
+	ck_assert_int_eq(sg_north_event_take(ev, "bad-be", "events[0]", 0, &out, &err), -1);
+	ck_assert_ptr_null(out);
+	ev = parse("{\"id\": \"e\", \"type\": \"agent.new_kind\", " AT "}");
+	ck_assert_int_eq(sg_north_event_take(ev, "bad-be", "events[0]", 0, &out, &err),
+	                 SG_NORTH_DROPPED);
+	ck_assert_ptr_null(out);
+	ck_assert_ptr_null(sg_north_agent_take(json_integer(1), "bad-be", "agent", 0, &err));
+	ck_assert_ptr_null(sg_north_session_take(json_object(), NULL, "session", 0, &err));
+	ck_assert_int_eq(err.status, 500);
+}
+END_TEST
+
 /* Replacements tried at every node of a fixture input. */
 static const char *const mutations[] = {"null", "7", "\"x\"", "{}", "[]", "true"};
 #define NMUT (sizeof(mutations) / sizeof(mutations[0]))
@@ -614,6 +725,10 @@ static size_t try_mutations(json_t *doc, json_t *parent, const char *key, size_t
 			ck_assert_int_eq(json_object_set_new(parent, key, rep), 0);
 		else
 			ck_assert_int_eq(json_array_set_new(parent, idx, rep), 0);
+		if (events)
+			check_take_event(doc);
+		else
+			check_take_session(doc);
 		if (events) {
 			wrapped = json_pack("[O]", doc);
 			out = sg_cl_events_to_cma(wrapped, &bad_ctx, &err);
@@ -748,6 +863,54 @@ START_TEST(test_oom)
 }
 END_TEST
 
+/* The same for the _take normalisers, which also own their input: each failure is a 500, and
+ * neither the input nor anything built is leaked (the sanitizer build checks). */
+START_TEST(test_oom_take)
+{
+	json_t *sessions = sg_fixture_load(SESSIONS, "seed1_list", "input.json");
+	json_t *events = sg_fixture_load(EVENTS, "other_types", "input.json");
+	const json_t *s = json_array_get(json_object_get(sessions, "data"), 0);
+	const json_t *ev = json_object_get(events, "data");
+	size_t i, done = 0, total = json_array_size(ev) + 1;
+	long n;
+
+	ck_assert_ptr_nonnull(s);
+	for (n = 0; done < total; n++) {
+		ck_assert_int_lt(n, 100000);
+		done = 0;
+		for (i = 0; i < total; i++) {
+			struct sg_error err = {0};
+			json_t *mine = json_deep_copy(i ? json_array_get(ev, i - 1) : s),
+			       *out = NULL;
+			int rc;
+
+			ck_assert_ptr_nonnull(mine);
+			if (!i)
+				ck_assert_int_eq(json_object_set_new(mine, "id", json_string("x")),
+				                 0);
+			json_set_alloc_funcs(failing_malloc, free);
+			alloc_left = n;
+			if (i) {
+				rc = sg_north_event_take(mine, BACKEND, "e", 0, &out, &err);
+			} else {
+				out = sg_north_session_take(mine, BACKEND, "s", 0, &err);
+				rc = out ? 0 : -1;
+			}
+			alloc_left = -1;
+			json_set_alloc_funcs(malloc, free);
+			if (rc < 0)
+				ck_assert_msg(err.status == 500, "n=%ld: %d %s", n, err.status,
+				              err.message);
+			else
+				done++;
+			json_decref(out);
+		}
+	}
+	json_decref(events);
+	json_decref(sessions);
+}
+END_TEST
+
 static Suite *claude_suite(void)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -774,8 +937,10 @@ static Suite *claude_suite(void)
 	tcase_add_loop_test(edge, test_bad_events, 0,
 	                    (int)(sizeof(bad_events) / sizeof(bad_events[0])));
 	tcase_add_test(edge, test_events_copy);
+	tcase_add_test(edge, test_take_in_place);
 	tcase_add_loop_test(edge, test_mutations, 0, 2);
 	tcase_add_test(edge, test_oom);
+	tcase_add_test(edge, test_oom_take);
 	tcase_add_loop_test(errors, test_error_map, 0,
 	                    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
 	tcase_add_test(errors, test_error_long_message);
