@@ -34,7 +34,8 @@ int sg_jpresent(const json_t *v)
 
 json_t *sg_jstr_copy(const json_t *s)
 {
-	return json_stringn(json_string_value(s), json_string_length(s));
+	/* jansson keeps only valid UTF-8 in its strings: nothing to check again */
+	return json_stringn_nocheck(json_string_value(s), json_string_length(s));
 }
 
 int sg_jtime(int64_t us, json_t **out)
@@ -44,7 +45,7 @@ int sg_jtime(int64_t us, json_t **out)
 	*out = NULL;
 	if (sg_time_format(us, buf, sizeof(buf)) < 0)
 		return -1;
-	*out = json_string(buf);
+	*out = json_string_nocheck(buf); /* ASCII */
 	return 0;
 }
 

@@ -38,6 +38,7 @@
 #define N_PATH_MAX 160 /* bytes of a JSON path in an error message */
 #define N_QUOTE_MAX 64 /* bytes of a backend value quoted in an error message */
 #define N_WHAT_MAX 256 /* bytes of what is wrong, after the path */
+#define N_DEPTH_MAX 32 /* levels of a path kept for messages; deeper ones are left out */
 
 /* What the walker returns: the value was converted, the value is of a kind the SDK does not
  * know (a newer upstream; when lenient, also a wrong one), or the answer must fail (err set). */
@@ -485,6 +486,13 @@ static const struct event_type event_types[] = {
 
 /* ---- The walker ---- */
 
+/* Where the walk is: the caller's `where`, then one segment per level, a key or an index.
+ * Only a message needs it as text, so it is kept as pointers and rendered on demand. */
+struct seg {
+	const char *key; /* borrowed from the tables or the input; NULL: an array index */
+	size_t idx;
+};
+
 /* State of one normalisation call: how strict, whether it owns its input, and where in the
  * input we are, for messages. */
 struct walk {
@@ -493,30 +501,48 @@ struct walk {
 	int take;            /* the input was given away (the _take functions): containers are
 	                      * edited in place and scalars shared rather than copied */
 	struct sg_error *err;
-	const char *note; /* the event type being translated, for messages, or NULL */
-	char path[N_PATH_MAX];
+	const char *note;  /* the event type being translated, for messages, or NULL */
+	const char *where; /* the caller's path of the value ("session", "events[3]") */
+	struct seg segs[N_DEPTH_MAX];
+	size_t depth;                      /* segments pushed; beyond N_DEPTH_MAX only counted */
 	char why[N_PATH_MAX + N_WHAT_MAX]; /* what made the last N_UNKNOWN, with its path */
 };
 
-/* Appends ".key", or "[idx]" when key is NULL, to the path; a segment that does not fit is
- * left out whole. Returns the previous length, for path_pop. */
+/* Enters a key, or an array index when key is NULL. Returns the depth to go back to. */
 static size_t path_push(struct walk *w, const char *key, size_t idx)
 {
-	size_t used = strlen(w->path);
-	int n;
-
-	if (key)
-		n = snprintf(w->path + used, sizeof(w->path) - used, ".%s", key);
-	else
-		n = snprintf(w->path + used, sizeof(w->path) - used, "[%zu]", idx);
-	if (n < 0 || (size_t)n >= sizeof(w->path) - used)
-		w->path[used] = '\0';
-	return used;
+	if (w->depth < N_DEPTH_MAX) {
+		w->segs[w->depth].key = key;
+		w->segs[w->depth].idx = idx;
+	}
+	return w->depth++;
 }
 
 static void path_pop(struct walk *w, size_t mark)
 {
-	w->path[mark] = '\0';
+	w->depth = mark;
+}
+
+/* The path as text ("session.agent.tools[0].name") in buf (N_PATH_MAX bytes); a segment that
+ * does not fit is left out whole. Returns buf. */
+static const char *path_text(const struct walk *w, char *buf)
+{
+	size_t used, i, n = w->depth < N_DEPTH_MAX ? w->depth : N_DEPTH_MAX;
+	int k;
+
+	snprintf(buf, N_PATH_MAX, "%s", w->where);
+	used = strlen(buf);
+	for (i = 0; i < n; i++) {
+		if (w->segs[i].key)
+			k = snprintf(buf + used, N_PATH_MAX - used, ".%s", w->segs[i].key);
+		else
+			k = snprintf(buf + used, N_PATH_MAX - used, "[%zu]", w->segs[i].idx);
+		if (k < 0 || (size_t)k >= N_PATH_MAX - used)
+			buf[used] = '\0';
+		else
+			used += (size_t)k;
+	}
+	return buf;
 }
 
 /* A value the answer cannot carry. Strict: a 502 naming the backend and the path (N_BAD).
@@ -524,17 +550,17 @@ static void path_pop(struct walk *w, size_t mark)
  * nearest part that can be left out instead of the whole answer. */
 __attribute__((format(printf, 2, 3))) static int wrong(struct walk *w, const char *fmt, ...)
 {
-	char msg[N_WHAT_MAX];
+	char msg[N_WHAT_MAX], path[N_PATH_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (w->lenient) {
-		snprintf(w->why, sizeof(w->why), "%s %s", w->path, msg);
+		snprintf(w->why, sizeof(w->why), "%s %s", path_text(w, path), msg);
 		return N_UNKNOWN;
 	}
-	sg_err_bad_gateway(w->err, "backend '%s': %s %s%s%s%s", w->backend, w->path, msg,
+	sg_err_bad_gateway(w->err, "backend '%s': %s %s%s%s%s", w->backend, path_text(w, path), msg,
 	                   w->note ? " (" : "", w->note ? w->note : "", w->note ? ")" : "");
 	return N_BAD;
 }
@@ -542,13 +568,13 @@ __attribute__((format(printf, 2, 3))) static int wrong(struct walk *w, const cha
 /* A value newer than this SDK: remembered, in case nothing above can absorb it. */
 __attribute__((format(printf, 2, 3))) static int unknown(struct walk *w, const char *fmt, ...)
 {
-	char msg[N_WHAT_MAX];
+	char msg[N_WHAT_MAX], path[N_PATH_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(w->why, sizeof(w->why), "%s %s", w->path, msg);
+	snprintf(w->why, sizeof(w->why), "%s %s", path_text(w, path), msg);
 	return N_UNKNOWN;
 }
 
@@ -572,7 +598,7 @@ static int set_name(json_t *o, const char *key, const char *name)
 	if (json_is_string(v) && json_string_length(v) == strlen(name) &&
 	    !strcmp(json_string_value(v), name))
 		return 0;
-	return json_object_set_new(o, key, json_string(name));
+	return json_object_set_new_nocheck(o, key, json_string_nocheck(name));
 }
 
 /* Taking: deletes the keys of o that neither `fields` (may be NULL) nor `keep` (NULL-terminated,
@@ -604,26 +630,54 @@ static void drop_rest(const struct field *fields, const char *const *keep, json_
 
 static int conv(const struct shape *sh, const json_t *in, json_t **out, struct walk *w);
 
+/* The JSON text of a documented empty value as a new value, without a parser for the forms the
+ * tables use (null, [], {}, 0, a string without escapes, {"type":"…"}), since a listing fills
+ * several per session; anything else is parsed. NULL when out of memory. */
+static json_t *empty_value(const char *text)
+{
+	static const char type_open[] = "{\"type\":\"";
+	size_t n = strlen(text);
+	json_t *o;
+
+	if (!strcmp(text, "null"))
+		return json_null();
+	if (!strcmp(text, "[]"))
+		return json_array();
+	if (!strcmp(text, "{}"))
+		return json_object();
+	if (!strcmp(text, "0"))
+		return json_integer(0);
+	if (n >= 2 && text[0] == '"' && !strchr(text, '\\'))
+		return json_stringn(text + 1, n - 2);
+	if (n > sizeof(type_open) + 1 && !strncmp(text, type_open, sizeof(type_open) - 1) &&
+	    !strcmp(text + n - 2, "\"}") && !strchr(text + sizeof(type_open) - 1, '\\')) {
+		o = json_object();
+		if (o &&
+		    json_object_set_new_nocheck(o, "type",
+		                                json_stringn(text + sizeof(type_open) - 1,
+		                                             n - 2 - (sizeof(type_open) - 1)))) {
+			json_decref(o);
+			return NULL;
+		}
+		return o;
+	}
+	return json_loads(text, JSON_DECODE_ANY, NULL);
+}
+
 /* The documented empty value of a required key, itself normalised by the key's shape (an
- * empty model_usage is four zero counts). The usual ones are built without parsing, and the
- * value is fresh, so it is normalised in place in either mode. Returns a new reference. */
+ * empty model_usage is four zero counts). The value is fresh, so it is normalised in place in
+ * either mode. Returns a new reference in *out. */
 static int fill(const struct field *f, json_t **out, struct walk *w)
 {
+	json_t *d = empty_value(f->dflt);
 	int rc, take = w->take;
-	json_t *d;
 
-	if (!strcmp(f->dflt, "null")) {
-		*out = json_null();
-		return N_OK;
-	}
-	if (!strcmp(f->dflt, "[]"))
-		d = json_array();
-	else if (!strcmp(f->dflt, "{}"))
-		d = json_object();
-	else
-		d = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
 	if (!d)
 		return oom(w);
+	if (json_is_null(d)) {
+		*out = d;
+		return N_OK;
+	}
 	w->take = 1;
 	rc = conv(f->shape, d, out, w);
 	w->take = take;
@@ -682,7 +736,7 @@ static int conv_fields(const struct field *f, const json_t *in, json_t *out, siz
 			json_decref(nv); /* converted in place */
 			continue;
 		}
-		if (!nv || json_object_set_new(out, f->key, nv))
+		if (!nv || json_object_set_new_nocheck(out, f->key, nv))
 			return oom(w);
 	}
 	if (named)
@@ -817,26 +871,45 @@ fail:
 	return N_BAD;
 }
 
+/* Whether s (n bytes) is spelled exactly as sg_time_format writes: "YYYY-MM-DDTHH:MM:SSZ", or
+ * with ".ffffff" (not all zeros) before the Z, and no leap second (read as :59). Such a string
+ * that parses is its own canonical form, so it need not be formatted again. */
+static int canonical_time(const char *s, size_t n)
+{
+	static const char pattern[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+	size_t i, end = n == 20 ? 19 : 26;
+
+	if ((n != 20 && n != 27) || s[n - 1] != 'Z' || !strncmp(s + 17, "60", 2) ||
+	    (n == 27 && !strncmp(s + 20, "000000", 6)))
+		return 0;
+	for (i = 0; i < end; i++) {
+		if (pattern[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pattern[i])
+			return 0;
+	}
+	return 1;
+}
+
 /* Re-formats an RFC 3339 timestamp. Returns a new string in *out; when taking, `in` itself if
  * it is already in the canonical form. */
 static int conv_time(const json_t *in, json_t **out, struct walk *w)
 {
 	char buf[SG_TIME_BUFSZ];
 	const char *s = json_string_value(in);
+	size_t n = json_string_length(in);
 	int64_t us;
 
 	if (!s)
 		return wrong(w, "is not a string");
-	if (strlen(s) != json_string_length(in) || sg_time_parse_rfc3339(s, &us))
+	if (strlen(s) != n || sg_time_parse_rfc3339(s, &us))
 		return wrong(w, "'%.*s' is not an RFC 3339 timestamp", sg_utf8_cut(s, N_QUOTE_MAX),
 		             s);
+	if (canonical_time(s, n)) {
+		*out = w->take ? json_incref((json_t *)in) : json_stringn_nocheck(s, n);
+		return *out ? N_OK : oom(w);
+	}
 	if (sg_time_format(us, buf, sizeof(buf)) < 0)
 		return wrong(w, "'%.*s' is out of range", sg_utf8_cut(s, N_QUOTE_MAX), s);
-	if (w->take && !strcmp(buf, s)) {
-		*out = json_incref((json_t *)in);
-		return N_OK;
-	}
-	*out = json_string(buf);
+	*out = json_string_nocheck(buf);
 	return *out ? N_OK : oom(w);
 }
 
@@ -963,7 +1036,7 @@ static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
 		return wrong(w, "is missing or not a string");
 	}
 	o = w->take ? json_incref((json_t *)ev) : json_object();
-	if (!o || (!w->take && json_object_set_new(o, "id", json_deep_copy(id))) ||
+	if (!o || (!w->take && json_object_set_new_nocheck(o, "id", json_deep_copy(id))) ||
 	    set_name(o, "type", et->type))
 		goto nomem;
 	mark = path_push(w, "processed_at", 0);
@@ -974,7 +1047,7 @@ static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
 			rc = wrong(w, "is missing or null");
 			goto fail;
 		}
-		if (pa && !w->take && json_object_set_new(o, "processed_at", json_null()))
+		if (pa && !w->take && json_object_set_new_nocheck(o, "processed_at", json_null()))
 			goto nomem;
 	} else {
 		rc = conv_time(pa, &v, w);
@@ -982,7 +1055,7 @@ static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
 			goto fail;
 		if (w->take && v == pa)
 			json_decref(v);
-		else if (json_object_set_new(o, "processed_at", v))
+		else if (json_object_set_new_nocheck(o, "processed_at", v))
 			goto nomem;
 	}
 	path_pop(w, mark);
@@ -1014,7 +1087,8 @@ static int walk_init(struct walk *w, const char *backend, const char *where, uns
 	w->err = err;
 	w->note = NULL;
 	w->why[0] = '\0';
-	snprintf(w->path, sizeof(w->path), "%s", where ? where : "");
+	w->where = where ? where : "";
+	w->depth = 0;
 	return 0;
 }
 
@@ -1081,7 +1155,7 @@ static json_t *north_session(const json_t *in, const char *id, const char *backe
 		goto fail;
 	}
 	out = take ? json_incref((json_t *)in) : json_object();
-	if (!out || (!take && id && json_object_set_new(out, "id", json_string(id)))) {
+	if (!out || (!take && id && json_object_set_new_nocheck(out, "id", json_string(id)))) {
 		rc = oom(&w);
 		goto fail;
 	}

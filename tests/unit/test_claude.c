@@ -704,6 +704,44 @@ START_TEST(test_take_in_place)
 }
 END_TEST
 
+/* Timestamps leave in sg_time_format's spelling, whichever RFC 3339 spelling came in; one
+ * already in it is kept as it is (taken: the very same string). */
+START_TEST(test_time_spellings)
+{
+	static const char *const cases[][2] = {
+	    {"2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"},
+	    {"2026-01-01T00:00:00.123456Z", "2026-01-01T00:00:00.123456Z"},
+	    {"2026-01-01t00:00:00z", "2026-01-01T00:00:00Z"},
+	    {"2026-01-01 00:00:00Z", "2026-01-01T00:00:00Z"},
+	    {"2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00Z"},
+	    {"2026-01-01T00:00:00.5Z", "2026-01-01T00:00:00.500000Z"},
+	    {"2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00Z"},
+	    {"2026-06-30T23:59:60Z", "2026-06-30T23:59:59Z"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *ev = json_pack("{s:s, s:s, s:s}", "id", "e", "type",
+		                       "session.status_running", "processed_at", cases[i][0]);
+		json_t *pa = json_object_get(ev, "processed_at"), *a = NULL, *b = NULL;
+		struct sg_error err = {0};
+
+		ck_assert_int_eq(sg_north_event(ev, BACKEND, "e", 0, &a, &err), SG_NORTH_KEPT);
+		ck_assert_str_eq(json_string_value(json_object_get(a, "processed_at")),
+		                 cases[i][1]);
+		ck_assert_int_eq(sg_north_event_take(json_incref(ev), BACKEND, "e", 0, &b, &err),
+		                 SG_NORTH_KEPT);
+		ck_assert_str_eq(json_string_value(json_object_get(b, "processed_at")),
+		                 cases[i][1]);
+		if (!strcmp(cases[i][0], cases[i][1]))
+			ck_assert_ptr_eq(json_object_get(b, "processed_at"), pa);
+		json_decref(a);
+		json_decref(b);
+		json_decref(ev);
+	}
+}
+END_TEST
+
 /* Replacements tried at every node of a fixture input. */
 static const char *const mutations[] = {"null", "7", "\"x\"", "{}", "[]", "true"};
 #define NMUT (sizeof(mutations) / sizeof(mutations[0]))
@@ -938,6 +976,7 @@ static Suite *claude_suite(void)
 	                    (int)(sizeof(bad_events) / sizeof(bad_events[0])));
 	tcase_add_test(edge, test_events_copy);
 	tcase_add_test(edge, test_take_in_place);
+	tcase_add_test(edge, test_time_spellings);
 	tcase_add_loop_test(edge, test_mutations, 0, 2);
 	tcase_add_test(edge, test_oom);
 	tcase_add_test(edge, test_oom_take);
