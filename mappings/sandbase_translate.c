@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "crypto.h"
 #include "idcodec.h"
 #include "north.h"
 #include "timeutil.h"
@@ -36,9 +34,6 @@
 #define SB_QUOTE_BUF (SB_QUOTE_MAX + 1)
 #define SB_BACKEND_MSG_MAX 200 /* bytes of the backend's own error message passed on */
 #define SB_WHERE_MAX 160
-#define SB_ID_HEX 24 /* hex characters of a synthetic event id */
-#define SB_SYNTH_ID_LEN (5 + SB_ID_HEX)
-#define SB_HASH_BUF 1024                          /* hash input: three length-prefixed fields */
 #define SB_TIME_MIN_US (-62135596800LL * 1000000) /* 0001-01-01T00:00:00Z */
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -810,6 +805,7 @@ struct run {
 	json_t *pending;          /* unmatched tool uses, oldest first: [{id, type}] (new) */
 	int64_t last_at;          /* processed_at of the last event emitted, this run or before */
 	int has_last;             /* last_at is known */
+	struct sg_id_seed seed;   /* scratch for synthetic ids, reused */
 	char where[SB_WHERE_MAX]; /* "events[3] 'sevt_…': " */
 	char path[SB_WHERE_MAX];  /* "events[3]", the normaliser's `where` */
 };
@@ -830,36 +826,20 @@ static int oom_ev(struct run *r)
 	return oom(r->err, r->ctx->backend);
 }
 
-/* Each field is written as "<length>:<bytes>" so no two tuples share an encoding. */
-static int hash_field(char *buf, size_t *len, const char *p, size_t n)
-{
-	int k = snprintf(buf + *len, SB_HASH_BUF - *len, "%zu:", n);
-
-	if (k < 0 || (size_t)k >= SB_HASH_BUF - *len || n > SB_HASH_BUF - *len - (size_t)k)
-		return -1;
-	memcpy(buf + *len + k, p, n);
-	*len += (size_t)k + n;
-	return 0;
-}
-
-/* "sevt_" + 24 hex of SHA-256 over (backend, source event id, kind): the same source event
- * gives the same synthetic ids on every call, whatever page it arrives on. */
+/* The id of a span half synthesised for a SandBase event: sg_event_id over the fields ("sb1",
+ * backend, source event id, kind), so the same source event gives the same ids on every call,
+ * whatever page it arrives on. */
 static int synth_id(struct run *r, const json_t *src, const char *kind,
-                    char out[SB_SYNTH_ID_LEN + 1])
+                    char out[SG_EVENT_ID_LEN + 1])
 {
-	char buf[SB_HASH_BUF];
-	uint8_t md[SG_SHA256_LEN];
-	size_t len = 0;
+	struct sg_id_seed *b = &r->seed;
 
-	if (hash_field(buf, &len, "sb1", 3) ||
-	    hash_field(buf, &len, r->ctx->backend, strlen(r->ctx->backend)) ||
-	    hash_field(buf, &len, json_string_value(src), json_string_length(src)) ||
-	    hash_field(buf, &len, kind, strlen(kind)))
-		return sg_err_internal(r->err, "backend name too long for a synthetic event id");
-	sg_sha256(buf, len, md);
-	memcpy(out, "sevt_", 5);
-	if (sg_hex_encode(md, SB_ID_HEX / 2, out + 5, SB_SYNTH_ID_LEN + 1 - 5) < 0)
-		return sg_err_internal(r->err, "synthetic event id encoding failed");
+	b->len = 0;
+	if (sg_id_seed_str(b, "sb1") || sg_id_seed_str(b, r->ctx->backend) ||
+	    sg_id_seed_add(b, json_string_value(src), json_string_length(src)) ||
+	    sg_id_seed_str(b, kind))
+		return oom_ev(r);
+	sg_event_id(b->p, b->len, out);
 	return 0;
 }
 
@@ -1324,7 +1304,7 @@ static int count(struct run *r, const json_t *e, const char *key, int64_t *n)
 static int span(struct run *r, const json_t *src, int half, int64_t at, int64_t in,
                 int64_t out_tokens, int is_error)
 {
-	char id[SB_SYNTH_ID_LEN + 1], start_id[SB_SYNTH_ID_LEN + 1];
+	char id[SG_EVENT_ID_LEN + 1], start_id[SG_EVENT_ID_LEN + 1];
 	json_t *ev;
 
 	if (synth_id(r, src, "span_start", start_id))
@@ -1532,11 +1512,13 @@ json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t
 		*carry_out = carry;
 	}
 	json_decref(r.pending);
+	sg_id_seed_free(&r.seed);
 	return r.out;
 fail:
 	json_decref(carry);
 	json_decref(r.out);
 	json_decref(r.pending);
+	sg_id_seed_free(&r.seed);
 	return NULL;
 }
 
