@@ -12,6 +12,7 @@
 #include "call.h"
 #include "config.h"
 #include "mapping.h"
+#include "north.h"
 #include "claude_translate.h"
 
 #define CL_KEY_MAX 1024
@@ -56,7 +57,7 @@ static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *re
 	(void)arg;
 	if (!body)
 		return;
-	if (sg_cl_page_parts(body, &data, &next, &ctx, &err)) {
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err)) {
 		json_decref(body);
 		sg_call_fail_with(call, &err);
 		return;
@@ -154,7 +155,7 @@ static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res,
 	(void)arg;
 	if (!body)
 		return;
-	if (sg_cl_page_parts(body, &data, &next, &ctx, &err) ||
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err) ||
 	    !(events = sg_cl_events_to_cma(data, &ctx, &err))) {
 		json_decref(body);
 		sg_call_fail_with(call, &err);

@@ -3,7 +3,7 @@
  * The upstream already speaks the north dialect, so the work is normalising, not mapping,
  * and the normaliser is the core's (src/north.c: the SDK's types as tables, one walker, used
  * strictly here). What is left is the dialect layer: the route in the public session id,
- * list bodies, the event run, and the upstream's error answers. The rules are in
+ * the event run, and the upstream's error answers. The rules are in
  * docs/fidelity-claude.md; change both together.
  *
  * Nothing here does I/O, reads the clock or keeps state. */
@@ -13,26 +13,13 @@
 #include <string.h>
 
 #include "idcodec.h"
+#include "jsonx.h"
 #include "north.h"
 
-#define CL_MAX_ITEMS 100000 /* items in one list body or event run; more is refused */
+#define CL_MAX_ITEMS SG_NORTH_PAGE_MAX /* items in one event run; more is refused */
 #define CL_QUOTE_MAX 64     /* bytes of a backend value quoted in an error message */
 #define CL_UPMSG_MAX 300    /* bytes of an upstream error message passed on */
 #define CL_EVENT_PATH 32    /* "events[N]" */
-
-/* Length of the longest prefix of s, at most max bytes, that does not split a UTF-8
- * sequence, so that a quoted value never makes a message invalid UTF-8. */
-static int quote_len(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
-}
 
 /* Refuses a context the translation cannot work with: a programming error, not the
  * backend's fault, hence a 500. */
@@ -40,38 +27,6 @@ static int check_ctx(const struct sg_cl_ctx *ctx, struct sg_error *err)
 {
 	if (!ctx || !ctx->backend)
 		return sg_err_internal(err, "claude translation called without a context");
-	return 0;
-}
-
-int sg_cl_page_parts(const json_t *body, const json_t **data, const char **next,
-                     const struct sg_cl_ctx *ctx, struct sg_error *err)
-{
-	const json_t *d, *n;
-
-	if (check_ctx(ctx, err))
-		return -1;
-	if (!json_is_object(body))
-		return sg_err_bad_gateway(err, "backend '%s': list body is not a JSON object",
-		                          ctx->backend);
-	d = json_object_get(body, "data");
-	if (!json_is_array(d))
-		return sg_err_bad_gateway(err, "backend '%s': list body has no 'data' array",
-		                          ctx->backend);
-	if (json_array_size(d) > CL_MAX_ITEMS)
-		return sg_err_bad_gateway(err,
-		                          "backend '%s': list body has %zu items, more than the "
-		                          "limit of %d",
-		                          ctx->backend, json_array_size(d), CL_MAX_ITEMS);
-	n = json_object_get(body, "next_page");
-	/* The SDK reads absent, null and "" alike as "no more pages". */
-	if (n && !json_is_null(n) && !json_is_string(n))
-		return sg_err_bad_gateway(
-		    err, "backend '%s': list body's next_page is not a string", ctx->backend);
-	if (json_is_string(n) && strlen(json_string_value(n)) != json_string_length(n))
-		return sg_err_bad_gateway(err, "backend '%s': list body's next_page contains a NUL",
-		                          ctx->backend);
-	*data = d;
-	*next = json_string_length(n) ? json_string_value(n) : NULL;
 	return 0;
 }
 
@@ -102,7 +57,7 @@ json_t *sg_cl_session_to_cma(const json_t *s, const struct sg_cl_ctx *ctx, struc
 		sg_err_bad_gateway(err,
 		                   "backend '%s': session id '%.*s' (%zu bytes) is too long for a "
 		                   "public id",
-		                   ctx->backend, quote_len(sid, CL_QUOTE_MAX), sid, strlen(sid));
+		                   ctx->backend, sg_utf8_cut(sid, CL_QUOTE_MAX), sid, strlen(sid));
 		return NULL;
 	}
 	/* Strict: an upstream that speaks the dialect and sends a wrong shape is broken. */
@@ -225,8 +180,8 @@ void sg_cl_error_to_cma(long status, const char *body, size_t len, const char *b
 	}
 	if (umsg)
 		snprintf(detail, sizeof(detail), "HTTP %ld %.*s: %.*s", status,
-		         utype ? quote_len(utype, CL_QUOTE_MAX) : 0, utype ? utype : "",
-		         quote_len(umsg, CL_UPMSG_MAX), umsg);
+		         utype ? sg_utf8_cut(utype, CL_QUOTE_MAX) : 0, utype ? utype : "",
+		         sg_utf8_cut(umsg, CL_UPMSG_MAX), umsg);
 	else
 		snprintf(detail, sizeof(detail), "HTTP %ld, not a CMA error body", status);
 
@@ -239,7 +194,7 @@ void sg_cl_error_to_cma(long status, const char *body, size_t len, const char *b
 		const char *t = north_type(utype);
 
 		sg_error_set(err, (int)status, t ? t : ctype, "backend '%s': %.*s", be,
-		             quote_len(umsg, CL_UPMSG_MAX), umsg);
+		             sg_utf8_cut(umsg, CL_UPMSG_MAX), umsg);
 	} else if (status >= 500) {
 		sg_err_bad_gateway(err, "backend '%s' failed (%s)", be, detail);
 		/* 529 is "overloaded": worth retrying, as the SDK would have. */

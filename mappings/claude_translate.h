@@ -14,11 +14,6 @@ struct sg_cl_ctx {
 	const char *backend; /* backend name: encoded into public ids, named in errors */
 };
 
-/* Splits a list body ({data, next_page, prev_page?}): *data borrowed, *next borrowed or NULL
- * (absent, null, ""). Returns 0, or -1 with a 502 naming the backend. */
-int sg_cl_page_parts(const json_t *body, const json_t **data, const char **next,
-		     const struct sg_cl_ctx *ctx, struct sg_error *err);
-
 /* An upstream Session (borrowed) → north Session (new), id re-encoded as
  * sg_id_encode("sesn_", backend, "", upstream id); missing required keys filled with their
  * documented empty values; NULL + 502 when id/created_at are unusable. */

@@ -13,6 +13,7 @@
 #include "call.h"
 #include "config.h"
 #include "mapping.h"
+#include "north.h"
 #include "sandbase_translate.h"
 
 #define SB_PAGE 100          /* backend page size: fixed, so cursor positions stay valid */
@@ -97,7 +98,7 @@ static void finish_sessions(struct sg_call *call, struct sb_state *st)
 	ctx_of(call, &ctx);
 	if (st->single) {
 		data = NULL;
-	} else if (sg_sb_page_parts(st->body, &data, &next, &ctx, &err)) {
+	} else if (sg_north_page_parts(st->body, ctx.backend, &data, &next, &err)) {
 		sg_call_fail_with(call, &err);
 		return;
 	}
@@ -172,7 +173,7 @@ static void resolve_agents(struct sg_call *call, struct sb_state *st)
 	if (st->single) {
 		n = 1;
 		data = NULL;
-	} else if (sg_sb_page_parts(st->body, &data, &next, &ctx, &err)) {
+	} else if (sg_north_page_parts(st->body, ctx.backend, &data, &next, &err)) {
 		sg_call_fail_with(call, &err);
 		return;
 	} else {
@@ -314,7 +315,7 @@ static void on_events(struct sg_call *call, const struct sg_fetch_res *res, void
 	if (!body)
 		return;
 	ctx_of(call, &ctx);
-	if (sg_sb_page_parts(body, &data, &next, &ctx, &err)) {
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err)) {
 		json_decref(body);
 		sg_call_fail_with(call, &err);
 		return;

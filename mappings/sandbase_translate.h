@@ -14,13 +14,6 @@ struct sg_sb_ctx {
 	int64_t now_us;      /* "now", for the stats of a running session */
 };
 
-/* Splits a SandBase list body ({data: [...], next_page?: string|null}) into its parts:
- * *data is borrowed from body, *next is borrowed (NULL when absent, null or ""). Returns 0, or
- * -1 with a 502 api_error naming the backend when the body has the wrong shape (not an object,
- * no `data` array, more than 100000 items, a next_page that is not a string); 500 without ctx. */
-int sg_sb_page_parts(const json_t *body, const json_t **data, const char **next,
-		     const struct sg_sb_ctx *ctx, struct sg_error *err);
-
 /* When session s (borrowed) carries no embedded agent snapshot, returns 1 and sets *id
  * (borrowed) and *version (-1 when the session names none) for GET /v1/agents/{id}.
  * A snapshot is an embedded `agent` object with a string `name` or a `model`; the create

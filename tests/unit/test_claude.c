@@ -122,7 +122,7 @@ START_TEST(test_sessions_golden)
 	ck_assert_uint_lt((size_t)_i, n);
 	body = sg_fixture_load(SESSIONS, names[_i], "input.json");
 	ck_assert_msg(body != NULL, "%s: input.json is required", names[_i]);
-	ck_assert_msg(sg_cl_page_parts(body, &data, &next, &good_ctx, &err) == 0, "%s: %s",
+	ck_assert_msg(sg_north_page_parts(body, BACKEND, &data, &next, &err) == 0, "%s: %s",
 	              names[_i], err.message);
 	out = json_array();
 	json_array_foreach(data, i, item)
@@ -177,7 +177,7 @@ START_TEST(test_events_golden)
 	ck_assert_uint_lt((size_t)_i, n);
 	body = sg_fixture_load(EVENTS, names[_i], "input.json");
 	ck_assert_msg(body != NULL, "%s: input.json is required", names[_i]);
-	ck_assert_msg(sg_cl_page_parts(body, &data, &next, &good_ctx, &err) == 0, "%s: %s",
+	ck_assert_msg(sg_north_page_parts(body, BACKEND, &data, &next, &err) == 0, "%s: %s",
 	              names[_i], err.message);
 	ck_assert_ptr_null(next);
 	out = sg_cl_events_to_cma(data, &good_ctx, &err);
@@ -216,6 +216,8 @@ START_TEST(test_no_fixtures)
 }
 END_TEST
 
+/* sg_north_page_parts, the one split of a {data, next_page} body (Claude-native and SandBase
+ * lists). */
 START_TEST(test_page_parts)
 {
 	static const struct {
@@ -235,7 +237,9 @@ START_TEST(test_page_parts)
 	    {"{\"data\": {}}", "list body has no 'data' array"},
 	    {"{\"error\": {\"type\": \"api_error\"}}", "list body has no 'data' array"},
 	    {"{\"data\": [], \"next_page\": 5}", "next_page is not a string"},
-	    {"{\"data\": [], \"next_page\": \"a\\u0000b\"}", "next_page contains a NUL"},
+	    {"{\"data\": [], \"next_page\": \"a\\u0000b\"}", "next_page contains a NUL byte"},
+	    {"null", "list body is not a JSON object"},
+	    {"{\"error\": {\"type\": \"not_found\", \"message\": \"x\"}}", "no 'data' array"},
 	};
 	struct sg_error err = {0};
 	const json_t *data;
@@ -246,7 +250,7 @@ START_TEST(test_page_parts)
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
 		body = parse(good[i].body);
 		next = "unset";
-		ck_assert_int_eq(sg_cl_page_parts(body, &data, &next, &good_ctx, &err), 0);
+		ck_assert_int_eq(sg_north_page_parts(body, BACKEND, &data, &next, &err), 0);
 		ck_assert_ptr_eq(data, json_object_get(body, "data"));
 		if (good[i].next)
 			ck_assert_str_eq(next, good[i].next);
@@ -256,7 +260,7 @@ START_TEST(test_page_parts)
 	}
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		body = parse(bad[i].body);
-		ck_assert_int_eq(sg_cl_page_parts(body, &data, &next, &bad_ctx, &err), -1);
+		ck_assert_int_eq(sg_north_page_parts(body, "bad-be", &data, &next, &err), -1);
 		sg_check_502(&err, "bad-be", bad[i].needle);
 		json_decref(body);
 	}
@@ -274,7 +278,7 @@ START_TEST(test_page_too_big)
 	for (i = 0; i <= LIMIT; i++)
 		ck_assert_int_eq(json_array_append(data, json_null()), 0);
 	body = json_pack("{s:o}", "data", data);
-	ck_assert_int_eq(sg_cl_page_parts(body, &d, &next, &bad_ctx, &err), -1);
+	ck_assert_int_eq(sg_north_page_parts(body, "bad-be", &d, &next, &err), -1);
 	sg_check_502(&err, "bad-be", "100001 items, more than the limit of 100000");
 	ck_assert_ptr_null(sg_cl_events_to_cma(json_object_get(body, "data"), &bad_ctx, &err));
 	sg_check_502(&err, "bad-be", "events has 100001 items, more than the limit of 100000");
@@ -451,7 +455,7 @@ START_TEST(test_no_context)
 	ck_assert_ptr_null(sg_cl_events_to_cma(events, &none, &err));
 	ck_assert_int_eq(err.status, 500);
 	err.status = 0;
-	ck_assert_int_eq(sg_cl_page_parts(s, &data, &next, NULL, &err), -1);
+	ck_assert_int_eq(sg_north_page_parts(s, NULL, &data, &next, &err), -1);
 	ck_assert_int_eq(err.status, 500);
 	json_decref(events);
 	json_decref(s);

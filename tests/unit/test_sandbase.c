@@ -272,8 +272,8 @@ static json_t *run_event_case(const char *name, json_t **carries)
 			break;
 		body = sg_fixture_load(EVENTS, name, file);
 		ck_assert_ptr_nonnull(body);
-		ck_assert_msg(sg_sb_page_parts(body, &data, &next, &ctx, &err) == 0, "%s: %s", name,
-		              err.message);
+		ck_assert_msg(sg_north_page_parts(body, ctx.backend, &data, &next, &err) == 0,
+		              "%s: %s", name, err.message);
 		got = sg_sb_events_to_cma(data, carry, &out_carry, &ctx, &err);
 		ck_assert_msg(got != NULL, "%s/%s: %d %s", name, file, err.status, err.message);
 		ck_assert_ptr_nonnull(out_carry);
@@ -317,8 +317,9 @@ START_TEST(test_golden_sessions)
 
 			input = sg_fixture_load(SESSIONS, name, "list.json");
 			ck_assert_ptr_nonnull(input);
-			ck_assert_msg(sg_sb_page_parts(input, &data, &next, &ctx, &err) == 0, "%s",
-			              err.message);
+			ck_assert_msg(sg_north_page_parts(input, ctx.backend, &data, &next, &err) ==
+			                  0,
+			              "%s", err.message);
 			items = json_array();
 			for (i = 0; i < json_array_size(data); i++) {
 				json_t *s =
@@ -813,10 +814,13 @@ START_TEST(test_session_edges)
 	json_decref(s);
 
 	/* a running session created "after now" (clock skew) lasts 0 s, not a negative time;
-	 * the caller's agent is copied, not shared */
+	 * the caller's agent (from sg_sb_agent_to_cma) is copied, not shared */
 	ctx.now_us = 0;
 	s = parse("{" GOOD_SESSION ", \"status\": \"running\"}");
-	agent = parse("{\"id\": \"agent_1\", \"type\": \"agent\", \"name\": \"n\"}");
+	out = parse("{\"id\": \"agent_1\", \"name\": \"n\", \"model\": \"m\"}");
+	agent = sg_sb_agent_to_cma(out, &ctx, &err);
+	ck_assert_ptr_nonnull(agent);
+	json_decref(out);
 	out = sg_sb_session_to_cma(s, agent, &ctx, &err);
 	ck_assert_ptr_nonnull(out);
 	ck_assert(json_real_value(
@@ -956,56 +960,6 @@ START_TEST(test_agent_to_cma)
 	json_decref(want);
 	json_decref(out);
 	json_decref(a);
-}
-END_TEST
-
-START_TEST(test_page_parts)
-{
-	static const struct {
-		const char *body, *needle;
-	} bad[] = {
-	    {"[]", "list body is not a JSON object"},
-	    {"null", "list body is not a JSON object"},
-	    {"{}", "list body has no 'data' array"},
-	    {"{\"data\": {}}", "list body has no 'data' array"},
-	    {"{\"error\": {\"type\": \"not_found\", \"message\": \"x\"}}", "no 'data' array"},
-	    {"{\"data\": [], \"next_page\": 5}", "next_page is not a string"},
-	};
-	struct sg_error err = {0};
-	const json_t *data = NULL;
-	const char *next = "unset";
-	json_t *body, *big;
-	size_t i;
-
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		body = parse(bad[i].body);
-		ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), -1);
-		sg_check_502(&err, "sb1", bad[i].needle);
-		json_decref(body);
-	}
-	body = parse("{\"data\": [1], \"next_page\": \"\"}");
-	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), 0);
-	ck_assert_ptr_null(next);
-	ck_assert_ptr_eq(data, json_object_get(body, "data"));
-	json_decref(body);
-	body = parse("{\"data\": [], \"next_page\": null, \"prev_page\": \"p\"}");
-	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), 0);
-	ck_assert_ptr_null(next);
-	json_decref(body);
-	body = parse("{\"data\": [], \"next_page\": \"page_2\"}");
-	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), 0);
-	ck_assert_str_eq(next, "page_2");
-	json_decref(body);
-
-	/* over the cap: refused, not truncated */
-	big = json_array();
-	for (i = 0; i <= EVENTS_CAP; i++)
-		json_array_append_new(big, json_null());
-	body = json_pack("{s:O}", "data", big);
-	ck_assert_int_eq(sg_sb_page_parts(body, &data, &next, &base_ctx, &err), -1);
-	sg_check_502(&err, "sb1", "100001 items, more than the limit of 100000");
-	json_decref(body);
-	json_decref(big);
 }
 END_TEST
 
@@ -1284,8 +1238,7 @@ START_TEST(test_no_context)
 	struct sg_error err = {0};
 	struct sg_sb_ctx none = {0};
 	json_t *s = parse("{" GOOD_SESSION "}"), *log = parse("[]");
-	const json_t *data;
-	const char *next, *id;
+	const char *id;
 	int64_t version;
 
 	ck_assert_ptr_null(sg_sb_session_to_cma(s, NULL, NULL, &err));
@@ -1295,8 +1248,6 @@ START_TEST(test_no_context)
 	ck_assert_ptr_null(sg_sb_events_to_cma(log, NULL, NULL, NULL, &err));
 	ck_assert_int_eq(err.status, 500);
 	ck_assert_ptr_null(sg_sb_agent_to_cma(s, NULL, &err));
-	ck_assert_int_eq(err.status, 500);
-	ck_assert_int_eq(sg_sb_page_parts(log, &data, &next, NULL, &err), -1);
 	ck_assert_int_eq(err.status, 500);
 	ck_assert_int_eq(sg_sb_session_agent_ref(NULL, &id, &version), 0);
 	json_decref(s);
@@ -1505,7 +1456,6 @@ static Suite *suite(void)
 	tcase_add_test(edge, test_session_edges);
 	tcase_add_test(edge, test_agent_ref);
 	tcase_add_test(edge, test_agent_to_cma);
-	tcase_add_test(edge, test_page_parts);
 	tcase_add_test(edge, test_wrong_event_shapes);
 	tcase_add_test(edge, test_lenient_events);
 	tcase_add_test(edge, test_normalised_payloads);
