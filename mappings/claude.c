@@ -31,25 +31,11 @@ static const struct cl_priv *priv_of(const struct sg_call *call)
 	return sg_call_backend(call)->priv;
 }
 
-static json_t *cl_json(struct sg_call *call, const struct sg_fetch_res *res)
-{
-	if (res->fail == SG_FETCH_OK && (res->status < 200 || res->status > 299)) {
-		struct sg_error e;
-
-		sg_cl_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
-		if (e.should_retry < 0 && res->status >= 500)
-			e.should_retry = 1; /* the upstream's trouble may well pass */
-		sg_call_fail_with(call, &e);
-		return NULL;
-	}
-	return sg_call_json(call, res);
-}
-
 static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
-	json_t *body = cl_json(call, res), *out, *s, *v;
+	json_t *body = sg_call_json(call, res), *out, *s, *v;
 	const json_t *data;
 	const char *next;
 	size_t i;
@@ -118,7 +104,7 @@ static void on_session(struct sg_call *call, const struct sg_fetch_res *res, voi
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
-	json_t *body = cl_json(call, res), *s;
+	json_t *body = sg_call_json(call, res), *s;
 
 	(void)arg;
 	if (!body)
@@ -148,7 +134,7 @@ static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res,
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
-	json_t *body = cl_json(call, res), *events;
+	json_t *body = sg_call_json(call, res), *events;
 	const json_t *data;
 	const char *next;
 
@@ -229,12 +215,13 @@ static void cl_destroy(struct sg_backend *be)
 }
 
 const struct sg_mapping sg_mapping_claude = {
-	.name = "claude",
-	.caps = SG_CAP_NATIVE_ORDER,
-	.init = cl_init,
-	.destroy = cl_destroy,
-	.check_identity = sg_identity_none, /* the backend's own key is the identity */
-	.get_session = cl_get_session,
-	.list_sessions_page = cl_sessions_page,
-	.list_events_page = cl_events_page,
+    .name = "claude",
+    .caps = SG_CAP_NATIVE_ORDER,
+    .init = cl_init,
+    .destroy = cl_destroy,
+    .check_identity = sg_identity_none, /* the backend's own key is the identity */
+    .read_error = sg_cl_read_error,
+    .get_session = cl_get_session,
+    .list_sessions_page = cl_sessions_page,
+    .list_events_page = cl_events_page,
 };

@@ -1,4 +1,4 @@
-/* sandbase_translate.c - SandBase sessions, agents, events and errors → north JSON; see
+/* sandbase_translate.c - SandBase sessions, agents and events → north JSON; see
  * sandbase_translate.h.
  *
  * SandBase is Claude-like, so most of the work is reshaping: its sessions lack the
@@ -8,8 +8,10 @@
  * through the core's normaliser (src/north.h): agents and events lenient, so that nothing
  * SandBase wrote below the keys this file maps reaches a client in a shape the SDK does not
  * declare; sessions strict, built with only the keys SandBase gives, the core filling the
- * documented empty values of the rest. Every rule here is written down in docs/fidelity-sandbase.md; change both
- * together. Nothing in this file does I/O, reads the clock or keeps state between calls. */
+ * documented empty values of the rest. Error answers are the core's (src/berror.h); this file
+ * only reads what SandBase's dialect adds to them (sg_sb_read_error). Every rule here is written
+ * down in docs/fidelity-sandbase.md; change both together. Nothing in this file does I/O, reads
+ * the clock or keeps state between calls. */
 #include "sandbase_translate.h"
 
 #include <stdarg.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "berror.h"
 #include "idcodec.h"
 #include "jsonx.h"
 #include "north.h"
@@ -33,7 +36,6 @@
 #define SB_METADATA_MAX 16  /* north metadata pairs; sandbase.* keys only fill free room */
 #define SB_QUOTE_MAX 64     /* bytes of a backend value quoted in an error message */
 #define SB_QUOTE_BUF (SB_QUOTE_MAX + 1)
-#define SB_BACKEND_MSG_MAX 200 /* bytes of the backend's own error message passed on */
 #define SB_WHERE_MAX 160
 #define SB_TIME_MIN_US (-62135596800LL * 1000000) /* 0001-01-01T00:00:00Z */
 
@@ -1430,121 +1432,19 @@ fail:
 
 /* ---- errors --------------------------------------------------------------------------- */
 
-/* The backend's own words: error.message, a string error, detail (a string, FastAPI's
- * [{msg}] or an object's message), or a top-level message. Borrowed, or NULL. */
-static const json_t *error_message(const json_t *j)
+void sg_sb_read_error(long status, const char *body, size_t len, struct sg_backend_said *out)
 {
-	const json_t *e = json_object_get(j, "error"), *d = json_object_get(j, "detail");
-	const json_t *m = json_object_get(e, "message");
+	const json_t *sid;
+	json_t *j;
 
-	if (json_is_string(m))
-		return m;
-	if (json_is_string(e))
-		return e;
-	if (json_is_string(d))
-		return d;
-	if (json_is_array(d))
-		d = json_array_get(d, 0);
-	m = json_object_get(d, "msg");
-	if (!json_is_string(m))
-		m = json_object_get(d, "message");
-	if (json_is_string(m))
-		return m;
-	m = json_object_get(j, "message");
-	return json_is_string(m) ? m : NULL;
-}
-
-/* SandBase spells error types with and without the "_error" suffix. */
-static int type_is(const char *t, const char *base)
-{
-	size_t n = strlen(base);
-
-	return t && !strncmp(t, base, n) && (t[n] == '\0' || !strcmp(t + n, "_error"));
-}
-
-void sg_sb_error_to_cma(long status, const char *body, size_t len, const char *backend,
-                        struct sg_error *err)
-{
-	char msg[SB_BACKEND_MSG_MAX + 1] = "", type[SB_QUOTE_MAX + 1] = "", pub[SG_ID_MAX] = "";
-	const json_t *m, *sid;
-	json_t *j = NULL;
-	const char *lead, *etype = "api_error", *t;
-	int code = 502, retry = -1;
-
-	if (!backend)
-		backend = "?";
-	if (body && len)
-		j = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-	if (json_is_object(j)) {
-		m = error_message(j);
-		if (m)
-			sg_clip(json_string_value(m), json_string_length(m), SB_BACKEND_MSG_MAX, 1,
-			        msg);
-		t = sg_jstr(json_object_get(j, "error"), "type");
-		if (!t && !sg_streq(sg_jstr(j, "type"), "error"))
-			t = sg_jstr(j, "type");
-		if (t)
-			sg_clip(t, strlen(t), SB_QUOTE_MAX, 0, type);
-		sid = json_object_get(j, "session_id");
-		if (sg_jis_id(sid) && sg_id_encode("sesn_", backend, "", json_string_value(sid),
-		                                   pub, sizeof(pub)) < 0)
-			pub[0] = '\0';
-	} else if (body && len) {
-		sg_clip(body, len, SB_BACKEND_MSG_MAX, 0, msg);
-	}
-	json_decref(j);
-
-	if (!strcmp(type, "delivery_outcome_unknown")) {
-		/* the session may exist: a retried create would make a second one */
-		sg_err_bad_gateway(err,
-		                   "backend '%s': delivery outcome unknown (HTTP %ld): session %s "
-		                   "may have been created; retrieve it and list its events before "
-		                   "retrying%s%s",
-		                   backend, status, pub[0] ? pub : "(id not given)",
-		                   msg[0] ? ": " : "", msg);
-		if (err)
-			err->should_retry = 0;
+	sg_berror_read(status, body, len, out);
+	if (strcmp(out->type, "delivery_outcome_unknown"))
 		return;
-	}
-	switch (status) {
-	case 400:
-	case 422: /* unsupported_event_type, unsupported_multiagent */
-		code = 400, etype = "invalid_request_error", lead = "invalid request";
-		break;
-	case 401:
-		lead = "the gateway's credentials for this backend were rejected";
-		break;
-	case 402:
-		lead = "the gateway's account on this backend cannot pay";
-		break;
-	case 403:
-		lead = "the gateway's credentials for this backend lack permission";
-		break;
-	case 404:
-		code = 404, etype = "not_found_error", lead = "not found";
-		break;
-	case 409: /* archived or busy session: retrying the same request cannot help */
-		code = 409, etype = "conflict_error", lead = "conflict", retry = 0;
-		break;
-	case 413:
-		code = 413, etype = "request_too_large", lead = "request too large";
-		break;
-	case 429:
-		code = 429, etype = "rate_limit_error", lead = "rate limited";
-		break;
-	default:
-		if (status >= 500)
-			lead = "backend error";
-		else if (type_is(type, "invalid_request"))
-			code = 400, etype = "invalid_request_error", lead = "invalid request";
-		else if (type_is(type, "not_found"))
-			code = 404, etype = "not_found_error", lead = "not found";
-		else
-			lead = "unexpected answer";
-		break;
-	}
-	sg_error_set(err, code, etype, "backend '%s': %s (HTTP %ld%s%s)%s%s", backend, lead, status,
-	             type[0] ? " " : "", type, msg[0] ? ": " : "", msg);
-	if (err)
-		err->should_retry = retry;
+	/* A create whose outcome SandBase does not know: it names the session that may exist. */
+	out->outcome_unknown = 1;
+	j = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	sid = json_object_get(j, "session_id");
+	if (sg_jis_id(sid) && json_string_length(sid) < sizeof(out->session))
+		memcpy(out->session, json_string_value(sid), json_string_length(sid) + 1);
+	json_decref(j);
 }

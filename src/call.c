@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "berror.h"
 #include "cache.h"
 #include "config.h"
 #include "log.h"
@@ -333,21 +334,9 @@ json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
 		sg_call_fail_with(c, &e);
 		return NULL;
 	}
-	if (res->status == 404) {
-		sg_call_fail(c, 404, "not_found_error", "backend '%s' does not know this resource",
-			     name);
-		return NULL;
-	}
-	if (res->status == 429) {
-		sg_error_set(&e, 429, "rate_limit_error", "backend '%s' is rate limiting", name);
-		e.should_retry = 1;
-		sg_call_fail_with(c, &e);
-		return NULL;
-	}
 	if (res->status < 200 || res->status > 299) {
-		sg_error_set(&e, 502, "api_error", "backend '%s' answered HTTP %ld", name,
-			     res->status);
-		e.should_retry = res->status >= 500;
+		/* the backend's error answer, read in its dialect, through the one status table */
+		sg_berror(c->be->mapping, res->status, res->body, res->len, name, &e);
 		sg_call_fail_with(c, &e);
 		return NULL;
 	}

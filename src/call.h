@@ -75,8 +75,9 @@ int sg_call_ended(const struct sg_call *call);
 
 /* The usual reading of a backend answer: returns a new reference to the parsed JSON body
  * of a 2xx answer. Anything else fails the call with the north error it deserves and
- * returns NULL: unreachable → 502, timeout → 504, too large → 502, 404 → 404 not_found,
- * 429 → 429, other statuses → 502, not JSON → 502; every message names the backend. */
+ * returns NULL: unreachable → 502, timeout → 504, too large → 502, not JSON → 502, another
+ * status → the backend error table (src/berror.h: the mapping's read_error, then one table
+ * for every backend); every message names the backend. */
 json_t *sg_call_json(struct sg_call *call, const struct sg_fetch_res *res);
 
 /* Ends the call with its result: `items` (stolen) is an array of north objects. */

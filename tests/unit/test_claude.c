@@ -1,7 +1,7 @@
 /* test_claude.c - the Claude-native translation: Check loops over the golden fixtures in
  * tests/fixtures/claude/{sessions,events}/<case>/ (input.json: the upstream's list body,
  * expected.json: the north items), plus inline tests for wrong shapes, the list-body split
- * and every error mapping. */
+ * and the core's normaliser in both its modes. Error answers are test_berror's. */
 #include <check.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -560,105 +560,6 @@ START_TEST(test_events_copy)
 }
 END_TEST
 
-#define ENV(type, msg)                                                                             \
-	"{\"type\": \"error\", \"error\": {\"type\": \"" type "\", \"message\": \"" msg            \
-	"\"}, \"request_id\": \"req_011\"}"
-
-static const struct {
-	long status;
-	const char *body;
-	int want_status;
-	const char *want_type, *needle;
-	int retry;
-} error_cases[] = {
-    {400, ENV("invalid_request_error", "limit: must be at most 100"), 400, "invalid_request_error",
-     "backend 'claude-main': limit: must be at most 100", -1},
-    {404, ENV("not_found_error", "session not found"), 404, "not_found_error",
-     "backend 'claude-main': session not found", -1},
-    {404, "{\"error\": {\"message\": \"no such session\"}}", 404, "not_found_error",
-     "backend 'claude-main': no such session", -1},
-    {409, ENV("conflict_error", "session is running"), 409, "conflict_error", "session is running",
-     -1},
-    {413, ENV("request_too_large", "too large"), 413, "request_too_large", "too large", -1},
-    {429, ENV("rate_limit_error", "slow down"), 429, "rate_limit_error", "slow down", -1},
-    {400, ENV("memory_path_conflict_error", "path taken"), 400, "memory_path_conflict_error",
-     "path taken", -1},
-    {400, ENV("weird_error", "odd"), 400, "invalid_request_error", "odd", -1},
-    {404, ENV("conflict_error", "mislabelled"), 404, "conflict_error", "mislabelled", -1},
-    {401, ENV("authentication_error", "invalid x-api-key"), 502, "api_error",
-     "backend 'claude-main' refused the gateway's credentials (HTTP 401 authentication_error: "
-     "invalid x-api-key)",
-     -1},
-    {403, ENV("permission_error", "not allowed"), 502, "api_error",
-     "backend 'claude-main' refused the gateway's credentials (HTTP 403 permission_error", -1},
-    {401, "Unauthorized", 502, "api_error",
-     "backend 'claude-main' refused the gateway's credentials (HTTP 401, not a CMA error body)",
-     -1},
-    {500, ENV("api_error", "Internal server error"), 502, "api_error",
-     "backend 'claude-main' failed (HTTP 500 api_error: Internal server error)", -1},
-    {503, "<html><body>503 Service Unavailable</body></html>", 502, "api_error",
-     "backend 'claude-main' failed (HTTP 503, not a CMA error body)", -1},
-    {504, ENV("timeout_error", "upstream timed out"), 502, "api_error", "HTTP 504 timeout_error",
-     -1},
-    {529, ENV("overloaded_error", "Overloaded"), 502, "api_error",
-     "backend 'claude-main' failed (HTTP 529 overloaded_error: Overloaded)", 1},
-    {529, "", 502, "api_error", "HTTP 529, not a CMA error body", 1},
-    {404, "<html>Not Found</html>", 502, "api_error",
-     "backend 'claude-main' answered unexpectedly (HTTP 404, not a CMA error body)", -1},
-    {404, "{\"detail\": \"Not Found\"}", 502, "api_error", "HTTP 404, not a CMA error body", -1},
-    {400, "{\"error\": \"bad\"}", 502, "api_error", "HTTP 400, not a CMA error body", -1},
-    {402, ENV("billing_error", "credit exhausted"), 502, "api_error",
-     "answered unexpectedly (HTTP 402 billing_error: credit exhausted)", -1},
-    {422, ENV("invalid_request_error", "unprocessable"), 502, "api_error", "HTTP 422", -1},
-    {200, "{\"data\": []}", 502, "api_error", "answered unexpectedly (HTTP 200", -1},
-    {0, NULL, 502, "api_error", "answered unexpectedly (HTTP 0, not a CMA error body)", -1},
-};
-
-START_TEST(test_error_map)
-{
-	const char *body = error_cases[_i].body;
-	struct sg_error err = {0};
-
-	sg_cl_error_to_cma(error_cases[_i].status, body, body ? strlen(body) : 0, BACKEND, &err);
-	ck_assert_int_eq(err.status, error_cases[_i].want_status);
-	ck_assert_str_eq(err.type, error_cases[_i].want_type);
-	ck_assert_msg(strstr(err.message, error_cases[_i].needle), "message '%s' lacks '%s'",
-	              err.message, error_cases[_i].needle);
-	ck_assert_msg(strstr(err.message, "backend 'claude-main'"), "%s", err.message);
-	ck_assert_int_eq(err.should_retry, error_cases[_i].retry);
-}
-END_TEST
-
-START_TEST(test_error_long_message)
-{
-	/* 400 three-byte characters: the message is cut, but never inside a character. */
-	char body[2048];
-	struct sg_error err = {0};
-	json_t *check;
-	size_t n = 0, i;
-
-	n += (size_t)snprintf(body, sizeof(body),
-	                      "{\"error\": {\"type\": \"not_found_error\", "
-	                      "\"message\": \"");
-	for (i = 0; i < 400; i++) {
-		memcpy(body + n, "\xe2\x82\xac", 3); /* U+20AC */
-		n += 3;
-	}
-	n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}}");
-	sg_cl_error_to_cma(404, body, n, BACKEND, &err);
-	ck_assert_int_eq(err.status, 404);
-	ck_assert_uint_lt(strlen(err.message), SG_ERRMSG_MAX);
-	check = json_string(err.message);
-	ck_assert_msg(check != NULL, "message is not valid UTF-8");
-	json_decref(check);
-	/* And the body need not be NUL-terminated: only len bytes are read. */
-	sg_cl_error_to_cma(404, ENV("not_found_error", "gone") "trailing garbage",
-	                   strlen(ENV("not_found_error", "gone")), BACKEND, &err);
-	ck_assert_int_eq(err.status, 404);
-	ck_assert_str_eq(err.message, "backend 'claude-main': gone");
-}
-END_TEST
-
 /* What the _take functions promise beyond giving the copying ones' answer: the input itself
  * comes back, edited in place (undeclared keys gone, keys with NUL bytes too, empty values
  * filled), and what was already right is shared rather than copied. */
@@ -961,7 +862,6 @@ static Suite *claude_suite(void)
 	Suite *s = suite_create("claude");
 	TCase *golden = tcase_create("golden");
 	TCase *edge = tcase_create("edge");
-	TCase *errors = tcase_create("errors");
 
 	if (ns && ne) {
 		tcase_add_loop_test(golden, test_sessions_golden, 0, (int)ns);
@@ -984,14 +884,10 @@ static Suite *claude_suite(void)
 	tcase_add_loop_test(edge, test_mutations, 0, 2);
 	tcase_add_test(edge, test_oom);
 	tcase_add_test(edge, test_oom_take);
-	tcase_add_loop_test(errors, test_error_map, 0,
-	                    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
-	tcase_add_test(errors, test_error_long_message);
 	tcase_set_timeout(golden, 60);
 	tcase_set_timeout(edge, 300);
 	suite_add_tcase(s, golden);
 	suite_add_tcase(s, edge);
-	suite_add_tcase(s, errors);
 	return s;
 }
 

@@ -1255,98 +1255,6 @@ START_TEST(test_no_context)
 }
 END_TEST
 
-/* ---- errors ------------------------------------------------------------------------- */
-
-static const struct {
-	long status;
-	const char *body;
-	int want;
-	const char *type, *needle;
-	int retry;
-} error_cases[] = {
-    {404, "{\"error\": {\"type\": \"not_found\", \"message\": \"Session not found\"}}", 404,
-     "not_found_error", "not found (HTTP 404 not_found): Session not found", -1},
-    {404,
-     "{\"type\": \"error\", \"error\": {\"type\": \"not_found_error\", \"message\": "
-     "\"no\"}}",
-     404, "not_found_error", "(HTTP 404 not_found_error): no", -1},
-    {400, "{\"error\": {\"type\": \"invalid_request\", \"message\": \"Invalid page cursor\"}}", 400,
-     "invalid_request_error", "invalid request (HTTP 400 invalid_request): Invalid page", -1},
-    {422,
-     "{\"error\": {\"type\": \"unsupported_event_type\", \"message\": \"user.tool_result "
-     "is not supported\"}}",
-     400, "invalid_request_error", "HTTP 422 unsupported_event_type): user.tool_result", -1},
-    {401, "{\"error\": {\"type\": \"authentication_error\", \"message\": \"Invalid API key\"}}",
-     502, "api_error", "credentials for this backend were rejected (HTTP 401", -1},
-    {403, "{\"detail\": \"Forbidden\"}", 502, "api_error", "lack permission (HTTP 403): Forbidden",
-     -1},
-    {402, "{\"code\": 402, \"message\": \"Insufficient balance\"}", 502, "api_error",
-     "cannot pay (HTTP 402): Insufficient balance", -1},
-    {429, "{\"error\": {\"type\": \"rate_limit_error\", \"message\": \"slow down\"}}", 429,
-     "rate_limit_error", "rate limited (HTTP 429 rate_limit_error): slow down", -1},
-    {409, "{\"error\": {\"type\": \"session_archived\", \"message\": \"archived\"}}", 409,
-     "conflict_error", "conflict (HTTP 409 session_archived): archived", 0},
-    {413, "", 413, "request_too_large", "request too large (HTTP 413)", -1},
-    {500, "<html><body>Internal Server Error</body></html>", 502, "api_error",
-     "backend error (HTTP 500): <html><body>Internal Server Error", -1},
-    {503, "{\"detail\": [{\"loc\": [\"body\"], \"msg\": \"upstream down\"}]}", 502, "api_error",
-     "backend error (HTTP 503): upstream down", -1},
-    {502,
-     "{\"error\": {\"type\": \"delivery_outcome_unknown\", \"message\": \"runtime timeout\"}, "
-     "\"session_id\": \"sess_01abc...\", \"delivery_status\": \"unknown\"}",
-     502, "api_error",
-     "session sesn_aeaaq43bnzsgeyltmuaaaaanonsxg427gaywcytdfyxc4m3omvoq may have been created", 0},
-    {418, "{\"error\": {\"type\": \"invalid_request\", \"message\": \"teapot\"}}", 400,
-     "invalid_request_error", "(HTTP 418 invalid_request): teapot", -1},
-    {418, "{\"message\": \"odd\"}", 502, "api_error", "unexpected answer (HTTP 418): odd", -1},
-    {200, "{\"data\": []}", 502, "api_error", "unexpected answer (HTTP 200)", -1},
-    {500, "\x01\xff\xfe control", 502, "api_error", "(HTTP 500):  ?? control", -1},
-};
-
-START_TEST(test_error_to_cma)
-{
-	struct sg_error err = {0};
-	const char *body = error_cases[_i].body;
-	char prefix[64];
-	json_t *rendered;
-
-	sg_sb_error_to_cma(error_cases[_i].status, body, strlen(body), "sandbase", &err);
-	snprintf(prefix, sizeof(prefix), "backend 'sandbase': ");
-	ck_assert_int_eq(err.status, error_cases[_i].want);
-	ck_assert_str_eq(err.type, error_cases[_i].type);
-	ck_assert_msg(!strncmp(err.message, prefix, strlen(prefix)), "%s", err.message);
-	ck_assert_msg(strstr(err.message, error_cases[_i].needle), "'%s' lacks '%s'", err.message,
-	              error_cases[_i].needle);
-	ck_assert_int_eq(err.should_retry, error_cases[_i].retry);
-	/* the message renders as JSON (valid UTF-8) */
-	rendered = json_pack("{s:s}", "m", err.message);
-	ck_assert_msg(rendered != NULL, "message is not valid UTF-8");
-	json_decref(rendered);
-}
-END_TEST
-
-START_TEST(test_error_long_message)
-{
-	char body[2048];
-	struct sg_error err = {0};
-	json_t *j;
-	size_t i, n = 0;
-
-	/* 300 three-byte characters: the backend's message is cut between characters */
-	n += (size_t)snprintf(body, sizeof(body), "{\"error\": {\"message\": \"");
-	for (i = 0; i < 300; i++)
-		n += (size_t)snprintf(body + n, sizeof(body) - n, "\xe2\x82\xac");
-	n += (size_t)snprintf(body + n, sizeof(body) - n, "\"}}");
-	sg_sb_error_to_cma(500, body, n, "sandbase", &err);
-	j = json_pack("{s:s}", "m", err.message);
-	ck_assert_msg(j != NULL, "message is not valid UTF-8");
-	json_decref(j);
-	sg_sb_error_to_cma(500, NULL, 0, NULL, &err);
-	ck_assert_int_eq(err.status, 502);
-	ck_assert_str_eq(err.message, "backend '?': backend error (HTTP 500)");
-}
-END_TEST
-
 /* ---- allocation failures ------------------------------------------------------------ */
 
 /* Fails each jansson allocation of a translation in turn: every run either fails with a 500
@@ -1462,9 +1370,6 @@ static Suite *suite(void)
 	tcase_add_test(edge, test_caps);
 	tcase_add_test(edge, test_bad_carry);
 	tcase_add_test(edge, test_no_context);
-	tcase_add_loop_test(edge, test_error_to_cma, 0,
-	                    (int)(sizeof(error_cases) / sizeof(error_cases[0])));
-	tcase_add_test(edge, test_error_long_message);
 	tcase_add_test(edge, test_allocation_failures);
 	tcase_set_timeout(golden, 60);
 	tcase_set_timeout(edge, 300);
