@@ -166,17 +166,24 @@ static int read_time(struct run *r, const json_t *obj, const char *key, const ch
 	return 1;
 }
 
-/* processed_at of a block's event: its finished_at, else its created_at, else the
- * message's finished_at, else its created_at. */
-static int block_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
+/* A block's own time: its finished_at, else its created_at. 1 = *us set, 0 = it has neither,
+ * -1 + err = one that does not read. */
+static int own_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
 {
 	char where[48];
 	int rc;
 
 	snprintf(where, sizeof(where), "content[%zu].", j);
 	rc = read_time(r, blk, "finished_at", where, us);
-	if (rc == 0)
-		rc = read_time(r, blk, "created_at", where, us);
+	return rc == 0 ? read_time(r, blk, "created_at", where, us) : rc;
+}
+
+/* processed_at of a block's event: its own time, else the message's finished_at, else its
+ * created_at. */
+static int block_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
+{
+	int rc = own_time(r, blk, j, us);
+
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
@@ -184,25 +191,19 @@ static int block_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
 	return 0;
 }
 
-/* When a reply ended: finished_at, else the time of its last block that has one, else its
+/* When a reply ended: finished_at, else the own time of its last block that has one, else its
  * created_at (a reply that died leaves finished_at null). */
 static int end_time(struct run *r, const json_t *content, int64_t *us)
 {
 	size_t j;
+	int rc;
 
 	if (r->has_finished) {
 		*us = r->finished;
 		return 0;
 	}
 	for (j = json_array_size(content); j-- > 0;) {
-		const json_t *blk = json_array_get(content, j);
-		char where[48];
-		int rc;
-
-		snprintf(where, sizeof(where), "content[%zu].", j);
-		rc = read_time(r, blk, "finished_at", where, us);
-		if (rc == 0)
-			rc = read_time(r, blk, "created_at", where, us);
+		rc = own_time(r, json_array_get(content, j), j, us);
 		if (rc != 0)
 			return rc < 0 ? -1 : 0;
 	}
@@ -473,6 +474,23 @@ static int set_or_drop(struct run *r, json_t *ev, const char *key, json_t *val)
 	return 0;
 }
 
+/* Emits an event of `type` whose payload is `content` (stolen, also on failure). Returns 0 or
+ * -1 + err. */
+static int emit_content(struct run *r, const char *type, const struct origin *o, const char *kind,
+                        int64_t at, json_t *content)
+{
+	char id[SG_EVENT_ID_LEN + 1];
+	json_t *ev = new_event(r, type, o, kind, at, id);
+
+	if (!ev) {
+		json_decref(content);
+		return -1;
+	}
+	if (set_or_drop(r, ev, "content", content) < 0)
+		return -1;
+	return emit(r, ev);
+}
+
 static struct origin block_origin(const json_t *blk, size_t j)
 {
 	struct origin o = {.is_block = 1, .index = j};
@@ -490,24 +508,16 @@ static struct origin block_origin(const json_t *blk, size_t j)
 static int user_message(struct run *r, const json_t *content)
 {
 	static const struct origin whole = {0};
-	char id[SG_EVENT_ID_LEN + 1];
-	json_t *ev, *arr;
+	json_t *arr = json_array();
 
-	arr = json_array();
 	if (!arr)
 		return sg_err_internal(r->err, "out of memory");
-	if (append_blocks(r, arr, content, "content") < 0)
-		goto fail;
-	ev = new_event(r, "user.message", &whole, "user_message",
-	               r->has_finished ? r->finished : r->created, id);
-	if (!ev)
-		goto fail;
-	if (set_or_drop(r, ev, "content", arr) < 0)
+	if (append_blocks(r, arr, content, "content") < 0) {
+		json_decref(arr);
 		return -1;
-	return emit(r, ev);
-fail:
-	json_decref(arr);
-	return -1;
+	}
+	return emit_content(r, "user.message", &whole, "user_message",
+	                    r->has_finished ? r->finished : r->created, arr);
 }
 
 /* Consecutive text blocks content[j..] become one agent.message keyed by the first block.
@@ -516,9 +526,8 @@ fail:
 static int text_run(struct run *r, const json_t *content, size_t j, size_t *next)
 {
 	struct origin o = block_origin(json_array_get(content, j), j);
-	char id[SG_EVENT_ID_LEN + 1];
 	size_t k, n = json_array_size(content);
-	json_t *arr, *ev;
+	json_t *arr;
 	int64_t at;
 
 	arr = json_array();
@@ -542,12 +551,7 @@ static int text_run(struct run *r, const json_t *content, size_t j, size_t *next
 	*next = k;
 	if (block_time(r, json_array_get(content, k - 1), k - 1, &at) < 0)
 		goto fail;
-	ev = new_event(r, "agent.message", &o, "text", at, id);
-	if (!ev)
-		goto fail;
-	if (set_or_drop(r, ev, "content", arr) < 0)
-		return -1;
-	return emit(r, ev);
+	return emit_content(r, "agent.message", &o, "text", at, arr);
 fail:
 	json_decref(arr);
 	return -1;
@@ -697,8 +701,8 @@ static int hint(struct run *r, const json_t *blk, size_t j)
 {
 	const json_t *h = json_object_get(blk, "hint"), *src = json_object_get(blk, "source");
 	struct origin o = block_origin(blk, j);
-	char id[SG_EVENT_ID_LEN + 1], where[48];
-	json_t *content = NULL, *first, *ev;
+	json_t *content = NULL, *first;
+	char where[48];
 	int64_t at;
 	int rc = -1;
 
@@ -729,13 +733,8 @@ static int hint(struct run *r, const json_t *blk, size_t j)
 	}
 	if (block_time(r, blk, j, &at) < 0)
 		goto out;
-	ev = new_event(r, "user.message", &o, "hint", at, id);
-	if (!ev)
-		goto out;
-	rc = set_or_drop(r, ev, "content", content);
+	rc = emit_content(r, "user.message", &o, "hint", at, content);
 	content = NULL;
-	if (rc == 0)
-		rc = emit(r, ev);
 	goto out;
 oom:
 	sg_err_internal(r->err, "out of memory");

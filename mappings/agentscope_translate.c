@@ -87,7 +87,7 @@ static int record_time(const json_t *session, const char *key, const struct sg_a
 		return bad(err, ctx, where, "session.%s is missing or not a string", key);
 	if (parse_time(v, ctx, us))
 		return bad(err, ctx, where, "session.%s '%.*s' is not a timestamp", key,
-		           AS_QUOTE_MAX, json_string_value(v));
+		           sg_utf8_cut(json_string_value(v), AS_QUOTE_MAX), json_string_value(v));
 	return 0;
 }
 
@@ -420,7 +420,7 @@ static json_t *translate(const json_t *view, const json_t *agent, const struct s
 		bad(err, ctx, where,
 		    "session id '%.*s' (%zu bytes) with agent id (%zu bytes) is too long for a "
 		    "public id",
-		    AS_QUOTE_MAX, sid, strlen(sid), strlen(aid));
+		    sg_utf8_cut(sid, AS_QUOTE_MAX), sid, strlen(sid), strlen(aid));
 		goto fail;
 	}
 	if (record_time(session, "created_at", ctx, where, &created, err))

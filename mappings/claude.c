@@ -31,6 +31,22 @@ static const struct cl_priv *priv_of(const struct sg_call *call)
 	return sg_call_backend(call)->priv;
 }
 
+/* Asks for one upstream page: path (len bytes of room) with the filters added, `bad` set when
+ * one did not fit; the backend's cursor goes last, as the SDK sends it. A query too long for
+ * the backend is a 400. */
+static void get_page(struct sg_call *call, char *path, size_t len, int bad, sg_call_fetch_cb cb)
+{
+	const char *cursor = sg_call_page_cursor(call);
+
+	if (cursor)
+		bad |= sg_url_add_param(path, len, "page", cursor);
+	if (bad) {
+		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, cb, NULL);
+}
+
 static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
@@ -67,7 +83,6 @@ static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *re
 static void cl_sessions_page(struct sg_call *call)
 {
 	const struct sg_session_query *q = sg_call_session_query(call);
-	const char *cursor = sg_call_page_cursor(call);
 	char path[8192] = "/v1/sessions", n[32];
 	int bad = 0;
 
@@ -91,13 +106,7 @@ static void cl_sessions_page(struct sg_call *call)
 			bad |= sg_url_add_param(path, sizeof(path), "statuses%5B%5D",
 						sg_status_to_string(b));
 	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
-	if (cursor)
-		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
-	if (bad) {
-		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
-		return;
-	}
-	sg_call_get(call, path, priv_of(call)->headers, on_sessions_page, NULL);
+	get_page(call, path, sizeof(path), bad, on_sessions_page);
 }
 
 static void on_session(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
@@ -154,7 +163,6 @@ static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res,
 static void cl_events_page(struct sg_call *call)
 {
 	const struct sg_event_query *q = sg_call_event_query(call);
-	const char *cursor = sg_call_page_cursor(call);
 	char esc[600], path[16384], n[16];
 	int bad = 0;
 
@@ -169,13 +177,7 @@ static void cl_events_page(struct sg_call *call)
 	for (size_t i = 0; i < q->ntypes; i++)
 		bad |= sg_url_add_param(path, sizeof(path), "types%5B%5D", q->types[i]);
 	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
-	if (cursor)
-		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
-	if (bad) {
-		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
-		return;
-	}
-	sg_call_get(call, path, priv_of(call)->headers, on_events_page, NULL);
+	get_page(call, path, sizeof(path), bad, on_events_page);
 }
 
 static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error *err)

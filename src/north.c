@@ -545,6 +545,16 @@ static const char *path_text(const struct walk *w, char *buf)
 	return buf;
 }
 
+/* Remembers what made a value N_UNKNOWN, with its path, in case nothing above can absorb it
+ * and the answer fails for it. */
+static int remember(struct walk *w, const char *what)
+{
+	char path[N_PATH_MAX];
+
+	snprintf(w->why, sizeof(w->why), "%s %s", path_text(w, path), what);
+	return N_UNKNOWN;
+}
+
 /* A value the answer cannot carry. Strict: a 502 naming the backend and the path (N_BAD).
  * Lenient: remembered like a value newer than the SDK (N_UNKNOWN), so that it costs the
  * nearest part that can be left out instead of the whole answer. */
@@ -556,26 +566,23 @@ __attribute__((format(printf, 2, 3))) static int wrong(struct walk *w, const cha
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (w->lenient) {
-		snprintf(w->why, sizeof(w->why), "%s %s", path_text(w, path), msg);
-		return N_UNKNOWN;
-	}
+	if (w->lenient)
+		return remember(w, msg);
 	sg_err_bad_gateway(w->err, "backend '%s': %s %s%s%s%s", w->backend, path_text(w, path), msg,
 	                   w->note ? " (" : "", w->note ? w->note : "", w->note ? ")" : "");
 	return N_BAD;
 }
 
-/* A value newer than this SDK: remembered, in case nothing above can absorb it. */
+/* A value newer than this SDK (a string outside an enum, an unknown union type). */
 __attribute__((format(printf, 2, 3))) static int unknown(struct walk *w, const char *fmt, ...)
 {
-	char msg[N_WHAT_MAX], path[N_PATH_MAX];
+	char msg[N_WHAT_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(w->why, sizeof(w->why), "%s %s", path_text(w, path), msg);
-	return N_UNKNOWN;
+	return remember(w, msg);
 }
 
 static int oom(struct walk *w)
