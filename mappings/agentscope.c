@@ -16,9 +16,6 @@
 #include "tz.h"
 #include "agentscope_events.h"
 #include "agentscope_translate.h"
-#include "codec.h"
-#include "crypto.h"
-#include "timeutil.h"
 
 #define AS_USER_MAX 256
 #define AS_MSG_PAGE 200 /* the largest page /messages allows */
@@ -154,35 +151,6 @@ static void finish_get(struct sg_call *call, struct as_state *st, const struct s
 	sg_call_object(call, s);
 }
 
-/* Without a message log only state.context is left; when earlier turns were compacted
- * into state.summary, say so with the north event made for it rather than pretend the
- * history starts here. */
-static json_t *compacted_event(const struct sg_call *call, const json_t *view,
-			       const struct sg_as_ctx *ctx)
-{
-	const struct sg_pubid *id = sg_call_pubid(call);
-	const json_t *rec = json_object_get(view, "session");
-	const json_t *summary = json_object_get(json_object_get(rec, "state"), "summary");
-	const char *ca = json_string_value(json_object_get(rec, "created_at"));
-	uint8_t h[SG_SHA256_LEN];
-	char seed[700], hex[25], evid[32], ts[SG_TIME_BUFSZ];
-	int64_t us;
-
-	if (!summary || json_is_null(summary) ||
-	    (json_is_string(summary) && json_string_length(summary) == 0) ||
-	    (json_is_array(summary) && json_array_size(summary) == 0))
-		return NULL;
-	if (!ca || sg_time_parse_local(ca, ctx->tz, &us) || sg_time_format(us, ts, sizeof(ts)) < 0)
-		return NULL;
-	snprintf(seed, sizeof(seed), "%s\x1f%s/%s\x1f" "compacted", ctx->backend, id->scope,
-		 id->native);
-	sg_sha256(seed, strlen(seed), h);
-	sg_hex_encode(h, 12, hex, sizeof(hex));
-	snprintf(evid, sizeof(evid), "sevt_%s", hex);
-	return json_pack("{s:s, s:s, s:s}", "id", evid, "type", "agent.thread_context_compacted",
-			 "processed_at", ts);
-}
-
 static void finish_events(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
 {
 	const struct sg_pubid *id = sg_call_pubid(call);
@@ -208,20 +176,26 @@ static void finish_events(struct sg_call *call, struct as_state *st, const struc
 				     ? strcmp(json_string_value(status), "running") == 0
 				     : json_is_true(json_object_get(view, "is_running"));
 	ec.hint_mode = priv_of(call)->hint_mode;
+	log = st->messages;
 	if (st->msgs_endpoint_missing) {
+		/* Without a message log only state.context is left; say so when earlier turns
+		 * were compacted away rather than pretend the history starts here. */
 		log = json_object_get(json_object_get(rec, "state"), "context");
-		first = compacted_event(call, view, ctx);
-	} else {
-		log = st->messages;
+		if (sg_as_compacted_event(rec, &ec, &first, &err)) {
+			sg_call_fail_with(call, &err);
+			return;
+		}
 	}
 	events = sg_as_messages_to_events(log ? log : st->messages, &ec, &err);
-	if (!events) {
-		json_decref(first);
+	if (!events || (first && json_array_insert_new(events, 0, first))) {
+		if (events)
+			sg_err_internal(&err, "out of memory");
+		else
+			json_decref(first);
+		json_decref(events);
 		sg_call_fail_with(call, &err);
 		return;
 	}
-	if (first)
-		json_array_insert_new(events, 0, first);
 	sg_call_items(call, events);
 }
 

@@ -9,7 +9,11 @@
  * Event ids are hashes of where the event comes from (backend, session, message, block,
  * kind), never of its position in the answer, so they survive paging, re-fetching and the
  * log growing at its end. A tuple seen twice (duplicate block or message ids) gets the next
- * ordinal, so ids are unique within one answer. */
+ * ordinal, so ids are unique within one answer; the id itself is minted by the core
+ * (sg_event_id, src/idcodec.h) from that tuple.
+ *
+ * Every event leaves through the core's normaliser (sg_north_event_take, strict), so what this
+ * file builds is held to the SDK's event types like every other module's events. */
 #include "agentscope_events.h"
 
 #include <stdarg.h>
@@ -20,19 +24,14 @@
 #include <strings.h>
 
 #include "codec.h"
-#include "crypto.h"
+#include "idcodec.h"
+#include "jsonx.h"
+#include "north.h"
 #include "timeutil.h"
 
-#define ID_HEX_CHARS 24
 #define WHERE_MAX 256
 
 enum role { ROLE_USER, ROLE_ASSISTANT, ROLE_SYSTEM };
-
-/* Scratch for the id hash input; grows to the longest tuple seen, freed at the end. */
-struct buf {
-	char *p;
-	size_t len, cap;
-};
 
 /* Where an event comes from inside its message: the message itself (synthetic events), or
  * a block named by its id, or by its index when it has no id. */
@@ -50,7 +49,7 @@ struct run {
 	json_t *out;   /* the answer (new; handed to the caller) */
 	json_t *ids;   /* every id minted so far → next ordinal for its tuple (new) */
 	json_t *calls; /* tool call id → event id of its latest tool-use event (new) */
-	struct buf hb;
+	struct sg_id_seed seed; /* scratch for the id hash input, reused */
 	size_t max_events;
 
 	/* the message being translated */
@@ -70,99 +69,53 @@ static const char *nz(const char *s)
 /* Sets a 502 naming the backend and the message; returns -1. */
 __attribute__((format(printf, 2, 3))) static int bad(struct run *r, const char *fmt, ...)
 {
-	char what[WHERE_MAX];
+	char where[48];
 	va_list ap;
 
+	snprintf(where, sizeof(where), "messages[%zu]: ", r->mi);
 	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
+	sg_err_vbackend(r->err, nz(r->ctx->backend), where, fmt, ap);
 	va_end(ap);
-	return sg_err_bad_gateway(r->err, "backend '%s': messages[%zu]: %s", nz(r->ctx->backend),
-	                          r->mi, what);
+	return -1;
 }
 
 /* ---- ids --------------------------------------------------------------------------- */
 
-static int buf_add(struct buf *b, const void *p, size_t n)
-{
-	if (n > SIZE_MAX / 2 - b->len)
-		return -1;
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		char *np;
-
-		while (cap < b->len + n)
-			cap *= 2;
-		np = realloc(b->p, cap);
-		if (!np)
-			return -1;
-		b->p = np;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
-/* Each field is written as "<length>:<bytes>" so that no two tuples share an encoding,
- * whatever bytes the ids contain. */
-static int buf_field(struct buf *b, const char *p, size_t n)
-{
-	char len[24];
-	int k = snprintf(len, sizeof(len), "%zu:", n);
-
-	return buf_add(b, len, (size_t)k) < 0 ? -1 : buf_add(b, p, n);
-}
-
-static int buf_field_u(struct buf *b, size_t v)
-{
-	char num[24];
-	int k = snprintf(num, sizeof(num), "%zu", v);
-
-	return buf_field(b, num, (size_t)k);
-}
-
-static int buf_field_s(struct buf *b, const char *s)
-{
-	return buf_field(b, nz(s), strlen(nz(s)));
-}
-
+/* The id of the event of `kind` from origin o in the current message, the tuple's
+ * ordinal-th: sg_event_id over the tuple's fields. */
 static int hash_id(struct run *r, const struct origin *o, const char *kind, size_t ordinal,
-                   char out[SG_AS_EVENT_ID_LEN + 1])
+                   char out[SG_EVENT_ID_LEN + 1])
 {
-	struct buf *b = &r->hb;
-	uint8_t md[SG_SHA256_LEN];
+	struct sg_id_seed *b = &r->seed;
 	int rc = 0;
 
 	b->len = 0;
-	rc |= buf_field_s(b, "sevt1");
-	rc |= buf_field_s(b, r->ctx->backend);
-	rc |= buf_field_s(b, r->ctx->session_key);
+	rc |= sg_id_seed_str(b, "sevt1");
+	rc |= sg_id_seed_str(b, r->ctx->backend);
+	rc |= sg_id_seed_str(b, r->ctx->session_key);
 	if (r->msg_id) {
-		rc |= buf_field_s(b, "id");
-		rc |= buf_field(b, r->msg_id, r->msg_id_len);
+		rc |= sg_id_seed_str(b, "id");
+		rc |= sg_id_seed_add(b, r->msg_id, r->msg_id_len);
 	} else {
 		/* documented fallback: position and creation time of the id-less Msg */
-		rc |= buf_field_s(b, "ix");
-		rc |= buf_field_u(b, r->mi);
-		rc |= buf_field_s(b, r->created_raw);
+		rc |= sg_id_seed_str(b, "ix");
+		rc |= sg_id_seed_uint(b, r->mi);
+		rc |= sg_id_seed_str(b, r->created_raw);
 	}
 	if (!o->is_block) {
-		rc |= buf_field_s(b, "msg");
+		rc |= sg_id_seed_str(b, "msg");
 	} else if (o->id) {
-		rc |= buf_field_s(b, "id");
-		rc |= buf_field(b, o->id, o->id_len);
+		rc |= sg_id_seed_str(b, "id");
+		rc |= sg_id_seed_add(b, o->id, o->id_len);
 	} else {
-		rc |= buf_field_s(b, "ix");
-		rc |= buf_field_u(b, o->index);
+		rc |= sg_id_seed_str(b, "ix");
+		rc |= sg_id_seed_uint(b, o->index);
 	}
-	rc |= buf_field_s(b, kind);
-	rc |= buf_field_u(b, ordinal);
+	rc |= sg_id_seed_str(b, kind);
+	rc |= sg_id_seed_uint(b, ordinal);
 	if (rc)
 		return sg_err_internal(r->err, "out of memory");
-	sg_sha256(b->p, b->len, md);
-	memcpy(out, "sevt_", 5);
-	if (sg_hex_encode(md, ID_HEX_CHARS / 2, out + 5, SG_AS_EVENT_ID_LEN + 1 - 5) < 0)
-		return sg_err_internal(r->err, "event id encoding failed");
+	sg_event_id(b->p, b->len, out);
 	return 0;
 }
 
@@ -170,9 +123,9 @@ static int hash_id(struct run *r, const struct origin *o, const char *kind, size
  * ordinal to try for the tuple whose ordinal-0 id it is, so a tuple repeated k times costs
  * O(k) hashes in all, not O(k^2); the probe loop only runs again on a true hash collision. */
 static int mint_id(struct run *r, const struct origin *o, const char *kind,
-                   char out[SG_AS_EVENT_ID_LEN + 1])
+                   char out[SG_EVENT_ID_LEN + 1])
 {
-	char first[SG_AS_EVENT_ID_LEN + 1];
+	char first[SG_EVENT_ID_LEN + 1];
 	const json_t *seen;
 	json_int_t ordinal;
 
@@ -200,16 +153,6 @@ static int mint_id(struct run *r, const struct origin *o, const char *kind,
 
 /* ---- small readers ---------------------------------------------------------------- */
 
-static const char *get_str(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-static int str_eq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
-
 /* 1 = *us set, 0 = absent or null, -1 = present but not a readable timestamp (err set). */
 static int read_time(struct run *r, const json_t *obj, const char *key, const char *where,
                      int64_t *us)
@@ -223,17 +166,24 @@ static int read_time(struct run *r, const json_t *obj, const char *key, const ch
 	return 1;
 }
 
-/* processed_at of a block's event: its finished_at, else its created_at, else the
- * message's finished_at, else its created_at. */
-static int block_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
+/* A block's own time: its finished_at, else its created_at. 1 = *us set, 0 = it has neither,
+ * -1 + err = one that does not read. */
+static int own_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
 {
 	char where[48];
 	int rc;
 
 	snprintf(where, sizeof(where), "content[%zu].", j);
 	rc = read_time(r, blk, "finished_at", where, us);
-	if (rc == 0)
-		rc = read_time(r, blk, "created_at", where, us);
+	return rc == 0 ? read_time(r, blk, "created_at", where, us) : rc;
+}
+
+/* processed_at of a block's event: its own time, else the message's finished_at, else its
+ * created_at. */
+static int block_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
+{
+	int rc = own_time(r, blk, j, us);
+
 	if (rc < 0)
 		return -1;
 	if (rc == 0)
@@ -241,25 +191,19 @@ static int block_time(struct run *r, const json_t *blk, size_t j, int64_t *us)
 	return 0;
 }
 
-/* When a reply ended: finished_at, else the time of its last block that has one, else its
+/* When a reply ended: finished_at, else the own time of its last block that has one, else its
  * created_at (a reply that died leaves finished_at null). */
 static int end_time(struct run *r, const json_t *content, int64_t *us)
 {
 	size_t j;
+	int rc;
 
 	if (r->has_finished) {
 		*us = r->finished;
 		return 0;
 	}
 	for (j = json_array_size(content); j-- > 0;) {
-		const json_t *blk = json_array_get(content, j);
-		char where[48];
-		int rc;
-
-		snprintf(where, sizeof(where), "content[%zu].", j);
-		rc = read_time(r, blk, "finished_at", where, us);
-		if (rc == 0)
-			rc = read_time(r, blk, "created_at", where, us);
+		rc = own_time(r, json_array_get(content, j), j, us);
 		if (rc != 0)
 			return rc < 0 ? -1 : 0;
 	}
@@ -375,7 +319,7 @@ static json_t *data_source(enum data_kind kind, int is_url, const char *mt, cons
 static json_t *data_block(struct run *r, const json_t *blk, const char *where)
 {
 	const json_t *src = json_object_get(blk, "source"), *payload;
-	const char *stype, *mt, *name = get_str(blk, "name");
+	const char *stype, *mt, *name = sg_jstr(blk, "name");
 	enum data_kind kind;
 	json_t *nsrc, *res;
 	int is_url;
@@ -384,18 +328,18 @@ static json_t *data_block(struct run *r, const json_t *blk, const char *where)
 		bad(r, "%s: data block has no source object", where);
 		return NULL;
 	}
-	stype = get_str(src, "type");
-	if (!str_eq(stype, "base64") && !str_eq(stype, "url")) {
+	stype = sg_jstr(src, "type");
+	if (!sg_streq(stype, "base64") && !sg_streq(stype, "url")) {
 		bad(r, "%s: data source type is neither base64 nor url", where);
 		return NULL;
 	}
-	is_url = str_eq(stype, "url");
+	is_url = sg_streq(stype, "url");
 	payload = json_object_get(src, is_url ? "url" : "data");
 	if (!json_is_string(payload)) {
 		bad(r, "%s: data source has no %s string", where, is_url ? "url" : "data");
 		return NULL;
 	}
-	mt = nz(get_str(src, "media_type"));
+	mt = nz(sg_jstr(src, "media_type"));
 	kind = data_kind(mt);
 
 	switch (kind) {
@@ -436,7 +380,7 @@ static int append_blocks(struct run *r, json_t *arr, const json_t *list, const c
 	size_t k;
 
 	for (k = 0; (b = json_array_get(list, k)); k++) {
-		const char *type = get_str(b, "type");
+		const char *type = sg_jstr(b, "type");
 		json_t *nb = NULL;
 
 		snprintf(here, sizeof(here), "%s[%zu]", where, k);
@@ -463,7 +407,7 @@ static int append_blocks(struct run *r, json_t *arr, const json_t *list, const c
 
 /* A new event {id, type, processed_at} (new reference; its id also in id_out), or NULL. */
 static json_t *new_event(struct run *r, const char *type, const struct origin *o, const char *kind,
-                         int64_t at, char id_out[SG_AS_EVENT_ID_LEN + 1])
+                         int64_t at, char id_out[SG_EVENT_ID_LEN + 1])
 {
 	char ts[SG_TIME_BUFSZ];
 	json_t *ev;
@@ -486,19 +430,36 @@ static json_t *new_event(struct run *r, const char *type, const struct origin *o
 	return ev;
 }
 
-/* Appends ev (stolen); returns 0 or -1 + err. */
+/* Appends ev (stolen; NULL after a failure that set err) once the core's normaliser has held
+ * it to the SDK's event type. Strict: everything in ev was built here from values checked
+ * here, so a value the SDK would not take, or an event it has no member for, is this file's
+ * bug (a 502, or a 500 for a dropped event), never something to leave out quietly. Returns 0
+ * or -1 + err. */
 static int emit(struct run *r, json_t *ev)
 {
+	char path[48];
+	json_t *north;
+	int rc;
+
 	if (!ev)
 		return -1;
-	if (json_array_append_new(r->out, ev) < 0)
+	snprintf(path, sizeof(path), "messages[%zu]: event", r->mi);
+	rc = sg_north_event_take(ev, nz(r->ctx->backend), path, 0, &north, r->err);
+	if (rc < 0)
+		return -1;
+	if (rc == SG_NORTH_DROPPED)
+		return sg_err_internal(r->err,
+		                       "backend '%s': messages[%zu]: an event built for it has no "
+		                       "shape in the SDK's event types",
+		                       nz(r->ctx->backend), r->mi);
+	if (json_array_append_new(r->out, north) < 0)
 		return sg_err_internal(r->err, "out of memory");
 	return 0;
 }
 
 /* Emits a bare event (no payload beyond the envelope). */
 static int emit_bare(struct run *r, const char *type, const struct origin *o, const char *kind,
-                     int64_t at, char id_out[SG_AS_EVENT_ID_LEN + 1])
+                     int64_t at, char id_out[SG_EVENT_ID_LEN + 1])
 {
 	return emit(r, new_event(r, type, o, kind, at, id_out));
 }
@@ -511,6 +472,23 @@ static int set_or_drop(struct run *r, json_t *ev, const char *key, json_t *val)
 		return sg_err_internal(r->err, "out of memory");
 	}
 	return 0;
+}
+
+/* Emits an event of `type` whose payload is `content` (stolen, also on failure). Returns 0 or
+ * -1 + err. */
+static int emit_content(struct run *r, const char *type, const struct origin *o, const char *kind,
+                        int64_t at, json_t *content)
+{
+	char id[SG_EVENT_ID_LEN + 1];
+	json_t *ev = new_event(r, type, o, kind, at, id);
+
+	if (!ev) {
+		json_decref(content);
+		return -1;
+	}
+	if (set_or_drop(r, ev, "content", content) < 0)
+		return -1;
+	return emit(r, ev);
 }
 
 static struct origin block_origin(const json_t *blk, size_t j)
@@ -530,24 +508,16 @@ static struct origin block_origin(const json_t *blk, size_t j)
 static int user_message(struct run *r, const json_t *content)
 {
 	static const struct origin whole = {0};
-	char id[SG_AS_EVENT_ID_LEN + 1];
-	json_t *ev, *arr;
+	json_t *arr = json_array();
 
-	arr = json_array();
 	if (!arr)
 		return sg_err_internal(r->err, "out of memory");
-	if (append_blocks(r, arr, content, "content") < 0)
-		goto fail;
-	ev = new_event(r, "user.message", &whole, "user_message",
-	               r->has_finished ? r->finished : r->created, id);
-	if (!ev)
-		goto fail;
-	if (set_or_drop(r, ev, "content", arr) < 0)
+	if (append_blocks(r, arr, content, "content") < 0) {
+		json_decref(arr);
 		return -1;
-	return emit(r, ev);
-fail:
-	json_decref(arr);
-	return -1;
+	}
+	return emit_content(r, "user.message", &whole, "user_message",
+	                    r->has_finished ? r->finished : r->created, arr);
 }
 
 /* Consecutive text blocks content[j..] become one agent.message keyed by the first block.
@@ -556,9 +526,8 @@ fail:
 static int text_run(struct run *r, const json_t *content, size_t j, size_t *next)
 {
 	struct origin o = block_origin(json_array_get(content, j), j);
-	char id[SG_AS_EVENT_ID_LEN + 1];
 	size_t k, n = json_array_size(content);
-	json_t *arr, *ev;
+	json_t *arr;
 	int64_t at;
 
 	arr = json_array();
@@ -568,7 +537,7 @@ static int text_run(struct run *r, const json_t *content, size_t j, size_t *next
 		const json_t *blk = json_array_get(content, k);
 		const json_t *text = json_object_get(blk, "text");
 
-		if (!str_eq(get_str(blk, "type"), "text"))
+		if (!sg_streq(sg_jstr(blk, "type"), "text"))
 			break;
 		if (!json_is_string(text)) {
 			bad(r, "content[%zu].text is not a string", k);
@@ -582,12 +551,7 @@ static int text_run(struct run *r, const json_t *content, size_t j, size_t *next
 	*next = k;
 	if (block_time(r, json_array_get(content, k - 1), k - 1, &at) < 0)
 		goto fail;
-	ev = new_event(r, "agent.message", &o, "text", at, id);
-	if (!ev)
-		goto fail;
-	if (set_or_drop(r, ev, "content", arr) < 0)
-		return -1;
-	return emit(r, ev);
+	return emit_content(r, "agent.message", &o, "text", at, arr);
 fail:
 	json_decref(arr);
 	return -1;
@@ -598,33 +562,21 @@ fail:
  * NULL when out of memory. */
 static json_t *tool_input(const json_t *in)
 {
-	json_error_t jerr;
-	json_t *v;
-
-	memset(&jerr, 0, sizeof(jerr));
 	if (json_is_object(in))
 		return json_deep_copy(in);
-	if (!json_is_string(in) || json_string_length(in) == 0)
+	if (!json_is_string(in))
 		return json_object();
-	v = json_loadb(json_string_value(in), json_string_length(in), 0, &jerr);
-	/* a parse error always says why; jansson leaves the text empty when it could not
-	 * even allocate its lexer */
-	if (!v && (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0]))
-		return NULL;
-	if (json_is_object(v))
-		return v;
-	json_decref(v);
-	return json_object();
+	return sg_jparse_object(json_string_value(in), json_string_length(in));
 }
 
 /* agent.tool_use, or agent.custom_tool_use while the call waits for external execution.
  * The id hashes the call as "tool_call" either way, so it survives submitted → finished. */
 static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending)
 {
-	const char *cid = get_str(blk, "id"), *name = get_str(blk, "name");
-	const char *state = get_str(blk, "state");
+	const char *cid = sg_jstr(blk, "id"), *name = sg_jstr(blk, "name");
+	const char *state = sg_jstr(blk, "state");
 	struct origin o = block_origin(blk, j);
-	char id[SG_AS_EVENT_ID_LEN + 1];
+	char id[SG_EVENT_ID_LEN + 1];
 	int submitted, asking;
 	json_t *ev;
 	int64_t at;
@@ -633,8 +585,8 @@ static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending
 		return bad(r, "content[%zu]: tool_call has no id string", j);
 	if (!name)
 		return bad(r, "content[%zu]: tool_call has no name string", j);
-	submitted = str_eq(state, "submitted");
-	asking = str_eq(state, "asking");
+	submitted = sg_streq(state, "submitted");
+	asking = sg_streq(state, "asking");
 	if (block_time(r, blk, j, &at) < 0)
 		return -1;
 	ev = new_event(r, submitted ? "agent.custom_tool_use" : "agent.tool_use", &o, "tool_call",
@@ -657,9 +609,9 @@ static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending
 static int tool_result(struct run *r, const json_t *blk, size_t j)
 {
 	const json_t *jid = json_object_get(blk, "id"), *out = json_object_get(blk, "output");
-	const char *state = get_str(blk, "state");
+	const char *state = sg_jstr(blk, "state");
 	struct origin o = block_origin(blk, j);
-	char id[SG_AS_EVENT_ID_LEN + 1], link[SG_AS_EVENT_ID_LEN + 1];
+	char id[SG_EVENT_ID_LEN + 1], link[SG_EVENT_ID_LEN + 1];
 	const char *use_id;
 	char where[48];
 	json_t *ev, *content;
@@ -667,7 +619,7 @@ static int tool_result(struct run *r, const json_t *blk, size_t j)
 
 	if (!json_is_string(jid))
 		return bad(r, "content[%zu]: tool_result has no id string", j);
-	if (str_eq(state, "running"))
+	if (sg_streq(state, "running"))
 		return 0; /* partial output of a tool still running */
 	use_id = json_string_value(
 	    json_object_getn(r->calls, json_string_value(jid), json_string_length(jid)));
@@ -703,8 +655,8 @@ static int tool_result(struct run *r, const json_t *blk, size_t j)
 	    set_or_drop(r, ev, "tool_use_id", json_string(use_id)) < 0)
 		return -1;
 	if (set_or_drop(r, ev, "is_error",
-	                json_boolean(str_eq(state, "error") || str_eq(state, "denied") ||
-	                             str_eq(state, "interrupted"))) < 0)
+	                json_boolean(sg_streq(state, "error") || sg_streq(state, "denied") ||
+	                             sg_streq(state, "interrupted"))) < 0)
 		return -1;
 	return emit(r, ev);
 fail:
@@ -712,25 +664,48 @@ fail:
 	return -1;
 }
 
+/* A hint's label, "[from <source>]" or "[hint]" without a source, followed by " " and text
+ * when text (a JSON string, borrowed) is given. src is the block's source (borrowed, any
+ * JSON). Returns a new string, or NULL when out of memory. */
+static json_t *hint_label(const json_t *src, const json_t *text)
+{
+	int from = json_is_string(src) && json_string_length(src) > 0;
+	size_t sn = from ? json_string_length(src) : 0, tn = text ? json_string_length(text) : 0;
+	char *p = malloc((from ? 7 + sn : 6) + (text ? 1 + tn : 0)), *q = p;
+	json_t *s;
+
+	if (!p)
+		return NULL;
+	if (from) {
+		memcpy(q, "[from ", 6);
+		memcpy(q + 6, json_string_value(src), sn);
+		q[6 + sn] = ']';
+		q += 7 + sn;
+	} else {
+		memcpy(q, "[hint]", 6);
+		q += 6;
+	}
+	if (text) {
+		*q++ = ' ';
+		memcpy(q, json_string_value(text), tn);
+		q += tn;
+	}
+	/* both pieces came out of jansson, which holds only valid UTF-8 */
+	s = json_stringn_nocheck(p, (size_t)(q - p));
+	free(p);
+	return s;
+}
+
 /* hint_mode 1: the hint as the model sees it, a user turn, labelled with its sender. */
 static int hint(struct run *r, const json_t *blk, size_t j)
 {
 	const json_t *h = json_object_get(blk, "hint"), *src = json_object_get(blk, "source");
 	struct origin o = block_origin(blk, j);
-	char id[SG_AS_EVENT_ID_LEN + 1], where[48];
-	struct buf label = {0};
-	json_t *content = NULL, *first, *ev;
+	json_t *content = NULL, *first;
+	char where[48];
 	int64_t at;
 	int rc = -1;
 
-	if (json_is_string(src) && json_string_length(src) > 0) {
-		if (buf_add(&label, "[from ", 6) < 0 ||
-		    buf_add(&label, json_string_value(src), json_string_length(src)) < 0 ||
-		    buf_add(&label, "] ", 2) < 0)
-			goto oom;
-	} else if (buf_add(&label, "[hint] ", 7) < 0) {
-		goto oom;
-	}
 	content = json_array();
 	if (!content)
 		goto oom;
@@ -747,33 +722,24 @@ static int hint(struct run *r, const json_t *blk, size_t j)
 	}
 	/* the label goes in front of the first text, or alone when the hint starts with media */
 	first = json_array_get(content, 0);
-	if (str_eq(get_str(first, "type"), "text")) {
-		const json_t *t = json_object_get(first, "text");
-
-		if (buf_add(&label, json_string_value(t), json_string_length(t)) < 0 ||
-		    json_object_set_new(first, "text", json_stringn(label.p, label.len)) < 0)
+	if (sg_streq(sg_jstr(first, "type"), "text")) {
+		if (json_object_set_new(first, "text",
+		                        hint_label(src, json_object_get(first, "text"))) < 0)
 			goto oom;
 	} else {
-		label.len--; /* no text follows: drop the trailing space */
-		first = json_pack("{s:s, s:s%}", "type", "text", "text", label.p, label.len);
+		first = json_pack("{s:s, s:o}", "type", "text", "text", hint_label(src, NULL));
 		if (json_array_insert_new(content, 0, first) < 0)
 			goto oom;
 	}
 	if (block_time(r, blk, j, &at) < 0)
 		goto out;
-	ev = new_event(r, "user.message", &o, "hint", at, id);
-	if (!ev)
-		goto out;
-	rc = set_or_drop(r, ev, "content", content);
+	rc = emit_content(r, "user.message", &o, "hint", at, content);
 	content = NULL;
-	if (rc == 0)
-		rc = emit(r, ev);
 	goto out;
 oom:
 	sg_err_internal(r->err, "out of memory");
 out:
 	json_decref(content);
-	free(label.p);
 	return rc;
 }
 
@@ -818,9 +784,9 @@ static json_t *model_usage(struct run *r, const json_t *msg)
  * (they also cover embedding, TTS and MCP calls), so only the unambiguous ones are mapped. */
 static const char *error_type(const char *as_type)
 {
-	if (str_eq(as_type, "rate_limit"))
+	if (sg_streq(as_type, "rate_limit"))
 		return "model_rate_limited_error";
-	if (str_eq(as_type, "upstream") || str_eq(as_type, "connection"))
+	if (sg_streq(as_type, "upstream") || sg_streq(as_type, "connection"))
 		return "model_request_failed_error";
 	return "unknown_error";
 }
@@ -829,15 +795,15 @@ static int session_error(struct run *r, const json_t *msg, int64_t at)
 {
 	static const struct origin whole = {0};
 	const json_t *e = json_object_get(msg, "error");
-	const char *message = get_str(e, "message");
-	char id[SG_AS_EVENT_ID_LEN + 1];
+	const char *message = sg_jstr(e, "message");
+	char id[SG_EVENT_ID_LEN + 1];
 	json_t *ev;
 
 	ev = new_event(r, "session.error", &whole, "error", at, id);
 	if (!ev)
 		return -1;
 	if (set_or_drop(r, ev, "error",
-	                json_pack("{s:s, s:s, s:{s:s}}", "type", error_type(get_str(e, "type")),
+	                json_pack("{s:s, s:s, s:{s:s}}", "type", error_type(sg_jstr(e, "type")),
 	                          "message", message ? message : "the reply ended with an error",
 	                          "retry_status", "type", "terminal")) < 0)
 		return -1;
@@ -847,7 +813,7 @@ static int session_error(struct run *r, const json_t *msg, int64_t at)
 static int assistant_reply(struct run *r, const json_t *msg, const json_t *content, int is_tail)
 {
 	static const struct origin whole = {0};
-	char start_id[SG_AS_EVENT_ID_LEN + 1], id[SG_AS_EVENT_ID_LEN + 1];
+	char start_id[SG_EVENT_ID_LEN + 1], id[SG_EVENT_ID_LEN + 1];
 	const json_t *e = json_object_get(msg, "error");
 	json_t *pending = NULL, *ev, *stop, *usage;
 	size_t j, n = json_array_size(content);
@@ -867,7 +833,7 @@ static int assistant_reply(struct run *r, const json_t *msg, const json_t *conte
 	}
 	for (j = 0; j < n;) {
 		const json_t *blk = json_array_get(content, j);
-		const char *type = get_str(blk, "type");
+		const char *type = sg_jstr(blk, "type");
 		size_t next = j + 1;
 		int rc = 0;
 
@@ -905,7 +871,7 @@ static int assistant_reply(struct run *r, const json_t *msg, const json_t *conte
 	}
 	if (end_time(r, content, &end) < 0)
 		goto fail;
-	failed = str_eq(get_str(msg, "finished_reason"), "error") || json_is_object(e);
+	failed = sg_streq(sg_jstr(msg, "finished_reason"), "error") || json_is_object(e);
 
 	usage = model_usage(r, msg);
 	if (!usage)
@@ -951,10 +917,10 @@ static int has_agent_blocks(const json_t *content)
 	size_t j;
 
 	for (j = 0; (blk = json_array_get(content, j)); j++) {
-		const char *t = get_str(blk, "type");
+		const char *t = sg_jstr(blk, "type");
 
-		if (str_eq(t, "tool_call") || str_eq(t, "tool_result") || str_eq(t, "thinking") ||
-		    str_eq(t, "hint"))
+		if (sg_streq(t, "tool_call") || sg_streq(t, "tool_result") ||
+		    sg_streq(t, "thinking") || sg_streq(t, "hint"))
 			return 1;
 	}
 	return 0;
@@ -976,18 +942,18 @@ static int msg_shape(struct run *r, const json_t *msg, const json_t **content, e
 	if (!jr || json_is_null(jr)) {
 		const char *agent = r->ctx->agent_name;
 
-		*role = (agent && *agent && str_eq(get_str(msg, "name"), agent)) ||
+		*role = (agent && *agent && sg_streq(sg_jstr(msg, "name"), agent)) ||
 		                has_agent_blocks(*content)
 		            ? ROLE_ASSISTANT
 		            : ROLE_USER;
 		return 0;
 	}
 	rs = json_string_value(jr);
-	if (str_eq(rs, "user"))
+	if (sg_streq(rs, "user"))
 		*role = ROLE_USER;
-	else if (str_eq(rs, "assistant"))
+	else if (sg_streq(rs, "assistant"))
 		*role = ROLE_ASSISTANT;
-	else if (str_eq(rs, "system"))
+	else if (sg_streq(rs, "system"))
 		*role = ROLE_SYSTEM;
 	else
 		return bad(r, "role is not user, assistant or system");
@@ -1075,12 +1041,55 @@ json_t *sg_as_messages_to_events(const json_t *messages, const struct sg_as_even
 	}
 	json_decref(r.ids);
 	json_decref(r.calls);
-	free(r.hb.p);
+	sg_id_seed_free(&r.seed);
 	return r.out;
 fail:
 	json_decref(r.out);
 	json_decref(r.ids);
 	json_decref(r.calls);
-	free(r.hb.p);
+	sg_id_seed_free(&r.seed);
 	return NULL;
+}
+
+int sg_as_compacted_event(const json_t *record, const struct sg_as_events_ctx *ctx, json_t **out,
+                          struct sg_error *err)
+{
+	const json_t *summary = json_object_get(json_object_get(record, "state"), "summary");
+	const char *ca = sg_jstr(record, "created_at"), *be = nz(ctx->backend);
+	const char *key = nz(ctx->session_key);
+	char ts[SG_TIME_BUFSZ], id[SG_EVENT_ID_LEN + 1], *seed;
+	size_t bn = strlen(be), kn = strlen(key);
+	json_t *ev;
+	int64_t us;
+	int rc;
+
+	*out = NULL;
+	if (!sg_jpresent(summary) ||
+	    (json_is_string(summary) && json_string_length(summary) == 0) ||
+	    (json_is_array(summary) && json_array_size(summary) == 0))
+		return 0;
+	if (!ca || sg_time_parse_local(ca, ctx->tz, &us) || sg_time_format(us, ts, sizeof(ts)) < 0)
+		return 0;
+	/* "<backend>\x1f<session_key>\x1fcompacted", the seed this notice has always had */
+	seed = malloc(bn + kn + 11);
+	if (!seed)
+		return sg_err_internal(err, "out of memory");
+	memcpy(seed, be, bn);
+	seed[bn] = '\x1f';
+	memcpy(seed + bn + 1, key, kn);
+	memcpy(seed + bn + 1 + kn,
+	       "\x1f"
+	       "compacted",
+	       10);
+	sg_event_id(seed, bn + kn + 11, id);
+	free(seed);
+	ev = json_pack("{s:s, s:s, s:s}", "id", id, "type", "agent.thread_context_compacted",
+	               "processed_at", ts);
+	if (!ev)
+		return sg_err_internal(err, "out of memory");
+	rc = sg_north_event_take(ev, be, "compacted notice", 0, out, err);
+	if (rc == SG_NORTH_DROPPED)
+		return sg_err_internal(err,
+		                       "the compaction notice has no shape in the SDK's types");
+	return rc < 0 ? -1 : 0;
 }

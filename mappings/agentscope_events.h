@@ -2,7 +2,8 @@
  *
  * Pure translation: no I/O, no clock, no global state; safe to call from any worker thread
  * with its own ctx. Tested with golden fixtures under tests/fixtures/agentscope/events/.
- * The rules and what they lose are in docs/fidelity-agentscope-events.md. */
+ * The rules and what they lose are in docs/fidelity-agentscope.md. Event ids are minted with
+ * sg_event_id (src/idcodec.h): SG_EVENT_ID_LEN characters. */
 #ifndef SG_AGENTSCOPE_EVENTS_H
 #define SG_AGENTSCOPE_EVENTS_H
 
@@ -17,9 +18,6 @@ struct sg_tz;
  * unbounded answer. AgentScope pages /messages by 200, so these are far above real logs. */
 #define SG_AS_EVENTS_MAX_MESSAGES 100000
 #define SG_AS_EVENTS_MAX_EVENTS 1000000
-
-/* "sevt_" + 24 lowercase hex characters. */
-#define SG_AS_EVENT_ID_LEN 29
 
 enum sg_as_hint_mode {
 	SG_AS_HINT_DROP = 0,         /* hint blocks produce no event (default) */
@@ -50,5 +48,15 @@ struct sg_as_events_ctx {
  * never a partial answer. */
 json_t *sg_as_messages_to_events(const json_t *messages, const struct sg_as_events_ctx *ctx,
                                  struct sg_error *err);
+
+/* For a build without the message log, whose events come from the record's state.context: when
+ * earlier turns were compacted into state.summary, the agent.thread_context_compacted event that
+ * says so, dated at the record's created_at, so the history does not pretend to start where the
+ * context does. `record` is the SessionRecord (borrowed). Its id is sg_event_id over
+ * "<backend>\x1f<session_key>\x1fcompacted". Returns 0 with *out the event (new), or NULL when
+ * there is nothing to say (no summary, or a created_at that does not read); -1 with a 500 when
+ * out of memory. */
+int sg_as_compacted_event(const json_t *record, const struct sg_as_events_ctx *ctx, json_t **out,
+                          struct sg_error *err);
 
 #endif

@@ -2,22 +2,29 @@
  *
  * Accepts both listing shapes: v2.0.1 (no `status`, reply_id/cur_iter at the top of `state`,
  * full `state.context`) and newer builds (`status`, `reply_context`, context cleared in the
- * listing). Every rule here is written down in docs/fidelity-agentscope.md; change both
- * together. Nothing in this file does I/O, reads the clock or keeps state. */
+ * listing). Only the keys derived from AgentScope's records are built here; the core's
+ * normaliser (src/north.h, sg_north_session_take) fills the documented empty values of the rest
+ * and holds the result to the SDK's Session type. Every rule here is written down in
+ * docs/fidelity-agentscope.md; change both together. Nothing in this file does I/O, reads the
+ * clock or keeps state. */
 #include "agentscope_translate.h"
 
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "idcodec.h"
+#include "jsonx.h"
+#include "north.h"
 #include "timeutil.h"
 
 #define AS_MAX_SESSIONS 100000 /* items in one listing; more is refused, not truncated */
 #define AS_MAX_AGENTS 100000   /* items in one GET /agent/ body */
 #define AS_QUOTE_MAX 64        /* bytes of a backend value quoted in an error message */
 #define AS_WHERE_MAX 48        /* "sessions[99999]: " and the like */
+#define AS_PATH_MAX 32         /* "sessions[99999]", the normaliser's `where` */
 
 /* The derived view of one session that several north fields depend on. */
 struct as_facts {
@@ -29,31 +36,16 @@ struct as_facts {
 	int64_t active_us;
 };
 
-/* Sets a 502 naming the backend, so an operator can tell which upstream answered garbage.
- * `where` locates the item ("sessions[3]: "), or is "". Always returns -1. */
+/* Sets a 502 naming the backend (see sg_err_backend). Always returns -1. */
 __attribute__((format(printf, 4, 5))) static int
 bad(struct sg_error *err, const struct sg_as_ctx *ctx, const char *where, const char *fmt, ...)
 {
-	char msg[SG_ERRMSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sg_err_vbackend(err, ctx->backend, where, fmt, ap);
 	va_end(ap);
-	return sg_err_bad_gateway(err, "backend '%s': %s%s", ctx->backend, where, msg);
-}
-
-/* Borrowed C string of obj[key], or NULL when obj is not an object or the value is not a
- * string. */
-static const char *str_at(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-/* A string that C code would silently cut short (an embedded NUL) is not an id. */
-static int has_nul(const json_t *s)
-{
-	return strlen(json_string_value(s)) != json_string_length(s);
+	return -1;
 }
 
 /* Reads a required, non-empty, NUL-free string field of an id kind. Returns the borrowed
@@ -67,17 +59,11 @@ static const char *need_id(const json_t *obj, const char *key, const char *what,
 		bad(err, ctx, where, "%s is missing or not a string", what);
 		return NULL;
 	}
-	if (json_string_length(v) == 0 || has_nul(v)) {
+	if (!sg_jis_id(v)) {
 		bad(err, ctx, where, "%s is empty or contains a NUL byte", what);
 		return NULL;
 	}
 	return json_string_value(v);
-}
-
-/* An exact copy of a JSON string (embedded NULs included). Returns a new reference. */
-static json_t *copy_str(const json_t *s)
-{
-	return json_stringn(json_string_value(s), json_string_length(s));
 }
 
 /* Parses a backend timestamp (naive local time in ctx->tz, or with its own Z/offset). */
@@ -85,7 +71,7 @@ static int parse_time(const json_t *v, const struct sg_as_ctx *ctx, int64_t *us)
 {
 	const char *s = json_string_value(v);
 
-	if (!s || has_nul(v))
+	if (!s || sg_jhas_nul(v))
 		return -1;
 	return sg_time_parse_local(s, ctx->tz, us);
 }
@@ -101,7 +87,7 @@ static int record_time(const json_t *session, const char *key, const struct sg_a
 		return bad(err, ctx, where, "session.%s is missing or not a string", key);
 	if (parse_time(v, ctx, us))
 		return bad(err, ctx, where, "session.%s '%.*s' is not a timestamp", key,
-		           AS_QUOTE_MAX, json_string_value(v));
+		           sg_utf8_cut(json_string_value(v), AS_QUOTE_MAX), json_string_value(v));
 	return 0;
 }
 
@@ -110,17 +96,12 @@ static int record_time(const json_t *session, const char *key, const struct sg_a
 static json_t *time_json(int64_t us, const char *key, const struct sg_as_ctx *ctx,
                          const char *where, struct sg_error *err)
 {
-	char buf[SG_TIME_BUFSZ];
 	json_t *s;
 
-	if (sg_time_format(us, buf, sizeof(buf)) < 0) {
+	if (sg_jtime(us, &s) < 0)
 		bad(err, ctx, where, "session.%s is out of range", key);
-		return NULL;
-	}
-	s = json_string(buf);
-	if (!s)
-		sg_err_internal(err, "out of memory translating a session of backend '%s'",
-		                ctx->backend);
+	else if (!s)
+		sg_err_oom(err, ctx->backend);
 	return s;
 }
 
@@ -128,8 +109,8 @@ static json_t *time_json(int64_t us, const char *key, const struct sg_as_ctx *ct
  * it anyway, the sender's name and the kinds of blocks tell assistant from user. */
 static int is_assistant(const json_t *msg, const char *agent_name)
 {
-	const char *role = str_at(msg, "role");
-	const char *name = str_at(msg, "name");
+	const char *role = sg_jstr(msg, "role");
+	const char *name = sg_jstr(msg, "name");
 	const json_t *block;
 	size_t i;
 
@@ -139,7 +120,7 @@ static int is_assistant(const json_t *msg, const char *agent_name)
 		return 1;
 	json_array_foreach(json_object_get(msg, "content"), i, block)
 	{
-		const char *type = str_at(block, "type");
+		const char *type = sg_jstr(block, "type");
 
 		if (type && (!strcmp(type, "tool_call") || !strcmp(type, "tool_result") ||
 		             !strcmp(type, "thinking") || !strcmp(type, "hint")))
@@ -164,8 +145,8 @@ static const char *parked_status(const json_t *context, const char *agent_name)
 		return "idle";
 	json_array_foreach(json_object_get(tail, "content"), i, block)
 	{
-		const char *state = str_at(block, "state");
-		const char *type = str_at(block, "type");
+		const char *state = sg_jstr(block, "state");
+		const char *type = sg_jstr(block, "type");
 
 		if (!type || strcmp(type, "tool_call") || !state)
 			continue;
@@ -233,10 +214,10 @@ static void derive_facts(const json_t *view, const json_t *session, const json_t
 {
 	const json_t *state = json_object_get(session, "state");
 	const json_t *context = json_object_get(state, "context");
-	const char *status = str_at(view, "status");
+	const char *status = sg_jstr(view, "status");
 
 	memset(f, 0, sizeof(*f));
-	f->agent_name = str_at(json_object_get(agent, "data"), "name");
+	f->agent_name = sg_jstr(json_object_get(agent, "data"), "name");
 	if (status) {
 		/* Newer build: the server computed the fine status; the listing's context is
 		 * cleared, so usage and active time are unknown here. */
@@ -259,8 +240,12 @@ static int meta_copy(json_t *meta, const char *name, const json_t *obj, const ch
 
 	if (!json_is_string(v))
 		return 0;
-	return json_object_set_new(meta, name, copy_str(v));
+	return json_object_set_new_nocheck(meta, name, sg_jstr_copy(v));
 }
+
+/* This file builds objects on the path that translates whole listings, so it sets keys it
+ * spells itself without jansson's UTF-8 check (json_object_set_new_nocheck), and strings that
+ * came out of jansson, which holds only valid UTF-8, without checking them again. */
 
 /* Builds the metadata map. Returns a new object, or NULL when out of memory. */
 static json_t *build_metadata(const json_t *session, const struct as_facts *f)
@@ -294,8 +279,8 @@ static json_t *build_metadata(const json_t *session, const struct as_facts *f)
 	                "type");
 	rc |= meta_copy(meta, "agentscope.fallback_model",
 	                json_object_get(config, "fallback_chat_model_config"), "model");
-	rc |= json_object_set_new(meta, "agentscope.status", json_string(f->fine));
-	rc |= json_object_set_new(meta, "agentscope.usage", json_string(usage));
+	rc |= json_object_set_new_nocheck(meta, "agentscope.status", json_string_nocheck(f->fine));
+	rc |= json_object_set_new_nocheck(meta, "agentscope.usage", json_string_nocheck(usage));
 	if (rc) {
 		json_decref(meta);
 		return NULL;
@@ -303,37 +288,60 @@ static json_t *build_metadata(const json_t *session, const struct as_facts *f)
 	return meta;
 }
 
-/* Builds the agent snapshot. An AgentScope agent has no model, version, tools or
- * description: the model is the session's, the rest takes its documented empty value.
+/* Builds the agent snapshot from what AgentScope has: an id, a name, a system prompt, and the
+ * session's model (an AgentScope agent has none of its own). Its version is 1; the core fills
+ * the documented empty values of the rest (no tools, skills or MCP servers, service account).
  * `agent` is borrowed and may be NULL. Returns a new object, or NULL when out of memory. */
 static json_t *build_agent(const char *agent_id, const json_t *agent, const json_t *session)
 {
 	const json_t *data = json_object_get(agent, "data");
-	const char *name = str_at(data, "name");
-	const char *model = str_at(
+	const char *name = sg_jstr(data, "name"), *system = sg_jstr(data, "system_prompt");
+	const char *model = sg_jstr(
 	    json_object_get(json_object_get(session, "config"), "chat_model_config"), "model");
+	json_t *a = json_object(), *m = json_object();
+	int rc = 0;
 
 	if (!name)
 		name = agent_id;
 	if (!model || !*model)
 		model = "unknown";
-	return json_pack("{s:s, s:s, s:s, s:n, s:s?, s:i, s:{s:s}, s:{s:s}, s:[], s:[], s:[], s:n}",
-	                 "id", agent_id, "type", "agent", "name", name, "description", "system",
-	                 str_at(data, "system_prompt"), "version", 1, "model", "id", model,
-	                 "execution_identity", "type", "service_account", "mcp_servers", "skills",
-	                 "tools", "multiagent");
+	/* a failed set frees the value it was given, so nothing leaks when a or m is NULL */
+	rc |= json_object_set_new_nocheck(m, "id", json_string_nocheck(model));
+	rc |= json_object_set_new_nocheck(a, "model", m);
+	rc |= json_object_set_new_nocheck(a, "id", json_string_nocheck(agent_id));
+	rc |= json_object_set_new_nocheck(a, "name", json_string_nocheck(name));
+	rc |= json_object_set_new_nocheck(a, "system",
+	                                  system ? json_string_nocheck(system) : json_null());
+	rc |= json_object_set_new_nocheck(a, "version", json_integer(1));
+	if (rc) {
+		json_decref(a);
+		return NULL;
+	}
+	return a;
 }
 
-/* Builds usage: the context sums when the listing carries the context, else {} (every key
- * is optional in the SDK type, and an unknown count is not a zero count). */
-static json_t *build_usage(const struct as_facts *f)
+/* Sets usage to the context sums when the listing carries the context; otherwise the key is
+ * left to the core, whose empty usage {} says "unknown" (every key is optional in the SDK
+ * type, and an unknown count is not a zero count). Returns 0, or -1 when out of memory. */
+static int set_usage(json_t *out, const struct as_facts *f)
 {
+	json_t *u, *cc;
+	int rc = 0;
+
 	if (!f->carried)
-		return json_object();
-	return json_pack("{s:I, s:I, s:I, s:{s:I, s:I}}", "input_tokens", (json_int_t)f->in,
-	                 "output_tokens", (json_int_t)f->out, "cache_read_input_tokens",
-	                 (json_int_t)f->cache_read, "cache_creation", "ephemeral_5m_input_tokens",
-	                 (json_int_t)f->cache_create, "ephemeral_1h_input_tokens", (json_int_t)0);
+		return 0;
+	u = json_object();
+	cc = json_object();
+	rc |= json_object_set_new_nocheck(cc, "ephemeral_5m_input_tokens",
+	                                  json_integer((json_int_t)f->cache_create));
+	rc |= json_object_set_new_nocheck(cc, "ephemeral_1h_input_tokens", json_integer(0));
+	rc |= json_object_set_new_nocheck(u, "cache_creation", cc);
+	rc |= json_object_set_new_nocheck(u, "input_tokens", json_integer((json_int_t)f->in));
+	rc |= json_object_set_new_nocheck(u, "output_tokens", json_integer((json_int_t)f->out));
+	rc |= json_object_set_new_nocheck(u, "cache_read_input_tokens",
+	                                  json_integer((json_int_t)f->cache_read));
+	rc |= json_object_set_new_nocheck(out, "usage", u);
+	return rc ? -1 : 0;
 }
 
 /* Builds stats; seconds are JSON reals computed from whole microseconds. */
@@ -342,32 +350,49 @@ static json_t *build_stats(const struct as_facts *f, int64_t created, int64_t up
 {
 	int64_t end = f->running ? ctx->now_us : updated;
 	int64_t dur = end > created ? end - created : 0;
-	json_t *stats = json_pack("{s:f}", "duration_seconds", (double)dur / 1e6);
+	json_t *stats = json_object();
+	int rc =
+	    json_object_set_new_nocheck(stats, "duration_seconds", json_real((double)dur / 1e6));
 
-	if (stats && f->carried &&
-	    json_object_set_new(stats, "active_seconds", json_real((double)f->active_us / 1e6))) {
+	if (f->carried)
+		rc |= json_object_set_new_nocheck(stats, "active_seconds",
+		                                  json_real((double)f->active_us / 1e6));
+	if (rc) {
 		json_decref(stats);
 		return NULL;
 	}
 	return stats;
 }
 
-/* "env_" + workspace id, or "env_none" without one; any length. Returns a new string. */
+/* "env_" + workspace id, or "env_none" without one; any length. Returns a new string, or NULL
+ * when out of memory. */
 static json_t *build_environment(const json_t *session)
 {
 	const json_t *ws = json_object_get(json_object_get(session, "config"), "workspace_id");
+	size_t n = json_string_length(ws);
+	char buf[256], *p = buf;
+	json_t *s;
 
-	if (!json_is_string(ws) || json_string_length(ws) == 0 || has_nul(ws))
-		return json_string("env_none");
-	return json_sprintf("env_%s", json_string_value(ws));
+	if (!sg_jis_id(ws))
+		return json_string_nocheck("env_none");
+	if (n > sizeof(buf) - 4 && !(p = malloc(n + 4)))
+		return NULL;
+	memcpy(p, "env_", 4);
+	memcpy(p + 4, json_string_value(ws), n);
+	s = json_stringn_nocheck(p, n + 4);
+	if (p != buf)
+		free(p);
+	return s;
 }
 
-/* The body of sg_as_session_to_cma, with `where` locating the item in a listing.
+/* The body of sg_as_session_to_cma: builds the keys AgentScope's record gives and hands the
+ * object to the core's normaliser. `where` locates the item in a listing for this file's
+ * messages ("sessions[3]: ", or ""), `path` for the normaliser's ("sessions[3]", "session").
  * view and agent are borrowed; returns a new reference or NULL with err set. */
 static json_t *translate(const json_t *view, const json_t *agent, const struct sg_as_ctx *ctx,
-                         const char *where, struct sg_error *err)
+                         const char *where, const char *path, struct sg_error *err)
 {
-	const json_t *session, *config, *title, *schedule;
+	const json_t *session, *title, *schedule;
 	json_t *created_js = NULL, *updated_js = NULL;
 	const char *sid, *aid, *source;
 	char pubid[SG_ID_MAX];
@@ -395,20 +420,18 @@ static json_t *translate(const json_t *view, const json_t *agent, const struct s
 		bad(err, ctx, where,
 		    "session id '%.*s' (%zu bytes) with agent id (%zu bytes) is too long for a "
 		    "public id",
-		    AS_QUOTE_MAX, sid, strlen(sid), strlen(aid));
+		    sg_utf8_cut(sid, AS_QUOTE_MAX), sid, strlen(sid), strlen(aid));
 		goto fail;
 	}
 	if (record_time(session, "created_at", ctx, where, &created, err))
 		goto fail;
-	if (json_is_null(json_object_get(session, "updated_at")) ||
-	    !json_object_get(session, "updated_at"))
+	if (!sg_jpresent(json_object_get(session, "updated_at")))
 		updated = created;
 	else if (record_time(session, "updated_at", ctx, where, &updated, err))
 		goto fail;
 
 	derive_facts(view, session, agent, ctx, &f);
-	config = json_object_get(session, "config");
-	source = str_at(session, "source");
+	source = sg_jstr(session, "source");
 
 	created_js = time_json(created, "created_at", ctx, where, err);
 	if (!created_js)
@@ -419,36 +442,33 @@ static json_t *translate(const json_t *view, const json_t *agent, const struct s
 	out = json_object();
 	if (!out)
 		goto oom;
-	rc |= json_object_set_new(out, "id", json_string(pubid));
-	rc |= json_object_set_new(out, "type", json_string("session"));
-	rc |= json_object_set_new(out, "status", json_string(f.running ? "running" : "idle"));
-	title = json_object_get(config, "name");
-	rc |= json_object_set_new(out, "title",
-	                          json_is_string(title) ? copy_str(title) : json_null());
-	rc |= json_object_set_new(out, "agent", build_agent(aid, agent, session));
-	rc |= json_object_set_new(out, "archived_at", json_null());
-	rc |= json_object_set_new(out, "budget", json_null());
+	rc |= json_object_set_new_nocheck(out, "id", json_string_nocheck(pubid));
+	rc |= json_object_set_new_nocheck(out, "status",
+	                                  json_string_nocheck(f.running ? "running" : "idle"));
+	title = json_object_get(json_object_get(session, "config"), "name");
+	rc |= json_object_set_new_nocheck(
+	    out, "title", json_is_string(title) ? sg_jstr_copy(title) : json_null());
+	rc |= json_object_set_new_nocheck(out, "agent", build_agent(aid, agent, session));
 	schedule = json_object_get(session, "source_schedule_id");
-	rc |= json_object_set_new(out, "deployment_id",
-	                          source && !strcmp(source, "schedule") && json_is_string(schedule)
-	                              ? copy_str(schedule)
-	                              : json_null());
-	rc |= json_object_set_new(out, "created_at", created_js);
+	rc |= json_object_set_new_nocheck(out, "deployment_id",
+	                                  sg_streq(source, "schedule") && json_is_string(schedule)
+	                                      ? sg_jstr_copy(schedule)
+	                                      : json_null());
+	rc |= json_object_set_new_nocheck(out, "created_at", created_js);
 	created_js = NULL;
-	rc |= json_object_set_new(out, "updated_at", updated_js);
+	rc |= json_object_set_new_nocheck(out, "updated_at", updated_js);
 	updated_js = NULL;
-	rc |= json_object_set_new(out, "environment_id", build_environment(session));
-	rc |= json_object_set_new(out, "metadata", build_metadata(session, &f));
-	rc |= json_object_set_new(out, "usage", build_usage(&f));
-	rc |= json_object_set_new(out, "stats", build_stats(&f, created, updated, ctx));
-	rc |= json_object_set_new(out, "outcome_evaluations", json_array());
-	rc |= json_object_set_new(out, "resources", json_array());
-	rc |= json_object_set_new(out, "vault_ids", json_array());
+	rc |= json_object_set_new_nocheck(out, "environment_id", build_environment(session));
+	rc |= json_object_set_new_nocheck(out, "metadata", build_metadata(session, &f));
+	rc |= json_object_set_new_nocheck(out, "stats", build_stats(&f, created, updated, ctx));
+	rc |= set_usage(out, &f);
 	if (rc)
 		goto oom;
-	return out;
+	/* Strict: every value above was checked or built here, so a value the SDK would not take
+	 * is this file's bug, not a part to leave out. */
+	return sg_north_session_take(out, ctx->backend, path, 0, err);
 oom:
-	sg_err_internal(err, "out of memory translating a session of backend '%s'", ctx->backend);
+	sg_err_oom(err, ctx->backend);
 fail:
 	json_decref(created_js);
 	json_decref(updated_js);
@@ -512,7 +532,7 @@ json_t *sg_as_agents_index(const json_t *agents_body, const struct sg_as_ctx *ct
 	}
 	return index;
 oom:
-	sg_err_internal(err, "out of memory indexing the agents of backend '%s'", ctx->backend);
+	sg_err_oom(err, ctx->backend);
 fail:
 	json_decref(index);
 	return NULL;
@@ -523,14 +543,14 @@ json_t *sg_as_session_to_cma(const json_t *view, const json_t *agent, const stru
 {
 	if (check_ctx(ctx, err))
 		return NULL;
-	return translate(view, agent, ctx, "", err);
+	return translate(view, agent, ctx, "", "session", err);
 }
 
 int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
                          const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err)
 {
 	const json_t *sessions, *view;
-	char where[AS_WHERE_MAX];
+	char where[AS_WHERE_MAX], path[AS_PATH_MAX];
 	size_t base = json_array_size(out), i;
 
 	if (check_ctx(ctx, err))
@@ -548,18 +568,17 @@ int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
 		           json_array_size(sessions), AS_MAX_SESSIONS);
 	json_array_foreach(sessions, i, view)
 	{
-		const char *aid = str_at(json_object_get(view, "session"), "agent_id");
+		const char *aid = sg_jstr(json_object_get(view, "session"), "agent_id");
 		const json_t *agent = aid ? json_object_get(agents_index, aid) : NULL;
 		json_t *s;
 
 		snprintf(where, sizeof(where), "sessions[%zu]: ", i);
-		s = translate(view, agent, ctx, where, err);
+		snprintf(path, sizeof(path), "sessions[%zu]", i);
+		s = translate(view, agent, ctx, where, path, err);
 		if (!s)
 			goto fail;
 		if (json_array_append_new(out, s)) {
-			sg_err_internal(err,
-			                "out of memory translating the sessions of backend '%s'",
-			                ctx->backend);
+			sg_err_oom(err, ctx->backend);
 			goto fail;
 		}
 	}

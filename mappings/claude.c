@@ -12,6 +12,7 @@
 #include "call.h"
 #include "config.h"
 #include "mapping.h"
+#include "north.h"
 #include "claude_translate.h"
 
 #define CL_KEY_MAX 1024
@@ -30,25 +31,27 @@ static const struct cl_priv *priv_of(const struct sg_call *call)
 	return sg_call_backend(call)->priv;
 }
 
-static json_t *cl_json(struct sg_call *call, const struct sg_fetch_res *res)
+/* Asks for one upstream page: path (len bytes of room) with the filters added, `bad` set when
+ * one did not fit; the backend's cursor goes last, as the SDK sends it. A query too long for
+ * the backend is a 400. */
+static void get_page(struct sg_call *call, char *path, size_t len, int bad, sg_call_fetch_cb cb)
 {
-	if (res->fail == SG_FETCH_OK && (res->status < 200 || res->status > 299)) {
-		struct sg_error e;
+	const char *cursor = sg_call_page_cursor(call);
 
-		sg_cl_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
-		if (e.should_retry < 0 && res->status >= 500)
-			e.should_retry = 1; /* the upstream's trouble may well pass */
-		sg_call_fail_with(call, &e);
-		return NULL;
+	if (cursor)
+		bad |= sg_url_add_param(path, len, "page", cursor);
+	if (bad) {
+		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
+		return;
 	}
-	return sg_call_json(call, res);
+	sg_call_get(call, path, priv_of(call)->headers, cb, NULL);
 }
 
 static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
-	json_t *body = cl_json(call, res), *out, *s, *v;
+	json_t *body = sg_call_json(call, res), *out, *s, *v;
 	const json_t *data;
 	const char *next;
 	size_t i;
@@ -56,7 +59,7 @@ static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *re
 	(void)arg;
 	if (!body)
 		return;
-	if (sg_cl_page_parts(body, &data, &next, &ctx, &err)) {
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err)) {
 		json_decref(body);
 		sg_call_fail_with(call, &err);
 		return;
@@ -80,7 +83,6 @@ static void on_sessions_page(struct sg_call *call, const struct sg_fetch_res *re
 static void cl_sessions_page(struct sg_call *call)
 {
 	const struct sg_session_query *q = sg_call_session_query(call);
-	const char *cursor = sg_call_page_cursor(call);
 	char path[8192] = "/v1/sessions", n[32];
 	int bad = 0;
 
@@ -104,20 +106,14 @@ static void cl_sessions_page(struct sg_call *call)
 			bad |= sg_url_add_param(path, sizeof(path), "statuses%5B%5D",
 						sg_status_to_string(b));
 	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
-	if (cursor)
-		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
-	if (bad) {
-		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
-		return;
-	}
-	sg_call_get(call, path, priv_of(call)->headers, on_sessions_page, NULL);
+	get_page(call, path, sizeof(path), bad, on_sessions_page);
 }
 
 static void on_session(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
-	json_t *body = cl_json(call, res), *s;
+	json_t *body = sg_call_json(call, res), *s;
 
 	(void)arg;
 	if (!body)
@@ -147,14 +143,14 @@ static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res,
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
-	json_t *body = cl_json(call, res), *events;
+	json_t *body = sg_call_json(call, res), *events;
 	const json_t *data;
 	const char *next;
 
 	(void)arg;
 	if (!body)
 		return;
-	if (sg_cl_page_parts(body, &data, &next, &ctx, &err) ||
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err) ||
 	    !(events = sg_cl_events_to_cma(data, &ctx, &err))) {
 		json_decref(body);
 		sg_call_fail_with(call, &err);
@@ -167,7 +163,6 @@ static void on_events_page(struct sg_call *call, const struct sg_fetch_res *res,
 static void cl_events_page(struct sg_call *call)
 {
 	const struct sg_event_query *q = sg_call_event_query(call);
-	const char *cursor = sg_call_page_cursor(call);
 	char esc[600], path[16384], n[16];
 	int bad = 0;
 
@@ -182,13 +177,7 @@ static void cl_events_page(struct sg_call *call)
 	for (size_t i = 0; i < q->ntypes; i++)
 		bad |= sg_url_add_param(path, sizeof(path), "types%5B%5D", q->types[i]);
 	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
-	if (cursor)
-		bad |= sg_url_add_param(path, sizeof(path), "page", cursor);
-	if (bad) {
-		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
-		return;
-	}
-	sg_call_get(call, path, priv_of(call)->headers, on_events_page, NULL);
+	get_page(call, path, sizeof(path), bad, on_events_page);
 }
 
 static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
@@ -228,12 +217,13 @@ static void cl_destroy(struct sg_backend *be)
 }
 
 const struct sg_mapping sg_mapping_claude = {
-	.name = "claude",
-	.caps = SG_CAP_NATIVE_ORDER,
-	.init = cl_init,
-	.destroy = cl_destroy,
-	.check_identity = sg_identity_none, /* the backend's own key is the identity */
-	.get_session = cl_get_session,
-	.list_sessions_page = cl_sessions_page,
-	.list_events_page = cl_events_page,
+    .name = "claude",
+    .caps = SG_CAP_NATIVE_ORDER,
+    .init = cl_init,
+    .destroy = cl_destroy,
+    .check_identity = sg_identity_none, /* the backend's own key is the identity */
+    .read_error = sg_cl_read_error,
+    .get_session = cl_get_session,
+    .list_sessions_page = cl_sessions_page,
+    .list_events_page = cl_events_page,
 };

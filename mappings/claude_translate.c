@@ -3,7 +3,7 @@
  * The upstream already speaks the north dialect, so the work is normalising, not mapping,
  * and the normaliser is the core's (src/north.c: the SDK's types as tables, one walker, used
  * strictly here). What is left is the dialect layer: the route in the public session id,
- * list bodies, the event run, and the upstream's error answers. The rules are in
+ * the event run, and what proves an error answer is the upstream's own. The rules are in
  * docs/fidelity-claude.md; change both together.
  *
  * Nothing here does I/O, reads the clock or keeps state. */
@@ -12,27 +12,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "berror.h"
 #include "idcodec.h"
+#include "jsonx.h"
 #include "north.h"
 
-#define CL_MAX_ITEMS 100000 /* items in one list body or event run; more is refused */
-#define CL_QUOTE_MAX 64     /* bytes of a backend value quoted in an error message */
-#define CL_UPMSG_MAX 300    /* bytes of an upstream error message passed on */
+#define CL_MAX_ITEMS SG_NORTH_PAGE_MAX /* items in one event run; more is refused */
+#define CL_QUOTE_MAX 64                /* bytes of a backend value quoted in an error message */
 #define CL_EVENT_PATH 32    /* "events[N]" */
-
-/* Length of the longest prefix of s, at most max bytes, that does not split a UTF-8
- * sequence, so that a quoted value never makes a message invalid UTF-8. */
-static int quote_len(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
-}
 
 /* Refuses a context the translation cannot work with: a programming error, not the
  * backend's fault, hence a 500. */
@@ -40,38 +27,6 @@ static int check_ctx(const struct sg_cl_ctx *ctx, struct sg_error *err)
 {
 	if (!ctx || !ctx->backend)
 		return sg_err_internal(err, "claude translation called without a context");
-	return 0;
-}
-
-int sg_cl_page_parts(const json_t *body, const json_t **data, const char **next,
-                     const struct sg_cl_ctx *ctx, struct sg_error *err)
-{
-	const json_t *d, *n;
-
-	if (check_ctx(ctx, err))
-		return -1;
-	if (!json_is_object(body))
-		return sg_err_bad_gateway(err, "backend '%s': list body is not a JSON object",
-		                          ctx->backend);
-	d = json_object_get(body, "data");
-	if (!json_is_array(d))
-		return sg_err_bad_gateway(err, "backend '%s': list body has no 'data' array",
-		                          ctx->backend);
-	if (json_array_size(d) > CL_MAX_ITEMS)
-		return sg_err_bad_gateway(err,
-		                          "backend '%s': list body has %zu items, more than the "
-		                          "limit of %d",
-		                          ctx->backend, json_array_size(d), CL_MAX_ITEMS);
-	n = json_object_get(body, "next_page");
-	/* The SDK reads absent, null and "" alike as "no more pages". */
-	if (n && !json_is_null(n) && !json_is_string(n))
-		return sg_err_bad_gateway(
-		    err, "backend '%s': list body's next_page is not a string", ctx->backend);
-	if (json_is_string(n) && strlen(json_string_value(n)) != json_string_length(n))
-		return sg_err_bad_gateway(err, "backend '%s': list body's next_page contains a NUL",
-		                          ctx->backend);
-	*data = d;
-	*next = json_string_length(n) ? json_string_value(n) : NULL;
 	return 0;
 }
 
@@ -102,7 +57,7 @@ json_t *sg_cl_session_to_cma(const json_t *s, const struct sg_cl_ctx *ctx, struc
 		sg_err_bad_gateway(err,
 		                   "backend '%s': session id '%.*s' (%zu bytes) is too long for a "
 		                   "public id",
-		                   ctx->backend, quote_len(sid, CL_QUOTE_MAX), sid, strlen(sid));
+		                   ctx->backend, sg_utf8_cut(sid, CL_QUOTE_MAX), sid, strlen(sid));
 		return NULL;
 	}
 	/* Strict: an upstream that speaks the dialect and sends a wrong shape is broken. */
@@ -156,97 +111,15 @@ fail:
 
 /* ---- Errors ---- */
 
-/* The north error types (shared.d.ts ErrorType, plus request_too_large of §6.2), as static
- * strings: struct sg_error keeps a pointer, never a copy. */
-static const char *const north_error_types[] = {
-    "invalid_request_error",
-    "authentication_error",
-    "billing_error",
-    "permission_error",
-    "not_found_error",
-    "rate_limit_error",
-    "timeout_error",
-    "api_error",
-    "overloaded_error",
-    "memory_precondition_failed_error",
-    "memory_path_conflict_error",
-    "conflict_error",
-    "request_too_large",
-    NULL,
-};
-
-static const char *north_type(const char *s)
+void sg_cl_read_error(long status, const char *body, size_t len, struct sg_backend_said *out)
 {
-	const char *const *t;
+	json_t *root =
+	    body && len ? json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
+	const json_t *e = json_object_get(root, "error");
 
-	for (t = north_error_types; s && *t; t++) {
-		if (!strcmp(*t, s))
-			return *t;
-	}
-	return NULL;
-}
-
-/* The type a status the client caused is rendered with, when the upstream gave none the
- * SDK knows; NULL for statuses that are not passed on. */
-static const char *client_status_type(long status)
-{
-	switch (status) {
-	case 400:
-		return "invalid_request_error";
-	case 404:
-		return "not_found_error";
-	case 409:
-		return "conflict_error";
-	case 413:
-		return "request_too_large";
-	case 429:
-		return "rate_limit_error";
-	}
-	return NULL;
-}
-
-void sg_cl_error_to_cma(long status, const char *body, size_t len, const char *backend,
-                        struct sg_error *err)
-{
-	const char *be = backend ? backend : "?";
-	const char *utype = NULL, *umsg = NULL, *ctype = client_status_type(status);
-	char detail[CL_UPMSG_MAX + 96] = "";
-	json_t *root = NULL;
-	const json_t *e;
-
-	/* Only a north envelope proves the answer came from the dialect's speaker: an HTML
-	 * 404 from a proxy means a wrong URL, not a missing session. */
-	if (body && len)
-		root = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-	e = json_object_get(root, "error");
-	if (json_is_object(e) && json_is_string(json_object_get(e, "message"))) {
-		umsg = json_string_value(json_object_get(e, "message"));
-		utype = json_string_value(json_object_get(e, "type"));
-	}
-	if (umsg)
-		snprintf(detail, sizeof(detail), "HTTP %ld %.*s: %.*s", status,
-		         utype ? quote_len(utype, CL_QUOTE_MAX) : 0, utype ? utype : "",
-		         quote_len(umsg, CL_UPMSG_MAX), umsg);
-	else
-		snprintf(detail, sizeof(detail), "HTTP %ld, not a CMA error body", status);
-
-	if (status == 401 || status == 403) {
-		/* The gateway's own key for this backend is wrong or lacks a permission: the
-		 * client can do nothing about it. */
-		sg_err_bad_gateway(err, "backend '%s' refused the gateway's credentials (%s)", be,
-		                   detail);
-	} else if (ctype && umsg) {
-		const char *t = north_type(utype);
-
-		sg_error_set(err, (int)status, t ? t : ctype, "backend '%s': %.*s", be,
-		             quote_len(umsg, CL_UPMSG_MAX), umsg);
-	} else if (status >= 500) {
-		sg_err_bad_gateway(err, "backend '%s' failed (%s)", be, detail);
-		/* 529 is "overloaded": worth retrying, as the SDK would have. */
-		if (status == 529)
-			err->should_retry = 1;
-	} else {
-		sg_err_bad_gateway(err, "backend '%s' answered unexpectedly (%s)", be, detail);
-	}
+	sg_berror_read(status, body, len, out);
+	/* Only the north envelope proves that the dialect's speaker answered: FastAPI's
+	 * {"detail"} or a bare {"error": "…"} came from something else in front of it. */
+	out->own = json_is_object(e) && json_is_string(json_object_get(e, "message"));
 	json_decref(root);
 }

@@ -9,15 +9,11 @@
 #include <jansson.h>
 
 #include "error.h"
+#include "mapping.h"
 
 struct sg_cl_ctx {
 	const char *backend; /* backend name: encoded into public ids, named in errors */
 };
-
-/* Splits a list body ({data, next_page, prev_page?}): *data borrowed, *next borrowed or NULL
- * (absent, null, ""). Returns 0, or -1 with a 502 naming the backend. */
-int sg_cl_page_parts(const json_t *body, const json_t **data, const char **next,
-		     const struct sg_cl_ctx *ctx, struct sg_error *err);
 
 /* An upstream Session (borrowed) → north Session (new), id re-encoded as
  * sg_id_encode("sesn_", backend, "", upstream id); missing required keys filled with their
@@ -30,10 +26,10 @@ json_t *sg_cl_session_to_cma(const json_t *s, const struct sg_cl_ctx *ctx, struc
 json_t *sg_cl_events_to_cma(const json_t *events, const struct sg_cl_ctx *ctx,
 			    struct sg_error *err);
 
-/* An upstream error answer → the north error (same type for 4xx the client caused, 502 for
- * authentication/permission failures of the gateway's own key, 5xx → 502), message naming
- * the backend. */
-void sg_cl_error_to_cma(long status, const char *body, size_t len, const char *backend,
-			struct sg_error *err);
+/* The read_error hook of the claude mapping (mapping.h): the core's reader (sg_berror_read),
+ * except that only the north error envelope ({"error": {…, "message"}}, the outer type not
+ * required) counts as the upstream's own body, so that a proxy's 404 page or another server's
+ * {"detail"} is not taken for a missing session. Pure. */
+void sg_cl_read_error(long status, const char *body, size_t len, struct sg_backend_said *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include "call.h"
 #include "config.h"
 #include "mapping.h"
+#include "north.h"
 #include "sandbase_translate.h"
 
 #define SB_PAGE 100          /* backend page size: fixed, so cursor positions stay valid */
@@ -61,22 +62,6 @@ static void ctx_of(const struct sg_call *call, struct sg_sb_ctx *ctx)
 	ctx->now_us = sg_call_now_us(call);
 }
 
-/* A SandBase answer: its JSON body (new), or NULL after failing the call with the north
- * error SandBase's own error deserves. */
-static json_t *sb_json(struct sg_call *call, const struct sg_fetch_res *res)
-{
-	if (res->fail == SG_FETCH_OK && (res->status < 200 || res->status > 299)) {
-		struct sg_error e;
-
-		sg_sb_error_to_cma(res->status, res->body, res->len, sg_call_backend(call)->name, &e);
-		if (e.should_retry < 0 && res->status >= 500)
-			e.should_retry = 1; /* the upstream's trouble may well pass */
-		sg_call_fail_with(call, &e);
-		return NULL;
-	}
-	return sg_call_json(call, res);
-}
-
 static void agent_key(const char *id, int64_t version, char *out, size_t len)
 {
 	snprintf(out, len, "%s@%lld", id, (long long)version);
@@ -97,7 +82,7 @@ static void finish_sessions(struct sg_call *call, struct sb_state *st)
 	ctx_of(call, &ctx);
 	if (st->single) {
 		data = NULL;
-	} else if (sg_sb_page_parts(st->body, &data, &next, &ctx, &err)) {
+	} else if (sg_north_page_parts(st->body, ctx.backend, &data, &next, &err)) {
 		sg_call_fail_with(call, &err);
 		return;
 	}
@@ -145,7 +130,7 @@ static void on_agent(struct sg_call *call, const struct sg_fetch_res *res, void 
 		finish_sessions(call, st);
 		return;
 	}
-	body = sb_json(call, res);
+	body = sg_call_json(call, res);
 	if (!body)
 		return;
 	ctx_of(call, &ctx);
@@ -173,7 +158,7 @@ static void resolve_agents(struct sg_call *call, struct sb_state *st)
 	if (st->single) {
 		n = 1;
 		data = NULL;
-	} else if (sg_sb_page_parts(st->body, &data, &next, &ctx, &err)) {
+	} else if (sg_north_page_parts(st->body, ctx.backend, &data, &next, &err)) {
 		sg_call_fail_with(call, &err);
 		return;
 	} else {
@@ -242,7 +227,7 @@ static void on_sessions(struct sg_call *call, const struct sg_fetch_res *res, vo
 {
 	struct sb_state *st = arg;
 
-	st->body = sb_json(call, res);
+	st->body = sg_call_json(call, res);
 	if (st->body)
 		resolve_agents(call, st);
 }
@@ -307,7 +292,7 @@ static void on_events(struct sg_call *call, const struct sg_fetch_res *res, void
 {
 	struct sg_sb_ctx ctx;
 	struct sg_error err = {0};
-	json_t *body = sb_json(call, res), *events, *carry = NULL;
+	json_t *body = sg_call_json(call, res), *events, *carry = NULL;
 	const json_t *data;
 	const char *next;
 
@@ -315,7 +300,7 @@ static void on_events(struct sg_call *call, const struct sg_fetch_res *res, void
 	if (!body)
 		return;
 	ctx_of(call, &ctx);
-	if (sg_sb_page_parts(body, &data, &next, &ctx, &err)) {
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err)) {
 		json_decref(body);
 		sg_call_fail_with(call, &err);
 		return;
@@ -382,12 +367,13 @@ static void sb_destroy(struct sg_backend *be)
 }
 
 const struct sg_mapping sg_mapping_sandbase = {
-	.name = "sandbase",
-	.caps = 0,
-	.init = sb_init,
-	.destroy = sb_destroy,
-	.check_identity = sg_identity_none, /* the backend's own key is the identity */
-	.get_session = sb_get_session,
-	.list_sessions_page = sb_sessions_page,
-	.list_events_page = sb_events_page,
+    .name = "sandbase",
+    .caps = 0,
+    .init = sb_init,
+    .destroy = sb_destroy,
+    .check_identity = sg_identity_none, /* the backend's own key is the identity */
+    .read_error = sg_sb_read_error,
+    .get_session = sb_get_session,
+    .list_sessions_page = sb_sessions_page,
+    .list_events_page = sb_events_page,
 };

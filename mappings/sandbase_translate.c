@@ -1,14 +1,17 @@
-/* sandbase_translate.c - SandBase sessions, agents, events and errors → north JSON; see
+/* sandbase_translate.c - SandBase sessions, agents and events → north JSON; see
  * sandbase_translate.h.
  *
  * SandBase is Claude-like, so most of the work is reshaping: its sessions lack the
  * snapshot, usage, stats and empty collections north requires, and its events carry a flat
  * envelope (tokens_in, tokens_out, model_used, duration_ms, created_at, null content and
- * stop_reason) that north spreads over span.model_request_* events. What is reshaped, agents
- * and events alike, then goes through the core's normaliser (src/north.h, lenient), so that
- * nothing SandBase wrote below the keys this file maps reaches a client in a shape the SDK does
- * not declare. Every rule here is written down in docs/fidelity-sandbase.md; change both
- * together. Nothing in this file does I/O, reads the clock or keeps state between calls. */
+ * stop_reason) that north spreads over span.model_request_* events. What is reshaped then goes
+ * through the core's normaliser (src/north.h): agents and events lenient, so that nothing
+ * SandBase wrote below the keys this file maps reaches a client in a shape the SDK does not
+ * declare; sessions strict, built with only the keys SandBase gives, the core filling the
+ * documented empty values of the rest. Error answers are the core's (src/berror.h); this file
+ * only reads what SandBase's dialect adds to them (sg_sb_read_error). Every rule here is written
+ * down in docs/fidelity-sandbase.md; change both together. Nothing in this file does I/O, reads
+ * the clock or keeps state between calls. */
 #include "sandbase_translate.h"
 
 #include <stdarg.h>
@@ -17,13 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
-#include "crypto.h"
+#include "berror.h"
 #include "idcodec.h"
+#include "jsonx.h"
 #include "north.h"
 #include "timeutil.h"
 
-#define SB_MAX_ITEMS 100000  /* items in one list body; more is refused, not truncated */
 #define SB_MAX_EVENTS 100000 /* backend events in one run */
 /* Unmatched tool uses remembered for linking. The queue travels to the next backend page
  * inside the gateway's sealed page cursor (src/walk.c; SG_CURSOR_MAX), so it is bounded both
@@ -34,24 +36,10 @@
 #define SB_METADATA_MAX 16  /* north metadata pairs; sandbase.* keys only fill free room */
 #define SB_QUOTE_MAX 64     /* bytes of a backend value quoted in an error message */
 #define SB_QUOTE_BUF (SB_QUOTE_MAX + 1)
-#define SB_BACKEND_MSG_MAX 200 /* bytes of the backend's own error message passed on */
 #define SB_WHERE_MAX 160
-#define SB_ID_HEX 24 /* hex characters of a synthetic event id */
-#define SB_SYNTH_ID_LEN (5 + SB_ID_HEX)
-#define SB_HASH_BUF 1024                          /* hash input: three length-prefixed fields */
 #define SB_TIME_MIN_US (-62135596800LL * 1000000) /* 0001-01-01T00:00:00Z */
 
 /* ---- small helpers -------------------------------------------------------------------- */
-
-static const char *str_at(const json_t *obj, const char *key)
-{
-	return json_string_value(json_object_get(obj, key));
-}
-
-static int str_eq(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
 
 static int in_list(const char *s, const char *const *list, size_t n)
 {
@@ -65,79 +53,22 @@ static int in_list(const char *s, const char *const *list, size_t n)
 
 #define IN_LIST(s, list) in_list((s), (list), sizeof(list) / sizeof((list)[0]))
 
-/* A string that C code would silently cut short (an embedded NUL) cannot be an id. */
-static int has_nul(const json_t *s)
-{
-	return strlen(json_string_value(s)) != json_string_length(s);
-}
-
-/* A non-empty, NUL-free JSON string. */
-static int is_id(const json_t *v)
-{
-	return json_is_string(v) && json_string_length(v) > 0 && !has_nul(v);
-}
-
-static int present(const json_t *v)
-{
-	return v && !json_is_null(v);
-}
-
-/* An exact copy of a JSON string (embedded NULs included). New reference. */
-static json_t *copy_str(const json_t *s)
-{
-	return json_stringn(json_string_value(s), json_string_length(s));
-}
-
-/* Copies at most `max` bytes of s (n bytes) into out as text that is safe inside an error
- * message: control characters become spaces; with utf8 set, s is valid UTF-8 (it came from
- * jansson) and is cut only between characters; without it, every non-ASCII byte becomes '?'
- * (raw bodies can hold anything). out needs max + 1 bytes. Returns out. */
-static const char *clip(const char *s, size_t n, size_t max, int utf8, char *out)
-{
-	size_t i = 0, o = 0;
-
-	while (s && i < n && o < max) {
-		unsigned char c = (unsigned char)s[i];
-		size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-
-		if (c >= 0x80 && utf8) {
-			if (i + len > n || o + len > max)
-				break;
-			memcpy(out + o, s + i, len);
-			o += len;
-			i += len;
-		} else {
-			out[o++] = c < 0x20 || c == 0x7f ? ' ' : c >= 0x80 ? '?' : (char)c;
-			i++;
-		}
-	}
-	out[o] = '\0';
-	return out;
-}
-
 /* A quotable form of a JSON string (borrowed), cut to SB_QUOTE_MAX bytes. */
 static const char *quote(const json_t *s, char out[SB_QUOTE_BUF])
 {
-	return clip(json_string_value(s), json_string_length(s), SB_QUOTE_MAX, 1, out);
+	return sg_clip(json_string_value(s), json_string_length(s), SB_QUOTE_MAX, 1, out);
 }
 
-/* Sets a 502 naming the backend, so an operator can tell which upstream answered garbage.
- * `where` locates the item ("session 'sess_1': "), or is "". Always returns -1. */
+/* Sets a 502 naming the backend (see sg_err_backend). Always returns -1. */
 __attribute__((format(printf, 4, 5))) static int bad(struct sg_error *err, const char *backend,
                                                      const char *where, const char *fmt, ...)
 {
-	char msg[SG_ERRMSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sg_err_vbackend(err, backend, where, fmt, ap);
 	va_end(ap);
-	return sg_err_bad_gateway(err, "backend '%s': %s%s", backend, where, msg);
-}
-
-static int oom(struct sg_error *err, const char *backend)
-{
-	return sg_err_internal(err, "out of memory translating an answer of backend '%s'", backend);
+	return -1;
 }
 
 /* A missing context is the caller's bug, hence a 500. */
@@ -151,47 +82,11 @@ static int check_ctx(const struct sg_sb_ctx *ctx, struct sg_error *err)
 /* Reads an RFC 3339 timestamp: 1 = *us set, 0 = absent or null, -1 = present but unreadable. */
 static int read_time(const json_t *v, int64_t *us)
 {
-	if (!present(v))
+	if (!sg_jpresent(v))
 		return 0;
-	if (!json_is_string(v) || has_nul(v) || sg_time_parse_rfc3339(json_string_value(v), us))
+	if (!json_is_string(v) || sg_jhas_nul(v) || sg_time_parse_rfc3339(json_string_value(v), us))
 		return -1;
 	return 1;
-}
-
-/* The canonical north form of a time (new string), or NULL when out of range or memory. */
-static json_t *time_json(int64_t us)
-{
-	char buf[SG_TIME_BUFSZ];
-
-	if (sg_time_format(us, buf, sizeof(buf)) < 0)
-		return NULL;
-	return json_string(buf);
-}
-
-/* ---- list bodies ---------------------------------------------------------------------- */
-
-int sg_sb_page_parts(const json_t *body, const json_t **data, const char **next,
-                     const struct sg_sb_ctx *ctx, struct sg_error *err)
-{
-	const json_t *d, *n;
-
-	if (check_ctx(ctx, err))
-		return -1;
-	if (!json_is_object(body))
-		return bad(err, ctx->backend, "", "list body is not a JSON object");
-	d = json_object_get(body, "data");
-	if (!json_is_array(d))
-		return bad(err, ctx->backend, "", "list body has no 'data' array");
-	if (json_array_size(d) > SB_MAX_ITEMS)
-		return bad(err, ctx->backend, "",
-		           "list body has %zu items, more than the limit of %d", json_array_size(d),
-		           SB_MAX_ITEMS);
-	n = json_object_get(body, "next_page");
-	if (present(n) && (!json_is_string(n) || has_nul(n)))
-		return bad(err, ctx->backend, "", "list body's next_page is not a string");
-	*data = d;
-	*next = json_is_string(n) && json_string_length(n) > 0 ? json_string_value(n) : NULL;
-	return 0;
 }
 
 /* ---- agents --------------------------------------------------------------------------- */
@@ -205,23 +100,24 @@ static json_t *map_model(const json_t *m)
 	const json_t *id = json_is_string(m) ? m : json_object_get(m, "id");
 	const json_t *effort = json_object_get(m, "effort");
 	const json_t *geo = json_object_get(m, "inference_geo");
-	const char *speed = str_at(m, "speed");
-	const char *e = json_is_string(effort) ? json_string_value(effort) : str_at(effort, "type");
+	const char *speed = sg_jstr(m, "speed");
+	const char *e =
+	    json_is_string(effort) ? json_string_value(effort) : sg_jstr(effort, "type");
 	json_t *out;
 	int rc = 0;
 
-	if (!is_id(id))
+	if (!sg_jis_id(id))
 		return json_pack("{s:s}", "id", "unknown");
 	out = json_object();
 	if (!out)
 		return NULL;
-	rc |= json_object_set_new(out, "id", copy_str(id));
+	rc |= json_object_set_new(out, "id", sg_jstr_copy(id));
 	if (IN_LIST(e, efforts))
 		rc |= json_object_set_new(out, "effort", json_pack("{s:s}", "type", e));
-	if (str_eq(speed, "standard") || str_eq(speed, "fast"))
+	if (sg_streq(speed, "standard") || sg_streq(speed, "fast"))
 		rc |= json_object_set_new(out, "speed", json_string(speed));
-	if (is_id(geo))
-		rc |= json_object_set_new(out, "inference_geo", copy_str(geo));
+	if (sg_jis_id(geo))
+		rc |= json_object_set_new(out, "inference_geo", sg_jstr_copy(geo));
 	if (rc) {
 		json_decref(out);
 		return NULL;
@@ -233,7 +129,7 @@ static json_t *map_identity(const json_t *ei)
 {
 	const json_t *arn = json_object_get(ei, "role_arn");
 
-	if (str_eq(str_at(ei, "type"), "aws_role") && is_id(arn))
+	if (sg_streq(sg_jstr(ei, "type"), "aws_role") && sg_jis_id(arn))
 		return json_pack("{s:s, s:s%}", "type", "aws_role", "role_arn",
 		                 json_string_value(arn), json_string_length(arn));
 	return json_pack("{s:s}", "type", "service_account");
@@ -247,11 +143,11 @@ static int mcp_server_item(json_t *out, const json_t *s)
 {
 	const json_t *name = json_object_get(s, "name"), *url = json_object_get(s, "url");
 
-	if (!is_id(name) || !is_id(url) ||
-	    (present(json_object_get(s, "type")) && !str_eq(str_at(s, "type"), "url")))
+	if (!sg_jis_id(name) || !sg_jis_id(url) ||
+	    (sg_jpresent(json_object_get(s, "type")) && !sg_streq(sg_jstr(s, "type"), "url")))
 		return 0;
-	return json_array_append_new(out, json_pack("{s:o, s:s, s:o}", "name", copy_str(name),
-	                                            "type", "url", "url", copy_str(url)));
+	return json_array_append_new(out, json_pack("{s:o, s:s, s:o}", "name", sg_jstr_copy(name),
+	                                            "type", "url", "url", sg_jstr_copy(url)));
 }
 
 /* SandBase Agents name skills by reference ("vendor/plugin"); the SDK wants
@@ -260,18 +156,18 @@ static int skill_item(json_t *out, const json_t *s)
 {
 	const json_t *id = json_is_string(s) ? s : json_object_get(s, "skill_id");
 	const json_t *v = json_object_get(s, "version");
-	const char *type = str_eq(str_at(s, "type"), "anthropic") ? "anthropic" : "custom";
+	const char *type = sg_streq(sg_jstr(s, "type"), "anthropic") ? "anthropic" : "custom";
 	json_t *version;
 
-	if (!is_id(id))
+	if (!sg_jis_id(id))
 		return 0;
-	if (is_id(v))
-		version = copy_str(v);
+	if (sg_jis_id(v))
+		version = sg_jstr_copy(v);
 	else if (json_is_integer(v))
 		version = json_sprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
 	else
 		version = json_string("latest");
-	return json_array_append_new(out, json_pack("{s:o, s:s, s:o}", "skill_id", copy_str(id),
+	return json_array_append_new(out, json_pack("{s:o, s:s, s:o}", "skill_id", sg_jstr_copy(id),
 	                                            "type", type, "version", version));
 }
 
@@ -285,7 +181,7 @@ static int tool_item(json_t *out, const json_t *t)
 
 	if (!copy)
 		return -1;
-	if (str_eq(str_at(t, "type"), "custom") &&
+	if (sg_streq(sg_jstr(t, "type"), "custom") &&
 	    !json_is_string(json_object_get(t, "description")) &&
 	    json_object_set_new(copy, "description", json_string("")) < 0) {
 		json_decref(copy);
@@ -325,10 +221,10 @@ static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fa
 	const json_t *v = json_object_get(a, "version");
 	json_int_t version = fallback_version;
 	char path[SB_WHERE_MAX + 8];
-	json_t *out, *north;
+	json_t *out;
 	int rc = 0;
 
-	if (!is_id(id) && !fallback_id) {
+	if (!sg_jis_id(id) && !fallback_id) {
 		bad(err, backend, where, "agent.id is missing, empty or not a string");
 		return NULL;
 	}
@@ -337,15 +233,17 @@ static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fa
 	out = json_object();
 	if (!out)
 		goto oom;
-	rc |= json_object_set_new(out, "id", is_id(id) ? copy_str(id) : json_string(fallback_id));
+	rc |= json_object_set_new(out, "id",
+	                          sg_jis_id(id) ? sg_jstr_copy(id) : json_string(fallback_id));
 	rc |= json_object_set_new(out, "type", json_string("agent"));
 	rc |= json_object_set_new(out, "name",
-	                          is_id(name) ? copy_str(name)
-	                          : is_id(id) ? copy_str(id)
-	                                      : json_string(fallback_id));
+	                          sg_jis_id(name) ? sg_jstr_copy(name)
+	                          : sg_jis_id(id) ? sg_jstr_copy(id)
+	                                          : json_string(fallback_id));
 	rc |= json_object_set_new(out, "description",
-	                          json_is_string(desc) ? copy_str(desc) : json_null());
-	rc |= json_object_set_new(out, "system", json_is_string(sys) ? copy_str(sys) : json_null());
+	                          json_is_string(desc) ? sg_jstr_copy(desc) : json_null());
+	rc |= json_object_set_new(out, "system",
+	                          json_is_string(sys) ? sg_jstr_copy(sys) : json_null());
 	rc |= json_object_set_new(out, "version", json_integer(version));
 	rc |= json_object_set_new(out, "model", map_model(json_object_get(a, "model")));
 	rc |= json_object_set_new(out, "execution_identity",
@@ -366,11 +264,9 @@ static json_t *map_agent(const json_t *a, const char *fallback_id, json_int_t fa
 	 * SDK's exact shape. Lenient, so a malformed tool or config costs that part (dropped,
 	 * as an unknown one is), not every session that uses the agent. */
 	snprintf(path, sizeof(path), "%sagent", where);
-	north = sg_north_agent(out, backend, path, SG_NORTH_LENIENT, err);
-	json_decref(out);
-	return north;
+	return sg_north_agent_take(out, backend, path, SG_NORTH_LENIENT, err);
 oom:
-	oom(err, backend);
+	sg_err_oom(err, backend);
 	return NULL;
 }
 
@@ -396,7 +292,7 @@ static int is_snapshot(const json_t *a)
 	const json_t *m = json_object_get(a, "model");
 
 	return json_is_object(a) &&
-	       (is_id(json_object_get(a, "name")) || json_is_object(m) || is_id(m));
+	       (sg_jis_id(json_object_get(a, "name")) || json_is_object(m) || sg_jis_id(m));
 }
 
 /* The agent a session names: agent_id, else the embedded agent's id (object or string); its
@@ -406,9 +302,9 @@ static void agent_facts(const json_t *s, const char **id, json_int_t *version)
 	const json_t *emb = json_object_get(s, "agent"), *v = json_object_get(s, "agent_version");
 	const json_t *eid = json_is_string(emb) ? emb : json_object_get(emb, "id");
 
-	*id = is_id(json_object_get(s, "agent_id")) ? str_at(s, "agent_id")
-	      : is_id(eid)                          ? json_string_value(eid)
-	                                            : NULL;
+	*id = sg_jis_id(json_object_get(s, "agent_id")) ? sg_jstr(s, "agent_id")
+	      : sg_jis_id(eid)                          ? json_string_value(eid)
+	                                                : NULL;
 	if (!json_is_integer(v) || json_integer_value(v) < 1)
 		v = json_object_get(emb, "version");
 	*version = json_is_integer(v) && json_integer_value(v) >= 1 ? json_integer_value(v) : -1;
@@ -446,7 +342,7 @@ static json_t *session_agent(const json_t *s, const json_t *given, const char *b
 	if (given) {
 		copy = json_deep_copy(given);
 		if (!copy)
-			oom(err, backend);
+			sg_err_oom(err, backend);
 		return copy;
 	}
 	if (!aid) {
@@ -486,7 +382,7 @@ static int metadata_pairs(json_t *out, const json_t *m)
 
 		if (json_is_null(v))
 			continue;
-		val = json_is_string(v) ? copy_str(v) : json_text(v);
+		val = json_is_string(v) ? sg_jstr_copy(v) : json_text(v);
 		if (json_object_setn_new(out, key, klen, val) < 0)
 			return -1;
 	}
@@ -506,7 +402,7 @@ static json_t *map_metadata(const json_t *s, const char *backend, const char *wh
 	json_t *out;
 	size_t i;
 
-	if (present(m) && !json_is_object(m)) {
+	if (sg_jpresent(m) && !json_is_object(m)) {
 		bad(err, backend, where, "metadata is not an object");
 		return NULL;
 	}
@@ -516,16 +412,16 @@ static json_t *map_metadata(const json_t *s, const char *backend, const char *wh
 	for (i = 0; i < sizeof(extras) / sizeof(extras[0]); i++) {
 		const json_t *x = json_object_get(s, extras[i][1]);
 
-		if (json_object_size(out) >= SB_METADATA_MAX || !is_id(x) ||
+		if (json_object_size(out) >= SB_METADATA_MAX || !sg_jis_id(x) ||
 		    json_object_get(out, extras[i][0]))
 			continue;
-		if (json_object_set_new(out, extras[i][0], copy_str(x)) < 0)
+		if (json_object_set_new(out, extras[i][0], sg_jstr_copy(x)) < 0)
 			goto oom;
 	}
 	return out;
 oom:
 	json_decref(out);
-	oom(err, backend);
+	sg_err_oom(err, backend);
 	return NULL;
 }
 
@@ -574,10 +470,11 @@ static json_t *map_usage(const json_t *u)
 	}
 	if (json_is_null(cost))
 		rc |= json_object_set_new(out, "list_cost", json_null());
-	else if (is_id(json_object_get(cost, "amount")) && str_eq(str_at(cost, "currency"), "USD"))
+	else if (sg_jis_id(json_object_get(cost, "amount")) &&
+	         sg_streq(sg_jstr(cost, "currency"), "USD"))
 		rc |= json_object_set_new(out, "list_cost",
 		                          json_pack("{s:o, s:s}", "amount",
-		                                    copy_str(json_object_get(cost, "amount")),
+		                                    sg_jstr_copy(json_object_get(cost, "amount")),
 		                                    "currency", "USD"));
 	if (json_is_null(stu)) {
 		rc |= json_object_set_new(out, "server_tool_use", json_null());
@@ -611,10 +508,21 @@ static int session_time(const json_t *s, const char *key, int required, int64_t 
 	return rc;
 }
 
+/* Sets out[key] to the RFC 3339 form of us (read from SandBase, so within range). Returns 0,
+ * or -1 when out of memory. */
+static int put_time(json_t *out, const char *key, int64_t us)
+{
+	json_t *t;
+
+	sg_jtime(us, &t);
+	return json_object_set_new(out, key, t);
+}
+
 json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct sg_sb_ctx *ctx,
                              struct sg_error *err)
 {
-	char where[SB_WHERE_MAX], q[SB_QUOTE_BUF], pubid[SG_ID_MAX];
+	char where[SB_WHERE_MAX], path[SB_WHERE_MAX], q[SB_QUOTE_BUF], id_q[SB_QUOTE_BUF];
+	char pubid[SG_ID_MAX];
 	const json_t *idv, *st, *title, *env;
 	json_t *out = NULL, *v;
 	int64_t created, updated, archived, end;
@@ -634,11 +542,12 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
 		return NULL;
 	}
 	idv = json_object_get(s, "id");
-	if (!is_id(idv)) {
+	if (!sg_jis_id(idv)) {
 		bad(err, be, "", "session id is missing, empty or not a string");
 		return NULL;
 	}
-	snprintf(where, sizeof(where), "session '%s': ", quote(idv, q));
+	quote(idv, id_q);
+	snprintf(where, sizeof(where), "session '%s': ", id_q);
 	if (sg_id_encode("sesn_", be, "", json_string_value(idv), pubid, sizeof(pubid)) < 0) {
 		bad(err, be, where, "id (%zu bytes) is too long for a public id",
 		    json_string_length(idv));
@@ -646,7 +555,7 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
 	}
 	st = json_object_get(s, "status");
 	status = json_string_value(st);
-	if (!IN_LIST(status, statuses) || has_nul(st)) {
+	if (!IN_LIST(status, statuses) || sg_jhas_nul(st)) {
 		if (json_is_string(st))
 			bad(err, be, where,
 			    "status '%s' is not one of idle, running, rescheduling, terminated",
@@ -666,36 +575,34 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
 	if (has_archived < 0)
 		return NULL;
 	env = json_object_get(s, "environment_id");
-	if (present(env) && !json_is_string(env)) {
+	if (sg_jpresent(env) && !json_is_string(env)) {
 		bad(err, be, where, "environment_id is not a string");
 		return NULL;
 	}
 	title = json_object_get(s, "title");
 
+	/* Only what SandBase's session gives; the core fills the rest (type, budget null,
+	 * resources, vault_ids and outcome_evaluations [], archived_at null when not archived). */
 	out = json_object();
 	if (!out)
 		goto oom;
 	rc = 0;
 	rc |= json_object_set_new(out, "id", json_string(pubid));
-	rc |= json_object_set_new(out, "type", json_string("session"));
 	rc |= json_object_set_new(out, "status", json_string(status));
 	rc |= json_object_set_new(out, "title",
-	                          json_is_string(title) ? copy_str(title) : json_null());
+	                          json_is_string(title) ? sg_jstr_copy(title) : json_null());
 	rc |= json_object_set_new(out, "environment_id",
-	                          json_is_string(env) ? copy_str(env) : json_string(""));
-	rc |= json_object_set_new(out, "created_at", time_json(created));
-	rc |= json_object_set_new(out, "updated_at", time_json(updated));
-	rc |= json_object_set_new(out, "archived_at",
-	                          has_archived ? time_json(archived) : json_null());
+	                          json_is_string(env) ? sg_jstr_copy(env) : json_string(""));
+	rc |= put_time(out, "created_at", created);
+	rc |= put_time(out, "updated_at", updated);
+	if (has_archived)
+		rc |= put_time(out, "archived_at", archived);
 	rc |= json_object_set_new(out, "usage", map_usage(json_object_get(s, "usage")));
-	end = str_eq(status, "running") ? ctx->now_us : updated;
+	end = sg_streq(status, "running") ? ctx->now_us : updated;
 	rc |= json_object_set_new(out, "stats",
 	                          json_pack("{s:f}", "duration_seconds",
 	                                    end > created ? (double)(end - created) / 1e6 : 0.0));
-	rc |= json_object_set_new(out, "resources", json_array());
-	rc |= json_object_set_new(out, "vault_ids", json_array());
-	rc |= json_object_set_new(out, "outcome_evaluations", json_array());
-	rc |= json_object_set_new(out, "budget", json_null());
+	/* SandBase exposes no deployment id, even for sessions a deployment started */
 	rc |= json_object_set_new(out, "deployment_id", json_null());
 	if (rc)
 		goto oom;
@@ -709,9 +616,11 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
 		goto fail;
 	if (json_object_set_new(out, "agent", v) < 0)
 		goto oom;
-	return out;
+	/* Strict: every value was checked or built here. */
+	snprintf(path, sizeof(path), "session '%s'", id_q);
+	return sg_north_session_take(out, be, path, 0, err);
 oom:
-	oom(err, be);
+	sg_err_oom(err, be);
 fail:
 	json_decref(out);
 	return NULL;
@@ -810,6 +719,7 @@ struct run {
 	json_t *pending;          /* unmatched tool uses, oldest first: [{id, type}] (new) */
 	int64_t last_at;          /* processed_at of the last event emitted, this run or before */
 	int has_last;             /* last_at is known */
+	struct sg_id_seed seed;   /* scratch for synthetic ids, reused */
 	char where[SB_WHERE_MAX]; /* "events[3] 'sevt_…': " */
 	char path[SB_WHERE_MAX];  /* "events[3]", the normaliser's `where` */
 };
@@ -827,39 +737,23 @@ __attribute__((format(printf, 2, 3))) static int bad_ev(struct run *r, const cha
 
 static int oom_ev(struct run *r)
 {
-	return oom(r->err, r->ctx->backend);
+	return sg_err_oom(r->err, r->ctx->backend);
 }
 
-/* Each field is written as "<length>:<bytes>" so no two tuples share an encoding. */
-static int hash_field(char *buf, size_t *len, const char *p, size_t n)
-{
-	int k = snprintf(buf + *len, SB_HASH_BUF - *len, "%zu:", n);
-
-	if (k < 0 || (size_t)k >= SB_HASH_BUF - *len || n > SB_HASH_BUF - *len - (size_t)k)
-		return -1;
-	memcpy(buf + *len + k, p, n);
-	*len += (size_t)k + n;
-	return 0;
-}
-
-/* "sevt_" + 24 hex of SHA-256 over (backend, source event id, kind): the same source event
- * gives the same synthetic ids on every call, whatever page it arrives on. */
+/* The id of a span half synthesised for a SandBase event: sg_event_id over the fields ("sb1",
+ * backend, source event id, kind), so the same source event gives the same ids on every call,
+ * whatever page it arrives on. */
 static int synth_id(struct run *r, const json_t *src, const char *kind,
-                    char out[SB_SYNTH_ID_LEN + 1])
+                    char out[SG_EVENT_ID_LEN + 1])
 {
-	char buf[SB_HASH_BUF];
-	uint8_t md[SG_SHA256_LEN];
-	size_t len = 0;
+	struct sg_id_seed *b = &r->seed;
 
-	if (hash_field(buf, &len, "sb1", 3) ||
-	    hash_field(buf, &len, r->ctx->backend, strlen(r->ctx->backend)) ||
-	    hash_field(buf, &len, json_string_value(src), json_string_length(src)) ||
-	    hash_field(buf, &len, kind, strlen(kind)))
-		return sg_err_internal(r->err, "backend name too long for a synthetic event id");
-	sg_sha256(buf, len, md);
-	memcpy(out, "sevt_", 5);
-	if (sg_hex_encode(md, SB_ID_HEX / 2, out + 5, SB_SYNTH_ID_LEN + 1 - 5) < 0)
-		return sg_err_internal(r->err, "synthetic event id encoding failed");
+	b->len = 0;
+	if (sg_id_seed_str(b, "sb1") || sg_id_seed_str(b, r->ctx->backend) ||
+	    sg_id_seed_add(b, json_string_value(src), json_string_length(src)) ||
+	    sg_id_seed_str(b, kind))
+		return oom_ev(r);
+	sg_event_id(b->p, b->len, out);
 	return 0;
 }
 
@@ -870,13 +764,13 @@ static const json_t *field(const json_t *e, const char *key)
 {
 	const json_t *v = json_object_get(e, key), *box;
 
-	if (present(v) && !(json_is_object(v) && !strcmp(key, "content")))
+	if (sg_jpresent(v) && !(json_is_object(v) && !strcmp(key, "content")))
 		return v;
 	box = json_object_get(e, "data");
-	if (json_is_object(box) && present(json_object_get(box, key)))
+	if (json_is_object(box) && sg_jpresent(json_object_get(box, key)))
 		return json_object_get(box, key);
 	box = json_object_get(e, "content");
-	if (json_is_object(box) && present(json_object_get(box, key)))
+	if (json_is_object(box) && sg_jpresent(json_object_get(box, key)))
 		return json_object_get(box, key);
 	return NULL;
 }
@@ -898,7 +792,7 @@ static json_t *new_event(struct run *r, const char *type, const json_t *src, con
 		oom_ev(r);
 		return NULL;
 	}
-	rc |= json_object_set_new(ev, "id", id ? json_string(id) : copy_str(src));
+	rc |= json_object_set_new(ev, "id", id ? json_string(id) : sg_jstr_copy(src));
 	rc |= json_object_set_new(ev, "type", json_string(type));
 	rc |= json_object_set_new(ev, "processed_at", json_string(ts));
 	if (rc) {
@@ -957,7 +851,7 @@ static int emit_as(struct run *r, json_t *ev, unsigned how)
 	if (rc == SG_NORTH_KEPT && (how & EMIT_NO_NULLS)) {
 		json_object_foreach_safe(north, tmp, key, v)
 		{
-			if (json_is_null(v) && present(json_object_get(ev, key)))
+			if (json_is_null(v) && sg_jpresent(json_object_get(ev, key)))
 				json_object_del(north, key);
 		}
 	}
@@ -1001,7 +895,7 @@ static int pend(struct run *r, const json_t *id, const char *type)
 		if (json_array_remove(r->pending, 0) < 0)
 			return oom_ev(r);
 	}
-	if (json_array_append_new(r->pending, json_pack("[o, s]", copy_str(id), type)) < 0)
+	if (json_array_append_new(r->pending, json_pack("[o, s]", sg_jstr_copy(id), type)) < 0)
 		return oom_ev(r);
 	return 0;
 }
@@ -1030,7 +924,7 @@ static json_t *take_oldest(struct run *r, const char *type)
 
 	json_array_foreach(r->pending, i, p)
 	{
-		if (!str_eq(pending_type(p), type))
+		if (!sg_streq(pending_type(p), type))
 			continue;
 		id = json_incref((json_t *)pending_id(p));
 		json_array_remove(r->pending, i);
@@ -1042,7 +936,7 @@ static json_t *take_oldest(struct run *r, const char *type)
 /* Text as a one-block list. New reference. */
 static json_t *text_blocks(const json_t *text)
 {
-	return json_pack("[{s:s, s:o}]", "type", "text", "text", copy_str(text));
+	return json_pack("[{s:s, s:o}]", "type", "text", "text", sg_jstr_copy(text));
 }
 
 /* The tool input as an object: an object is shared (emit() copies it), JSON text holding an
@@ -1050,17 +944,11 @@ static json_t *text_blocks(const json_t *text)
  * memory. */
 static json_t *tool_input(const json_t *in)
 {
-	json_t *v;
-
 	if (json_is_object(in))
 		return json_incref((json_t *)in);
 	if (!json_is_string(in))
 		return json_object();
-	v = json_loadb(json_string_value(in), json_string_length(in), 0, NULL);
-	if (json_is_object(v))
-		return v;
-	json_decref(v);
-	return json_object();
+	return sg_jparse_object(json_string_value(in), json_string_length(in));
 }
 
 static int ev_content(struct run *r, const json_t *e, json_t *ev)
@@ -1079,16 +967,16 @@ static int ev_use(struct run *r, const json_t *e, const char *type, json_t *ev)
 {
 	const json_t *name = field(e, "name"), *server = field(e, "mcp_server_name");
 
-	if (!is_id(name)) {
+	if (!sg_jis_id(name)) {
 		json_decref(ev);
 		return bad_ev(r, "%s has no tool name", type);
 	}
-	if (put(r, ev, "name", copy_str(name)) ||
+	if (put(r, ev, "name", sg_jstr_copy(name)) ||
 	    put(r, ev, "input", tool_input(field(e, "input"))))
 		return -1;
 	if (!strcmp(type, "agent.mcp_tool_use") &&
 	    put(r, ev, "mcp_server_name",
-	        is_id(server) ? copy_str(server) : json_string("unknown")))
+	        sg_jis_id(server) ? sg_jstr_copy(server) : json_string("unknown")))
 		return -1;
 	if (emit_as(r, ev, EMIT_LINKED))
 		return -1;
@@ -1107,7 +995,7 @@ static json_t *result_blocks(const json_t *e)
 	if (json_is_string(c))
 		return text_blocks(c);
 	inner = field(e, "content");
-	if (!present(inner))
+	if (!sg_jpresent(inner))
 		inner = field(e, "output");
 	if (json_is_array(inner))
 		return json_incref((json_t *)inner);
@@ -1121,9 +1009,9 @@ static int ev_result(struct run *r, const json_t *e, const struct sb_type *t, js
 	const json_t *link = field(e, t->link), *err = field(e, "is_error");
 	json_t *id;
 
-	if (is_id(link)) {
+	if (sg_jis_id(link)) {
 		unpend(r, link);
-		id = copy_str(link);
+		id = sg_jstr_copy(link);
 	} else {
 		id = take_oldest(r, t->use);
 		if (!id) {
@@ -1147,7 +1035,7 @@ static json_t *action_ids(struct run *r, const json_t *given)
 	size_t i;
 	int ok = json_is_array(given);
 
-	json_array_foreach(given, i, p) ok &= is_id(p);
+	json_array_foreach(given, i, p) ok &= sg_jis_id(p);
 	if (ok)
 		return json_deep_copy(given);
 	ids = json_array();
@@ -1166,10 +1054,10 @@ static int ev_idle(struct run *r, const json_t *e, json_t *ev)
 	static const char *const passed[] = {"end_turn", "retries_exhausted", "budget_reached",
 	                                     "refusal"};
 	const json_t *sr = field(e, "stop_reason");
-	const char *why = json_is_string(sr) ? json_string_value(sr) : str_at(sr, "type");
+	const char *why = json_is_string(sr) ? json_string_value(sr) : sg_jstr(sr, "type");
 	json_t *stop;
 
-	if (str_eq(why, "requires_action")) {
+	if (sg_streq(why, "requires_action")) {
 		stop = json_pack("{s:s, s:o}", "type", "requires_action", "event_ids",
 		                 action_ids(r, json_object_get(sr, "event_ids")));
 	} else {
@@ -1198,7 +1086,7 @@ static int error_variant(const char *t, const json_t *eo)
 		for (k = 0; k < 2 && error_types[i].extra[k]; k++) {
 			const char *key = error_types[i].extra[k];
 
-			if (!is_id(json_object_get(eo, key)) && strcmp(key, "repository_url"))
+			if (!sg_jis_id(json_object_get(eo, key)) && strcmp(key, "repository_url"))
 				return -1;
 		}
 		return (int)i;
@@ -1213,7 +1101,7 @@ static json_t *unknown_message(const json_t *msg, const char *type)
 	if (json_is_string(msg) && type)
 		return json_sprintf("%s: %s", type, json_string_value(msg));
 	if (json_is_string(msg))
-		return copy_str(msg);
+		return sg_jstr_copy(msg);
 	return json_string(type ? type : "session error");
 }
 
@@ -1234,20 +1122,20 @@ static json_t *map_error(const json_t *e)
 		msg = field(e, "error");
 	if (!json_is_string(msg) && json_is_array(c))
 		msg = json_object_get(json_array_get(c, 0), "text");
-	t = str_at(eo, "type");
+	t = sg_jstr(eo, "type");
 	rs = json_object_get(eo, "retry_status");
-	state = json_is_string(rs) ? json_string_value(rs) : str_at(rs, "type");
+	state = json_is_string(rs) ? json_string_value(rs) : sg_jstr(rs, "type");
 	if (!IN_LIST(state, retry_states))
 		state = "terminal";
 	vi = json_is_string(msg) ? error_variant(t, eo) : -1;
 	if (vi >= 0) {
 		out = json_pack("{s:s, s:o, s:{s:s}}", "type", error_types[vi].type, "message",
-		                copy_str(msg), "retry_status", "type", state);
+		                sg_jstr_copy(msg), "retry_status", "type", state);
 		for (k = 0; out && k < 2 && error_types[vi].extra[k]; k++) {
 			const json_t *x = json_object_get(eo, error_types[vi].extra[k]);
 
 			rc |= json_object_set_new(out, error_types[vi].extra[k],
-			                          is_id(x) ? copy_str(x) : json_null());
+			                          sg_jis_id(x) ? sg_jstr_copy(x) : json_null());
 		}
 		if (rc) {
 			json_decref(out);
@@ -1300,7 +1188,7 @@ static int ev_keys(struct run *r, const json_t *e, const struct sb_type *t, json
 	/* The queue follows SandBase's log, whether or not the normaliser shows the result: a
 	 * result with a usable link cannot be dropped (the link is its one required key), and
 	 * one it drops had none, so it took no tool use off the queue. */
-	if (t->link && is_id(field(e, t->link)))
+	if (t->link && sg_jis_id(field(e, t->link)))
 		unpend(r, field(e, t->link));
 	return emit_as(r, ev, EMIT_NO_NULLS);
 }
@@ -1312,7 +1200,7 @@ static int count(struct run *r, const json_t *e, const char *key, int64_t *n)
 	const json_t *v = json_object_get(e, key);
 
 	*n = 0;
-	if (!present(v))
+	if (!sg_jpresent(v))
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0)
 		return bad_ev(r, "%s is not a non-negative integer", key);
@@ -1324,7 +1212,7 @@ static int count(struct run *r, const json_t *e, const char *key, int64_t *n)
 static int span(struct run *r, const json_t *src, int half, int64_t at, int64_t in,
                 int64_t out_tokens, int is_error)
 {
-	char id[SB_SYNTH_ID_LEN + 1], start_id[SB_SYNTH_ID_LEN + 1];
+	char id[SG_EVENT_ID_LEN + 1], start_id[SG_EVENT_ID_LEN + 1];
 	json_t *ev;
 
 	if (synth_id(r, src, "span_start", start_id))
@@ -1371,11 +1259,11 @@ static int one_event(struct run *r, const json_t *e, size_t i)
 	snprintf(r->path, sizeof(r->path), "events[%zu]", i);
 	if (!json_is_object(e))
 		return bad_ev(r, "event is not an object");
-	if (!is_id(idv) || json_string_length(idv) > SB_EVENT_ID_MAX)
+	if (!sg_jis_id(idv) || json_string_length(idv) > SB_EVENT_ID_MAX)
 		return bad_ev(r, "id is missing, empty, not a string or longer than %d bytes",
 		              SB_EVENT_ID_MAX);
 	snprintf(r->where, sizeof(r->where), "events[%zu] '%s': ", i, quote(idv, q));
-	if (!json_is_string(tv) || has_nul(tv))
+	if (!json_is_string(tv) || sg_jhas_nul(tv))
 		return bad_ev(r, "type is missing or not a string");
 	rc = read_time(json_object_get(e, "processed_at"), &at);
 	if (rc < 0)
@@ -1450,7 +1338,7 @@ static int load_carry(struct run *r, const json_t *carry)
 	char ts[SG_TIME_BUFSZ];
 	size_t i;
 
-	if (!present(carry))
+	if (!sg_jpresent(carry))
 		return 0;
 	if (!json_is_array(list) || json_array_size(list) > SB_PENDING_MAX)
 		goto wrong;
@@ -1463,7 +1351,7 @@ static int load_carry(struct run *r, const json_t *carry)
 	}
 	json_array_foreach(list, i, p)
 	{
-		if (json_array_size(p) != 2 || !is_id(pending_id(p)) ||
+		if (json_array_size(p) != 2 || !sg_jis_id(pending_id(p)) ||
 		    json_string_length(pending_id(p)) > SB_EVENT_ID_MAX ||
 		    !IN_LIST(pending_type(p), use_types))
 			goto wrong;
@@ -1501,7 +1389,7 @@ json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t
 	r.out = json_array();
 	r.pending = json_array();
 	if (!r.out || !r.pending) {
-		oom(err, ctx->backend);
+		sg_err_oom(err, ctx->backend);
 		goto fail;
 	}
 	if (load_carry(&r, carry_in))
@@ -1514,149 +1402,49 @@ json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t
 	if (carry_out) {
 		carry = json_object();
 		if (!carry) {
-			oom(err, ctx->backend);
+			sg_err_oom(err, ctx->backend);
 			goto fail;
 		}
 		/* json_object_set_new steals the queue, even when it fails */
 		if (json_object_set_new(carry, "pending", r.pending) < 0) {
 			r.pending = NULL;
-			oom(err, ctx->backend);
+			sg_err_oom(err, ctx->backend);
 			goto fail;
 		}
 		r.pending = NULL;
 		if (r.has_last &&
 		    json_object_set_new(carry, "at", json_integer((json_int_t)r.last_at)) < 0) {
-			oom(err, ctx->backend);
+			sg_err_oom(err, ctx->backend);
 			goto fail;
 		}
 		*carry_out = carry;
 	}
 	json_decref(r.pending);
+	sg_id_seed_free(&r.seed);
 	return r.out;
 fail:
 	json_decref(carry);
 	json_decref(r.out);
 	json_decref(r.pending);
+	sg_id_seed_free(&r.seed);
 	return NULL;
 }
 
 /* ---- errors --------------------------------------------------------------------------- */
 
-/* The backend's own words: error.message, a string error, detail (a string, FastAPI's
- * [{msg}] or an object's message), or a top-level message. Borrowed, or NULL. */
-static const json_t *error_message(const json_t *j)
+void sg_sb_read_error(long status, const char *body, size_t len, struct sg_backend_said *out)
 {
-	const json_t *e = json_object_get(j, "error"), *d = json_object_get(j, "detail");
-	const json_t *m = json_object_get(e, "message");
+	const json_t *sid;
+	json_t *j;
 
-	if (json_is_string(m))
-		return m;
-	if (json_is_string(e))
-		return e;
-	if (json_is_string(d))
-		return d;
-	if (json_is_array(d))
-		d = json_array_get(d, 0);
-	m = json_object_get(d, "msg");
-	if (!json_is_string(m))
-		m = json_object_get(d, "message");
-	if (json_is_string(m))
-		return m;
-	m = json_object_get(j, "message");
-	return json_is_string(m) ? m : NULL;
-}
-
-/* SandBase spells error types with and without the "_error" suffix. */
-static int type_is(const char *t, const char *base)
-{
-	size_t n = strlen(base);
-
-	return t && !strncmp(t, base, n) && (t[n] == '\0' || !strcmp(t + n, "_error"));
-}
-
-void sg_sb_error_to_cma(long status, const char *body, size_t len, const char *backend,
-                        struct sg_error *err)
-{
-	char msg[SB_BACKEND_MSG_MAX + 1] = "", type[SB_QUOTE_MAX + 1] = "", pub[SG_ID_MAX] = "";
-	const json_t *m, *sid;
-	json_t *j = NULL;
-	const char *lead, *etype = "api_error", *t;
-	int code = 502, retry = -1;
-
-	if (!backend)
-		backend = "?";
-	if (body && len)
-		j = json_loadb(body, len, JSON_DECODE_ANY, NULL);
-	if (json_is_object(j)) {
-		m = error_message(j);
-		if (m)
-			clip(json_string_value(m), json_string_length(m), SB_BACKEND_MSG_MAX, 1,
-			     msg);
-		t = str_at(json_object_get(j, "error"), "type");
-		if (!t && !str_eq(str_at(j, "type"), "error"))
-			t = str_at(j, "type");
-		if (t)
-			clip(t, strlen(t), SB_QUOTE_MAX, 0, type);
-		sid = json_object_get(j, "session_id");
-		if (is_id(sid) && sg_id_encode("sesn_", backend, "", json_string_value(sid), pub,
-		                               sizeof(pub)) < 0)
-			pub[0] = '\0';
-	} else if (body && len) {
-		clip(body, len, SB_BACKEND_MSG_MAX, 0, msg);
-	}
-	json_decref(j);
-
-	if (!strcmp(type, "delivery_outcome_unknown")) {
-		/* the session may exist: a retried create would make a second one */
-		sg_err_bad_gateway(err,
-		                   "backend '%s': delivery outcome unknown (HTTP %ld): session %s "
-		                   "may have been created; retrieve it and list its events before "
-		                   "retrying%s%s",
-		                   backend, status, pub[0] ? pub : "(id not given)",
-		                   msg[0] ? ": " : "", msg);
-		if (err)
-			err->should_retry = 0;
+	sg_berror_read(status, body, len, out);
+	if (strcmp(out->type, "delivery_outcome_unknown"))
 		return;
-	}
-	switch (status) {
-	case 400:
-	case 422: /* unsupported_event_type, unsupported_multiagent */
-		code = 400, etype = "invalid_request_error", lead = "invalid request";
-		break;
-	case 401:
-		lead = "the gateway's credentials for this backend were rejected";
-		break;
-	case 402:
-		lead = "the gateway's account on this backend cannot pay";
-		break;
-	case 403:
-		lead = "the gateway's credentials for this backend lack permission";
-		break;
-	case 404:
-		code = 404, etype = "not_found_error", lead = "not found";
-		break;
-	case 409: /* archived or busy session: retrying the same request cannot help */
-		code = 409, etype = "conflict_error", lead = "conflict", retry = 0;
-		break;
-	case 413:
-		code = 413, etype = "request_too_large", lead = "request too large";
-		break;
-	case 429:
-		code = 429, etype = "rate_limit_error", lead = "rate limited";
-		break;
-	default:
-		if (status >= 500)
-			lead = "backend error";
-		else if (type_is(type, "invalid_request"))
-			code = 400, etype = "invalid_request_error", lead = "invalid request";
-		else if (type_is(type, "not_found"))
-			code = 404, etype = "not_found_error", lead = "not found";
-		else
-			lead = "unexpected answer";
-		break;
-	}
-	sg_error_set(err, code, etype, "backend '%s': %s (HTTP %ld%s%s)%s%s", backend, lead, status,
-	             type[0] ? " " : "", type, msg[0] ? ": " : "", msg);
-	if (err)
-		err->should_retry = retry;
+	/* A create whose outcome SandBase does not know: it names the session that may exist. */
+	out->outcome_unknown = 1;
+	j = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	sid = json_object_get(j, "session_id");
+	if (sg_jis_id(sid) && json_string_length(sid) < sizeof(out->session))
+		memcpy(out->session, json_string_value(sid), json_string_length(sid) + 1);
+	json_decref(j);
 }

@@ -8,18 +8,12 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "mapping.h"
 
 struct sg_sb_ctx {
 	const char *backend; /* backend name: encoded into public ids, named in errors */
 	int64_t now_us;      /* "now", for the stats of a running session */
 };
-
-/* Splits a SandBase list body ({data: [...], next_page?: string|null}) into its parts:
- * *data is borrowed from body, *next is borrowed (NULL when absent, null or ""). Returns 0, or
- * -1 with a 502 api_error naming the backend when the body has the wrong shape (not an object,
- * no `data` array, more than 100000 items, a next_page that is not a string); 500 without ctx. */
-int sg_sb_page_parts(const json_t *body, const json_t **data, const char **next,
-		     const struct sg_sb_ctx *ctx, struct sg_error *err);
 
 /* When session s (borrowed) carries no embedded agent snapshot, returns 1 and sets *id
  * (borrowed) and *version (-1 when the session names none) for GET /v1/agents/{id}.
@@ -66,17 +60,10 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
 json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t **carry_out,
 			    const struct sg_sb_ctx *ctx, struct sg_error *err);
 
-/* A SandBase error answer (status, raw body) → the north error it deserves, message
- * "backend 'NAME': <what> (HTTP <status> <type>): <the backend's message>". Bodies read:
- * {"type":"error","error":{type,message}}, {"error":{type,message}}, {"error": "…"},
- * {"detail": "…" | [{msg}] | {message}}, {"code", "message"}; anything else is quoted raw.
- * 400, 422 (unsupported_event_type/_multiagent) → 400 invalid_request_error; 404 → 404
- * not_found_error; 401, 402, 403 → 502 (the gateway's own key or account is at fault);
- * 409 → 409 conflict_error with should_retry 0; 413 → 413 request_too_large; 429 → 429
- * rate_limit_error; 5xx → 502; delivery_outcome_unknown → 502 with should_retry 0 and the
- * public id of the session that may exist; other statuses by type (invalid_request,
- * not_found), else 502. err may be NULL; backend NULL reads as "?". */
-void sg_sb_error_to_cma(long status, const char *body, size_t len, const char *backend,
-			struct sg_error *err);
+/* The read_error hook of the sandbase mapping (mapping.h): the core's reader
+ * (sg_berror_read), plus what SandBase's dialect says beyond it: a 502
+ * delivery_outcome_unknown means a create may have made a session, whose id it names in
+ * `session_id`; the core's table then tells the client to look before retrying. Pure. */
+void sg_sb_read_error(long status, const char *body, size_t len, struct sg_backend_said *out);
 
 #endif

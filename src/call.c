@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "berror.h"
 #include "cache.h"
 #include "config.h"
 #include "log.h"
@@ -426,20 +427,9 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
 		e->should_retry = 1; /* a dropped connection may well not drop twice */
 		return NULL;
 	}
-	if (res->status == 404) {
-		sg_error_set(e, 404, "not_found_error", "backend '%s' does not know this resource",
-			     name);
-		return NULL;
-	}
-	if (res->status == 429) {
-		sg_error_set(e, 429, "rate_limit_error", "backend '%s' is rate limiting", name);
-		e->should_retry = 1;
-		return NULL;
-	}
 	if (res->status < 200 || res->status > 299) {
-		sg_error_set(e, 502, "api_error", "backend '%s' answered HTTP %ld", name,
-			     res->status);
-		e->should_retry = res->status >= 500;
+		/* the backend's error answer, read in its dialect, through the one status table */
+		sg_berror(c->be->mapping, res->status, res->body, res->len, name, e);
 		return NULL;
 	}
 	body = json_loadb(res->body, res->len, 0, &jerr);

@@ -108,13 +108,13 @@ int sg_call_ended(const struct sg_call *call);
 
 /* The usual reading of a backend answer: returns a new reference to the parsed JSON body
  * of a 2xx answer. Anything else fails the call with the north error it deserves and
- * returns NULL: unreachable → 502, timeout → 504, too large → 502, not JSON → 502, a
- * non-2xx status → the north error the backend's error body deserves (one table for every
- * backend, the module's read_error hook reading its dialect); every message names the
- * backend. For a request that changes state (not GET/HEAD), a failure after the request
- * left for the backend (a timeout, a dropped connection, a garbled or proxy-made answer)
- * leaves its outcome unknown: the error says so and carries x-should-retry: false, so that
- * the SDK does not send the write a second time. */
+ * returns NULL: unreachable → 502, timeout → 504, too large → 502, not JSON → 502, another
+ * status → the backend error table (src/berror.h: the mapping's read_error, then one table
+ * for every backend); every message names the backend. For a request that changes state
+ * (not GET/HEAD), a failure after the request left for the backend (a timeout, a dropped
+ * connection, a garbled or proxy-made answer, a 500/502/504) leaves its outcome unknown: the
+ * error says so and carries x-should-retry: false, so that the SDK does not send the write a
+ * second time. */
 json_t *sg_call_json(struct sg_call *call, const struct sg_fetch_res *res);
 
 /* Ends the call with its result: `items` (stolen) is an array of north objects. */

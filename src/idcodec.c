@@ -8,7 +8,10 @@
 #include "codec.h"
 #include "crypto.h"
 
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define ID_VERSION 1
@@ -156,4 +159,68 @@ int sg_id_decode(const char *prefix, const char *id, struct sg_pubid *out)
 fail:
 	memset(out, 0, sizeof(*out));
 	return -1;
+}
+
+void sg_event_id(const void *seed, size_t len, char out[SG_EVENT_ID_LEN + 1])
+{
+	uint8_t md[SG_SHA256_LEN];
+
+	sg_sha256(seed, len, md);
+	memcpy(out, "sevt_", 5);
+	/* 12 bytes are 24 hex characters and their NUL: it always fits. */
+	sg_hex_encode(md, SG_EVENT_ID_HEX / 2, out + 5, SG_EVENT_ID_LEN + 1 - 5);
+}
+
+/* Makes room for n more bytes. */
+static int seed_reserve(struct sg_id_seed *s, size_t n)
+{
+	size_t cap = s->cap ? s->cap : 256;
+	char *np;
+
+	if (n > SIZE_MAX / 2 - s->len)
+		return -1;
+	if (s->len + n <= s->cap)
+		return 0;
+	while (cap < s->len + n)
+		cap *= 2;
+	np = realloc(s->p, cap);
+	if (!np)
+		return -1;
+	s->p = np;
+	s->cap = cap;
+	return 0;
+}
+
+int sg_id_seed_add(struct sg_id_seed *s, const void *p, size_t n)
+{
+	char head[24];
+	int k = snprintf(head, sizeof(head), "%zu:", n);
+
+	if (k < 0 || seed_reserve(s, (size_t)k + n) < 0)
+		return -1;
+	memcpy(s->p + s->len, head, (size_t)k);
+	if (n)
+		memcpy(s->p + s->len + (size_t)k, p, n);
+	s->len += (size_t)k + n;
+	return 0;
+}
+
+int sg_id_seed_str(struct sg_id_seed *s, const char *str)
+{
+	return sg_id_seed_add(s, str ? str : "", str ? strlen(str) : 0);
+}
+
+int sg_id_seed_uint(struct sg_id_seed *s, uint64_t v)
+{
+	char num[24];
+	int k = snprintf(num, sizeof(num), "%" PRIu64, v);
+
+	return sg_id_seed_add(s, num, (size_t)k);
+}
+
+void sg_id_seed_free(struct sg_id_seed *s)
+{
+	free(s->p);
+	s->p = NULL;
+	s->len = s->cap = 0;
 }

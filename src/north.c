@@ -32,11 +32,13 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "jsonx.h"
 #include "timeutil.h"
 
 #define N_PATH_MAX 160 /* bytes of a JSON path in an error message */
 #define N_QUOTE_MAX 64 /* bytes of a backend value quoted in an error message */
 #define N_WHAT_MAX 256 /* bytes of what is wrong, after the path */
+#define N_DEPTH_MAX 32 /* levels of a path kept for messages; deeper ones are left out */
 
 /* What the walker returns: the value was converted, the value is of a kind the SDK does not
  * know (a newer upstream; when lenient, also a wrong one), or the answer must fail (err set). */
@@ -484,49 +486,73 @@ static const struct event_type event_types[] = {
 
 /* ---- The walker ---- */
 
-/* State of one normalisation call: how strict, and where in the input we are, for messages. */
+/* Where the walk is: the caller's `where`, then one segment per level, a key or an index.
+ * Only a message needs it as text, so it is kept as pointers and rendered on demand. */
+struct seg {
+	const char *key; /* borrowed from the tables or the input; NULL: an array index */
+	size_t idx;
+};
+
+/* State of one normalisation call: how strict, whether it owns its input, and where in the
+ * input we are, for messages. */
 struct walk {
 	const char *backend; /* named in every message */
 	int lenient;         /* SG_NORTH_LENIENT: a wrong value degrades, see wrong() */
+	int take;            /* the input was given away (the _take functions): containers are
+	                      * edited in place and scalars shared rather than copied */
 	struct sg_error *err;
-	const char *note; /* the event type being translated, for messages, or NULL */
-	char path[N_PATH_MAX];
+	const char *note;  /* the event type being translated, for messages, or NULL */
+	const char *where; /* the caller's path of the value ("session", "events[3]") */
+	struct seg segs[N_DEPTH_MAX];
+	size_t depth;                      /* segments pushed; beyond N_DEPTH_MAX only counted */
 	char why[N_PATH_MAX + N_WHAT_MAX]; /* what made the last N_UNKNOWN, with its path */
 };
 
-/* Length of the longest prefix of s, at most max bytes, that does not split a UTF-8
- * sequence, so that a quoted value never makes a message invalid UTF-8. */
-static int quote_len(const char *s, size_t max)
-{
-	size_t n = strlen(s);
-
-	if (n <= max)
-		return (int)n;
-	n = max;
-	while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-		n--;
-	return (int)n;
-}
-
-/* Appends ".key", or "[idx]" when key is NULL, to the path; a segment that does not fit is
- * left out whole. Returns the previous length, for path_pop. */
+/* Enters a key, or an array index when key is NULL. Returns the depth to go back to. */
 static size_t path_push(struct walk *w, const char *key, size_t idx)
 {
-	size_t used = strlen(w->path);
-	int n;
-
-	if (key)
-		n = snprintf(w->path + used, sizeof(w->path) - used, ".%s", key);
-	else
-		n = snprintf(w->path + used, sizeof(w->path) - used, "[%zu]", idx);
-	if (n < 0 || (size_t)n >= sizeof(w->path) - used)
-		w->path[used] = '\0';
-	return used;
+	if (w->depth < N_DEPTH_MAX) {
+		w->segs[w->depth].key = key;
+		w->segs[w->depth].idx = idx;
+	}
+	return w->depth++;
 }
 
 static void path_pop(struct walk *w, size_t mark)
 {
-	w->path[mark] = '\0';
+	w->depth = mark;
+}
+
+/* The path as text ("session.agent.tools[0].name") in buf (N_PATH_MAX bytes); a segment that
+ * does not fit is left out whole. Returns buf. */
+static const char *path_text(const struct walk *w, char *buf)
+{
+	size_t used, i, n = w->depth < N_DEPTH_MAX ? w->depth : N_DEPTH_MAX;
+	int k;
+
+	snprintf(buf, N_PATH_MAX, "%s", w->where);
+	used = strlen(buf);
+	for (i = 0; i < n; i++) {
+		if (w->segs[i].key)
+			k = snprintf(buf + used, N_PATH_MAX - used, ".%s", w->segs[i].key);
+		else
+			k = snprintf(buf + used, N_PATH_MAX - used, "[%zu]", w->segs[i].idx);
+		if (k < 0 || (size_t)k >= N_PATH_MAX - used)
+			buf[used] = '\0';
+		else
+			used += (size_t)k;
+	}
+	return buf;
+}
+
+/* Remembers what made a value N_UNKNOWN, with its path, in case nothing above can absorb it
+ * and the answer fails for it. */
+static int remember(struct walk *w, const char *what)
+{
+	char path[N_PATH_MAX];
+
+	snprintf(w->why, sizeof(w->why), "%s %s", path_text(w, path), what);
+	return N_UNKNOWN;
 }
 
 /* A value the answer cannot carry. Strict: a 502 naming the backend and the path (N_BAD).
@@ -534,22 +560,20 @@ static void path_pop(struct walk *w, size_t mark)
  * nearest part that can be left out instead of the whole answer. */
 __attribute__((format(printf, 2, 3))) static int wrong(struct walk *w, const char *fmt, ...)
 {
-	char msg[N_WHAT_MAX];
+	char msg[N_WHAT_MAX], path[N_PATH_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (w->lenient) {
-		snprintf(w->why, sizeof(w->why), "%s %s", w->path, msg);
-		return N_UNKNOWN;
-	}
-	sg_err_bad_gateway(w->err, "backend '%s': %s %s%s%s%s", w->backend, w->path, msg,
+	if (w->lenient)
+		return remember(w, msg);
+	sg_err_bad_gateway(w->err, "backend '%s': %s %s%s%s%s", w->backend, path_text(w, path), msg,
 	                   w->note ? " (" : "", w->note ? w->note : "", w->note ? ")" : "");
 	return N_BAD;
 }
 
-/* A value newer than this SDK: remembered, in case nothing above can absorb it. */
+/* A value newer than this SDK (a string outside an enum, an unknown union type). */
 __attribute__((format(printf, 2, 3))) static int unknown(struct walk *w, const char *fmt, ...)
 {
 	char msg[N_WHAT_MAX];
@@ -558,24 +582,102 @@ __attribute__((format(printf, 2, 3))) static int unknown(struct walk *w, const c
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(w->why, sizeof(w->why), "%s %s", w->path, msg);
-	return N_UNKNOWN;
+	return remember(w, msg);
 }
 
 static int oom(struct walk *w)
 {
-	sg_err_internal(w->err, "out of memory translating an answer of backend '%s'", w->backend);
+	sg_err_oom(w->err, w->backend);
 	return N_BAD;
+}
+
+/* Whether an object key (klen bytes, may hold NULs) is the C string name. */
+static int key_is(const char *name, const char *key, size_t klen)
+{
+	return strlen(name) == klen && !memcmp(name, key, klen);
+}
+
+/* Sets o[key] to the string name, unless it already is exactly that (no allocation then). */
+static int set_name(json_t *o, const char *key, const char *name)
+{
+	const json_t *v = json_object_get(o, key);
+
+	if (json_is_string(v) && json_string_length(v) == strlen(name) &&
+	    !strcmp(json_string_value(v), name))
+		return 0;
+	return json_object_set_new_nocheck(o, key, json_string_nocheck(name));
+}
+
+/* Taking: deletes the keys of o that neither `fields` (may be NULL) nor `keep` (NULL-terminated,
+ * may be NULL) names. `named` is how many named keys o holds, so that an object without other
+ * keys, the usual case, is not scanned. */
+static void drop_rest(const struct field *fields, const char *const *keep, json_t *o, size_t named)
+{
+	const struct field *f;
+	const char *const *k;
+	const char *key;
+	size_t klen;
+	json_t *v;
+	void *tmp;
+
+	if (json_object_size(o) <= named)
+		return;
+	json_object_keylen_foreach_safe(o, tmp, key, klen, v)
+	{
+		for (f = fields; f && f->key && !key_is(f->key, key, klen); f++)
+			;
+		if (f && f->key)
+			continue;
+		for (k = keep; k && *k && !key_is(*k, key, klen); k++)
+			;
+		if (!(k && *k))
+			json_object_deln(o, key, klen);
+	}
 }
 
 static int conv(const struct shape *sh, const json_t *in, json_t **out, struct walk *w);
 
+/* The JSON text of a documented empty value as a new value, without a parser for the forms the
+ * tables use (null, [], {}, 0, a string without escapes, {"type":"…"}), since a listing fills
+ * several per session; anything else is parsed. NULL when out of memory. */
+static json_t *empty_value(const char *text)
+{
+	static const char type_open[] = "{\"type\":\"";
+	size_t n = strlen(text);
+	json_t *o;
+
+	if (!strcmp(text, "null"))
+		return json_null();
+	if (!strcmp(text, "[]"))
+		return json_array();
+	if (!strcmp(text, "{}"))
+		return json_object();
+	if (!strcmp(text, "0"))
+		return json_integer(0);
+	if (n >= 2 && text[0] == '"' && !strchr(text, '\\'))
+		return json_stringn(text + 1, n - 2);
+	if (n > sizeof(type_open) + 1 && !strncmp(text, type_open, sizeof(type_open) - 1) &&
+	    !strcmp(text + n - 2, "\"}") && !strchr(text + sizeof(type_open) - 1, '\\')) {
+		o = json_object();
+		if (o &&
+		    json_object_set_new_nocheck(o, "type",
+		                                json_stringn(text + sizeof(type_open) - 1,
+		                                             n - 2 - (sizeof(type_open) - 1)))) {
+			json_decref(o);
+			return NULL;
+		}
+		return o;
+	}
+	return json_loads(text, JSON_DECODE_ANY, NULL);
+}
+
 /* The documented empty value of a required key, itself normalised by the key's shape (an
- * empty model_usage is four zero counts). Returns a new reference in *out. */
+ * empty model_usage is four zero counts). The value is fresh, so it is normalised in place in
+ * either mode. Returns a new reference in *out. */
 static int fill(const struct field *f, json_t **out, struct walk *w)
 {
-	json_t *d = json_loads(f->dflt, JSON_DECODE_ANY, NULL);
-	int rc;
+	json_t *d = empty_value(f->dflt);
+	int rc, take = w->take;
 
 	if (!d)
 		return oom(w);
@@ -583,17 +685,24 @@ static int fill(const struct field *f, json_t **out, struct walk *w)
 		*out = d;
 		return N_OK;
 	}
+	w->take = 1;
 	rc = conv(f->shape, d, out, w);
+	w->take = take;
 	json_decref(d);
 	return rc;
 }
 
-/* Converts the keys of `fields` from object `in` into `out` (both objects; in borrowed, out
- * modified). Keys not in `fields` are not looked at. */
-static int conv_fields(const struct field *f, const json_t *in, json_t *out, struct walk *w)
+/* Converts the keys of `fields` from object `in` (borrowed) into `out` (modified). When taking,
+ * out is in itself: a key left out is deleted, and a value converted in place is not set again.
+ * Keys not in `fields` are not looked at. *named (may be NULL) receives how many keys of
+ * `fields` out holds afterwards. */
+static int conv_fields(const struct field *f, const json_t *in, json_t *out, size_t *named,
+                       struct walk *w)
 {
+	size_t n = 0;
+
 	for (; f && f->key; f++) {
-		const json_t *v = json_object_get(in, f->key);
+		json_t *v = json_object_get(in, f->key);
 		size_t mark = path_push(w, f->key, 0);
 		json_t *nv = NULL;
 		int rc = N_OK;
@@ -602,6 +711,8 @@ static int conv_fields(const struct field *f, const json_t *in, json_t *out, str
 			nv = json_null();
 		} else if (!v || json_is_null(v)) {
 			if (!(f->flags & N_REQ)) {
+				if (v && w->take)
+					json_object_del(out, f->key);
 				path_pop(w, mark);
 				continue;
 			}
@@ -618,16 +729,25 @@ static int conv_fields(const struct field *f, const json_t *in, json_t *out, str
 				if (f->flags & N_REQ && !(f->flags & N_NULL))
 					return N_UNKNOWN; /* the parent cannot exist without it */
 				if (!(f->flags & N_NULL)) {
+					if (w->take)
+						json_object_del(out, f->key);
 					path_pop(w, mark);
 					continue;
 				}
 				nv = json_null();
 			}
 		}
-		if (!nv || json_object_set_new(out, f->key, nv))
-			return oom(w);
 		path_pop(w, mark);
+		n++;
+		if (w->take && nv == v) {
+			json_decref(nv); /* converted in place */
+			continue;
+		}
+		if (!nv || json_object_set_new_nocheck(out, f->key, nv))
+			return oom(w);
 	}
+	if (named)
+		*named = n;
 	return N_OK;
 }
 
@@ -644,9 +764,10 @@ static const struct variant *find_variant(const struct variant *v, const char *n
  * is absent (the agent snapshot, a budget, an outcome evaluation). */
 static int conv_union(const struct shape *sh, const json_t *in, json_t **out, struct walk *w)
 {
+	const char *keep[3] = {"type", sh->alt_key, NULL};
 	const struct variant *v = NULL;
 	const json_t *t;
-	size_t mark;
+	size_t mark, named = 0;
 	json_t *o;
 	int rc;
 
@@ -666,65 +787,85 @@ static int conv_union(const struct shape *sh, const json_t *in, json_t **out, st
 		if (!v) {
 			mark = path_push(w, "type", 0);
 			rc = unknown(w, "'%.*s' is not known to the SDK",
-			             quote_len(json_string_value(t), N_QUOTE_MAX),
+			             sg_utf8_cut(json_string_value(t), N_QUOTE_MAX),
 			             json_string_value(t));
 			path_pop(w, mark);
 			return rc;
 		}
 	}
-	o = json_object();
-	if (!o || json_object_set_new(o, "type", json_string(v->name)) ||
-	    (sh->alt_key && json_object_set_new(o, sh->alt_key, json_string(v->name)))) {
+	o = w->take ? json_incref((json_t *)in) : json_object();
+	if (!o || set_name(o, "type", v->name) ||
+	    (sh->alt_key && set_name(o, sh->alt_key, v->name))) {
 		json_decref(o);
 		return oom(w);
 	}
-	rc = conv_fields(v->fields, in, o, w);
+	rc = conv_fields(v->fields, in, o, &named, w);
 	if (rc != N_OK) {
 		json_decref(o);
 		return rc;
 	}
+	if (w->take)
+		drop_rest(v->fields, keep, o, named + (sh->alt_key ? 2 : 1));
 	*out = o;
 	return N_OK;
 }
 
-/* Array items and map values: an unknown one is dropped, a wrong one fails the whole. */
+/* Array items and map values: an unknown one is dropped, a wrong one fails the whole. When
+ * taking, the container is `in` itself, edited in place. */
 static int conv_items(const struct shape *sh, const json_t *in, json_t **out, struct walk *w)
 {
-	json_t *o = sh->kind == N_ARR ? json_array() : json_object();
+	json_t *o = w->take             ? json_incref((json_t *)in)
+	            : sh->kind == N_ARR ? json_array()
+	                                : json_object();
 	const char *key;
-	const json_t *v;
-	size_t i;
+	size_t i, at, klen;
+	json_t *v, *nv;
+	void *tmp;
+	int rc;
 
 	if (!o)
 		return oom(w);
 	if (sh->kind == N_ARR) {
-		json_array_foreach(in, i, v)
-		{
+		/* `at` reads `in`, which shrinks under it when an item is dropped in place; `i`
+		 * is the item's index as the caller sent it, for messages. */
+		for (i = 0, at = 0; at < json_array_size(in); i++) {
 			size_t mark = path_push(w, NULL, i);
-			json_t *nv = NULL;
-			int rc = conv(sh->item, v, &nv, w);
 
+			v = json_array_get(in, at);
+			rc = conv(sh->item, v, &nv, w);
 			path_pop(w, mark);
-			if (rc == N_UNKNOWN)
-				continue;
 			if (rc == N_BAD)
 				goto fail;
-			if (json_array_append_new(o, nv))
+			if (rc == N_UNKNOWN && w->take) {
+				json_array_remove(o, at);
+				continue;
+			}
+			at++;
+			if (rc == N_UNKNOWN)
+				continue;
+			if (w->take && nv == v)
+				json_decref(nv);
+			else if (w->take ? json_array_set_new(o, at - 1, nv)
+			                 : json_array_append_new(o, nv))
 				goto nomem;
 		}
 	} else {
-		json_object_foreach((json_t *)in, key, v)
+		json_object_keylen_foreach_safe((json_t *)in, tmp, key, klen, v)
 		{
 			size_t mark = path_push(w, key, 0);
-			json_t *nv = NULL;
-			int rc = conv(sh->item, v, &nv, w);
 
+			rc = conv(sh->item, v, &nv, w);
 			path_pop(w, mark);
-			if (rc == N_UNKNOWN)
-				continue;
 			if (rc == N_BAD)
 				goto fail;
-			if (json_object_set_new(o, key, nv))
+			if (rc == N_UNKNOWN) {
+				if (w->take)
+					json_object_deln(o, key, klen);
+				continue;
+			}
+			if (w->take && nv == v)
+				json_decref(nv);
+			else if (json_object_setn_new(o, key, klen, nv))
 				goto nomem;
 		}
 	}
@@ -737,21 +878,45 @@ fail:
 	return N_BAD;
 }
 
-/* Re-formats an RFC 3339 timestamp. Returns a new string in *out. */
+/* Whether s (n bytes) is spelled exactly as sg_time_format writes: "YYYY-MM-DDTHH:MM:SSZ", or
+ * with ".ffffff" (not all zeros) before the Z, and no leap second (read as :59). Such a string
+ * that parses is its own canonical form, so it need not be formatted again. */
+static int canonical_time(const char *s, size_t n)
+{
+	static const char pattern[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+	size_t i, end = n == 20 ? 19 : 26;
+
+	if ((n != 20 && n != 27) || s[n - 1] != 'Z' || !strncmp(s + 17, "60", 2) ||
+	    (n == 27 && !strncmp(s + 20, "000000", 6)))
+		return 0;
+	for (i = 0; i < end; i++) {
+		if (pattern[i] == 'd' ? s[i] < '0' || s[i] > '9' : s[i] != pattern[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* Re-formats an RFC 3339 timestamp. Returns a new string in *out; when taking, `in` itself if
+ * it is already in the canonical form. */
 static int conv_time(const json_t *in, json_t **out, struct walk *w)
 {
 	char buf[SG_TIME_BUFSZ];
 	const char *s = json_string_value(in);
+	size_t n = json_string_length(in);
 	int64_t us;
 
 	if (!s)
 		return wrong(w, "is not a string");
-	if (strlen(s) != json_string_length(in) || sg_time_parse_rfc3339(s, &us))
-		return wrong(w, "'%.*s' is not an RFC 3339 timestamp", quote_len(s, N_QUOTE_MAX),
+	if (strlen(s) != n || sg_time_parse_rfc3339(s, &us))
+		return wrong(w, "'%.*s' is not an RFC 3339 timestamp", sg_utf8_cut(s, N_QUOTE_MAX),
 		             s);
+	if (canonical_time(s, n)) {
+		*out = w->take ? json_incref((json_t *)in) : json_stringn_nocheck(s, n);
+		return *out ? N_OK : oom(w);
+	}
 	if (sg_time_format(us, buf, sizeof(buf)) < 0)
-		return wrong(w, "'%.*s' is out of range", quote_len(s, N_QUOTE_MAX), s);
-	*out = json_string(buf);
+		return wrong(w, "'%.*s' is out of range", sg_utf8_cut(s, N_QUOTE_MAX), s);
+	*out = json_string_nocheck(buf);
 	return *out ? N_OK : oom(w);
 }
 
@@ -760,22 +925,26 @@ static int copy_rest(const struct field *fields, const json_t *in, json_t *out, 
 {
 	const struct field *f;
 	const char *key;
-	const json_t *v;
+	size_t klen;
+	json_t *v;
 
-	json_object_foreach((json_t *)in, key, v)
+	json_object_keylen_foreach((json_t *)in, key, klen, v)
 	{
-		for (f = fields; f->key && strcmp(f->key, key); f++)
+		for (f = fields; f->key && !key_is(f->key, key, klen); f++)
 			;
-		if (!f->key && json_object_set_new(out, key, json_deep_copy(v)))
+		if (!f->key && json_object_setn_new(out, key, klen, json_deep_copy(v)))
 			return oom(w);
 	}
 	return N_OK;
 }
 
-/* Converts `in` (borrowed, not null unless the shape is N_ANY) by shape into *out (new). */
+/* Converts `in` (borrowed, not null unless the shape is N_ANY) by shape into *out (new; when
+ * taking, `in` itself where it could be kept). */
 static int conv(const struct shape *sh, const json_t *in, json_t **out, struct walk *w)
 {
 	const char *const *val;
+	size_t named = 0;
+	json_t *o;
 	int rc;
 
 	switch (sh->kind) {
@@ -793,7 +962,7 @@ static int conv(const struct shape *sh, const json_t *in, json_t **out, struct w
 		}
 		if (!*val)
 			return unknown(w, "'%.*s' is not one of the SDK's values",
-			               quote_len(json_string_value(in), N_QUOTE_MAX),
+			               sg_utf8_cut(json_string_value(in), N_QUOTE_MAX),
 			               json_string_value(in));
 		break;
 	case N_NUM:
@@ -809,18 +978,21 @@ static int conv(const struct shape *sh, const json_t *in, json_t **out, struct w
 	case N_OBJ:
 		if (!json_is_object(in))
 			return wrong(w, "is not an object");
-		*out = json_object();
-		if (!*out)
+		o = w->take ? json_incref((json_t *)in) : json_object();
+		if (!o)
 			return oom(w);
 		/* An object whose required key is unknown is unknown itself. */
-		rc = conv_fields(sh->fields, in, *out, w);
-		if (rc == N_OK && sh->open)
-			rc = copy_rest(sh->fields, in, *out, w);
+		rc = conv_fields(sh->fields, in, o, &named, w);
+		if (rc == N_OK && sh->open && !w->take)
+			rc = copy_rest(sh->fields, in, o, w);
+		if (rc == N_OK && !sh->open && w->take)
+			drop_rest(sh->fields, NULL, o, named);
 		if (rc != N_OK) {
-			json_decref(*out);
-			*out = NULL;
+			json_decref(o);
+			return rc;
 		}
-		return rc;
+		*out = o;
+		return N_OK;
 	case N_MAP:
 		if (!json_is_object(in))
 			return wrong(w, "is not an object");
@@ -832,18 +1004,21 @@ static int conv(const struct shape *sh, const json_t *in, json_t **out, struct w
 	case N_UNION:
 		return conv_union(sh, in, out, w);
 	}
-	/* A copy, not a shared reference: the caller owns the answer and may change it. */
-	*out = json_deep_copy(in);
+	/* A copy, not a shared reference: the caller owns the answer and may change it. Taken
+	 * input is the caller's own already, and a scalar is never changed in place. */
+	*out = w->take ? json_incref((json_t *)in) : json_deep_copy(in);
 	return *out ? N_OK : oom(w);
 }
 
-/* One event (borrowed) → *out (new), or N_UNKNOWN when the SDK has no type for it. */
+/* One event (borrowed; edited in place when taking) → *out (new), or N_UNKNOWN when the SDK
+ * has no type for it. */
 static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
 {
+	static const char *const envelope[] = {"id", "type", "processed_at", NULL};
 	const struct event_type *et = NULL;
 	const json_t *type, *id, *pa;
 	json_t *o, *v = NULL;
-	size_t i, mark;
+	size_t i, mark, named = 0;
 	int rc;
 
 	if (!json_is_object(ev))
@@ -867,9 +1042,9 @@ static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
 		path_push(w, "id", 0);
 		return wrong(w, "is missing or not a string");
 	}
-	o = json_object();
-	if (!o || json_object_set_new(o, "id", json_deep_copy(id)) ||
-	    json_object_set_new(o, "type", json_string(et->type)))
+	o = w->take ? json_incref((json_t *)ev) : json_object();
+	if (!o || (!w->take && json_object_set_new_nocheck(o, "id", json_deep_copy(id))) ||
+	    set_name(o, "type", et->type))
 		goto nomem;
 	mark = path_push(w, "processed_at", 0);
 	pa = json_object_get(ev, "processed_at");
@@ -879,19 +1054,23 @@ static int event_to_cma(const json_t *ev, json_t **out, struct walk *w)
 			rc = wrong(w, "is missing or null");
 			goto fail;
 		}
-		if (pa && json_object_set_new(o, "processed_at", json_null()))
+		if (pa && !w->take && json_object_set_new_nocheck(o, "processed_at", json_null()))
 			goto nomem;
 	} else {
 		rc = conv_time(pa, &v, w);
 		if (rc != N_OK)
 			goto fail;
-		if (json_object_set_new(o, "processed_at", v))
+		if (w->take && v == pa)
+			json_decref(v);
+		else if (json_object_set_new_nocheck(o, "processed_at", v))
 			goto nomem;
 	}
 	path_pop(w, mark);
-	rc = conv_fields(et->fields, ev, o, w);
+	rc = conv_fields(et->fields, ev, o, &named, w);
 	if (rc != N_OK)
 		goto fail;
+	if (w->take)
+		drop_rest(et->fields, envelope, o, named + (pa ? 3 : 2));
 	*out = o;
 	return N_OK;
 nomem:
@@ -900,20 +1079,23 @@ fail:
 	json_decref(o);
 	return rc;
 }
+
 /* ---- Public functions ---- */
 
 /* Starts a walk at `where`. A missing backend name is the caller's bug: 500. */
 static int walk_init(struct walk *w, const char *backend, const char *where, unsigned flags,
-                     struct sg_error *err)
+                     int take, struct sg_error *err)
 {
 	if (!backend)
 		return sg_err_internal(err, "north normalisation called without a backend name");
 	w->backend = backend;
 	w->lenient = (flags & SG_NORTH_LENIENT) != 0;
+	w->take = take;
 	w->err = err;
 	w->note = NULL;
 	w->why[0] = '\0';
-	snprintf(w->path, sizeof(w->path), "%s", where ? where : "");
+	w->where = where ? where : "";
+	w->depth = 0;
 	return 0;
 }
 
@@ -924,14 +1106,15 @@ static void unknown_root(struct walk *w)
 	sg_err_bad_gateway(w->err, "backend '%s': %s", w->backend, w->why);
 }
 
-json_t *sg_north_agent(const json_t *in, const char *backend, const char *where, unsigned flags,
-                       struct sg_error *err)
+/* Both agent functions: `in` is borrowed, and edited in place when taking. */
+static json_t *north_agent(const json_t *in, const char *backend, const char *where, unsigned flags,
+                           int take, struct sg_error *err)
 {
 	struct walk w;
 	json_t *out = NULL;
 	int rc;
 
-	if (walk_init(&w, backend, where, flags, err))
+	if (walk_init(&w, backend, where, flags, take, err))
 		return NULL;
 	rc = conv(&U_SESSION_AGENT, in, &out, &w);
 	if (rc == N_OK)
@@ -941,32 +1124,60 @@ json_t *sg_north_agent(const json_t *in, const char *backend, const char *where,
 	return NULL;
 }
 
-json_t *sg_north_session(const json_t *in, const char *id, const char *backend, const char *where,
-                         unsigned flags, struct sg_error *err)
+json_t *sg_north_agent(const json_t *in, const char *backend, const char *where, unsigned flags,
+                       struct sg_error *err)
 {
+	return north_agent(in, backend, where, flags, 0, err);
+}
+
+json_t *sg_north_agent_take(json_t *in, const char *backend, const char *where, unsigned flags,
+                            struct sg_error *err)
+{
+	json_t *out = north_agent(in, backend, where, flags, 1, err);
+
+	json_decref(in); /* the answer, when there is one, holds its own reference */
+	return out;
+}
+
+/* Both session functions: `in` is borrowed, and edited in place when taking (then its own `id`
+ * is kept and `id` is not read). */
+static json_t *north_session(const json_t *in, const char *id, const char *backend,
+                             const char *where, unsigned flags, int take, struct sg_error *err)
+{
+	static const char *const keep[] = {"id", NULL};
 	struct walk w;
 	json_t *out = NULL;
+	size_t named = 0;
 	int rc;
 
-	if (walk_init(&w, backend, where, flags, err))
+	if (walk_init(&w, backend, where, flags, take, err))
 		return NULL;
 	if (!json_is_object(in)) {
 		rc = wrong(&w, "is not an object");
 		goto fail;
 	}
-	out = json_object();
-	if (!out || (id && json_object_set_new(out, "id", json_string(id)))) {
+	if (take && !json_is_string(json_object_get(in, "id"))) {
+		path_push(&w, "id", 0);
+		rc = wrong(&w, "is missing or not a string");
+		goto fail;
+	}
+	out = take ? json_incref((json_t *)in) : json_object();
+	if (!out || (!take && id && json_object_set_new_nocheck(out, "id", json_string(id)))) {
 		rc = oom(&w);
 		goto fail;
 	}
-	rc = conv_fields(F_SESSION, in, out, &w);
+	rc = conv_fields(F_SESSION, in, out, &named, &w);
 	if (rc != N_OK)
 		goto fail;
-	if (!json_object_get(out, "updated_at") &&
-	    json_object_set(out, "updated_at", json_object_get(out, "created_at"))) {
-		rc = oom(&w);
-		goto fail;
+	if (!json_object_get(out, "updated_at")) {
+		if (json_object_set(out, "updated_at", json_object_get(out, "created_at"))) {
+			rc = oom(&w);
+			goto fail;
+		}
+		named++;
 	}
+	if (take)
+		drop_rest(F_SESSION, keep, out, named + 1);
 	return out;
 fail:
 	if (rc == N_UNKNOWN)
@@ -975,14 +1186,30 @@ fail:
 	return NULL;
 }
 
-int sg_north_event(const json_t *in, const char *backend, const char *where, unsigned flags,
-                   json_t **out, struct sg_error *err)
+json_t *sg_north_session(const json_t *in, const char *id, const char *backend, const char *where,
+                         unsigned flags, struct sg_error *err)
+{
+	return north_session(in, id, backend, where, flags, 0, err);
+}
+
+json_t *sg_north_session_take(json_t *in, const char *backend, const char *where, unsigned flags,
+                              struct sg_error *err)
+{
+	json_t *out = north_session(in, NULL, backend, where, flags, 1, err);
+
+	json_decref(in);
+	return out;
+}
+
+/* Both event functions: `in` is borrowed, and edited in place when taking. */
+static int north_event(const json_t *in, const char *backend, const char *where, unsigned flags,
+                       int take, json_t **out, struct sg_error *err)
 {
 	struct walk w;
 	int rc;
 
 	*out = NULL;
-	if (walk_init(&w, backend, where, flags, err))
+	if (walk_init(&w, backend, where, flags, take, err))
 		return -1;
 	rc = event_to_cma(in, out, &w);
 	if (rc == N_BAD)
@@ -990,4 +1217,47 @@ int sg_north_event(const json_t *in, const char *backend, const char *where, uns
 	/* An event whose type, or a required part of it, is newer than the SDK has no shape a
 	 * client could parse: it is left out. */
 	return rc == N_UNKNOWN ? SG_NORTH_DROPPED : SG_NORTH_KEPT;
+}
+
+int sg_north_event(const json_t *in, const char *backend, const char *where, unsigned flags,
+                   json_t **out, struct sg_error *err)
+{
+	return north_event(in, backend, where, flags, 0, out, err);
+}
+
+int sg_north_event_take(json_t *in, const char *backend, const char *where, unsigned flags,
+                        json_t **out, struct sg_error *err)
+{
+	int rc = north_event(in, backend, where, flags, 1, out, err);
+
+	json_decref(in);
+	return rc;
+}
+
+int sg_north_page_parts(const json_t *body, const char *backend, const json_t **data,
+                        const char **next, struct sg_error *err)
+{
+	const json_t *d, *n;
+
+	if (!backend)
+		return sg_err_internal(err, "list body split without a backend name");
+	if (!json_is_object(body))
+		return sg_err_backend(err, backend, "", "list body is not a JSON object");
+	d = json_object_get(body, "data");
+	if (!json_is_array(d))
+		return sg_err_backend(err, backend, "", "list body has no 'data' array");
+	if (json_array_size(d) > SG_NORTH_PAGE_MAX)
+		return sg_err_backend(err, backend, "",
+		                      "list body has %zu items, more than the limit of %d",
+		                      json_array_size(d), SG_NORTH_PAGE_MAX);
+	n = json_object_get(body, "next_page");
+	/* The SDK reads absent, null and "" alike as "no more pages". */
+	if (sg_jpresent(n) && !json_is_string(n))
+		return sg_err_backend(err, backend, "", "list body's next_page is not a string");
+	if (sg_jhas_nul(n))
+		return sg_err_backend(err, backend, "",
+		                      "list body's next_page contains a NUL byte");
+	*data = d;
+	*next = json_string_length(n) ? json_string_value(n) : NULL;
+	return 0;
 }

@@ -10,6 +10,7 @@
 
 #include "agentscope_events.h"
 #include "fixture.h"
+#include "idcodec.h"
 #include "tz.h"
 
 #define GROUP "agentscope/events"
@@ -122,7 +123,7 @@ static int envelope_ok(const json_t *ev)
 	const char *id = json_string_value(json_object_get(ev, "id"));
 	const char *at = json_string_value(json_object_get(ev, "processed_at"));
 
-	return id && strlen(id) == SG_AS_EVENT_ID_LEN && !strncmp(id, "sevt_", 5) && at &&
+	return id && strlen(id) == SG_EVENT_ID_LEN && !strncmp(id, "sevt_", 5) && at &&
 	       at[strlen(at) - 1] == 'Z';
 }
 
@@ -393,7 +394,7 @@ START_TEST(test_orphan_result)
 	                 "agent.tool_result");
 	ck_assert_uint_eq(
 	    strlen(json_string_value(json_object_get(json_array_get(ev, 2), "tool_use_id"))),
-	    SG_AS_EVENT_ID_LEN);
+	    SG_EVENT_ID_LEN);
 	ck_assert(json_is_true(json_object_get(json_array_get(ev, 2), "is_error")));
 	json_decref(ev);
 	json_decref(log);
@@ -562,6 +563,38 @@ START_TEST(test_caps)
 }
 END_TEST
 
+/* The notice a build without the message log gets when its context was compacted: the id it
+ * has always had, the record's created_at, nothing without a summary. */
+START_TEST(test_compacted_notice)
+{
+	struct sg_as_events_ctx ctx = {.backend = "as1", .session_key = "ag1/s1"};
+	struct sg_error err = {0};
+	json_t *rec, *ev = NULL;
+
+	rec = json_loads("{\"created_at\": \"2026-08-01T10:00:00.5\", "
+	                 "\"state\": {\"summary\": \"earlier turns\"}}",
+	                 0, NULL);
+	ck_assert_int_eq(sg_as_compacted_event(rec, &ctx, &ev, &err), 0);
+	ck_assert_ptr_nonnull(ev);
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "id")),
+	                 "sevt_3bcd963b38f3ff365371c7e3");
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "type")),
+	                 "agent.thread_context_compacted");
+	ck_assert_str_eq(json_string_value(json_object_get(ev, "processed_at")),
+	                 "2026-08-01T10:00:00.500000Z");
+	ck_assert_uint_eq(json_object_size(ev), 3);
+	json_decref(ev);
+	json_object_set_new(json_object_get(rec, "state"), "summary", json_array());
+	ck_assert_int_eq(sg_as_compacted_event(rec, &ctx, &ev, &err), 0);
+	ck_assert_ptr_null(ev);
+	json_object_set_new(json_object_get(rec, "state"), "summary", json_string("x"));
+	json_object_set_new(rec, "created_at", json_string("<string>"));
+	ck_assert_int_eq(sg_as_compacted_event(rec, &ctx, &ev, &err), 0);
+	ck_assert_ptr_null(ev);
+	json_decref(rec);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("agentscope_events");
@@ -580,6 +613,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, test_allocation_failures);
 	tcase_add_test(tc, test_wrong_shapes);
 	tcase_add_test(tc, test_caps);
+	tcase_add_test(tc, test_compacted_notice);
 	suite_add_tcase(s, tc);
 	return s;
 }

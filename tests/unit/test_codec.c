@@ -1096,6 +1096,35 @@ START_TEST(test_cursor_hmac_failure)
 	json_decref(q);
 	json_decref(p);
 	free(tok);
+/* Synthetic event ids: "sevt_" + 24 hex of SHA-256 over the seed, and seeds of
+ * length-prefixed fields, byte for byte what the modules have always hashed. */
+START_TEST(test_event_id)
+{
+	struct sg_id_seed seed = {0};
+	char id[SG_EVENT_ID_LEN + 1], again[SG_EVENT_ID_LEN + 1];
+	size_t i;
+
+	sg_event_id("abc", 3, id);
+	ck_assert_str_eq(id, "sevt_ba7816bf8f01cfea414140de");
+	ck_assert_uint_eq(strlen(id), SG_EVENT_ID_LEN);
+
+	ck_assert_int_eq(sg_id_seed_str(&seed, "sb1"), 0);
+	ck_assert_int_eq(sg_id_seed_str(&seed, NULL), 0);
+	ck_assert_int_eq(sg_id_seed_add(&seed, "a\0b", 3), 0);
+	ck_assert_int_eq(sg_id_seed_uint(&seed, 1234567890123ULL), 0);
+	ck_assert_uint_eq(seed.len, 28);
+	ck_assert_mem_eq(seed.p, "3:sb10:3:a\0b13:1234567890123", 28);
+	/* reused from len 0, and grown past its first allocation */
+	seed.len = 0;
+	for (i = 0; i < 100; i++)
+		ck_assert_int_eq(sg_id_seed_str(&seed, "0123456789"), 0);
+	ck_assert_uint_eq(seed.len, 1300);
+	sg_event_id(seed.p, seed.len, id);
+	sg_event_id(seed.p, seed.len, again);
+	ck_assert_str_eq(id, again);
+	sg_id_seed_free(&seed);
+	ck_assert_ptr_null(seed.p);
+	sg_id_seed_free(&seed);
 }
 END_TEST
 
@@ -1127,6 +1156,7 @@ static Suite *codec_suite(void)
 	tcase_add_test(tc, test_id_foreign_and_garbage);
 	tcase_add_test(tc, test_id_bad_layouts);
 	tcase_add_test(tc, test_id_encode_limits);
+	tcase_add_test(tc, test_event_id);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("cursor");
