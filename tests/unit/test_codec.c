@@ -1096,6 +1096,9 @@ START_TEST(test_cursor_hmac_failure)
 	json_decref(q);
 	json_decref(p);
 	free(tok);
+}
+END_TEST
+
 /* Synthetic event ids: "sevt_" + 24 hex of SHA-256 over the seed, and seeds of
  * length-prefixed fields, byte for byte what the modules have always hashed. */
 START_TEST(test_event_id)
