@@ -26,7 +26,7 @@ struct as_priv {
 	long fanout;     /* listings fetched at once */
 	int hint_mode;   /* enum sg_as_hint_mode */
 	long cache_ms;   /* freshness of the worker's cache of agents and translated listings;
-			  * 0 = always ask the backend */
+	                  * 0 = always ask the backend */
 };
 
 /* Per-call state: the agents index and the raw listings, translated once all arrived. */
@@ -35,17 +35,17 @@ struct as_state {
 	const char *headers[2];
 	json_t *agents_index; /* agent id → AgentView */
 	json_t *listings;     /* raw bodies of GET /sessions/, or for lists
-			       * [agent id, body] pairs */
+	                       * [agent id, body] pairs */
 	json_t *cached;       /* lists: north sessions of agents served from the cache */
 	json_t *agent_ids;    /* agents still to list (fan-out queue) */
 	size_t next_agent;
 	int agents_done;
 	/* events: the message log, read to the end */
-	json_t *messages;      /* oldest first */
+	json_t *messages; /* oldest first */
 	int msgs_done;
 	int msgs_endpoint_missing;
-	long msg_offset;       /* v2.0.1 paging */
-	char before[256];      /* newer builds' paging */
+	long msg_offset;  /* v2.0.1 paging */
+	char before[256]; /* newer builds' paging */
 };
 
 static void state_free(void *p)
@@ -98,11 +98,11 @@ static void ctx_of(const struct sg_call *call, struct sg_as_ctx *ctx)
 /* The worker-cache key of what this principal sees of `what` ("agents", or "sessions" and
  * an agent id). Identity is part of the key: one user's view never serves another. */
 static void cache_key(const struct sg_call *call, const char *what, const char *agent, char *out,
-		      size_t len)
+                      size_t len)
 {
 	snprintf(out, len, "agentscope\x1f%s\x1f%s\x1f%s\x1f%s", sg_call_backend(call)->name,
-		 json_string_value(json_object_get(sg_call_identity(call), "user_id")), what,
-		 agent ? agent : "");
+	         json_string_value(json_object_get(sg_call_identity(call), "user_id")), what,
+	         agent ? agent : "");
 }
 
 /* The view of the session a get/events call names, from the agent's listing: borrowed, or
@@ -116,8 +116,8 @@ static const json_t *find_view(struct sg_call *call, struct as_state *st)
 
 	if (!json_is_array(sessions)) {
 		sg_call_fail(call, 502, "api_error",
-			     "backend '%s': the session listing has the wrong shape",
-			     sg_call_backend(call)->name);
+		             "backend '%s': the session listing has the wrong shape",
+		             sg_call_backend(call)->name);
 		return NULL;
 	}
 	json_array_foreach(sessions, i, view) {
@@ -141,9 +141,8 @@ static void finish_get(struct sg_call *call, struct as_state *st, const struct s
 
 	if (!view)
 		return;
-	s = sg_as_session_to_cma(view,
-				 json_object_get(st->agents_index, sg_call_pubid(call)->scope),
-				 ctx, &err);
+	s = sg_as_session_to_cma(
+	    view, json_object_get(st->agents_index, sg_call_pubid(call)->scope), ctx, &err);
 	if (!s) {
 		sg_call_fail_with(call, &err);
 		return;
@@ -171,10 +170,10 @@ static void finish_events(struct sg_call *call, struct as_state *st, const struc
 	ec.tz = ctx->tz;
 	ec.agent_name = json_string_value(json_object_get(json_object_get(agent, "data"), "name"));
 	ec.model = json_string_value(json_object_get(
-		json_object_get(json_object_get(rec, "config"), "chat_model_config"), "model"));
+	    json_object_get(json_object_get(rec, "config"), "chat_model_config"), "model"));
 	ec.session_running = json_is_string(status)
-				     ? strcmp(json_string_value(status), "running") == 0
-				     : json_is_true(json_object_get(view, "is_running"));
+	                         ? strcmp(json_string_value(status), "running") == 0
+	                         : json_is_true(json_object_get(view, "is_running"));
 	ec.hint_mode = priv_of(call)->hint_mode;
 	log = st->messages;
 	if (st->msgs_endpoint_missing) {
@@ -207,8 +206,8 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	json_t *out, *listing;
 	size_t i;
 
-	if (sg_call_pending(call) > 0 || !st->agents_done || st->next_agent <
-	    json_array_size(st->agent_ids))
+	if (sg_call_pending(call) > 0 || !st->agents_done ||
+	    st->next_agent < json_array_size(st->agent_ids))
 		return;
 	ctx_of(call, &ctx);
 	if (sg_call_kind(call) == SG_CALL_GET_SESSION) {
@@ -230,15 +229,15 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 		char key[1024];
 
 		if (!one || sg_as_listing_to_cma(json_array_get(listing, 1), st->agents_index, &ctx,
-						 one, &err)) {
+		                                 one, &err)) {
 			json_decref(one);
 			json_decref(out);
 			sg_call_fail_with(call, &err);
 			return;
 		}
 		if (priv_of(call)->cache_ms > 0) {
-			cache_key(call, "sessions", json_string_value(json_array_get(listing, 0)), key,
-				  sizeof(key));
+			cache_key(call, "sessions", json_string_value(json_array_get(listing, 0)),
+			          key, sizeof(key));
 			sg_call_cache_put(call, key, one, priv_of(call)->cache_ms);
 		}
 		json_array_extend(out, one);
@@ -262,7 +261,7 @@ static int list_next_agent(struct sg_call *call, struct as_state *st)
 
 		if (!aid || sg_url_escape(aid, esc, sizeof(esc)) < 0) {
 			sg_call_fail(call, 502, "api_error", "backend '%s': unusable agent id",
-				     sg_call_backend(call)->name);
+			             sg_call_backend(call)->name);
 			return -1;
 		}
 		if (priv_of(call)->cache_ms > 0 && sg_call_kind(call) == SG_CALL_LIST_SESSIONS) {
@@ -297,7 +296,7 @@ static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, voi
 		return;
 	if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
 		json_array_append_new(st->listings,
-				      json_pack("[O,o]", json_array_get(st->agent_ids, idx), body));
+		                      json_pack("[O,o]", json_array_get(st->agent_ids, idx), body));
 	else
 		json_array_append_new(st->listings, body);
 	if (list_next_agent(call, st))
@@ -358,9 +357,10 @@ static void agents_ready(struct sg_call *call, struct as_state *st)
 	/* Without agent_id: list every agent of the user, a bounded window at a time. */
 	if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS && !q->agent_id) {
 		if ((long)json_object_size(st->agents_index) > pv->max_agents) {
-			sg_call_fail(call, 502, "api_error",
-				     "backend '%s': the user has more than %ld agents; pass agent_id",
-				     sg_call_backend(call)->name, pv->max_agents);
+			sg_call_fail(
+			    call, 502, "api_error",
+			    "backend '%s': the user has more than %ld agents; pass agent_id",
+			    sg_call_backend(call)->name, pv->max_agents);
 			return;
 		}
 		st->agent_ids = json_array();
@@ -444,27 +444,28 @@ static void on_messages(struct sg_call *call, const struct sg_fetch_res *res, vo
 	has_more = json_object_get(body, "has_more");
 	if (!json_is_array(page)) {
 		json_decref(body);
-		sg_call_fail(call, 502, "api_error", "backend '%s': the message log has the wrong shape",
-			     name);
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': the message log has the wrong shape", name);
 		return;
 	}
 	n = json_array_size(page);
 	if (json_array_size(st->messages) + n > SG_AS_EVENTS_MAX_MESSAGES) {
 		json_decref(body);
 		sg_call_fail(call, 502, "api_error",
-			     "backend '%s': the session has more than %d messages", name,
-			     SG_AS_EVENTS_MAX_MESSAGES);
+		             "backend '%s': the session has more than %d messages", name,
+		             SG_AS_EVENTS_MAX_MESSAGES);
 		return;
 	}
 	if (has_more) {
-		const char *oldest = json_string_value(json_object_get(json_array_get(page, 0), "id"));
+		const char *oldest =
+		    json_string_value(json_object_get(json_array_get(page, 0), "id"));
 
 		/* This page is older than everything held so far: it goes in front. */
 		json_array_extend(page, st->messages);
 		json_decref(st->messages);
 		st->messages = json_incref(page);
-		if (json_is_true(has_more) && n > 0 && oldest && strlen(oldest) < sizeof(st->before) &&
-		    strcmp(oldest, st->before) != 0) {
+		if (json_is_true(has_more) && n > 0 && oldest &&
+		    strlen(oldest) < sizeof(st->before) && strcmp(oldest, st->before) != 0) {
 			snprintf(st->before, sizeof(st->before), "%s", oldest);
 			json_decref(body);
 			fetch_messages(call, st);
@@ -497,13 +498,14 @@ static int fetch_messages(struct sg_call *call, struct as_state *st)
 	}
 	if (st->before[0])
 		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&before=%s",
-			 sid, aid, AS_MSG_PAGE, before);
+		         sid, aid, AS_MSG_PAGE, before);
 	else if (st->msg_offset > 0)
-		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld",
-			 sid, aid, AS_MSG_PAGE, st->msg_offset);
+		snprintf(path, sizeof(path),
+		         "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld", sid, aid,
+		         AS_MSG_PAGE, st->msg_offset);
 	else
 		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
-			 AS_MSG_PAGE);
+		         AS_MSG_PAGE);
 	return sg_call_get(call, path, st->headers, on_messages, st);
 }
 
@@ -534,8 +536,8 @@ static void as_list_events(struct sg_call *call)
 
 static int as_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
-	static const char *const allowed[] = {"timezone", "max_agents", "fanout", "hints",
-					      "cache_ms", NULL};
+	static const char *const allowed[] = {"timezone", "max_agents", "fanout",
+	                                      "hints",    "cache_ms",   NULL};
 	const json_t *tz = json_object_get(options, "timezone");
 	const json_t *hints = json_object_get(options, "hints");
 	struct as_priv *pv;
@@ -549,8 +551,9 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 		return -1;
 	if (tz && !json_is_string(tz))
 		return sg_err_invalid(err, "timezone: must be an IANA zone name such as \"UTC\"");
-	if (hints && !(json_is_string(hints) && (strcmp(json_string_value(hints), "drop") == 0 ||
-						 strcmp(json_string_value(hints), "user_message") == 0)))
+	if (hints &&
+	    !(json_is_string(hints) && (strcmp(json_string_value(hints), "drop") == 0 ||
+	                                strcmp(json_string_value(hints), "user_message") == 0)))
 		return sg_err_invalid(err, "hints: must be \"drop\" or \"user_message\"");
 	pv = calloc(1, sizeof(*pv));
 	if (!pv)
@@ -559,8 +562,8 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	pv->fanout = fanout;
 	pv->cache_ms = cache_ms;
 	pv->hint_mode = hints && strcmp(json_string_value(hints), "user_message") == 0
-				? SG_AS_HINT_USER_MESSAGE
-				: SG_AS_HINT_DROP;
+	                    ? SG_AS_HINT_USER_MESSAGE
+	                    : SG_AS_HINT_DROP;
 	pv->tz = sg_tz_load(tz ? json_string_value(tz) : "UTC", tzerr, sizeof(tzerr));
 	if (!pv->tz) {
 		free(pv);
@@ -585,8 +588,8 @@ static int as_check_identity(const json_t *identity, struct sg_error *err)
 	const char *s = json_string_value(u);
 
 	if (!s || !*s || strlen(s) > AS_USER_MAX)
-		return sg_err_invalid(err, "user_id: must be a non-empty string of at most %d bytes",
-				      AS_USER_MAX);
+		return sg_err_invalid(
+		    err, "user_id: must be a non-empty string of at most %d bytes", AS_USER_MAX);
 	for (; *s; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return sg_err_invalid(err, "user_id: must not contain control characters");
@@ -596,12 +599,12 @@ static int as_check_identity(const json_t *identity, struct sg_error *err)
 }
 
 const struct sg_mapping sg_mapping_agentscope = {
-	.name = "agentscope",
-	.caps = 0,
-	.init = as_init,
-	.destroy = as_destroy,
-	.check_identity = as_check_identity,
-	.list_sessions = as_list_sessions,
-	.get_session = as_get_session,
-	.list_events = as_list_events,
+    .name = "agentscope",
+    .caps = 0,
+    .init = as_init,
+    .destroy = as_destroy,
+    .check_identity = as_check_identity,
+    .list_sessions = as_list_sessions,
+    .get_session = as_get_session,
+    .list_events = as_list_events,
 };

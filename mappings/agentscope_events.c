@@ -46,9 +46,9 @@ struct origin {
 struct run {
 	const struct sg_as_events_ctx *ctx;
 	struct sg_error *err;
-	json_t *out;   /* the answer (new; handed to the caller) */
-	json_t *ids;   /* every id minted so far → next ordinal for its tuple (new) */
-	json_t *calls; /* tool call id → event id of its latest tool-use event (new) */
+	json_t *out;            /* the answer (new; handed to the caller) */
+	json_t *ids;            /* every id minted so far → next ordinal for its tuple (new) */
+	json_t *calls;          /* tool call id → event id of its latest tool-use event (new) */
 	struct sg_id_seed seed; /* scratch for the id hash input, reused */
 	size_t max_events;
 

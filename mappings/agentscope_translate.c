@@ -118,8 +118,7 @@ static int is_assistant(const json_t *msg, const char *agent_name)
 		return strcmp(role, "assistant") == 0;
 	if (agent_name && name && strcmp(name, agent_name) == 0)
 		return 1;
-	json_array_foreach(json_object_get(msg, "content"), i, block)
-	{
+	json_array_foreach(json_object_get(msg, "content"), i, block) {
 		const char *type = sg_jstr(block, "type");
 
 		if (type && (!strcmp(type, "tool_call") || !strcmp(type, "tool_result") ||
@@ -143,8 +142,7 @@ static const char *parked_status(const json_t *context, const char *agent_name)
 	tail = json_array_get(context, n - 1);
 	if (!json_is_object(tail) || !is_assistant(tail, agent_name))
 		return "idle";
-	json_array_foreach(json_object_get(tail, "content"), i, block)
-	{
+	json_array_foreach(json_object_get(tail, "content"), i, block) {
 		const char *state = sg_jstr(block, "state");
 		const char *type = sg_jstr(block, "type");
 
@@ -186,8 +184,7 @@ static void scan_context(const json_t *context, const struct sg_as_ctx *ctx, str
 	const json_t *msg;
 	size_t i;
 
-	json_array_foreach(context, i, msg)
-	{
+	json_array_foreach(context, i, msg) {
 		const json_t *u = json_object_get(msg, "usage");
 		int64_t c, e;
 
@@ -512,8 +509,7 @@ json_t *sg_as_agents_index(const json_t *agents_body, const struct sg_as_ctx *ct
 	index = json_object();
 	if (!index)
 		goto oom;
-	json_array_foreach(agents, i, item)
-	{
+	json_array_foreach(agents, i, item) {
 		const char *id;
 
 		snprintf(where, sizeof(where), "agents[%zu]: ", i);
@@ -566,8 +562,7 @@ int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
 		return bad(err, ctx, "",
 		           "session listing has %zu sessions, more than the limit of %d",
 		           json_array_size(sessions), AS_MAX_SESSIONS);
-	json_array_foreach(sessions, i, view)
-	{
+	json_array_foreach(sessions, i, view) {
 		const char *aid = sg_jstr(json_object_get(view, "session"), "agent_id");
 		const json_t *agent = aid ? json_object_get(agents_index, aid) : NULL;
 		json_t *s;

@@ -13,9 +13,9 @@ struct sg_tz;
 
 /* backend and tz must not be NULL (a NULL ctx, backend or tz is a 500, the caller's bug). */
 struct sg_as_ctx {
-	const char *backend;     /* backend name, encoded into public ids, named in errors */
-	const struct sg_tz *tz;  /* zone of the backend's naive timestamps */
-	int64_t now_us;          /* "now", for the stats of a running session */
+	const char *backend;    /* backend name, encoded into public ids, named in errors */
+	const struct sg_tz *tz; /* zone of the backend's naive timestamps */
+	int64_t now_us;         /* "now", for the stats of a running session */
 };
 
 /* Indexes the body of GET /agent/ ({agents: AgentView[], total}) by agent id.
@@ -25,7 +25,7 @@ struct sg_as_ctx {
  * The values are new references to the body's own AgentViews (shared, not copied: the
  * index outlives the body; treat both as read-only). Of duplicate ids the first wins. */
 json_t *sg_as_agents_index(const json_t *agents_body, const struct sg_as_ctx *ctx,
-			   struct sg_error *err);
+                           struct sg_error *err);
 
 /* Translates one SessionView (v2.0.1 or newer shape; borrowed) into a north Session.
  * `agent` is the session's AgentView from GET /agent/ (borrowed), or NULL when the agent
@@ -35,7 +35,7 @@ json_t *sg_as_agents_index(const json_t *agents_body, const struct sg_as_ctx *ct
  * present, non-null updated_at) is not a readable timestamp; 500 when out of memory.
  * The rules are in docs/fidelity-agentscope.md. */
 json_t *sg_as_session_to_cma(const json_t *view, const json_t *agent, const struct sg_as_ctx *ctx,
-			     struct sg_error *err);
+                             struct sg_error *err);
 
 /* Translates the body of GET /sessions/?agent_id=… ({sessions: SessionView[], total};
  * borrowed), keeping the backend's order. agents_index is the result of sg_as_agents_index
@@ -45,6 +45,6 @@ json_t *sg_as_session_to_cma(const json_t *view, const json_t *agent, const stru
  * as in sg_as_session_to_cma (the message then locates it: "sessions[3]: …"). A listing
  * is translated whole or not at all: on failure `out` is left as it was. */
 int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
-			 const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err);
+                         const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err);
 
 #endif

@@ -104,7 +104,7 @@ static void cl_sessions_page(struct sg_call *call)
 	for (unsigned b = 1; b <= SG_STATUS_TERMINATED; b <<= 1)
 		if (q->statuses & b)
 			bad |= sg_url_add_param(path, sizeof(path), "statuses%5B%5D",
-						sg_status_to_string(b));
+			                        sg_status_to_string(b));
 	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
 	get_page(call, path, sizeof(path), bad, on_sessions_page);
 }
@@ -192,7 +192,8 @@ static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error
 	if (json_object_get(options, "anthropic_version") &&
 	    !(ver = sg_option_secret(options, "anthropic_version", 64, err)))
 		return -1;
-	if (json_object_get(options, "beta") && !(beta = sg_option_secret(options, "beta", 400, err)))
+	if (json_object_get(options, "beta") &&
+	    !(beta = sg_option_secret(options, "beta", 400, err)))
 		return -1;
 	pv = calloc(1, sizeof(*pv));
 	if (!pv)

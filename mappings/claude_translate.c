@@ -19,7 +19,7 @@
 
 #define CL_MAX_ITEMS SG_NORTH_PAGE_MAX /* items in one event run; more is refused */
 #define CL_QUOTE_MAX 64                /* bytes of a backend value quoted in an error message */
-#define CL_EVENT_PATH 32    /* "events[N]" */
+#define CL_EVENT_PATH 32               /* "events[N]" */
 
 /* Refuses a context the translation cannot work with: a programming error, not the
  * backend's fault, hence a 500. */
@@ -85,8 +85,7 @@ json_t *sg_cl_events_to_cma(const json_t *events, const struct sg_cl_ctx *ctx, s
 	out = json_array();
 	if (!out)
 		goto nomem;
-	json_array_foreach(events, i, ev)
-	{
+	json_array_foreach(events, i, ev) {
 		char where[CL_EVENT_PATH];
 		json_t *e = NULL;
 		int rc;

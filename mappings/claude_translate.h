@@ -24,7 +24,7 @@ json_t *sg_cl_session_to_cma(const json_t *s, const struct sg_cl_ctx *ctx, struc
  * and the type's own keys; session.status_idle always with stop_reason and stop_details.
  * NULL + 502 on a wrong shape. */
 json_t *sg_cl_events_to_cma(const json_t *events, const struct sg_cl_ctx *ctx,
-			    struct sg_error *err);
+                            struct sg_error *err);
 
 /* The read_error hook of the claude mapping (mapping.h): the core's reader (sg_berror_read),
  * except that only the north error envelope ({"error": {…, "message"}}, the outer type not

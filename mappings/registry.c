@@ -8,10 +8,10 @@ extern const struct sg_mapping sg_mapping_sandbase;
 extern const struct sg_mapping sg_mapping_claude;
 
 const struct sg_mapping *const sg_mappings[] = {
-	&sg_mapping_agentscope,
-	&sg_mapping_sandbase,
-	&sg_mapping_claude,
-	NULL,
+    &sg_mapping_agentscope,
+    &sg_mapping_sandbase,
+    &sg_mapping_claude,
+    NULL,
 };
 
 const struct sg_mapping *sg_mapping_find(const char *name)

@@ -16,7 +16,7 @@
 #include "north.h"
 #include "sandbase_translate.h"
 
-#define SB_PAGE 100          /* backend page size: fixed, so cursor positions stay valid */
+#define SB_PAGE 100 /* backend page size: fixed, so cursor positions stay valid */
 #define SB_KEY_MAX 1024
 #define SB_AGENT_FETCH_MAX 100 /* distinct agents fetched for one page */
 
@@ -30,14 +30,14 @@ struct sb_priv {
  * nothing. */
 struct agent_req {
 	struct sb_state *st;
-	char key[512];   /* "id@version", the key in st->agents */
-	char ckey[700];  /* the worker cache's key */
+	char key[512];  /* "id@version", the key in st->agents */
+	char ckey[700]; /* the worker cache's key */
 };
 
 struct sb_state {
-	json_t *body;     /* the sessions page (or the one session) being translated */
-	json_t *agents;   /* "id@version" → north SessionAgent, or null when not found */
-	int single;       /* retrieve: body is one session */
+	json_t *body;   /* the sessions page (or the one session) being translated */
+	json_t *agents; /* "id@version" → north SessionAgent, or null when not found */
+	int single;     /* retrieve: body is one session */
 	struct agent_req reqs[SB_AGENT_FETCH_MAX];
 	size_t nreqs;
 };
@@ -185,7 +185,8 @@ static void resolve_agents(struct sg_call *call, struct sb_state *st)
 		}
 		if (st->nreqs >= SB_AGENT_FETCH_MAX || sg_url_escape(aid, esc, sizeof(esc)) < 0) {
 			sg_call_fail(call, 502, "api_error",
-				     "backend '%s': too many or unusable agent references", ctx.backend);
+			             "backend '%s': too many or unusable agent references",
+			             ctx.backend);
 			return;
 		}
 		snprintf(path, sizeof(path), "/v1/agents/%s", esc);
@@ -257,14 +258,17 @@ static void sb_sessions_page(struct sg_call *call)
 		bad |= sg_url_add_param(path, sizeof(path), "include_archived", "true");
 	for (unsigned b = 1; b <= SG_STATUS_TERMINATED; b <<= 1)
 		if (q->statuses & b)
-			bad |= sg_url_add_param(path, sizeof(path), "statuses", sg_status_to_string(b));
+			bad |= sg_url_add_param(path, sizeof(path), "statuses",
+			                        sg_status_to_string(b));
 	bad |= sg_url_add_time_range(path, sizeof(path), &q->created);
 	sg_time_range_strings(&q->created, t);
 	/* The seed's spelling knows only inclusive bounds: send the wider one. */
 	if (t[1][0] || t[0][0])
-		bad |= sg_url_add_param(path, sizeof(path), "created_at_gte", t[1][0] ? t[1] : t[0]);
+		bad |=
+		    sg_url_add_param(path, sizeof(path), "created_at_gte", t[1][0] ? t[1] : t[0]);
 	if (t[3][0] || t[2][0])
-		bad |= sg_url_add_param(path, sizeof(path), "created_at_lte", t[3][0] ? t[3] : t[2]);
+		bad |=
+		    sg_url_add_param(path, sizeof(path), "created_at_lte", t[3][0] ? t[3] : t[2]);
 	if (bad) {
 		sg_call_fail(call, 400, "invalid_request_error", "query too long for the backend");
 		return;

@@ -199,8 +199,7 @@ static json_t *map_items(const json_t *list, item_fn one)
 
 	if (!out)
 		return NULL;
-	json_array_foreach(list, i, item)
-	{
+	json_array_foreach(list, i, item) {
 		if (one(out, item) < 0) {
 			json_decref(out);
 			return NULL;
@@ -376,8 +375,7 @@ static int metadata_pairs(json_t *out, const json_t *m)
 	const json_t *v;
 	size_t klen;
 
-	json_object_keylen_foreach((json_t *)m, key, klen, v)
-	{
+	json_object_keylen_foreach((json_t *)m, key, klen, v) {
 		json_t *val;
 
 		if (json_is_null(v))
@@ -849,8 +847,7 @@ static int emit_as(struct run *r, json_t *ev, unsigned how)
 		                r->ctx->backend, r->where,
 		                json_string_value(json_object_get(ev, "type")));
 	if (rc == SG_NORTH_KEPT && (how & EMIT_NO_NULLS)) {
-		json_object_foreach_safe(north, tmp, key, v)
-		{
+		json_object_foreach_safe(north, tmp, key, v) {
 			if (json_is_null(v) && sg_jpresent(json_object_get(ev, key)))
 				json_object_del(north, key);
 		}
@@ -888,7 +885,8 @@ static int pend(struct run *r, const json_t *id, const char *type)
 	size_t bytes = json_string_length(id), i;
 	const json_t *p;
 
-	json_array_foreach(r->pending, i, p) bytes += json_string_length(pending_id(p));
+	json_array_foreach(r->pending, i, p)
+		bytes += json_string_length(pending_id(p));
 	while (json_array_size(r->pending) > 0 &&
 	       (json_array_size(r->pending) >= SB_PENDING_MAX || bytes > SB_PENDING_ID_BYTES)) {
 		bytes -= json_string_length(pending_id(json_array_get(r->pending, 0)));
@@ -906,8 +904,7 @@ static void unpend(struct run *r, const json_t *id)
 	const json_t *p;
 	size_t i;
 
-	json_array_foreach(r->pending, i, p)
-	{
+	json_array_foreach(r->pending, i, p) {
 		if (json_equal((json_t *)pending_id(p), (json_t *)id)) {
 			json_array_remove(r->pending, i);
 			return;
@@ -922,8 +919,7 @@ static json_t *take_oldest(struct run *r, const char *type)
 	json_t *id;
 	size_t i;
 
-	json_array_foreach(r->pending, i, p)
-	{
+	json_array_foreach(r->pending, i, p) {
 		if (!sg_streq(pending_type(p), type))
 			continue;
 		id = json_incref((json_t *)pending_id(p));
@@ -1035,12 +1031,12 @@ static json_t *action_ids(struct run *r, const json_t *given)
 	size_t i;
 	int ok = json_is_array(given);
 
-	json_array_foreach(given, i, p) ok &= sg_jis_id(p);
+	json_array_foreach(given, i, p)
+		ok &= sg_jis_id(p);
 	if (ok)
 		return json_deep_copy(given);
 	ids = json_array();
-	json_array_foreach(r->pending, i, p)
-	{
+	json_array_foreach(r->pending, i, p) {
 		if (json_array_append(ids, (json_t *)pending_id(p)) < 0) {
 			json_decref(ids);
 			return NULL;
@@ -1349,8 +1345,7 @@ static int load_carry(struct run *r, const json_t *carry)
 		r->last_at = json_integer_value(last);
 		r->has_last = 1;
 	}
-	json_array_foreach(list, i, p)
-	{
+	json_array_foreach(list, i, p) {
 		if (json_array_size(p) != 2 || !sg_jis_id(pending_id(p)) ||
 		    json_string_length(pending_id(p)) > SB_EVENT_ID_MAX ||
 		    !IN_LIST(pending_type(p), use_types))
@@ -1394,8 +1389,7 @@ json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t
 	}
 	if (load_carry(&r, carry_in))
 		goto fail;
-	json_array_foreach(events, i, e)
-	{
+	json_array_foreach(events, i, e) {
 		if (one_event(&r, e, i))
 			goto fail;
 	}

@@ -39,7 +39,7 @@ json_t *sg_sb_agent_to_cma(const json_t *agent, const struct sg_sb_ctx *ctx, str
  * come from sg_sb_agent_to_cma(); may be NULL: then a minimal agent is synthesised from
  * agent_id/agent_version and documented); an agent that is not an object is a 500. */
 json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct sg_sb_ctx *ctx,
-			     struct sg_error *err);
+                             struct sg_error *err);
 
 /* A run of SandBase events in backend order (borrowed; at most 100000) → north events (new
  * array), or NULL + 502 naming the backend and the event ("events[3] 'sevt_…': …"), 500 when
@@ -58,7 +58,7 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
  * and 1024 bytes of ids, oldest forgotten first (under 2 KB as JSON). A carry_in this module
  * did not write is a 500. */
 json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t **carry_out,
-			    const struct sg_sb_ctx *ctx, struct sg_error *err);
+                            const struct sg_sb_ctx *ctx, struct sg_error *err);
 
 /* The read_error hook of the sandbase mapping (mapping.h): the core's reader
  * (sg_berror_read), plus what SandBase's dialect says beyond it: a 502

@@ -26,7 +26,7 @@ struct rd {
 	struct part {
 		struct sg_call *call; /* borrowed: the request owns its calls and walks */
 		struct sg_walk *walk;
-	} *parts; /* one per backend */
+	} * parts; /* one per backend */
 	size_t nparts, nwaiting;
 	void (*merged)(struct rd *st); /* runs once every part is in */
 };
@@ -167,7 +167,7 @@ static void on_native_walk(struct sg_walk *w, void *arg)
 		return;
 	}
 	fp = sessions ? sg_session_query_fingerprint(&st->sq)
-		      : sg_event_query_bound_fingerprint(&st->eq, st->sid);
+	              : sg_event_query_bound_fingerprint(&st->eq, st->sid);
 	reply_walk_page(st, w, fp ? fp : "", sessions);
 	free(fp);
 }
@@ -181,7 +181,7 @@ static json_t *open_walk_cursor(struct rd *st, const char *token, const char *fp
 	const json_t *m = json_object_get(p, "m"), *k = json_object_get(p, "k");
 
 	if (p && (!json_is_string(m) || strcmp(json_string_value(m), "w") != 0 ||
-		  !json_is_integer(k) || json_integer_value(k) < 0)) {
+	          !json_is_integer(k) || json_integer_value(k) < 0)) {
 		json_decref(p);
 		p = NULL;
 		sg_pager_bad_cursor(&e); /* a keyset cursor, say */
@@ -192,8 +192,7 @@ static json_t *open_walk_cursor(struct rd *st, const char *token, const char *fp
 }
 
 /* Serves one north page natively with a walk from the cursor `page` (or the start). */
-static void start_native_walk(struct rd *st, struct sg_walk_spec *spec, const char *page,
-			      char *fp)
+static void start_native_walk(struct rd *st, struct sg_walk_spec *spec, const char *page, char *fp)
 {
 	json_t *start = NULL;
 
@@ -232,9 +231,9 @@ void sg_api_list_sessions(struct sg_req *r)
 	}
 	if (native_sessions(key, &st->sq)) {
 		struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
-					    .route = &key->routes[0],
-					    .sq = &st->sq,
-					    .limit = (size_t)st->sq.limit};
+		                            .route = &key->routes[0],
+		                            .sq = &st->sq,
+		                            .limit = (size_t)st->sq.limit};
 
 		start_native_walk(st, &spec, st->sq.page, sg_session_query_fingerprint(&st->sq));
 		return;
@@ -256,9 +255,9 @@ void sg_api_list_sessions(struct sg_req *r)
 			sg_call_start(c);
 		} else {
 			struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
-						    .route = rt,
-						    .sq = &st->sq,
-						    .collect_all = 1};
+			                            .route = rt,
+			                            .sq = &st->sq,
+			                            .collect_all = 1};
 
 			st->parts[i].walk = sg_req_walk(r, &spec, on_part_walk);
 			if (!st->parts[i].walk) {
@@ -279,7 +278,7 @@ static void on_get_done(struct sg_call *c, void *arg)
 		sg_req_error(r, ce);
 	else if (!json_is_object(s))
 		sg_req_fail(r, 500, "api_error", "backend '%s' returned no session",
-			    sg_call_backend(c)->name);
+		            sg_call_backend(c)->name);
 	else
 		sg_req_reply(r, 200, json_incref(s));
 }
@@ -288,8 +287,7 @@ static void on_get_done(struct sg_call *c, void *arg)
  * decode, or names a backend the key may not reach, is answered like an unknown one. */
 static int session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_route **rt)
 {
-	if (sg_id_decode("sesn_", sg_req_param(r), id) ||
-	    !(*rt = route_of(sg_req_key(r), id))) {
+	if (sg_id_decode("sesn_", sg_req_param(r), id) || !(*rt = route_of(sg_req_key(r), id))) {
 		sg_req_fail(r, 404, "not_found_error", "session not found");
 		return -1;
 	}
@@ -353,7 +351,7 @@ void sg_api_list_events(struct sg_req *r)
 	if (m->list_events_page && (!st->eq.order_desc || (m->caps & SG_CAP_NATIVE_ORDER))) {
 		spec.limit = (size_t)st->eq.limit;
 		start_native_walk(st, &spec, st->eq.page,
-				  sg_event_query_bound_fingerprint(&st->eq, st->sid));
+		                  sg_event_query_bound_fingerprint(&st->eq, st->sid));
 		return;
 	}
 	if (m->list_events) {
@@ -371,7 +369,7 @@ void sg_api_list_events(struct sg_req *r)
 	}
 	if (!m->list_events_page) {
 		sg_req_fail(r, 404, "not_found_error", "backend '%s' has no event history",
-			    rt->backend->name);
+		            rt->backend->name);
 		return;
 	}
 	spec.collect_all = 1;

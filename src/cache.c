@@ -83,7 +83,7 @@ json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms)
 }
 
 void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
-		  int64_t ttl_ms)
+                  int64_t ttl_ms)
 {
 	uint64_t h;
 	struct entry *e;

@@ -19,6 +19,6 @@ json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms);
 /* Stores value (borrowed; a reference is taken) for ttl_ms. Keys over 512 bytes are not
  * cached. */
 void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
-		  int64_t ttl_ms);
+                  int64_t ttl_ms);
 
 #endif

@@ -50,9 +50,9 @@ struct sg_call {
 	int ended;
 	json_t *items;
 	json_t *object;
-	char *page_in;      /* native paging: backend cursor to start from */
+	char *page_in; /* native paging: backend cursor to start from */
 	const json_t *carry_in;
-	char *page_next;    /* … and where the backend says the next page starts */
+	char *page_next; /* … and where the backend says the next page starts */
 	json_t *carry_out;
 	struct sg_error err;
 	void *state;
@@ -198,7 +198,7 @@ void sg_call_items(struct sg_call *c, json_t *items)
 	if (!json_is_array(items)) {
 		json_decref(items);
 		sg_call_fail(c, 500, "api_error", "mapping '%s' returned no items",
-			     c->be->mapping->name);
+		             c->be->mapping->name);
 		return;
 	}
 	c->items = items;
@@ -290,7 +290,7 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 		/* A module that neither answered nor asked for more would hang the client. */
 		if (!c->ended && c->npending == 0)
 			sg_call_fail(c, 500, "api_error", "mapping '%s' stalled",
-				     c->be->mapping->name);
+			             c->be->mapping->name);
 	}
 	free(p);
 }
@@ -307,8 +307,8 @@ static void on_fetch_chunk(long status, const char *data, size_t len, void *arg)
 
 /* Starts one upstream request for the call (see sg_call_request and sg_call_stream). */
 static int start_fetch(struct sg_call *c, const char *method, const char *path_query,
-		       const char *const *headers, const char *body, size_t len,
-		       sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg)
+                       const char *const *headers, const char *body, size_t len,
+                       sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg)
 {
 	struct sg_fetch_req req = {0};
 	struct pending *p;
@@ -319,13 +319,14 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 		return -1;
 	if (c->nstarted >= SG_CALL_MAX_FETCHES) {
 		sg_call_fail(c, 502, "api_error",
-			     "backend '%s': more than %d upstream requests for one call", c->be->name,
-			     SG_CALL_MAX_FETCHES);
+		             "backend '%s': more than %d upstream requests for one call",
+		             c->be->name, SG_CALL_MAX_FETCHES);
 		return -1;
 	}
 	n = snprintf(url, sizeof(url), "%s%s", c->be->url, path_query);
 	if (n < 0 || (size_t)n >= sizeof(url)) {
-		sg_call_fail(c, 500, "api_error", "backend '%s': upstream URL too long", c->be->name);
+		sg_call_fail(c, 500, "api_error", "backend '%s': upstream URL too long",
+		             c->be->name);
 		return -1;
 	}
 	p = calloc(1, sizeof(*p));
@@ -362,7 +363,7 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 	if (!p->fetch) {
 		free(p);
 		sg_call_fail(c, 500, "api_error", "backend '%s': cannot start upstream request",
-			     c->be->name);
+		             c->be->name);
 		return -1;
 	}
 	p->next = c->fetches;
@@ -374,20 +375,20 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 }
 
 int sg_call_get(struct sg_call *c, const char *path_query, const char *const *headers,
-		sg_call_fetch_cb cb, void *arg)
+                sg_call_fetch_cb cb, void *arg)
 {
 	return start_fetch(c, "GET", path_query, headers, NULL, 0, NULL, cb, arg);
 }
 
 int sg_call_request(struct sg_call *c, const char *method, const char *path_query,
-		    const char *const *headers, const char *body, size_t len, sg_call_fetch_cb cb,
-		    void *arg)
+                    const char *const *headers, const char *body, size_t len, sg_call_fetch_cb cb,
+                    void *arg)
 {
 	return start_fetch(c, method, path_query, headers, body, len, NULL, cb, arg);
 }
 
 int sg_call_stream(struct sg_call *c, const char *path_query, const char *const *headers,
-		   sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg)
+                   sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg)
 {
 	return start_fetch(c, "GET", path_query, headers, NULL, 0, on_chunk, cb, arg);
 }
@@ -411,16 +412,16 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
 		break;
 	case SG_FETCH_CONNECT:
 		sg_error_set(e, 502, "api_error", "backend '%s' is unreachable: %s", name,
-			     res->errmsg);
+		             res->errmsg);
 		e->should_retry = 1;
 		return NULL;
 	case SG_FETCH_TIMEOUT:
 		sg_error_set(e, 504, "timeout_error", "backend '%s' did not answer within %ld ms",
-			     name, c->be->timeout_ms);
+		             name, c->be->timeout_ms);
 		return NULL;
 	case SG_FETCH_TOO_LARGE:
 		sg_error_set(e, 502, "api_error", "backend '%s' answered more than %zu bytes", name,
-			     c->be->max_response_bytes);
+		             c->be->max_response_bytes);
 		return NULL;
 	default:
 		sg_error_set(e, 502, "api_error", "backend '%s' failed: %s", name, res->errmsg);
@@ -434,8 +435,8 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
 	}
 	body = json_loadb(res->body, res->len, 0, &jerr);
 	if (!body) {
-		sg_error_set(e, 502, "api_error", "backend '%s' answered something that is not JSON",
-			     name);
+		sg_error_set(e, 502, "api_error",
+		             "backend '%s' answered something that is not JSON", name);
 		e->should_retry = 0;
 	}
 	return body;
@@ -467,9 +468,10 @@ json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
 	if (c->cur_write && outcome_unknown(res)) {
 		/* The SDK would send the write again on a 5xx; say that it must not. */
 		n = strlen(e.message);
-		snprintf(e.message + n, sizeof(e.message) - n,
-			 "; the outcome of this write is unknown: it may have taken effect, so read "
-			 "the session before trying again");
+		snprintf(
+		    e.message + n, sizeof(e.message) - n,
+		    "; the outcome of this write is unknown: it may have taken effect, so read "
+		    "the session before trying again");
 		e.should_retry = 0;
 	}
 	sg_call_fail_with(c, &e);
@@ -484,8 +486,8 @@ int sg_url_escape(const char *s, char *out, size_t outlen)
 	for (; *s; s++) {
 		unsigned char ch = (unsigned char)*s;
 		int plain = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-			    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
-			    ch == '~';
+		            (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.' ||
+		            ch == '~';
 
 		if (n + (plain ? 1 : 3) >= outlen)
 			return -1;
@@ -534,7 +536,7 @@ void sg_time_range_strings(const struct sg_time_range *r, char out[4][40])
 int sg_url_add_time_range(char *buf, size_t len, const struct sg_time_range *r)
 {
 	static const char *const keys[4] = {"created_at%5Bgt%5D", "created_at%5Bgte%5D",
-					    "created_at%5Blt%5D", "created_at%5Blte%5D"};
+	                                    "created_at%5Blt%5D", "created_at%5Blte%5D"};
 	char t[4][40];
 	int bad = 0;
 
@@ -546,8 +548,8 @@ int sg_url_add_time_range(char *buf, size_t len, const struct sg_time_range *r)
 }
 
 struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *env,
-			    const struct sg_backend *be, const json_t *identity,
-			    sg_call_done_cb done, void *done_arg)
+                            const struct sg_backend *be, const json_t *identity,
+                            sg_call_done_cb done, void *done_arg)
 {
 	struct sg_call *c = calloc(1, sizeof(*c));
 
@@ -598,19 +600,32 @@ void sg_call_set_sink(struct sg_call *c, sg_call_sink_cb sink, void *arg)
 static void (*module_fn(const struct sg_mapping *m, enum sg_call_kind k))(struct sg_call *)
 {
 	switch (k) {
-	case SG_CALL_LIST_SESSIONS: return m->list_sessions;
-	case SG_CALL_GET_SESSION: return m->get_session;
-	case SG_CALL_LIST_EVENTS: return m->list_events;
-	case SG_CALL_SESSIONS_PAGE: return m->list_sessions_page;
-	case SG_CALL_EVENTS_PAGE: return m->list_events_page;
-	case SG_CALL_CREATE_SESSION: return m->create_session;
-	case SG_CALL_UPDATE_SESSION: return m->update_session;
-	case SG_CALL_ARCHIVE_SESSION: return m->archive_session;
-	case SG_CALL_DELETE_SESSION: return m->delete_session;
-	case SG_CALL_SEND_EVENTS: return m->send_events;
-	case SG_CALL_LIST_AGENTS: return m->list_agents;
-	case SG_CALL_GET_AGENT: return m->get_agent;
-	case SG_CALL_STREAM_EVENTS: return m->stream_events;
+	case SG_CALL_LIST_SESSIONS:
+		return m->list_sessions;
+	case SG_CALL_GET_SESSION:
+		return m->get_session;
+	case SG_CALL_LIST_EVENTS:
+		return m->list_events;
+	case SG_CALL_SESSIONS_PAGE:
+		return m->list_sessions_page;
+	case SG_CALL_EVENTS_PAGE:
+		return m->list_events_page;
+	case SG_CALL_CREATE_SESSION:
+		return m->create_session;
+	case SG_CALL_UPDATE_SESSION:
+		return m->update_session;
+	case SG_CALL_ARCHIVE_SESSION:
+		return m->archive_session;
+	case SG_CALL_DELETE_SESSION:
+		return m->delete_session;
+	case SG_CALL_SEND_EVENTS:
+		return m->send_events;
+	case SG_CALL_LIST_AGENTS:
+		return m->list_agents;
+	case SG_CALL_GET_AGENT:
+		return m->get_agent;
+	case SG_CALL_STREAM_EVENTS:
+		return m->stream_events;
 	}
 	return NULL;
 }
@@ -622,13 +637,14 @@ void sg_call_start(struct sg_call *c)
 
 	if (!fn) {
 		sg_call_fail(c, 404, "not_found_error",
-			     "backend '%s' (%s) does not offer this operation", c->be->name, m->name);
+		             "backend '%s' (%s) does not offer this operation", c->be->name,
+		             m->name);
 		return;
 	}
 	fn(c);
 	if (!c->ended && c->npending == 0)
 		sg_call_fail(c, 500, "api_error", "mapping '%s' neither answered nor fetched",
-			     m->name);
+		             m->name);
 }
 
 json_t *sg_call_result(const struct sg_call *c)

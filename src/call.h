@@ -43,12 +43,11 @@ enum sg_call_kind {
 };
 
 /* Called with the call and the result (borrowed, valid during the callback only). */
-typedef void (*sg_call_fetch_cb)(struct sg_call *call, const struct sg_fetch_res *res,
-				 void *arg);
+typedef void (*sg_call_fetch_cb)(struct sg_call *call, const struct sg_fetch_res *res, void *arg);
 /* A streamed answer's pieces (see sg_fetch_req.on_chunk): first the status with data NULL,
  * then, for a 2xx answer, each piece as it arrives. Not called once the call has ended. */
 typedef void (*sg_call_chunk_cb)(struct sg_call *call, long status, const char *data, size_t len,
-				 void *arg);
+                                 void *arg);
 
 enum sg_call_kind sg_call_kind(const struct sg_call *call);
 const struct sg_backend *sg_call_backend(const struct sg_call *call);
@@ -75,8 +74,7 @@ const json_t *sg_call_page_carry(const struct sg_call *call);
 
 /* The worker's cache (see cache.h): a new reference or NULL; put takes a reference. */
 json_t *sg_call_cache_get(const struct sg_call *call, const char *key);
-void sg_call_cache_put(const struct sg_call *call, const char *key, json_t *value,
-		       int64_t ttl_ms);
+void sg_call_cache_put(const struct sg_call *call, const char *key, json_t *value, int64_t ttl_ms);
 
 /* Module state that lives as long as the call; freed with free_fn when the call ends. */
 void sg_call_set_state(struct sg_call *call, void *state, void (*free_fn)(void *));
@@ -86,19 +84,19 @@ void *sg_call_state(const struct sg_call *call);
  * value" lines or NULL. Returns 0, or -1 after failing the call (500) when the fetch could
  * not be started. */
 int sg_call_get(struct sg_call *call, const char *path_query, const char *const *headers,
-		sg_call_fetch_cb cb, void *arg);
+                sg_call_fetch_cb cb, void *arg);
 /* The same with any method and an optional body (copied; len bytes). A request other than
  * GET/HEAD is sent once, never retried: sg_call_json() then tells an unknown outcome from a
  * refused one. */
 int sg_call_request(struct sg_call *call, const char *method, const char *path_query,
-		    const char *const *headers, const char *body, size_t len, sg_call_fetch_cb cb,
-		    void *arg);
+                    const char *const *headers, const char *body, size_t len, sg_call_fetch_cb cb,
+                    void *arg);
 /* A GET whose answer is read as it arrives (a live stream): on_chunk gets its pieces, and cb
  * runs once at the end (body "" for a 2xx answer, the collected error body otherwise). No
  * total timeout: the backend's stream_idle_timeout_ms bounds the silence between pieces.
  * Returns 0, or -1 after failing the call. */
 int sg_call_stream(struct sg_call *call, const char *path_query, const char *const *headers,
-		   sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg);
+                   sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg);
 /* Stops or resumes reading every stream of the call (flow control toward a slow client). */
 void sg_call_pause(struct sg_call *call, int pause);
 /* Fetches started by this call and not finished yet. */
@@ -132,7 +130,7 @@ void sg_call_page(struct sg_call *call, json_t *items, const char *next, json_t 
 
 /* Ends the call with a north error. Further ends are ignored. */
 void sg_call_fail(struct sg_call *call, int status, const char *type, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 void sg_call_fail_with(struct sg_call *call, const struct sg_error *err);
 
 /* Percent-encodes s for a URL query value or path segment into out. Returns the length,
@@ -168,8 +166,8 @@ struct sg_call_env {
 typedef void (*sg_call_done_cb)(struct sg_call *call, void *arg);
 
 struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *env,
-			    const struct sg_backend *be, const json_t *identity,
-			    sg_call_done_cb done, void *done_arg);
+                            const struct sg_backend *be, const json_t *identity,
+                            sg_call_done_cb done, void *done_arg);
 void sg_call_set_session_query(struct sg_call *call, const struct sg_session_query *q);
 void sg_call_set_event_query(struct sg_call *call, const struct sg_event_query *q);
 void sg_call_set_pubid(struct sg_call *call, const struct sg_pubid *id);

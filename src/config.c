@@ -22,7 +22,7 @@ struct cpath {
 };
 
 __attribute__((format(printf, 3, 4))) static int fail(struct cpath *cp, const char *key,
-						       const char *fmt, ...)
+                                                      const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -37,7 +37,7 @@ __attribute__((format(printf, 3, 4))) static int fail(struct cpath *cp, const ch
 /* Refuses keys the schema does not know, so a typo is an error, not a silent default.
  * Keys starting with '_' are comments. */
 static int check_keys(struct cpath *cp, const char *where, const json_t *obj,
-		      const char *const *allowed)
+                      const char *const *allowed)
 {
 	const char *k;
 	json_t *v;
@@ -63,7 +63,7 @@ static int check_keys(struct cpath *cp, const char *where, const json_t *obj,
 
 /* Reads an optional integer in [lo, hi]; leaves *out alone when absent. */
 static int get_int(struct cpath *cp, const char *where, const json_t *obj, const char *name,
-		   long long lo, long long hi, long long *out)
+                   long long lo, long long hi, long long *out)
 {
 	json_t *v = json_object_get(obj, name);
 	char key[256];
@@ -80,7 +80,7 @@ static int get_int(struct cpath *cp, const char *where, const json_t *obj, const
 /* Reads a string, expanding "$NAME" from the environment. Returns a new malloc'd string,
  * NULL when absent (or on error, with *bad set). */
 static char *get_str(struct cpath *cp, const char *where, const json_t *obj, const char *name,
-		     int required, int *bad)
+                     int required, int *bad)
 {
 	json_t *v = json_object_get(obj, name);
 	char key[256];
@@ -144,7 +144,8 @@ static int load_secret(struct cpath *cp, const json_t *root, struct sg_config *c
 	if (bad)
 		goto out;
 	if (!!inl == !!file) {
-		fail(cp, "cursor_secret", "give exactly one of cursor_secret and cursor_secret_file");
+		fail(cp, "cursor_secret",
+		     "give exactly one of cursor_secret and cursor_secret_file");
 		goto out;
 	}
 	if (inl) {
@@ -192,16 +193,16 @@ out:
 static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg_config *cfg)
 {
 	static const char *const allowed[] = {"name",
-					      "mapping",
-					      "url",
-					      "timeout_ms",
-					      "connect_timeout_ms",
-					      "stream_idle_timeout_ms",
-					      "retries",
-					      "max_connections",
-					      "max_response_bytes",
-					      "options",
-					      NULL};
+	                                      "mapping",
+	                                      "url",
+	                                      "timeout_ms",
+	                                      "connect_timeout_ms",
+	                                      "stream_idle_timeout_ms",
+	                                      "retries",
+	                                      "max_connections",
+	                                      "max_response_bytes",
+	                                      "options",
+	                                      NULL};
 	struct sg_backend *be = &cfg->backends[idx];
 	char where[64], key[128];
 	long long v;
@@ -355,14 +356,21 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 }
 
 struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
-				      size_t errlen)
+                                      size_t errlen)
 {
-	static const char *const allowed[] = {
-		"listen", "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
-		"limits", "log", "backends", "keys", NULL};
+	static const char *const allowed[] = {"listen",
+	                                      "workers",
+	                                      "cursor_secret",
+	                                      "cursor_secret_file",
+	                                      "shutdown_grace_ms",
+	                                      "limits",
+	                                      "log",
+	                                      "backends",
+	                                      "keys",
+	                                      NULL};
 	static const char *const limits_allowed[] = {
-		"max_header_bytes",         "max_body_bytes", "idle_timeout_s", "request_timeout_ms",
-		"max_stream_backlog_bytes", NULL};
+	    "max_header_bytes",   "max_body_bytes",           "idle_timeout_s",
+	    "request_timeout_ms", "max_stream_backlog_bytes", NULL};
 	static const char *const log_allowed[] = {"level", "access", NULL};
 	struct cpath cp = {err, errlen, origin};
 	struct sg_config *cfg = calloc(1, sizeof(*cfg));
@@ -449,7 +457,8 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		}
 		if (lv) {
 			for (i = 0; i < 4; i++)
-				if (json_is_string(lv) && strcmp(json_string_value(lv), levels[i]) == 0)
+				if (json_is_string(lv) &&
+				    strcmp(json_string_value(lv), levels[i]) == 0)
 					break;
 			if (i == 4) {
 				fail(&cp, "log.level", "must be error, warn, info or debug");
@@ -518,7 +527,7 @@ struct sg_config *sg_config_load(const char *path, char *err, size_t errlen)
 	root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "%s:%d:%d: not valid JSON: %s", path, jerr.line, jerr.column,
-			 jerr.text);
+		         jerr.text);
 		return NULL;
 	}
 	cfg = sg_config_from_json(root, path, err, errlen);

@@ -19,8 +19,8 @@ struct sg_mapping;
 struct sg_backend {
 	char *name;
 	const struct sg_mapping *mapping;
-	char *url;                 /* base URL, no trailing slash */
-	long timeout_ms;           /* whole upstream exchange, per attempt */
+	char *url;                   /* base URL, no trailing slash */
+	long timeout_ms;             /* whole upstream exchange, per attempt */
 	long stream_idle_timeout_ms; /* a live stream's longest silence */
 	long connect_timeout_ms;
 	int retries;               /* extra attempts for idempotent GETs on transport errors */
@@ -51,16 +51,16 @@ struct sg_key {
 struct sg_config {
 	char *listen_host;
 	int listen_port;
-	int workers;               /* resolved: ≥ 1 */
-	uint8_t *secret;           /* cursor secret */
+	int workers;     /* resolved: ≥ 1 */
+	uint8_t *secret; /* cursor secret */
 	size_t secretlen;
 	long shutdown_grace_ms;
 	size_t max_header_bytes;
 	size_t max_body_bytes;
-	long idle_timeout_s;       /* evhttp connection timeout */
-	long request_timeout_ms;   /* whole north request, all upstream calls included */
+	long idle_timeout_s;             /* evhttp connection timeout */
+	long request_timeout_ms;         /* whole north request, all upstream calls included */
 	size_t max_stream_backlog_bytes; /* stream bytes a slow client may leave unread */
-	int log_level;             /* 0 error, 1 warn, 2 info, 3 debug */
+	int log_level;                   /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
 	struct sg_backend *backends;
 	size_t nbackends;
@@ -75,7 +75,7 @@ struct sg_config {
 struct sg_config *sg_config_load(const char *path, char *err, size_t errlen);
 /* Same, from an in-memory document (borrowed); `origin` names it in messages. */
 struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
-				      size_t errlen);
+                                      size_t errlen);
 void sg_config_free(struct sg_config *cfg);
 
 struct sg_backend *sg_config_backend(const struct sg_config *cfg, const char *name);

@@ -16,7 +16,7 @@ void sg_sha256(const void *data, size_t n, uint8_t out[SG_SHA256_LEN])
 }
 
 int sg_hmac_sha256(const uint8_t *key, size_t keylen, const void *data, size_t n,
-		   uint8_t out[SG_SHA256_LEN])
+                   uint8_t out[SG_SHA256_LEN])
 {
 	unsigned int len = 0;
 

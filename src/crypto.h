@@ -12,8 +12,8 @@ void sg_sha256(const void *data, size_t n, uint8_t out[SG_SHA256_LEN]);
  * fit its int; out is then zeroed, so a caller that ignored the result would still not
  * use stack garbage as a MAC (and the compiler makes ignoring it an error). */
 __attribute__((warn_unused_result)) int sg_hmac_sha256(const uint8_t *key, size_t keylen,
-						       const void *data, size_t n,
-						       uint8_t out[SG_SHA256_LEN]);
+                                                       const void *data, size_t n,
+                                                       uint8_t out[SG_SHA256_LEN]);
 /* Constant-time comparison of two equal-length buffers; 1 when equal. */
 int sg_ct_equal(const void *a, const void *b, size_t n);
 /* Overwrites a secret with zeros before its memory is freed or goes out of scope. A plain

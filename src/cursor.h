@@ -17,11 +17,11 @@
 /* Returns a new malloc'd token, or NULL when the payload is too large. payload is
  * borrowed. */
 char *sg_cursor_seal(const uint8_t *secret, size_t secretlen, const char *principal,
-		     const char *fingerprint, const json_t *payload);
+                     const char *fingerprint, const json_t *payload);
 
 /* Returns a new reference to the payload object, or NULL when the token is malformed,
  * tampered with, or sealed for another principal or fingerprint. */
 json_t *sg_cursor_open(const uint8_t *secret, size_t secretlen, const char *principal,
-		       const char *fingerprint, const char *token);
+                       const char *fingerprint, const char *token);
 
 #endif

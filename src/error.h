@@ -10,15 +10,15 @@
 #define SG_ERRMSG_MAX 512
 
 struct sg_error {
-	int status;           /* HTTP status, 0 = no error */
-	const char *type;     /* static string: "invalid_request_error", … */
-	int should_retry;     /* -1 = send no x-should-retry header, 0 = false, 1 = true */
+	int status;       /* HTTP status, 0 = no error */
+	const char *type; /* static string: "invalid_request_error", … */
+	int should_retry; /* -1 = send no x-should-retry header, 0 = false, 1 = true */
 	char message[SG_ERRMSG_MAX];
 };
 
 /* Set *e (if e is non-NULL). Returns -1 so callers can `return sg_error_set(…)`. */
 int sg_error_set(struct sg_error *e, int status, const char *type, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 int sg_error_vset(struct sg_error *e, int status, const char *type, const char *fmt, va_list ap);
 
 /* Shorthands for the common statuses (type strings per claude-dialect.md §6.2). */

@@ -25,14 +25,14 @@
 
 struct sg_pubid {
 	char backend[SG_ID_FIELD_MAX];
-	char scope[SG_ID_FIELD_MAX];  /* may be empty */
+	char scope[SG_ID_FIELD_MAX]; /* may be empty */
 	char native[SG_ID_FIELD_MAX];
 };
 
 /* Writes prefix ("sesn_") + base32 body into out. Returns length, or -1 when a field is
  * too long (≥ SG_ID_FIELD_MAX) or out is too small. */
 int sg_id_encode(const char *prefix, const char *backend, const char *scope, const char *native,
-		 char *out, size_t outlen);
+                 char *out, size_t outlen);
 
 /* Decodes an id minted by sg_id_encode with the same prefix. Returns 0, or -1 for anything
  * else (wrong prefix, bad base32, bad check, bad layout, trailing bytes). */

@@ -24,11 +24,12 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: sessiongate [--config FILE] [--check-config] [--version]\n"
-		     "       sessiongate hash-key   (reads an API key on stdin, prints its "
-		     "SHA-256 for the configuration)\n"
-		     "default configuration: %s\n",
-		DEFAULT_CONFIG);
+	fprintf(out,
+	        "usage: sessiongate [--config FILE] [--check-config] [--version]\n"
+	        "       sessiongate hash-key   (reads an API key on stdin, prints its "
+	        "SHA-256 for the configuration)\n"
+	        "default configuration: %s\n",
+	        DEFAULT_CONFIG);
 }
 
 /* Prints the SHA-256 of one key read from stdin; a trailing newline is not part of it. */
@@ -108,7 +109,7 @@ int main(int argc, char **argv)
 	sg_log_set_level(cfg->log_level);
 	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
 		sg_warn("libcurl has no asynchronous resolver: use IP addresses in backend URLs, "
-			"or name resolution will block a worker");
+		        "or name resolution will block a worker");
 	if (evthread_use_pthreads() != 0) {
 		fprintf(stderr, "sessiongate: libevent has no pthreads support\n");
 		return 1;
@@ -135,11 +136,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	sg_info("sessiongate %s listening on %s:%d with %d worker(s)", PACKAGE_VERSION,
-		cfg->listen_host, sg_server_port(srv), cfg->workers);
+	        cfg->listen_host, sg_server_port(srv), cfg->workers);
 	while (sigwait(&set, &sig) != 0)
 		;
 	sg_info("signal %d: no longer accepting; finishing in-flight requests (grace %ld ms)", sig,
-		cfg->shutdown_grace_ms);
+	        cfg->shutdown_grace_ms);
 	sg_server_stop(srv);
 	sg_server_free(srv);
 	sg_config_free(cfg);

@@ -24,10 +24,10 @@ struct sg_call;
 /* What a backend's error answer said, as its dialect's reader understood the body. The core
  * turns it into the north error (src/berror.h), with one status table for every backend. */
 struct sg_backend_said {
-	char type[65];     /* the backend's error type (safe text), "" when none */
-	char message[301]; /* its own words, clipped to valid UTF-8 without control bytes, "" */
-	char session[200]; /* native id of a session the error names, "" when none */
-	int own;           /* 1: the body is the backend's own error shape (not a proxy's page) */
+	char type[65];       /* the backend's error type (safe text), "" when none */
+	char message[301];   /* its own words, clipped to valid UTF-8 without control bytes, "" */
+	char session[200];   /* native id of a session the error names, "" when none */
+	int own;             /* 1: the body is the backend's own error shape (not a proxy's page) */
 	int outcome_unknown; /* 1: the backend says a write may or may not have taken effect */
 };
 
@@ -35,7 +35,7 @@ struct sg_backend_said {
  * the same way for everyone. */
 enum sg_caps {
 	SG_CAP_NATIVE_ORDER = 1u << 0, /* pages in either order (else: sessions newest first,
-					* events oldest first) */
+	                                * events oldest first) */
 };
 
 struct sg_mapping {
@@ -94,8 +94,7 @@ struct sg_mapping {
 
 	/* Reads the body of a non-2xx answer in the backend's dialect (NULL: the core's reader,
 	 * which knows the common shapes). Pure; must fill only what the body says. */
-	void (*read_error)(long status, const char *body, size_t len,
-			   struct sg_backend_said *out);
+	void (*read_error)(long status, const char *body, size_t len, struct sg_backend_said *out);
 };
 
 /* Every compiled-in module, NULL-terminated (mappings/registry.c). */

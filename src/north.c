@@ -928,8 +928,7 @@ static int copy_rest(const struct field *fields, const json_t *in, json_t *out, 
 	size_t klen;
 	json_t *v;
 
-	json_object_keylen_foreach((json_t *)in, key, klen, v)
-	{
+	json_object_keylen_foreach((json_t *)in, key, klen, v) {
 		for (f = fields; f->key && !key_is(f->key, key, klen); f++)
 			;
 		if (!f->key && json_object_setn_new(out, key, klen, json_deep_copy(v)))

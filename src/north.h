@@ -47,7 +47,7 @@ enum { SG_NORTH_KEPT = 0, SG_NORTH_DROPPED = 1 };
  * the agent itself cannot be expressed (missing id, name, model or version; an unknown
  * execution identity). */
 json_t *sg_north_agent(const json_t *in, const char *backend, const char *where, unsigned flags,
-		       struct sg_error *err);
+                       struct sg_error *err);
 /* The same for an agent the caller built (stolen, see above); returns it, normalised. */
 json_t *sg_north_agent_take(json_t *in, const char *backend, const char *where, unsigned flags,
                             struct sg_error *err);
@@ -57,8 +57,8 @@ json_t *sg_north_agent_take(json_t *in, const char *backend, const char *where, 
  * input's own `id` is not read. updated_at absent → created_at. NULL + 502 when it is not an
  * object, a required key has no value and no empty value, or a required part is newer than
  * the SDK (a status, an agent). */
-json_t *sg_north_session(const json_t *in, const char *id, const char *backend,
-			 const char *where, unsigned flags, struct sg_error *err);
+json_t *sg_north_session(const json_t *in, const char *id, const char *backend, const char *where,
+                         unsigned flags, struct sg_error *err);
 /* The same for a Session the caller built (stolen, see above), its own `id` kept (a string:
  * the public id, which the caller minted; missing: 502). A translator sets only the keys it
  * derives; this fills the documented empty values of the rest (type, archived_at and budget
@@ -74,7 +74,7 @@ json_t *sg_north_session_take(json_t *in, const char *backend, const char *where
  * has no member for it (an unknown type, or a known type whose required part is newer than the
  * SDK; lenient: or wrong); -1 + err otherwise (502 for a wrong shape when strict, 500). */
 int sg_north_event(const json_t *in, const char *backend, const char *where, unsigned flags,
-		   json_t **out, struct sg_error *err);
+                   json_t **out, struct sg_error *err);
 /* The same for an event the caller built (stolen, see above); *out is it, normalised. */
 int sg_north_event_take(json_t *in, const char *backend, const char *where, unsigned flags,
                         json_t **out, struct sg_error *err);

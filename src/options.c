@@ -24,7 +24,7 @@ int sg_options_check(const json_t *options, const char *const *allowed, struct s
 }
 
 int sg_option_int(const json_t *options, const char *name, long lo, long hi, long *out,
-		  struct sg_error *err)
+                  struct sg_error *err)
 {
 	const json_t *v = json_object_get(options, name);
 
@@ -32,13 +32,13 @@ int sg_option_int(const json_t *options, const char *name, long lo, long hi, lon
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
 		return sg_err_invalid(err, "%s: must be an integer between %ld and %ld", name, lo,
-				      hi);
+		                      hi);
 	*out = (long)json_integer_value(v);
 	return 0;
 }
 
 const char *sg_option_secret(const json_t *options, const char *name, size_t maxlen,
-			     struct sg_error *err)
+                             struct sg_error *err)
 {
 	const char *s = json_string_value(json_object_get(options, name)), *val = s;
 
@@ -50,14 +50,16 @@ const char *sg_option_secret(const json_t *options, const char *name, size_t max
 		}
 	}
 	if (!val || !*val) {
-		sg_err_invalid(err, "%s: required (a string, or \"$NAME\" to read the environment "
-				    "variable NAME)",
-			       name);
+		sg_err_invalid(err,
+		               "%s: required (a string, or \"$NAME\" to read the environment "
+		               "variable NAME)",
+		               name);
 		return NULL;
 	}
 	if (strlen(val) > maxlen || strpbrk(val, "\r\n")) {
-		sg_err_invalid(err, "%s: not usable in a header (at most %zu bytes, no line breaks)",
-			       name, maxlen);
+		sg_err_invalid(err,
+		               "%s: not usable in a header (at most %zu bytes, no line breaks)",
+		               name, maxlen);
 		return NULL;
 	}
 	return val;

@@ -13,13 +13,13 @@
 int sg_options_check(const json_t *options, const char *const *allowed, struct sg_error *err);
 /* An integer option in [lo, hi] into *out, left alone when absent. Returns 0 or -1. */
 int sg_option_int(const json_t *options, const char *name, long lo, long hi, long *out,
-		  struct sg_error *err);
+                  struct sg_error *err);
 /* A string option that may be a secret: the value, or for "$NAME" the environment
  * variable's (borrowed; valid while options and the environment are). Returns NULL, with
  * a message naming the option in err, when absent, empty, unset, longer than maxlen or
  * holding a line break (it goes into a header). */
 const char *sg_option_secret(const json_t *options, const char *name, size_t maxlen,
-			     struct sg_error *err);
+                             struct sg_error *err);
 /* check_identity() for routes that carry no identity of their own: only {}. */
 int sg_identity_none(const json_t *identity, struct sg_error *err);
 

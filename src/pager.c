@@ -42,7 +42,8 @@ int sg_session_matches(const json_t *s, const struct sg_session_query *q, int64_
 
 	if (q->statuses) {
 		const json_t *st = json_object_get(s, "status");
-		unsigned bit = json_is_string(st) ? sg_status_from_string(json_string_value(st)) : 0;
+		unsigned bit =
+		    json_is_string(st) ? sg_status_from_string(json_string_value(st)) : 0;
 
 		if (!(bit & q->statuses))
 			return 0;
@@ -79,7 +80,7 @@ int sg_session_matches(const json_t *s, const struct sg_session_query *q, int64_
 
 /* A cursor position: "d" direction ('n' = after, 'p' = before), "t" µs, "i" id. */
 static char *mint(const struct sg_pager_ctx *ctx, const char *fp, const char *dir,
-		  const struct entry *e)
+                  const struct entry *e)
 {
 	json_t *p = json_pack("{s:s, s:I, s:s}", "d", dir, "t", (json_int_t)e->t, "i", e->id);
 	char *tok;
@@ -102,11 +103,11 @@ static json_t *maybe_string(char *s)
 void sg_pager_bad_cursor(struct sg_error *err)
 {
 	sg_err_invalid(err, "page: not a cursor this gateway issued for this key and these "
-			    "filters (cursors are bound to the key and to every filter but limit)");
+	                    "filters (cursors are bound to the key and to every filter but limit)");
 }
 
 json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char *token,
-		      struct sg_error *err)
+                      struct sg_error *err)
 {
 	json_t *p = sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, token);
 
@@ -116,7 +117,7 @@ json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char
 }
 
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
-			 const struct sg_pager_ctx *ctx, struct sg_error *err)
+                         const struct sg_pager_ctx *ctx, struct sg_error *err)
 {
 	size_t n = json_array_size(items), m = 0, start = 0, end = 0, i;
 	struct entry *v = NULL, pos = {0};
@@ -200,11 +201,11 @@ json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
 		json_array_append(data, v[i].obj);
 	json_object_set_new(out, "data", data);
 	json_object_set_new(out, "next_page",
-			    end < m && end > start ? maybe_string(mint(ctx, fp, "n", &v[end - 1]))
-						   : json_null());
+	                    end < m && end > start ? maybe_string(mint(ctx, fp, "n", &v[end - 1]))
+	                                           : json_null());
 	json_object_set_new(out, "prev_page",
-			    start > 0 && end > start ? maybe_string(mint(ctx, fp, "p", &v[start]))
-						     : json_null());
+	                    start > 0 && end > start ? maybe_string(mint(ctx, fp, "p", &v[start]))
+	                                             : json_null());
 fail:
 	json_decref(cur);
 	free(v);
@@ -241,7 +242,7 @@ static int type_wanted(const struct sg_event_query *q, const char *type)
 }
 
 json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
-		       const struct sg_pager_ctx *ctx, struct sg_error *err)
+                       const struct sg_pager_ctx *ctx, struct sg_error *err)
 {
 	size_t n = json_array_size(items), m = 0, start = 0, end, i;
 	struct eentry *v = NULL, pos = {0};
@@ -268,8 +269,9 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 		}
 		if ((size_t)seq >= n ||
 		    !str_eq(json_object_get(json_array_get(items, (size_t)seq), "id"), id)) {
-			sg_err_invalid(err, "page: the session's history changed under this cursor; "
-					    "list again without page");
+			sg_err_invalid(err,
+			               "page: the session's history changed under this cursor; "
+			               "list again without page");
 			goto fail;
 		}
 		pos.t = json_integer_value(json_object_get(cur, "t"));
@@ -308,7 +310,7 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 		}
 	if (have_pos)
 		while (start < m && (q->order_desc ? cmp_eentry(&v[start], &pos) >= 0
-						   : cmp_eentry(&v[start], &pos) <= 0))
+		                                   : cmp_eentry(&v[start], &pos) <= 0))
 			start++;
 	end = start + (size_t)q->limit < m ? start + (size_t)q->limit : m;
 	data = json_array();
@@ -325,11 +327,11 @@ json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
 	json_object_set_new(out, "data", data);
 	if (end < m && end > start) {
 		const struct eentry *last = &v[end - 1];
-		json_t *p = json_pack("{s:s, s:I, s:I, s:O}", "d", "n", "t", (json_int_t)last->t,
-				      "s", (json_int_t)last->seq, "i",
-				      json_object_get(last->obj, "id"));
-		char *tok = p ? sg_cursor_seal(ctx->secret, ctx->secretlen, ctx->principal, fp, p)
-			      : NULL;
+		json_t *p =
+		    json_pack("{s:s, s:I, s:I, s:O}", "d", "n", "t", (json_int_t)last->t, "s",
+		              (json_int_t)last->seq, "i", json_object_get(last->obj, "id"));
+		char *tok =
+		    p ? sg_cursor_seal(ctx->secret, ctx->secretlen, ctx->principal, fp, p) : NULL;
 
 		json_decref(p);
 		json_object_set_new(out, "next_page", maybe_string(tok));
@@ -378,6 +380,6 @@ int sg_event_query_match(const json_t *e, const struct sg_event_query *q)
 	 * matches when no time bound asks about it. */
 	if (!pa)
 		return !(q->created.has_gt || q->created.has_gte || q->created.has_lt ||
-			 q->created.has_lte);
+		         q->created.has_lte);
 	return sg_time_parse_rfc3339(pa, &t) == 0 && sg_time_range_match(&q->created, t);
 }

@@ -29,7 +29,7 @@ char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const cha
 /* Opens a page cursor sealed for ctx's principal and fingerprint fp: a new reference to its
  * payload, or NULL with the 400 every refused cursor gets. */
 json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char *token,
-		      struct sg_error *err);
+                      struct sg_error *err);
 /* That 400, for a cursor that opened but does not hold what the caller needs. */
 void sg_pager_bad_cursor(struct sg_error *err);
 
@@ -37,14 +37,14 @@ void sg_pager_bad_cursor(struct sg_error *err);
  * {"data": […], "next_page": …, "prev_page": …} or NULL with err (400 for a bad cursor,
  * 500 for an item without a readable id or created_at). */
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
-			 const struct sg_pager_ctx *ctx, struct sg_error *err);
+                         const struct sg_pager_ctx *ctx, struct sg_error *err);
 
 /* items: array of north events in log order (borrowed). Filters by type and processed_at,
  * orders by (processed_at, log position) — the position breaks ties, so equal timestamps
  * keep the log's order — and returns a new {"data": […], "next_page": …}, or NULL with err
  * (400 for a bad cursor, 500 for an event without a readable processed_at). */
 json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
-		       const struct sg_pager_ctx *ctx, struct sg_error *err);
+                       const struct sg_pager_ctx *ctx, struct sg_error *err);
 
 /* 1 when a north Session (borrowed) passes every filter of q. */
 int sg_session_matches(const json_t *session, const struct sg_session_query *q, int64_t created_us);

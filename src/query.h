@@ -38,24 +38,24 @@ struct sg_time_range {
  * sg_session_query_clear. */
 struct sg_session_query {
 	char *agent_id;
-	int64_t agent_version;   /* -1 = not given */
+	int64_t agent_version; /* -1 = not given */
 	char *deployment_id;
 	char *memory_store_id;
 	struct sg_time_range created;
-	int include_archived;    /* default 0 */
-	int order_asc;           /* default 0: desc, newest first */
-	unsigned statuses;       /* bitmask of enum sg_session_status; 0 = any */
-	int limit;               /* default SG_LIST_LIMIT_DEFAULT, 1..SG_LIST_LIMIT_MAX */
-	char *page;              /* opaque cursor as given */
+	int include_archived; /* default 0 */
+	int order_asc;        /* default 0: desc, newest first */
+	unsigned statuses;    /* bitmask of enum sg_session_status; 0 = any */
+	int limit;            /* default SG_LIST_LIMIT_DEFAULT, 1..SG_LIST_LIMIT_MAX */
+	char *page;           /* opaque cursor as given */
 };
 
 /* GET /v1/sessions/{id}/events. */
 struct sg_event_query {
-	struct sg_time_range created; /* compared against processed_at */
-	int order_desc;               /* default 0: asc, oldest first */
+	struct sg_time_range created;    /* compared against processed_at */
+	int order_desc;                  /* default 0: asc, oldest first */
 	char *types[SG_QUERY_MAX_TYPES]; /* malloc'd, deduplicated; ntypes = 0 means all */
 	size_t ntypes;
-	int limit;                    /* default SG_EVENTS_LIMIT_DEFAULT, 1..SG_EVENTS_LIMIT_MAX */
+	int limit; /* default SG_EVENTS_LIMIT_DEFAULT, 1..SG_EVENTS_LIMIT_MAX */
 	char *page;
 };
 

@@ -70,30 +70,38 @@ struct sg_req {
 	size_t sent; /* stream bytes handed to evhttp */
 };
 
+/* The reason phrase of a status the gateway answers with. */
 static const char *reason(int status)
 {
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 422: return "Unprocessable Entity";
-	case 429: return "Too Many Requests";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 529: return "Overloaded";
-	default: return "Error";
-	}
+	static const struct {
+		int status;
+		const char *text;
+	} phrases[] = {
+	    {200, "OK"},
+	    {201, "Created"},
+	    {202, "Accepted"},
+	    {204, "No Content"},
+	    {400, "Bad Request"},
+	    {401, "Unauthorized"},
+	    {403, "Forbidden"},
+	    {404, "Not Found"},
+	    {405, "Method Not Allowed"},
+	    {408, "Request Timeout"},
+	    {409, "Conflict"},
+	    {413, "Payload Too Large"},
+	    {422, "Unprocessable Entity"},
+	    {429, "Too Many Requests"},
+	    {500, "Internal Server Error"},
+	    {502, "Bad Gateway"},
+	    {503, "Service Unavailable"},
+	    {504, "Gateway Timeout"},
+	    {529, "Overloaded"},
+	};
+
+	for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+		if (phrases[i].status == status)
+			return phrases[i].text;
+	return "Error";
 }
 
 static long elapsed_ms(const struct sg_req *r)
@@ -109,7 +117,7 @@ static void access_log(const struct sg_req *r, int status, const char *note)
 	if (!r->host->cfg->access_log)
 		return;
 	sg_info("%s %s %s %d %ldms key=%s%s%s", r->id, r->method, r->path, status, elapsed_ms(r),
-		r->key ? r->key->name : "-", note ? " " : "", note ? note : "");
+	        r->key ? r->key->name : "-", note ? " " : "", note ? note : "");
 }
 
 /* Frees what works for r and r itself; evhttp's request is someone else's by now. */
@@ -216,14 +224,14 @@ static void send_whole(struct sg_req *r, int status, json_t *body, const struct 
 	common_headers(r, "application/json");
 	if (e && e->should_retry >= 0)
 		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "x-should-retry",
-				  e->should_retry ? "true" : "false");
+		                  e->should_retry ? "true" : "false");
 	if (!text || !buf) {
 		status = 500;
 		if (buf)
 			evbuffer_add_printf(buf,
-					    "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
-					    "\"message\":\"out of memory\"},\"request_id\":\"%s\"}",
-					    r->id);
+			                    "{\"type\":\"error\",\"error\":{\"type\":\"api_error\","
+			                    "\"message\":\"out of memory\"},\"request_id\":\"%s\"}",
+			                    r->id);
 	} else if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
 		/* libevent 2.1 would send the body after a HEAD's headers (and no length), which
 		 * corrupts a kept-alive connection: state the GET's length and send nothing. */
@@ -255,7 +263,7 @@ void sg_req_error(struct sg_req *r, const struct sg_error *err)
 
 	sg_error_default_retry(&e);
 	body = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type", e.type,
-			 "message", e.message, "request_id", r->id);
+	                 "message", e.message, "request_id", r->id);
 	send_whole(r, e.status, body, &e);
 }
 
@@ -307,8 +315,8 @@ int sg_req_stream_send(struct sg_req *r, const char *data, size_t len)
 		return 0;
 	if (sg_req_stream_backlog(r) + len > cap) {
 		sg_warn("%s: the client reads too slowly (more than %zu bytes waiting); ending its "
-			"stream",
-			r->id, cap);
+		        "stream",
+		        r->id, cap);
 		sg_req_stream_end(r);
 		return -1;
 	}
@@ -426,12 +434,12 @@ void *sg_req_state(const struct sg_req *r)
 struct sg_call_env sg_req_call_env(const struct sg_req *r)
 {
 	struct sg_call_env env = {
-		.upstream = r->host->up,
-		.cache = r->host->cache,
-		.base = r->host->base,
-		.request_id = r->id,
-		.principal = r->key ? r->key->name : "-",
-		.now_us = r->now_us,
+	    .upstream = r->host->up,
+	    .cache = r->host->cache,
+	    .base = r->host->base,
+	    .request_id = r->id,
+	    .principal = r->key ? r->key->name : "-",
+	    .now_us = r->now_us,
 	};
 
 	return env;
@@ -453,7 +461,7 @@ static struct part *new_part(struct sg_req *r)
 }
 
 struct sg_call *sg_req_call(struct sg_req *r, enum sg_call_kind kind, const struct sg_route *rt,
-			    sg_call_done_cb done)
+                            sg_call_done_cb done)
 {
 	struct sg_call_env env = sg_req_call_env(r);
 	struct part *p = new_part(r);
@@ -489,22 +497,32 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sg_req_fail(r, 504, "timeout_error", "the request took longer than %ld ms",
-		    r->host->cfg->request_timeout_ms);
+	            r->host->cfg->request_timeout_ms);
 }
 
 static const char *method_name(enum evhttp_cmd_type t)
 {
 	switch (t) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "?";
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_TRACE:
+		return "TRACE";
+	case EVHTTP_REQ_CONNECT:
+		return "CONNECT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "?";
 	}
 }
 
@@ -544,8 +562,7 @@ static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
 	if (sg_random(rnd, sizeof(rnd)) != 0)
 		memset(rnd, 0, sizeof(rnd));
 	sg_hex_encode(rnd, sizeof(rnd), r->id + 4, sizeof(r->id) - 4);
-	snprintf(r->method, sizeof(r->method), "%s",
-		 method_name(evhttp_request_get_command(ev)));
+	snprintf(r->method, sizeof(r->method), "%s", method_name(evhttp_request_get_command(ev)));
 	snprintf(r->path, sizeof(r->path), "%s", path ? path : "?");
 	return r;
 }
@@ -567,11 +584,11 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 		if (m.status == 405) {
 			evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", m.allow);
 			sg_req_fail(r, 405, "invalid_request_error",
-				    "method %s is not allowed on %s (allowed: %s)", r->method,
-				    r->path, m.allow);
+			            "method %s is not allowed on %s (allowed: %s)", r->method,
+			            r->path, m.allow);
 		} else {
 			sg_req_fail(r, 404, "not_found_error", "no such endpoint: %s %s", r->method,
-				    r->path);
+			            r->path);
 		}
 		return;
 	}
@@ -583,10 +600,11 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 		authz = sg_req_header(r, "authorization");
 		r->key = sg_auth_lookup(cfg, sg_auth_extract(xkey, authz));
 		if (!r->key) {
-			sg_req_fail(r, 401, "authentication_error",
-				    xkey || authz
-					    ? "invalid API key"
-					    : "missing API key: send x-api-key or Authorization: Bearer");
+			sg_req_fail(
+			    r, 401, "authentication_error",
+			    xkey || authz
+			        ? "invalid API key"
+			        : "missing API key: send x-api-key or Authorization: Bearer");
 			return;
 		}
 	}

@@ -80,7 +80,7 @@ void *sg_req_state(const struct sg_req *r);
 /* A call of `kind` on route rt working for r: done runs later with done_arg r. Returns NULL
  * when out of memory (nothing answered). The call is freed with the request. */
 struct sg_call *sg_req_call(struct sg_req *r, enum sg_call_kind kind, const struct sg_route *rt,
-			    sg_call_done_cb done);
+                            sg_call_done_cb done);
 /* A walk (walk.h) working for r; spec->env is filled in here. NULL when out of memory. */
 struct sg_walk *sg_req_walk(struct sg_req *r, struct sg_walk_spec *spec, sg_walk_done_cb done);
 /* The env a call working for r gets (for code that builds calls itself). */
@@ -91,7 +91,7 @@ void sg_req_reply(struct sg_req *r, int status, json_t *body);
 /* Answers with the north error envelope (x-should-retry per sg_error_default_retry). */
 void sg_req_error(struct sg_req *r, const struct sg_error *e);
 void sg_req_fail(struct sg_req *r, int status, const char *type, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Streams. Starts a 200 answer sent in pieces (chunked) with content_type. Returns 0, or -1
  * when the client is already gone (the request has then ended and r is freed). */

@@ -10,11 +10,11 @@
 #include "api.h"
 
 const struct sg_route_def sg_routes[] = {
-	{"GET", "/healthz", sg_api_health, SG_RT_PUBLIC},
-	{"GET", "/v1/sessions", sg_api_list_sessions, 0},
-	{"GET", "/v1/sessions/{id}", sg_api_get_session, 0},
-	{"GET", "/v1/sessions/{id}/events", sg_api_list_events, 0},
-	{NULL, NULL, NULL, 0},
+    {"GET", "/healthz", sg_api_health, SG_RT_PUBLIC},
+    {"GET", "/v1/sessions", sg_api_list_sessions, 0},
+    {"GET", "/v1/sessions/{id}", sg_api_get_session, 0},
+    {"GET", "/v1/sessions/{id}/events", sg_api_list_events, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 /* Next segment of a path at *p (after its '/'): sets *seg and *len, advances *p. Returns 0
@@ -36,7 +36,7 @@ static int next_segment(const char **p, const char *end, const char **seg, size_
 /* Whether path [path, end) has the pattern's shape; the {id} segment goes to
  * *raw and *rawlen. */
 static int shape_matches(const char *pattern, const char *path, const char *end, const char **raw,
-			 size_t *rawlen)
+                         size_t *rawlen)
 {
 	const char *pp = pattern, *pend = pattern + strlen(pattern), *ps, *s;
 	size_t plen, slen;
@@ -87,7 +87,7 @@ static void allow_add(char *allow, size_t len, const char *method)
 }
 
 int sg_routes_match_in(const struct sg_route_def *table, const char *method, const char *path,
-		       struct sg_route_match *m)
+                       struct sg_route_match *m)
 {
 	size_t n = strlen(path);
 	const char *end;
@@ -111,8 +111,9 @@ int sg_routes_match_in(const struct sg_route_def *table, const char *method, con
 		allow_add(m->allow, sizeof(m->allow), rt->method);
 		if (strcmp(rt->method, "GET") == 0)
 			allow_add(m->allow, sizeof(m->allow), "HEAD");
-		if (!m->route && (strcmp(rt->method, method) == 0 ||
-				  (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0))) {
+		if (!m->route &&
+		    (strcmp(rt->method, method) == 0 ||
+		     (strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0))) {
 			m->route = rt;
 			m->param = param;
 		} else {

@@ -40,6 +40,6 @@ struct sg_route_match {
 int sg_routes_match(const char *method, const char *path, struct sg_route_match *m);
 /* The same against another table (tests). */
 int sg_routes_match_in(const struct sg_route_def *table, const char *method, const char *path,
-		       struct sg_route_match *m);
+                       struct sg_route_match *m);
 
 #endif

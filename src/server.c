@@ -66,7 +66,7 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	sg_warn("worker %d: %zu request(s) still in flight after the grace period; stopping",
-		w->index, w->host.inflight);
+	        w->index, w->host.inflight);
 	event_base_loopexit(w->base, NULL);
 }
 
@@ -136,9 +136,9 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	/* Every method evhttp can parse reaches the route table, so that a method a path does
 	 * not take gets the north 405 with Allow rather than libevent's own page. */
 	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-						    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
-						    EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+	                                        EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
 	evhttp_set_gencb(w->http, sg_req_handle, &w->host);
 	/* Each worker listens on the same socket; no LEV_OPT_CLOSE_ON_FREE, since the socket
 	 * is shared and closed once by sg_server_free. */
@@ -172,7 +172,7 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	rc = getaddrinfo(cfg->listen_host, port, &hints, &ai);
 	if (rc != 0) {
 		snprintf(err, errlen, "listen: cannot resolve '%s': %s", cfg->listen_host,
-			 gai_strerror(rc));
+		         gai_strerror(rc));
 		goto fail;
 	}
 	srv->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -183,13 +183,12 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	    bind(srv->fd, ai->ai_addr, ai->ai_addrlen) || listen(srv->fd, 1024) ||
 	    evutil_make_socket_nonblocking(srv->fd)) {
 		snprintf(err, errlen, "listen: cannot listen on %s:%d: %s", cfg->listen_host,
-			 cfg->listen_port, strerror(errno));
+		         cfg->listen_port, strerror(errno));
 		goto fail;
 	}
 	if (getsockname(srv->fd, (struct sockaddr *)&ss, &sl) == 0)
-		srv->port = ntohs(ss.ss_family == AF_INET6
-					  ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					  : ((struct sockaddr_in *)&ss)->sin_port);
+		srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+		                                           : ((struct sockaddr_in *)&ss)->sin_port);
 	freeaddrinfo(ai);
 	return srv;
 fail:

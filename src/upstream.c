@@ -310,7 +310,7 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
 		return 0;
 	}
 	kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
-		       ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+	               ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
 	if (!w) {
 		w = calloc(1, sizeof(*w));
 		if (!w)
@@ -544,7 +544,7 @@ void sg_upstream_free(struct sg_upstream *up)
 }
 
 struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_req *req,
-				sg_fetch_cb cb, void *arg)
+                                sg_fetch_cb cb, void *arg)
 {
 	struct sg_fetch *f = calloc(1, sizeof(*f));
 	const char *method = req->method ? req->method : "GET";
@@ -615,7 +615,7 @@ struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_re
 		curl_easy_setopt(f->easy, CURLOPT_FRESH_CONNECT, 1L);
 		if (req->body) {
 			curl_easy_setopt(f->easy, CURLOPT_POSTFIELDSIZE_LARGE,
-					 (curl_off_t)req->body_len);
+			                 (curl_off_t)req->body_len);
 			curl_easy_setopt(f->easy, CURLOPT_COPYPOSTFIELDS, req->body);
 		}
 	}

@@ -20,19 +20,19 @@ enum sg_fetch_fail {
 };
 
 struct sg_fetch_req {
-	const char *method;          /* "GET" (default when NULL), "POST", … */
+	const char *method; /* "GET" (default when NULL), "POST", … */
 	const char *url;
-	const char *const *headers;  /* NULL-terminated "Name: value" lines, may be NULL */
-	const char *body;            /* request body (copied), may be NULL */
+	const char *const *headers; /* NULL-terminated "Name: value" lines, may be NULL */
+	const char *body;           /* request body (copied), may be NULL */
 	size_t body_len;
-	long timeout_ms;             /* whole exchange; 0 = none (streams use idle_timeout_ms) */
-	long idle_timeout_ms;        /* longest silence while the answer arrives, 0 = none; a
-				      * fetch paused with sg_fetch_pause() is never idle */
+	long timeout_ms;      /* whole exchange; 0 = none (streams use idle_timeout_ms) */
+	long idle_timeout_ms; /* longest silence while the answer arrives, 0 = none; a
+	                       * fetch paused with sg_fetch_pause() is never idle */
 	long connect_timeout_ms;
-	size_t max_bytes;            /* a collected body larger than this fails (TOO_LARGE); a
-				      * streamed 2xx body is not collected and not bounded */
-	int retries;                 /* extra attempts after SG_FETCH_CONNECT, GET/HEAD only: a
-				      * request that changes state is never sent twice */
+	size_t max_bytes; /* a collected body larger than this fails (TOO_LARGE); a
+	                   * streamed 2xx body is not collected and not bounded */
+	int retries;      /* extra attempts after SG_FETCH_CONNECT, GET/HEAD only: a
+	                   * request that changes state is never sent twice */
 	/* Streaming (may be NULL): called with the status once the answer's headers are in
 	 * (data NULL, len 0), then, for a 2xx answer only, with each piece of the body as it
 	 * arrives, in order. Called from the event loop, never from inside libcurl, so it may
@@ -43,17 +43,17 @@ struct sg_fetch_req {
 
 struct sg_fetch_res {
 	enum sg_fetch_fail fail;
-	long status;                 /* HTTP status when fail == SG_FETCH_OK */
-	const char *content_type;    /* may be NULL */
-	const char *body;            /* NUL-terminated; valid only during the callback; "" for a
-				      * streamed 2xx body (it went to on_chunk) */
+	long status;              /* HTTP status when fail == SG_FETCH_OK */
+	const char *content_type; /* may be NULL */
+	const char *body;         /* NUL-terminated; valid only during the callback; "" for a
+	                           * streamed 2xx body (it went to on_chunk) */
 	size_t len;
-	const char *errmsg;          /* transport error text when fail != SG_FETCH_OK */
+	const char *errmsg; /* transport error text when fail != SG_FETCH_OK */
 	int attempts;
 	long elapsed_ms;
-	int sent;                    /* 1 when request bytes left for the backend in the last
-				      * attempt: a failure then leaves a write's outcome unknown;
-				      * 0 means the backend never saw it (e.g. no connection) */
+	int sent; /* 1 when request bytes left for the backend in the last
+	           * attempt: a failure then leaves a write's outcome unknown;
+	           * 0 means the backend never saw it (e.g. no connection) */
 };
 
 /* Called exactly once per started fetch unless it was cancelled; res is borrowed. */
@@ -66,7 +66,7 @@ void sg_upstream_free(struct sg_upstream *up);
 /* Starts a fetch. Returns a handle for sg_fetch_cancel, or NULL when the request could not
  * even be set up (out of memory, bad URL); then cb is never called. */
 struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_req *req,
-				sg_fetch_cb cb, void *arg);
+                                sg_fetch_cb cb, void *arg);
 /* Aborts a fetch whose callback has not run yet; neither callback will run again. Safe from
  * inside the fetch's own on_chunk. */
 void sg_fetch_cancel(struct sg_fetch *f);

@@ -12,11 +12,11 @@ struct sg_walk {
 	struct sg_walk_spec spec;
 	struct sg_call_env env;
 	struct sg_pubid pubid;
-	char *bc;         /* backend cursor of the page being read; NULL = first */
-	json_t *carry;    /* carry at that page's start */
-	size_t skip;      /* items of that page already served */
+	char *bc;      /* backend cursor of the page being read; NULL = first */
+	json_t *carry; /* carry at that page's start */
+	size_t skip;   /* items of that page already served */
 	json_t *out;
-	json_t *next;     /* native mode: where the next north page starts */
+	json_t *next; /* native mode: where the next north page starts */
 	int pages;
 	struct sg_call *call;
 	struct sg_error err;
@@ -123,8 +123,8 @@ static void on_page(struct sg_call *c, void *arg)
 	if (w->pages >= SG_WALK_MAX_PAGES) {
 		if (w->spec.collect_all) {
 			sg_error_set(&w->err, 502, "api_error",
-				     "backend '%s' has more than %d pages to read for this request",
-				     w->spec.route->backend->name, SG_WALK_MAX_PAGES);
+			             "backend '%s' has more than %d pages to read for this request",
+			             w->spec.route->backend->name, SG_WALK_MAX_PAGES);
 			w->failed = 1;
 		} else if (set_next(w, next, 0, carry_out)) {
 			fail_oom(w);
@@ -153,7 +153,7 @@ static void on_page(struct sg_call *c, void *arg)
 static void fetch(struct sg_walk *w)
 {
 	w->call = sg_call_new(w->spec.kind, &w->env, w->spec.route->backend,
-			      w->spec.route->identity, on_page, w);
+	                      w->spec.route->identity, on_page, w);
 	if (!w->call) {
 		sg_error_set(&w->err, 500, "api_error", "out of memory");
 		w->failed = 1;

@@ -24,7 +24,7 @@ struct sg_route;
 typedef void (*sg_walk_done_cb)(struct sg_walk *w, void *arg);
 
 struct sg_walk_spec {
-	enum sg_call_kind kind;           /* SG_CALL_SESSIONS_PAGE or SG_CALL_EVENTS_PAGE */
+	enum sg_call_kind kind; /* SG_CALL_SESSIONS_PAGE or SG_CALL_EVENTS_PAGE */
 	const struct sg_call_env *env;
 	const struct sg_route *route;
 	const struct sg_session_query *sq; /* for sessions */
@@ -32,7 +32,7 @@ struct sg_walk_spec {
 	const struct sg_pubid *pubid;      /* for events */
 	int collect_all;                   /* 1: read every page, no filtering */
 	size_t limit;                      /* native mode: matches wanted */
-	const json_t *start;               /* native mode: {"bc","k","c"} from the cursor, or NULL */
+	const json_t *start; /* native mode: {"bc","k","c"} from the cursor, or NULL */
 };
 
 /* Starts a walk. done runs once, from the event loop of spec->env->base: never before

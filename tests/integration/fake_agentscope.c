@@ -1877,18 +1877,12 @@ static int fa_parse_opt(int c, const char *arg, void *ctx)
 static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"port", required_argument, NULL, 'p'},
-	    {"port-file", required_argument, NULL, 'f'},
-	    {"data", required_argument, NULL, 'd'},
-	    {"generate", required_argument, NULL, 'g'},
-	    {"seed", required_argument, NULL, 's'},
-	    {"shape", required_argument, NULL, 'S'},
-	    {"no-messages", no_argument, NULL, 'M'},
-	    {"mode", required_argument, NULL, 'm'},
-	    {"delay-ms", required_argument, NULL, 'D'},
-	    {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
+	    {"port", required_argument, NULL, 'p'},     {"port-file", required_argument, NULL, 'f'},
+	    {"data", required_argument, NULL, 'd'},     {"generate", required_argument, NULL, 'g'},
+	    {"seed", required_argument, NULL, 's'},     {"shape", required_argument, NULL, 'S'},
+	    {"no-messages", no_argument, NULL, 'M'},    {"mode", required_argument, NULL, 'm'},
+	    {"delay-ms", required_argument, NULL, 'D'}, {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
 	};
 
 	o->shape = FA_SHAPE_HEAD;

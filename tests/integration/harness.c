@@ -88,7 +88,7 @@ int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args)
 	int n = 0;
 
 	snprintf(portfile, sizeof(portfile), "/tmp/sg-fake-%d-%ld.port", (int)getpid(),
-		 (long)random());
+	         (long)random());
 	snprintf(p->log, sizeof(p->log), "%s.log", portfile);
 	unlink(portfile);
 	argv[n++] = h_build_path(rel, bin, sizeof(bin));
@@ -200,12 +200,13 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 		const char *name;
 		size_t off, cap;
 	} want[] = {
-		{"request-id:", offsetof(struct h_res, request_id), sizeof(((struct h_res *)0)->request_id)},
-		{"content-type:", offsetof(struct h_res, content_type),
-		 sizeof(((struct h_res *)0)->content_type)},
-		{"x-should-retry:", offsetof(struct h_res, should_retry),
-		 sizeof(((struct h_res *)0)->should_retry)},
-		{"allow:", offsetof(struct h_res, allow), sizeof(((struct h_res *)0)->allow)},
+	    {"request-id:", offsetof(struct h_res, request_id),
+	     sizeof(((struct h_res *)0)->request_id)},
+	    {"content-type:", offsetof(struct h_res, content_type),
+	     sizeof(((struct h_res *)0)->content_type)},
+	    {"x-should-retry:", offsetof(struct h_res, should_retry),
+	     sizeof(((struct h_res *)0)->should_retry)},
+	    {"allow:", offsetof(struct h_res, allow), sizeof(((struct h_res *)0)->allow)},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -230,7 +231,7 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 }
 
 int h_request(const char *method, int port, const char *path, const char *const *headers,
-	      struct h_res *res)
+              struct h_res *res)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hl = NULL;

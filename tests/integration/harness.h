@@ -14,9 +14,9 @@ struct h_proc {
 
 struct h_res {
 	long status;
-	char *body;            /* malloc'd, NUL-terminated */
-	json_t *json;          /* parsed body or NULL */
-	char request_id[128];  /* request-id header */
+	char *body;           /* malloc'd, NUL-terminated */
+	json_t *json;         /* parsed body or NULL */
+	char request_id[128]; /* request-id header */
 	char content_type[128];
 	char should_retry[16]; /* x-should-retry header, "" when absent */
 	char allow[64];        /* Allow header, "" when absent */
@@ -47,7 +47,7 @@ int h_stop(struct h_proc *p, int timeout_ms);
 int h_get(int port, const char *path, const char *const *headers, struct h_res *res);
 /* Same with another method. */
 int h_request(const char *method, int port, const char *path, const char *const *headers,
-	      struct h_res *res);
+              struct h_res *res);
 void h_res_free(struct h_res *res);
 
 /* SHA-256 hex of a key, for configurations. */

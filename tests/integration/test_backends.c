@@ -24,7 +24,7 @@ static const char *const K_MULTI[] = {"x-api-key: sk-client-multi", NULL};
 static json_t *be(const char *name, const char *mapping, int port, json_t *options)
 {
 	json_t *b = json_pack("{s:s, s:s, s:s, s:i, s:i, s:o}", "name", name, "mapping", mapping,
-			      "url", "", "timeout_ms", 3000, "retries", 0, "options", options);
+	                      "url", "", "timeout_ms", 3000, "retries", 0, "options", options);
 
 	json_object_set_new(b, "url", json_sprintf("http://127.0.0.1:%d", port));
 	return b;
@@ -58,7 +58,7 @@ static json_t *truth(int port, const char *auth, const char *beta)
 			return all;
 		}
 		snprintf(path, sizeof(path), "/v1/sessions?limit=100&include_archived=true&page=%s",
-			 next);
+		         next);
 		h_res_free(&r);
 	}
 	ck_abort_msg("truth walk did not end");
@@ -78,18 +78,20 @@ static void setup(void)
 	ck_assert_int_eq(h_fake_start_bin(&cl, "tests/fake_sandbase", a_cl), 0);
 	ck_assert_int_eq(h_fake_start(&as, a_as), 0);
 	cfg = json_pack(
-		"{s:i, s:s, s:{s:s}, s:[o,o,o], s:[o,o,o]}", "workers", 2, "cursor_secret",
-		"backends-test-secret-0123456789abcdefgh", "log", "level", "debug", "backends",
-		be("sb", "sandbase", sb.port, json_pack("{s:s}", "api_key", "$SG_TEST_SB_KEY")),
-		be("cl", "claude", cl.port, json_pack("{s:s}", "api_key", "$SG_TEST_CL_KEY")),
-		be("as", "agentscope", as.port, json_object()), "keys",
-		key("sb", "sk-client-sb", json_pack("{s:{}}", "sb")),
-		key("cl", "sk-client-cl", json_pack("{s:{}}", "cl")),
-		key("multi", "sk-client-multi", json_pack("{s:{}, s:{s:s}}", "sb", "as", "user_id", "alice")));
+	    "{s:i, s:s, s:{s:s}, s:[o,o,o], s:[o,o,o]}", "workers", 2, "cursor_secret",
+	    "backends-test-secret-0123456789abcdefgh", "log", "level", "debug", "backends",
+	    be("sb", "sandbase", sb.port, json_pack("{s:s}", "api_key", "$SG_TEST_SB_KEY")),
+	    be("cl", "claude", cl.port, json_pack("{s:s}", "api_key", "$SG_TEST_CL_KEY")),
+	    be("as", "agentscope", as.port, json_object()), "keys",
+	    key("sb", "sk-client-sb", json_pack("{s:{}}", "sb")),
+	    key("cl", "sk-client-cl", json_pack("{s:{}}", "cl")),
+	    key("multi", "sk-client-multi",
+	        json_pack("{s:{}, s:{s:s}}", "sb", "as", "user_id", "alice")));
 	ck_assert_int_eq(h_gateway_start(&gw, cfg), 0);
 	json_decref(cfg);
 	sb_truth = truth(sb.port, "x-api-key: sk-sb-test", NULL);
-	cl_truth = truth(cl.port, "x-api-key: sk-ant-test", "anthropic-beta: managed-agents-2026-04-01");
+	cl_truth =
+	    truth(cl.port, "x-api-key: sk-ant-test", "anthropic-beta: managed-agents-2026-04-01");
 }
 
 static void teardown(void)
@@ -123,15 +125,16 @@ static json_t *walk(const char *base, const char *filters, const char *const *hd
 		json_t *next;
 		size_t got;
 
-		snprintf(path, sizeof(path), "%s?limit=%d%s%s%s%s", base, limit, *filters ? "&" : "",
-			 filters, page ? "&page=" : "", page ? page : "");
+		snprintf(path, sizeof(path), "%s?limit=%d%s%s%s%s", base, limit,
+		         *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
 		ck_assert_int_eq(h_get(gw.port, path, hdrs, &r), 0);
 		ck_assert_msg(r.status == 200, "%s -> %ld %s", path, r.status, r.body);
 		got = json_array_size(json_object_get(r.json, "data"));
 		next = json_object_get(r.json, "next_page");
 		ck_assert_int_le(got, limit);
 		if (exact && json_is_string(next))
-			ck_assert_msg(got == (size_t)limit, "%s: short page %zu of %d", path, got, limit);
+			ck_assert_msg(got == (size_t)limit, "%s: short page %zu of %d", path, got,
+			              limit);
 		/* No cursor that leads to an empty page. */
 		if (exact && n > 0 && !json_is_string(next))
 			ck_assert_msg(got > 0, "%s: an empty last page", path);
@@ -180,8 +183,8 @@ static void check_unique_and_order(const json_t *all, int desc)
 		ck_assert(json_is_array(json_object_get(s, "vault_ids")));
 		if (i > 0) {
 			int c = strcmp(json_string_value(json_object_get(json_array_get(all, i - 1),
-									  "created_at")),
-				       json_string_value(json_object_get(s, "created_at")));
+			                                                 "created_at")),
+			               json_string_value(json_object_get(s, "created_at")));
 
 			ck_assert_msg(desc ? c >= 0 : c <= 0, "order broken at %zu", i);
 		}
@@ -228,8 +231,8 @@ START_TEST(sandbase_order_asc_and_dates)
 {
 	json_t *desc = walk("/v1/sessions", "include_archived=true", K_SB, 1);
 	json_t *asc = walk("/v1/sessions", "include_archived=true&order=asc", K_SB, 1), *half;
-	const char *mid = json_string_value(
-		json_object_get(json_array_get(desc, N_SB / 2), "created_at"));
+	const char *mid =
+	    json_string_value(json_object_get(json_array_get(desc, N_SB / 2), "created_at"));
 	char f[128];
 	size_t expect = 0, i;
 	json_t *s;
@@ -243,7 +246,7 @@ START_TEST(sandbase_order_asc_and_dates)
 
 		for (size_t j = 0; j < N_SB && !found; j++)
 			found = json_equal(json_object_get(json_array_get(asc, i), "id"),
-					   json_object_get(json_array_get(desc, j), "id"));
+			                   json_object_get(json_array_get(desc, j), "id"));
 		ck_assert(found);
 	}
 	json_array_foreach(desc, i, s)
@@ -267,12 +270,14 @@ START_TEST(sandbase_retrieve_and_agent_snapshots)
 		struct h_res r;
 		json_t *a, *b;
 
-		named += strcmp(json_string_value(json_object_get(json_object_get(s, "agent"), "name")),
-				json_string_value(json_object_get(json_object_get(s, "agent"), "id"))) != 0;
+		named +=
+		    strcmp(json_string_value(json_object_get(json_object_get(s, "agent"), "name")),
+		           json_string_value(json_object_get(json_object_get(s, "agent"), "id"))) !=
+		    0;
 		if (i % 11)
 			continue;
 		snprintf(path, sizeof(path), "/v1/sessions/%s",
-			 json_string_value(json_object_get(s, "id")));
+		         json_string_value(json_object_get(s, "id")));
 		ck_assert_int_eq(h_get(gw.port, path, K_SB, &r), 0);
 		ck_assert_int_eq(r.status, 200);
 		a = json_deep_copy(r.json);
@@ -331,10 +336,11 @@ START_TEST(sandbase_agent_snapshots_are_cached)
 	json_array_foreach(sb_truth, i, s) {
 		const json_t *ag = json_object_get(s, "agent");
 
-		if (json_is_object(ag) && (json_object_get(ag, "name") || json_object_get(ag, "model")))
+		if (json_is_object(ag) &&
+		    (json_object_get(ag, "name") || json_object_get(ag, "model")))
 			continue; /* embedded snapshot: nothing to fetch */
 		json_object_set_new(refs, json_string_value(json_object_get(s, "agent_id")),
-				    json_true());
+		                    json_true());
 	}
 	ck_assert_int_gt(json_object_size(refs), 0);
 	clear_requests(sb.port);
@@ -343,7 +349,8 @@ START_TEST(sandbase_agent_snapshots_are_cached)
 		json_decref(a);
 	}
 	fetched = agent_fetches(&distinct);
-	ck_assert_msg(fetched <= 2 * distinct, "%zu agent fetches for %zu agents", fetched, distinct);
+	ck_assert_msg(fetched <= 2 * distinct, "%zu agent fetches for %zu agents", fetched,
+	              distinct);
 	json_decref(refs);
 }
 END_TEST
@@ -363,8 +370,9 @@ START_TEST(sandbase_gets_only_the_backends_key)
 	ck_assert_int_gt(json_array_size(r.json), 0);
 	json_array_foreach(r.json, i, e) {
 		ck_assert_int_eq(json_array_size(json_object_get(e, "x_api_key")), 1);
-		ck_assert_str_eq(json_string_value(json_array_get(json_object_get(e, "x_api_key"), 0)),
-				 "sk-sb-test");
+		ck_assert_str_eq(
+		    json_string_value(json_array_get(json_object_get(e, "x_api_key"), 0)),
+		    "sk-sb-test");
 		ck_assert_int_eq(json_array_size(json_object_get(e, "authorization")), 0);
 	}
 	h_res_free(&r);
@@ -423,14 +431,17 @@ START_TEST(sandbase_events_native_and_emulated_agree)
 			ck_assert_ptr_null(json_object_get(e, "created_at"));
 			ck_assert_ptr_null(json_object_get(e, "duration_ms"));
 			ck_assert(json_is_string(json_object_get(e, "processed_at")));
-			if (!strcmp(type, "agent.tool_use") || !strcmp(type, "agent.mcp_tool_use") ||
+			if (!strcmp(type, "agent.tool_use") ||
+			    !strcmp(type, "agent.mcp_tool_use") ||
 			    !strcmp(type, "agent.custom_tool_use")) {
 				ck_assert(json_is_string(json_object_get(e, "name")));
 				ck_assert(json_is_object(json_object_get(e, "input")));
-				json_object_set(uses, json_string_value(json_object_get(e, "id")), e);
+				json_object_set(uses, json_string_value(json_object_get(e, "id")),
+				                e);
 			}
 			if (!strcmp(type, "agent.tool_result")) {
-				const char *u = json_string_value(json_object_get(e, "tool_use_id"));
+				const char *u =
+				    json_string_value(json_object_get(e, "tool_use_id"));
 
 				ck_assert_ptr_nonnull(u);
 				linked += json_object_get(uses, u) != NULL;
@@ -439,7 +450,7 @@ START_TEST(sandbase_events_native_and_emulated_agree)
 				spans++;
 			if (!strcmp(type, "session.status_idle")) {
 				const char *why = json_string_value(
-					json_object_get(json_object_get(e, "stop_reason"), "type"));
+				    json_object_get(json_object_get(e, "stop_reason"), "type"));
 
 				ck_assert_ptr_nonnull(why);
 				ck_assert_str_ne(why, "user_interrupt");
@@ -466,8 +477,9 @@ START_TEST(sandbase_errors)
 	snprintf(path, sizeof(path), "/v1/sessions/%s", id);
 	ck_assert_int_eq(h_get(gw.port, path, K_SB, &r), 0);
 	ck_assert_int_eq(r.status, 404);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(r.json, "error"), "type")),
-			 "not_found_error");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(r.json, "error"), "type")),
+	    "not_found_error");
 	h_res_free(&r);
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events", id);
 	ck_assert_int_eq(h_get(gw.port, path, K_SB, &r), 0);
@@ -496,7 +508,8 @@ START_TEST(claude_list_filters_retrieve_events)
 
 		if (i % 13)
 			continue;
-		snprintf(path, sizeof(path), "/v1/sessions/%s", json_string_value(json_object_get(s, "id")));
+		snprintf(path, sizeof(path), "/v1/sessions/%s",
+		         json_string_value(json_object_get(s, "id")));
 		ck_assert_int_eq(h_get(gw.port, path, K_CL, &r), 0);
 		ck_assert_int_eq(r.status, 200);
 		ck_assert(json_equal(json_object_get(r.json, "id"), json_object_get(s, "id")));
@@ -506,7 +519,8 @@ START_TEST(claude_list_filters_retrieve_events)
 		for (size_t j = 0; j < json_array_size(ev); j++) {
 			json_t *e = json_array_get(ev, j);
 
-			if (!strcmp(json_string_value(json_object_get(e, "type")), "session.status_idle"))
+			if (!strcmp(json_string_value(json_object_get(e, "type")),
+			            "session.status_idle"))
 				ck_assert(json_object_get(e, "stop_details") != NULL);
 		}
 		json_decref(ev);
@@ -530,11 +544,12 @@ START_TEST(claude_gets_backend_key_and_beta)
 	ck_assert_int_eq(h_get(cl.port, "/__fake/requests", NULL, &r), 0);
 	ck_assert_int_gt(json_array_size(r.json), 0);
 	json_array_foreach(r.json, i, e) {
-		ck_assert_str_eq(json_string_value(json_array_get(json_object_get(e, "x_api_key"), 0)),
-				 "sk-ant-test");
-		ck_assert_ptr_nonnull(strstr(json_string_value(json_array_get(
-						     json_object_get(e, "anthropic_beta"), 0)),
-					     "managed-agents-2026-04-01"));
+		ck_assert_str_eq(
+		    json_string_value(json_array_get(json_object_get(e, "x_api_key"), 0)),
+		    "sk-ant-test");
+		ck_assert_ptr_nonnull(strstr(
+		    json_string_value(json_array_get(json_object_get(e, "anthropic_beta"), 0)),
+		    "managed-agents-2026-04-01"));
 	}
 	h_res_free(&r);
 }
@@ -552,7 +567,8 @@ START_TEST(routing_merges_and_isolates)
 	json_array_foreach(all, i, s) {
 		struct sg_pubid id;
 
-		ck_assert_int_eq(sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &id), 0);
+		ck_assert_int_eq(
+		    sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &id), 0);
 		from_sb += strcmp(id.backend, "sb") == 0;
 		from_as += strcmp(id.backend, "as") == 0;
 	}
@@ -568,7 +584,8 @@ START_TEST(routing_merges_and_isolates)
 		sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &id);
 		if (strcmp(id.backend, "as"))
 			continue;
-		snprintf(path, sizeof(path), "/v1/sessions/%s", json_string_value(json_object_get(s, "id")));
+		snprintf(path, sizeof(path), "/v1/sessions/%s",
+		         json_string_value(json_object_get(s, "id")));
 		ck_assert_int_eq(h_get(gw.port, path, K_SB, &r), 0);
 		ck_assert_int_eq(r.status, 404);
 		h_res_free(&r);
@@ -586,7 +603,7 @@ END_TEST
 START_TEST(secrets_never_reach_the_log)
 {
 	static const char *const secrets[] = {"sk-client-sb", "sk-client-cl", "sk-client-multi",
-					      "sk-sb-test", "sk-ant-test", NULL};
+	                                      "sk-sb-test",   "sk-ant-test",  NULL};
 	FILE *f = fopen(gw.log, "r");
 	char line[8192];
 	size_t lines = 0;

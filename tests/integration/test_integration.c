@@ -27,9 +27,9 @@ static const char *const K_BOB[] = {"x-api-key: sk-bob", NULL};
 static json_t *backend(const char *name, long timeout_ms)
 {
 	return json_pack("{s:s, s:s, s:s%, s:I, s:I, s:i, s:{s:s}}", "name", name, "mapping",
-			 "agentscope", "url", "http://127.0.0.1:", 0, "timeout_ms",
-			 (json_int_t)timeout_ms, "connect_timeout_ms", (json_int_t)500, "retries", 1,
-			 "options", "timezone", "Asia/Shanghai");
+	                 "agentscope", "url", "http://127.0.0.1:", 0, "timeout_ms",
+	                 (json_int_t)timeout_ms, "connect_timeout_ms", (json_int_t)500, "retries",
+	                 1, "options", "timezone", "Asia/Shanghai");
 }
 
 static json_t *with_url(json_t *be, int port)
@@ -53,28 +53,27 @@ static json_t *key(const char *name, const char *secret, const char *be, const c
 
 	h_hash_key(secret, h);
 	return json_pack("{s:s, s:s, s:{s:{s:s}}}", "name", name, "sha256", h, "backends", be,
-			 "user_id", user);
+	                 "user_id", user);
 }
 
 static json_t *gateway_config(void)
 {
 	return json_pack(
-		"{s:i, s:s, s:i, s:[o,o,o,o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o,o], s:{s:s}}", "workers", 1,
-		"cursor_secret", "integration-test-secret-0123456789abcdef", "shutdown_grace_ms",
-		3000, "backends", with_url(backend("as", 3000), fake.port),
-		with_url(backend("old", 3000), fake_old.port),
-		with_url(backend("slow", 500), fake_slow.port),
-		with_url(backend("garbage", 3000), fake_garbage.port),
-		with_url(backend("shape", 3000), fake_shape.port),
-		with_url(backend("down", 3000), down_port), cached_backend(),
-		with_url(backend("nomsg", 3000), fake_nomsg.port), "keys",
-		key("alice", "sk-alice", "as", "alice"), key("bob", "sk-bob", "as", "bob"),
-		key("old", "sk-old", "old", "alice"), key("slow", "sk-slow", "slow", "alice"),
-		key("garbage", "sk-garbage", "garbage", "alice"),
-		key("shape", "sk-shape", "shape", "alice"), key("down", "sk-down", "down", "alice"),
-		key("calice", "sk-calice", "cached", "alice"), key("cbob", "sk-cbob", "cached", "bob"),
-		key("nomsg", "sk-nomsg", "nomsg", "alice"),
-		"log", "level", "warn");
+	    "{s:i, s:s, s:i, s:[o,o,o,o,o,o,o,o], s:[o,o,o,o,o,o,o,o,o,o], s:{s:s}}", "workers", 1,
+	    "cursor_secret", "integration-test-secret-0123456789abcdef", "shutdown_grace_ms", 3000,
+	    "backends", with_url(backend("as", 3000), fake.port),
+	    with_url(backend("old", 3000), fake_old.port),
+	    with_url(backend("slow", 500), fake_slow.port),
+	    with_url(backend("garbage", 3000), fake_garbage.port),
+	    with_url(backend("shape", 3000), fake_shape.port),
+	    with_url(backend("down", 3000), down_port), cached_backend(),
+	    with_url(backend("nomsg", 3000), fake_nomsg.port), "keys",
+	    key("alice", "sk-alice", "as", "alice"), key("bob", "sk-bob", "as", "bob"),
+	    key("old", "sk-old", "old", "alice"), key("slow", "sk-slow", "slow", "alice"),
+	    key("garbage", "sk-garbage", "garbage", "alice"),
+	    key("shape", "sk-shape", "shape", "alice"), key("down", "sk-down", "down", "alice"),
+	    key("calice", "sk-calice", "cached", "alice"), key("cbob", "sk-cbob", "cached", "bob"),
+	    key("nomsg", "sk-nomsg", "nomsg", "alice"), "log", "level", "warn");
 }
 
 /* Walks /v1/sessions with `filters` and a page size from limit_of(page number). */
@@ -91,7 +90,7 @@ static json_t *walk(const char *filters, const char *const *hdrs, int (*limit_of
 		int limit = limit_of(n);
 
 		snprintf(path, sizeof(path), "/v1/sessions?limit=%d%s%s%s%s", limit,
-			 *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
+		         *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
 		ck_assert_int_eq(h_get(gw.port, path, hdrs, &r), 0);
 		ck_assert_msg(r.status == 200, "%s -> %ld %s", path, r.status, r.body);
 		ck_assert_int_le(json_array_size(json_object_get(r.json, "data")), limit);
@@ -128,12 +127,13 @@ static int limit_random(int n)
 static int cmp_key(const json_t *a, const json_t *b)
 {
 	int c = strcmp(json_string_value(json_object_get(a, "created_at")),
-		       json_string_value(json_object_get(b, "created_at")));
+	               json_string_value(json_object_get(b, "created_at")));
 
 	/* Same-format UTC strings compare like instants only when both have a fraction or
 	 * neither; the fake writes microseconds everywhere, so this holds here. */
-	return c ? c : strcmp(json_string_value(json_object_get(a, "id")),
-			      json_string_value(json_object_get(b, "id")));
+	return c ? c
+	         : strcmp(json_string_value(json_object_get(a, "id")),
+	                  json_string_value(json_object_get(b, "id")));
 }
 
 static int count_raw_sessions(int port, const char *user)
@@ -151,7 +151,7 @@ static int count_raw_sessions(int port, const char *user)
 		struct h_res s;
 
 		snprintf(path, sizeof(path), "/sessions/?agent_id=%s",
-			 json_string_value(json_object_get(ag, "id")));
+		         json_string_value(json_object_get(ag, "id")));
 		ck_assert_int_eq(h_get(port, path, hdr, &s), 0);
 		total += (int)json_array_size(json_object_get(s.json, "sessions"));
 		h_res_free(&s);
@@ -167,8 +167,8 @@ static void setup(void)
 	const char *a3[] = {"--generate", "10:1", "--mode", "slow", "--delay-ms", "3000", NULL};
 	const char *a4[] = {"--generate", "10:1", "--mode", "garbage", NULL};
 	const char *a5[] = {"--generate", "10:1", "--mode", "wrong-shape", NULL};
-	const char *a6[] = {"--generate", "40:1", "--seed", "11", "--shape", "v2.0.1",
-			    "--no-messages", NULL};
+	const char *a6[] = {"--generate", "40:1",   "--seed",        "11",
+	                    "--shape",    "v2.0.1", "--no-messages", NULL};
 	json_t *cfg;
 
 	ck_assert_int_eq(h_fake_start(&fake, a1), 0);
@@ -221,10 +221,10 @@ START_TEST(ties_exist_in_the_data)
 	size_t i, ties = 0;
 
 	for (i = 1; i < json_array_size(all_desc); i++)
-		ties += strcmp(json_string_value(json_object_get(json_array_get(all_desc, i - 1),
-								  "created_at")),
-			       json_string_value(json_object_get(json_array_get(all_desc, i),
-								 "created_at"))) == 0;
+		ties += strcmp(json_string_value(
+		                   json_object_get(json_array_get(all_desc, i - 1), "created_at")),
+		               json_string_value(json_object_get(json_array_get(all_desc, i),
+		                                                 "created_at"))) == 0;
 	ck_assert_int_gt(ties, 50);
 }
 END_TEST
@@ -237,8 +237,9 @@ START_TEST(walk_with_random_limits)
 	got = walk("", K_ALICE, limit_random);
 	ck_assert_int_eq(json_array_size(got), N_ALICE);
 	for (size_t i = 0; i < N_ALICE; i++)
-		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, i), "id")),
-				 json_string_value(json_object_get(json_array_get(all_desc, i), "id")));
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_array_get(got, i), "id")),
+		    json_string_value(json_object_get(json_array_get(all_desc, i), "id")));
 	json_decref(got);
 }
 END_TEST
@@ -249,10 +250,9 @@ START_TEST(walk_ascending)
 
 	ck_assert_int_eq(json_array_size(got), N_ALICE);
 	for (size_t i = 0; i < N_ALICE; i++)
-		ck_assert_str_eq(
-			json_string_value(json_object_get(json_array_get(got, i), "id")),
-			json_string_value(
-				json_object_get(json_array_get(all_desc, N_ALICE - 1 - i), "id")));
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, i), "id")),
+		                 json_string_value(json_object_get(
+		                     json_array_get(all_desc, N_ALICE - 1 - i), "id")));
 	json_decref(got);
 }
 END_TEST
@@ -264,8 +264,8 @@ static size_t count_where(const char *field, const char *value)
 
 	json_array_foreach(all_desc, i, s) {
 		const json_t *v = strcmp(field, "agent") == 0
-					  ? json_object_get(json_object_get(s, "agent"), "id")
-					  : json_object_get(s, field);
+		                      ? json_object_get(json_object_get(s, "agent"), "id")
+		                      : json_object_get(s, field);
 
 		n += strcmp(json_string_value(v), value) == 0;
 	}
@@ -292,7 +292,7 @@ static int same_ids(const json_t *a, const json_t *b)
 		return 0;
 	for (size_t i = 0; i < json_array_size(a); i++)
 		if (!json_equal(json_object_get(json_array_get(a, i), "id"),
-				json_object_get(json_array_get(b, i), "id")))
+		                json_object_get(json_array_get(b, i), "id")))
 			return 0;
 	return 1;
 }
@@ -300,10 +300,10 @@ static int same_ids(const json_t *a, const json_t *b)
 START_TEST(filters_in_both_spellings)
 {
 	json_t *a, *b, *c;
-	const char *mid = json_string_value(
-		json_object_get(json_array_get(all_desc, N_ALICE / 2), "created_at"));
+	const char *mid =
+	    json_string_value(json_object_get(json_array_get(all_desc, N_ALICE / 2), "created_at"));
 	const char *agent = json_string_value(
-		json_object_get(json_object_get(json_array_get(all_desc, 0), "agent"), "id"));
+	    json_object_get(json_object_get(json_array_get(all_desc, 0), "agent"), "id"));
 	char f[512];
 	size_t running = count_where("status", "running");
 
@@ -353,7 +353,7 @@ START_TEST(retrieve_equals_listed)
 		struct h_res r;
 
 		snprintf(path, sizeof(path), "/v1/sessions/%s",
-			 json_string_value(json_object_get(s, "id")));
+		         json_string_value(json_object_get(s, "id")));
 		ck_assert_int_eq(h_get(gw.port, path, K_ALICE, &r), 0);
 		ck_assert_int_eq(r.status, 200);
 		got = json_deep_copy(r.json);
@@ -369,8 +369,8 @@ START_TEST(retrieve_equals_listed)
 }
 END_TEST
 
-static void expect_error(int port, const char *method, const char *path,
-			 const char *const *hdrs, long status, const char *type, const char *in_msg)
+static void expect_error(int port, const char *method, const char *path, const char *const *hdrs,
+                         long status, const char *type, const char *in_msg)
 {
 	struct h_res r;
 	json_t *e;
@@ -385,8 +385,8 @@ static void expect_error(int port, const char *method, const char *path,
 	ck_assert_str_eq(json_string_value(json_object_get(e, "type")), type);
 	if (in_msg)
 		ck_assert_msg(strstr(json_string_value(json_object_get(e, "message")), in_msg),
-			      "%s %s: message '%s' lacks '%s'", method, path,
-			      json_string_value(json_object_get(e, "message")), in_msg);
+		              "%s %s: message '%s' lacks '%s'", method, path,
+		              json_string_value(json_object_get(e, "message")), in_msg);
 	h_res_free(&r);
 }
 
@@ -402,7 +402,7 @@ START_TEST(auth)
 	expect_error(gw.port, "GET", "/v1/sessions", NULL, 401, "authentication_error", "missing");
 	expect_error(gw.port, "GET", "/v1/sessions", wrong, 401, "authentication_error", "invalid");
 	expect_error(gw.port, "GET", "/v1/sessions", wrong_bearer, 401, "authentication_error",
-		     NULL);
+	             NULL);
 	expect_error(gw.port, "GET", "/v1/sessions", basic, 401, "authentication_error", NULL);
 	expect_error(gw.port, "GET", "/v1/sessions/x", NULL, 401, "authentication_error", NULL);
 	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=1", K_ALICE_BEARER, &r), 0);
@@ -415,8 +415,9 @@ START_TEST(auth)
 	ck_assert_int_eq(json_array_size(bobs), 5);
 	json_array_foreach(bobs, i, s)
 		for (size_t j = 0; j < N_ALICE; j++)
-			ck_assert_str_ne(json_string_value(json_object_get(s, "id")),
-					 json_string_value(json_object_get(json_array_get(all_desc, j), "id")));
+			ck_assert_str_ne(
+			    json_string_value(json_object_get(s, "id")),
+			    json_string_value(json_object_get(json_array_get(all_desc, j), "id")));
 	json_decref(bobs);
 }
 END_TEST
@@ -424,7 +425,7 @@ END_TEST
 START_TEST(client_identity_header_never_forwarded)
 {
 	const char *const hdrs[] = {"x-api-key: sk-alice", "X-User-ID: bob", "x-user-id: mallory",
-				    "X-USER-ID: eve", NULL};
+	                            "X-USER-ID: eve", NULL};
 	struct h_res r, rec;
 	json_t *e;
 	size_t i;
@@ -433,8 +434,9 @@ START_TEST(client_identity_header_never_forwarded)
 	h_res_free(&rec);
 	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=100", hdrs, &r), 0);
 	ck_assert_int_eq(r.status, 200);
-	ck_assert(json_equal(json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "id"),
-			     json_object_get(json_array_get(all_desc, 0), "id")));
+	ck_assert(
+	    json_equal(json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "id"),
+	               json_object_get(json_array_get(all_desc, 0), "id")));
 	h_res_free(&r);
 	ck_assert_int_eq(h_get(fake.port, "/__fake/requests", NULL, &rec), 0);
 	ck_assert_int_ge(json_array_size(rec.json), 4); /* /agent/ and three listings */
@@ -453,16 +455,16 @@ START_TEST(bad_ids_are_404_without_backend_call)
 	char path[1024], foreign[SG_ID_MAX], unknown[SG_ID_MAX];
 	const char *real = json_string_value(json_object_get(json_array_get(all_desc, 0), "id"));
 	const char *agent = json_string_value(
-		json_object_get(json_object_get(json_array_get(all_desc, 0), "agent"), "id"));
+	    json_object_get(json_object_get(json_array_get(all_desc, 0), "agent"), "id"));
 	struct h_res rec;
 
 	ck_assert_int_gt(sg_id_encode("sesn_", "slow", agent, "0123456789abcdef0123456789abcdef",
-				      foreign, sizeof(foreign)),
-			 0);
+	                              foreign, sizeof(foreign)),
+	                 0);
 	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &rec), 0);
 	h_res_free(&rec);
 	expect_error(gw.port, "GET", "/v1/sessions/sesn_011CZkZAtmR3yMPDzynEDxu7", K_ALICE, 404,
-		     "not_found_error", NULL);
+	             "not_found_error", NULL);
 	snprintf(path, sizeof(path), "/v1/sessions/%.*s", (int)strlen(real) - 1, real);
 	expect_error(gw.port, "GET", path, K_ALICE, 404, "not_found_error", NULL);
 	snprintf(path, sizeof(path), "/v1/sessions/%sa", real);
@@ -475,8 +477,8 @@ START_TEST(bad_ids_are_404_without_backend_call)
 	h_res_free(&rec);
 	/* Well-formed but unknown to the backend: asked, then 404. */
 	ck_assert_int_gt(sg_id_encode("sesn_", "as", agent, "ffffffffffffffffffffffffffffffff",
-				      unknown, sizeof(unknown)),
-			 0);
+	                              unknown, sizeof(unknown)),
+	                 0);
 	snprintf(path, sizeof(path), "/v1/sessions/%s", unknown);
 	expect_error(gw.port, "GET", path, K_ALICE, 404, "not_found_error", NULL);
 	/* bob cannot retrieve alice's session: his X-User-ID does not see it. */
@@ -488,23 +490,24 @@ END_TEST
 START_TEST(bad_query_values_are_400_naming_the_parameter)
 {
 	static const char *const cases[][2] = {
-		{"limit=0", "limit"},
-		{"limit=101", "limit"},
-		{"limit=ten", "limit"},
-		{"statuses=paused", "statuses"},
-		{"statuses%5B%5D=paused", "statuses[]"},
-		{"created_at%5Bgte%5D=yesterday", "created_at[gte]"},
-		{"created_at_lt=2026-13-01T00:00:00Z", "created_at_lt"},
-		{"order=up", "order"},
-		{"include_archived=maybe", "include_archived"},
-		{"agent_version=-1", "agent_version"},
-		{"page=page_bogus", "page"},
+	    {"limit=0", "limit"},
+	    {"limit=101", "limit"},
+	    {"limit=ten", "limit"},
+	    {"statuses=paused", "statuses"},
+	    {"statuses%5B%5D=paused", "statuses[]"},
+	    {"created_at%5Bgte%5D=yesterday", "created_at[gte]"},
+	    {"created_at_lt=2026-13-01T00:00:00Z", "created_at_lt"},
+	    {"order=up", "order"},
+	    {"include_archived=maybe", "include_archived"},
+	    {"agent_version=-1", "agent_version"},
+	    {"page=page_bogus", "page"},
 	};
 	char path[512];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		snprintf(path, sizeof(path), "/v1/sessions?%s", cases[i][0]);
-		expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error", cases[i][1]);
+		expect_error(gw.port, "GET", path, K_ALICE, 400, "invalid_request_error",
+		             cases[i][1]);
 	}
 }
 END_TEST
@@ -534,17 +537,18 @@ START_TEST(routes_and_methods)
 
 	/* An unknown path says so: never a message that reads as a missing session. */
 	expect_error(gw.port, "GET", "/v2/nothing", K_ALICE, 404, "not_found_error",
-		     "no such endpoint: GET /v2/nothing");
+	             "no such endpoint: GET /v2/nothing");
 	expect_error(gw.port, "GET", "/v1/sessionsx", K_ALICE, 404, "not_found_error",
-		     "no such endpoint");
-	expect_error(gw.port, "GET", "/v1/sessions/sesn_x/nothing", K_ALICE, 404,
-		     "not_found_error", "no such endpoint");
+	             "no such endpoint");
+	expect_error(gw.port, "GET", "/v1/sessions/sesn_x/nothing", K_ALICE, 404, "not_found_error",
+	             "no such endpoint");
 	/* The route table answers before auth: a wrong path is a 404 even without a key. */
-	expect_error(gw.port, "GET", "/v2/nothing", NULL, 404, "not_found_error", "no such endpoint");
+	expect_error(gw.port, "GET", "/v2/nothing", NULL, 404, "not_found_error",
+	             "no such endpoint");
 	expect_error(gw.port, "DELETE", "/v1/sessions", K_ALICE, 405, "invalid_request_error",
-		     "DELETE");
+	             "DELETE");
 	expect_error(gw.port, "PUT", "/v1/sessions/sesn_x", K_ALICE, 405, "invalid_request_error",
-		     NULL);
+	             NULL);
 	expect_error(gw.port, "TRACE", "/v1/sessions", K_ALICE, 405, "invalid_request_error", NULL);
 	ck_assert_int_eq(h_request("PATCH", gw.port, "/v1/sessions/sesn_x/events", K_ALICE, &r), 0);
 	ck_assert_int_eq(r.status, 405);
@@ -635,8 +639,9 @@ START_TEST(slow_backend_is_504_while_others_are_served)
 	pthread_join(t, NULL);
 	ck_assert_msg(before(&ok_done, &s.done), "the fast request waited for the slow one");
 	ck_assert_int_eq(s.res.status, 504);
-	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(s.res.json, "error"), "type")),
-			 "timeout_error");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(s.res.json, "error"), "type")),
+	    "timeout_error");
 	ck_assert_ptr_nonnull(strstr(s.res.body, "'slow'"));
 	ck_assert_str_eq(s.res.should_retry, "true");
 	h_res_free(&s.res);
@@ -654,11 +659,11 @@ START_TEST(old_shape_sums_usage_from_context)
 		json_t *u = json_object_get(s, "usage");
 
 		const char *src = json_string_value(
-			json_object_get(json_object_get(s, "metadata"), "agentscope.usage"));
+		    json_object_get(json_object_get(s, "metadata"), "agentscope.usage"));
 
 		ck_assert(json_is_object(u));
 		ck_assert_msg(src && (!strcmp(src, "context") || !strcmp(src, "context_partial")),
-			      "agentscope.usage = %s", src ? src : "(none)");
+		              "agentscope.usage = %s", src ? src : "(none)");
 		with_tokens += json_integer_value(json_object_get(u, "input_tokens")) > 0;
 	}
 	ck_assert_int_gt(with_tokens, 0);
@@ -683,29 +688,31 @@ START_TEST(naive_timestamps_become_utc)
 
 	ck_assert_int_eq(h_get(fake.port, "/agent/", hdr, &a), 0);
 	snprintf(path, sizeof(path), "/sessions/?agent_id=%s",
-		 json_string_value(json_object_get(json_array_get(json_object_get(a.json, "agents"), 0),
-						   "id")));
+	         json_string_value(
+	             json_object_get(json_array_get(json_object_get(a.json, "agents"), 0), "id")));
 	ck_assert_int_eq(h_get(fake.port, path, hdr, &l), 0);
 	rec = json_object_get(json_array_get(json_object_get(l.json, "sessions"), 0), "session");
 	naive = json_string_value(json_object_get(rec, "created_at"));
 	ck_assert_ptr_nonnull(naive);
 	ck_assert_ptr_null(strchr(naive, 'Z'));
 	ck_assert_int_ge(sscanf(naive, "%d-%d-%dT%d:%d:%d.%u", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-				&tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us),
-			 6);
+	                        &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &us),
+	                 6);
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	t = timegm(&tm) - 8 * 3600;
 	gmtime_r(&t, &tm);
 	if (us)
-		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, us);
+		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ",
+		         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		         tm.tm_sec, us);
 	else
 		snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-	ck_assert_int_gt(sg_id_encode("sesn_", "as", json_string_value(json_object_get(rec, "agent_id")),
-				      json_string_value(json_object_get(rec, "id")), id, sizeof(id)),
-			 0);
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	ck_assert_int_gt(
+	    sg_id_encode("sesn_", "as", json_string_value(json_object_get(rec, "agent_id")),
+	                 json_string_value(json_object_get(rec, "id")), id, sizeof(id)),
+	    0);
 	json_array_foreach(all_desc, i, s)
 		if (strcmp(json_string_value(json_object_get(s, "id")), id) == 0) {
 			ck_assert_str_eq(json_string_value(json_object_get(s, "created_at")), want);
@@ -719,7 +726,7 @@ END_TEST
 
 /* Every event of a session, walking pages of `limit`. */
 static json_t *walk_events_as(const char *sid, const char *filters, int limit,
-			      const char *const *hdrs)
+                              const char *const *hdrs)
 {
 	json_t *all = json_array();
 	char *page = NULL;
@@ -730,7 +737,7 @@ static json_t *walk_events_as(const char *sid, const char *filters, int limit,
 		json_t *next;
 
 		snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=%d%s%s%s%s", sid, limit,
-			 *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
+		         *filters ? "&" : "", filters, page ? "&page=" : "", page ? page : "");
 		ck_assert_int_eq(h_get(gw.port, path, hdrs, &r), 0);
 		ck_assert_msg(r.status == 200, "%s -> %ld %s", path, r.status, r.body);
 		ck_assert_int_le(json_array_size(json_object_get(r.json, "data")), limit);
@@ -770,12 +777,14 @@ START_TEST(events_walk_filters_and_stable_ids)
 		const char *type = json_string_value(json_object_get(e, "type"));
 
 		ck_assert(strncmp(json_string_value(json_object_get(e, "id")), "sevt_", 5) == 0);
-		ck_assert_ptr_nonnull(strchr(json_string_value(json_object_get(e, "processed_at")), 'Z'));
+		ck_assert_ptr_nonnull(
+		    strchr(json_string_value(json_object_get(e, "processed_at")), 'Z'));
 		if (i > 0)
-			ck_assert_int_le(strcmp(json_string_value(json_object_get(json_array_get(full, i - 1),
-										   "processed_at")),
-						json_string_value(json_object_get(e, "processed_at"))),
-					 0);
+			ck_assert_int_le(
+			    strcmp(json_string_value(json_object_get(json_array_get(full, i - 1),
+			                                             "processed_at")),
+			           json_string_value(json_object_get(e, "processed_at"))),
+			    0);
 		messages += strcmp(type, "agent.message") == 0 || strcmp(type, "user.message") == 0;
 	}
 	types = walk_events(sid, "types%5B%5D=agent.message&types%5B%5D=user.message", 1);
@@ -790,7 +799,7 @@ START_TEST(events_walk_filters_and_stable_ids)
 		ck_assert(json_equal(json_array_get(desc, i), json_array_get(full, n - 1 - i)));
 	json_decref(desc);
 	snprintf(f, sizeof(f), "created_at%%5Bgte%%5D=%s",
-		 json_string_value(json_object_get(json_array_get(full, n / 2), "processed_at")));
+	         json_string_value(json_object_get(json_array_get(full, n / 2), "processed_at")));
 	desc = walk_events(sid, f, 1000);
 	ck_assert_int_ge(json_array_size(desc), n - n / 2);
 	ck_assert_int_lt(json_array_size(desc), n + 1);
@@ -808,7 +817,7 @@ START_TEST(events_errors)
 	char path[2048];
 
 	expect_error(gw.port, "GET", "/v1/sessions/sesn_nope/events", K_ALICE, 404,
-		     "not_found_error", NULL);
+	             "not_found_error", NULL);
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
 	expect_error(gw.port, "GET", path, K_BOB, 404, "not_found_error", NULL);
 	expect_error(gw.port, "GET", path, g, 404, "not_found_error", NULL);
@@ -825,7 +834,7 @@ START_TEST(events_errors)
 	/* A cursor belongs to one session's history. */
 	{
 		const char *other =
-			json_string_value(json_object_get(json_array_get(all_desc, 1), "id"));
+		    json_string_value(json_object_get(json_array_get(all_desc, 1), "id"));
 		struct h_res r;
 		const char *tok;
 
@@ -845,7 +854,8 @@ static size_t fake_requests(int port, int clear)
 	struct h_res r;
 	size_t n;
 
-	ck_assert_int_eq(h_request(clear ? "DELETE" : "GET", port, "/__fake/requests", NULL, &r), 0);
+	ck_assert_int_eq(h_request(clear ? "DELETE" : "GET", port, "/__fake/requests", NULL, &r),
+	                 0);
 	n = json_array_size(r.json);
 	h_res_free(&r);
 	return n;
@@ -894,27 +904,31 @@ START_TEST(events_fall_back_to_context_and_admit_compaction)
 		size_t j;
 		int has_summary;
 
-		ck_assert_int_eq(sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &id), 0);
+		ck_assert_int_eq(
+		    sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &id), 0);
 		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", id.scope);
 		ck_assert_int_eq(h_get(fake_nomsg.port, path, hdr, &raw), 0);
 		json_array_foreach(json_object_get(raw.json, "sessions"), j, v)
-			if (!strcmp(json_string_value(json_object_get(json_object_get(v, "session"), "id")),
-				    id.native))
+			if (!strcmp(json_string_value(
+			                json_object_get(json_object_get(v, "session"), "id")),
+			            id.native))
 				view = v;
 		ck_assert_ptr_nonnull(view);
-		summary = json_object_get(json_object_get(json_object_get(view, "session"), "state"),
-					  "summary");
+		summary = json_object_get(
+		    json_object_get(json_object_get(view, "session"), "state"), "summary");
 		has_summary = (json_is_string(summary) && json_string_length(summary) > 0) ||
-			      json_array_size(summary) > 0;
+		              json_array_size(summary) > 0;
 		snprintf(path, sizeof(path), "%s", json_string_value(json_object_get(s, "id")));
 		ev = walk_events_as(path, "", 1000, k);
 		if (has_summary) {
-			ck_assert_str_eq(json_string_value(json_object_get(json_array_get(ev, 0), "type")),
-					 "agent.thread_context_compacted");
+			ck_assert_str_eq(
+			    json_string_value(json_object_get(json_array_get(ev, 0), "type")),
+			    "agent.thread_context_compacted");
 			compacted++;
 		} else if (json_array_size(ev) > 0) {
-			ck_assert_str_ne(json_string_value(json_object_get(json_array_get(ev, 0), "type")),
-					 "agent.thread_context_compacted");
+			ck_assert_str_ne(
+			    json_string_value(json_object_get(json_array_get(ev, 0), "type")),
+			    "agent.thread_context_compacted");
 			plain++;
 		}
 		json_decref(ev);
@@ -952,9 +966,9 @@ START_TEST(graceful_shutdown_finishes_in_flight)
 
 	ck_assert_int_eq(h_fake_start(&slowfake, args), 0);
 	cfg = json_pack("{s:i, s:s, s:i, s:[o], s:[o]}", "workers", 2, "cursor_secret",
-			"integration-test-secret-0123456789abcdef", "shutdown_grace_ms", 5000,
-			"backends", with_url(backend("as", 5000), slowfake.port), "keys",
-			key("alice", "sk-alice", "as", "alice"));
+	                "integration-test-secret-0123456789abcdef", "shutdown_grace_ms", 5000,
+	                "backends", with_url(backend("as", 5000), slowfake.port), "keys",
+	                key("alice", "sk-alice", "as", "alice"));
 	ck_assert_int_eq(h_gateway_start(&g2, cfg), 0);
 	json_decref(cfg);
 	f.port = g2.port;
@@ -1001,23 +1015,23 @@ START_TEST(abandoned_request_does_not_hold_shutdown)
 
 	ck_assert_int_eq(h_fake_start(&slowfake, args), 0);
 	cfg = json_pack("{s:i, s:s, s:i, s:[o], s:[o]}", "workers", 1, "cursor_secret",
-			"integration-test-secret-0123456789abcdef", "shutdown_grace_ms", 20000,
-			"backends", with_url(backend("as", 5000), slowfake.port), "keys",
-			key("alice", "sk-alice", "as", "alice"));
+	                "integration-test-secret-0123456789abcdef", "shutdown_grace_ms", 20000,
+	                "backends", with_url(backend("as", 5000), slowfake.port), "keys",
+	                key("alice", "sk-alice", "as", "alice"));
 	ck_assert_int_eq(h_gateway_start(&g2, cfg), 0);
 	json_decref(cfg);
 	/* curl gives up after 100 ms, long before the backend answers. */
 	snprintf(cmd, sizeof(cmd),
-		 "curl -s -m 0.1 -H 'x-api-key: sk-alice' http://127.0.0.1:%d/v1/sessions "
-		 ">/dev/null 2>&1",
-		 g2.port);
+	         "curl -s -m 0.1 -H 'x-api-key: sk-alice' http://127.0.0.1:%d/v1/sessions "
+	         ">/dev/null 2>&1",
+	         g2.port);
 	rc = system(cmd);
 	ck_assert_int_ne(rc, 0);
 	/* The gateway notices at once, not when the backend answers (400 ms) or at the
 	 * deadline, and ends the request: that is what cancels its upstream fetch. */
 	nanosleep(&quick, NULL);
 	ck_assert_msg(log_contains(g2.log, " 499 ") && log_contains(g2.log, "client went away"),
-		      "the gateway did not notice the client leave (log %s)", g2.log);
+	              "the gateway did not notice the client leave (log %s)", g2.log);
 	nanosleep(&d, NULL); /* the backend has answered and the reply found no client */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ck_assert_int_eq(h_stop(&g2, 15000), 0);
@@ -1031,7 +1045,8 @@ END_TEST
  * of a backend answer. */
 START_TEST(request_deadline_and_answer_size_limits)
 {
-	const char *slow_args[] = {"--generate", "20:1", "--mode", "slow", "--delay-ms", "3000", NULL};
+	const char *slow_args[] = {"--generate", "20:1", "--mode", "slow",
+	                           "--delay-ms", "3000", NULL};
 	const char *big_args[] = {"--generate", "50:1", NULL};
 	const char *const ks[] = {"x-api-key: sk-slow", NULL};
 	const char *const kb[] = {"x-api-key: sk-big", NULL};
@@ -1043,10 +1058,10 @@ START_TEST(request_deadline_and_answer_size_limits)
 	big = with_url(backend("big", 5000), bigfake.port);
 	json_object_set_new(big, "max_response_bytes", json_integer(4096));
 	cfg = json_pack("{s:i, s:s, s:{s:i}, s:[o,o], s:[o,o]}", "workers", 1, "cursor_secret",
-			"integration-test-secret-0123456789abcdef", "limits", "request_timeout_ms",
-			800, "backends", with_url(backend("slow", 10000), slowfake.port), big,
-			"keys", key("slow", "sk-slow", "slow", "alice"),
-			key("big", "sk-big", "big", "alice"));
+	                "integration-test-secret-0123456789abcdef", "limits", "request_timeout_ms",
+	                800, "backends", with_url(backend("slow", 10000), slowfake.port), big,
+	                "keys", key("slow", "sk-slow", "slow", "alice"),
+	                key("big", "sk-big", "big", "alice"));
 	ck_assert_int_eq(h_gateway_start(&g2, cfg), 0);
 	json_decref(cfg);
 	expect_error(g2.port, "GET", "/v1/sessions", ks, 504, "timeout_error", "800 ms");

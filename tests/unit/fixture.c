@@ -172,12 +172,10 @@ static int first_diff(const json_t *a, const json_t *b, char *path, size_t plen,
 			return 1;
 		}
 		/* The sorted union of both key sets. */
-		json_object_foreach((json_t *)a, key, v)
-		{
+		json_object_foreach((json_t *)a, key, v) {
 			keys[n++] = key;
 		}
-		json_object_foreach((json_t *)b, key, v)
-		{
+		json_object_foreach((json_t *)b, key, v) {
 			if (!json_object_get(a, key))
 				keys[n++] = key;
 		}
@@ -403,8 +401,7 @@ int sg_check_keys(const json_t *obj, const char *const *keys, const char *const 
 	size_t k;
 	int ok = 1;
 
-	json_object_foreach((json_t *)obj, key, v)
-	{
+	json_object_foreach((json_t *)obj, key, v) {
 		for (k = 0; keys && keys[k] && strcmp(keys[k], key); k++)
 			;
 		if (keys && !keys[k]) {
@@ -451,8 +448,7 @@ int sg_check_event_keys(const json_t *events, const struct sg_check_event_rules 
 			bad = 1;
 			continue;
 		}
-		json_object_foreach((json_t *)ev, key, v)
-		{
+		json_object_foreach((json_t *)ev, key, v) {
 			int known = !strcmp(key, "id") || !strcmp(key, "type") ||
 			            !strcmp(key, "processed_at");
 

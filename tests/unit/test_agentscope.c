@@ -71,12 +71,10 @@ static void check_invariants(const json_t *s, const json_t *view, const char *ba
 	              "status %s", status ? status : "(none)");
 	ck_assert(json_is_string(json_object_get(s, "created_at")));
 	ck_assert(json_is_string(json_object_get(s, "updated_at")));
-	json_object_foreach((json_t *)json_object_get(s, "metadata"), key, v)
-	{
+	json_object_foreach((json_t *)json_object_get(s, "metadata"), key, v) {
 		ck_assert_msg(json_is_string(v), "metadata %s is not a string", key);
 	}
-	json_object_foreach((json_t *)json_object_get(s, "stats"), key, v)
-	{
+	json_object_foreach((json_t *)json_object_get(s, "stats"), key, v) {
 		ck_assert_msg(json_is_real(v) && json_real_value(v) >= 0, "stats.%s", key);
 	}
 

@@ -67,20 +67,22 @@ static void backend(struct evhttp_request *req, void *arg)
 	const char *method = evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET";
 
 	(void)arg;
-	const char *cl = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
+	const char *cl =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Length");
 
 	json_array_append_new(seen, json_pack("{s:s, s:s, s:s#, s:s}", "method", method, "uri", uri,
-					      "body", n ? (char *)evbuffer_pullup(in, -1) : "", n,
-					      "length", cl ? cl : "none"));
+	                                      "body", n ? (char *)evbuffer_pullup(in, -1) : "", n,
+	                                      "length", cl ? cl : "none"));
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-			  "application/json");
+	                  "application/json");
 	if (strcmp(uri, "/ok") == 0) {
 		evbuffer_add_printf(out, "{\"id\":\"x\",\"n\":1}");
 		evhttp_send_reply(req, 200, "OK", out);
 	} else if (strncmp(uri, "/status/", 8) == 0) {
 		int code = atoi(uri + 8);
 
-		evbuffer_add_printf(out, "{\"error\":{\"type\":\"x\",\"message\":\"status %d\"}}", code);
+		evbuffer_add_printf(out, "{\"error\":{\"type\":\"x\",\"message\":\"status %d\"}}",
+		                    code);
 		evhttp_send_reply(req, code, "X", out);
 	} else if (strcmp(uri, "/garbage") == 0) {
 		evbuffer_add_printf(out, "<html>");
@@ -109,7 +111,7 @@ static void backend(struct evhttp_request *req, void *arg)
 static const char *target; /* the path the module's write or stream asks for */
 static int attempts;       /* of the last fetch */
 static json_t *emitted;
-static int free_at;        /* the sink frees the call at this event (0 = never) */
+static int free_at; /* the sink frees the call at this event (0 = never) */
 
 static void on_answer(struct sg_call *c, const struct sg_fetch_res *res, void *arg)
 {
@@ -170,11 +172,11 @@ static void m_stream(struct sg_call *c)
 }
 
 static const struct sg_mapping test_mapping = {
-	.name = "test",
-	.get_session = m_get,
-	.create_session = m_create,
-	.archive_session = m_archive,
-	.stream_events = m_stream,
+    .name = "test",
+    .get_session = m_get,
+    .create_session = m_create,
+    .archive_session = m_archive,
+    .stream_events = m_stream,
 };
 
 static int sink(struct sg_call *c, const json_t *event, void *arg)
@@ -258,8 +260,8 @@ static void teardown(void)
 /* Runs one call of kind on `path` to its end (or 10 s). */
 static void run_call(enum sg_call_kind kind, const char *path)
 {
-	struct sg_call_env env = {.upstream = up, .base = base, .request_id = "req_t",
-				  .principal = "p"};
+	struct sg_call_env env = {
+	    .upstream = up, .base = base, .request_id = "req_t", .principal = "p"};
 	struct timeval limit = {10, 0};
 
 	target = path;
@@ -278,10 +280,9 @@ static const struct sg_error *expect_error(int status, int retry, int unknown)
 	ck_assert_ptr_nonnull(e);
 	ck_assert_msg(e->status == status, "status %d: %s", e->status, e->message);
 	sg_error_default_retry((struct sg_error *)e);
-	ck_assert_msg(e->should_retry == retry, "should_retry %d: %s", e->should_retry,
-		      e->message);
+	ck_assert_msg(e->should_retry == retry, "should_retry %d: %s", e->should_retry, e->message);
 	ck_assert_msg(!!strstr(e->message, "outcome of this write is unknown") == unknown, "%s",
-		      e->message);
+	              e->message);
 	ck_assert_msg(strstr(e->message, "backend 'tb'"), "%s", e->message);
 	return e;
 }
@@ -298,9 +299,9 @@ START_TEST(write_sends_its_body_once_and_ends_with_an_object)
 	ck_assert_ptr_null(sg_call_result(call));
 	ck_assert_uint_eq(json_array_size(seen), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 0), "method")),
-			 "POST");
+	                 "POST");
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 0), "body")),
-			 "{\"title\":\"t\"}");
+	                 "{\"title\":\"t\"}");
 }
 END_TEST
 
@@ -311,7 +312,7 @@ START_TEST(bodiless_write_says_content_length_0)
 	ck_assert_ptr_null(sg_call_error(call));
 	ck_assert_uint_eq(json_array_size(seen), 1);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 0), "length")),
-			 "0");
+	                 "0");
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(seen, 0), "body")), "");
 }
 END_TEST
@@ -398,8 +399,8 @@ START_TEST(stream_emits_each_piece_as_it_arrives)
 		char want[16];
 
 		snprintf(want, sizeof(want), "piece%zu\n", i);
-		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(emitted, i), "text")),
-				 want);
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_array_get(emitted, i), "text")), want);
 	}
 }
 END_TEST

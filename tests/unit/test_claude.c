@@ -125,8 +125,7 @@ START_TEST(test_sessions_golden)
 	ck_assert_msg(sg_north_page_parts(body, BACKEND, &data, &next, &err) == 0, "%s: %s",
 	              names[_i], err.message);
 	out = json_array();
-	json_array_foreach(data, i, item)
-	{
+	json_array_foreach(data, i, item) {
 		json_t *s = sg_cl_session_to_cma(item, &good_ctx, &err), *again, *back;
 
 		ck_assert_msg(s != NULL, "%s[%zu]: %s", names[_i], i, err.message);
@@ -182,12 +181,10 @@ START_TEST(test_events_golden)
 	ck_assert_ptr_null(next);
 	out = sg_cl_events_to_cma(data, &good_ctx, &err);
 	ck_assert_msg(out != NULL, "%s: %s", names[_i], err.message);
-	json_array_foreach(data, i, ev)
-	{
+	json_array_foreach(data, i, ev) {
 		check_take_event(ev);
 	}
-	json_array_foreach(out, i, ev)
-	{
+	json_array_foreach(out, i, ev) {
 		const char *type = json_string_value(json_object_get(ev, "type"));
 
 		ck_assert_ptr_nonnull(type);
@@ -716,8 +713,7 @@ static size_t walk_mutations(json_t *doc, json_t *node, int events)
 	void *tmp;
 
 	if (json_is_object(node)) {
-		json_object_foreach_safe(node, tmp, key, v)
-		{
+		json_object_foreach_safe(node, tmp, key, v) {
 			runs += walk_mutations(doc, v, events);
 			runs += try_mutations(doc, node, key, 0, events);
 		}

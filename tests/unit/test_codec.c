@@ -1038,7 +1038,7 @@ unsigned char *__wrap_HMAC(const EVP_MD *evp_md, const void *key, int key_len,
 START_TEST(test_hmac_vectors)
 {
 	static const char want[] =
-		"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+	    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
 	uint8_t mac[SG_SHA256_LEN];
 	char hex[2 * SG_SHA256_LEN + 1];
 	const char *data = "what do ya want for nothing?";
@@ -1048,9 +1048,9 @@ START_TEST(test_hmac_vectors)
 	ck_assert_str_eq(hex, want);
 	/* refused before libcrypto reads the key: the length would wrap to a negative int */
 	memset(mac, 0xAA, sizeof(mac));
-	ck_assert_int_eq(sg_hmac_sha256((const uint8_t *)"Jefe", (size_t)INT_MAX + 1, data,
-	                                strlen(data), mac),
-	                 -1);
+	ck_assert_int_eq(
+	    sg_hmac_sha256((const uint8_t *)"Jefe", (size_t)INT_MAX + 1, data, strlen(data), mac),
+	    -1);
 	for (size_t i = 0; i < sizeof(mac); i++)
 		ck_assert_uint_eq(mac[i], 0);
 }

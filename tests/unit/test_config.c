@@ -11,11 +11,13 @@
 /* any well-formed hash; which key it matches does not matter here */
 #define KEYHASH "5f3a9d7a1a2b1d9e0e0b9f3d0c8c1a6f8b1e7c2d4a5b6c7d8e9f0a1b2c3d4e5f"
 
-#define BASE_FMT                                                                              \
-	"{\"listen\":\"127.0.0.1:0\",\"workers\":1,\"cursor_secret\":\"" SECRET "\"," \
-	"\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:1/\"," \
-	"\"options\":{\"timezone\":\"Asia/Shanghai\"}}]," \
-	"\"keys\":[{\"name\":\"alice\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":\"alice\"}}}]}"
+#define BASE_FMT                                                                                   \
+	"{\"listen\":\"127.0.0.1:0\",\"workers\":1,\"cursor_secret\":\"" SECRET "\","              \
+	"\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:1/"  \
+	"\","                                                                                      \
+	"\"options\":{\"timezone\":\"Asia/Shanghai\"}}],"                                          \
+	"\"keys\":[{\"name\":\"alice\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":"       \
+	"\"alice\"}}}]}"
 
 static struct sg_config *load(const char *text, char *err, size_t errlen)
 {
@@ -59,25 +61,25 @@ END_TEST
 static const struct {
 	const char *from, *to, *expect;
 } cases[] = {
-	{"\"workers\":1", "\"workers\":1,\"wokers\":2", "test.json: wokers: unknown key"},
-	{"\"workers\":1", "\"workers\":-1", "workers: must be an integer between 0 and 256"},
-	{"127.0.0.1:0", "127.0.0.1", "listen: must be HOST:PORT"},
-	{"127.0.0.1:0", "127.0.0.1:99999", "listen: port must be 0..65535"},
-	{SECRET, "short", "cursor_secret: must be at least 32 bytes"},
-	{"\"cursor_secret\":\"" SECRET "\",", "", "cursor_secret: give exactly one of"},
-	{"agentscope", "nosuch", "backends[0].mapping: unknown mapping 'nosuch'"},
-	{"http://127.0.0.1:1/", "ftp://x", "backends[0].url: must start with http:// or https://"},
-	{"\"url\"", "\"timeout_ms\":0,\"url\"", "backends[0].timeout_ms: must be an integer between"},
-	{"Asia/Shanghai", "Nope/Nowhere", "backends[0].options: timezone:"},
-	{"\"timezone\"", "\"tz\":1,\"timezone\"", "backends[0].options: tz: unknown option"},
-	{"\"name\":\"as\"", "\"name\":\"A S\"", "backends[0]: name must use only"},
-	{"{\"as\":{\"user_id\"", "{\"zz\":{\"user_id\"", "keys[0].backends.zz: no backend named 'zz'"},
-	{"\"user_id\":\"alice\"", "\"user\":\"alice\"", "keys[0].backends.as: user_id: must be"},
-	{"\"user_id\":\"alice\"", "\"user_id\":\"\"", "keys[0].backends.as: user_id: must be"},
-	{"\"keys\":[{", "\"keys\":[],\"k\":[{", "test.json: k: unknown key"},
-	{"\"sha256\":\"", "\"sha256\":\"zz", "keys[0].sha256: must be 64 hex characters"},
-	{"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":\"$SG_TEST_UNSET_VAR\"",
-	 "cursor_secret: environment variable SG_TEST_UNSET_VAR is not set"},
+    {"\"workers\":1", "\"workers\":1,\"wokers\":2", "test.json: wokers: unknown key"},
+    {"\"workers\":1", "\"workers\":-1", "workers: must be an integer between 0 and 256"},
+    {"127.0.0.1:0", "127.0.0.1", "listen: must be HOST:PORT"},
+    {"127.0.0.1:0", "127.0.0.1:99999", "listen: port must be 0..65535"},
+    {SECRET, "short", "cursor_secret: must be at least 32 bytes"},
+    {"\"cursor_secret\":\"" SECRET "\",", "", "cursor_secret: give exactly one of"},
+    {"agentscope", "nosuch", "backends[0].mapping: unknown mapping 'nosuch'"},
+    {"http://127.0.0.1:1/", "ftp://x", "backends[0].url: must start with http:// or https://"},
+    {"\"url\"", "\"timeout_ms\":0,\"url\"", "backends[0].timeout_ms: must be an integer between"},
+    {"Asia/Shanghai", "Nope/Nowhere", "backends[0].options: timezone:"},
+    {"\"timezone\"", "\"tz\":1,\"timezone\"", "backends[0].options: tz: unknown option"},
+    {"\"name\":\"as\"", "\"name\":\"A S\"", "backends[0]: name must use only"},
+    {"{\"as\":{\"user_id\"", "{\"zz\":{\"user_id\"", "keys[0].backends.zz: no backend named 'zz'"},
+    {"\"user_id\":\"alice\"", "\"user\":\"alice\"", "keys[0].backends.as: user_id: must be"},
+    {"\"user_id\":\"alice\"", "\"user_id\":\"\"", "keys[0].backends.as: user_id: must be"},
+    {"\"keys\":[{", "\"keys\":[],\"k\":[{", "test.json: k: unknown key"},
+    {"\"sha256\":\"", "\"sha256\":\"zz", "keys[0].sha256: must be 64 hex characters"},
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":\"$SG_TEST_UNSET_VAR\"",
+     "cursor_secret: environment variable SG_TEST_UNSET_VAR is not set"},
 };
 
 START_TEST(errors_name_the_key)
@@ -88,11 +90,11 @@ START_TEST(errors_name_the_key)
 
 	ck_assert_msg(at != NULL, "case %d: '%s' not in base", _i, cases[_i].from);
 	snprintf(doc, sizeof(doc), "%.*s%s%s", (int)(at - src), src, cases[_i].to,
-		 at + strlen(cases[_i].from));
+	         at + strlen(cases[_i].from));
 	cfg = load(doc, err, sizeof(err));
 	ck_assert_msg(cfg == NULL, "case %d loaded: %s", _i, doc);
 	ck_assert_msg(strstr(err, cases[_i].expect) != NULL, "case %d: got '%s', want '%s'", _i,
-		      err, cases[_i].expect);
+	              err, cases[_i].expect);
 }
 END_TEST
 
@@ -106,7 +108,7 @@ START_TEST(env_expansion_and_file_errors)
 
 	setenv("SG_TEST_SECRET", SECRET "-from-env", 1);
 	snprintf(doc, sizeof(doc), "%.*s$SG_TEST_SECRET%s", (int)(at - src), src,
-		 at + strlen(SECRET));
+	         at + strlen(SECRET));
 	cfg = load(doc, err, sizeof(err));
 	ck_assert_msg(cfg != NULL, "%s", err);
 	ck_assert_int_eq(cfg->secretlen, strlen(SECRET "-from-env"));
@@ -146,13 +148,13 @@ END_TEST
  * to the first nroutes of them. Returns a new reference. */
 static json_t *routes_doc(size_t nbackends, size_t nroutes)
 {
-	json_t *root = json_pack("{s:s, s:i, s:s, s:[], s:[{s:s, s:s, s:{s:{s:s}}}]}", "listen",
-				 "127.0.0.1:0", "workers", 1, "cursor_secret", SECRET, "backends",
-				 "keys", "name", "alice", "sha256", KEYHASH, "backends", "b0",
-				 "user_id", "alice");
+	json_t *root =
+	    json_pack("{s:s, s:i, s:s, s:[], s:[{s:s, s:s, s:{s:{s:s}}}]}", "listen", "127.0.0.1:0",
+	              "workers", 1, "cursor_secret", SECRET, "backends", "keys", "name", "alice",
+	              "sha256", KEYHASH, "backends", "b0", "user_id", "alice");
 	json_t *wide = json_pack("{s:s, s:s, s:{}}", "name", "wide", "sha256",
-				 "00000000000000000000000000000000000000000000000000000000000000ff",
-				 "backends");
+	                         "00000000000000000000000000000000000000000000000000000000000000ff",
+	                         "backends");
 	char name[24]; /* "b" and any size_t */
 
 	ck_assert_ptr_nonnull(root);
@@ -160,15 +162,16 @@ static json_t *routes_doc(size_t nbackends, size_t nroutes)
 	for (size_t i = 0; i < nbackends; i++) {
 		snprintf(name, sizeof(name), "b%zu", i);
 		ck_assert_int_eq(json_array_append_new(json_object_get(root, "backends"),
-						       json_pack("{s:s, s:s, s:s, s:{s:s}}", "name",
-								 name, "mapping", "agentscope",
-								 "url", "http://127.0.0.1:1",
-								 "options", "timezone", "UTC")),
-				 0);
+		                                       json_pack("{s:s, s:s, s:s, s:{s:s}}", "name",
+		                                                 name, "mapping", "agentscope",
+		                                                 "url", "http://127.0.0.1:1",
+		                                                 "options", "timezone", "UTC")),
+		                 0);
 		if (i < nroutes)
-			ck_assert_int_eq(json_object_set_new(json_object_get(wide, "backends"), name,
-							     json_pack("{s:s}", "user_id", "wide")),
-					 0);
+			ck_assert_int_eq(json_object_set_new(json_object_get(wide, "backends"),
+			                                     name,
+			                                     json_pack("{s:s}", "user_id", "wide")),
+			                 0);
 	}
 	ck_assert_int_eq(json_array_append_new(json_object_get(root, "keys"), wide), 0);
 	return root;
@@ -204,19 +207,19 @@ START_TEST(module_options)
 	static const struct {
 		const char *doc, *expect;
 	} c[] = {
-		{"{\"mapping\":\"sandbase\",\"options\":{}}", "backends[0].options: api_key: required"},
-		{"{\"mapping\":\"sandbase\",\"options\":{\"api_key\":\"$SG_TEST_NOPE\"}}",
-		 "api_key: environment variable SG_TEST_NOPE is not set"},
-		{"{\"mapping\":\"sandbase\",\"options\":{\"api_key\":\"k\",\"x\":1}}",
-		 "backends[0].options: x: unknown option"},
-		{"{\"mapping\":\"claude\",\"options\":{\"api_key\":\"k\\nX: y\"}}",
-		 "api_key: not usable in a header"},
-		{"{\"mapping\":\"claude\",\"options\":{\"api_key\":\"k\"},\"id\":{\"user_id\":\"a\"}}",
-		 "keys[0].backends.b: this backend takes no identity"},
-		{"{\"mapping\":\"agentscope\",\"options\":{\"fanout\":0}}",
-		 "fanout: must be an integer between 1 and 256"},
-		{"{\"mapping\":\"agentscope\",\"options\":{\"hints\":\"keep\"}}", "hints: must be"},
-		{"{\"mapping\":\"agentscope\",\"options\":{\"cache_ms\":60001}}", "cache_ms: must be"},
+	    {"{\"mapping\":\"sandbase\",\"options\":{}}", "backends[0].options: api_key: required"},
+	    {"{\"mapping\":\"sandbase\",\"options\":{\"api_key\":\"$SG_TEST_NOPE\"}}",
+	     "api_key: environment variable SG_TEST_NOPE is not set"},
+	    {"{\"mapping\":\"sandbase\",\"options\":{\"api_key\":\"k\",\"x\":1}}",
+	     "backends[0].options: x: unknown option"},
+	    {"{\"mapping\":\"claude\",\"options\":{\"api_key\":\"k\\nX: y\"}}",
+	     "api_key: not usable in a header"},
+	    {"{\"mapping\":\"claude\",\"options\":{\"api_key\":\"k\"},\"id\":{\"user_id\":\"a\"}}",
+	     "keys[0].backends.b: this backend takes no identity"},
+	    {"{\"mapping\":\"agentscope\",\"options\":{\"fanout\":0}}",
+	     "fanout: must be an integer between 1 and 256"},
+	    {"{\"mapping\":\"agentscope\",\"options\":{\"hints\":\"keep\"}}", "hints: must be"},
+	    {"{\"mapping\":\"agentscope\",\"options\":{\"cache_ms\":60001}}", "cache_ms: must be"},
 	};
 
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
@@ -227,26 +230,26 @@ START_TEST(module_options)
 
 		ck_assert_ptr_nonnull(spec);
 		root = json_pack("{s:s, s:[{s:s, s:O, s:s, s:O}], s:[{s:s, s:s, s:{s:o}}]}",
-				 "cursor_secret", SECRET, "backends", "name", "b", "mapping",
-				 json_object_get(spec, "mapping"), "url", "http://127.0.0.1:1",
-				 "options", json_object_get(spec, "options"), "keys", "name", "k",
-				 "sha256", KEYHASH, "backends", "b",
-				 ident ? json_incref(ident) : json_object());
+		                 "cursor_secret", SECRET, "backends", "name", "b", "mapping",
+		                 json_object_get(spec, "mapping"), "url", "http://127.0.0.1:1",
+		                 "options", json_object_get(spec, "options"), "keys", "name", "k",
+		                 "sha256", KEYHASH, "backends", "b",
+		                 ident ? json_incref(ident) : json_object());
 		ck_assert_ptr_nonnull(root);
 		cfg = sg_config_from_json(root, "t", err, sizeof(err));
 		ck_assert_msg(cfg == NULL, "case %zu loaded", i);
-		ck_assert_msg(strstr(err, c[i].expect) != NULL, "case %zu: got '%s', want '%s'", i, err,
-			      c[i].expect);
+		ck_assert_msg(strstr(err, c[i].expect) != NULL, "case %zu: got '%s', want '%s'", i,
+		              err, c[i].expect);
 		json_decref(root);
 		json_decref(spec);
 	}
 	setenv("SG_TEST_SBKEY", "sk-sb-x", 1);
 	{
-		json_t *root = json_pack("{s:s, s:[{s:s, s:s, s:s, s:{s:s}}], s:[{s:s, s:s, s:{s:{}}}]}",
-					 "cursor_secret", SECRET, "backends", "name", "b", "mapping",
-					 "sandbase", "url", "http://127.0.0.1:1", "options", "api_key",
-					 "$SG_TEST_SBKEY", "keys", "name", "k", "sha256", KEYHASH,
-					 "backends", "b");
+		json_t *root = json_pack(
+		    "{s:s, s:[{s:s, s:s, s:s, s:{s:s}}], s:[{s:s, s:s, s:{s:{}}}]}",
+		    "cursor_secret", SECRET, "backends", "name", "b", "mapping", "sandbase", "url",
+		    "http://127.0.0.1:1", "options", "api_key", "$SG_TEST_SBKEY", "keys", "name",
+		    "k", "sha256", KEYHASH, "backends", "b");
 		char err[512] = "";
 		struct sg_config *cfg = sg_config_from_json(root, "t", err, sizeof(err));
 

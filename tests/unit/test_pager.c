@@ -22,11 +22,11 @@ static json_t *make_sessions(int n, int tie)
 
 		snprintf(id, sizeof(id), "sesn_%05d", (i * 7919) % 100000);
 		snprintf(ts, sizeof(ts), "2026-01-%02dT%02d:%02d:00Z", 1 + g / 600, (g / 60) % 10,
-			 g % 60);
+		         g % 60);
 		json_array_append_new(
-			a, json_pack("{s:s, s:s, s:s, s:n, s:{s:s, s:i}, s:[]}", "id", id, "created_at",
-				     ts, "status", i % 2 ? "running" : "idle", "archived_at", "agent",
-				     "id", i % 3 ? "agent_a" : "agent_b", "version", 1, "resources"));
+		    a, json_pack("{s:s, s:s, s:s, s:n, s:{s:s, s:i}, s:[]}", "id", id, "created_at",
+		                 ts, "status", i % 2 ? "running" : "idle", "archived_at", "agent",
+		                 "id", i % 3 ? "agent_a" : "agent_b", "version", 1, "resources"));
 	}
 	return a;
 }
@@ -55,7 +55,7 @@ static json_t *walk(const json_t *items, const char *filters, unsigned seed, int
 		int limit = 1 + rand() % 9;
 
 		snprintf(qs, sizeof(qs), "%s&limit=%d%s%s", filters, limit, page ? "&page=" : "",
-			 page ? page : "");
+		         page ? page : "");
 		parse(qs, &q);
 		out = sg_page_sessions(items, &q, &ctx, &e);
 		ck_assert_msg(out != NULL, "%s", e.message);
@@ -65,8 +65,8 @@ static json_t *walk(const json_t *items, const char *filters, unsigned seed, int
 		(*pages)++;
 		free(page);
 		page = json_is_string(json_object_get(out, "next_page"))
-			       ? strdup(json_string_value(json_object_get(out, "next_page")))
-			       : NULL;
+		           ? strdup(json_string_value(json_object_get(out, "next_page")))
+		           : NULL;
 		if (!page) {
 			ck_assert(json_is_null(json_object_get(out, "next_page")));
 		}
@@ -84,10 +84,11 @@ static int cmp_pair(const void *a, const void *b)
 {
 	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
 	int c = strcmp(json_string_value(json_object_get(x, "created_at")),
-		       json_string_value(json_object_get(y, "created_at")));
+	               json_string_value(json_object_get(y, "created_at")));
 
-	return c ? c : strcmp(json_string_value(json_object_get(x, "id")),
-			      json_string_value(json_object_get(y, "id")));
+	return c ? c
+	         : strcmp(json_string_value(json_object_get(x, "id")),
+	                  json_string_value(json_object_get(y, "id")));
 }
 
 static json_t *expected_ids(const json_t *items, int desc, const char *status)
@@ -187,11 +188,11 @@ START_TEST(prev_page_goes_back)
 	char qs[8192];
 
 	snprintf(qs, sizeof(qs), "limit=10&page=%s",
-		 json_string_value(json_object_get(p1, "next_page")));
+	         json_string_value(json_object_get(p1, "next_page")));
 	p2 = page_of(items, qs, &e);
 	ck_assert(json_is_string(json_object_get(p2, "prev_page")));
 	snprintf(qs, sizeof(qs), "limit=10&page=%s",
-		 json_string_value(json_object_get(p2, "prev_page")));
+	         json_string_value(json_object_get(p2, "prev_page")));
 	back = page_of(items, qs, &e);
 	ck_assert(json_equal(json_object_get(back, "data"), json_object_get(p1, "data")));
 	ck_assert(json_is_null(json_object_get(back, "prev_page")));
@@ -258,21 +259,21 @@ START_TEST(filters)
 	struct sg_error e = {0};
 
 	json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:n,s:{s:s,s:i},s:[{s:s,s:s}]}", "id",
-					       "sesn_a", "created_at", "2026-01-01T00:00:00Z",
-					       "status", "idle", "archived_at", "agent", "id", "ag1",
-					       "version", 1, "resources", "type", "memory_store",
-					       "memory_store_id", "mem_1"));
-	json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:i},s:[],s:s}", "id",
-					       "sesn_b", "created_at", "2026-01-02T00:00:00.5Z",
-					       "status", "terminated", "archived_at",
-					       "2026-01-03T00:00:00Z", "agent", "id", "ag2",
-					       "version", 2, "resources", "deployment_id", "dep_1"));
-#define COUNT(qs, n)                                                                          \
-	do {                                                                                  \
-		out = page_of(items, qs, &e);                                                 \
-		ck_assert_msg(out && json_array_size(json_object_get(out, "data")) == (n), "%s", \
-			      qs);                                                            \
-		json_decref(out);                                                             \
+	                                       "sesn_a", "created_at", "2026-01-01T00:00:00Z",
+	                                       "status", "idle", "archived_at", "agent", "id",
+	                                       "ag1", "version", 1, "resources", "type",
+	                                       "memory_store", "memory_store_id", "mem_1"));
+	json_array_append_new(
+	    items, json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:i},s:[],s:s}", "id", "sesn_b", "created_at",
+	                     "2026-01-02T00:00:00.5Z", "status", "terminated", "archived_at",
+	                     "2026-01-03T00:00:00Z", "agent", "id", "ag2", "version", 2,
+	                     "resources", "deployment_id", "dep_1"));
+#define COUNT(qs, n)                                                                               \
+	do {                                                                                       \
+		out = page_of(items, qs, &e);                                                      \
+		ck_assert_msg(out &&json_array_size(json_object_get(out, "data")) == (n), "%s",    \
+		              qs);                                                                 \
+		json_decref(out);                                                                  \
 	} while (0)
 	COUNT("", 1);
 	COUNT("include_archived=true", 2);

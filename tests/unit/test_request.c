@@ -34,13 +34,13 @@ static void h_none(struct sg_req *r)
 }
 
 static const struct sg_route_def table[] = {
-	{"GET", "/v1/things", h_none, 0},
-	{"POST", "/v1/things", h_none, 0},
-	{"GET", "/v1/things/{id}", h_none, 0},
-	{"DELETE", "/v1/things/{id}", h_none, 0},
-	{"POST", "/v1/things/{id}/archive", h_none, 0},
-	{"GET", "/health", h_none, SG_RT_PUBLIC},
-	{NULL, NULL, NULL, 0},
+    {"GET", "/v1/things", h_none, 0},
+    {"POST", "/v1/things", h_none, 0},
+    {"GET", "/v1/things/{id}", h_none, 0},
+    {"DELETE", "/v1/things/{id}", h_none, 0},
+    {"POST", "/v1/things/{id}/archive", h_none, 0},
+    {"GET", "/health", h_none, SG_RT_PUBLIC},
+    {NULL, NULL, NULL, 0},
 };
 
 START_TEST(route_matches_and_decodes)
@@ -95,9 +95,17 @@ END_TEST
 START_TEST(route_404_for_unknown_paths)
 {
 	static const char *const paths[] = {
-		"/", "/v1", "/v1/thing", "/v1/things/1/2", "/v1/things//archive", "/v1/things/x/y",
-		"/v1/things/%00x", /* an id that decodes to a NUL matches nothing */
-		"/v1/things/%zz/archive/extra", "/healthz", "/health/x", "",
+	    "/",
+	    "/v1",
+	    "/v1/thing",
+	    "/v1/things/1/2",
+	    "/v1/things//archive",
+	    "/v1/things/x/y",
+	    "/v1/things/%00x", /* an id that decodes to a NUL matches nothing */
+	    "/v1/things/%zz/archive/extra",
+	    "/healthz",
+	    "/health/x",
+	    "",
 	};
 	struct sg_route_match m;
 
@@ -234,12 +242,12 @@ static void h_flood(struct sg_req *r)
 }
 
 static const struct sg_route_def live_routes[] = {
-	{"GET", "/whole", h_whole, SG_RT_PUBLIC},
-	{"GET", "/hang", h_hang, SG_RT_PUBLIC},
-	{"GET", "/stream", h_stream, SG_RT_PUBLIC | SG_RT_LONG},
-	{"GET", "/flood", h_flood, SG_RT_PUBLIC | SG_RT_LONG},
-	{"GET", "/private", h_whole, 0},
-	{NULL, NULL, NULL, 0},
+    {"GET", "/whole", h_whole, SG_RT_PUBLIC},
+    {"GET", "/hang", h_hang, SG_RT_PUBLIC},
+    {"GET", "/stream", h_stream, SG_RT_PUBLIC | SG_RT_LONG},
+    {"GET", "/flood", h_flood, SG_RT_PUBLIC | SG_RT_LONG},
+    {"GET", "/private", h_whole, 0},
+    {NULL, NULL, NULL, 0},
 };
 
 static void on_drained(struct sg_req_host *h)
@@ -265,7 +273,7 @@ static void live_setup(void)
 	host.base = base;
 	host.drained = on_drained;
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-						 EVHTTP_REQ_DELETE);
+	                                     EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(http, sg_req_handle, &host);
 	bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
 	ck_assert_ptr_nonnull(bs);
@@ -285,10 +293,10 @@ static void live_teardown(void)
 
 struct client {
 	pthread_t t;
-	const char *request;  /* sent as is */
-	int read_ms;          /* read for this long (or until EOF) */
-	int pause_ms;         /* sleep before reading at all (a slow reader) */
-	int close_early;      /* close after the first bytes arrive */
+	const char *request;    /* sent as is */
+	int read_ms;            /* read for this long (or until EOF) */
+	int pause_ms;           /* sleep before reading at all (a slow reader) */
+	int close_early;        /* close after the first bytes arrive */
 	atomic_int first_bytes; /* set when the first bytes arrived */
 	atomic_int done;
 	char buf[65536];
@@ -415,17 +423,19 @@ START_TEST(whole_answers_and_route_errors)
 	ck_assert_msg(strstr(c.buf, "request-id: req_"), "%s", c.buf);
 	ck_assert_msg(strstr(c.buf, "{\"ok\":true}"), "%s", c.buf);
 
-	client_start(&c, "POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
-			 "Connection: close\r\n\r\n",
-		     3000);
+	client_start(&c,
+	             "POST /whole HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+	             "Connection: close\r\n\r\n",
+	             3000);
 	client_go(&c);
 	client_join(&c);
 	ck_assert_msg(strstr(c.buf, "HTTP/1.1 405"), "%s", c.buf);
 	ck_assert_msg(strstr(c.buf, "Allow: GET, HEAD"), "%s", c.buf);
 	ck_assert_msg(strstr(c.buf, "\"type\":\"invalid_request_error\""), "%s", c.buf);
 
-	client_start(&c, "GET /v1/sessions/x/archive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-		     3000);
+	client_start(&c,
+	             "GET /v1/sessions/x/archive HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	             3000);
 	client_go(&c);
 	client_join(&c);
 	ck_assert_msg(strstr(c.buf, "HTTP/1.1 404"), "%s", c.buf);
@@ -433,9 +443,10 @@ START_TEST(whole_answers_and_route_errors)
 
 	/* HEAD, then a GET pipelined on the same connection: the HEAD answer states the GET's
 	 * length and carries no body, so the GET's answer is read intact after it. */
-	client_start(&c, "HEAD /whole HTTP/1.1\r\nHost: x\r\n\r\n"
-			 "GET /whole HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-		     3000);
+	client_start(&c,
+	             "HEAD /whole HTTP/1.1\r\nHost: x\r\n\r\n"
+	             "GET /whole HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	             3000);
 	client_go(&c);
 	client_join(&c);
 	ck_assert_msg(strstr(c.buf, "HTTP/1.1 200 OK"), "%s", c.buf);
@@ -449,8 +460,9 @@ START_TEST(whole_answers_and_route_errors)
 	}
 
 	/* No cfg->keys: every key is refused on a private route. */
-	client_start(&c, "GET /private HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nConnection: close\r\n\r\n",
-		     3000);
+	client_start(
+	    &c, "GET /private HTTP/1.1\r\nHost: x\r\nx-api-key: k\r\nConnection: close\r\n\r\n",
+	    3000);
 	client_go(&c);
 	client_join(&c);
 	ck_assert_msg(strstr(c.buf, "HTTP/1.1 401"), "%s", c.buf);

@@ -98,9 +98,9 @@ static int session_ok(const json_t *s, const json_t *src, const char *backend)
 	ok &= json_is_integer(json_object_get(agent, "version"));
 	ok &= json_is_string(json_object_get(json_object_get(agent, "model"), "id"));
 	ok &= json_is_object(meta);
-	json_object_foreach((json_t *)meta, key, v) ok &= json_is_string(v);
-	json_object_foreach((json_t *)json_object_get(s, "stats"), key, v)
-	{
+	json_object_foreach((json_t *)meta, key, v)
+		ok &= json_is_string(v);
+	json_object_foreach((json_t *)json_object_get(s, "stats"), key, v) {
 		ok &= json_is_real(v) && json_real_value(v) >= 0;
 	}
 	ok &= sg_id_decode("sesn_", json_string_value(json_object_get(s, "id")), &pid) == 0;

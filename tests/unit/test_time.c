@@ -857,14 +857,14 @@ START_TEST(civil_edges)
 		int64_t days;
 		unsigned wday; /* 0 = Sunday */
 	} edge[] = {
-		{1, 1, 1, -719162, 1},      /* proleptic Gregorian 0001-01-01 is a Monday */
-		{1970, 1, 1, 0, 4},         /* Thursday */
-		{1969, 12, 31, -1, 3},
-		{2000, 2, 29, 11016, 2},    /* 2000 is divisible by 400: a leap year */
-		{2000, 3, 1, 11017, 3},
-		{2100, 2, 28, 47540, 0},    /* 2100 is a century: no Feb 29 */
-		{2100, 3, 1, 47541, 1},
-		{9999, 12, 31, 2932896, 5}, /* the last day RFC 3339 can write */
+	    {1, 1, 1, -719162, 1}, /* proleptic Gregorian 0001-01-01 is a Monday */
+	    {1970, 1, 1, 0, 4},    /* Thursday */
+	    {1969, 12, 31, -1, 3},
+	    {2000, 2, 29, 11016, 2}, /* 2000 is divisible by 400: a leap year */
+	    {2000, 3, 1, 11017, 3},
+	    {2100, 2, 28, 47540, 0}, /* 2100 is a century: no Feb 29 */
+	    {2100, 3, 1, 47541, 1},
+	    {9999, 12, 31, 2932896, 5}, /* the last day RFC 3339 can write */
 	};
 	int64_t y;
 	unsigned m, d;

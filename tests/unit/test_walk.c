@@ -40,9 +40,9 @@ static struct {
 void *__real_calloc(size_t n, size_t size);
 void *__wrap_calloc(size_t n, size_t size);
 struct event *__real_event_new(struct event_base *base, evutil_socket_t fd, short what,
-			       event_callback_fn cb, void *arg);
+                               event_callback_fn cb, void *arg);
 struct event *__wrap_event_new(struct event_base *base, evutil_socket_t fd, short what,
-			       event_callback_fn cb, void *arg);
+                               event_callback_fn cb, void *arg);
 char *__real_strdup(const char *s);
 char *__wrap_strdup(const char *s);
 
@@ -57,7 +57,7 @@ void *__wrap_calloc(size_t n, size_t size)
 }
 
 struct event *__wrap_event_new(struct event_base *base, evutil_socket_t fd, short what,
-			       event_callback_fn cb, void *arg)
+                               event_callback_fn cb, void *arg)
 {
 	if (inject.event_new_in >= 0 && inject.event_new_in-- == 0) {
 		inject.fired = 1;
@@ -106,7 +106,7 @@ static int pages_served;
 static json_t *session(const char *id, const char *created_at)
 {
 	return json_pack("{s:s, s:s, s:s, s:n}", "id", id, "created_at", created_at, "status",
-			 "idle", "archived_at");
+	                 "idle", "archived_at");
 }
 
 static void mem_sessions_page(struct sg_call *call)
@@ -118,7 +118,7 @@ static void mem_sessions_page(struct sg_call *call)
 	pages_served++;
 	if (!cur) {
 		items = json_pack("[o, o]", session("s3", "2026-01-01T00:00:03Z"),
-				  session("s2", "2026-01-01T00:00:02Z"));
+		                  session("s2", "2026-01-01T00:00:02Z"));
 		carry_out = json_pack("{s:i}", "seen", 2);
 		if (!items || !carry_out) {
 			json_decref(items);
@@ -147,8 +147,8 @@ static void mem_sessions_page(struct sg_call *call)
 }
 
 static const struct sg_mapping mem_mapping = {
-	.name = "memory",
-	.list_sessions_page = mem_sessions_page,
+    .name = "memory",
+    .list_sessions_page = mem_sessions_page,
 };
 
 /* ---- driving a walk ---------------------------------------------------------------------- */
@@ -223,16 +223,16 @@ static void on_done(struct sg_walk *w, void *arg)
 }
 
 static struct sg_walk_spec spec_of(struct rig *r, int collect_all, size_t limit,
-				   const json_t *start)
+                                   const json_t *start)
 {
 	struct sg_walk_spec spec = {
-		.kind = SG_CALL_SESSIONS_PAGE,
-		.env = &r->env,
-		.route = &r->route,
-		.sq = &r->sq,
-		.collect_all = collect_all,
-		.limit = limit,
-		.start = start,
+	    .kind = SG_CALL_SESSIONS_PAGE,
+	    .env = &r->env,
+	    .route = &r->route,
+	    .sq = &r->sq,
+	    .collect_all = collect_all,
+	    .limit = limit,
+	    .start = start,
 	};
 
 	return spec;
@@ -259,7 +259,7 @@ static const char *ids(const struct outcome *o, char *buf, size_t len)
 	buf[0] = '\0';
 	json_array_foreach(o->items, i, it) {
 		int n = snprintf(buf + pos, len - pos, "%s%s", i ? "," : "",
-				 json_string_value(json_object_get(it, "id")));
+		                 json_string_value(json_object_get(it, "id")));
 
 		ck_assert(n >= 0 && (size_t)n < len - pos);
 		pos += (size_t)n;
@@ -533,14 +533,14 @@ START_TEST(every_json_allocation_failure)
 				ck_assert(o.from_loop);
 				if (o.status) {
 					ck_assert_msg(fired, "mode %zu: %d without a failure", m,
-						      o.status);
+					              o.status);
 					ck_assert_int_eq(o.status, 500);
 				} else {
 					ck_assert_msg(json_equal(o.items, ref.items),
-						      "mode %zu: other items at %ld", m, n);
+					              "mode %zu: other items at %ld", m, n);
 					ck_assert_msg(json_equal(o.next, ref.next) ||
-							      (!o.next && !ref.next),
-						      "mode %zu: other next at %ld", m, n);
+					                  (!o.next && !ref.next),
+					              "mode %zu: other next at %ld", m, n);
 				}
 			}
 			outcome_clear(&o);
