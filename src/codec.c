@@ -39,7 +39,7 @@ static int b32_value(int c)
 	return -1;
 }
 
-static int hex_value(int c)
+int sg_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -141,5 +141,5 @@ long sg_hex_encode(const uint8_t *in, size_t n, char *out, size_t outlen)
 
 long sg_hex_decode(const char *in, size_t n, uint8_t *out, size_t outlen)
 {
-	return decode(hex_value, 4, in, n, out, outlen);
+	return decode(sg_hex_digit, 4, in, n, out, outlen);
 }

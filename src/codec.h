@@ -20,4 +20,7 @@ long sg_b32_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 long sg_hex_encode(const uint8_t *in, size_t n, char *out, size_t outlen);
 long sg_hex_decode(const char *in, size_t n, uint8_t *out, size_t outlen);
 
+/* The value of one hex digit (either case), or -1. */
+int sg_hex_digit(int c);
+
 #endif

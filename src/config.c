@@ -13,6 +13,7 @@
 #include "codec.h"
 #include "error.h"
 #include "mapping.h"
+#include "options.h"
 
 /* Where we are in the document, for messages: "backends[0].timeout_ms". */
 struct cpath {
@@ -39,26 +40,13 @@ __attribute__((format(printf, 3, 4))) static int fail(struct cpath *cp, const ch
 static int check_keys(struct cpath *cp, const char *where, const json_t *obj,
                       const char *const *allowed)
 {
-	const char *k;
-	json_t *v;
+	const char *k = sg_options_unknown(obj, allowed);
+	char key[256];
 
-	json_object_foreach((json_t *)obj, k, v) {
-		size_t i;
-
-		(void)v;
-		if (k[0] == '_')
-			continue; /* "_comment" and friends annotate the examples */
-		for (i = 0; allowed[i]; i++)
-			if (strcmp(allowed[i], k) == 0)
-				break;
-		if (!allowed[i]) {
-			char key[256];
-
-			snprintf(key, sizeof(key), "%s%s%s", where, *where ? "." : "", k);
-			return fail(cp, key, "unknown key");
-		}
-	}
-	return 0;
+	if (!k)
+		return 0;
+	snprintf(key, sizeof(key), "%s%s%s", where, *where ? "." : "", k);
+	return fail(cp, key, "unknown key");
 }
 
 /* Reads an optional integer in [lo, hi]; leaves *out alone when absent. */

@@ -4,23 +4,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-int sg_options_check(const json_t *options, const char *const *allowed, struct sg_error *err)
+const char *sg_options_unknown(const json_t *obj, const char *const *allowed)
 {
 	const char *k;
 	json_t *v;
 
-	json_object_foreach((json_t *)options, k, v) {
+	json_object_foreach((json_t *)obj, k, v) {
 		size_t i;
 
 		(void)v;
 		if (k[0] == '_')
-			continue; /* a comment */
+			continue; /* "_comment" and friends annotate the examples */
 		for (i = 0; allowed[i] && strcmp(allowed[i], k); i++)
 			;
 		if (!allowed[i])
-			return sg_err_invalid(err, "%s: unknown option", k);
+			return k;
 	}
-	return 0;
+	return NULL;
+}
+
+int sg_options_check(const json_t *options, const char *const *allowed, struct sg_error *err)
+{
+	const char *k = sg_options_unknown(options, allowed);
+
+	return k ? sg_err_invalid(err, "%s: unknown option", k) : 0;
 }
 
 int sg_option_int(const json_t *options, const char *name, long lo, long hi, long *out,

@@ -8,6 +8,9 @@
 
 #include "error.h"
 
+/* The first key of obj (borrowed) that is neither in `allowed` (NULL-terminated) nor a
+ * comment (a key starting with '_'), or NULL. */
+const char *sg_options_unknown(const json_t *obj, const char *const *allowed);
 /* Refuses option keys not in `allowed` (NULL-terminated); keys starting with '_' are
  * comments. Returns 0, or -1 naming the key in err. */
 int sg_options_check(const json_t *options, const char *const *allowed, struct sg_error *err);

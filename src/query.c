@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "codec.h"
 #include "timeutil.h"
 
 #define QUERY_RAW_MAX 16384  /* bytes of raw query string accepted */
@@ -121,17 +122,6 @@ struct parse_ctx {
 	unsigned bound_brack; /* bit per enum bound: first given as created_at[…] */
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes n bytes of s into out (room for n + 1 bytes), NUL-terminated; '+' stays
  * '+'. Returns 0, -1 on a malformed escape, or -2 when the text decodes to a NUL byte
  * (which a C string could not carry faithfully). */
@@ -145,9 +135,9 @@ static int pct_decode(const char *s, size_t n, char *out, size_t *outlen)
 			out[o++] = s[i];
 			continue;
 		}
-		if (n - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
+		if (n - i < 3 || sg_hex_digit(s[i + 1]) < 0 || sg_hex_digit(s[i + 2]) < 0)
 			return -1;
-		out[o] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+		out[o] = (char)(sg_hex_digit(s[i + 1]) * 16 + sg_hex_digit(s[i + 2]));
 		if (out[o] == '\0')
 			nul = 1;
 		o++;
@@ -314,29 +304,50 @@ static int set_bound(struct parse_ctx *c, enum bound b, int bracket, const char 
 	return 0;
 }
 
+/* Steps through a comma list from *p: the next element (possibly empty) in *item, *n.
+ * Returns 0 at the end. */
+static int next_item(const char **p, const char **item, size_t *n)
+{
+	const char *comma;
+
+	if (!**p)
+		return 0;
+	comma = strchr(*p, ',');
+	*item = *p;
+	*n = comma ? (size_t)(comma - *p) : strlen(*p);
+	*p += comma ? *n + 1 : *n;
+	return 1;
+}
+
+/* Index of the name equal to [s, s + n) in names (count of them), or count. */
+static size_t find_name(const char *const *names, size_t count, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		if (key_is(s, n, names[i]))
+			break;
+	return i;
+}
+
 /* One `statuses` value, possibly a comma list; empty elements are skipped. */
 static int add_statuses(struct sg_session_query *q, const char *key, const char *val,
                         struct sg_error *err)
 {
 	char shown[SHOW_MAX + 4];
-	const char *p = val;
+	const char *p = val, *it;
+	size_t n, i;
 
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		size_t i;
-
-		for (i = 0; n && i < NSTATUS; i++)
-			if (key_is(p, n, status_names[i]))
-				break;
-		if (n && i == NSTATUS)
+	while (next_item(&p, &it, &n)) {
+		if (!n)
+			continue;
+		i = find_name(status_names, NSTATUS, it, n);
+		if (i == NSTATUS)
 			return sg_err_invalid(err,
 			                      "%s: unknown status '%s' (expected one of "
 			                      "rescheduling, running, idle, terminated)",
-			                      key, show(p, n, shown));
-		if (n)
-			q->statuses |= 1u << i;
-		p += comma ? n + 1 : n;
+			                      key, show(it, n, shown));
+		q->statuses |= 1u << i;
 	}
 	return 0;
 }
@@ -346,32 +357,28 @@ static int add_types(struct sg_event_query *q, const char *key, const char *val,
                      struct sg_error *err)
 {
 	char shown[SHOW_MAX + 4];
-	const char *p = val;
+	const char *p = val, *it;
+	size_t n, i, j;
 
-	while (*p) {
-		const char *comma = strchr(p, ',');
-		size_t n = comma ? (size_t)(comma - p) : strlen(p);
-		size_t i, j;
-
-		for (i = 0; n && i < NEVENT_TYPES; i++)
-			if (key_is(p, n, event_types[i]))
-				break;
-		if (n && i == NEVENT_TYPES)
+	while (next_item(&p, &it, &n)) {
+		if (!n)
+			continue;
+		i = find_name(event_types, NEVENT_TYPES, it, n);
+		if (i == NEVENT_TYPES)
 			return sg_err_invalid(err, "%s: unknown event type '%s'", key,
-			                      show(p, n, shown));
-		for (j = 0; n && j < q->ntypes; j++)
+			                      show(it, n, shown));
+		for (j = 0; j < q->ntypes; j++)
 			if (strcmp(q->types[j], event_types[i]) == 0)
 				break;
-		if (n && j == q->ntypes) {
-			if (q->ntypes == SG_QUERY_MAX_TYPES)
-				return sg_err_invalid(err, "%s: more than %d event types", key,
-				                      SG_QUERY_MAX_TYPES);
-			q->types[q->ntypes] = strdup(event_types[i]);
-			if (!q->types[q->ntypes])
-				return sg_err_internal(err, "out of memory");
-			q->ntypes++;
-		}
-		p += comma ? n + 1 : n;
+		if (j < q->ntypes)
+			continue;
+		if (q->ntypes == SG_QUERY_MAX_TYPES)
+			return sg_err_invalid(err, "%s: more than %d event types", key,
+			                      SG_QUERY_MAX_TYPES);
+		q->types[q->ntypes] = strdup(event_types[i]);
+		if (!q->types[q->ntypes])
+			return sg_err_internal(err, "out of memory");
+		q->ntypes++;
 	}
 	return 0;
 }
