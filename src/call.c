@@ -37,6 +37,7 @@ struct sg_call {
 	struct sg_pubid pubid;
 	int has_pubid;
 	const json_t *body;
+	int64_t agent_version;
 	sg_call_sink_cb sink;
 	void *sink_arg;
 	int emitting;   /* inside sg_call_emit: sg_call_free waits for it */
@@ -102,6 +103,11 @@ const struct sg_pubid *sg_call_pubid(const struct sg_call *c)
 const json_t *sg_call_body(const struct sg_call *c)
 {
 	return c->body;
+}
+
+int64_t sg_call_agent_version(const struct sg_call *c)
+{
+	return c->agent_version;
 }
 
 int64_t sg_call_now_us(const struct sg_call *c)
@@ -556,6 +562,7 @@ struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *en
 	if (!c)
 		return NULL;
 	c->kind = kind;
+	c->agent_version = -1;
 	c->env = *env;
 	c->be = be;
 	c->identity = identity;
@@ -588,6 +595,11 @@ void sg_call_set_pubid(struct sg_call *c, const struct sg_pubid *id)
 void sg_call_set_body(struct sg_call *c, const json_t *body)
 {
 	c->body = body;
+}
+
+void sg_call_set_agent_version(struct sg_call *c, int64_t version)
+{
+	c->agent_version = version;
 }
 
 void sg_call_set_sink(struct sg_call *c, sg_call_sink_cb sink, void *arg)

@@ -64,6 +64,8 @@ const struct sg_event_query *sg_call_event_query(const struct sg_call *call);
 const struct sg_pubid *sg_call_pubid(const struct sg_call *call);
 /* The north request body of a write, parsed and validated by the core (borrowed), or NULL. */
 const json_t *sg_call_body(const struct sg_call *call);
+/* get_agent: the agent version asked for (?version=N), or -1 for the latest. */
+int64_t sg_call_agent_version(const struct sg_call *call);
 /* Wall-clock time the north request arrived, µs since the epoch. */
 int64_t sg_call_now_us(const struct sg_call *call);
 
@@ -173,6 +175,7 @@ void sg_call_set_event_query(struct sg_call *call, const struct sg_event_query *
 void sg_call_set_pubid(struct sg_call *call, const struct sg_pubid *id);
 /* The north body of a write (borrowed; must outlive the call). */
 void sg_call_set_body(struct sg_call *call, const json_t *body);
+void sg_call_set_agent_version(struct sg_call *call, int64_t version);
 /* Where a stream call's events go: sink(call, event, arg) returns 0, or -1 when the consumer
  * is gone; a sink may free the call (sg_call_free() is then deferred until sg_call_emit()
  * returns -1). */

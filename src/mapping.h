@@ -70,19 +70,30 @@ struct sg_mapping {
 	void (*list_sessions_page)(struct sg_call *call);
 	void (*list_events_page)(struct sg_call *call);
 
-	/* Writes. The north body has been parsed and validated by the core (sg_call_body()); a
-	 * module maps it and sends it once: never retried, and a request whose answer was lost
-	 * ends in the core's "outcome unknown" error (sg_call_json()). Each ends with
-	 * sg_call_object(): the north Session (create, update, archive), {id, type:
-	 * "session_deleted"} (delete), or {data: [accepted events]} (send_events). NULL: the
-	 * backend cannot do it, and the core says so with a 400 naming the backend. */
+	/* Writes. The core has parsed the north body and validated it against the SDK's types
+	 * (sg_call_body(): the whole body, borrowed; unknown keys and wrong types never reach a
+	 * module), chosen the backend from the key's routes and, for a session's writes, decoded
+	 * the public id (sg_call_pubid()). A module maps what its backend can do and refuses the
+	 * rest with a 400 invalid_request_error naming the field and the backend ("backend 'as'
+	 * (agentscope) cannot store metadata"). It sends each write once (sg_call_request: never
+	 * retried; an answer that is lost ends in the core's "outcome unknown" error through
+	 * sg_call_json()). Ends:
+	 *   create_session, update_session, archive_session: sg_call_object(north Session);
+	 *   delete_session: sg_call_object(NULL) once the backend deleted it (the core answers
+	 *     {id, type: "session_deleted"});
+	 *   send_events: sg_call_object({"data": [the accepted events as north events]}).
+	 * NULL slot: the backend cannot do it at all, and the core says so with a 400 naming the
+	 * backend. */
 	void (*create_session)(struct sg_call *call);
 	void (*update_session)(struct sg_call *call);
 	void (*archive_session)(struct sg_call *call);
 	void (*delete_session)(struct sg_call *call);
 	void (*send_events)(struct sg_call *call);
 
-	/* Agents, read-only: sg_call_items() with north Agents, or sg_call_object() with one. */
+	/* Agents, read-only. list_agents: sg_call_items() with every north Agent the principal
+	 * may use on this backend (the core filters, orders and pages); get_agent: the agent
+	 * sg_call_pubid()->native names (its version in sg_call_agent_version(), -1 = latest),
+	 * sg_call_object(north Agent), or a 404. */
 	void (*list_agents)(struct sg_call *call);
 	void (*get_agent)(struct sg_call *call);
 
