@@ -69,12 +69,10 @@ static struct sg_pager_ctx pager_ctx(const struct rd *st)
 	return pc;
 }
 
-/* The route of a public id among the key's backends, or NULL: an id of a backend this key
- * may not reach is answered like an unknown id, with no backend call. */
-static const struct sg_route *route_of(const struct sg_key *key, const struct sg_pubid *id)
+const struct sg_route *sg_api_route_of(const struct sg_key *key, const char *backend)
 {
 	for (size_t i = 0; i < key->nroutes; i++)
-		if (strcmp(key->routes[i].backend->name, id->backend) == 0)
+		if (strcmp(key->routes[i].backend->name, backend) == 0)
 			return &key->routes[i];
 	return NULL;
 }
@@ -283,11 +281,10 @@ static void on_get_done(struct sg_call *c, void *arg)
 		sg_req_reply(r, 200, json_incref(s));
 }
 
-/* The public id in the path and its route, or -1 after answering 404: an id that does not
- * decode, or names a backend the key may not reach, is answered like an unknown one. */
-static int session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_route **rt)
+int sg_api_session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_route **rt)
 {
-	if (sg_id_decode("sesn_", sg_req_param(r), id) || !(*rt = route_of(sg_req_key(r), id))) {
+	if (sg_id_decode("sesn_", sg_req_param(r), id) ||
+	    !(*rt = sg_api_route_of(sg_req_key(r), id->backend))) {
 		sg_req_fail(r, 404, "not_found_error", "session not found");
 		return -1;
 	}
@@ -300,7 +297,7 @@ void sg_api_get_session(struct sg_req *r)
 	const struct sg_route *rt;
 	struct sg_call *c;
 
-	if (session_route(r, &id, &rt))
+	if (sg_api_session_route(r, &id, &rt))
 		return;
 	c = sg_req_call(r, SG_CALL_GET_SESSION, rt, on_get_done);
 	if (!c) {
@@ -335,7 +332,7 @@ void sg_api_list_events(struct sg_req *r)
 		sg_req_error(r, &e);
 		return;
 	}
-	if (session_route(r, &id, &rt))
+	if (sg_api_session_route(r, &id, &rt))
 		return;
 	st->sid = strdup(sg_req_param(r));
 	if (!st->sid) {

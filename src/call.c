@@ -40,9 +40,10 @@ struct sg_call {
 	int64_t agent_version;
 	sg_call_sink_cb sink;
 	void *sink_arg;
-	int emitting;   /* inside sg_call_emit: sg_call_free waits for it */
-	int free_after; /* sg_call_free was asked for meanwhile */
-	int cur_write;  /* the fetch whose callback runs is a write */
+	int emitting;      /* inside sg_call_emit: sg_call_free waits for it */
+	int free_after;    /* sg_call_free was asked for meanwhile */
+	int cur_write;     /* the fetch whose callback runs is a write */
+	unsigned long gen; /* the backend's write generation when the call started */
 	sg_call_done_cb done;
 	void *done_arg;
 	struct event *done_ev; /* defers "done" to the loop */
@@ -133,14 +134,31 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* The cache key of `key` for this call: the backend's write generation at the call's start
+ * goes in, so nothing fetched before a write answers a read after it. */
+static int gen_key(const struct sg_call *c, const char *key, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s\x1f%lu", key, c->gen);
+
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
 json_t *sg_call_cache_get(const struct sg_call *c, const char *key)
 {
-	return sg_cache_get(c->env.cache, key, mono_ms());
+	char k[2048];
+
+	if (gen_key(c, key, k, sizeof(k)))
+		return NULL;
+	return sg_cache_get(c->env.cache, k, mono_ms());
 }
 
 void sg_call_cache_put(const struct sg_call *c, const char *key, json_t *value, int64_t ttl_ms)
 {
-	sg_cache_put(c->env.cache, key, value, mono_ms(), ttl_ms);
+	char k[2048];
+
+	if (gen_key(c, key, k, sizeof(k)))
+		return;
+	sg_cache_put(c->env.cache, k, value, mono_ms(), ttl_ms);
 }
 
 void sg_call_set_state(struct sg_call *c, void *state, void (*free_fn)(void *))
@@ -166,11 +184,20 @@ int sg_call_ended(const struct sg_call *c)
 	return c->ended;
 }
 
+/* The backend's state may have changed: reads cached before now must not answer later ones
+ * (see write_gen in config.h). */
+static void bump_gen(const struct sg_call *c)
+{
+	atomic_fetch_add(&((struct sg_backend *)c->be)->write_gen, 1);
+}
+
 static void cancel_fetches(struct sg_call *c)
 {
 	while (c->fetches) {
 		struct pending *p = c->fetches;
 
+		if (p->write)
+			bump_gen(c); /* it may have been applied */
 		c->fetches = p->next;
 		sg_fetch_cancel(p->fetch);
 		free(p);
@@ -290,6 +317,8 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 			break;
 		}
 	c->npending--;
+	if (p->write)
+		bump_gen(c);
 	if (!c->ended) {
 		c->cur_write = p->write;
 		p->cb(c, res, p->arg);
@@ -354,6 +383,8 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 		req.timeout_ms = c->be->timeout_ms;
 	}
 	p->write = strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0;
+	if (p->write)
+		bump_gen(c); /* a read that starts while the write is in flight caches nothing */
 	if (p->write && !body) {
 		/* an empty body, so the write carries Content-Length: 0 (some servers refuse a
 		 * POST without it) */
@@ -563,6 +594,7 @@ struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *en
 		return NULL;
 	c->kind = kind;
 	c->agent_version = -1;
+	c->gen = atomic_load(&((struct sg_backend *)be)->write_gen);
 	c->env = *env;
 	c->be = be;
 	c->identity = identity;

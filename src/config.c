@@ -346,23 +346,22 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
                                       size_t errlen)
 {
-	static const char *const allowed[] = {"listen",
-	                                      "workers",
-	                                      "cursor_secret",
-	                                      "cursor_secret_file",
-	                                      "shutdown_grace_ms",
-	                                      "limits",
-	                                      "log",
-	                                      "backends",
-	                                      "keys",
-	                                      NULL};
-	static const char *const limits_allowed[] = {
-	    "max_header_bytes",   "max_body_bytes",           "idle_timeout_s",
-	    "request_timeout_ms", "max_stream_backlog_bytes", NULL};
+	static const char *const allowed[] = {
+	    "listen", "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
+	    "limits", "log",     "idempotency",   "backends",           "keys",
+	    NULL};
+	static const char *const limits_allowed[] = {"max_header_bytes",
+	                                             "max_body_bytes",
+	                                             "idle_timeout_s",
+	                                             "request_timeout_ms",
+	                                             "max_stream_backlog_bytes",
+	                                             "max_write_body_bytes",
+	                                             NULL};
 	static const char *const log_allowed[] = {"level", "access", NULL};
+	static const char *const idem_allowed[] = {"window_ms", "max_keys", "max_bytes", NULL};
 	struct cpath cp = {err, errlen, origin};
 	struct sg_config *cfg = calloc(1, sizeof(*cfg));
-	json_t *backends, *keys, *limits, *log;
+	json_t *backends, *keys, *limits, *log, *idem;
 	long long v;
 	int bad = 0;
 	char *listen = NULL;
@@ -401,6 +400,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	cfg->idle_timeout_s = 60;
 	cfg->request_timeout_ms = 30000;
 	cfg->max_stream_backlog_bytes = 1 << 20;
+	cfg->max_write_body_bytes = 256 << 10;
 	limits = json_object_get(root, "limits");
 	if (limits) {
 		if (!json_is_object(limits)) {
@@ -429,6 +429,43 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		if (get_int(&cp, "limits", limits, "max_stream_backlog_bytes", 4096, 64 << 20, &v))
 			goto fail;
 		cfg->max_stream_backlog_bytes = (size_t)v;
+		v = (long long)cfg->max_write_body_bytes;
+		if (get_int(&cp, "limits", limits, "max_write_body_bytes", 1024, 64 << 20, &v))
+			goto fail;
+		cfg->max_write_body_bytes = (size_t)v;
+	}
+	if (!json_object_get(limits, "max_write_body_bytes") &&
+	    cfg->max_write_body_bytes > cfg->max_body_bytes)
+		cfg->max_write_body_bytes =
+		    cfg->max_body_bytes; /* the default follows a small cap */
+	if (cfg->max_write_body_bytes > cfg->max_body_bytes) {
+		/* evhttp would refuse the body first, with its own non-JSON page */
+		fail(&cp, "limits.max_write_body_bytes", "must not exceed limits.max_body_bytes");
+		goto fail;
+	}
+	cfg->idempotency_window_ms = 86400000;
+	cfg->idempotency_max_keys = 100000;
+	cfg->idempotency_max_bytes = 64u << 20;
+	idem = json_object_get(root, "idempotency");
+	if (idem) {
+		if (!json_is_object(idem)) {
+			fail(&cp, "idempotency", "must be an object");
+			goto fail;
+		}
+		if (check_keys(&cp, "idempotency", idem, idem_allowed))
+			goto fail;
+		v = cfg->idempotency_window_ms;
+		if (get_int(&cp, "idempotency", idem, "window_ms", 1000, 7LL * 86400000, &v))
+			goto fail;
+		cfg->idempotency_window_ms = (long)v;
+		v = (long long)cfg->idempotency_max_keys;
+		if (get_int(&cp, "idempotency", idem, "max_keys", 1, 10000000, &v))
+			goto fail;
+		cfg->idempotency_max_keys = (size_t)v;
+		v = (long long)cfg->idempotency_max_bytes;
+		if (get_int(&cp, "idempotency", idem, "max_bytes", 65536, 1LL << 32, &v))
+			goto fail;
+		cfg->idempotency_max_bytes = (size_t)v;
 	}
 	cfg->log_level = 2;
 	cfg->access_log = 1;

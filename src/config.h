@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "crypto.h"
@@ -28,6 +29,10 @@ struct sg_backend {
 	size_t max_response_bytes; /* larger upstream bodies fail with 502 */
 	json_t *options;           /* module options (owned) */
 	void *priv;                /* module state set by init(), immutable afterwards */
+	/* The one mutable field, shared by every worker: bumped when a write to this backend
+	 * completes. Cached reads are keyed by the generation their call started in, so a read
+	 * after a write never gets an answer fetched before it (read-your-writes). */
+	atomic_ulong write_gen;
 };
 
 /* One backend a key may reach, and the principal's identity there. */
@@ -60,7 +65,11 @@ struct sg_config {
 	long idle_timeout_s;             /* evhttp connection timeout */
 	long request_timeout_ms;         /* whole north request, all upstream calls included */
 	size_t max_stream_backlog_bytes; /* stream bytes a slow client may leave unread */
-	int log_level;                   /* 0 error, 1 warn, 2 info, 3 debug */
+	size_t max_write_body_bytes;     /* a write's JSON body; larger → 413 */
+	long idempotency_window_ms;      /* how long an Idempotency-Key answer is kept */
+	size_t idempotency_max_keys;
+	size_t idempotency_max_bytes;
+	int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
 	struct sg_backend *backends;
 	size_t nbackends;

@@ -116,12 +116,14 @@ json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char
 	return p;
 }
 
+static char *bind_fp(char *fp, const char *bind);
+
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
                          const struct sg_pager_ctx *ctx, struct sg_error *err)
 {
 	size_t n = json_array_size(items), m = 0, start = 0, end = 0, i;
 	struct entry *v = NULL, pos = {0};
-	char *fp = sg_session_query_fingerprint(q);
+	char *fp = bind_fp(sg_session_query_fingerprint(q), ctx->bind);
 	json_t *cur = NULL, *out = NULL, *data;
 	int dir_prev = 0, have_pos = 0;
 
@@ -345,9 +347,10 @@ fail:
 	return out;
 }
 
-char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const char *bind)
+/* fp (taken) with bind appended, or fp itself when bind is NULL. */
+static char *bind_fp(char *fp, const char *bind)
 {
-	char *fp = sg_event_query_fingerprint(q), *out;
+	char *out;
 	size_t n;
 
 	if (!fp || !bind)
@@ -358,6 +361,11 @@ char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const cha
 		snprintf(out, n, "%s|bind=%s", fp, bind);
 	free(fp);
 	return out;
+}
+
+char *sg_event_query_bound_fingerprint(const struct sg_event_query *q, const char *bind)
+{
+	return bind_fp(sg_event_query_fingerprint(q), bind);
 }
 
 int sg_session_query_match(const json_t *s, const struct sg_session_query *q)

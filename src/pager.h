@@ -19,7 +19,8 @@ struct sg_pager_ctx {
 	const uint8_t *secret;
 	size_t secretlen;
 	const char *principal;
-	const char *bind; /* events: the public session id the cursor belongs to, or NULL */
+	const char *bind; /* what else the cursor belongs to (events: the public session id;
+	                   * agents: the listing), or NULL */
 };
 
 /* The events fingerprint with the session bound into it (new string; bind may be NULL):
@@ -33,7 +34,8 @@ json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char
 /* That 400, for a cursor that opened but does not hold what the caller needs. */
 void sg_pager_bad_cursor(struct sg_error *err);
 
-/* items: array of north Session objects (borrowed). Returns a new
+/* items: array of north Session objects (borrowed; or anything with id, created_at and
+ * archived_at, such as agents, when q holds no session-only filter). Returns a new
  * {"data": […], "next_page": …, "prev_page": …} or NULL with err (400 for a bad cursor,
  * 500 for an item without a readable id or created_at). */
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,

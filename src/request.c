@@ -30,6 +30,7 @@
 #include "codec.h"
 #include "config.h"
 #include "crypto.h"
+#include "idem.h"
 #include "log.h"
 #include "routes.h"
 
@@ -67,7 +68,9 @@ struct sg_req {
 	void (*state_free)(void *);
 	void (*on_drain)(struct sg_req *r);
 	int streaming;
-	size_t sent; /* stream bytes handed to evhttp */
+	size_t sent;    /* stream bytes handed to evhttp */
+	char *idem_key; /* the Idempotency-Key record this request answers, or NULL */
+	int orphan;     /* a write whose client left: it runs on, its answer goes nowhere */
 };
 
 /* The reason phrase of a status the gateway answers with. */
@@ -102,6 +105,14 @@ static const char *reason(int status)
 		if (phrases[i].status == status)
 			return phrases[i].text;
 	return "Error";
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static long elapsed_ms(const struct sg_req *r)
@@ -143,6 +154,7 @@ static void req_free(struct sg_req *r)
 	if (r->next)
 		r->next->prev = r->prev;
 	free(r->param);
+	free(r->idem_key);
 	free(r);
 }
 
@@ -177,6 +189,16 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 	struct sg_req *r = cw->r;
 
 	(void)evcon;
+	if (r && (r->route->flags & SG_RT_WRITE) && !evhttp_request_get_connection(r->ev)) {
+		/* A write is not cancelled halfway: that would leave its outcome unknown. It runs
+		 * to its end (the deadline bounds it), its answer is kept for an Idempotency-Key,
+		 * and it counts as in flight until then, so a drain waits for it. */
+		access_log(r, 499, "client went away; the write runs on");
+		r->orphan = 1;
+		r->watch = NULL;
+		free(cw);
+		return;
+	}
 	if (r) {
 		struct evhttp_request *ev = r->ev;
 
@@ -216,6 +238,19 @@ static void common_headers(struct sg_req *r, const char *content_type)
 	evhttp_add_header(h, "Cache-Control", "no-store");
 }
 
+/* Keeps the answer under the request's Idempotency-Key, or forgets the key when the answer
+ * says nothing was done (x-should-retry true: refused before any work), so a retry runs. */
+static void keep_answer(struct sg_req *r, int status, const char *text, const struct sg_error *e)
+{
+	struct sg_idem_answer a = {status, e ? e->should_retry : -1, (char *)text,
+	                           text ? strlen(text) : 0};
+
+	if ((e && e->should_retry == 1) || !text)
+		sg_idem_abandon(r->host->idem, r->idem_key);
+	else
+		sg_idem_finish(r->host->idem, r->idem_key, &a, mono_ms());
+}
+
 static void send_whole(struct sg_req *r, int status, json_t *body, const struct sg_error *e)
 {
 	struct evbuffer *buf = evbuffer_new();
@@ -242,12 +277,17 @@ static void send_whole(struct sg_req *r, int status, json_t *body, const struct 
 	} else {
 		evbuffer_add(buf, text, strlen(text));
 	}
+	if (r->idem_key)
+		keep_answer(r, status, text, e);
+	/* An orphan's request is detached from its (gone) connection: evhttp frees it here. */
 	evhttp_send_reply(r->ev, status, reason(status), buf);
 	if (buf)
 		evbuffer_free(buf);
 	free(text);
 	json_decref(body);
 	access_log(r, status, e ? e->message : NULL);
+	if (r->orphan)
+		request_gone(r->host);
 	req_free(r);
 }
 
@@ -383,6 +423,11 @@ const char *sg_req_id(const struct sg_req *r)
 	return r->id;
 }
 
+const char *sg_req_method(const struct sg_req *r)
+{
+	return r->method;
+}
+
 const struct sg_key *sg_req_key(const struct sg_req *r)
 {
 	return r->key;
@@ -416,6 +461,85 @@ const char *sg_req_header(const struct sg_req *r, const char *name)
 int64_t sg_req_now_us(const struct sg_req *r)
 {
 	return r->now_us;
+}
+
+/* Sends a kept answer again. */
+static void replay(struct sg_req *r, const struct sg_idem_answer *a)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->ev);
+	struct evbuffer *buf = evbuffer_new();
+
+	common_headers(r, "application/json");
+	evhttp_add_header(h, "Idempotent-Replayed", "true");
+	if (a->should_retry >= 0)
+		evhttp_add_header(h, "x-should-retry", a->should_retry ? "true" : "false");
+	if (buf)
+		evbuffer_add(buf, a->body, a->len);
+	evhttp_send_reply(r->ev, a->status, reason(a->status), buf);
+	if (buf)
+		evbuffer_free(buf);
+	access_log(r, a->status, "idempotent replay");
+	req_free(r);
+}
+
+int sg_req_idempotency(struct sg_req *r, const char *body, size_t len)
+{
+	const char *k = sg_req_header(r, "Idempotency-Key");
+	struct sg_idem_answer a = {0};
+	uint8_t fp[SG_SHA256_LEN];
+	struct sg_error e;
+	char *key;
+	size_t n;
+
+	if (!k || !r->host->idem)
+		return 0;
+	if (!sg_idem_key_valid(k)) {
+		sg_req_fail(r, 400, "invalid_request_error",
+		            "Idempotency-Key: must be 1 to %d printable ASCII characters",
+		            SG_IDEM_KEY_MAX);
+		return -1;
+	}
+	/* One key space per principal and endpoint: another key's or another path's use of the
+	 * same string is another request. */
+	n = strlen(r->key->name) + strlen(k) + strlen(r->method) + strlen(r->path) + 4;
+	key = malloc(n);
+	if (!key) {
+		sg_req_fail(r, 500, "api_error", "out of memory");
+		return -1;
+	}
+	snprintf(key, n, "%s\x1f%s\x1f%s\x1f%s", r->key->name, k, r->method, r->path);
+	sg_sha256(body, len, fp);
+	switch (sg_idem_begin(r->host->idem, key, fp, mono_ms(), &a)) {
+	case SG_IDEM_NEW:
+		r->idem_key = key;
+		return 0;
+	case SG_IDEM_REPLAY:
+		free(key);
+		replay(r, &a);
+		free(a.body);
+		return -1;
+	case SG_IDEM_PENDING:
+		sg_error_set(&e, 409, "conflict_error",
+		             "a request with this Idempotency-Key is still being answered; retry "
+		             "shortly to get its answer");
+		e.should_retry = 1;
+		break;
+	case SG_IDEM_MISMATCH:
+		sg_error_set(
+		    &e, 409, "conflict_error",
+		    "this Idempotency-Key was used with a different request body; use a new "
+		    "key for a different request");
+		e.should_retry = 0;
+		break;
+	default:
+		sg_error_set(&e, 503, "overloaded_error",
+		             "too many Idempotency-Key requests in flight; retry shortly");
+		e.should_retry = 1;
+		break;
+	}
+	free(key);
+	sg_req_error(r, &e);
+	return -1;
 }
 
 void sg_req_set_state(struct sg_req *r, void *state, void (*free_fn)(void *))
@@ -496,8 +620,17 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	sg_req_fail(r, 504, "timeout_error", "the request took longer than %ld ms",
-	            r->host->cfg->request_timeout_ms);
+	struct sg_error e;
+
+	sg_error_set(&e, 504, "timeout_error", "the request took longer than %ld ms%s",
+	             r->host->cfg->request_timeout_ms,
+	             (r->route->flags & SG_RT_WRITE)
+	                 ? "; the outcome of this write is unknown: it may have taken effect, so "
+	                   "read the session before trying again"
+	                 : "");
+	if (r->route->flags & SG_RT_WRITE)
+		e.should_retry = 0;
+	sg_req_error(r, &e);
 }
 
 static const char *method_name(enum evhttp_cmd_type t)

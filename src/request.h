@@ -26,6 +26,7 @@ struct evhttp_request;
 struct event_base;
 struct sg_config;
 struct sg_cache;
+struct sg_idem;
 struct sg_key;
 struct sg_req;
 struct sg_route;
@@ -39,6 +40,7 @@ struct sg_req_host {
 	struct event_base *base;
 	struct sg_upstream *up;
 	struct sg_cache *cache;
+	struct sg_idem *idem; /* Idempotency-Key answers, shared by the process's workers */
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */
@@ -60,6 +62,8 @@ typedef void (*sg_handler)(struct sg_req *r);
 
 const struct sg_config *sg_req_config(const struct sg_req *r);
 const char *sg_req_id(const struct sg_req *r);
+/* "GET", "POST", … */
+const char *sg_req_method(const struct sg_req *r);
 /* The authenticated key (NULL on public routes). */
 const struct sg_key *sg_req_key(const struct sg_req *r);
 /* The decoded path parameter ({id}) of the route, or NULL. */
@@ -72,6 +76,13 @@ const char *sg_req_body(const struct sg_req *r, size_t *len);
 const char *sg_req_header(const struct sg_req *r, const char *name);
 /* Wall-clock time the request arrived, µs since the epoch. */
 int64_t sg_req_now_us(const struct sg_req *r);
+
+/* Honours an Idempotency-Key header on a write whose validated body is body (len bytes).
+ * Returns 0 to go on (no key, or a new one: the answer will be kept), or -1 after answering:
+ * the first answer again (a repeat with the same body, marked Idempotent-Replayed: true), a
+ * 409 (the first is still running: retry; or the key was used with another body), a 400 (a
+ * malformed key) or a 503 (no room to keep it). */
+int sg_req_idempotency(struct sg_req *r, const char *body, size_t len);
 
 /* Handler state that lives as long as the request; free_fn runs when it ends. */
 void sg_req_set_state(struct sg_req *r, void *state, void (*free_fn)(void *));

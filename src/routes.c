@@ -13,7 +13,14 @@ const struct sg_route_def sg_routes[] = {
     {"GET", "/healthz", sg_api_health, SG_RT_PUBLIC},
     {"GET", "/v1/sessions", sg_api_list_sessions, 0},
     {"GET", "/v1/sessions/{id}", sg_api_get_session, 0},
+    {"POST", "/v1/sessions", sg_api_create_session, SG_RT_WRITE},
+    {"POST", "/v1/sessions/{id}", sg_api_update_session, SG_RT_WRITE},
+    {"DELETE", "/v1/sessions/{id}", sg_api_delete_session, SG_RT_WRITE},
+    {"POST", "/v1/sessions/{id}/archive", sg_api_archive_session, SG_RT_WRITE},
     {"GET", "/v1/sessions/{id}/events", sg_api_list_events, 0},
+    {"POST", "/v1/sessions/{id}/events", sg_api_send_events, SG_RT_WRITE},
+    {"GET", "/v1/agents", sg_api_list_agents, 0},
+    {"GET", "/v1/agents/{id}", sg_api_get_agent, 0},
     {NULL, NULL, NULL, 0},
 };
 

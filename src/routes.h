@@ -16,6 +16,9 @@
 enum {
 	SG_RT_PUBLIC = 1u << 0, /* no API key needed */
 	SG_RT_LONG = 1u << 1,   /* lives long (a stream): no request deadline */
+	SG_RT_WRITE = 1u << 2,  /* changes state: runs to its end even when the client leaves
+	                         * (its answer may be kept for an Idempotency-Key), and a
+	                         * deadline leaves its outcome unknown */
 };
 
 struct sg_route_def {

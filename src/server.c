@@ -26,6 +26,7 @@
 
 #include "cache.h"
 #include "config.h"
+#include "idem.h"
 #include "log.h"
 #include "request.h"
 #include "upstream.h"
@@ -51,6 +52,7 @@ struct sg_server {
 	int started;
 	int listening; /* workers still accepting; the last to stop shuts the socket */
 	pthread_mutex_t lock;
+	struct sg_idem *idem; /* Idempotency-Key answers, shared by every worker */
 };
 
 /* Every request of a draining worker is done: leave the loop. */
@@ -123,6 +125,7 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 		if (cfg->backends[i].max_connections > maxconn)
 			maxconn = cfg->backends[i].max_connections;
 	w->host.cfg = cfg;
+	w->host.idem = srv->idem;
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
 	w->host.cache = sg_cache_new(1024);
@@ -165,6 +168,12 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	srv->cfg = cfg;
 	srv->fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	srv->idem = sg_idem_new(cfg->idempotency_max_keys, cfg->idempotency_max_bytes,
+	                        cfg->idempotency_window_ms);
+	if (!srv->idem) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
@@ -255,6 +264,7 @@ void sg_server_free(struct sg_server *srv)
 	free(srv->workers);
 	if (srv->fd >= 0)
 		close(srv->fd);
+	sg_idem_free(srv->idem);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

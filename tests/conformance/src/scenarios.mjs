@@ -740,8 +740,9 @@ export function liveScenarios(prefix, env, opts = {}) {
   if (full) {
     add('unknown routes and methods: north error envelopes', async (ctx) => {
       const h = { 'x-api-key': env.keys.alice };
-      const a = await ctx.rec.raw(env.gw.url, '/v1/agents', { headers: h });
-      if (a.status !== 404) fail(`GET /v1/agents: status ${a.status}, want 404`);
+      const a = await ctx.rec.raw(env.gw.url, '/v1/nothing', { headers: h });
+      if (a.status !== 404) fail(`GET /v1/nothing: status ${a.status}, want 404`);
+      if (!/no such endpoint/.test(a.body?.error?.message ?? '')) fail(`GET /v1/nothing: message ${a.body?.error?.message}`);
       const b = await ctx.rec.raw(env.gw.url, '/v1/sessions', { method: 'POST', headers: h });
       if (b.status !== 405 && b.status !== 404 && b.status !== 400) fail(`POST /v1/sessions: status ${b.status}`);
       const c = await ctx.rec.raw(env.gw.url, `/v1/sessions/${(await ctx.reference())[0].id}`, { method: 'DELETE', headers: h });

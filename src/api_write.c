@@ -1,0 +1,293 @@
+/* api_write.c - the write path: create, update, archive and delete a session, send events.
+ *
+ * Every write is validated whole before anything reaches a backend (wbody.h), honours an
+ * Idempotency-Key (request.h), goes to exactly one backend (the one a public id names; for a
+ * create, the one of the key's backends that has the agent), and is sent once: the module
+ * never retries it, and an answer that is lost says the outcome is unknown (call.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "config.h"
+#include "idcodec.h"
+#include "mapping.h"
+#include "request.h"
+#include "wbody.h"
+
+/* One write in flight. */
+struct wr {
+	struct sg_req *r;
+	json_t *body; /* the validated north body (owned), or NULL */
+	struct sg_pubid id;
+	int has_id;
+	enum sg_call_kind kind;
+	/* create with several candidate backends: the agent lookups */
+	const struct sg_route *cands[SG_MAX_ROUTES];
+	size_t ncands, nwaiting;
+	const struct sg_route *found[SG_MAX_ROUTES];
+	size_t nfound;
+	struct sg_error probe_err;
+	int probe_failed;
+};
+
+static void wr_free(void *p)
+{
+	struct wr *w = p;
+
+	json_decref(w->body);
+	free(w);
+}
+
+static const char *op_name(enum sg_call_kind k)
+{
+	switch (k) {
+	case SG_CALL_CREATE_SESSION:
+		return "create sessions";
+	case SG_CALL_UPDATE_SESSION:
+		return "update sessions";
+	case SG_CALL_ARCHIVE_SESSION:
+		return "archive sessions";
+	case SG_CALL_DELETE_SESSION:
+		return "delete sessions";
+	case SG_CALL_SEND_EVENTS:
+		return "take events";
+	default:
+		return "do this";
+	}
+}
+
+static void (*slot_of(const struct sg_mapping *m, enum sg_call_kind k))(struct sg_call *)
+{
+	switch (k) {
+	case SG_CALL_CREATE_SESSION:
+		return m->create_session;
+	case SG_CALL_UPDATE_SESSION:
+		return m->update_session;
+	case SG_CALL_ARCHIVE_SESSION:
+		return m->archive_session;
+	case SG_CALL_DELETE_SESSION:
+		return m->delete_session;
+	case SG_CALL_SEND_EVENTS:
+		return m->send_events;
+	default:
+		return NULL;
+	}
+}
+
+static void on_write_done(struct sg_call *c, void *arg)
+{
+	struct wr *w = sg_req_state(arg);
+	const struct sg_error *ce = sg_call_error(c);
+	json_t *obj = sg_call_result_object(c);
+
+	if (ce) {
+		sg_req_error(w->r, ce);
+	} else if (w->kind == SG_CALL_DELETE_SESSION) {
+		sg_req_reply(
+		    w->r, 200,
+		    json_pack("{s:s, s:s}", "id", sg_req_param(w->r), "type", "session_deleted"));
+	} else if (!json_is_object(obj)) {
+		sg_req_fail(w->r, 500, "api_error", "backend '%s' answered the write with nothing",
+		            sg_call_backend(c)->name);
+	} else {
+		sg_req_reply(w->r, 200, json_incref(obj));
+	}
+}
+
+/* Sends the write to rt's backend. */
+static void start_write(struct wr *w, const struct sg_route *rt)
+{
+	const struct sg_mapping *m = rt->backend->mapping;
+	struct sg_call *c;
+
+	if (!slot_of(m, w->kind)) {
+		sg_req_fail(w->r, 400, "invalid_request_error", "backend '%s' (%s) cannot %s",
+		            rt->backend->name, m->name, op_name(w->kind));
+		return;
+	}
+	c = sg_req_call(w->r, w->kind, rt, on_write_done);
+	if (!c) {
+		sg_req_fail(w->r, 500, "api_error", "out of memory");
+		return;
+	}
+	sg_call_set_body(c, w->body);
+	if (w->has_id)
+		sg_call_set_pubid(c, &w->id);
+	sg_call_start(c);
+}
+
+/* The body of a write, validated, and its Idempotency-Key honoured: the handler state, or
+ * NULL after answering. */
+static struct wr *begin_write(struct sg_req *r, enum sg_call_kind kind, int has_body,
+                              enum sg_wbody_kind bk)
+{
+	const struct sg_config *cfg = sg_req_config(r);
+	struct sg_error e;
+	size_t len;
+	const char *raw = sg_req_body(r, &len);
+	struct wr *w;
+
+	if (len > cfg->max_write_body_bytes) {
+		sg_req_fail(r, 413, "request_too_large",
+		            "the request body is %zu bytes; at most %zu are accepted", len,
+		            cfg->max_write_body_bytes);
+		return NULL;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		sg_req_fail(r, 500, "api_error", "out of memory");
+		return NULL;
+	}
+	w->r = r;
+	w->kind = kind;
+	sg_req_set_state(r, w, wr_free);
+	if (has_body) {
+		w->body = sg_wbody_parse(bk, raw, len, &e);
+		if (!w->body) {
+			sg_req_error(r, &e);
+			return NULL;
+		}
+	} else if (len && !(len == 2 && !memcmp(raw, "{}", 2))) {
+		/* archive takes no parameters: say so rather than drop what was sent */
+		sg_req_fail(r, 400, "invalid_request_error", "this request takes no body");
+		return NULL;
+	}
+	if (strcmp(sg_req_method(r), "POST") == 0 && sg_req_idempotency(r, raw, len))
+		return NULL;
+	return w;
+}
+
+/* A write on the session the path names. */
+static void session_write(struct sg_req *r, enum sg_call_kind kind, int has_body,
+                          enum sg_wbody_kind bk)
+{
+	const struct sg_route *rt;
+	struct wr *w;
+	struct sg_pubid id;
+
+	/* An unknown id is a 404 before the body is even read: nothing to validate against. */
+	if (sg_api_session_route(r, &id, &rt))
+		return;
+	w = begin_write(r, kind, has_body, bk);
+	if (!w)
+		return;
+	w->id = id;
+	w->has_id = 1;
+	start_write(w, rt);
+}
+
+void sg_api_update_session(struct sg_req *r)
+{
+	session_write(r, SG_CALL_UPDATE_SESSION, 1, SG_WBODY_UPDATE);
+}
+
+void sg_api_archive_session(struct sg_req *r)
+{
+	session_write(r, SG_CALL_ARCHIVE_SESSION, 0, SG_WBODY_UPDATE);
+}
+
+void sg_api_delete_session(struct sg_req *r)
+{
+	session_write(r, SG_CALL_DELETE_SESSION, 0, SG_WBODY_UPDATE);
+}
+
+void sg_api_send_events(struct sg_req *r)
+{
+	session_write(r, SG_CALL_SEND_EVENTS, 1, SG_WBODY_EVENTS);
+}
+
+/* ---- create: which backend has the agent ---------------------------------------------- */
+
+static const char *agent_id_of(const json_t *body)
+{
+	const json_t *a = json_object_get(body, "agent");
+
+	return json_is_string(a) ? json_string_value(a)
+	                         : json_string_value(json_object_get(a, "id"));
+}
+
+static void on_probe(struct sg_call *c, void *arg)
+{
+	struct wr *w = sg_req_state(arg);
+	const struct sg_error *ce = sg_call_error(c);
+	size_t i;
+
+	for (i = 0; i < w->ncands && w->cands[i]->backend != sg_call_backend(c); i++)
+		;
+	if (ce && ce->status != 404 && !w->probe_failed) {
+		w->probe_err = *ce;
+		w->probe_failed = 1;
+	} else if (!ce && i < w->ncands) {
+		w->found[w->nfound++] = w->cands[i];
+	}
+	if (--w->nwaiting)
+		return;
+	if (w->nfound == 1) {
+		start_write(w, w->found[0]);
+	} else if (w->nfound > 1) {
+		sg_req_fail(w->r, 400, "invalid_request_error",
+		            "agent: '%.200s' is known to more than one backend of this key ('%s', "
+		            "'%s'); use a key routed to one of them",
+		            agent_id_of(w->body), w->found[0]->backend->name,
+		            w->found[1]->backend->name);
+	} else if (w->probe_failed) {
+		/* Not knowing where the agent lives, creating anywhere could be wrong. */
+		sg_req_error(w->r, &w->probe_err);
+	} else {
+		sg_req_fail(w->r, 404, "not_found_error",
+		            "agent: '%.200s' is not an agent of any backend of this key",
+		            agent_id_of(w->body));
+	}
+}
+
+void sg_api_create_session(struct sg_req *r)
+{
+	const struct sg_key *key = sg_req_key(r);
+	struct wr *w = begin_write(r, SG_CALL_CREATE_SESSION, 1, SG_WBODY_CREATE);
+	size_t i;
+
+	if (!w)
+		return;
+	if (strlen(agent_id_of(w->body)) >= SG_ID_FIELD_MAX) {
+		sg_req_fail(r, 400, "invalid_request_error",
+		            "agent: the id is longer than %d bytes", SG_ID_FIELD_MAX - 1);
+		return;
+	}
+	for (i = 0; i < key->nroutes && w->ncands < SG_MAX_ROUTES; i++)
+		if (key->routes[i].backend->mapping->create_session)
+			w->cands[w->ncands++] = &key->routes[i];
+	if (w->ncands == 0) {
+		sg_req_fail(r, 400, "invalid_request_error",
+		            "none of the backends this key reaches can create sessions");
+		return;
+	}
+	if (w->ncands == 1) {
+		start_write(w, w->cands[0]);
+		return;
+	}
+	/* Several backends could take it: the one that has the agent does. */
+	w->nwaiting = w->ncands;
+	for (i = 0; i < w->ncands; i++) {
+		struct sg_pubid id = {0};
+		struct sg_call *c;
+
+		if (!w->cands[i]->backend->mapping->get_agent) {
+			w->nwaiting--;
+			continue;
+		}
+		c = sg_req_call(r, SG_CALL_GET_AGENT, w->cands[i], on_probe);
+		if (!c) {
+			sg_req_fail(r, 500, "api_error", "out of memory");
+			return;
+		}
+		snprintf(id.backend, sizeof(id.backend), "%s", w->cands[i]->backend->name);
+		snprintf(id.native, sizeof(id.native), "%s", agent_id_of(w->body));
+		sg_call_set_pubid(c, &id);
+		sg_call_start(c);
+	}
+	if (w->nwaiting == 0)
+		sg_req_fail(r, 400, "invalid_request_error",
+		            "this key reaches several backends and none can look agents up; use a "
+		            "key routed to one backend to create sessions");
+}
