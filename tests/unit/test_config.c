@@ -53,6 +53,12 @@ START_TEST(valid)
 	ck_assert_int_eq(cfg->keys[0].nroutes, 1);
 	ck_assert_ptr_eq(cfg->keys[0].routes[0].backend, &cfg->backends[0]);
 	ck_assert_int_eq(cfg->secretlen, 32);
+	/* the defaults of the write path and streams */
+	ck_assert_uint_eq(cfg->max_write_body_bytes, 256 << 10);
+	ck_assert_int_eq(cfg->idempotency_window_ms, 86400000);
+	ck_assert_uint_eq(cfg->idempotency_max_keys, 100000);
+	ck_assert_uint_eq(cfg->max_stream_backlog_bytes, 1 << 20);
+	ck_assert_int_eq(cfg->backends[0].stream_idle_timeout_ms, 120000);
 	sg_config_free(cfg);
 }
 END_TEST
@@ -80,6 +86,15 @@ static const struct {
     {"\"sha256\":\"", "\"sha256\":\"zz", "keys[0].sha256: must be 64 hex characters"},
     {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":\"$SG_TEST_UNSET_VAR\"",
      "cursor_secret: environment variable SG_TEST_UNSET_VAR is not set"},
+    {"\"workers\":1", "\"workers\":1,\"idempotency\":[]", "idempotency: must be an object"},
+    {"\"workers\":1", "\"workers\":1,\"idempotency\":{\"window\":1}",
+     "idempotency.window: unknown key"},
+    {"\"workers\":1", "\"workers\":1,\"idempotency\":{\"window_ms\":5}",
+     "idempotency.window_ms: must be an integer between 1000 and"},
+    {"\"workers\":1", "\"workers\":1,\"limits\":{\"max_write_body_bytes\":2000000}",
+     "limits.max_write_body_bytes: must not exceed limits.max_body_bytes"},
+    {"\"url\"", "\"stream_idle_timeout_ms\":10,\"url\"",
+     "backends[0].stream_idle_timeout_ms: must be an integer between"},
 };
 
 START_TEST(errors_name_the_key)
