@@ -215,6 +215,15 @@ export function schemaKindFor(method, pathname, status) {
   if (method === 'GET' && pathname === '/v1/sessions') return 'sessionList';
   if (method === 'GET' && /^\/v1\/sessions\/[^/]+$/.test(pathname)) return 'session';
   if (method === 'GET' && /^\/v1\/sessions\/[^/]+\/events$/.test(pathname)) return 'eventList';
+  // the write path: create, update and archive answer the Session; delete its deleted marker
+  if (method === 'POST' && pathname === '/v1/sessions') return 'session';
+  if (method === 'POST' && /^\/v1\/sessions\/[^/]+$/.test(pathname)) return 'session';
+  if (method === 'POST' && /^\/v1\/sessions\/[^/]+\/archive$/.test(pathname)) return 'session';
+  if (method === 'DELETE' && /^\/v1\/sessions\/[^/]+$/.test(pathname)) return 'deletedSession';
+  if (method === 'POST' && /^\/v1\/sessions\/[^/]+\/events$/.test(pathname)) return 'sendEvents';
+  // the agents a key can use (read-only)
+  if (method === 'GET' && pathname === '/v1/agents') return 'agentList';
+  if (method === 'GET' && /^\/v1\/agents\/[^/]+$/.test(pathname)) return 'agent';
   return 'unknown';
 }
 
@@ -277,7 +286,11 @@ export class Recorder {
       if (kind === 'sessionList' && Array.isArray(body?.data)) {
         body.data.forEach((s, i) => problems.push(...checkTimestamps(s, `data[${i}]`)));
       }
-      if (kind === 'eventList' && Array.isArray(body?.data)) {
+      if (kind === 'agent') problems.push(...checkTimestamps(body, 'agent'));
+      if (kind === 'agentList' && Array.isArray(body?.data)) {
+        body.data.forEach((a, i) => problems.push(...checkTimestamps(a, `data[${i}]`)));
+      }
+      if ((kind === 'eventList' || kind === 'sendEvents') && Array.isArray(body?.data)) {
         body.data.forEach((e, i) => {
           if (e && e.processed_at != null && Number.isNaN(rfc3339Micros(e.processed_at))) {
             problems.push(`data[${i}].processed_at ${JSON.stringify(e.processed_at)} is not RFC 3339`);

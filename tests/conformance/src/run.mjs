@@ -19,6 +19,7 @@ import { Recorder, freePorts, sha256hex, startFake, startGateway, stopAllSync } 
 import { liveScenarios, offlineScenarios } from './scenarios.mjs';
 import { backendScenarios } from './backends.mjs';
 
+const SCHEMAS_NAME = 'schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse, Agent, send-events, deleted session)';
 const RUN_BUDGET_MS = Number(process.env.SG_CONFORMANCE_BUDGET_MS || 6 * 60 * 1000);
 const VERBOSE = !!process.env.SG_CONFORMANCE_VERBOSE;
 
@@ -318,9 +319,9 @@ async function main() {
     const notes = [];
     generateSchemas({ log: (m) => notes.push(m.replace(/^schemas: /, '')) });
     validators = loadValidators();
-    report('schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse)', null, notes);
+    report(SCHEMAS_NAME, null, notes);
   } catch (e) {
-    report('schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse)', e);
+    report(SCHEMAS_NAME, e);
     finish(1);
   }
 

@@ -191,6 +191,60 @@ export function sampleSession() {
   };
 }
 
+// An Agent that satisfies BetaManagedAgentsAgent (GET /v1/agents/{id}), written from the SDK's type.
+export function sampleAgent() {
+  return {
+    id: 'agent_011CZkYpogX7uDKUyvBTophP',
+    type: 'agent',
+    name: 'Support',
+    description: null,
+    system: 'You answer order questions.',
+    model: { id: 'claude-sonnet-4-6', speed: 'standard' },
+    tools: [],
+    mcp_servers: [],
+    skills: [],
+    multiagent: null,
+    execution_identity: { type: 'service_account' },
+    metadata: {},
+    version: 3,
+    archived_at: null,
+    created_at: '2026-06-01T09:00:00Z',
+    updated_at: '2026-06-04T10:30:00.5Z',
+  };
+}
+
+const BROKEN_AGENTS = [
+  ['version missing', (a) => delete a.version],
+  ['type "session_agent"', (a) => (a.type = 'session_agent')],
+  ['extra key user_id (AgentScope AgentView style)', (a) => (a.user_id = 'alice')],
+  ['extra key data (AgentScope AgentView style)', (a) => (a.data = { system_prompt: 'x' })],
+  ['model a bare string (SandBase style)', (a) => (a.model = 'claude-sonnet-4-6')],
+  ['metadata missing', (a) => delete a.metadata],
+  ['archived_at missing (required, nullable)', (a) => delete a.archived_at],
+  ['version a string', (a) => (a.version = '3')],
+];
+
+// The answer of POST /v1/sessions/{id}/events (BetaManagedAgentsSendSessionEvents): the
+// accepted events, each one of the user/system event types.
+export function sampleSendEvents() {
+  return {
+    data: [
+      { type: 'user.message', id: 'sevt_1', content: [{ type: 'text', text: 'hi' }], processed_at: null },
+      { type: 'user.tool_confirmation', id: 'sevt_2', result: 'allow', tool_use_id: 'sevt_0', processed_at: '2026-06-05T06:03:12Z' },
+      { type: 'user.interrupt', id: 'sevt_3' },
+    ],
+  };
+}
+
+const BROKEN_SEND_EVENTS = [
+  ['an agent event (not a user event)', (b) => (b.data[0] = { type: 'agent.message', id: 'sevt_9', processed_at: 'x', content: [] })],
+  ['user.message without id', (b) => delete b.data[0].id],
+  ['SandBase flat envelope keys', (b) => Object.assign(b.data[0], { tokens_in: 0, tokens_out: 0, model_used: null })],
+  ['tool_confirmation result "approve"', (b) => (b.data[1].result = 'approve')],
+  ['extra key has_more', (b) => (b.has_more = false)],
+  ['data not an array', (b) => (b.data = { 0: b.data[0] })],
+];
+
 const BROKEN_SESSIONS = [
   ['usage missing', (s) => delete s.usage],
   ['status "paused"', (s) => (s.status = 'paused')],
@@ -219,7 +273,7 @@ function assertBites(validators, kind, good, mutations, what) {
 export function offlineScenarios() {
   return [
     {
-      name: 'validation bites: broken Session/page/event/error rejected',
+      name: 'validation bites: broken Session/page/event/error/Agent/send-events/deleted rejected',
       timeoutMs: 20000,
       async run(ctx) {
         const v = ctx.validators;
@@ -259,6 +313,32 @@ export function offlineScenarios() {
           ],
           'event list page',
         );
+        const agent = sampleAgent();
+        assertBites(v, 'agent', agent, BROKEN_AGENTS, 'agent');
+        assertBites(
+          v,
+          'agentList',
+          { data: [agent], next_page: null },
+          [
+            ['next_page missing', (p) => delete p.next_page],
+            ['extra key prev_page (agents.list is a PageCursor)', (p) => (p.prev_page = null)],
+            ['AgentScope {agents, total}', (p) => Object.assign(p, { agents: p.data, total: 1 })],
+            ['item version missing', (p) => delete p.data[0].version],
+          ],
+          'agent list page',
+        );
+        assertBites(v, 'sendEvents', sampleSendEvents(), BROKEN_SEND_EVENTS, 'send-events answer');
+        assertBites(
+          v,
+          'deletedSession',
+          { id: 'sesn_x', type: 'session_deleted' },
+          [
+            ['type "session"', (d) => (d.type = 'session')],
+            ['id missing', (d) => delete d.id],
+            ['extra key deleted: true', (d) => (d.deleted = true)],
+          ],
+          'deleted session',
+        );
         const errBody = { type: 'error', error: { type: 'not_found_error', message: 'no such session' }, request_id: 'req_1' };
         assertBites(
           v,
@@ -286,6 +366,28 @@ export function offlineScenarios() {
           text: JSON.stringify(bad),
         });
         if (!r.problems.some((p) => /usage/.test(p))) fail(`the recorder did not flag a Session without usage: ${JSON.stringify(r.problems)}`);
+        // every write endpoint and the agents endpoints have a schema in the recorder, and a
+        // broken answer on each is flagged
+        const hdrs = { 'content-type': 'application/json', 'request-id': 'req_1' };
+        const brokenAgent = sampleAgent();
+        brokenAgent.user_id = 'alice';
+        const brokenSend = sampleSendEvents();
+        brokenSend.data[0].tokens_in = 0;
+        for (const [method, path, body, kind, flag] of [
+          ['POST', '/v1/sessions', bad, 'session', /usage/],
+          ['POST', '/v1/sessions/sesn_x', bad, 'session', /usage/],
+          ['POST', '/v1/sessions/sesn_x/archive', bad, 'session', /usage/],
+          ['DELETE', '/v1/sessions/sesn_x', { id: 'sesn_x', type: 'session' }, 'deletedSession', /type/],
+          ['POST', '/v1/sessions/sesn_x/events', brokenSend, 'sendEvents', /tokens_in/],
+          ['GET', '/v1/agents', { data: [brokenAgent], next_page: null }, 'agentList', /user_id/],
+          ['GET', '/v1/agents/agent_x', brokenAgent, 'agent', /user_id/],
+        ]) {
+          const w = new Recorder(v);
+          const one = { method, path, search: '', status: 200, resHeaders: hdrs, text: JSON.stringify(body) };
+          w.inspect(one);
+          if (one.kind !== kind) fail(`the recorder validates ${method} ${path} as ${one.kind}, want ${kind}`);
+          if (!w.problems.some((p) => flag.test(p))) fail(`the recorder did not flag a broken ${kind} answer to ${method} ${path}: ${JSON.stringify(w.problems)}`);
+        }
       },
     },
   ];
