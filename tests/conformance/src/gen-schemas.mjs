@@ -41,6 +41,7 @@ import type { BetaManagedAgentsSessionEvent, BetaManagedAgentsSendSessionEvents 
 import type { BetaManagedAgentsAgent } from '${rel('resources/beta/agents/agents')}';
 import type { BidirectionalPageCursorResponse, PageCursorResponse } from '${rel('core/pagination')}';
 import type { ErrorResponse } from '${rel('resources/shared')}';
+import type { BetaManagedAgentsConflictErrorObject } from '${rel('resources/beta/memory-stores/memories')}';
 
 /** Response of GET /v1/sessions/{id}, of create/update/archive, and the items of GET /v1/sessions. */
 export type NorthSession = BetaManagedAgentsSession;
@@ -50,8 +51,13 @@ export type NorthSessionEvent = BetaManagedAgentsSessionEvent;
 export type NorthSessionListPage = BidirectionalPageCursorResponse<BetaManagedAgentsSession>;
 /** Body of GET /v1/sessions/{id}/events: PageCursor. */
 export type NorthEventListPage = PageCursorResponse<BetaManagedAgentsSessionEvent>;
-/** Every error body (resources/shared.d.ts ErrorResponse). */
-export type NorthErrorResponse = ErrorResponse;
+/** Every error body: resources/shared.d.ts ErrorResponse. Its \`error\` union lists nine error
+ * objects but not the 409 one, although ErrorType lists 'conflict_error' and the SDK's own
+ * managed-agents resources answer 409 with BetaManagedAgentsConflictErrorObject: so a 409 body
+ * is that object in the same envelope. Nothing else is added (no 'request_too_large'). */
+export type NorthErrorResponse =
+  | ErrorResponse
+  | { type: ErrorResponse['type']; request_id: ErrorResponse['request_id']; error: BetaManagedAgentsConflictErrorObject };
 /** Response of DELETE /v1/sessions/{id}: client.beta.sessions.delete(). */
 export type NorthDeletedSession = BetaManagedAgentsDeletedSession;
 /** Response of POST /v1/sessions/{id}/events: client.beta.sessions.events.send(). */

@@ -3,6 +3,7 @@
 // north response the scenarios receive (through the SDK's `fetch` option or raw).
 
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -170,6 +171,12 @@ export class Fake {
     if (!r.ok) throw new Error(`fake ${this.proc.name}: GET ${pathAndQuery} answered ${r.status}: ${text.slice(0, 200)}`);
     return JSON.parse(text);
   }
+  // POST /__fake/mode with the fake's own parameters (fake_agentscope: run_ms).
+  async control(params) {
+    const q = new URLSearchParams(params).toString();
+    const r = await fetch(`${this.url}/__fake/mode?${q}`, { method: 'POST' });
+    if (!r.ok) throw new Error(`fake ${this.proc.name}: POST /__fake/mode?${q} answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
+  }
   // fake_sandbase only: SandBase event pages of n events (0 = everything at once).
   async setEventsPage(n) {
     const r = await fetch(`${this.url}/__fake/mode?events_page=${n}`, { method: 'POST' });
@@ -178,6 +185,79 @@ export class Fake {
   stop() {
     return this.proc.stop();
   }
+}
+
+// ---------------------------------------------------------------- fault proxy
+
+// A loopback HTTP proxy in front of one fake, for failures the fakes have no mode for: the next
+// n writes (any method but GET/HEAD) answered with a given status without reaching the fake
+// (a backend that refused them before any work, e.g. 503), or held back delayMs before they are
+// forwarded. Reads always pass. `seen` lists every request it took, in order.
+export async function startFaultProxy(targetUrl) {
+  const target = new URL(targetUrl);
+  const state = { seen: [], fail: [], delay: [] };
+  const sockets = new Set();
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      const write = req.method !== 'GET' && req.method !== 'HEAD';
+      const entry = { method: req.method, url: req.url, headers: { ...req.headers }, forwarded: true };
+      state.seen.push(entry);
+      if (write && state.fail.length) {
+        const f = state.fail.shift();
+        entry.forwarded = false;
+        entry.status = f.status;
+        res.writeHead(f.status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(f.body));
+        return;
+      }
+      if (write && state.delay.length) await sleep(state.delay.shift());
+      const headers = { ...req.headers, host: target.host };
+      const up = http.request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers },
+        (ur) => {
+          entry.status = ur.statusCode;
+          res.writeHead(ur.statusCode, ur.headers);
+          ur.pipe(res);
+        },
+      );
+      // the fake dropped the connection: so does the proxy, never an answer of its own
+      up.on('error', () => req.socket.destroy());
+      up.end(body);
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', resolve);
+  });
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    get seen() {
+      return state.seen;
+    },
+    clear() {
+      state.seen.length = 0;
+      state.fail.length = 0;
+      state.delay.length = 0;
+    },
+    failWrites(n, status, body) {
+      for (let i = 0; i < n; i++) state.fail.push({ status, body });
+    },
+    delayWrites(n, ms) {
+      for (let i = 0; i < n; i++) state.delay.push(ms);
+    },
+    stop() {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
 }
 
 export function sha256hex(s) {
@@ -282,6 +362,9 @@ export class Recorder {
       if (kind === 'error' && body && typeof body === 'object' && rid && body.request_id !== rid) {
         problems.push(`body request_id ${JSON.stringify(body.request_id)} differs from the request-id header ${JSON.stringify(rid)}`);
       }
+      if (kind === 'error' && body?.error?.type === 'conflict_error' && rec.status !== 409) {
+        problems.push(`error.type conflict_error on a ${rec.status} (the SDK's conflict object answers 409s)`);
+      }
       if (kind === 'session') problems.push(...checkTimestamps(body, 'session'));
       if (kind === 'sessionList' && Array.isArray(body?.data)) {
         body.data.forEach((s, i) => problems.push(...checkTimestamps(s, `data[${i}]`)));
@@ -332,10 +415,10 @@ export class Recorder {
   }
 
   // A raw HTTP request (as curl would send it). Returns the record, with .body parsed.
-  async raw(baseURL, pathAndQuery, { method = 'GET', headers = {}, timeoutMs = 15000 } = {}) {
+  async raw(baseURL, pathAndQuery, { method = 'GET', headers = {}, body = undefined, timeoutMs = 15000 } = {}) {
     const url = new URL(baseURL + pathAndQuery);
     const started = Date.now();
-    const res = await globalThis.fetch(url, { method, headers, signal: AbortSignal.timeout(timeoutMs) });
+    const res = await globalThis.fetch(url, { method, headers, body, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
     const rec = {
       via: 'raw',

@@ -348,8 +348,20 @@ export function offlineScenarios() {
             ['SandBase type "not_found"', (e) => (e.error.type = 'not_found')],
             ['request_id missing', (e) => delete e.request_id],
             ['FastAPI {detail}', (e) => (e.error = { detail: 'Not Found' })],
+            ['type "request_too_large" (not an error type of the SDK)', (e) => (e.error.type = 'request_too_large')],
           ],
           'error envelope',
+        );
+        // a 409 carries the SDK's own conflict object (ErrorType 'conflict_error')
+        assertBites(
+          v,
+          'error',
+          { type: 'error', error: { type: 'conflict_error', message: 'busy' }, request_id: 'req_2' },
+          [
+            ['extra key in the conflict object', (e) => (e.error.code = 'session_archived')],
+            ['request_id missing', (e) => delete e.request_id],
+          ],
+          'conflict error envelope',
         );
         // And through the capture path: a recorded response carrying a broken
         // Session becomes a scenario problem.
