@@ -411,6 +411,20 @@ void sg_req_drain(struct sg_req_host *h)
 		h->drained(h);
 }
 
+void sg_req_abort_all(struct sg_req_host *h)
+{
+	while (h->live) {
+		struct sg_req *r = h->live;
+		struct evhttp_request *ev = r->ev;
+		int orphan = r->orphan;
+
+		req_free(r);
+		/* a connected request is evhttp's to free; an orphan's was handed to us */
+		if (orphan)
+			evhttp_request_free(ev);
+	}
+}
+
 /* ---- handler toolkit ------------------------------------------------------------------ */
 
 const struct sg_config *sg_req_config(const struct sg_req *r)

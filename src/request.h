@@ -56,6 +56,10 @@ void sg_req_handle(struct evhttp_request *ev, void *host);
  * ended now (their drain hook first, see sg_req_on_drain); whole answers are waited for. */
 void sg_req_drain(struct sg_req_host *host);
 
+/* Ends every request still held, before the worker's evhttp and upstream are freed (after a
+ * drain's grace ran out): their work is cancelled and nothing is answered. */
+void sg_req_abort_all(struct sg_req_host *host);
+
 /* ---- for handlers -------------------------------------------------------------------- */
 
 typedef void (*sg_handler)(struct sg_req *r);

@@ -248,8 +248,9 @@ void sg_server_free(struct sg_server *srv)
 	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
-		/* evhttp first: freeing its connections ends their requests, which cancel their
-		 * fetches on the upstream that is freed next. */
+		/* Requests first, then evhttp (whose connections' close callbacks then find nothing
+		 * left to end), then the upstream their fetches ran on. */
+		sg_req_abort_all(&w->host);
 		if (w->http)
 			evhttp_free(w->http);
 		sg_upstream_free(w->host.up);

@@ -241,12 +241,52 @@ static void h_flood(struct sg_req *r)
 	start_ticker(r, 1);
 }
 
+/* A write that answers 300 ms after it starts, unless its request ends first. */
+struct later {
+	struct sg_req *r;
+	struct event *ev;
+};
+
+static int writes_answered;
+
+static void later_free(void *p)
+{
+	struct later *l = p;
+
+	event_free(l->ev);
+	free(l);
+	freed++;
+}
+
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct later *l = arg;
+
+	(void)fd;
+	(void)what;
+	writes_answered++;
+	sg_req_reply(l->r, 200, json_pack("{s:s}", "id", "done"));
+}
+
+static void h_write(struct sg_req *r)
+{
+	struct later *l = calloc(1, sizeof(*l));
+	struct timeval tv = {0, 300000};
+
+	l->r = r;
+	l->ev = evtimer_new(base, on_later, l);
+	sg_req_set_state(r, l, later_free);
+	evtimer_add(l->ev, &tv);
+}
+
 static const struct sg_route_def live_routes[] = {
     {"GET", "/whole", h_whole, SG_RT_PUBLIC},
     {"GET", "/hang", h_hang, SG_RT_PUBLIC},
     {"GET", "/stream", h_stream, SG_RT_PUBLIC | SG_RT_LONG},
     {"GET", "/flood", h_flood, SG_RT_PUBLIC | SG_RT_LONG},
     {"GET", "/private", h_whole, 0},
+    {"POST", "/write", h_write, SG_RT_PUBLIC | SG_RT_WRITE},
+    {"POST", "/write-hang", h_hang, SG_RT_PUBLIC | SG_RT_WRITE},
     {NULL, NULL, NULL, 0},
 };
 
@@ -279,7 +319,7 @@ static void live_setup(void)
 	ck_assert_ptr_nonnull(bs);
 	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
 	port = ntohs(sa.sin_port);
-	freed = drained = flood_rc = 0;
+	freed = drained = flood_rc = writes_answered = 0;
 	flood_bytes = 0;
 }
 
@@ -556,6 +596,65 @@ START_TEST(stream_outlives_the_connection_idle_timeout)
 }
 END_TEST
 
+/* A write is not cancelled when its client leaves: cancelling it halfway would leave its
+ * outcome unknown. It runs to its answer (which goes nowhere) and counts as in flight. */
+START_TEST(write_runs_on_when_its_client_leaves)
+{
+	struct client c;
+
+	cfg.request_timeout_ms = 60000;
+	client_start(&c, "POST /write HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 50);
+	client_go(&c);
+	client_join(&c); /* gone after 50 ms, long before the answer */
+	run_until(NULL, 0, NULL, 100);
+	ck_assert_int_eq(freed, 0);
+	ck_assert_uint_eq(host.inflight, 1);
+	sg_req_drain(&host); /* a drain waits for it */
+	ck_assert_int_eq(drained, 0);
+	run_until(&drained, 1, NULL, 5000);
+	ck_assert_int_eq(writes_answered, 1);
+	ck_assert_int_eq(freed, 1);
+	ck_assert_uint_eq(host.inflight, 0);
+	ck_assert_ptr_null(host.live);
+}
+END_TEST
+
+/* A write that outlives the deadline may still take effect: the 504 says so and forbids the
+ * SDK's automatic retry. */
+START_TEST(write_deadline_leaves_the_outcome_unknown)
+{
+	struct client c;
+
+	client_start(&c,
+	             "POST /write-hang HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+	             "Connection: close\r\n\r\n",
+	             5000);
+	client_go(&c);
+	client_join(&c);
+	ck_assert_msg(strstr(c.buf, "HTTP/1.1 504"), "%s", c.buf);
+	ck_assert_msg(strstr(c.buf, "x-should-retry: false"), "%s", c.buf);
+	ck_assert_msg(strstr(c.buf, "outcome of this write is unknown"), "%s", c.buf);
+	ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
+/* A worker torn down with a write still running (the grace ran out) frees it. */
+START_TEST(abort_all_frees_orphaned_writes)
+{
+	struct client c;
+
+	cfg.request_timeout_ms = 60000;
+	client_start(&c, "POST /write-hang HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 50);
+	client_go(&c);
+	client_join(&c);
+	run_until(NULL, 0, NULL, 100);
+	ck_assert_ptr_nonnull(host.live);
+	sg_req_abort_all(&host);
+	ck_assert_ptr_null(host.live);
+	ck_assert_int_eq(freed, 1);
+}
+END_TEST
+
 START_TEST(drain_ends_open_streams)
 {
 	struct client c;
@@ -646,6 +745,9 @@ static Suite *suite(void)
 	tcase_add_test(l, client_leaving_ends_the_request);
 	tcase_add_test(l, stream_arrives_in_pieces_and_outlives_the_deadline);
 	tcase_add_test(l, stream_outlives_the_connection_idle_timeout);
+	tcase_add_test(l, write_runs_on_when_its_client_leaves);
+	tcase_add_test(l, write_deadline_leaves_the_outcome_unknown);
+	tcase_add_test(l, abort_all_frees_orphaned_writes);
 	tcase_add_test(l, drain_ends_open_streams);
 	tcase_add_test(l, drain_waits_for_whole_answers);
 	tcase_add_test(l, slow_reader_is_cut_at_the_backlog_bound);
