@@ -124,13 +124,14 @@ async function waitFor(what, proc, fn, timeoutMs) {
 
 // fake_agentscope --port 0 --port-file F --generate SPEC [--seed S] [--shape X] --quiet
 // (fake_sandbase too: its --dialect and --api-key go in `extra`)
-export async function startFake(bin, dir, name, { generate, seed, shape, extra = [] }) {
+// env: extra environment variables (TZ: the zone of the fake's naive local timestamps).
+export async function startFake(bin, dir, name, { generate, seed, shape, extra = [], env = undefined }) {
   const portFile = path.join(dir, `${name}.port`);
   const args = ['--port', '0', '--port-file', portFile, '--generate', generate, '--quiet'];
   if (seed !== undefined) args.push('--seed', String(seed));
   if (shape) args.push('--shape', shape);
   args.push(...extra);
-  const proc = new Proc(name, bin, args, path.join(dir, `${name}.log`));
+  const proc = new Proc(name, bin, args, path.join(dir, `${name}.log`), env);
   const port = await waitFor('its port file', proc, () => {
     const t = fs.existsSync(portFile) ? fs.readFileSync(portFile, 'utf8').trim() : '';
     return /^\d+$/.test(t) && Number(t) > 0 ? Number(t) : null;

@@ -15,9 +15,10 @@ import path from 'node:path';
 import Anthropic from '@anthropic-ai/sdk';
 import { generateSchemas, ROOT } from './gen-schemas.mjs';
 import { loadValidators } from './validate.mjs';
-import { Recorder, freePorts, sha256hex, startFake, startGateway, stopAllSync } from './harness.mjs';
+import { Recorder, freePorts, sha256hex, startFake, startFaultProxy, startGateway, stopAllSync } from './harness.mjs';
 import { liveScenarios, offlineScenarios } from './scenarios.mjs';
 import { backendScenarios } from './backends.mjs';
+import { writeScenarios } from './writes.mjs';
 
 const SCHEMAS_NAME = 'schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse, Agent, send-events, deleted session)';
 const RUN_BUDGET_MS = Number(process.env.SG_CONFORMANCE_BUDGET_MS || 6 * 60 * 1000);
@@ -84,8 +85,13 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(t));
 }
 
+// SG_CONFORMANCE_FILTER=regex runs only the live scenarios whose name matches (a debugging aid;
+// the offline checks always run).
+const FILTER = process.env.SG_CONFORMANCE_FILTER ? new RegExp(process.env.SG_CONFORMANCE_FILTER) : null;
+
 // Runs one scenario with its own Recorder; validation problems fail it.
 async function runScenario(sc, base) {
+  if (FILTER && base.env && !FILTER.test(sc.name)) return;
   const rec = new Recorder(base.validators);
   const notes = [];
   const ctx = {
@@ -305,6 +311,81 @@ async function backendsRun({ bins, dir, validators }) {
   for (const p of procs.reverse()) await p.stop();
 }
 
+// The write path on fresh fakes of its own (writes change the data the read runs check against):
+// AgentScope (with the chat_model_config writes need), SandBase, Claude-native, and the same
+// SandBase fake once more behind a fault proxy (src/harness.mjs) for refusals the fake has no
+// mode for. Scenarios in src/writes.mjs.
+async function writesRun({ bins, dir, validators }) {
+  const label = 'writes';
+  const procs = [];
+  let env;
+  let proxy = null;
+  const backendKeys = { sb: 'sk-sb-conformance-writes', cl: 'sk-ant-conformance-writes' };
+  try {
+    const [as, sb, cl] = await Promise.all([
+      // the fake writes new messages in its local time: the zone the gateway is told it runs in
+      startFake(bins.fake, dir, `${label}-agentscope`, { generate: '6:2', seed: 11, shape: 'head', extra: ['--run-ms', '200'], env: { TZ: 'Asia/Shanghai' } }),
+      startFake(bins.sandbase, dir, `${label}-sandbase`, { generate: '8:2', seed: 12, extra: ['--dialect', 'sandbase', '--api-key', backendKeys.sb] }),
+      startFake(bins.sandbase, dir, `${label}-claude`, { generate: '8:2', seed: 13, extra: ['--dialect', 'claude', '--api-key', backendKeys.cl] }),
+    ]);
+    procs.push(as.proc, sb.proc, cl.proc);
+    proxy = await startFaultProxy(sb.url);
+    const [gwPort] = await freePorts(1);
+    const names = { as: 'as', sb: 'sb', cl: 'cl', flaky: 'sbflaky' };
+    const keys = {
+      as: 'sk-conf-writes-agentscope',
+      sb: 'sk-conf-writes-sandbase',
+      cl: 'sk-conf-writes-claude',
+      multi: 'sk-conf-writes-multi',
+      flaky: 'sk-conf-writes-flaky',
+    };
+    const chatModelConfig = { type: 'anthropic', credential_id: 'anthropic_credential', model: 'claude-sonnet-4-5', parameters: {} };
+    const backends = [
+      {
+        ...asBackend(names.as, as.url, 5000),
+        // a long cache, so that a read after a write that came from it would show the old data
+        options: { timezone: 'Asia/Shanghai', chat_model_config: chatModelConfig, cache_ms: 60000 },
+      },
+      sandbaseBackend(names.sb, sb.url, 5000, backendKeys.sb),
+      {
+        name: names.cl,
+        mapping: 'claude',
+        url: cl.url,
+        timeout_ms: 5000,
+        connect_timeout_ms: 1000,
+        retries: 0,
+        options: { api_key: backendKeys.cl, anthropic_version: '2023-06-01' },
+      },
+      sandbaseBackend(names.flaky, proxy.url, 5000, backendKeys.sb),
+    ];
+    const keyList = [
+      ['agentscope', keys.as, { [names.as]: { user_id: 'alice' } }],
+      ['sandbase', keys.sb, { [names.sb]: {} }],
+      ['claude', keys.cl, { [names.cl]: {} }],
+      ['multi', keys.multi, { [names.sb]: {}, [names.as]: { user_id: 'alice' } }],
+      ['flaky', keys.flaky, { [names.flaky]: {} }],
+    ];
+    const gw = await startGateway(bins.gateway, dir, `${label}-gateway`, gatewayConfig({ port: gwPort, backends, keys: keyList }));
+    procs.push(gw.proc);
+    env = { gw, as, sb, cl, proxy, keys, backendKeys, names, user: 'alice', envId: 'env_conformance_writes' };
+  } catch (e) {
+    report(`${label}/start fake backends (AgentScope, SandBase, Claude) and gateway`, e);
+    for (const p of procs.reverse()) await p.stop();
+    if (proxy) await proxy.stop();
+    return;
+  }
+
+  for (const sc of writeScenarios(env)) {
+    await runScenario(sc, { validators, env });
+  }
+
+  const gwExit = await env.gw.proc.stop(5000);
+  const ok = gwExit.code === 0 && !gwExit.signal;
+  report(`${label}/gateway exits 0 on SIGTERM`, ok ? null : new Error(`${env.gw.proc.describeExit()}; log tail: ${env.gw.proc.logTail(5)}`));
+  for (const p of procs.reverse()) await p.stop();
+  await proxy.stop();
+}
+
 async function main() {
   const builddir = path.resolve(process.env.SG_BUILDDIR || path.join(ROOT, '..', '..', 'build'));
   const bins = {
@@ -333,12 +414,13 @@ async function main() {
     finish(1);
   }
 
-  // SG_CONFORMANCE_ONLY=head,v2.0.1,backends (comma list) runs only those live runs.
+  // SG_CONFORMANCE_ONLY=head,v2.0.1,backends,writes (comma list) runs only those live runs.
   const only = process.env.SG_CONFORMANCE_ONLY ? new Set(process.env.SG_CONFORMANCE_ONLY.split(',').map((x) => x.trim())) : null;
   const wanted = (label) => !only || only.has(label);
   if (wanted('head')) await liveRun({ label: 'head', shape: 'head', bins, dir, validators, full: true, aliceSessions: 300, agents: 6 });
   if (wanted('v2.0.1')) await liveRun({ label: 'v2.0.1', shape: 'v2.0.1', bins, dir, validators, full: false, aliceSessions: 90, agents: 4 });
   if (wanted('backends')) await backendsRun({ bins, dir, validators });
+  if (wanted('writes')) await writesRun({ bins, dir, validators });
 
   if (failed === 0) fs.rmSync(dir, { recursive: true, force: true });
   else console.log(`(logs and configurations kept in ${dir}; run took ${Math.round((Date.now() - started) / 1000)} s)`);
