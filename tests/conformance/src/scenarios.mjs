@@ -857,10 +857,28 @@ export function liveScenarios(prefix, env, opts = {}) {
       const a = await ctx.rec.raw(env.gw.url, '/v1/nothing', { headers: h });
       if (a.status !== 404) fail(`GET /v1/nothing: status ${a.status}, want 404`);
       if (!/no such endpoint/.test(a.body?.error?.message ?? '')) fail(`GET /v1/nothing: message ${a.body?.error?.message}`);
+      // known paths asked with a method they do not take: 405 with the methods they do take
+      // (never a write here: this run's fake is the read scenarios' ground truth)
+      const id = (await ctx.reference())[0].id;
+      for (const [method, path, allow] of [
+        ['PUT', '/v1/sessions', 'GET, HEAD, POST'],
+        ['PATCH', `/v1/sessions/${id}`, 'GET, HEAD, POST, DELETE'],
+        ['GET', `/v1/sessions/${id}/archive`, 'POST'],
+        ['DELETE', `/v1/sessions/${id}/events`, 'GET, HEAD, POST'],
+      ]) {
+        const r = await ctx.rec.raw(env.gw.url, path, { method, headers: h });
+        const what = `${method} ${path.replace(id, '{id}')}`;
+        if (r.status !== 405) fail(`${what}: status ${r.status}, want 405`);
+        if (r.body?.error?.type !== 'invalid_request_error') fail(`${what}: error.type ${r.body?.error?.type}`);
+        const got = (r.resHeaders.allow ?? '').split(',').map((x) => x.trim()).sort();
+        if (canon(got) !== canon(allow.split(', ').sort())) fail(`${what}: Allow ${JSON.stringify(r.resHeaders.allow)}, want ${allow}`);
+      }
+      // a write route without a body: a 400 naming what is missing, before any backend
+      await env.fake.clearRequests();
       const b = await ctx.rec.raw(env.gw.url, '/v1/sessions', { method: 'POST', headers: h });
-      if (b.status !== 405 && b.status !== 404 && b.status !== 400) fail(`POST /v1/sessions: status ${b.status}`);
-      const c = await ctx.rec.raw(env.gw.url, `/v1/sessions/${(await ctx.reference())[0].id}`, { method: 'DELETE', headers: h });
-      if (c.status < 400 || c.status >= 500) fail(`DELETE /v1/sessions/{id}: status ${c.status}`);
+      if (b.status !== 400 || b.body?.error?.type !== 'invalid_request_error') fail(`POST /v1/sessions without a body: status ${b.status} ${b.body?.error?.type}`);
+      const reached = (await env.fake.requests()).filter((q) => q.method !== 'GET');
+      if (reached.length) fail(`POST /v1/sessions without a body reached the backend: ${reached.map((q) => `${q.method} ${q.uri}`).join(', ')}`);
     });
 
     add('identity: client X-User-ID is never forwarded', async (ctx) => {

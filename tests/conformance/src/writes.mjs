@@ -133,6 +133,21 @@ export function writeScenarios(env) {
     if (b.kind === 'agentscope') {
       const body = await b.fake.get('/agent/', env.user);
       b.agents = body.agents.map((a) => ({ id: a.id, version: 1, name: a.data?.name ?? null }));
+    } else if (b.kind === 'claude') {
+      // fake_sandbase --dialect claude has no agent routes: its agents are the snapshots its
+      // sessions carry (read in its own listing)
+      const latest = new Map();
+      let page = null;
+      for (let i = 0; i < 100; i++) {
+        const body = await b.fake.getWith(`/v1/sessions?limit=100&include_archived=true${page ? `&page=${encodeURIComponent(page)}` : ''}`, b.headers);
+        for (const s of body.data) {
+          const a = s.agent;
+          if (a?.id && (!latest.has(a.id) || latest.get(a.id).version < a.version)) latest.set(a.id, { id: a.id, version: a.version, name: a.name ?? null });
+        }
+        page = body.next_page;
+        if (!page) break;
+      }
+      b.agents = [...latest.values()].sort((x, y) => (x.id < y.id ? -1 : 1));
     } else {
       const out = [];
       let page = null;
@@ -446,7 +461,9 @@ export function writeScenarios(env) {
       if (got.id !== m[0]) fail(`retrieve of the named session answered ${got.id}`);
     },
   });
-  unknownCase(sbB, 'create answered by a plain 500 (the gateway cannot tell)', { mode: 'http500', op: 'create', performed: false });
+  // the fakes serve a request before a failure mode replaces its answer: here SandBase created
+  // the session and then answered a bare 500, which the gateway cannot tell from a refusal
+  unknownCase(sbB, 'create done, then answered by a plain 500', { mode: 'http500', op: 'create', performed: true });
   unknownCase(clB, 'user.message answered by a dropped connection', { mode: 'write-drop', op: 'send', performed: true });
 
   // ---- Idempotency-Key, passed the way an SDK user does: request options' headers
