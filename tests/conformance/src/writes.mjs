@@ -211,7 +211,7 @@ export function writeScenarios(env) {
   // ---- the whole life of a session, per backend
   for (const b of backends) {
     const p = b.label;
-    add(`${p}/flow: create, user.message, events, interrupt, title (read-your-writes), ${b.canArchive ? 'archive' : 'archive refused (400)'}, delete`, async (ctx) => {
+    add(`${p}/flow: create, user.message, events, interrupt, title${b.kind === 'agentscope' ? '' : ' and metadata'} (read-your-writes), ${b.canArchive ? 'archive' : 'archive refused (400)'}, delete`, async (ctx) => {
       const client = ctx.client(b.key);
       await b.fake.clearRequests();
       const title = `conformance flow ${p}`;
@@ -262,6 +262,16 @@ export function writeScenarios(env) {
       const listedAfter = (await listAll(client, { limit: 100 })).find((x) => x.id === s.id);
       if (listedAfter?.title !== title2) fail(`list after the update: title ${JSON.stringify(listedAfter?.title)} (read-your-writes)`);
       if (rfc3339Micros(r2.updated_at) < rfc3339Micros(idleAfter.updated_at)) fail(`updated_at went back: ${idleAfter.updated_at} then ${r2.updated_at}`);
+
+      // metadata is a patch: a string upserts, null deletes (AgentScope has none: refused below)
+      if (b.kind !== 'agentscope') {
+        const m1 = await client.beta.sessions.update(s.id, { metadata: { 'conf.a': '1', 'conf.b': '2' } });
+        if (m1.metadata['conf.a'] !== '1' || m1.metadata['conf.b'] !== '2') fail(`metadata after the upsert: ${JSON.stringify(m1.metadata)}`);
+        const m2 = await client.beta.sessions.update(s.id, { metadata: { 'conf.a': null } });
+        if ('conf.a' in m2.metadata || m2.metadata['conf.b'] !== '2') fail(`metadata after deleting conf.a: ${JSON.stringify(m2.metadata)}`);
+        const r = await client.beta.sessions.retrieve(s.id);
+        if ('conf.a' in r.metadata || r.metadata['conf.b'] !== '2' || r.title !== title2) fail(`retrieve after the metadata patch: ${JSON.stringify(r.metadata)}, title ${JSON.stringify(r.title)}`);
+      }
 
       // archive
       await b.fake.clearRequests();
@@ -677,6 +687,35 @@ export function writeScenarios(env) {
     // (the fake's own reads below are made after the window above was read)
     if (await fakeHas(b, d.native, agentId)) fail('the session outlived its delete');
     ctx.note(`${seen.length} requests (${w.length} writes), all as ${env.user}`);
+  });
+
+  // ---- what the SDK's types allow but AgentScope cannot hold: refused by the module with a 400
+  // naming the backend, before any write
+  add('agentscope/what AgentScope cannot hold (metadata, resources, vaults, budget, a null title, define_outcome) is BadRequestError 400 naming the backend; no write', async (ctx) => {
+    const b = asB;
+    const client = ctx.client(b.key, { maxRetries: 2 });
+    const agentId = (await fakeAgents(b))[0].id;
+    const id = (await listAll(client, { limit: 5 }))[0]?.id;
+    if (!id) fail('fixture: no AgentScope session listed');
+    const budget = { type: 'limit', max_list_cost: { amount: '5.00', currency: 'USD' } };
+    const cases = [
+      ['create with metadata', () => client.beta.sessions.create(createParams(agentId, { metadata: { a: '1' } })), /metadata/],
+      ['create with resources', () => client.beta.sessions.create(createParams(agentId, { resources: [{ type: 'file', file_id: 'file_x' }] })), /resources/],
+      ['create with vault_ids', () => client.beta.sessions.create(createParams(agentId, { vault_ids: ['vlt_x'] })), /vault/],
+      ['create with a budget', () => client.beta.sessions.create(createParams(agentId, { budget })), /budget/],
+      ['update with metadata', () => client.beta.sessions.update(id, { metadata: { a: '1' } }), /metadata/],
+      ['update with title null', () => client.beta.sessions.update(id, { title: null }), /title/],
+      ['events.send with user.define_outcome', () => client.beta.sessions.events.send(id, { events: [{ type: 'user.define_outcome', description: 'd', rubric: { type: 'text', content: 'r' } }] }), /define_outcome/],
+    ];
+    await b.fake.clearRequests();
+    const from = ctx.rec.records.length;
+    for (const [what, call, word] of cases) {
+      const err = await expectReject(call(), SDK.BadRequestError, 400, 'invalid_request_error', what);
+      if (!err.apiMessage.includes(`'${b.name}'`) || !word.test(err.apiMessage)) fail(`${what}: the message does not name the backend and what it cannot do: ${JSON.stringify(err.apiMessage)}`);
+    }
+    if (ctx.rec.records.length - from !== cases.length) fail('the SDK retried a 400');
+    const w = await writesOf(b.fake);
+    if (w.length) fail(`refused writes reached the fake: ${show(w)}`);
   });
 
   // ---- AgentScope's run lock and human-in-the-loop parks
