@@ -2,16 +2,24 @@
  * src/agentscope/app) for the integration tests, the Node SDK conformance suite and the
  * README demo.
  *
- * It serves a static dataset (a --data file, or a seeded --generate) through the read-only
- * session routes, in the wire shape of v2.0.1 or of HEAD, and misbehaves on request (--mode,
- * POST /__fake/mode) so the gateway's failure paths can be exercised. It copies the real
- * FastAPI server's observable behaviour: 307 slash redirects, 422 validation bodies listing
- * the X-User-ID dependency first, 401 on an empty X-User-ID, the 404 texts
- * "Agent '<id>' not found." and "Session '<id>' not found.", 405 with an Allow header.
+ * It serves a dataset (a --data file, or a seeded --generate) through the session routes, in
+ * the wire shape of v2.0.1 or of HEAD, and misbehaves on request (--mode, POST /__fake/mode)
+ * so the gateway's failure paths can be exercised. It copies the real FastAPI server's
+ * observable behaviour: 307 slash redirects, 422 validation bodies listing the X-User-ID
+ * dependency first, 401 on an empty X-User-ID, the 404 texts "Agent '<id>' not found." and
+ * "Session '<id>' not found.", 405 with an Allow header.
  *
- * One thread, one libevent loop; nothing blocks it (delays are event timers). The dataset is
- * immutable after start-up, so every listing item is serialised once and listings are built
- * from references to those strings.
+ * Writes (POST /sessions/, PATCH and DELETE /sessions/{id}, POST /sessions/{id}/interrupt,
+ * POST /chat/) change the store in memory. A chat run is simulated: it holds the session's
+ * run lock for --run-ms (a loop timer), then leaves one assistant reply in the message log;
+ * markers in the user's text ([tool:ask], [tool:external], [tool:auto], [reply:error],
+ * [run:long]) make it park on a tool call, run one, fail or run until interrupted. What the
+ * real service does asynchronously after answering /chat/ (failed runs, resumes that do not
+ * fit) is visible the same way: in the log, never in the answer.
+ *
+ * One thread, one libevent loop; nothing blocks it (delays and runs are event timers). Every
+ * listing item is serialised once per change and listings are built from references to those
+ * texts.
  *
  * Data model (file and generator alike):
  *   {"users": {"<user>": {"agents": [AgentView...],
@@ -3457,7 +3465,8 @@ static void fa_usage(FILE *fp)
 	        "usage: " FA_NAME " [--port N] [--port-file F] [--data FILE |"
 	        " --generate N[:AGENTS[:USER]]]\n"
 	        "       [--seed S] [--shape v2.0.1|head] [--mode ok|slow|garbage|wrong-shape|"
-	        "http500|close]\n"
+	        "http500|close|\n"
+	        "       write-unknown|write-drop]\n"
 	        "       [--delay-ms N] [--run-ms N] [--quiet]\n"
 	        "\n"
 	        "A fake AgentScope agent service on 127.0.0.1 for tests and demos.\n"

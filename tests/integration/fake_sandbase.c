@@ -37,15 +37,22 @@
  * A cursor that does not decode, or an events cursor whose index does not hold that id, is a
  * 400. Ids and cursors are deterministic for a given dataset.
  *
- * One thread, one libevent loop; nothing blocks it (delays are event timers). The dataset is
- * immutable after start-up: every session is serialised once and listings reference those
- * strings.
+ * Writes (create, update, archive, delete, send events) change the store in memory. A
+ * user.message starts a simulated turn that runs --run-ms on a loop timer and then records the
+ * agent's events and the idle; markers in the text ([tool:auto], [tool:ask] (Claude),
+ * [tool:custom], [reply:error], [run:long]) choose what the turn does. SandBase refuses what
+ * its docs say it refuses (422 unsupported_event_type / unsupported_multiagent, 409 while
+ * running, 409 session_archived); Claude queues a message sent while running and takes tool
+ * confirmations and custom tool results.
+ *
+ * One thread, one libevent loop; nothing blocks it (delays and turns are event timers).
+ * Every session is serialised once per change and listings reference those texts.
  *
  * Data (file and generator alike), in the dialect served:
  *   {"agents": [Agent...], "sessions": [{"session": Session, "events": [Event...]}]}
  * A file may hold both dialects as {"sandbase": {...}, "claude": {...}}; the served one is
- * picked. "agents" (one object per id and version) is only used by SandBase's
- * GET /v1/agents/{id}. Events are served in file order. */
+ * picked. "agents" (one object per id and version) is only used by SandBase's agent routes
+ * (Claude's agents are the snapshots its sessions carry). Events are served in file order. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -1344,6 +1351,7 @@ struct fs_session {
 	json_t *resources;      /* Claude resources, borrowed */
 	json_t *events;         /* borrowed */
 	int64_t *ev_time;       /* Claude: processed_at per event, INT64_MIN when null */
+	size_t nev_time;        /* events ev_time covers (fs_refresh brings it up to date) */
 	struct fk_text *text;   /* the session, serialised */
 	struct fs_run *run;     /* the simulated turn in progress, or NULL */
 	json_t *pending;        /* ids of the tool uses a requires_action idle waits on, or NULL */
@@ -1477,6 +1485,7 @@ static int fs_refresh(struct fs_store *st, struct fs_session *s)
 			if (fs_parse_time(fk_get_str(json_array_get(s->events, i), "processed_at"),
 			                  &s->ev_time[i]))
 				s->ev_time[i] = INT64_MIN;
+		s->nev_time = n;
 	}
 	text = fk_text_json(obj, FS_DUMP_FLAGS);
 	if (text == NULL)
@@ -2384,9 +2393,9 @@ static void fs_cl_events(struct fs_server *srv, const char *sid, const char *que
 			ok = fk_get_str(ev, "type") != NULL &&
 			     strcmp(fk_get_str(ev, "type"),
 			            json_string_value(json_array_get(types, t))) == 0;
-		if (!ok ||
-		    ((lo != INT64_MIN || hi != INT64_MAX) &&
-		     (s->ev_time[i] == INT64_MIN || s->ev_time[i] < lo || s->ev_time[i] > hi)))
+		if (!ok || ((lo != INT64_MIN || hi != INT64_MAX) &&
+		            (i >= s->nev_time || s->ev_time[i] == INT64_MIN || s->ev_time[i] < lo ||
+		             s->ev_time[i] > hi)))
 			continue;
 		if (taken == (size_t)limit) {
 			next = fs_events_mint(s, last);
@@ -3127,7 +3136,7 @@ static int fs_check_state(struct fs_server *srv, struct fs_session *s, json_t *e
 {
 	bool running = s->run != NULL || strcmp(s->status, "running") == 0 ||
 	               strcmp(s->status, "rescheduling") == 0;
-	json_t *pending = json_copy(s->pending != NULL ? s->pending : json_array()), *ev;
+	json_t *pending = s->pending != NULL ? json_copy(s->pending) : json_array(), *ev;
 	int rc = 0;
 	size_t i;
 
@@ -4131,33 +4140,34 @@ static const struct fk_fake fs_fake = {
 
 static void fs_usage(FILE *fp)
 {
-	fprintf(fp,
-	        "usage: " FS_NAME " --dialect sandbase|claude [--port N] [--port-file F]\n"
-	        "       [--data FILE | --generate N[:AGENTS]] [--seed S] [--api-key KEY]\n"
-	        "       [--mode ok|slow|garbage|wrong-shape|http500|close] [--delay-ms N]\n"
-	        "       [--events-page N] [--run-ms N] [--dump] [--quiet]\n"
-	        "\n"
-	        "A fake SandBase sessions API, or a fake Claude-native upstream, on 127.0.0.1.\n"
-	        "  --dialect D       sandbase (SandBase's quirks) or claude (the north dialect)\n"
-	        "  --port N          port to listen on (0 = ephemeral, the default)\n"
-	        "  --port-file F     write the bound port and a newline to F once listening\n"
-	        "  --data FILE       serve this dataset (JSON, at most 64 MiB; see the source)\n"
-	        "  --generate SPEC   generate N sessions over AGENTS agents (3)\n"
-	        "  --seed S          generator seed (1)\n"
-	        "  --api-key KEY     the accepted key (sk-sb-test / sk-ant-test)\n"
-	        "  --mode M          misbehaviour for every non-control route (ok); write-unknown\n"
-	        "                    and write-drop perform a write, then answer SandBase's 502\n"
-	        "                    delivery_outcome_unknown (Claude: 500) / close\n"
-	        "  --delay-ms N      delay of --mode slow (3000)\n"
-	        "  --events-page N   SandBase event pages: 0 = all at once, no next_page (0)\n"
-	        "  --run-ms N        how long a simulated agent turn runs (300)\n"
-	        "  --dump            print the dataset as --data reads it and exit\n"
-	        "  --quiet           do not log requests on stderr\n"
-	        "Turns: a user text with [tool:auto], [tool:ask], [tool:custom], [reply:error] or\n"
-	        "[run:long] makes the agent run a tool, wait for a confirmation (Claude) or a\n"
-	        "custom tool result, fail, or run until interrupted.\n"
-	        "Control: GET|DELETE /__fake/requests,"
-	        " POST /__fake/mode?mode=M&delay_ms=N&events_page=N&run_ms=N\n");
+	fprintf(
+	    fp,
+	    "usage: " FS_NAME " --dialect sandbase|claude [--port N] [--port-file F]\n"
+	    "       [--data FILE | --generate N[:AGENTS]] [--seed S] [--api-key KEY]\n"
+	    "       [--mode ok|slow|garbage|wrong-shape|http500|close|write-unknown|write-drop]\n"
+	    "       [--delay-ms N] [--events-page N] [--run-ms N] [--dump] [--quiet]\n"
+	    "\n"
+	    "A fake SandBase sessions API, or a fake Claude-native upstream, on 127.0.0.1.\n"
+	    "  --dialect D       sandbase (SandBase's quirks) or claude (the north dialect)\n"
+	    "  --port N          port to listen on (0 = ephemeral, the default)\n"
+	    "  --port-file F     write the bound port and a newline to F once listening\n"
+	    "  --data FILE       serve this dataset (JSON, at most 64 MiB; see the source)\n"
+	    "  --generate SPEC   generate N sessions over AGENTS agents (3)\n"
+	    "  --seed S          generator seed (1)\n"
+	    "  --api-key KEY     the accepted key (sk-sb-test / sk-ant-test)\n"
+	    "  --mode M          misbehaviour for every non-control route (ok); write-unknown\n"
+	    "                    and write-drop perform a write, then answer SandBase's 502\n"
+	    "                    delivery_outcome_unknown (Claude: 500) / close\n"
+	    "  --delay-ms N      delay of --mode slow (3000)\n"
+	    "  --events-page N   SandBase event pages: 0 = all at once, no next_page (0)\n"
+	    "  --run-ms N        how long a simulated agent turn runs (300)\n"
+	    "  --dump            print the dataset as --data reads it and exit\n"
+	    "  --quiet           do not log requests on stderr\n"
+	    "Turns: a user text with [tool:auto], [tool:ask], [tool:custom], [reply:error] or\n"
+	    "[run:long] makes the agent run a tool, wait for a confirmation (Claude) or a\n"
+	    "custom tool result, fail, or run until interrupted.\n"
+	    "Control: GET|DELETE /__fake/requests,"
+	    " POST /__fake/mode?mode=M&delay_ms=N&events_page=N&run_ms=N\n");
 }
 
 struct fs_opts {

@@ -599,6 +599,29 @@ START_TEST(as_interrupts)
 }
 END_TEST
 
+START_TEST(as_tool_and_error_plans)
+{
+	char sid[64];
+	json_t *msgs, *reply;
+
+	as_create(sid, false);
+	as_say(sid, "m1", "Read the notes [tool:auto]");
+	as_wait(sid, "idle");
+	as_say(sid, "m2", "Again [reply:error]");
+	as_wait(sid, "idle");
+	msgs = as_messages(sid);
+	ck_assert_uint_eq(json_array_size(msgs), 4);
+	reply = json_array_get(msgs, 1);
+	ck_assert_str_eq(str(reply, "finished_reason"), "completed");
+	ck_assert_str_eq(str(block(reply, "tool_call"), "state"), "finished");
+	ck_assert_str_eq(str(block(reply, "tool_result"), "state"), "success");
+	reply = json_array_get(msgs, 3);
+	ck_assert_str_eq(str(reply, "finished_reason"), "error");
+	ck_assert_str_eq(str(json_object_get(reply, "error"), "type"), "upstream");
+	json_decref(msgs);
+}
+END_TEST
+
 START_TEST(as_session_without_model_cannot_run)
 {
 	char sid[64];
@@ -947,6 +970,33 @@ START_TEST(sb_rejected_batches_and_interrupt)
 }
 END_TEST
 
+START_TEST(sb_tool_turn)
+{
+	char sid[64], *types;
+	json_t *ev, *use, *res;
+	struct res r;
+
+	sb_create(sid, "");
+	r = sb_send(sid, "[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"notes [tool:auto]\"}]}]");
+	expect(&r, 200);
+	res_free(&r);
+	wait_status(sb.port, sb_h, sid, "idle");
+	ev = events_of(sb.port, sb_h, sid);
+	types = types_of(ev);
+	ck_assert_str_eq(types, "user.message session.status_running agent.message agent.tool_use "
+	                        "agent.tool_result agent.message session.status_idle");
+	free(types);
+	/* SandBase nests the tool use's name and input in content. */
+	use = json_array_get(ev, 3);
+	ck_assert_str_eq(str(json_object_get(use, "content"), "name"), "read");
+	ck_assert(json_is_object(json_object_get(json_object_get(use, "content"), "input")));
+	res = json_array_get(ev, 4);
+	ck_assert_str_eq(str(res, "tool_use_id"), str(use, "id"));
+	json_decref(ev);
+}
+END_TEST
+
 START_TEST(sb_outcome_unknown_modes)
 {
 	char sid[64];
@@ -1132,6 +1182,37 @@ START_TEST(cl_confirmations_and_queue)
 }
 END_TEST
 
+START_TEST(cl_failed_turn)
+{
+	char sid[64], body[512], *types;
+	json_t *ev, *err;
+	struct res r;
+
+	snprintf(
+	    body, sizeof(body),
+	    "{\"agent\":\"%s\",\"environment_id\":\"env_1\",\"initial_events\":[{\"type\":"
+	    "\"user.message\",\"content\":[{\"type\":\"text\",\"text\":\"x [reply:error]\"}]}]}",
+	    cl_agent);
+	r = req("POST", cl.port, "/v1/sessions", cl_h, body);
+	expect(&r, 200);
+	snprintf(sid, sizeof(sid), "%s", str(r.json, "id"));
+	res_free(&r);
+	wait_status(cl.port, cl_h, sid, "idle");
+	ev = events_of(cl.port, cl_h, sid);
+	types = types_of(ev);
+	ck_assert_str_eq(types, "user.message session.status_running span.model_request_start "
+	                        "span.model_request_end session.error session.status_idle");
+	free(types);
+	ck_assert(json_is_true(json_object_get(json_array_get(ev, 3), "is_error")));
+	err = json_object_get(json_array_get(ev, 4), "error");
+	ck_assert_str_eq(str(err, "type"), "model_overloaded_error");
+	ck_assert_str_eq(str(json_object_get(err, "retry_status"), "type"), "exhausted");
+	ck_assert_str_eq(str(json_object_get(json_array_get(ev, 5), "stop_reason"), "type"),
+	                 "retries_exhausted");
+	json_decref(ev);
+}
+END_TEST
+
 START_TEST(cl_custom_tool_result_update_delete)
 {
 	char sid[64], body[512], events[512], path[128], *tu;
@@ -1214,11 +1295,18 @@ static void setup(void)
 	res_free(&r);
 }
 
+/* Each fake must exit 0 on SIGTERM (under a sanitizer: with nothing leaked or misused). A
+ * fixture's teardown cannot fail a test, so main() reads this. */
+static bool stopped_cleanly;
+
 static void teardown(void)
 {
-	ck_assert_int_eq(h_stop(&as, 3000), 0);
-	ck_assert_int_eq(h_stop(&sb, 3000), 0);
-	ck_assert_int_eq(h_stop(&cl, 3000), 0);
+	int a = h_stop(&as, 3000), b = h_stop(&sb, 3000), c = h_stop(&cl, 3000);
+
+	stopped_cleanly = a == 0 && b == 0 && c == 0;
+	if (!stopped_cleanly)
+		fprintf(stderr, "a fake did not exit 0 (%d %d %d); see %s, %s, %s\n", a, b, c,
+		        as.log, sb.log, cl.log);
 }
 
 int main(void)
@@ -1237,14 +1325,17 @@ int main(void)
 	tcase_add_test(tc, as_parked_permission_denied);
 	tcase_add_test(tc, as_parked_external_result);
 	tcase_add_test(tc, as_interrupts);
+	tcase_add_test(tc, as_tool_and_error_plans);
 	tcase_add_test(tc, as_session_without_model_cannot_run);
 	tcase_add_test(tc, as_write_modes_perform_the_write);
 	tcase_add_test(tc, sb_create_update_archive_delete);
 	tcase_add_test(tc, sb_turn_runs_and_refuses_while_running);
 	tcase_add_test(tc, sb_rejected_batches_and_interrupt);
+	tcase_add_test(tc, sb_tool_turn);
 	tcase_add_test(tc, sb_outcome_unknown_modes);
 	tcase_add_test(tc, sb_agents_pages);
 	tcase_add_test(tc, cl_confirmations_and_queue);
+	tcase_add_test(tc, cl_failed_turn);
 	tcase_add_test(tc, cl_custom_tool_result_update_delete);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
@@ -1254,5 +1345,5 @@ int main(void)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	curl_global_cleanup();
-	return failed == 0 ? 0 : 1;
+	return failed == 0 && stopped_cleanly ? 0 : 1;
 }
