@@ -2,16 +2,24 @@
  * src/agentscope/app) for the integration tests, the Node SDK conformance suite and the
  * README demo.
  *
- * It serves a static dataset (a --data file, or a seeded --generate) through the read-only
- * session routes, in the wire shape of v2.0.1 or of HEAD, and misbehaves on request (--mode,
- * POST /__fake/mode) so the gateway's failure paths can be exercised. It copies the real
- * FastAPI server's observable behaviour: 307 slash redirects, 422 validation bodies listing
- * the X-User-ID dependency first, 401 on an empty X-User-ID, the 404 texts
- * "Agent '<id>' not found." and "Session '<id>' not found.", 405 with an Allow header.
+ * It serves a dataset (a --data file, or a seeded --generate) through the session routes, in
+ * the wire shape of v2.0.1 or of HEAD, and misbehaves on request (--mode, POST /__fake/mode)
+ * so the gateway's failure paths can be exercised. It copies the real FastAPI server's
+ * observable behaviour: 307 slash redirects, 422 validation bodies listing the X-User-ID
+ * dependency first, 401 on an empty X-User-ID, the 404 texts "Agent '<id>' not found." and
+ * "Session '<id>' not found.", 405 with an Allow header.
  *
- * One thread, one libevent loop; nothing blocks it (delays are event timers). The dataset is
- * immutable after start-up, so every listing item is serialised once and listings are built
- * from references to those strings.
+ * Writes (POST /sessions/, PATCH and DELETE /sessions/{id}, POST /sessions/{id}/interrupt,
+ * POST /chat/) change the store in memory. A chat run is simulated: it holds the session's
+ * run lock for --run-ms (a loop timer), then leaves one assistant reply in the message log;
+ * markers in the user's text ([tool:ask], [tool:external], [tool:auto], [reply:error],
+ * [run:long]) make it park on a tool call, run one, fail or run until interrupted. What the
+ * real service does asynchronously after answering /chat/ (failed runs, resumes that do not
+ * fit) is visible the same way: in the log, never in the answer.
+ *
+ * One thread, one libevent loop; nothing blocks it (delays and runs are event timers). Every
+ * listing item is serialised once per change and listings are built from references to those
+ * texts.
  *
  * Data model (file and generator alike):
  *   {"users": {"<user>": {"agents": [AgentView...],
@@ -31,6 +39,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
 
@@ -41,6 +50,8 @@
 #define FA_MAX_USER_LEN 128
 #define FA_MSG_LIMIT_DEFAULT 50
 #define FA_MSG_LIMIT_MAX 200
+#define FA_RUN_MS_DEFAULT 300
+#define FA_RUN_MS_MAX 600000
 
 /* Python prints the shortest round-tripping float; jansson's default of 17 digits would turn
  * 0.8 into 0.80000000000000004. 16 digits prints the generator's and the demo's floats as
@@ -795,15 +806,22 @@ fail:
 /* The store: the dataset, its indexes and the pre-serialised listing items                     */
 /* ------------------------------------------------------------------------------------------ */
 
+struct fa_run;
+
 struct fa_session {
-	const char *id;     /* record.id, borrowed from the dataset */
-	int64_t created;    /* record.created_at in microseconds, for ordering */
-	size_t ord;         /* position in the data: ties keep this order */
-	bool running;       /* someone holds the run lock */
-	const char *status; /* parked status derived from state.context (a static string) */
-	json_t *messages;   /* the durable log, borrowed */
-	char *view;         /* this session's SessionView in the served shape, serialised */
-	size_t view_len;
+	json_t *entry;        /* {"record", "is_running", "team", "messages"}, held */
+	const char *id;       /* record.id, borrowed from entry */
+	const char *agent;    /* record.agent_id, borrowed from entry */
+	char *user;           /* the user (X-User-ID) it belongs to */
+	int64_t created;      /* record.created_at in microseconds, for ordering */
+	size_t ord;           /* position in the data (creation order after): ties keep it */
+	bool running;         /* someone holds the run lock */
+	bool deleted;         /* gone: no index points here any more */
+	const char *status;   /* parked status derived from state.context (a static string) */
+	json_t *messages;     /* the durable log, borrowed from entry */
+	struct fk_text *view; /* this session's SessionView in the served shape, serialised */
+	struct fa_run *run;   /* the simulated run holding the lock, or NULL */
+	json_t *queue;        /* HITL resumes waiting for the lock, oldest first */
 };
 
 struct fa_store {
@@ -812,10 +830,11 @@ struct fa_store {
 	                  *         "byid": {agent: {session id: i}}}} */
 	json_t *running; /* {session id: true}: the real run lock is keyed by session id alone */
 	struct fa_session *sess;
-	size_t nsess;
+	size_t nsess, cap;
 	enum fa_shape shape;
 	bool no_messages;  /* --no-messages: a build without the durable message log */
-	struct fk_rng rng; /* fills reply ids missing from the data */
+	struct fk_rng rng; /* fills reply ids missing from the data, and every new id */
+	unsigned run_ms;   /* how long a simulated run holds the lock */
 };
 
 /* A member to emit in order; def is the JSON text of its default, NULL = omit when absent. */
@@ -944,11 +963,11 @@ fail:
 	return NULL;
 }
 
-/* The state as the served version dumps it in a listing (record_id is borrowed). HEAD moves the
- * legacy top-level reply_id/cur_iter into reply_context (as its loader does) and trims context,
- * summary and tool_context; v2.0.1 keeps everything and has the reply fields at the top level.
- * Returns a new reference. */
-static json_t *fa_state_view(struct fa_store *st, json_t *state, json_t *record_id)
+/* The state as the served version dumps it (record_id is borrowed). HEAD moves the legacy
+ * top-level reply_id/cur_iter into reply_context (as its loader does) and, in a listing (trim),
+ * clears context, summary and tool_context; v2.0.1 keeps everything and has the reply fields at
+ * the top level. Returns a new reference. */
+static json_t *fa_state_view(struct fa_store *st, json_t *state, json_t *record_id, bool trim)
 {
 	json_t *src = json_is_object(state) ? json_copy(state) : json_object();
 	json_t *rc = json_object_get(src, "reply_context"), *rid, *iter, *out = NULL;
@@ -983,10 +1002,10 @@ static json_t *fa_state_view(struct fa_store *st, json_t *state, json_t *record_
 		    json_object_set_new(
 		        src, "reply_context",
 		        fa_reshape(rcs, fa_reply_context, FK_COUNT(fa_reply_context), NULL, 0)) ||
-		    json_object_set_new(src, "context", json_array()) ||
-		    json_object_set_new(src, "summary", json_string("")) ||
-		    json_object_set_new(src, "tool_context",
-		                        json_loads(FA_DEF_TOOL_CONTEXT, 0, NULL))) {
+		    (trim && (json_object_set_new(src, "context", json_array()) ||
+		              json_object_set_new(src, "summary", json_string("")) ||
+		              json_object_set_new(src, "tool_context",
+		                                  json_loads(FA_DEF_TOOL_CONTEXT, 0, NULL))))) {
 			json_decref(rcs);
 			goto out;
 		}
@@ -1033,17 +1052,15 @@ static const char *fa_parked_status(json_t *context)
 	return asking ? "awaiting_permission" : submitted ? "awaiting_external_result" : "idle";
 }
 
-/* Serialises one SessionView for the served shape into s->view. */
-static int fa_build_view(struct fa_store *st, struct fa_session *s, json_t *entry)
+/* A SessionRecord (borrowed) as the served version dumps it: config and state reshaped, the
+ * state cleared as in a listing when trim. Returns a new reference. */
+static json_t *fa_record_out(struct fa_store *st, json_t *record, bool trim)
 {
-	json_t *record = json_object_get(entry, "record"), *team = json_object_get(entry, "team");
-	json_t *src = json_copy(record), *config = json_object_get(record, "config");
-	json_t *rec = NULL, *view = NULL;
+	json_t *src = json_copy(record), *config = json_object_get(record, "config"), *rec = NULL;
 	bool head = st->shape == FA_SHAPE_HEAD;
-	int rc = -1;
 
 	if (src == NULL)
-		return -1;
+		return NULL;
 	if (json_is_object(config) &&
 	    json_object_set_new(
 	        src, "config",
@@ -1051,35 +1068,44 @@ static int fa_build_view(struct fa_store *st, struct fa_session *s, json_t *entr
 	             : fa_reshape(config, fa_config_v201, FK_COUNT(fa_config_v201),
 	                          fa_config_v201_drop, FK_COUNT(fa_config_v201_drop))))
 		goto out;
-	if (json_object_set_new(
-	        src, "state",
-	        fa_state_view(st, json_object_get(record, "state"), json_object_get(record, "id"))))
+	if (json_object_set_new(src, "state",
+	                        fa_state_view(st, json_object_get(record, "state"),
+	                                      json_object_get(record, "id"), trim)))
 		goto out;
 	rec = head ? fa_reshape(src, fa_record_head, FK_COUNT(fa_record_head), NULL, 0)
 	           : fa_reshape(src, fa_record_v201, FK_COUNT(fa_record_v201), fa_record_v201_drop,
 	                        FK_COUNT(fa_record_v201_drop));
+out:
+	json_decref(src);
+	return rec;
+}
+
+/* Serialises s's SessionView for the served shape into s->view (replacing the old text, which
+ * replies still being written keep alive). */
+static int fa_build_view(struct fa_store *st, struct fa_session *s)
+{
+	json_t *record = json_object_get(s->entry, "record"),
+	       *team = json_object_get(s->entry, "team");
+	json_t *rec = fa_record_out(st, record, true), *view = NULL;
+	struct fk_text *text;
+
 	if (rec == NULL)
-		goto out;
+		return -1;
 	if (team == NULL)
 		team = json_null();
-	if (head)
-		view = json_pack("{s:O, s:b, s:s, s:O}", "session", rec, "is_running", s->running,
+	if (st->shape == FA_SHAPE_HEAD)
+		view = json_pack("{s:o, s:b, s:s, s:O}", "session", rec, "is_running", s->running,
 		                 "status", s->running ? "running" : s->status, "team", team);
 	else
-		view = json_pack("{s:O, s:b, s:O}", "session", rec, "is_running", s->running,
+		view = json_pack("{s:o, s:b, s:O}", "session", rec, "is_running", s->running,
 		                 "team", team);
-	if (view == NULL)
-		goto out;
-	s->view = json_dumps(view, FA_DUMP_FLAGS);
-	if (s->view == NULL)
-		goto out;
-	s->view_len = strlen(s->view);
-	rc = 0;
-out:
+	text = view != NULL ? fk_text_json(view, FA_DUMP_FLAGS) : NULL;
 	json_decref(view);
-	json_decref(rec);
-	json_decref(src);
-	return rc;
+	if (text == NULL)
+		return -1;
+	fk_text_unref(s->view);
+	s->view = text;
+	return 0;
 }
 
 struct fa_sort_item {
@@ -1122,8 +1148,8 @@ static int fa_sort_list(struct fa_store *st, json_t *list)
 }
 
 /* Indexes one session entry of `user` (ux is its index object). */
-static int fa_index_session(struct fa_store *st, json_t *ux, json_t *entry, size_t k, char *err,
-                            size_t errlen)
+static int fa_index_session(struct fa_store *st, const char *user, json_t *ux, json_t *entry,
+                            size_t k, char *err, size_t errlen)
 {
 	json_t *record = json_object_get(entry, "record"), *state, *msgs, *lists, *byid, *l, *m;
 	json_t *running = json_object_get(entry, "is_running"), *team;
@@ -1155,7 +1181,12 @@ static int fa_index_session(struct fa_store *st, json_t *ux, json_t *entry, size
 		snprintf(err, errlen, "session %s: messages and state.context must be arrays", sid);
 		return -1;
 	}
+	s->entry = json_incref(entry);
+	s->user = strdup(user);
+	if (s->user == NULL)
+		return -1;
 	s->id = sid;
+	s->agent = aid;
 	s->ord = k;
 	s->running = json_is_true(running);
 	s->status = fa_parked_status(json_object_get(state, "context"));
@@ -1178,8 +1209,12 @@ static int fa_index_session(struct fa_store *st, json_t *ux, json_t *entry, size
 
 static void fa_store_free(struct fa_store *st)
 {
-	for (size_t i = 0; i < st->nsess; i++)
-		free(st->sess[i].view);
+	for (size_t i = 0; i < st->nsess; i++) {
+		fk_text_unref(st->sess[i].view);
+		json_decref(st->sess[i].entry);
+		json_decref(st->sess[i].queue);
+		free(st->sess[i].user);
+	}
 	free(st->sess);
 	json_decref(st->running);
 	json_decref(st->index);
@@ -1220,10 +1255,10 @@ static int fa_store_build(struct fa_store *st, json_t *root, enum fa_shape shape
 		}
 		total += json_array_size(s);
 	}
-	st->sess = calloc(total ? total : 1, sizeof(*st->sess));
+	st->cap = total > 16 ? total : 16;
+	st->sess = calloc(st->cap, sizeof(*st->sess));
 	if (st->sess == NULL)
 		goto oom;
-	st->nsess = total;
 	for (void *it = json_object_iter(users); it != NULL;
 	     it = json_object_iter_next(users, it)) {
 		const char *uname = json_object_iter_key(it);
@@ -1256,11 +1291,12 @@ static int fa_store_build(struct fa_store *st, json_t *root, enum fa_shape shape
 				         i);
 				return -1;
 			}
-			if (fa_index_session(st, ux, v, k, sub, sizeof(sub))) {
+			st->nsess = k + 1;
+			if (fa_index_session(st, uname, ux, v, k, sub, sizeof(sub))) {
 				snprintf(err, errlen, "users.%s.sessions[%zu]: %s", uname, i, sub);
 				return -1;
 			}
-			if (fa_build_view(st, &st->sess[k], v))
+			if (fa_build_view(st, &st->sess[k]))
 				goto oom;
 			k++;
 		}
@@ -1475,7 +1511,8 @@ enum fa_route {
 	FA_R_MESSAGES,
 	FA_R_STATUS,
 	FA_R_STREAM,
-	FA_R_INTERRUPT
+	FA_R_INTERRUPT,
+	FA_R_CHAT
 };
 
 struct fa_route_def {
@@ -1485,13 +1522,16 @@ struct fa_route_def {
 };
 
 static const struct fa_route_def fa_routes[] = {
-    [FA_R_SESSIONS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
+    [FA_R_SESSIONS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
+                       "GET, POST"},
     [FA_R_AGENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
-    [FA_R_SESSION] = {EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH, 0, "DELETE, PATCH"},
+    [FA_R_SESSION] = {EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH, EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH,
+                      "DELETE, PATCH"},
     [FA_R_MESSAGES] = {EVHTTP_REQ_GET, EVHTTP_REQ_GET, "GET"},
     [FA_R_STATUS] = {EVHTTP_REQ_GET, EVHTTP_REQ_GET, "GET"},
     [FA_R_STREAM] = {EVHTTP_REQ_GET, 0, "GET"},
-    [FA_R_INTERRUPT] = {EVHTTP_REQ_POST, 0, "POST"},
+    [FA_R_INTERRUPT] = {EVHTTP_REQ_POST, EVHTTP_REQ_POST, "POST"},
+    [FA_R_CHAT] = {EVHTTP_REQ_POST, EVHTTP_REQ_POST, "POST"},
 };
 
 /* Matches a decoded path the way Starlette does (a path parameter is one non-empty segment).
@@ -1508,6 +1548,8 @@ static enum fa_route fa_match(const char *path, enum fa_shape shape, char **sid)
 		return FA_R_SESSIONS;
 	if (strcmp(path, "/agent/") == 0)
 		return FA_R_AGENTS;
+	if (strcmp(path, "/chat/") == 0)
+		return FA_R_CHAT;
 	if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
 		return FA_R_NONE;
 	id = path + sizeof(prefix) - 1;
@@ -1568,8 +1610,8 @@ static void fa_h_sessions(struct fa_server *srv, struct evhttp_request *req, con
 
 		if (i > 0)
 			evbuffer_add(r->body, ",", 1);
-		/* The store outlives every reply, so the items are not copied. */
-		evbuffer_add_reference(r->body, s->view, s->view_len, NULL, NULL);
+		/* Referenced, not copied: the reply holds the text while it is written. */
+		fk_buf_add_text(r->body, s->view);
 	}
 	evbuffer_add_printf(r->body, "],\"total\":%zu}", json_array_size(list));
 out:
@@ -1694,6 +1736,1550 @@ out:
 	json_decref(errors);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Writes: clock, bodies and pydantic's validation errors                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+#define FA_INTERRUPTED_TEXT                                                                        \
+	"<system-reminder>The tool call has been interrupted by the user.</system-reminder>"
+
+/* datetime.now().isoformat(): naive local time, the fraction left out when it is zero. */
+static void fa_now_iso(char *buf, size_t len)
+{
+	int64_t us = fk_now_us();
+	time_t t = (time_t)(us / 1000000);
+	struct tm tm;
+	size_t n;
+
+	if (localtime_r(&t, &tm) == NULL) {
+		snprintf(buf, len, "1970-01-01T00:00:00");
+		return;
+	}
+	n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (us % 1000000 != 0 && n > 0 && n < len)
+		snprintf(buf + n, len - n, ".%06d", (int)(us % 1000000));
+}
+
+/* A JSON string of the current naive local time. New reference. */
+static json_t *fa_now_json(void)
+{
+	char ts[40];
+
+	fa_now_iso(ts, sizeof(ts));
+	return json_string(ts);
+}
+
+/* A new uuid4().hex-like id from the store's PRNG (deterministic for a given seed). */
+static void fa_new_id(struct fa_store *st, char out[33])
+{
+	fa_rng_hex(&st->rng, out);
+}
+
+/* FastAPI parses the body before it solves anything else: JSON that does not parse is a 422 on
+ * its own. Returns 0 with *body (new reference; NULL when the body is empty), or 1 when r
+ * holds the 422. */
+static int fa_read_body(struct evhttp_request *req, struct fk_reply *r, json_t **body)
+{
+	size_t len;
+	const char *b = fk_body(req, &len);
+	json_error_t e;
+
+	*body = NULL;
+	if (b == NULL)
+		return 0;
+	*body = json_loadb(b, len, JSON_DECODE_ANY, &e);
+	if (*body != NULL)
+		return 0;
+	fa_reply_json(r, 422, "Unprocessable Entity",
+	              json_pack("{s:[{s:s, s:[s, i], s:s, s:{}, s:{s:s}}]}", "detail", "type",
+	                        "json_invalid", "loc", "body", e.position, "msg",
+	                        "JSON decode error", "input", "ctx", "error", "Expecting value"));
+	return 1;
+}
+
+/* Appends one pydantic error at loc + key (key NULL: loc itself); input is borrowed (NULL is
+ * null). loc is a JSON array, borrowed. */
+static void fa_err(json_t *errors, const json_t *loc, const char *key, const char *type,
+                   const char *msg, json_t *input)
+{
+	json_t *l = json_copy((json_t *)loc), *e;
+
+	if (l == NULL)
+		return;
+	if (key != NULL)
+		json_array_append_new(l, json_string(key));
+	e = json_pack("{s:s, s:o, s:s, s:O?}", "type", type, "loc", l, "msg", msg, "input", input);
+	if (e != NULL)
+		json_array_append_new(errors, e);
+}
+
+/* A required-or-optional string member; nullable allows null. Returns the string or NULL. */
+static const char *fa_want_str(json_t *errors, const json_t *loc, json_t *obj, const char *key,
+                               bool required, bool nullable)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v == NULL) {
+		if (required)
+			fa_err(errors, loc, key, "missing", "Field required", obj);
+		return NULL;
+	}
+	if (json_is_null(v) && nullable)
+		return NULL;
+	if (!json_is_string(v)) {
+		fa_err(errors, loc, key, "string_type", "Input should be a valid string", v);
+		return NULL;
+	}
+	return json_string_value(v);
+}
+
+/* A value that must be a model (a JSON object); false with the error appended otherwise. */
+static bool fa_want_model(json_t *errors, const json_t *loc, const char *key, json_t *v)
+{
+	if (json_is_object(v))
+		return true;
+	fa_err(errors, loc, key, "model_attributes_type",
+	       "Input should be a valid dictionary or object to extract fields from", v);
+	return false;
+}
+
+/* ChatModelConfig | None under key (absent is fine). */
+static void fa_want_model_config(json_t *errors, const json_t *loc, json_t *obj, const char *key)
+{
+	static const char *const strs[] = {"type", "credential_id", "model"};
+	json_t *v = json_object_get(obj, key), *sub, *p;
+
+	if (v == NULL || json_is_null(v) || !fa_want_model(errors, loc, key, v))
+		return;
+	sub = json_copy((json_t *)loc);
+	if (sub == NULL)
+		return;
+	json_array_append_new(sub, json_string(key));
+	for (size_t i = 0; i < FK_COUNT(strs); i++)
+		fa_want_str(errors, sub, v, strs[i], true, false);
+	p = json_object_get(v, "parameters");
+	if (p == NULL)
+		fa_err(errors, sub, "parameters", "missing", "Field required", v);
+	else if (!json_is_object(p))
+		fa_err(errors, sub, "parameters", "dict_type", "Input should be a valid dictionary",
+		       p);
+	json_decref(sub);
+}
+
+/* A model | None the fake does not look into (tts_model_config, knowledge_config). */
+static void fa_want_opaque_model(json_t *errors, const json_t *loc, json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (v != NULL && !json_is_null(v))
+		fa_want_model(errors, loc, key, v);
+}
+
+/* The request body must be there and be an object. Returns true when it is. */
+static bool fa_want_body(json_t *errors, json_t *body, json_t *loc)
+{
+	if (body == NULL) {
+		fa_err(errors, loc, NULL, "missing", "Field required", NULL);
+		return false;
+	}
+	return fa_want_model(errors, loc, NULL, body);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Writes: messages as the served version dumps them                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static bool fa_head(const struct fa_store *st)
+{
+	return st->shape == FA_SHAPE_HEAD;
+}
+
+/* A block's timestamps, which only HEAD's blocks carry. */
+static void fa_block_stamp(const struct fa_store *st, json_t *b, bool finished)
+{
+	if (b == NULL || !fa_head(st))
+		return;
+	json_object_set_new(b, "created_at", fa_now_json());
+	json_object_set_new(b, "finished_at", finished ? fa_now_json() : json_null());
+}
+
+/* {type, <field>: text, id, created_at, finished_at}. New reference. */
+static json_t *fa_text_block(struct fa_store *st, const char *type, const char *field,
+                             const char *text, bool finished)
+{
+	char id[33];
+	json_t *b;
+
+	fa_new_id(st, id);
+	b = json_pack("{s:s, s:o, s:s}", "type", type, field, fk_json_text(text), "id", id);
+	fa_block_stamp(st, b, finished);
+	return b;
+}
+
+/* A ToolCallBlock. rules is stolen (NULL: []). New reference. */
+static json_t *fa_tool_call_block(struct fa_store *st, const char *id, const char *name,
+                                  const char *input, const char *state, json_t *rules)
+{
+	json_t *b = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o}", "type", "tool_call", "id", id,
+	                      "name", name, "input", input, "state", state, "suggested_rules",
+	                      rules != NULL ? rules : json_array());
+
+	/* The call itself has finished streaming even when it waits for a decision. */
+	fa_block_stamp(st, b, true);
+	return b;
+}
+
+/* A ToolResultBlock; output is stolen. New reference. */
+static json_t *fa_tool_result_block(struct fa_store *st, const char *id, const char *name,
+                                    json_t *output, const char *state)
+{
+	json_t *b = json_pack("{s:s, s:s, s:s, s:o, s:s, s:{}}", "type", "tool_result", "id", id,
+	                      "name", name, "output", output, "state", state, "metadata");
+
+	fa_block_stamp(st, b, strcmp(state, "running") != 0);
+	return b;
+}
+
+/* A tool result's output as the streamed events leave it: a list of text blocks. */
+static json_t *fa_output_text(struct fa_store *st, const char *text)
+{
+	return json_pack("[o]", fa_text_block(st, "text", "text", text, false));
+}
+
+/* A new Msg with the served version's members in its order. content is stolen. */
+static json_t *fa_msg_new(struct fa_store *st, const char *id, const char *name, const char *role,
+                          json_t *content)
+{
+	if (fa_head(st))
+		return json_pack("{s:o, s:o, s:s, s:s, s:{}, s:o, s:n, s:n, s:n, s:n, s:n}", "name",
+		                 fk_json_text(name), "content", content, "role", role, "id", id,
+		                 "metadata", "created_at", fa_now_json(), "usage", "finished_at",
+		                 "finished_reason", "structured_output", "error");
+	return json_pack("{s:o, s:o, s:s, s:s, s:{}, s:o, s:n, s:n}", "name", fk_json_text(name),
+	                 "content", content, "role", role, "id", id, "metadata", "created_at",
+	                 fa_now_json(), "finished_at", "usage");
+}
+
+/* REPLY_END: finished_at, and on HEAD the reason and error (stolen, NULL for none). */
+static void fa_msg_finish(struct fa_store *st, json_t *msg, const char *reason, json_t *error)
+{
+	json_object_set_new(msg, "finished_at", fa_now_json());
+	if (fa_head(st)) {
+		json_object_set_new(msg, "finished_reason", json_string(reason));
+		json_object_set_new(msg, "error", error != NULL ? error : json_null());
+	} else {
+		json_decref(error);
+	}
+}
+
+/* MODEL_CALL_END: adds one model call's tokens to the reply's usage. */
+static void fa_msg_add_usage(struct fa_store *st, json_t *msg, json_int_t in, json_int_t out)
+{
+	json_t *u = json_object_get(msg, "usage");
+
+	if (!json_is_object(u)) {
+		u = fa_head(st)
+		        ? json_pack("{s:i, s:i, s:i, s:i}", "input_tokens", 0, "output_tokens", 0,
+		                    "cache_input_tokens", 0, "cache_creation_input_tokens", 0)
+		        : json_pack("{s:i, s:i}", "input_tokens", 0, "output_tokens", 0);
+		if (json_object_set_new(msg, "usage", u))
+			return;
+	}
+	json_object_set_new(
+	    u, "input_tokens",
+	    json_integer(json_integer_value(json_object_get(u, "input_tokens")) + in));
+	json_object_set_new(
+	    u, "output_tokens",
+	    json_integer(json_integer_value(json_object_get(u, "output_tokens")) + out));
+}
+
+/* The concatenated text blocks of a Msg (malloc'd, "" when none). */
+static char *fa_msg_text(json_t *msg)
+{
+	json_t *content = json_object_get(msg, "content"), *b;
+	size_t i, len = 0;
+	char *out;
+
+	json_array_foreach(content, i, b) {
+		if (fk_get_str(b, "text") != NULL)
+			len += strlen(fk_get_str(b, "text")) + 1;
+	}
+	out = calloc(1, len + 1);
+	if (out == NULL)
+		return NULL;
+	json_array_foreach(content, i, b) {
+		if (fk_get_str(b, "text") == NULL)
+			continue;
+		if (*out != '\0')
+			strcat(out, "\n");
+		strcat(out, fk_get_str(b, "text"));
+	}
+	return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Writes: session state                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+static json_t *fa_record(struct fa_session *s)
+{
+	return json_object_get(s->entry, "record");
+}
+
+/* record.state, created empty when the data has none. Borrowed. */
+static json_t *fa_state(struct fa_session *s)
+{
+	json_t *rec = fa_record(s), *state = json_object_get(rec, "state");
+
+	if (!json_is_object(state)) {
+		state = json_object();
+		if (json_object_set_new(rec, "state", state))
+			return NULL;
+	}
+	return state;
+}
+
+/* state.context, created empty when missing. Borrowed. */
+static json_t *fa_context(struct fa_session *s)
+{
+	json_t *state = fa_state(s), *ctx = json_object_get(state, "context");
+
+	if (!json_is_array(ctx)) {
+		ctx = json_array();
+		if (json_object_set_new(state, "context", ctx))
+			return NULL;
+		if (s->messages == NULL)
+			s->messages = ctx;
+	}
+	return ctx;
+}
+
+/* The reply id the agent state points at (reply_context, or the legacy top level). */
+static const char *fa_state_reply_id(struct fa_session *s)
+{
+	json_t *state = fa_state(s);
+	const char *id = fk_get_str(json_object_get(state, "reply_context"), "reply_id");
+
+	return id != NULL ? id : fk_get_str(state, "reply_id");
+}
+
+/* A new reply: the agent state's reply_context starts over. */
+static void fa_state_set_reply(struct fa_session *s, const char *reply_id, json_int_t iter)
+{
+	json_t *state = fa_state(s), *rc = json_object_get(state, "reply_context");
+
+	if (!json_is_object(rc) && json_object_get(state, "reply_id") != NULL) {
+		json_object_set_new(state, "reply_id", json_string(reply_id));
+		json_object_set_new(state, "cur_iter", json_integer(iter));
+		return;
+	}
+	if (!json_is_object(rc)) {
+		rc = json_pack("{s:n, s:i, s:n, s:n}", "reply_id", "cur_iter", 0,
+		               "structured_schema", "structured_output");
+		if (json_object_set_new(state, "reply_context", rc))
+			return;
+	}
+	json_object_set_new(rc, "reply_id", json_string(reply_id));
+	json_object_set_new(rc, "cur_iter", json_integer(iter));
+}
+
+/* Puts msg (borrowed) into the message log and the context, replacing the message with its id
+ * (the log is upserted by id; a resumed reply is the same message). */
+static void fa_upsert(struct fa_session *s, json_t *msg, bool context)
+{
+	json_t *lists[2] = {s->messages, context ? fa_context(s) : NULL};
+	const char *id = fk_get_str(msg, "id");
+
+	for (int k = 0; k < 2; k++) {
+		json_t *list = lists[k], *m;
+		size_t i;
+		bool done = false;
+
+		if (list == NULL || (k == 1 && list == lists[0]))
+			continue;
+		json_array_foreach(list, i, m) {
+			if (id != NULL && fk_get_str(m, "id") != NULL &&
+			    strcmp(fk_get_str(m, "id"), id) == 0) {
+				json_array_set(list, i, msg);
+				done = true;
+				break;
+			}
+		}
+		if (!done)
+			json_array_append(list, msg);
+	}
+}
+
+/* The log's message with this id (borrowed), or NULL. */
+static json_t *fa_log_find(struct fa_session *s, const char *id)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(s->messages, i, m) {
+		if (id != NULL && fk_get_str(m, "id") != NULL &&
+		    strcmp(fk_get_str(m, "id"), id) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+/* The context's tail when it is an assistant message parked on tool calls (borrowed). */
+static json_t *fa_parked_tail(struct fa_session *s)
+{
+	json_t *ctx = fa_context(s);
+
+	if (strcmp(fa_parked_status(ctx), "idle") == 0)
+		return NULL;
+	return json_array_get(ctx, json_array_size(ctx) - 1);
+}
+
+/* The display name the agent's replies carry. */
+static const char *fa_agent_name(struct fa_store *st, struct fa_session *s)
+{
+	json_t *a = json_object_get(json_object_get(json_object_get(st->index, s->user), "agents"),
+	                            s->agent);
+	const char *name = fk_get_str(json_object_get(a, "data"), "name");
+
+	return name != NULL ? name : s->agent;
+}
+
+static void fa_touch(struct fa_session *s)
+{
+	json_object_set_new(fa_record(s), "updated_at", fa_now_json());
+}
+
+/* Takes or releases the run lock (keyed by the session id alone, as on the bus). */
+static void fa_lock(struct fa_store *st, struct fa_session *s, bool held)
+{
+	s->running = held;
+	if (held)
+		json_object_set_new(st->running, s->id, json_true());
+	else
+		json_object_del(st->running, s->id);
+}
+
+/* Re-derives what the listing shows after a change. */
+static void fa_refresh(struct fa_store *st, struct fa_session *s)
+{
+	s->status = fa_parked_status(json_object_get(fa_state(s), "context"));
+	if (fa_build_view(st, s))
+		fprintf(stderr, FA_NAME ": cannot serialise session %s\n", s->id);
+}
+
+/* _report_failure: a run that failed before its reply started leaves a reply of its own, named
+ * after the agent id, with no content and the classified error. Only the log gets it. */
+static void fa_failed_reply(struct fa_store *st, struct fa_session *s, const char *type,
+                            const char *msg)
+{
+	char id[33];
+	json_t *reply;
+
+	fa_new_id(st, id);
+	reply = fa_msg_new(st, id, s->agent, "assistant", json_array());
+	if (reply == NULL)
+		return;
+	fa_msg_finish(st, reply, "error", json_pack("{s:s, s:s}", "type", type, "message", msg));
+	fa_upsert(s, reply, false);
+	json_decref(reply);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The simulated agent run                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* One run holding a session's lock: a new reply, or a parked one resumed by a HITL result. It
+ * ends on a timer (never by sleeping), by an interrupt, or when the session is deleted. */
+struct fa_run {
+	struct fa_server *srv;
+	size_t idx; /* the session (indexes stay valid when the array grows) */
+	struct event *timer;
+	enum fk_plan plan;
+	json_t *reply;  /* the reply being built; a resumed one is already in the log */
+	json_t *resume; /* the USER_CONFIRM_RESULT / EXTERNAL_EXECUTION_RESULT applied, or NULL */
+	char *text;     /* what the user asked */
+};
+
+static void fa_run_free(struct fa_run *run)
+{
+	if (run == NULL)
+		return;
+	if (run->timer != NULL)
+		event_free(run->timer);
+	json_decref(run->reply);
+	json_decref(run->resume);
+	free(run->text);
+	free(run);
+}
+
+/* A tool call id as a model provider mints it. */
+static void fa_tool_id(struct fa_store *st, char *out, size_t len)
+{
+	char hex[33];
+
+	fa_new_id(st, hex);
+	snprintf(out, len, "toolu_01%.24s", hex);
+}
+
+/* What the simulated model answers. */
+static json_t *fa_answer_block(struct fa_store *st, const char *text)
+{
+	char buf[256];
+
+	snprintf(buf, sizeof(buf), "Here is my answer to: %.200s", text != NULL ? text : "");
+	return fa_text_block(st, "text", "text", buf, true);
+}
+
+/* Token counts derived from the text, so they are deterministic. */
+static json_int_t fa_tokens(const char *text, json_int_t base)
+{
+	return base + (json_int_t)(text != NULL ? strlen(text) : 0);
+}
+
+/* Fills a new reply the way the plan goes: text (and a tool call, parked or run) and usage;
+ * finished unless it parks. */
+static void fa_run_generate(struct fa_store *st, struct fa_run *run)
+{
+	json_t *content = json_object_get(run->reply, "content");
+	char call[40];
+
+	fa_tool_id(st, call, sizeof(call));
+	switch (run->plan) {
+	case FK_PLAN_TEXT:
+	case FK_PLAN_LONG:
+		json_array_append_new(content, fa_answer_block(st, run->text));
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 42);
+		fa_msg_finish(st, run->reply, "completed", NULL);
+		break;
+	case FK_PLAN_ERROR:
+		json_array_append_new(
+		    content, fa_text_block(st, "text", "text", "Let me look into that.", true));
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 6);
+		fa_msg_finish(st, run->reply, "error",
+		              json_pack("{s:s, s:s}", "type", "upstream", "message",
+		                        "The upstream model service returned an error."));
+		break;
+	case FK_PLAN_TOOL:
+		json_array_append_new(content, fa_text_block(st, "text", "text",
+		                                             "Let me read the notes first.", true));
+		json_array_append_new(content,
+		                      fa_tool_call_block(st, call, "Read",
+		                                         "{\"file_path\": \"/workspace/notes.md\"}",
+		                                         "finished", NULL));
+		json_array_append_new(
+		    content,
+		    fa_tool_result_block(st, call, "Read",
+		                         fa_output_text(st, "# Notes\n- ship the fix"), "success"));
+		json_array_append_new(content, fa_answer_block(st, run->text));
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 30);
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 180), 42);
+		fa_msg_finish(st, run->reply, "completed", NULL);
+		break;
+	case FK_PLAN_ASK:
+		json_array_append_new(
+		    content, fa_text_block(st, "text", "text", "I need to push the branch.", true));
+		json_array_append_new(
+		    content,
+		    fa_tool_call_block(
+		        st, call, "Bash", "{\"command\": \"git push origin main\"}", "asking",
+		        json_pack("[{s:s, s:s, s:s, s:s}]", "tool_name", "Bash", "rule_content",
+		                  "git push*", "behavior", "allow", "source", "session")));
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 30);
+		break;
+	case FK_PLAN_EXTERNAL:
+		json_array_append_new(
+		    content,
+		    fa_text_block(st, "text", "text", "I'll open a follow-up ticket.", true));
+		json_array_append_new(
+		    content,
+		    fa_tool_call_block(st, call, "CreateTicket",
+		                       "{\"title\": \"Follow up\", \"priority\": \"high\"}",
+		                       "submitted", NULL));
+		/* An external call was allowed first: its result block is open, with no output. */
+		json_array_append_new(content, fa_tool_result_block(st, call, "CreateTicket",
+		                                                    json_array(), "running"));
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 30);
+		break;
+	}
+}
+
+/* The reply's tool_call block with this id (borrowed), or NULL; same for its tool_result. */
+static json_t *fa_find_block(json_t *reply, const char *type, const char *id)
+{
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(reply, "content"), i, b) {
+		const char *t = fk_get_str(b, "type"), *bid = fk_get_str(b, "id");
+
+		if (t != NULL && bid != NULL && id != NULL && strcmp(t, type) == 0 &&
+		    strcmp(bid, id) == 0)
+			return b;
+	}
+	return NULL;
+}
+
+/* Sets a tool result's final output and state (TOOL_RESULT_END); the call is finished. */
+static void fa_close_result(struct fa_store *st, json_t *reply, json_t *call, json_t *output,
+                            const char *state)
+{
+	const char *id = fk_get_str(call, "id");
+	json_t *res = fa_find_block(reply, "tool_result", id);
+
+	if (res == NULL) {
+		res = fa_tool_result_block(st, id, fk_get_str(call, "name"), output, state);
+		json_array_append_new(json_object_get(reply, "content"), res);
+	} else {
+		json_object_set_new(res, "output", output);
+		json_object_set_new(res, "state", json_string(state));
+		if (fa_head(st))
+			json_object_set_new(res, "finished_at", fa_now_json());
+	}
+	json_object_set_new(call, "state", json_string("finished"));
+}
+
+/* Applies a HITL result to the parked reply: allowed calls run, denied ones get the denial,
+ * external results come in. Returns true when nothing is left waiting. */
+static bool fa_apply_resume(struct fa_store *st, struct fa_run *run)
+{
+	json_t *r, *b;
+	size_t i;
+	bool waiting = false;
+
+	json_array_foreach(json_object_get(run->resume, "confirm_results"), i, r) {
+		json_t *tc = json_object_get(r, "tool_call");
+		json_t *call = fa_find_block(run->reply, "tool_call", fk_get_str(tc, "id"));
+		char msg[300];
+
+		if (call == NULL || strcmp(fk_get_str(call, "state"), "asking") != 0)
+			continue;
+		if (json_is_true(json_object_get(r, "confirmed"))) {
+			/* The user may have edited the call before allowing it. */
+			json_object_set(call, "name", json_object_get(tc, "name"));
+			json_object_set(call, "input", json_object_get(tc, "input"));
+			fa_close_result(st, run->reply, call,
+			                fa_output_text(st, "Everything up-to-date"), "success");
+		} else {
+			snprintf(msg, sizeof(msg),
+			         "<system-reminder>The execution of tool \"%.100s\" is denied by "
+			         "user!</system-reminder>",
+			         fk_get_str(call, "name"));
+			fa_close_result(st, run->reply, call, fa_output_text(st, msg), "denied");
+		}
+	}
+	json_array_foreach(json_object_get(run->resume, "execution_results"), i, r) {
+		json_t *call = fa_find_block(run->reply, "tool_call", fk_get_str(r, "id"));
+		json_t *out = json_object_get(r, "output");
+		const char *state = fk_get_str(r, "state");
+
+		if (call == NULL || strcmp(fk_get_str(call, "state"), "submitted") != 0)
+			continue;
+		/* The result streams in as text deltas: a string becomes one text block. */
+		fa_close_result(st, run->reply, call,
+		                json_is_string(out) ? fa_output_text(st, json_string_value(out))
+		                                    : json_deep_copy(out),
+		                state != NULL ? state : "running");
+	}
+	json_array_foreach(json_object_get(run->reply, "content"), i, b) {
+		const char *state = fk_get_str(b, "state");
+
+		if (fk_get_str(b, "type") != NULL &&
+		    strcmp(fk_get_str(b, "type"), "tool_call") == 0 && state != NULL &&
+		    (strcmp(state, "asking") == 0 || strcmp(state, "submitted") == 0))
+			waiting = true;
+	}
+	return !waiting;
+}
+
+/* _close_unfinished_tool_calls: every call still without a final result gets the interruption
+ * text as an interrupted result. */
+static void fa_close_unfinished(struct fa_store *st, json_t *reply)
+{
+	json_t *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(reply, "content"), i, b) {
+		json_t *res;
+
+		if (fk_get_str(b, "type") == NULL ||
+		    strcmp(fk_get_str(b, "type"), "tool_call") != 0)
+			continue;
+		res = fa_find_block(reply, "tool_result", fk_get_str(b, "id"));
+		if (res != NULL && strcmp(fk_get_str(res, "state"), "running") != 0)
+			continue;
+		fa_close_result(st, reply, b, fa_output_text(st, FA_INTERRUPTED_TEXT),
+		                "interrupted");
+	}
+}
+
+static void fa_drain_queue(struct fa_server *srv, struct fa_session *s);
+
+/* The run is over: its reply goes into the log and the context, the agent state moves on, the
+ * lock is released and the next queued resume (if any) starts. */
+static void fa_run_end(struct fa_server *srv, struct fa_run *run)
+{
+	struct fa_store *st = &srv->store;
+	struct fa_session *s = &st->sess[run->idx];
+
+	fa_upsert(s, run->reply, true);
+	fa_state_set_reply(s, fk_get_str(run->reply, "id"),
+	                   json_is_null(json_object_get(run->reply, "finished_at")) ? 1 : 2);
+	fa_touch(s);
+	s->run = NULL;
+	fa_run_free(run);
+	fa_lock(st, s, false);
+	fa_refresh(st, s);
+	fa_drain_queue(srv, s);
+}
+
+static void fa_run_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct fa_run *run = arg;
+	struct fa_store *st = &run->srv->store;
+
+	(void)fd;
+	(void)what;
+	if (run->resume == NULL) {
+		fa_run_generate(st, run);
+	} else if (fa_apply_resume(st, run)) {
+		json_array_append_new(json_object_get(run->reply, "content"),
+		                      fa_answer_block(st, "the tool results"));
+		fa_msg_add_usage(st, run->reply, 400, 42);
+		fa_msg_finish(st, run->reply, "completed", NULL);
+	}
+	fa_run_end(run->srv, run);
+}
+
+/* Starts a run on s holding its lock for run_ms (forever for [run:long]). reply, resume and
+ * text are taken. Returns 0, or -1 (everything freed) when the loop cannot take a timer. */
+static int fa_run_start(struct fa_server *srv, struct fa_session *s, enum fk_plan plan,
+                        json_t *reply, json_t *resume, char *text)
+{
+	struct fa_store *st = &srv->store;
+	struct fa_run *run = calloc(1, sizeof(*run));
+	struct timeval tv = {.tv_sec = st->run_ms / 1000, .tv_usec = (st->run_ms % 1000) * 1000};
+
+	if (run != NULL)
+		*run = (struct fa_run){.srv = srv,
+		                       .idx = (size_t)(s - st->sess),
+		                       .plan = plan,
+		                       .reply = reply,
+		                       .resume = resume,
+		                       .text = text};
+	if (run == NULL || reply == NULL) {
+		free(run);
+		json_decref(reply);
+		json_decref(resume);
+		free(text);
+		return -1;
+	}
+	if (plan != FK_PLAN_LONG || resume != NULL) {
+		run->timer = evtimer_new(srv->fk.base, fa_run_fire, run);
+		if (run->timer == NULL || evtimer_add(run->timer, &tv) != 0) {
+			fa_run_free(run);
+			return -1;
+		}
+	}
+	s->run = run;
+	fa_lock(st, s, true);
+	fa_refresh(st, s);
+	return 0;
+}
+
+/* A user interrupt reaching a running session: the run is cancelled where it stands. The
+ * reply keeps what was generated, unfinished calls are closed, and it ends "interrupted". */
+static void fa_run_interrupt(struct fa_server *srv, struct fa_session *s)
+{
+	struct fa_store *st = &srv->store;
+	struct fa_run *run = s->run;
+
+	if (run == NULL) {
+		/* A run the data says holds the lock (another worker's): its reply is persisted
+		 * with nothing in it. */
+		char id[33];
+		json_t *reply;
+
+		fa_new_id(st, id);
+		reply = fa_msg_new(st, id, fa_agent_name(st, s), "assistant", json_array());
+		if (reply != NULL) {
+			fa_msg_finish(st, reply, "interrupted", NULL);
+			fa_upsert(s, reply, true);
+			fa_state_set_reply(s, id, 0);
+			json_decref(reply);
+		}
+		fa_touch(s);
+		fa_lock(st, s, false);
+		fa_refresh(st, s);
+		fa_drain_queue(srv, s);
+		return;
+	}
+	if (run->resume == NULL) {
+		/* Cancelled mid-stream: the text so far, and the tokens of the aborted call. */
+		json_t *b = fa_text_block(st, "text", "text", "Let me think about", false);
+
+		json_array_append_new(json_object_get(run->reply, "content"), b);
+		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 4);
+	}
+	fa_close_unfinished(st, run->reply);
+	fa_msg_finish(st, run->reply, "interrupted", NULL);
+	fa_run_end(srv, run);
+}
+
+/* A resume the agent cannot take (not parked, or on calls that do not wait): Agent raises
+ * before its reply restarts. An unfinished stored reply is then closed with the error; with no
+ * stored reply a failure reply is reported; a finished one stays as it is. */
+static void fa_resume_fails(struct fa_store *st, struct fa_session *s)
+{
+	json_t *msg = fa_log_find(s, fa_state_reply_id(s));
+
+	if (msg == NULL) {
+		fa_failed_reply(
+		    st, s, "setup",
+		    "The session could not be prepared \xe2\x80\x94 check the agent's model, "
+		    "tools and knowledge bases.");
+	} else if (json_is_null(json_object_get(msg, "finished_at"))) {
+		fa_msg_finish(st, msg, "error",
+		              json_pack("{s:s, s:s}", "type", "unknown", "message",
+		                        "The reply failed with an unknown error."));
+	}
+	fa_touch(s);
+	fa_refresh(st, s);
+}
+
+/* Are the calls a HITL result names exactly ones the parked tail waits on (in that state)? */
+static bool fa_resume_fits(json_t *tail, json_t *input)
+{
+	bool confirm = json_object_get(input, "confirm_results") != NULL;
+	json_t *list = json_object_get(input, confirm ? "confirm_results" : "execution_results");
+	const char *want = confirm ? "asking" : "submitted";
+	bool any = false;
+	json_t *r, *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(tail, "content"), i, b) {
+		const char *state = fk_get_str(b, "state");
+
+		if (state != NULL && strcmp(fk_get_str(b, "type"), "tool_call") == 0 &&
+		    strcmp(state, want) == 0)
+			any = true;
+	}
+	if (!any)
+		return false;
+	json_array_foreach(list, i, r) {
+		const char *id = confirm ? fk_get_str(json_object_get(r, "tool_call"), "id")
+		                         : fk_get_str(r, "id");
+		json_t *call = fa_find_block(tail, "tool_call", id);
+
+		if (call == NULL || strcmp(fk_get_str(call, "state"), want) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* A HITL result taken off the queue (the session is not running): resume the parked reply. */
+static void fa_resume(struct fa_server *srv, struct fa_session *s, json_t *input)
+{
+	struct fa_store *st = &srv->store;
+	json_t *tail = fa_parked_tail(s);
+
+	if (tail == NULL || !fa_resume_fits(tail, input)) {
+		fa_resume_fails(st, s);
+		return;
+	}
+	if (fa_run_start(srv, s, FK_PLAN_TEXT, json_incref(tail), json_incref(input), NULL))
+		fprintf(stderr, FA_NAME ": cannot start a run\n");
+}
+
+/* HEAD's wakeup dispatcher: resumes queued while the session ran start once it is free. */
+static void fa_drain_queue(struct fa_server *srv, struct fa_session *s)
+{
+	json_t *next;
+
+	while (!s->deleted && !s->running && json_array_size(s->queue) > 0) {
+		next = json_incref(json_array_get(s->queue, 0));
+		json_array_remove(s->queue, 0);
+		fa_resume(srv, s, next);
+		json_decref(next);
+	}
+}
+
+/* A USER_INTERRUPT for a parked session: the waiting calls are closed as interrupted and the
+ * reply ends; nothing runs a model. */
+static void fa_interrupt_parked(struct fa_store *st, struct fa_session *s)
+{
+	json_t *tail = fa_parked_tail(s);
+
+	if (tail == NULL)
+		return;
+	fa_close_unfinished(st, tail);
+	fa_msg_finish(st, tail, "interrupted", NULL);
+	fa_upsert(s, tail, true);
+	fa_touch(s);
+	fa_refresh(st, s);
+}
+
+/* Stops every run without persisting anything (shutdown). */
+static void fa_runs_stop(struct fa_store *st)
+{
+	for (size_t i = 0; i < st->nsess; i++) {
+		fa_run_free(st->sess[i].run);
+		st->sess[i].run = NULL;
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Write routes                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A new session record with the defaults SessionConfig and AgentState give it. body members
+ * are borrowed. New reference. */
+static json_t *fa_new_record(struct fa_store *st, const char *id, const char *user,
+                             const char *agent, json_t *body)
+{
+	char ws[33], state_id[33], reply_id[33], name[32];
+	const char *given_ws = fk_get_str(body, "workspace_id"), *given = fk_get_str(body, "name");
+	json_t *now = fa_now_json(), *cfg;
+	time_t t = time(NULL);
+	struct tm tm;
+
+	fa_new_id(st, ws);
+	fa_new_id(st, state_id);
+	fa_new_id(st, reply_id);
+	/* The default name is the creation time, to the second. */
+	if (localtime_r(&t, &tm) == NULL ||
+	    strftime(name, sizeof(name), "%Y-%m-%d %H:%M:%S", &tm) == 0)
+		snprintf(name, sizeof(name), "1970-01-01 00:00:00");
+	cfg = json_object_get(body, "chat_model_config");
+	return json_pack(
+	    "{s:s, s:O, s:o, s:s, s:s, s:s, s:n, s:n, s:n, s:n,"
+	    " s:{s:s, s:s, s:n, s:O, s:O, s:O, s:O},"
+	    " s:{s:s, s:s, s:[], s:{s:s, s:i, s:n, s:n}, s:o, s:o, s:{s:[]}, s:{}}}",
+	    "id", id, "updated_at", now, "created_at", now, "user_id", user, "agent_id", agent,
+	    "source", "user", "source_schedule_id", "source_chat_id", "source_channel_id",
+	    "team_id", "config", "workspace_id", given_ws != NULL ? given_ws : ws, "name",
+	    given != NULL ? given : name, "cwd", "chat_model_config",
+	    cfg != NULL ? cfg : json_null(), "fallback_chat_model_config",
+	    json_object_get(body, "fallback_chat_model_config") != NULL
+	        ? json_object_get(body, "fallback_chat_model_config")
+	        : json_null(),
+	    "tts_model_config",
+	    json_object_get(body, "tts_model_config") != NULL
+	        ? json_object_get(body, "tts_model_config")
+	        : json_null(),
+	    "knowledge_config",
+	    json_object_get(body, "knowledge_config") != NULL
+	        ? json_object_get(body, "knowledge_config")
+	        : json_null(),
+	    "state", "session_id", state_id, "summary", "", "context", "reply_context", "reply_id",
+	    reply_id, "cur_iter", 0, "structured_schema", "structured_output", "permission_context",
+	    json_loads(FA_DEF_PERMISSION, 0, NULL), "tool_context",
+	    json_loads(FA_DEF_TOOL_CONTEXT, 0, NULL), "tasks_context", "tasks", "middle_context");
+}
+
+/* Adds a session entry (taken) to the store and its indexes. Returns it, or NULL. */
+static struct fa_session *fa_add_session(struct fa_store *st, const char *user, json_t *entry)
+{
+	json_t *ux = json_object_get(st->index, user), *record = json_object_get(entry, "record");
+	const char *aid = fk_get_str(record, "agent_id"), *sid = fk_get_str(record, "id");
+	json_t *lists = json_object_get(ux, "lists"), *byid = json_object_get(ux, "byid"), *l, *m;
+	struct fa_session *s;
+	size_t k = st->nsess;
+
+	if (st->nsess == st->cap) {
+		struct fa_session *grown = realloc(st->sess, st->cap * 2 * sizeof(*grown));
+
+		if (grown == NULL)
+			goto fail;
+		memset(grown + st->cap, 0, st->cap * sizeof(*grown));
+		st->sess = grown;
+		st->cap *= 2;
+	}
+	s = &st->sess[k];
+	*s = (struct fa_session){.entry = entry,
+	                         .id = sid,
+	                         .agent = aid,
+	                         .user = strdup(user),
+	                         .ord = k,
+	                         .status = "idle",
+	                         .messages = json_object_get(entry, "messages")};
+	if (s->user == NULL || fa_parse_time(fk_get_str(record, "created_at"), &s->created)) {
+		free(s->user);
+		memset(s, 0, sizeof(*s));
+		goto fail;
+	}
+	st->nsess++;
+	l = json_object_get(lists, aid);
+	if (l == NULL && json_object_set_new(lists, aid, l = json_array()))
+		return NULL;
+	m = json_object_get(byid, aid);
+	if (m == NULL && json_object_set_new(byid, aid, m = json_object()))
+		return NULL;
+	if (json_array_append_new(l, json_integer((json_int_t)k)) ||
+	    json_object_set_new(m, sid, json_integer((json_int_t)k)) || fa_sort_list(st, l))
+		return NULL;
+	fa_refresh(st, s);
+	return s;
+fail:
+	json_decref(entry);
+	return NULL;
+}
+
+/* POST /sessions/ : a new session of a visible agent; 201 {session_id}. */
+static void fa_h_create(struct fa_server *srv, struct evhttp_request *req, struct fk_reply *r)
+{
+	struct fa_store *st = &srv->store;
+	json_t *errors = json_array(), *body = NULL, *loc = json_pack("[s]", "body"), *entry;
+	const char *user, *agent = NULL;
+	char id[33];
+
+	if (fa_read_body(req, r, &body) || fa_prologue(req, NULL, errors, r, &user, NULL))
+		goto out;
+	if (fa_want_body(errors, body, loc)) {
+		agent = fa_want_str(errors, loc, body, "agent_id", true, false);
+		fa_want_str(errors, loc, body, "workspace_id", false, true);
+		fa_want_str(errors, loc, body, "name", false, true);
+		fa_want_model_config(errors, loc, body, "chat_model_config");
+		fa_want_model_config(errors, loc, body, "fallback_chat_model_config");
+		fa_want_opaque_model(errors, loc, body, "tts_model_config");
+		fa_want_opaque_model(errors, loc, body, "knowledge_config");
+	}
+	if (fa_reply_errors(r, errors))
+		goto out;
+	if (json_object_get(json_object_get(json_object_get(st->index, user), "agents"), agent) ==
+	    NULL) {
+		fa_reply_detail(r, 404, "Not Found", "Agent", agent);
+		goto out;
+	}
+	fa_new_id(st, id);
+	entry =
+	    json_pack("{s:o, s:b, s:n, s:[]}", "record", fa_new_record(st, id, user, agent, body),
+	              "is_running", 0, "team", "messages");
+	if (entry == NULL || fa_add_session(st, user, entry) == NULL) {
+		fa_reply_detail(r, 500, "Internal Server Error", "Internal Server Error", NULL);
+		goto out;
+	}
+	fa_reply_json(r, 201, "Created", json_pack("{s:s}", "session_id", id));
+out:
+	json_decref(loc);
+	json_decref(body);
+	json_decref(errors);
+}
+
+/* The session a per-session write names, after its prologue (401/422) and lookup (404).
+ * Returns NULL when r already holds the answer. body (may be NULL) is validated by check. */
+static struct fa_session *fa_write_target(struct fa_server *srv, struct evhttp_request *req,
+                                          const char *sid, const char *query, json_t *errors,
+                                          struct fk_reply *r,
+                                          void (*check)(json_t *errors, json_t *body, bool head),
+                                          json_t *body)
+{
+	struct fa_session *s;
+	const char *user;
+	char *agent = NULL;
+
+	if (fa_prologue(req, query, errors, r, &user, &agent))
+		return NULL;
+	if (check != NULL)
+		check(errors, body, srv->store.shape == FA_SHAPE_HEAD);
+	if (fa_reply_errors(r, errors)) {
+		free(agent);
+		return NULL;
+	}
+	s = fa_lookup(&srv->store, user, agent, sid);
+	free(agent);
+	if (s == NULL)
+		fa_reply_detail(r, 404, "Not Found", "Session", sid);
+	return s;
+}
+
+/* UpdateSessionRequest (HEAD has cwd; an unknown member is ignored, as pydantic does). */
+static void fa_check_update(json_t *errors, json_t *body, bool head)
+{
+	static const char *const modes[] = {"default", "accept_edits", "explore", "bypass",
+	                                    "dont_ask"};
+	json_t *loc = json_pack("[s]", "body"), *mode;
+	bool ok = false;
+
+	if (loc == NULL || !fa_want_body(errors, body, loc))
+		goto out;
+	fa_want_str(errors, loc, body, "name", false, true);
+	fa_want_model_config(errors, loc, body, "chat_model_config");
+	fa_want_model_config(errors, loc, body, "fallback_chat_model_config");
+	fa_want_opaque_model(errors, loc, body, "tts_model_config");
+	fa_want_opaque_model(errors, loc, body, "knowledge_config");
+	if (head)
+		fa_want_str(errors, loc, body, "cwd", false, true);
+	mode = json_object_get(body, "permission_mode");
+	for (size_t i = 0; json_is_string(mode) && i < FK_COUNT(modes); i++)
+		ok = ok || strcmp(json_string_value(mode), modes[i]) == 0;
+	if (mode != NULL && !json_is_null(mode) && !ok) {
+		json_t *l = json_pack("[s, s]", "body", "permission_mode");
+		json_t *e =
+		    json_pack("{s:s, s:o, s:s, s:O, s:{s:s}}", "type", "enum", "loc", l, "msg",
+		              "Input should be 'default', 'accept_edits', 'explore', 'bypass' "
+		              "or 'dont_ask'",
+		              "input", mode, "ctx", "expected",
+		              "'default', 'accept_edits', 'explore', 'bypass' or 'dont_ask'");
+
+		if (e != NULL)
+			json_array_append_new(errors, e);
+	}
+out:
+	json_decref(loc);
+}
+
+/* PATCH /sessions/{id}: the fields sent replace the stored ones (null clears, except name:
+ * SessionConfig refuses a null name, which the real server answers with a bare 500).
+ * permission_mode goes into the state. HEAD refuses while a run holds the lock (409). */
+static void fa_h_update(struct fa_server *srv, struct evhttp_request *req, const char *sid,
+                        const char *query, struct fk_reply *r)
+{
+	static const char *const cfg_keys[] = {"name",
+	                                       "chat_model_config",
+	                                       "fallback_chat_model_config",
+	                                       "tts_model_config",
+	                                       "knowledge_config",
+	                                       "cwd"};
+	struct fa_store *st = &srv->store;
+	json_t *errors = json_array(), *body = NULL, *config, *mode;
+	struct fa_session *s;
+
+	if (fa_read_body(req, r, &body))
+		goto out;
+	s = fa_write_target(srv, req, sid, query, errors, r, fa_check_update, body);
+	if (s == NULL)
+		goto out;
+	if (fa_head(st) && s->running) {
+		fa_reply_json(r, 409, "Conflict",
+		              json_pack("{s:s}", "detail",
+		                        "Cannot modify session configuration while the session is "
+		                        "running."));
+		goto out;
+	}
+	if (json_is_null(json_object_get(body, "name"))) {
+		fk_reply_clear(r);
+		if (fk_reply_init(r, 500, "Internal Server Error", "text/plain; charset=utf-8") ==
+		    0)
+			evbuffer_add_printf(r->body, "Internal Server Error");
+		goto out;
+	}
+	config = json_object_get(fa_record(s), "config");
+	if (!json_is_object(config)) {
+		config = json_object();
+		json_object_set_new(fa_record(s), "config", config);
+	}
+	for (size_t i = 0; i < FK_COUNT(cfg_keys); i++) {
+		json_t *v = json_object_get(body, cfg_keys[i]);
+
+		if (v != NULL && (fa_head(st) || strcmp(cfg_keys[i], "cwd") != 0))
+			json_object_set(config, cfg_keys[i], v);
+	}
+	mode = json_object_get(body, "permission_mode");
+	if (json_is_string(mode)) {
+		json_t *state = fa_state(s), *pc = json_object_get(state, "permission_context");
+
+		if (!json_is_object(pc)) {
+			pc = json_loads(FA_DEF_PERMISSION, 0, NULL);
+			json_object_set_new(state, "permission_context", pc);
+		}
+		json_object_set(pc, "mode", mode);
+	}
+	fa_touch(s);
+	fa_refresh(st, s);
+	fa_reply_json(r, 200, "OK", fa_record_out(st, fa_record(s), false));
+out:
+	json_decref(body);
+	json_decref(errors);
+}
+
+/* Removes a session from the indexes; its run is cancelled without persisting anything. */
+static void fa_remove_session(struct fa_store *st, struct fa_session *s)
+{
+	json_t *ux = json_object_get(st->index, s->user);
+	json_t *l = json_object_get(json_object_get(ux, "lists"), s->agent);
+	size_t k = (size_t)(s - st->sess);
+
+	fa_run_free(s->run);
+	s->run = NULL;
+	fa_lock(st, s, false);
+	for (size_t i = 0; i < json_array_size(l); i++) {
+		if ((size_t)json_integer_value(json_array_get(l, i)) == k) {
+			json_array_remove(l, i);
+			break;
+		}
+	}
+	json_object_del(json_object_get(json_object_get(ux, "byid"), s->agent), s->id);
+	s->deleted = true;
+	json_array_clear(s->queue);
+}
+
+/* DELETE /sessions/{id}: the run is cancelled, the session and its log vanish; 204. */
+static void fa_h_delete(struct fa_server *srv, struct evhttp_request *req, const char *sid,
+                        const char *query, struct fk_reply *r)
+{
+	json_t *errors = json_array();
+	struct fa_session *s = fa_write_target(srv, req, sid, query, errors, r, NULL, NULL);
+
+	if (s != NULL) {
+		fa_remove_session(&srv->store, s);
+		fk_reply_init(r, 204, "No Content", NULL);
+	}
+	json_decref(errors);
+}
+
+/* POST /sessions/{id}/interrupt (HEAD): a running run is cancelled, a parked reply is closed
+ * as interrupted, an idle session is left alone; 202 {session_id} in every case. */
+static void fa_h_interrupt(struct fa_server *srv, struct evhttp_request *req, const char *sid,
+                           const char *query, struct fk_reply *r)
+{
+	json_t *errors = json_array();
+	struct fa_session *s = fa_write_target(srv, req, sid, query, errors, r, NULL, NULL);
+
+	if (s != NULL) {
+		if (s->running)
+			fa_run_interrupt(srv, s);
+		else
+			fa_interrupt_parked(&srv->store, s);
+		fa_reply_json(r, 202, "Accepted",
+		              json_pack("{s:o}", "session_id", fk_json_text(sid)));
+	}
+	json_decref(errors);
+}
+
+/* What POST /chat/'s input is. */
+enum fa_input { FA_IN_NONE, FA_IN_MSG, FA_IN_MSGS, FA_IN_CONFIRM, FA_IN_EXTERNAL };
+
+/* One Msg of the input (loc is where it sits, borrowed). User messages hold text and data
+ * blocks only, system messages text only. */
+static void fa_check_msg(json_t *errors, json_t *loc, json_t *msg)
+{
+	static const char *const types[] = {"text",      "thinking",    "hint",
+	                                    "tool_call", "tool_result", "data"};
+	const char *role;
+	json_t *content, *b;
+	size_t i;
+
+	if (!fa_want_model(errors, loc, NULL, msg))
+		return;
+	fa_want_str(errors, loc, msg, "name", true, false);
+	content = json_object_get(msg, "content");
+	if (content == NULL)
+		fa_err(errors, loc, "content", "missing", "Field required", msg);
+	else if (!json_is_array(content))
+		fa_err(errors, loc, "content", "list_type", "Input should be a valid list",
+		       content);
+	role = fk_get_str(msg, "role");
+	if (json_object_get(msg, "role") == NULL) {
+		fa_err(errors, loc, "role", "missing", "Field required", msg);
+		return;
+	}
+	if (role == NULL || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 &&
+	                     strcmp(role, "system") != 0)) {
+		fa_err(errors, loc, "role", "literal_error",
+		       "Input should be 'user', 'assistant' or 'system'",
+		       json_object_get(msg, "role"));
+		return;
+	}
+	json_array_foreach(content, i, b) {
+		const char *t = fk_get_str(b, "type");
+		bool known = false;
+
+		for (size_t k = 0; t != NULL && k < FK_COUNT(types); k++)
+			known = known || strcmp(t, types[k]) == 0;
+		if (!known) {
+			fa_err(errors, loc, "content", "union_tag_invalid",
+			       "Input tag does not match any of the expected tags: 'text', "
+			       "'thinking', "
+			       "'hint', 'tool_call', 'tool_result', 'data'",
+			       b);
+			return;
+		}
+		if (strcmp(t, "text") == 0 && !json_is_string(json_object_get(b, "text"))) {
+			fa_err(errors, loc, "content", "missing", "Field required", b);
+			return;
+		}
+		if ((strcmp(role, "user") == 0 && strcmp(t, "text") != 0 &&
+		     strcmp(t, "data") != 0) ||
+		    (strcmp(role, "system") == 0 && strcmp(t, "text") != 0)) {
+			fa_err(
+			    errors, loc, NULL, "value_error",
+			    strcmp(role, "user") == 0
+			        ? "Value error, User message can only contain text blocks or data "
+			          "blocks."
+			        : "Value error, System message can only contain text blocks.",
+			    msg);
+			return;
+		}
+	}
+}
+
+/* UserConfirmResultEvent / ExternalExecutionResultEvent under loc. */
+static void fa_check_hitl(json_t *errors, json_t *loc, json_t *ev, bool confirm)
+{
+	const char *list_key = confirm ? "confirm_results" : "execution_results";
+	json_t *list = json_object_get(ev, list_key), *item, *sub;
+	size_t i;
+
+	fa_want_str(errors, loc, ev, "reply_id", true, false);
+	if (list == NULL) {
+		fa_err(errors, loc, list_key, "missing", "Field required", ev);
+		return;
+	}
+	if (!json_is_array(list)) {
+		fa_err(errors, loc, list_key, "list_type", "Input should be a valid list", list);
+		return;
+	}
+	json_array_foreach(list, i, item) {
+		sub = json_copy(loc);
+		json_array_append_new(sub, json_string(list_key));
+		json_array_append_new(sub, json_integer((json_int_t)i));
+		if (!fa_want_model(errors, sub, NULL, item)) {
+			json_decref(sub);
+			continue;
+		}
+		if (confirm) {
+			json_t *tc = json_object_get(item, "tool_call");
+
+			if (!json_is_boolean(json_object_get(item, "confirmed")))
+				fa_err(errors, sub, "confirmed",
+				       json_object_get(item, "confirmed") == NULL ? "missing"
+				                                                  : "bool_type",
+				       json_object_get(item, "confirmed") == NULL
+				           ? "Field required"
+				           : "Input should be a valid boolean",
+				       json_object_get(item, "confirmed") == NULL
+				           ? item
+				           : json_object_get(item, "confirmed"));
+			if (tc == NULL) {
+				fa_err(errors, sub, "tool_call", "missing", "Field required", item);
+			} else if (fa_want_model(errors, sub, "tool_call", tc)) {
+				json_array_append_new(sub, json_string("tool_call"));
+				fa_want_str(errors, sub, tc, "id", true, false);
+				fa_want_str(errors, sub, tc, "name", true, false);
+				fa_want_str(errors, sub, tc, "input", true, false);
+			}
+		} else {
+			fa_want_str(errors, sub, item, "id", true, false);
+			fa_want_str(errors, sub, item, "name", true, false);
+			if (json_object_get(item, "output") == NULL)
+				fa_err(errors, sub, "output", "missing", "Field required", item);
+		}
+		json_decref(sub);
+	}
+}
+
+/* Classifies and validates ChatRequest.input the way pydantic's union picks a member; errors
+ * carry that member's tag in their loc. */
+static enum fa_input fa_check_input(json_t *errors, json_t *input)
+{
+	json_t *loc = json_pack("[s, s]", "body", "input"), *m;
+	const char *type = fk_get_str(input, "type");
+	enum fa_input kind = FA_IN_MSG;
+	size_t i;
+
+	if (input == NULL || json_is_null(input)) {
+		kind = FA_IN_NONE;
+	} else if (json_is_array(input)) {
+		kind = FA_IN_MSGS;
+		json_array_append_new(loc, json_string("list[Msg]"));
+		json_array_foreach(input, i, m) {
+			json_t *sub = json_copy(loc);
+
+			json_array_append_new(sub, json_integer((json_int_t)i));
+			fa_check_msg(errors, sub, m);
+			json_decref(sub);
+		}
+	} else if (json_object_get(input, "confirm_results") != NULL ||
+	           (type != NULL && strcmp(type, "USER_CONFIRM_RESULT") == 0)) {
+		kind = FA_IN_CONFIRM;
+		json_array_append_new(loc, json_string("UserConfirmResultEvent"));
+		fa_check_hitl(errors, loc, input, true);
+	} else if (json_object_get(input, "execution_results") != NULL ||
+	           (type != NULL && strcmp(type, "EXTERNAL_EXECUTION_RESULT") == 0)) {
+		kind = FA_IN_EXTERNAL;
+		json_array_append_new(loc, json_string("ExternalExecutionResultEvent"));
+		fa_check_hitl(errors, loc, input, false);
+	} else {
+		json_array_append_new(loc, json_string("Msg"));
+		fa_check_msg(errors, loc, input);
+	}
+	json_decref(loc);
+	return kind;
+}
+
+/* A user Msg from the input as pydantic stores it: the client's id (and created_at, metadata)
+ * kept, defaults for the rest, blocks given their ids and (HEAD) timestamps. New reference. */
+static json_t *fa_input_msg(struct fa_store *st, json_t *in)
+{
+	const char *given = fk_get_str(in, "id");
+	json_t *content = json_array(), *b, *msg;
+	char id[33];
+	size_t i;
+
+	fa_new_id(st, id);
+	json_array_foreach(json_object_get(in, "content"), i, b) {
+		json_t *copy = json_deep_copy(b);
+		char bid[33];
+
+		if (copy == NULL)
+			continue;
+		if (!json_is_string(json_object_get(copy, "id"))) {
+			fa_new_id(st, bid);
+			json_object_set_new(copy, "id", json_string(bid));
+		}
+		if (fa_head(st) && json_object_get(copy, "created_at") == NULL)
+			json_object_set_new(copy, "created_at", fa_now_json());
+		if (fa_head(st) && json_object_get(copy, "finished_at") == NULL)
+			json_object_set_new(copy, "finished_at", json_null());
+		json_array_append_new(content, copy);
+	}
+	msg = fa_msg_new(st, given != NULL ? given : id, fk_get_str(in, "name"),
+	                 fk_get_str(in, "role"), content);
+	if (msg != NULL && json_is_string(json_object_get(in, "created_at")))
+		json_object_set(msg, "created_at", json_object_get(in, "created_at"));
+	if (msg != NULL && json_is_object(json_object_get(in, "metadata")))
+		json_object_set(msg, "metadata", json_object_get(in, "metadata"));
+	return msg;
+}
+
+/* A message the agent refuses at run time (system role, or tool/thinking blocks). */
+static bool fa_msg_unusable(json_t *msg)
+{
+	json_t *b;
+	size_t i;
+
+	if (strcmp(fk_get_str(msg, "role"), "system") == 0)
+		return true;
+	json_array_foreach(json_object_get(msg, "content"), i, b) {
+		const char *t = fk_get_str(b, "type");
+
+		if (strcmp(t, "tool_call") == 0 || strcmp(t, "tool_result") == 0 ||
+		    strcmp(t, "thinking") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A new reply run (Case A): the input messages go to the log at once, then the agent runs. */
+static void fa_start_reply(struct fa_server *srv, struct fa_session *s, json_t *input,
+                           enum fa_input kind)
+{
+	struct fa_store *st = &srv->store;
+	json_t *msgs = kind == FA_IN_MSG ? json_pack("[O]", input) : json_incref(input), *m;
+	char *text = NULL, id[33];
+	bool unusable = false;
+	size_t i;
+
+	json_array_foreach(msgs, i, m) {
+		json_t *msg = fa_input_msg(st, m);
+
+		if (msg == NULL)
+			continue;
+		unusable = unusable || fa_msg_unusable(msg);
+		fa_upsert(s, msg, !unusable);
+		free(text);
+		text = fa_msg_text(msg);
+		json_decref(msg);
+	}
+	json_decref(msgs);
+	/* A wake-up with nothing new on a parked reply, or an unusable message: Agent raises
+	 * before REPLY_START, and the failure is reported as a reply of its own. */
+	if (unusable || (kind == FA_IN_NONE && fa_parked_tail(s) != NULL)) {
+		free(text);
+		fa_failed_reply(
+		    st, s, "setup",
+		    "The session could not be prepared \xe2\x80\x94 check the agent's model, "
+		    "tools and knowledge bases.");
+		fa_touch(s);
+		fa_refresh(st, s);
+		return;
+	}
+	fa_new_id(st, id);
+	fa_state_set_reply(s, id, 0);
+	if (fa_run_start(srv, s, fk_plan_of(text),
+	                 fa_msg_new(st, id, fa_agent_name(st, s), "assistant", json_array()), NULL,
+	                 text))
+		fprintf(stderr, FA_NAME ": cannot start a run\n");
+}
+
+/* A session never given a chat model cannot run (the run fails while it is assembled). */
+static bool fa_no_model(struct fa_session *s)
+{
+	json_t *cfg = json_object_get(json_object_get(fa_record(s), "config"), "chat_model_config");
+
+	return cfg == NULL || json_is_null(cfg);
+}
+
+/* ChatRequest: agent_id, session_id and input (required, nullable). */
+static enum fa_input fa_check_chat(json_t *errors, json_t *body)
+{
+	json_t *loc = json_pack("[s]", "body");
+	enum fa_input kind = FA_IN_NONE;
+
+	if (loc != NULL && fa_want_body(errors, body, loc)) {
+		fa_want_str(errors, loc, body, "agent_id", true, false);
+		fa_want_str(errors, loc, body, "session_id", true, false);
+		if (json_object_get(body, "input") == NULL)
+			fa_err(errors, loc, "input", "missing", "Field required", body);
+		else
+			kind = fa_check_input(errors, json_object_get(body, "input"));
+	}
+	json_decref(loc);
+	return kind;
+}
+
+/* POST /chat/: fire-and-forget. New messages (or null) start a run at once: 409 while one
+ * runs. HITL results are queued for the session (HEAD; v2.0.1 spawned them directly, so 409
+ * there too). Whatever fails later (no model configured, nothing to resume, no such
+ * session) shows in the message log, never in this answer. */
+static void fa_h_chat(struct fa_server *srv, struct evhttp_request *req, struct fk_reply *r)
+{
+	struct fa_store *st = &srv->store;
+	json_t *errors = json_array(), *body = NULL, *input;
+	struct fa_session *s;
+	enum fa_input kind;
+	const char *user, *sid;
+	char msg[200];
+	bool hitl;
+
+	if (fa_read_body(req, r, &body) || fa_prologue(req, NULL, errors, r, &user, NULL))
+		goto out;
+	kind = fa_check_chat(errors, body);
+	if (fa_reply_errors(r, errors))
+		goto out;
+	sid = fk_get_str(body, "session_id");
+	input = json_object_get(body, "input");
+	s = fa_lookup(st, user, fk_get_str(body, "agent_id"), sid);
+	hitl = kind == FA_IN_CONFIRM || kind == FA_IN_EXTERNAL;
+	snprintf(msg, sizeof(msg),
+	         "Session '%.100s' already has an active chat run in this process.", sid);
+	if (s == NULL) {
+		/* The run fails on its own, where nobody can see it. */
+	} else if (hitl && fa_head(st) && s->running) {
+		if (s->queue == NULL)
+			s->queue = json_array();
+		json_array_append(s->queue, input);
+	} else if (s->running) {
+		fa_reply_json(r, 409, "Conflict", json_pack("{s:o}", "detail", fk_json_text(msg)));
+		goto out;
+	} else if (fa_no_model(s)) {
+		/* Assembly stops before the input is stored: only the failure is left. */
+		fa_failed_reply(st, s, "invalid_request",
+		                "The request to the model was rejected as invalid.");
+		fa_refresh(st, s);
+	} else if (hitl) {
+		fa_resume(srv, s, input);
+	} else {
+		fa_start_reply(srv, s, input, kind);
+	}
+	fa_reply_json(
+	    r, 200, "OK",
+	    json_pack("{s:s, s:o}", "status", "started", "session_id", fk_json_text(sid)));
+out:
+	json_decref(body);
+	json_decref(errors);
+}
+
 /* Starlette's redirect_slashes: a path that matches nothing, but would with the trailing
  * slash added (or stripped), gets a 307 to that path, query kept. Returns 1 when it did. */
 static int fa_redirect(struct fa_server *srv, struct evhttp_request *req, const char *raw_path,
@@ -1778,7 +3364,22 @@ static void fa_route(struct fk_server *fk, struct evhttp_request *req, const cha
 	}
 	switch (route) {
 	case FA_R_SESSIONS:
-		fa_h_sessions(srv, req, query, r);
+		if (cmd == EVHTTP_REQ_POST)
+			fa_h_create(srv, req, r);
+		else
+			fa_h_sessions(srv, req, query, r);
+		break;
+	case FA_R_SESSION:
+		if (cmd == EVHTTP_REQ_PATCH)
+			fa_h_update(srv, req, sid, query, r);
+		else
+			fa_h_delete(srv, req, sid, query, r);
+		break;
+	case FA_R_INTERRUPT:
+		fa_h_interrupt(srv, req, sid, query, r);
+		break;
+	case FA_R_CHAT:
+		fa_h_chat(srv, req, r);
 		break;
 	case FA_R_AGENTS:
 		fa_h_agents(srv, req, r);
@@ -1806,6 +3407,37 @@ static void fa_fail(struct fk_server *fk, struct fk_reply *r)
 	fa_reply_detail(r, 500, "Internal Server Error", "Internal Server Error", NULL);
 }
 
+/* Mode write-unknown: the write went through, then the server fell over before it could say
+ * so; Starlette's own plain-text 500. */
+static void fa_write_fail(struct fk_server *fk, struct fk_reply *r)
+{
+	(void)fk;
+	fk_reply_clear(r);
+	if (fk_reply_init(r, 500, "Internal Server Error", "text/plain; charset=utf-8") == 0)
+		evbuffer_add_printf(r->body, "Internal Server Error");
+}
+
+/* GET /__fake/mode also shows run_ms. */
+static int fa_mode_info(struct fk_server *fk, json_t *info)
+{
+	return json_object_set_new(info, "run_ms", json_integer(fa_srv(fk)->store.run_ms));
+}
+
+/* POST /__fake/mode?run_ms=N. */
+static int fa_mode_set(struct fk_server *fk, const char *query)
+{
+	char *v = fa_query_get(query, "run_ms");
+	unsigned long long ms;
+	int rc = 0;
+
+	if (v != NULL && fk_parse_ulong(v, FA_RUN_MS_MAX, &ms))
+		rc = -1;
+	else if (v != NULL)
+		fa_srv(fk)->store.run_ms = (unsigned)ms;
+	free(v);
+	return rc;
+}
+
 static const struct fk_header fa_recorded[] = {{"x_user_id", "X-User-ID"}};
 
 static const struct fk_fake fa_fake = {
@@ -1814,9 +3446,13 @@ static const struct fk_fake fa_fake = {
     .query_nul = FK_NUL_CUT,
     .recorded = fa_recorded,
     .nrecorded = FK_COUNT(fa_recorded),
-    .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close and delay_ms 0..600000",
+    .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close|write-unknown|"
+                  "write-drop, delay_ms and run_ms 0..600000",
     .serve = fa_route,
     .fail = fa_fail,
+    .write_fail = fa_write_fail,
+    .mode_info = fa_mode_info,
+    .mode_set = fa_mode_set,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1829,8 +3465,9 @@ static void fa_usage(FILE *fp)
 	        "usage: " FA_NAME " [--port N] [--port-file F] [--data FILE |"
 	        " --generate N[:AGENTS[:USER]]]\n"
 	        "       [--seed S] [--shape v2.0.1|head] [--mode ok|slow|garbage|wrong-shape|"
-	        "http500|close]\n"
-	        "       [--delay-ms N] [--quiet]\n"
+	        "http500|close|\n"
+	        "       write-unknown|write-drop]\n"
+	        "       [--delay-ms N] [--run-ms N] [--quiet]\n"
 	        "\n"
 	        "A fake AgentScope agent service on 127.0.0.1 for tests and demos.\n"
 	        "  --port N          port to listen on (0 = ephemeral, the default)\n"
@@ -1841,16 +3478,23 @@ static void fa_usage(FILE *fp)
 	        "  --seed S          generator seed (1)\n"
 	        "  --shape V         wire shape of GET /sessions/ and /messages (head)\n"
 	        "  --no-messages     no /sessions/{id}/messages route (builds before the log)\n"
-	        "  --mode M          misbehaviour for every non-control route (ok)\n"
+	        "  --mode M          misbehaviour for every non-control route (ok); write-unknown\n"
+	        "                    and write-drop perform a write, then answer 500 / close\n"
 	        "  --delay-ms N      delay of --mode slow (3000)\n"
+	        "  --run-ms N        how long a simulated agent run holds the session (300)\n"
 	        "  --quiet           do not log requests on stderr\n"
-	        "Control: GET|DELETE /__fake/requests, POST /__fake/mode?mode=M&delay_ms=N\n");
+	        "Runs: a user text with [tool:auto], [tool:ask], [tool:external], [reply:error]\n"
+	        "or [run:long] makes the agent run a tool, park on a permission prompt or an\n"
+	        "external result, fail, or run until interrupted.\n"
+	        "Control: GET|DELETE /__fake/requests,"
+	        " POST /__fake/mode?mode=M&delay_ms=N&run_ms=N\n");
 }
 
 struct fa_opts {
 	struct fk_opts c;
 	enum fa_shape shape;
 	bool no_messages;
+	unsigned run_ms;
 };
 
 /* --shape and --no-messages, the options that are fake_agentscope's own. */
@@ -1858,8 +3502,16 @@ static int fa_parse_opt(int c, const char *arg, void *ctx)
 {
 	struct fa_opts *o = ctx;
 
+	unsigned long long v;
+
 	if (c == 'M') {
 		o->no_messages = true;
+		return 0;
+	}
+	if (c == 'R') {
+		if (fk_parse_ulong(arg, FA_RUN_MS_MAX, &v))
+			return -1;
+		o->run_ms = (unsigned)v;
 		return 0;
 	}
 	if (c != 'S')
@@ -1877,16 +3529,24 @@ static int fa_parse_opt(int c, const char *arg, void *ctx)
 static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 {
 	static const struct option longopts[] = {
-	    {"port", required_argument, NULL, 'p'},     {"port-file", required_argument, NULL, 'f'},
-	    {"data", required_argument, NULL, 'd'},     {"generate", required_argument, NULL, 'g'},
-	    {"seed", required_argument, NULL, 's'},     {"shape", required_argument, NULL, 'S'},
-	    {"no-messages", no_argument, NULL, 'M'},    {"mode", required_argument, NULL, 'm'},
-	    {"delay-ms", required_argument, NULL, 'D'}, {"quiet", no_argument, NULL, 'q'},
-	    {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	    {"port", required_argument, NULL, 'p'},
+	    {"port-file", required_argument, NULL, 'f'},
+	    {"data", required_argument, NULL, 'd'},
+	    {"generate", required_argument, NULL, 'g'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"shape", required_argument, NULL, 'S'},
+	    {"no-messages", no_argument, NULL, 'M'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"delay-ms", required_argument, NULL, 'D'},
+	    {"run-ms", required_argument, NULL, 'R'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 
 	o->shape = FA_SHAPE_HEAD;
 	o->no_messages = false;
+	o->run_ms = FA_RUN_MS_DEFAULT;
 	if (fk_parse_args(FA_NAME, argc, argv, longopts, &o->c, fa_parse_opt, o, fa_usage))
 		return -1;
 	if (o->c.data != NULL && o->c.generate != NULL) {
@@ -1954,9 +3614,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	srv.store.no_messages = o.no_messages;
+	srv.store.run_ms = o.run_ms;
 	status = fk_server_run(&srv.fk, &fa_fake, &o.c);
 out:
-	/* The server first (its buffers may still reference listing items), the store last. */
+	/* Runs first (their timers belong to the loop), then the server, the store last. */
+	fa_runs_stop(&srv.store);
 	fk_server_free(&srv.fk);
 	fa_store_free(&srv.store);
 	return status;

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <unistd.h>
@@ -32,8 +33,8 @@
 #define FK_MAX_RECORDED 65536
 #define FK_LOG_URI_MAX 300
 
-static const char *const fk_mode_names[] = {"ok",          "slow",    "garbage",
-                                            "wrong-shape", "http500", "close"};
+static const char *const fk_mode_names[] = {"ok",      "slow",  "garbage",       "wrong-shape",
+                                            "http500", "close", "write-unknown", "write-drop"};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                                */
@@ -164,6 +165,86 @@ json_t *fk_load_file(const char *path, char *err, size_t errlen)
 	return root;
 }
 
+int64_t fk_now_us(void)
+{
+	struct timeval tv;
+
+	gettimeofday(&tv, NULL);
+	return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+const char *fk_body(struct evhttp_request *req, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+
+	*len = in != NULL ? evbuffer_get_length(in) : 0;
+	/* Makes the body contiguous without draining it: the fake reads it again. */
+	return *len > 0 ? (const char *)evbuffer_pullup(in, -1) : NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared texts                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+struct fk_text {
+	unsigned refs;
+	size_t len;
+	char *s;
+};
+
+struct fk_text *fk_text_new(char *s, size_t len)
+{
+	struct fk_text *t = s != NULL ? malloc(sizeof(*t)) : NULL;
+
+	if (t == NULL) {
+		free(s);
+		return NULL;
+	}
+	*t = (struct fk_text){.refs = 1, .len = len, .s = s};
+	return t;
+}
+
+struct fk_text *fk_text_json(const json_t *j, size_t flags)
+{
+	char *s = json_dumps(j, flags);
+
+	return s != NULL ? fk_text_new(s, strlen(s)) : NULL;
+}
+
+void fk_text_unref(struct fk_text *t)
+{
+	if (t == NULL || --t->refs > 0)
+		return;
+	free(t->s);
+	free(t);
+}
+
+const char *fk_text_data(const struct fk_text *t)
+{
+	return t->s;
+}
+
+size_t fk_text_len(const struct fk_text *t)
+{
+	return t->len;
+}
+
+static void fk_text_release(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	fk_text_unref(arg);
+}
+
+int fk_buf_add_text(struct evbuffer *buf, struct fk_text *t)
+{
+	t->refs++;
+	if (evbuffer_add_reference(buf, t->s, t->len, fk_text_release, t) == 0)
+		return 0;
+	t->refs--;
+	return -1;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* PRNG                                                                                         */
 /* ------------------------------------------------------------------------------------------ */
@@ -180,6 +261,34 @@ uint64_t fk_rng_next(struct fk_rng *r)
 uint32_t fk_rng_below(struct fk_rng *r, uint32_t n)
 {
 	return n == 0 ? 0 : (uint32_t)(fk_rng_next(r) % n);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The simulated agent                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+enum fk_plan fk_plan_of(const char *text)
+{
+	static const struct {
+		const char *marker;
+		enum fk_plan plan;
+	} markers[] = {
+	    {"[tool:auto]", FK_PLAN_TOOL},         {"[tool:ask]", FK_PLAN_ASK},
+	    {"[tool:external]", FK_PLAN_EXTERNAL}, {"[tool:custom]", FK_PLAN_EXTERNAL},
+	    {"[reply:error]", FK_PLAN_ERROR},      {"[run:long]", FK_PLAN_LONG},
+	};
+	const char *best = NULL;
+	enum fk_plan plan = FK_PLAN_TEXT;
+
+	for (size_t i = 0; text != NULL && i < FK_COUNT(markers); i++) {
+		const char *at = strstr(text, markers[i].marker);
+
+		if (at != NULL && (best == NULL || at < best)) {
+			best = at;
+			plan = markers[i].plan;
+		}
+	}
+	return plan;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -599,6 +708,27 @@ static json_t *fk_header_values(struct evkeyvalq *h, const char *name)
 	return a;
 }
 
+/* Adds the request's body to a record: "body" as text, "json" when it parses, so a test can
+ * check exactly what a write sent (and that it was sent once). */
+static void fk_record_body(json_t *e, struct evhttp_request *req)
+{
+	size_t len;
+	const char *b = fk_body(req, &len);
+	char *text;
+	json_t *j;
+
+	if (b == NULL)
+		return;
+	text = strndup(b, len);
+	if (text == NULL)
+		return;
+	json_object_set_new(e, "body", fk_json_text(text));
+	j = strlen(text) == len ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+	if (j != NULL)
+		json_object_set_new(e, "json", j);
+	free(text);
+}
+
 /* Records a non-control request for GET /__fake/requests (oldest dropped past the cap), with
  * the headers the fake asks for, so tests can check what arrived. */
 static void fk_record(struct fk_server *srv, struct evhttp_request *req)
@@ -619,6 +749,7 @@ static void fk_record(struct fk_server *srv, struct evhttp_request *req)
 	}
 	if (e == NULL)
 		return;
+	fk_record_body(e, req);
 	if (json_array_size(srv->recorded) >= FK_MAX_RECORDED)
 		json_array_remove(srv->recorded, 0);
 	json_array_append_new(srv->recorded, e);
@@ -631,6 +762,14 @@ static void fk_log(struct fk_server *srv, struct evhttp_request *req, const char
 	fprintf(stderr, "%s: %s %.*s -> %s%d\n", srv->fake->name,
 	        fk_method_name(evhttp_request_get_command(req)), FK_LOG_URI_MAX,
 	        evhttp_request_get_uri(req), what, code);
+}
+
+/* Is this a write the fake performed (a 2xx to anything but GET or HEAD)? */
+static bool fk_took_effect(struct evhttp_request *req, const struct fk_reply *r)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+
+	return cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD && r->code >= 200 && r->code < 300;
 }
 
 static void fk_on_request(struct evhttp_request *req, void *arg)
@@ -683,6 +822,20 @@ static void fk_on_request(struct evhttp_request *req, void *arg)
 	case FK_MODE_CLOSE:
 		fk_log(srv, req, "closed instead of ", r.code);
 		/* Not from inside libevent's own callback: the connection is freed on a timer. */
+		fk_defer(srv, req, &r, true, 0);
+		return;
+	case FK_MODE_WRITE_UNKNOWN:
+		if (!fk_took_effect(req, &r))
+			break;
+		if (fk->write_fail != NULL)
+			fk->write_fail(srv, &r);
+		else
+			fk->fail(srv, &r);
+		break;
+	case FK_MODE_WRITE_DROP:
+		if (!fk_took_effect(req, &r))
+			break;
+		fk_log(srv, req, "closed instead of ", r.code);
 		fk_defer(srv, req, &r, true, 0);
 		return;
 	}

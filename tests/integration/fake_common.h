@@ -56,6 +56,34 @@ int fk_digits(const char **p, int n, int *out);
  * with err filled. */
 json_t *fk_load_file(const char *path, char *err, size_t errlen);
 
+/* Microseconds since the epoch, from the wall clock. */
+int64_t fk_now_us(void);
+
+/* The request body as sent (borrowed, not NUL-terminated; NULL when empty) and its length. */
+const char *fk_body(struct evhttp_request *req, size_t *len);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Shared texts: a listing item serialised once and referenced by every reply that sends it     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A refcounted byte string. A store replaces an item's text when the item changes; replies
+ * still holding the old text keep it alive until libevent has written them. */
+struct fk_text;
+
+/* Takes s (malloc'd, len bytes); NULL (and s freed) when out of memory. One reference. */
+struct fk_text *fk_text_new(char *s, size_t len);
+
+/* Serialises j (borrowed) with jansson's flags; NULL when that fails. One reference. */
+struct fk_text *fk_text_json(const json_t *j, size_t flags);
+
+void fk_text_unref(struct fk_text *t);
+
+const char *fk_text_data(const struct fk_text *t);
+size_t fk_text_len(const struct fk_text *t);
+
+/* Appends t to buf without copying; the buffer holds a reference until it is drained. */
+int fk_buf_add_text(struct evbuffer *buf, struct fk_text *t);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Deterministic PRNG (splitmix64): the same seed always yields the same dataset                */
 /* ------------------------------------------------------------------------------------------ */
@@ -68,6 +96,22 @@ uint64_t fk_rng_next(struct fk_rng *r);
 
 /* Uniform-ish in [0, n); 0 when n is 0. */
 uint32_t fk_rng_below(struct fk_rng *r, uint32_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* The simulated agent: what a run does is chosen by markers in the user's text                 */
+/* ------------------------------------------------------------------------------------------ */
+
+enum fk_plan {
+	FK_PLAN_TEXT,     /* (no marker) one model call, one text answer */
+	FK_PLAN_TOOL,     /* [tool:auto] a built-in tool runs, then the answer */
+	FK_PLAN_ASK,      /* [tool:ask] a tool call waits for the user's permission */
+	FK_PLAN_EXTERNAL, /* [tool:external] (or [tool:custom]) a tool call waits for its result */
+	FK_PLAN_ERROR,    /* [reply:error] the model call fails */
+	FK_PLAN_LONG      /* [run:long] the run goes on until it is interrupted */
+};
+
+/* The plan a user text asks for (the first marker found wins; NULL is plain text). */
+enum fk_plan fk_plan_of(const char *text);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Query strings                                                                                */
@@ -126,7 +170,11 @@ enum fk_mode {
 	FK_MODE_GARBAGE,
 	FK_MODE_WRONG_SHAPE,
 	FK_MODE_HTTP500,
-	FK_MODE_CLOSE
+	FK_MODE_CLOSE,
+	/* The next two touch writes only (any method but GET and HEAD) and only once the fake
+	 * has performed them (a 2xx): reads keep working, so a test can see what happened. */
+	FK_MODE_WRITE_UNKNOWN, /* the answer becomes the fake's write_fail reply */
+	FK_MODE_WRITE_DROP     /* the connection is closed without an answer */
 };
 
 struct fk_opts {
@@ -182,6 +230,9 @@ struct fk_fake {
 	              const char *path, const char *query, struct fk_reply *r);
 	/* The reply of mode http500, in the fake's error shape. */
 	void (*fail)(struct fk_server *srv, struct fk_reply *r);
+	/* Optional: the reply of mode write-unknown to a write the fake has just performed (the
+	 * backend's "outcome unknown" answer); fail when NULL. */
+	void (*write_fail)(struct fk_server *srv, struct fk_reply *r);
 	/* Optional: adds the fake's own members to the object of GET /__fake/mode; 0 or -1. */
 	int (*mode_info)(struct fk_server *srv, json_t *info);
 	/* Optional: applies the fake's own POST /__fake/mode parameters, called once mode and
@@ -198,8 +249,10 @@ struct fk_server {
 	enum fk_mode mode;
 	unsigned delay_ms;
 	bool quiet;
-	unsigned port;    /* bound */
-	json_t *recorded; /* [{method, uri, <fake->recorded members>...}] */
+	unsigned port; /* bound */
+	/* [{method, uri, <fake->recorded members>..., body?, json?}]: body is the request body as
+	 * text when there is one, json the same parsed when it is JSON. */
+	json_t *recorded;
 	struct fk_pending *pending;
 };
 

@@ -37,15 +37,22 @@
  * A cursor that does not decode, or an events cursor whose index does not hold that id, is a
  * 400. Ids and cursors are deterministic for a given dataset.
  *
- * One thread, one libevent loop; nothing blocks it (delays are event timers). The dataset is
- * immutable after start-up: every session is serialised once and listings reference those
- * strings.
+ * Writes (create, update, archive, delete, send events) change the store in memory. A
+ * user.message starts a simulated turn that runs --run-ms on a loop timer and then records the
+ * agent's events and the idle; markers in the text ([tool:auto], [tool:ask] (Claude),
+ * [tool:custom], [reply:error], [run:long]) choose what the turn does. SandBase refuses what
+ * its docs say it refuses (422 unsupported_event_type / unsupported_multiagent, 409 while
+ * running, 409 session_archived); Claude queues a message sent while running and takes tool
+ * confirmations and custom tool results.
+ *
+ * One thread, one libevent loop; nothing blocks it (delays and turns are event timers).
+ * Every session is serialised once per change and listings reference those texts.
  *
  * Data (file and generator alike), in the dialect served:
  *   {"agents": [Agent...], "sessions": [{"session": Session, "events": [Event...]}]}
  * A file may hold both dialects as {"sandbase": {...}, "claude": {...}}; the served one is
- * picked. "agents" (one object per id and version) is only used by SandBase's
- * GET /v1/agents/{id}. Events are served in file order. */
+ * picked. "agents" (one object per id and version) is only used by SandBase's agent routes
+ * (Claude's agents are the snapshots its sessions carry). Events are served in file order. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -60,6 +67,7 @@
 #include <time.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -79,6 +87,8 @@
 #define FS_ID_LEN 48
 #define FS_BETA "managed-agents-2026-04-01"
 #define FS_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+#define FS_RUN_MS_DEFAULT 300
+#define FS_RUN_MS_MAX 600000
 
 enum fs_dialect { FS_D_SANDBASE, FS_D_CLAUDE };
 
@@ -1325,8 +1335,11 @@ fail:
 /* The store: the dataset, its indexes and the pre-serialised sessions                          */
 /* ------------------------------------------------------------------------------------------ */
 
+struct fs_run;
+
 struct fs_session {
-	const char *id;         /* borrowed from the dataset */
+	json_t *entry;          /* {"session", "events"}, held */
+	const char *id;         /* borrowed from entry */
 	const char *created_at; /* as served, borrowed */
 	int64_t created;        /* µs */
 	const char *agent_id;   /* SandBase agent_id / Claude agent.id; NULL when absent */
@@ -1338,16 +1351,19 @@ struct fs_session {
 	json_t *resources;      /* Claude resources, borrowed */
 	json_t *events;         /* borrowed */
 	int64_t *ev_time;       /* Claude: processed_at per event, INT64_MIN when null */
-	char *text;             /* the session, serialised */
-	size_t len;
+	size_t nev_time;        /* events ev_time covers (fs_refresh brings it up to date) */
+	struct fk_text *text;   /* the session, serialised */
+	struct fs_run *run;     /* the simulated turn in progress, or NULL */
+	json_t *pending;        /* ids of the tool uses a requires_action idle waits on, or NULL */
+	int64_t run_from;       /* Claude stats: when the current running stretch began, or -1 */
 };
 
 struct fs_store {
 	json_t *doc;             /* the whole loaded document */
 	json_t *byid;            /* {session id: index into sess} */
-	json_t *agents;          /* {agent id: [Agent...] in version order} (SandBase) */
+	json_t *agents;          /* {agent id: [Agent...] in version order} */
 	struct fs_session *sess; /* newest first: created_at desc, id desc */
-	size_t nsess;
+	size_t nsess, cap;
 	enum fs_dialect dialect;
 };
 
@@ -1372,8 +1388,10 @@ static int fs_ver_cmp(const void *a, const void *b)
 static void fs_store_free(struct fs_store *st)
 {
 	for (size_t i = 0; i < st->nsess; i++) {
-		free(st->sess[i].text);
+		fk_text_unref(st->sess[i].text);
 		free(st->sess[i].ev_time);
+		json_decref(st->sess[i].entry);
+		json_decref(st->sess[i].pending);
 	}
 	free(st->sess);
 	json_decref(st->agents);
@@ -1436,19 +1454,60 @@ static int fs_index_agents(struct fs_store *st, json_t *agents, char *err, size_
 	return 0;
 }
 
+/* Re-reads what the handlers look up from the session object and the events (the cached
+ * fields, Claude's event times) and serialises the session again. 0 or -1. */
+static int fs_refresh(struct fs_store *st, struct fs_session *s)
+{
+	json_t *obj = json_object_get(s->entry, "session"), *agent = json_object_get(obj, "agent");
+	json_t *ver, *archived;
+	bool sb = st->dialect == FS_D_SANDBASE;
+	struct fk_text *text;
+	size_t i, n = json_array_size(s->events);
+
+	s->status = fk_get_str(obj, "status");
+	if (s->status == NULL)
+		s->status = "";
+	archived = json_object_get(obj, "archived_at");
+	s->archived = archived != NULL && !json_is_null(archived);
+	s->agent_id = sb ? fk_get_str(obj, "agent_id") : fk_get_str(agent, "id");
+	ver = sb ? json_object_get(obj, "agent_version") : json_object_get(agent, "version");
+	s->has_version = json_is_integer(ver);
+	s->version = json_integer_value(ver);
+	if (!sb) {
+		int64_t *t = realloc(s->ev_time, (n + 1) * sizeof(*t));
+
+		if (t == NULL)
+			return -1;
+		s->ev_time = t;
+		s->deployment = fk_get_str(obj, "deployment_id");
+		s->resources = json_object_get(obj, "resources");
+		for (i = 0; i < n; i++)
+			if (fs_parse_time(fk_get_str(json_array_get(s->events, i), "processed_at"),
+			                  &s->ev_time[i]))
+				s->ev_time[i] = INT64_MIN;
+		s->nev_time = n;
+	}
+	text = fk_text_json(obj, FS_DUMP_FLAGS);
+	if (text == NULL)
+		return -1;
+	fk_text_unref(s->text);
+	s->text = text;
+	return 0;
+}
+
 /* Reads one {"session", "events"} entry into s. */
 static int fs_index_session(struct fs_store *st, struct fs_session *s, json_t *entry, char *err,
                             size_t errlen)
 {
 	json_t *obj = json_object_get(entry, "session"), *events = json_object_get(entry, "events");
-	json_t *agent = json_object_get(obj, "agent"), *ver, *archived;
-	bool sb = st->dialect == FS_D_SANDBASE;
 	size_t i;
 
 	if (!json_is_object(obj) || fk_get_str(obj, "id") == NULL) {
 		snprintf(err, errlen, "needs a \"session\" object with a string \"id\"");
 		return -1;
 	}
+	s->entry = json_incref(entry);
+	s->run_from = -1;
 	s->id = fk_get_str(obj, "id");
 	s->created_at = fk_get_str(obj, "created_at");
 	if (fs_parse_time(s->created_at, &s->created)) {
@@ -1468,31 +1527,57 @@ static int fs_index_session(struct fs_store *st, struct fs_session *s, json_t *e
 			snprintf(err, errlen, "%s: events[%zu] needs a string \"id\"", s->id, i);
 			return -1;
 		}
-	s->status = fk_get_str(obj, "status");
-	if (s->status == NULL)
-		s->status = "";
-	archived = json_object_get(obj, "archived_at");
-	s->archived = archived != NULL && !json_is_null(archived);
-	s->agent_id = sb ? fk_get_str(obj, "agent_id") : fk_get_str(agent, "id");
-	ver = sb ? json_object_get(obj, "agent_version") : json_object_get(agent, "version");
-	s->has_version = json_is_integer(ver);
-	s->version = json_integer_value(ver);
-	if (!sb) {
-		s->deployment = fk_get_str(obj, "deployment_id");
-		s->resources = json_object_get(obj, "resources");
-		s->ev_time = calloc(json_array_size(s->events) + 1, sizeof(*s->ev_time));
-		if (s->ev_time == NULL)
+	return fs_refresh(st, s);
+}
+
+/* Sorts the sessions newest first again and rebuilds the id index. 0, or -1 on a duplicate id
+ * (named in err when err is not NULL). */
+static int fs_reindex(struct fs_store *st, char *err, size_t errlen)
+{
+	qsort(st->sess, st->nsess, sizeof(*st->sess), fs_sess_cmp);
+	json_object_clear(st->byid);
+	for (size_t i = 0; i < st->nsess; i++) {
+		if (json_object_get(st->byid, st->sess[i].id) != NULL) {
+			if (err != NULL)
+				snprintf(err, errlen, "duplicate session id %s", st->sess[i].id);
 			return -1;
-		for (i = 0; i < json_array_size(s->events); i++)
-			if (fs_parse_time(fk_get_str(json_array_get(s->events, i), "processed_at"),
-			                  &s->ev_time[i]))
-				s->ev_time[i] = INT64_MIN;
+		}
+		if (json_object_set_new(st->byid, st->sess[i].id, json_integer((json_int_t)i)))
+			return -1;
 	}
-	s->text = json_dumps(obj, FS_DUMP_FLAGS);
-	if (s->text == NULL)
-		return -1;
-	s->len = strlen(s->text);
 	return 0;
+}
+
+/* Claude's agents are the snapshots its sessions carry: one per (id, version), so that a
+ * session can be created with any agent the data knows. */
+static int fs_index_snapshots(struct fs_store *st)
+{
+	json_t *agents = json_array();
+	int rc;
+
+	if (agents == NULL)
+		return -1;
+	for (size_t i = 0; i < st->nsess; i++) {
+		json_t *a = json_object_get(json_object_get(st->sess[i].entry, "session"), "agent");
+		bool seen = false;
+
+		if (fk_get_str(a, "id") == NULL || !json_is_integer(json_object_get(a, "version")))
+			continue;
+		for (size_t k = 0; k < json_array_size(agents); k++) {
+			json_t *b = json_array_get(agents, k);
+
+			seen = seen || (strcmp(fk_get_str(b, "id"), fk_get_str(a, "id")) == 0 &&
+			                json_equal(json_object_get(a, "version"),
+			                           json_object_get(b, "version")));
+		}
+		if (!seen && json_array_append(agents, a)) {
+			json_decref(agents);
+			return -1;
+		}
+	}
+	rc = fs_index_agents(st, agents, NULL, 0);
+	json_decref(agents);
+	return rc;
 }
 
 /* Takes the loaded document (stolen), picks the served dialect's section, validates and
@@ -1519,7 +1604,8 @@ static int fs_store_build(struct fs_store *st, json_t *doc, enum fs_dialect d, c
 	if (d == FS_D_SANDBASE && fs_index_agents(st, json_object_get(root, "agents"), err, errlen))
 		return -1;
 	n = json_array_size(sessions);
-	st->sess = calloc(n ? n : 1, sizeof(*st->sess));
+	st->cap = n > 16 ? n : 16;
+	st->sess = calloc(st->cap, sizeof(*st->sess));
 	if (st->sess == NULL)
 		goto oom;
 	for (i = 0; i < n; i++) {
@@ -1535,15 +1621,10 @@ static int fs_store_build(struct fs_store *st, json_t *doc, enum fs_dialect d, c
 			return -1;
 		}
 	}
-	qsort(st->sess, st->nsess, sizeof(*st->sess), fs_sess_cmp);
-	for (i = 0; i < st->nsess; i++) {
-		if (json_object_get(st->byid, st->sess[i].id) != NULL) {
-			snprintf(err, errlen, "duplicate session id %s", st->sess[i].id);
-			return -1;
-		}
-		if (json_object_set_new(st->byid, st->sess[i].id, json_integer((json_int_t)i)))
-			goto oom;
-	}
+	if (fs_reindex(st, err, errlen))
+		return -1;
+	if (d == FS_D_CLAUDE && fs_index_snapshots(st))
+		goto oom;
 	return 0;
 oom:
 	snprintf(err, errlen, "out of memory");
@@ -1562,6 +1643,10 @@ struct fs_server {
 	unsigned events_page;       /* SandBase: 0 = the whole history at once */
 	struct fk_rng rng;          /* request ids */
 	char request_id[FS_ID_LEN]; /* Claude: the current request's id */
+	struct fk_rng ids;          /* ids of what the writes create */
+	json_t *minted;             /* ids minted once and kept: agent environments, versions */
+	unsigned run_ms;            /* how long a simulated turn runs */
+	char write_sid[FS_ID_LEN];  /* the session the current write is about */
 };
 
 static struct fs_server *fs_srv(struct fk_server *fk)
@@ -1746,8 +1831,8 @@ static void fs_list_add(struct fk_reply *r, const struct fs_session *s, bool fir
 {
 	if (!first)
 		evbuffer_add(r->body, ",", 1);
-	/* The store outlives every reply, so the text is not copied. */
-	evbuffer_add_reference(r->body, s->text, s->len, NULL, NULL);
+	/* Referenced, not copied: the reply holds the text while it is written. */
+	fk_buf_add_text(r->body, s->text);
 }
 
 /* Appends ,"name":"cursor" (or ,"name":null when cursor is NULL and null_ok). */
@@ -1897,7 +1982,7 @@ static void fs_get_session(struct fs_server *srv, const char *sid, struct fk_rep
 		return;
 	}
 	if (fk_reply_init(r, 200, "OK", "application/json") == 0)
-		evbuffer_add_reference(r->body, s->text, s->len, NULL, NULL);
+		fk_buf_add_text(r->body, s->text);
 }
 
 /* Appends events [from, to) of s to r's body as a JSON array's items. */
@@ -2308,9 +2393,9 @@ static void fs_cl_events(struct fs_server *srv, const char *sid, const char *que
 			ok = fk_get_str(ev, "type") != NULL &&
 			     strcmp(fk_get_str(ev, "type"),
 			            json_string_value(json_array_get(types, t))) == 0;
-		if (!ok ||
-		    ((lo != INT64_MIN || hi != INT64_MAX) &&
-		     (s->ev_time[i] == INT64_MIN || s->ev_time[i] < lo || s->ev_time[i] > hi)))
+		if (!ok || ((lo != INT64_MIN || hi != INT64_MAX) &&
+		            (i >= s->nev_time || s->ev_time[i] == INT64_MIN || s->ev_time[i] < lo ||
+		             s->ev_time[i] > hi)))
 			continue;
 		if (taken == (size_t)limit) {
 			next = fs_events_mint(s, last);
@@ -2330,6 +2415,1469 @@ out:
 	free(next);
 	free(page);
 	json_decref(types);
+}
+
+static void fs_fail(struct fk_server *fk, struct fk_reply *r);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Writes: clock, ids, bodies, events                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static bool fs_is_sb(const struct fs_server *srv)
+{
+	return srv->dialect == FS_D_SANDBASE;
+}
+
+/* Now, as the dialect stamps it: SandBase in whole seconds, Claude in microseconds. */
+static json_t *fs_now_json(const struct fs_server *srv)
+{
+	char ts[40];
+
+	fs_fmt_time(ts, sizeof(ts), fk_now_us(), fs_is_sb(srv) ? 0 : 6);
+	return json_string(ts);
+}
+
+/* A new id with the dialect's body (ULID for SandBase, Anthropic's shape for Claude). */
+static void fs_mint(struct fs_server *srv, const char *prefix, char *out)
+{
+	if (fs_is_sb(srv))
+		fs_ulid(&srv->ids, prefix, fk_now_us(), out, FS_ID_LEN);
+	else
+		fs_antid(&srv->ids, prefix, out, FS_ID_LEN);
+}
+
+/* 409 in the dialect's spelling (SandBase: the given type, Claude: conflict_error). */
+static void fs_conflict(struct fs_server *srv, struct fk_reply *r, const char *sb_type,
+                        const char *msg)
+{
+	fs_reply_error(srv, r, 409, "Conflict", fs_is_sb(srv) ? sb_type : "conflict_error", msg);
+}
+
+/* The JSON body, which must be an object. Returns a new reference, or NULL with r holding the
+ * 400. */
+static json_t *fs_read_body(struct fs_server *srv, struct evhttp_request *req, struct fk_reply *r)
+{
+	size_t len;
+	const char *b = fk_body(req, &len);
+	json_t *body = b != NULL ? json_loadb(b, len, 0, NULL) : NULL;
+
+	if (body == NULL)
+		fs_bad_request(srv, r,
+		               b == NULL ? "A JSON request body is required" : "Invalid JSON body");
+	return body;
+}
+
+/* The session whose writes are being served (mode write-unknown names it). */
+static void fs_note_write(struct fs_server *srv, const char *sid)
+{
+	snprintf(srv->write_sid, sizeof(srv->write_sid), "%s", sid != NULL ? sid : "");
+}
+
+static json_t *fs_obj(struct fs_session *s)
+{
+	return json_object_get(s->entry, "session");
+}
+
+/* Appends an event (stolen) to s's history. SandBase events get the flat envelope's fields
+ * they lack (content null, no stop_reason, no model, 0 tokens, now); Claude events get
+ * processed_at now unless queued (null). Returns the event (borrowed) or NULL. */
+static json_t *fs_push(struct fs_server *srv, struct fs_session *s, json_t *ev, bool queued)
+{
+	json_t *now = fs_now_json(srv);
+
+	if (ev == NULL || now == NULL) {
+		json_decref(ev);
+		json_decref(now);
+		return NULL;
+	}
+	if (fs_is_sb(srv)) {
+		static const char *const keys[] = {"content", "data", "stop_reason", "model_used"};
+		json_t *out = json_pack("{s:O}", "id", json_object_get(ev, "id"));
+		const char *key;
+		json_t *v;
+
+		if (out == NULL)
+			goto fail;
+		json_object_set(out, "type", json_object_get(ev, "type"));
+		for (size_t i = 0; i < FK_COUNT(keys); i++) {
+			v = json_object_get(ev, keys[i]);
+			if (i == 1 && v == NULL) /* data only where the payload is not content */
+				continue;
+			json_object_set_new(out, keys[i], v != NULL ? json_incref(v) : json_null());
+		}
+		json_object_set_new(
+		    out, "tokens_in",
+		    json_integer(json_integer_value(json_object_get(ev, "tokens_in"))));
+		json_object_set_new(
+		    out, "tokens_out",
+		    json_integer(json_integer_value(json_object_get(ev, "tokens_out"))));
+		v = json_object_get(ev, "duration_ms");
+		json_object_set_new(out, "duration_ms", v != NULL ? json_incref(v) : json_null());
+		json_object_set(out, "processed_at", queued ? json_null() : now);
+		json_object_set(out, "created_at", now);
+		/* Anything else (tool_use_id, is_error on some results) trails the envelope. */
+		json_object_foreach(ev, key, v) {
+			if (json_object_get(out, key) == NULL)
+				json_object_set(out, key, v);
+		}
+		json_decref(ev);
+		ev = out;
+	} else {
+		json_object_set(ev, "processed_at", queued ? json_null() : now);
+	}
+	json_decref(now);
+	if (json_array_append_new(s->events, ev))
+		return NULL;
+	return ev;
+fail:
+	json_decref(now);
+	json_decref(ev);
+	return NULL;
+}
+
+/* A new event {id, type} with a fresh id. New reference. */
+static json_t *fs_ev(struct fs_server *srv, const char *type)
+{
+	char id[FS_ID_LEN];
+
+	fs_mint(srv, "sevt_", id);
+	return json_pack("{s:s, s:s}", "id", id, "type", type);
+}
+
+/* Sets key on a new event, stealing v (NULL is skipped). Returns ev. */
+static json_t *fs_ev_set(json_t *ev, const char *key, json_t *v)
+{
+	if (ev != NULL && v != NULL)
+		json_object_set_new(ev, key, v);
+	else
+		json_decref(v);
+	return ev;
+}
+
+/* The session's status, in the object and the cache; Claude's stats keep the running time. */
+static void fs_set_status(struct fs_server *srv, struct fs_session *s, const char *status)
+{
+	json_t *obj = fs_obj(s);
+	int64_t now = fk_now_us();
+
+	json_object_set_new(obj, "status", json_string(status));
+	json_object_set_new(obj, "updated_at", fs_now_json(srv));
+	if (fs_is_sb(srv))
+		return;
+	if (strcmp(status, "running") == 0 && s->run_from < 0) {
+		s->run_from = now;
+	} else if (strcmp(status, "running") != 0 && s->run_from >= 0) {
+		json_t *stats = json_object_get(obj, "stats");
+		double active = json_number_value(json_object_get(stats, "active_seconds"));
+
+		if (json_is_object(stats))
+			json_object_set_new(stats, "active_seconds",
+			                    json_real(active + (double)(now - s->run_from) / 1e6));
+		s->run_from = -1;
+	}
+}
+
+/* Claude's Session.usage and stats.duration_seconds follow the model calls and the clock. */
+static void fs_cl_account(struct fs_session *s, json_int_t in, json_int_t out)
+{
+	json_t *obj = fs_obj(s), *u = json_object_get(obj, "usage");
+	json_t *stats = json_object_get(obj, "stats");
+
+	if (json_is_object(u)) {
+		json_object_set_new(
+		    u, "input_tokens",
+		    json_integer(json_integer_value(json_object_get(u, "input_tokens")) + in));
+		json_object_set_new(
+		    u, "output_tokens",
+		    json_integer(json_integer_value(json_object_get(u, "output_tokens")) + out));
+	}
+	if (json_is_object(stats))
+		json_object_set_new(stats, "duration_seconds",
+		                    json_real((double)(fk_now_us() - s->created) / 1e6));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The simulated agent turn                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* What a turn does after its user input: a new answer, or (Claude) the continuation after a
+ * tool confirmation or a custom tool result. */
+enum fs_step { FS_STEP_TURN, FS_STEP_ALLOW, FS_STEP_DENY, FS_STEP_CUSTOM };
+
+/* One turn in progress: it ends on a loop timer (never by sleeping), by an interrupt, or when
+ * the session goes away. Sessions move in the array, so the run names its session by id. */
+struct fs_run {
+	struct fs_server *srv;
+	char sid[FS_ID_LEN];
+	struct event *timer;
+	enum fk_plan plan;
+	enum fs_step step;
+	char *text;               /* what the user asked */
+	char tool_use[FS_ID_LEN]; /* the tool use a continuation answers */
+	char *deny;               /* deny_message of a denial, or NULL */
+};
+
+static void fs_run_free(struct fs_run *run)
+{
+	if (run == NULL)
+		return;
+	if (run->timer != NULL)
+		event_free(run->timer);
+	free(run->text);
+	free(run->deny);
+	free(run);
+}
+
+/* The model the session's agent uses (model_used on SandBase's events). */
+static const char *fs_model_of(struct fs_server *srv, struct fs_session *s)
+{
+	json_t *agent = json_object_get(fs_obj(s), "agent"), *list;
+	const char *m = fk_get_str(json_object_get(agent, "model"), "id");
+
+	if (m != NULL)
+		return m;
+	list = json_object_get(srv->store.agents, s->agent_id != NULL ? s->agent_id : "");
+	m = fk_get_str(json_object_get(json_array_get(list, json_array_size(list) - 1), "model"),
+	               "id");
+	return m != NULL ? m : "claude-sonnet-4-5";
+}
+
+static json_t *fs_text_content(const char *text)
+{
+	return json_pack("[{s:s, s:o}]", "type", "text", "text", fk_json_text(text));
+}
+
+/* One model call and what it produced: a text and/or a tool use (type, name, input JSON
+ * text). SandBase puts the call's tokens and duration on its first event; Claude wraps the
+ * outputs in span.model_request_start/end. *tool_id gets the tool use's id. */
+static void fs_call(struct fs_server *srv, struct fs_session *s, const char *text,
+                    const char *tool_type, const char *name, const char *input, bool ask,
+                    char *tool_id)
+{
+	json_int_t in = 120 + (json_int_t)(text != NULL ? strlen(text) : 0), out = 42;
+	const char *model = fs_model_of(srv, s);
+	json_t *ev, *start = NULL;
+	bool first = true;
+
+	if (!fs_is_sb(srv))
+		start = fs_push(srv, s, fs_ev(srv, "span.model_request_start"), false);
+	if (text != NULL) {
+		ev = fs_ev_set(fs_ev(srv, "agent.message"), "content", fs_text_content(text));
+		if (fs_is_sb(srv)) {
+			fs_ev_set(ev, "model_used", json_string(model));
+			fs_ev_set(ev, "tokens_in", json_integer(in));
+			fs_ev_set(ev, "tokens_out", json_integer(out));
+			fs_ev_set(ev, "duration_ms", json_integer(900));
+			first = false;
+		}
+		fs_push(srv, s, ev, false);
+	}
+	if (tool_type != NULL) {
+		json_t *args = json_loads(input, 0, NULL);
+
+		ev = fs_ev(srv, tool_type);
+		if (fs_is_sb(srv)) {
+			fs_ev_set(ev, "content",
+			          json_pack("{s:s, s:o}", "name", name, "input", args));
+			fs_ev_set(ev, "model_used", json_string(model));
+			if (first) {
+				fs_ev_set(ev, "tokens_in", json_integer(in));
+				fs_ev_set(ev, "tokens_out", json_integer(out));
+				fs_ev_set(ev, "duration_ms", json_integer(900));
+			}
+		} else {
+			fs_ev_set(ev, "name", json_string(name));
+			fs_ev_set(ev, "input", args);
+			if (strcmp(tool_type, "agent.tool_use") == 0) {
+				fs_ev_set(ev, "evaluated_permission",
+				          json_string(ask ? "ask" : "allow"));
+				fs_ev_set(ev, "evaluation",
+				          json_pack("{s:s}", "type",
+				                    ask ? "always_ask" : "always_allow"));
+			}
+		}
+		if (tool_id != NULL)
+			snprintf(tool_id, FS_ID_LEN, "%s", fk_get_str(ev, "id"));
+		fs_push(srv, s, ev, false);
+	}
+	if (fs_is_sb(srv))
+		return;
+	ev = fs_ev(srv, "span.model_request_end");
+	fs_ev_set(ev, "model_request_start_id", json_incref(json_object_get(start, "id")));
+	fs_ev_set(ev, "is_error", json_false());
+	fs_ev_set(ev, "model_usage",
+	          json_pack("{s:I, s:I, s:i, s:i}", "input_tokens", in, "output_tokens", out,
+	                    "cache_creation_input_tokens", 0, "cache_read_input_tokens", 0));
+	fs_push(srv, s, ev, false);
+	fs_cl_account(s, in, out);
+}
+
+/* A tool's result. SandBase: agent.tool_result with the text and tool_use_id on top. */
+static void fs_result(struct fs_server *srv, struct fs_session *s, const char *tool_use,
+                      const char *text, bool is_error)
+{
+	json_t *ev = fs_ev(srv, "agent.tool_result");
+
+	fs_ev_set(ev, "content", fs_text_content(text));
+	fs_ev_set(ev, "tool_use_id", json_string(tool_use));
+	if (!fs_is_sb(srv) || is_error)
+		fs_ev_set(ev, "is_error", json_boolean(is_error));
+	fs_push(srv, s, ev, false);
+}
+
+/* session.status_idle; event_ids (stolen, NULL for none) makes it requires_action, and those
+ * become the tool uses the session waits on. */
+static void fs_idle(struct fs_server *srv, struct fs_session *s, const char *reason,
+                    json_t *event_ids)
+{
+	json_t *stop = json_pack("{s:s}", "type", event_ids != NULL ? "requires_action" : reason);
+	json_t *ev = fs_ev(srv, "session.status_idle");
+
+	/* A copy: the pending list shrinks as answers come, the stored event must not. */
+	if (event_ids != NULL)
+		json_object_set_new(stop, "event_ids", json_copy(event_ids));
+	fs_ev_set(ev, "stop_reason", stop);
+	if (!fs_is_sb(srv))
+		fs_ev_set(ev, "stop_details", json_null());
+	fs_push(srv, s, ev, false);
+	json_decref(s->pending);
+	s->pending = event_ids;
+	fs_set_status(srv, s, "idle");
+}
+
+static void fs_turn_start(struct fs_server *srv, struct fs_session *s, enum fk_plan plan,
+                          enum fs_step step, char *text, const char *tool_use, const char *deny);
+
+/* A user.message still queued behind a running turn (Claude). */
+static bool fs_queued(json_t *ev)
+{
+	const char *type = fk_get_str(ev, "type");
+
+	return type != NULL && strcmp(type, "user.message") == 0 &&
+	       json_is_null(json_object_get(ev, "processed_at"));
+}
+
+/* Claude queues a user.message sent while the session runs (processed_at null): when the turn
+ * is over, the queued messages are taken together as the next turn. */
+static void fs_take_queue(struct fs_server *srv, struct fs_session *s)
+{
+	json_t *ev, *now;
+	char *text = NULL;
+	size_t i;
+
+	if (fs_is_sb(srv) || s->run != NULL)
+		return;
+	now = fs_now_json(srv);
+	json_array_foreach(s->events, i, ev) {
+		json_t *b;
+		size_t k;
+
+		if (!fs_queued(ev))
+			continue;
+		json_object_set(ev, "processed_at", now);
+		json_array_foreach(json_object_get(ev, "content"), k, b) {
+			if (fk_get_str(b, "text") != NULL) {
+				free(text);
+				text = strdup(fk_get_str(b, "text"));
+			}
+		}
+		if (text == NULL)
+			text = strdup("");
+	}
+	json_decref(now);
+	if (text != NULL)
+		fs_turn_start(srv, s, fk_plan_of(text), FS_STEP_TURN, text, NULL, NULL);
+}
+
+/* The end of a turn: what the plan produced, then idle (or requires_action). */
+static void fs_turn_finish(struct fs_server *srv, struct fs_session *s, struct fs_run *run)
+{
+	bool sb = fs_is_sb(srv);
+	char answer[256], id[FS_ID_LEN];
+	enum fk_plan plan = run->plan;
+
+	snprintf(answer, sizeof(answer), "Here is my answer to: %.200s",
+	         run->text != NULL ? run->text : "");
+	s->run = NULL;
+	if (run->step == FS_STEP_ALLOW || run->step == FS_STEP_DENY) {
+		fs_result(srv, s, run->tool_use,
+		          run->step == FS_STEP_ALLOW ? "Everything up-to-date"
+		          : run->deny != NULL        ? run->deny
+		                                     : "The user denied this tool call.",
+		          run->step == FS_STEP_DENY);
+		plan = FK_PLAN_TEXT;
+		snprintf(answer, sizeof(answer), "Here is my answer after the tool call.");
+	} else if (run->step == FS_STEP_CUSTOM) {
+		plan = FK_PLAN_TEXT;
+		snprintf(answer, sizeof(answer), "Thanks, the ticket is noted.");
+	}
+	if (sb && plan == FK_PLAN_ASK) /* no tool confirmations on SandBase */
+		plan = FK_PLAN_TOOL;
+	switch (plan) {
+	case FK_PLAN_TEXT:
+	case FK_PLAN_LONG:
+		fs_call(srv, s, answer, NULL, NULL, NULL, false, NULL);
+		fs_idle(srv, s, "end_turn", NULL);
+		break;
+	case FK_PLAN_TOOL:
+		fs_call(srv, s, "Let me read the notes first.", "agent.tool_use", "read",
+		        "{\"file_path\":\"/workspace/notes.md\"}", false, id);
+		fs_result(srv, s, id, "# Notes\n- ship the fix", false);
+		fs_call(srv, s, answer, NULL, NULL, NULL, false, NULL);
+		fs_idle(srv, s, "end_turn", NULL);
+		break;
+	case FK_PLAN_ASK:
+		fs_call(srv, s, "I need to push the branch.", "agent.tool_use", "bash",
+		        "{\"command\":\"git push origin main\"}", true, id);
+		fs_idle(srv, s, NULL, json_pack("[s]", id));
+		break;
+	case FK_PLAN_EXTERNAL:
+		fs_call(srv, s, "I'll open a follow-up ticket.", "agent.custom_tool_use",
+		        "create_ticket", "{\"title\":\"Follow up\",\"priority\":\"high\"}", false,
+		        id);
+		fs_idle(srv, s, NULL, json_pack("[s]", id));
+		break;
+	case FK_PLAN_ERROR:
+		if (!sb) {
+			json_t *start =
+			    fs_push(srv, s, fs_ev(srv, "span.model_request_start"), false);
+			json_t *end = fs_ev(srv, "span.model_request_end");
+
+			fs_ev_set(end, "model_request_start_id",
+			          json_incref(json_object_get(start, "id")));
+			fs_ev_set(end, "is_error", json_true());
+			fs_ev_set(end, "model_usage",
+			          json_pack("{s:i, s:i, s:i, s:i}", "input_tokens", 0,
+			                    "output_tokens", 0, "cache_creation_input_tokens", 0,
+			                    "cache_read_input_tokens", 0));
+			fs_push(srv, s, end, false);
+		}
+		fs_push(srv, s,
+		        sb ? fs_ev_set(fs_ev(srv, "session.error"), "data",
+		                       json_pack("{s:{s:s, s:s}}", "error", "type",
+		                                 "model_overloaded", "message",
+		                                 "The model is overloaded; the request was retried "
+		                                 "without success."))
+		           : fs_ev_set(fs_ev(srv, "session.error"), "error",
+		                       json_pack("{s:s, s:s, s:{s:s}}", "type",
+		                                 "model_overloaded_error", "message",
+		                                 "The model is overloaded; the request was retried "
+		                                 "without success.",
+		                                 "retry_status", "type", "exhausted")),
+		        false);
+		fs_idle(srv, s, sb ? "end_turn" : "retries_exhausted", NULL);
+		break;
+	}
+	fs_run_free(run);
+	fs_refresh(&srv->store, s);
+	fs_take_queue(srv, s);
+}
+
+static void fs_run_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct fs_run *run = arg;
+	struct fs_session *s = fs_lookup(&run->srv->store, run->sid);
+
+	(void)fd;
+	(void)what;
+	if (s == NULL || s->run != run) { /* cannot happen: deletion frees the run */
+		fs_run_free(run);
+		return;
+	}
+	fs_turn_finish(run->srv, s, run);
+}
+
+/* Starts a turn: status running (and its event), then a timer of run_ms ([run:long]: none, it
+ * runs until interrupted). text is taken. */
+static void fs_turn_start(struct fs_server *srv, struct fs_session *s, enum fk_plan plan,
+                          enum fs_step step, char *text, const char *tool_use, const char *deny)
+{
+	struct fs_run *run = calloc(1, sizeof(*run));
+	struct timeval tv = {.tv_sec = srv->run_ms / 1000, .tv_usec = (srv->run_ms % 1000) * 1000};
+
+	if (run == NULL) {
+		free(text);
+		return;
+	}
+	*run = (struct fs_run){.srv = srv, .plan = plan, .step = step, .text = text};
+	snprintf(run->sid, sizeof(run->sid), "%s", s->id);
+	snprintf(run->tool_use, sizeof(run->tool_use), "%s", tool_use != NULL ? tool_use : "");
+	run->deny = deny != NULL ? strdup(deny) : NULL;
+	json_decref(s->pending);
+	s->pending = NULL;
+	fs_push(srv, s, fs_ev(srv, "session.status_running"), false);
+	fs_set_status(srv, s, "running");
+	s->run = run;
+	if (plan != FK_PLAN_LONG || step != FS_STEP_TURN) {
+		run->timer = evtimer_new(srv->fk.base, fs_run_fire, run);
+		if (run->timer == NULL || evtimer_add(run->timer, &tv) != 0)
+			fprintf(stderr, FS_NAME ": cannot arm a run timer\n");
+	}
+	fs_refresh(&srv->store, s);
+}
+
+/* user.interrupt: a running turn (simulated, or one the data says runs) stops where it is and
+ * the session goes idle (SandBase: user_interrupt; Claude: end_turn); a session waiting on a
+ * tool use stops waiting. Claude's queued messages are consumed by the interrupt. */
+static void fs_interrupt(struct fs_server *srv, struct fs_session *s)
+{
+	bool busy = s->run != NULL || strcmp(s->status, "running") == 0 ||
+	            strcmp(s->status, "rescheduling") == 0;
+	json_t *ev, *now = fs_now_json(srv);
+	size_t i;
+
+	fs_run_free(s->run);
+	s->run = NULL;
+	json_array_foreach(s->events, i, ev) {
+		if (!fs_is_sb(srv) && fs_queued(ev))
+			json_object_set(ev, "processed_at", now);
+	}
+	json_decref(now);
+	if (busy || s->pending != NULL)
+		fs_idle(srv, s, fs_is_sb(srv) ? "user_interrupt" : "end_turn", NULL);
+	fs_refresh(&srv->store, s);
+}
+
+/* Stops every turn without a word (shutdown). */
+static void fs_runs_stop(struct fs_store *st)
+{
+	for (size_t i = 0; i < st->nsess; i++) {
+		fs_run_free(st->sess[i].run);
+		st->sess[i].run = NULL;
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Write routes: validation                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+static const char *const fs_sb_unsupported[] = {"user.tool_confirmation", "user.custom_tool_result",
+                                                "user.tool_result", "user.define_outcome"};
+
+static bool fs_in(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; s != NULL && i < n; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Content blocks of the given kinds (text needs text, the others a source object). Returns
+ * NULL, or what is wrong. */
+static const char *fs_check_blocks(json_t *content, bool media)
+{
+	json_t *b;
+	size_t i;
+
+	if (!json_is_array(content) || json_array_size(content) == 0)
+		return "content must be a non-empty array of content blocks";
+	json_array_foreach(content, i, b) {
+		const char *t = fk_get_str(b, "type");
+
+		if (t != NULL && strcmp(t, "text") == 0 &&
+		    json_is_string(json_object_get(b, "text")))
+			continue;
+		if (media && t != NULL && (strcmp(t, "image") == 0 || strcmp(t, "document") == 0) &&
+		    json_is_object(json_object_get(b, "source")))
+			continue;
+		return media ? "content blocks must be text (with text), image or document (with "
+		               "source)"
+		             : "content blocks must be text blocks with text";
+	}
+	return NULL;
+}
+
+/* One input event of a batch (events[i]). initial: in POST /v1/sessions' initial_events.
+ * Returns 0, or -1 with r holding the 400/422 that rejects the whole batch. */
+static int fs_check_event(struct fs_server *srv, json_t *ev, size_t i, bool initial,
+                          struct fk_reply *r)
+{
+	static const char *const sb_known[] = {"user.message", "user.interrupt",
+	                                       "interrupt.response", "system.message"};
+	static const char *const cl_known[] = {"user.message", "user.interrupt",
+	                                       "user.tool_confirmation", "user.custom_tool_result",
+	                                       "user.define_outcome"};
+	static const char *const keys_msg[] = {"type", "content"};
+	static const char *const keys_int[] = {"type", "session_thread_id"};
+	static const char *const keys_resp[] = {"type", "interrupt_id", "response"};
+	const char *type = fk_get_str(ev, "type"), *bad = NULL;
+	const char *const *keys = keys_msg;
+	size_t nkeys = FK_COUNT(keys_msg);
+	char msg[200];
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(ev) || type == NULL) {
+		snprintf(msg, sizeof(msg), "events[%zu]: type is required", i);
+		fs_bad_request(srv, r, msg);
+		return -1;
+	}
+	if (fs_is_sb(srv)) {
+		if (json_object_get(ev, "session_thread_id") != NULL) {
+			snprintf(
+			    msg, sizeof(msg),
+			    "events[%zu]: session_thread_id is not supported: SandBase sessions "
+			    "have a single thread",
+			    i);
+			fs_reply_error(srv, r, 422, "Unprocessable Entity",
+			               "unsupported_multiagent", msg);
+			return -1;
+		}
+		if (fs_in(type, fs_sb_unsupported, FK_COUNT(fs_sb_unsupported)) ||
+		    (initial && fs_in(type, sb_known, FK_COUNT(sb_known)) &&
+		     strcmp(type, "user.message") != 0)) {
+			snprintf(msg, sizeof(msg), "events[%zu]: event type %.60s is not supported",
+			         i, type);
+			fs_reply_error(srv, r, 422, "Unprocessable Entity",
+			               "unsupported_event_type", msg);
+			return -1;
+		}
+		if (!fs_in(type, sb_known, FK_COUNT(sb_known))) {
+			snprintf(msg, sizeof(msg), "events[%zu]: unknown event type %.60s", i,
+			         type);
+			fs_bad_request(srv, r, msg);
+			return -1;
+		}
+		if (strcmp(type, "user.interrupt") == 0) {
+			keys = keys_int;
+			nkeys = FK_COUNT(keys_int);
+		} else if (strcmp(type, "interrupt.response") == 0) {
+			keys = keys_resp;
+			nkeys = FK_COUNT(keys_resp);
+		}
+		/* additionalProperties: false */
+		json_object_foreach(ev, k, v) {
+			if (!fs_in(k, keys, nkeys)) {
+				snprintf(msg, sizeof(msg), "events[%zu]: unknown field %.60s", i,
+				         k);
+				fs_bad_request(srv, r, msg);
+				return -1;
+			}
+		}
+	} else if (!fs_in(type, cl_known, FK_COUNT(cl_known)) ||
+	           (initial && strcmp(type, "user.message") != 0 &&
+	            strcmp(type, "user.define_outcome") != 0)) {
+		snprintf(msg, sizeof(msg), "events[%zu].type: %.60s cannot be sent%s", i, type,
+		         initial ? " in initial_events" : "");
+		fs_bad_request(srv, r, msg);
+		return -1;
+	}
+	if (strcmp(type, "user.message") == 0)
+		bad = fs_check_blocks(json_object_get(ev, "content"), true);
+	else if (strcmp(type, "system.message") == 0)
+		bad = fs_check_blocks(json_object_get(ev, "content"), false);
+	else if (strcmp(type, "interrupt.response") == 0 &&
+	         (!json_is_string(json_object_get(ev, "interrupt_id")) ||
+	          !json_is_object(json_object_get(ev, "response"))))
+		bad = "interrupt_id (string) and response (object) are required";
+	else if (strcmp(type, "user.tool_confirmation") == 0 &&
+	         (!json_is_string(json_object_get(ev, "tool_use_id")) ||
+	          !fs_in(fk_get_str(ev, "result"), (const char *const[]){"allow", "deny"}, 2) ||
+	          (json_object_get(ev, "deny_message") != NULL &&
+	           strcmp(fk_get_str(ev, "result"), "deny") != 0)))
+		bad =
+		    "tool_use_id and result (allow|deny) are required; deny_message only with deny";
+	else if (strcmp(type, "user.custom_tool_result") == 0 &&
+	         !json_is_string(json_object_get(ev, "custom_tool_use_id")))
+		bad = "custom_tool_use_id is required";
+	else if (strcmp(type, "user.define_outcome") == 0 &&
+	         (!json_is_string(json_object_get(ev, "description")) ||
+	          !json_is_object(json_object_get(ev, "rubric"))))
+		bad = "description and rubric are required";
+	if (bad != NULL) {
+		snprintf(msg, sizeof(msg), "events[%zu]: %s", i, bad);
+		fs_bad_request(srv, r, msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* Every event of a batch, in order; the first problem rejects all of them. */
+static int fs_check_batch(struct fs_server *srv, json_t *events, bool initial, struct fk_reply *r)
+{
+	json_t *ev;
+	size_t i;
+
+	json_array_foreach(events, i, ev) {
+		if (fs_check_event(srv, ev, i, initial, r))
+			return -1;
+	}
+	return 0;
+}
+
+/* Is the tool use with this id one the session waits on, of the kind the answer needs? */
+static bool fs_waits_on(struct fs_session *s, json_t *pending, const char *id, bool custom)
+{
+	json_t *p, *ev;
+	size_t i;
+	bool listed = false;
+
+	json_array_foreach(pending, i, p) {
+		listed = listed || (json_is_string(p) && strcmp(json_string_value(p), id) == 0);
+	}
+	if (!listed)
+		return false;
+	json_array_foreach(s->events, i, ev) {
+		const char *t = fk_get_str(ev, "type");
+
+		if (strcmp(fk_get_str(ev, "id"), id) == 0 && t != NULL)
+			return custom ? strcmp(t, "agent.custom_tool_use") == 0
+			              : strcmp(t, "agent.tool_use") == 0 ||
+			                    strcmp(t, "agent.mcp_tool_use") == 0;
+	}
+	return false;
+}
+
+/* Whether the session can take the batch now: 409s for a running SandBase session (it takes
+ * messages only when idle), 400s for Claude answers to tool uses it does not wait on. The
+ * batch is played in order against a copy of the state. */
+static int fs_check_state(struct fs_server *srv, struct fs_session *s, json_t *events,
+                          struct fk_reply *r)
+{
+	bool running = s->run != NULL || strcmp(s->status, "running") == 0 ||
+	               strcmp(s->status, "rescheduling") == 0;
+	json_t *pending = s->pending != NULL ? json_copy(s->pending) : json_array(), *ev;
+	int rc = 0;
+	size_t i;
+
+	json_array_foreach(events, i, ev) {
+		const char *type = fk_get_str(ev, "type");
+		bool custom = strcmp(type, "user.custom_tool_result") == 0;
+
+		if (strcmp(type, "user.message") == 0) {
+			if (running && fs_is_sb(srv)) {
+				fs_conflict(
+				    srv, r, "conflict",
+				    "Session is running: send user.interrupt, wait for idle, then "
+				    "send the message");
+				rc = -1;
+				break;
+			}
+			running = true;
+			json_array_clear(pending);
+		} else if (strcmp(type, "user.interrupt") == 0) {
+			running = false;
+			json_array_clear(pending);
+		} else if (custom || strcmp(type, "user.tool_confirmation") == 0) {
+			const char *id =
+			    fk_get_str(ev, custom ? "custom_tool_use_id" : "tool_use_id");
+			char msg[160];
+
+			if (!fs_waits_on(s, pending, id, custom)) {
+				snprintf(msg, sizeof(msg),
+				         "events[%zu]: %.60s is not a tool use awaiting %s", i, id,
+				         custom ? "a result" : "confirmation");
+				fs_bad_request(srv, r, msg);
+				rc = -1;
+				break;
+			}
+			for (size_t k = 0; k < json_array_size(pending); k++)
+				if (strcmp(json_string_value(json_array_get(pending, k)), id) == 0)
+					json_array_remove(pending, k--);
+			running = json_array_size(pending) == 0;
+		}
+	}
+	json_decref(pending);
+	return rc;
+}
+
+/* The text of a user.message, for the simulated agent (malloc'd). */
+static char *fs_event_text(json_t *ev)
+{
+	json_t *b;
+	size_t i;
+	const char *last = "";
+
+	json_array_foreach(json_object_get(ev, "content"), i, b) {
+		if (fk_get_str(b, "text") != NULL)
+			last = fk_get_str(b, "text");
+	}
+	return strdup(last);
+}
+
+/* Plays an accepted batch; the events as stored go into accepted (when not NULL). */
+static void fs_apply_batch(struct fs_server *srv, struct fs_session *s, json_t *events,
+                           json_t *accepted)
+{
+	json_t *in, *ev;
+	size_t i;
+
+	json_array_foreach(events, i, in) {
+		const char *type = fk_get_str(in, "type");
+		bool running = s->run != NULL || strcmp(s->status, "running") == 0;
+		json_t *copy = json_deep_copy(in);
+		char id[FS_ID_LEN];
+
+		fs_mint(srv, "sevt_", id);
+		json_object_del(copy, "type");
+		ev = json_pack("{s:s, s:s}", "id", id, "type", type);
+		json_object_update(ev, copy);
+		json_decref(copy);
+		if (strcmp(type, "user.interrupt") == 0 && fs_is_sb(srv))
+			json_object_set_new(ev, "content", json_null());
+		if (strcmp(type, "interrupt.response") == 0) {
+			json_t *data = json_pack("{s:O, s:O}", "interrupt_id",
+			                         json_object_get(in, "interrupt_id"), "response",
+			                         json_object_get(in, "response"));
+
+			json_object_del(ev, "interrupt_id");
+			json_object_del(ev, "response");
+			json_object_set_new(ev, "data", data);
+		}
+		if (strcmp(type, "user.define_outcome") == 0) {
+			char oid[FS_ID_LEN];
+
+			fs_mint(srv, "outc_", oid);
+			json_object_set_new(ev, "outcome_id", json_string(oid));
+			if (json_object_get(ev, "max_iterations") == NULL)
+				json_object_set_new(ev, "max_iterations", json_integer(3));
+		}
+		ev = fs_push(srv, s, ev, strcmp(type, "user.message") == 0 && running);
+		if (ev != NULL && accepted != NULL)
+			json_array_append(accepted, ev);
+		if (ev == NULL)
+			continue;
+		if (strcmp(type, "user.message") == 0 && !running) {
+			char *text = fs_event_text(in);
+
+			fs_turn_start(srv, s, fk_plan_of(text), FS_STEP_TURN, text, NULL, NULL);
+		} else if (strcmp(type, "user.interrupt") == 0) {
+			fs_interrupt(srv, s);
+		} else if (strcmp(type, "user.tool_confirmation") == 0 ||
+		           strcmp(type, "user.custom_tool_result") == 0) {
+			bool custom = type[5] == 'c';
+			const char *tid =
+			    fk_get_str(in, custom ? "custom_tool_use_id" : "tool_use_id");
+
+			for (size_t k = 0; k < json_array_size(s->pending); k++)
+				if (strcmp(json_string_value(json_array_get(s->pending, k)), tid) ==
+				    0)
+					json_array_remove(s->pending, k--);
+			if (json_array_size(s->pending) > 0)
+				continue;
+			fs_turn_start(srv, s, FK_PLAN_TEXT,
+			              custom ? FS_STEP_CUSTOM
+			              : strcmp(fk_get_str(in, "result"), "allow") == 0
+			                  ? FS_STEP_ALLOW
+			                  : FS_STEP_DENY,
+			              strdup(""), tid, fk_get_str(in, "deny_message"));
+		}
+	}
+	fs_refresh(&srv->store, s);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Write routes                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Adds a session entry (taken) and re-sorts. Returns the session (look it up again after any
+ * later insertion: the array moves), or NULL. */
+static struct fs_session *fs_add_session(struct fs_store *st, json_t *entry)
+{
+	const char *id = fk_get_str(json_object_get(entry, "session"), "id");
+	char err[256];
+
+	if (st->nsess == st->cap) {
+		struct fs_session *grown = realloc(st->sess, st->cap * 2 * sizeof(*grown));
+
+		if (grown == NULL) {
+			json_decref(entry);
+			return NULL;
+		}
+		memset(grown + st->cap, 0, st->cap * sizeof(*grown));
+		st->sess = grown;
+		st->cap *= 2;
+	}
+	st->nsess++;
+	if (fs_index_session(st, &st->sess[st->nsess - 1], entry, err, sizeof(err)) ||
+	    fs_reindex(st, err, sizeof(err))) {
+		fprintf(stderr, FS_NAME ": %s\n", err);
+		json_decref(entry);
+		return NULL;
+	}
+	json_decref(entry); /* the session holds it */
+	return fs_lookup(st, id);
+}
+
+/* Removes a session and its history; its turn stops without a word. */
+static void fs_remove_session(struct fs_store *st, struct fs_session *s)
+{
+	size_t k = (size_t)(s - st->sess);
+
+	fs_run_free(s->run);
+	fk_text_unref(s->text);
+	free(s->ev_time);
+	json_decref(s->pending);
+	json_decref(s->entry);
+	memmove(s, s + 1, (st->nsess - k - 1) * sizeof(*s));
+	st->nsess--;
+	memset(&st->sess[st->nsess], 0, sizeof(*s));
+	fs_reindex(st, NULL, 0);
+}
+
+/* The agent version a create names: the latest, or the one asked for. NULL when unknown. */
+static json_t *fs_find_agent(struct fs_store *st, const char *id, bool has_version,
+                             json_int_t version)
+{
+	json_t *list = json_object_get(st->agents, id != NULL ? id : ""), *a;
+	size_t i;
+
+	if (!has_version)
+		return json_array_get(list, json_array_size(list) - 1);
+	json_array_foreach(list, i, a) {
+		if (json_integer_value(json_object_get(a, "version")) == version)
+			return a;
+	}
+	return NULL;
+}
+
+/* A member of the data's sessions of this agent (and version, when version > 0): the
+ * environment an agent owns and the AgentVersion ids live there. */
+static const char *fs_agent_fact(struct fs_store *st, const char *agent, json_int_t version,
+                                 const char *key)
+{
+	for (size_t i = 0; i < st->nsess; i++) {
+		struct fs_session *s = &st->sess[i];
+
+		if (s->agent_id != NULL && strcmp(s->agent_id, agent) == 0 &&
+		    (version <= 0 || (s->has_version && s->version == version)) &&
+		    fk_get_str(fs_obj(s), key) != NULL)
+			return fk_get_str(fs_obj(s), key);
+	}
+	return NULL;
+}
+
+/* SandBase's agent_version_id for (agent, version): the data's, or one minted once. */
+static const char *fs_version_id(struct fs_server *srv, const char *agent, json_int_t version)
+{
+	char key[FS_ID_LEN + 24], id[FS_ID_LEN];
+	const char *known = fs_agent_fact(&srv->store, agent, version, "agent_version_id");
+
+	if (known != NULL)
+		return known;
+	snprintf(key, sizeof(key), "%s@%" PRId64, agent, (int64_t)version);
+	if (json_object_get(srv->minted, key) == NULL) {
+		fs_mint(srv, "agver_", id);
+		json_object_set_new(srv->minted, key, json_string(id));
+	}
+	return fk_get_str(srv->minted, key);
+}
+
+/* The environment an agent owns: the one its sessions in the data use, or one minted once. */
+static const char *fs_agent_env(struct fs_server *srv, const char *agent)
+{
+	char id[FS_ID_LEN];
+	const char *known = fs_agent_fact(&srv->store, agent, 0, "environment_id");
+
+	if (known != NULL)
+		return known;
+	if (json_object_get(srv->minted, agent) == NULL) {
+		fs_mint(srv, "env_", id);
+		json_object_set_new(srv->minted, agent, json_string(id));
+	}
+	return fk_get_str(srv->minted, agent);
+}
+
+/* Resolves SandBase's agent_version_id to the (agent, version) the data knows it for. */
+static bool fs_version_by_id(struct fs_server *srv, const char *vid, const char **agent,
+                             json_int_t *version)
+{
+	struct fs_store *st = &srv->store;
+	const char *k;
+	json_t *v;
+
+	for (size_t i = 0; i < st->nsess; i++) {
+		json_t *obj = fs_obj(&st->sess[i]);
+
+		if (fk_get_str(obj, "agent_version_id") != NULL &&
+		    strcmp(fk_get_str(obj, "agent_version_id"), vid) == 0 &&
+		    st->sess[i].has_version) {
+			*agent = st->sess[i].agent_id;
+			*version = st->sess[i].version;
+			return *agent != NULL;
+		}
+	}
+	/* A version id minted here: "<agent>@<version>" names it. */
+	json_object_foreach(srv->minted, k, v) {
+		const char *at = strchr(k, '@'), *ak;
+		json_t *av;
+
+		if (at == NULL || strcmp(json_string_value(v), vid) != 0)
+			continue;
+		json_object_foreach(st->agents, ak, av) {
+			if (strlen(ak) == (size_t)(at - k) &&
+			    strncmp(ak, k, (size_t)(at - k)) == 0) {
+				*agent = ak;
+				*version = (json_int_t)strtoll(at + 1, NULL, 10);
+				return true;
+			}
+		}
+	}
+	return false;
+}
+
+/* Claude's resources as a session keeps them: files and repositories get an id and times
+ * (and never keep a token). New reference. */
+static json_t *fs_cl_resources_in(struct fs_server *srv, json_t *given)
+{
+	json_t *out = json_array(), *res;
+	size_t i;
+
+	json_array_foreach(given, i, res) {
+		json_t *copy = json_deep_copy(res);
+		const char *t = fk_get_str(res, "type");
+		char id[FS_ID_LEN];
+
+		if (copy == NULL)
+			continue;
+		json_object_del(copy, "authorization_token");
+		if (t != NULL && (strcmp(t, "file") == 0 || strcmp(t, "github_repository") == 0)) {
+			fs_mint(srv, "sesrsc_", id);
+			json_object_set_new(copy, "id", json_string(id));
+			json_object_set_new(copy, "created_at", fs_now_json(srv));
+			json_object_set_new(copy, "updated_at", fs_now_json(srv));
+		}
+		json_array_append_new(out, copy);
+	}
+	return out;
+}
+
+/* The new session object. agent is the version used (borrowed). New reference. */
+static json_t *fs_new_session(struct fs_server *srv, const char *id, json_t *agent, json_t *body)
+{
+	const char *aid = fk_get_str(agent, "id"), *env = fk_get_str(body, "environment_id");
+	json_int_t ver = json_integer_value(json_object_get(agent, "version"));
+	json_t *meta = json_object_get(body, "metadata"), *title = json_object_get(body, "title");
+	json_t *now = fs_now_json(srv);
+
+	if (!json_is_object(meta))
+		meta = NULL;
+	if (!json_is_string(title))
+		title = json_null();
+	if (fs_is_sb(srv))
+		return json_pack("{s:s, s:s, s:s, s:O, s:s, s:I, s:s, s:o, s:s, s:s, s:n, s:o, s:n,"
+		                 " s:O, s:o}",
+		                 "id", id, "type", "session", "status", "idle", "title", title,
+		                 "agent_id", aid, "agent_version", ver, "agent_version_id",
+		                 fs_version_id(srv, aid, ver), "agent", fs_sb_snapshot(agent),
+		                 "environment_id", env != NULL ? env : fs_agent_env(srv, aid),
+		                 "source", "direct", "usage", "metadata",
+		                 meta != NULL ? json_deep_copy(meta) : json_object(), "archived_at",
+		                 "created_at", now, "updated_at", now);
+	return json_pack(
+	    "{s:s, s:s, s:o, s:n, s:O, s:O, s:s, s:o, s:[], s:o, s:{s:f, s:f}, s:s, s:O, s:o,"
+	    " s:{s:i, s:i, s:i, s:{s:i, s:i}}, s:o}",
+	    "id", id, "type", "session", "agent", json_deep_copy(agent), "archived_at", "budget",
+	    json_object_get(body, "budget") != NULL ? json_object_get(body, "budget") : json_null(),
+	    "created_at", now, "environment_id", env != NULL ? env : "", "metadata",
+	    meta != NULL ? json_deep_copy(meta) : json_object(), "outcome_evaluations", "resources",
+	    fs_cl_resources_in(srv, json_object_get(body, "resources")), "stats", "active_seconds",
+	    0.0, "duration_seconds", 0.0, "status", "idle", "title", title, "updated_at", now,
+	    "usage", "input_tokens", 0, "output_tokens", 0, "cache_read_input_tokens", 0,
+	    "cache_creation", "ephemeral_1h_input_tokens", 0, "ephemeral_5m_input_tokens", 0,
+	    "vault_ids",
+	    json_is_array(json_object_get(body, "vault_ids"))
+	        ? json_deep_copy(json_object_get(body, "vault_ids"))
+	        : json_array());
+}
+
+/* The members of POST /v1/sessions each dialect knows. */
+static const char *const fs_sb_create_keys[] = {
+    "agent", "agent_version_id", "environment_id", "initial_events", "initial_event",
+    "title", "metadata",         "resources",      "vault_ids"};
+
+/* Which agent version a create asks for. Returns it (borrowed), or NULL with r holding the
+ * 400/404. */
+static json_t *fs_create_agent(struct fs_server *srv, json_t *body, struct fk_reply *r)
+{
+	json_t *a = json_object_get(body, "agent"), *found;
+	const char *aid = json_is_string(a) ? json_string_value(a) : fk_get_str(a, "id");
+	const char *vid = fk_get_str(body, "agent_version_id"), *type = fk_get_str(a, "type");
+	json_t *v = json_object_get(a, "version");
+	json_int_t version = json_integer_value(v);
+	bool has_version = json_is_integer(v);
+
+	if (a == NULL) {
+		fs_bad_request(srv, r,
+		               fs_is_sb(srv) ? "agent is required" : "agent: Field required");
+		return NULL;
+	}
+	if (!fs_is_sb(srv) && type != NULL && strcmp(type, "agent_with_overrides") == 0) {
+		fs_bad_request(srv, r, "agent: agent_with_overrides is not supported by " FS_NAME);
+		return NULL;
+	}
+	if (aid == NULL || (json_is_object(a) && (type == NULL || strcmp(type, "agent") != 0)) ||
+	    (v != NULL && (!has_version || version < 1))) {
+		fs_bad_request(srv, r,
+		               "agent must be an agent id or {\"type\": \"agent\", \"id\": ..., "
+		               "\"version\": N >= 1}");
+		return NULL;
+	}
+	if (fs_is_sb(srv) && vid != NULL) {
+		const char *va = NULL;
+
+		if (!fs_version_by_id(srv, vid, &va, &version) || strcmp(va, aid) != 0) {
+			fs_not_found(srv, r, "Agent version not found");
+			return NULL;
+		}
+		has_version = true; /* agent_version_id wins over agent.version */
+	}
+	found = fs_find_agent(&srv->store, aid, has_version, version);
+	if (found == NULL)
+		fs_not_found(srv, r,
+		             json_object_get(srv->store.agents, aid) == NULL
+		                 ? "Agent not found"
+		                 : "Agent version not found");
+	return found;
+}
+
+/* POST /v1/sessions. SandBase: additionalProperties false, resources/vault_ids refused,
+ * initial_events (or its deprecated alias) of at most 50 user.message; the answer is the
+ * session as created, before the events run. Claude: environment_id required, initial_events
+ * of user.message / user.define_outcome. */
+static void fs_h_create(struct fs_server *srv, struct evhttp_request *req, struct fk_reply *r)
+{
+	json_t *body = fs_read_body(srv, req, r), *agent, *events, *alias, *snap = NULL;
+	struct fs_session *s;
+	const char *key;
+	char id[FS_ID_LEN], msg[160];
+	json_t *v;
+
+	if (body == NULL)
+		return;
+	if (fs_is_sb(srv)) {
+		json_object_foreach(body, key, v) {
+			if (strcmp(key, "resources") == 0 || strcmp(key, "vault_ids") == 0) {
+				snprintf(msg, sizeof(msg), "%s is not supported yet", key);
+				fs_bad_request(srv, r, msg);
+				goto out;
+			}
+			if (!fs_in(key, fs_sb_create_keys, FK_COUNT(fs_sb_create_keys))) {
+				snprintf(msg, sizeof(msg), "unknown field %.80s", key);
+				fs_bad_request(srv, r, msg);
+				goto out;
+			}
+		}
+	} else if (!json_is_string(json_object_get(body, "environment_id"))) {
+		fs_bad_request(srv, r, "environment_id: Field required");
+		goto out;
+	}
+	events = json_object_get(body, "initial_events");
+	alias = json_object_get(body, "initial_event");
+	if (fs_is_sb(srv) && events != NULL && alias != NULL) {
+		fs_bad_request(srv, r,
+		               "initial_event is a deprecated alias of initial_events: send one");
+		goto out;
+	}
+	if (fs_is_sb(srv) && events == NULL)
+		events = alias;
+	if (events != NULL && (!json_is_array(events) || json_array_size(events) > 50)) {
+		fs_bad_request(srv, r, "initial_events must be an array of at most 50 events");
+		goto out;
+	}
+	if ((json_object_get(body, "title") != NULL &&
+	     !json_is_string(json_object_get(body, "title")) &&
+	     !json_is_null(json_object_get(body, "title"))) ||
+	    (json_object_get(body, "metadata") != NULL &&
+	     !json_is_object(json_object_get(body, "metadata")) &&
+	     !json_is_null(json_object_get(body, "metadata")))) {
+		fs_bad_request(srv, r, "title must be a string and metadata an object");
+		goto out;
+	}
+	agent = fs_create_agent(srv, body, r);
+	if (agent == NULL || fs_check_batch(srv, events, true, r))
+		goto out;
+	fs_mint(srv, fs_is_sb(srv) ? "sess_" : "sesn_", id);
+	fs_note_write(srv, id);
+	s = fs_add_session(&srv->store, json_pack("{s:o, s:[]}", "session",
+	                                          fs_new_session(srv, id, agent, body), "events"));
+	if (s == NULL) {
+		fs_fail(&srv->fk, r);
+		goto out;
+	}
+	snap = json_deep_copy(fs_obj(s));
+	fs_apply_batch(srv, s, events, NULL);
+	/* SandBase answers with the session as it was created; Claude with what it is now. */
+	fs_reply_json(r, 200, "OK",
+	              fs_is_sb(srv) ? snap : json_deep_copy(fs_obj(fs_lookup(&srv->store, id))));
+	if (!fs_is_sb(srv))
+		json_decref(snap);
+out:
+	json_decref(body);
+}
+
+/* Applies a metadata patch: a string (any non-null value on SandBase) upserts, null deletes;
+ * a whole null clears. */
+static void fs_patch_metadata(json_t *obj, json_t *patch)
+{
+	json_t *meta = json_object_get(obj, "metadata"), *v;
+	const char *k;
+
+	if (!json_is_object(meta) || json_is_null(patch)) {
+		meta = json_object();
+		json_object_set_new(obj, "metadata", meta);
+	}
+	json_object_foreach(patch, k, v) {
+		if (json_is_null(v))
+			json_object_del(meta, k);
+		else
+			json_object_set(meta, k, v);
+	}
+}
+
+/* POST /v1/sessions/{id}: title, metadata (a patch), agent {tools, mcp_servers} (a full
+ * replacement in the session's own snapshot); vault_ids refused. Claude also takes budget
+ * (replaced, or removed with null, never added) and records a session.updated event. */
+static void fs_h_update(struct fs_server *srv, const char *sid, struct evhttp_request *req,
+                        struct fk_reply *r)
+{
+	struct fs_session *s = fs_lookup(&srv->store, sid);
+	json_t *body, *obj, *agent, *upd, *changed = NULL, *title, *meta, *budget;
+
+	if (s == NULL) {
+		fs_not_found(srv, r, "Session not found");
+		return;
+	}
+	body = fs_read_body(srv, req, r);
+	if (body == NULL)
+		return;
+	fs_note_write(srv, sid);
+	obj = fs_obj(s);
+	title = json_object_get(body, "title");
+	meta = json_object_get(body, "metadata");
+	upd = json_object_get(body, "agent");
+	budget = json_object_get(body, "budget");
+	if (json_object_get(body, "vault_ids") != NULL) {
+		fs_bad_request(srv, r, "vault_ids cannot be changed on a session");
+		goto out;
+	}
+	if ((title != NULL && !json_is_string(title) && !json_is_null(title)) ||
+	    (meta != NULL && !json_is_object(meta) && !json_is_null(meta)) ||
+	    (upd != NULL && !json_is_object(upd)) ||
+	    (upd != NULL && json_object_get(upd, "tools") != NULL &&
+	     !json_is_array(json_object_get(upd, "tools"))) ||
+	    (upd != NULL && json_object_get(upd, "mcp_servers") != NULL &&
+	     !json_is_array(json_object_get(upd, "mcp_servers")))) {
+		fs_bad_request(srv, r,
+		               "title must be a string, metadata an object, agent {tools: [...], "
+		               "mcp_servers: [...]}");
+		goto out;
+	}
+	if (!fs_is_sb(srv) && budget != NULL && !json_is_null(budget) &&
+	    json_is_null(json_object_get(obj, "budget"))) {
+		fs_bad_request(srv, r, "budget: a session created without a budget cannot get one");
+		goto out;
+	}
+	if (!fs_is_sb(srv) && upd != NULL && s->run != NULL) {
+		fs_conflict(srv, r, "conflict",
+		            "The agent cannot be changed while the session runs");
+		goto out;
+	}
+	changed = fs_ev(srv, "session.updated");
+	if (title != NULL) {
+		json_object_set(obj, "title", title);
+		json_object_set(changed, "title", title);
+	}
+	if (meta != NULL) {
+		fs_patch_metadata(obj, meta);
+		json_object_set(changed, "metadata", json_object_get(obj, "metadata"));
+	}
+	if (upd != NULL) {
+		agent = json_object_get(obj, "agent");
+		if (!json_is_object(agent) && fs_is_sb(srv)) {
+			/* The session had only a reference: it gets the pinned snapshot to
+			 * override. */
+			agent = fs_sb_snapshot(
+			    fs_find_agent(&srv->store, s->agent_id, s->has_version, s->version));
+			json_object_set_new(obj, "agent", agent != NULL ? agent : json_object());
+			agent = json_object_get(obj, "agent");
+		}
+		if (json_object_get(upd, "tools") != NULL)
+			json_object_set(agent, "tools", json_object_get(upd, "tools"));
+		if (json_object_get(upd, "mcp_servers") != NULL)
+			json_object_set(agent, "mcp_servers", json_object_get(upd, "mcp_servers"));
+		json_object_set(changed, "agent", agent);
+	}
+	if (!fs_is_sb(srv) && budget != NULL) {
+		json_object_set(obj, "budget", budget);
+		json_object_set(changed, "budget", budget);
+	}
+	json_object_set_new(obj, "updated_at", fs_now_json(srv));
+	if (!fs_is_sb(srv)) /* SandBase does not emit session.updated */
+		fs_push(srv, s, json_incref(changed), false);
+	fs_refresh(&srv->store, s);
+	fs_reply_json(r, 200, "OK", json_incref(obj));
+out:
+	json_decref(changed);
+	json_decref(body);
+}
+
+/* POST /v1/sessions/{id}/archive: archived_at is set (once); the history stays readable. */
+static void fs_h_archive(struct fs_server *srv, const char *sid, struct fk_reply *r)
+{
+	struct fs_session *s = fs_lookup(&srv->store, sid);
+	json_t *obj;
+
+	if (s == NULL) {
+		fs_not_found(srv, r, "Session not found");
+		return;
+	}
+	fs_note_write(srv, sid);
+	obj = fs_obj(s);
+	if (!s->archived) {
+		json_object_set_new(obj, "archived_at", fs_now_json(srv));
+		json_object_set_new(obj, "updated_at", fs_now_json(srv));
+		fs_refresh(&srv->store, s);
+	}
+	fs_reply_json(r, 200, "OK", json_incref(obj));
+}
+
+/* DELETE /v1/sessions/{id}: only when neither running nor rescheduling (409 otherwise);
+ * {id, type: "session_deleted"}. */
+static void fs_h_delete(struct fs_server *srv, const char *sid, struct fk_reply *r)
+{
+	struct fs_session *s = fs_lookup(&srv->store, sid);
+	json_t *answer;
+
+	if (s == NULL) {
+		fs_not_found(srv, r, "Session not found");
+		return;
+	}
+	fs_note_write(srv, sid);
+	if (s->run != NULL || strcmp(s->status, "running") == 0 ||
+	    strcmp(s->status, "rescheduling") == 0) {
+		fs_conflict(
+		    srv, r, "conflict",
+		    "Session is running: send user.interrupt, wait for idle, then delete it");
+		return;
+	}
+	answer = json_pack("{s:s, s:s}", "id", s->id, "type", "session_deleted");
+	fs_remove_session(&srv->store, s);
+	fs_reply_json(r, 200, "OK", answer);
+}
+
+/* POST /v1/sessions/{id}/events: the batch is checked whole (nothing is stored when any
+ * event is refused), then played in order; {data: [the accepted events as stored]}. */
+static void fs_h_send(struct fs_server *srv, const char *sid, struct evhttp_request *req,
+                      struct fk_reply *r)
+{
+	struct fs_session *s = fs_lookup(&srv->store, sid);
+	json_t *body, *events, *accepted;
+
+	if (s == NULL) {
+		fs_not_found(srv, r, "Session not found");
+		return;
+	}
+	body = fs_read_body(srv, req, r);
+	if (body == NULL)
+		return;
+	fs_note_write(srv, sid);
+	events = json_object_get(body, "events");
+	if (!json_is_array(events) || json_array_size(events) == 0) {
+		fs_bad_request(srv, r, "events must be a non-empty array");
+	} else if (s->archived) {
+		fs_conflict(
+		    srv, r, "session_archived",
+		    "Session is archived: its history is readable but it takes no new events");
+	} else if (strcmp(s->status, "terminated") == 0) {
+		fs_conflict(srv, r, "conflict", "Session is terminated");
+	} else if (fs_check_batch(srv, events, false, r) == 0 &&
+	           fs_check_state(srv, s, events, r) == 0) {
+		accepted = json_array();
+		fs_apply_batch(srv, s, events, accepted);
+		fs_reply_json(r, 200, "OK", json_pack("{s:o}", "data", accepted));
+	}
+	json_decref(body);
+}
+
+/* GET /v1/agents (SandBase): each agent's current version, newest first (created_at, then
+ * id), created_at[gte|lte] and include_archived as documented, limit 1..100 (20), a page
+ * cursor like the sessions one, and next_page null on the last page. */
+static void fs_sb_agents(struct fs_server *srv, const char *query, struct fk_reply *r)
+{
+	char *limit_s = fs_query_get(query, "limit"), *page = fs_query_get(query, "page");
+	char *gte_s = fs_query_get(query, "created_at[gte]");
+	char *lte_s = fs_query_get(query, "created_at[lte]");
+	char *arch_s = fs_query_get(query, "include_archived");
+	json_t *all = json_array(), *cur = NULL, *data = json_array(), *list;
+	long long limit = FS_SB_LIMIT_DEFAULT;
+	int64_t gte = INT64_MIN, lte = INT64_MAX, ac = 0;
+	bool archived = false;
+	const char *key, *after_id = NULL;
+	char *next = NULL;
+	size_t i;
+
+	if ((limit_s != NULL &&
+	     (fs_parse_int(limit_s, &limit) || limit < 1 || limit > FS_SB_LIMIT_MAX)) ||
+	    (gte_s != NULL && fs_parse_time(gte_s, &gte)) ||
+	    (lte_s != NULL && fs_parse_time(lte_s, &lte)) ||
+	    (arch_s != NULL && fs_parse_bool(arch_s, &archived))) {
+		fs_bad_request(srv, r,
+		               "limit must be 1..100, created_at[gte|lte] RFC 3339 times and "
+		               "include_archived a boolean");
+		goto out;
+	}
+	if (page != NULL) {
+		cur = fs_cursor_open(page);
+		after_id = fk_get_str(cur, "i");
+		if (after_id == NULL || fs_parse_time(fk_get_str(cur, "c"), &ac)) {
+			fs_bad_request(srv, r, "Invalid page cursor");
+			goto out;
+		}
+	}
+	json_object_foreach(srv->store.agents, key, list) {
+		json_t *a = json_array_get(list, json_array_size(list) - 1);
+		int64_t c;
+
+		if (fs_parse_time(fk_get_str(a, "created_at"), &c) || c < gte || c > lte ||
+		    (!archived && !json_is_null(json_object_get(a, "archived_at")) &&
+		     json_object_get(a, "archived_at") != NULL))
+			continue;
+		json_array_append(all, a);
+	}
+	/* Newest first by (created_at, id); the cursor resumes after its key. */
+	for (size_t n = json_array_size(all); n > 1; n--)
+		for (i = 0; i + 1 < n; i++) {
+			json_t *x = json_array_get(all, i), *y = json_array_get(all, i + 1);
+			int64_t cx = 0, cy = 0;
+
+			fs_parse_time(fk_get_str(x, "created_at"), &cx);
+			fs_parse_time(fk_get_str(y, "created_at"), &cy);
+			if (cx < cy ||
+			    (cx == cy && strcmp(fk_get_str(x, "id"), fk_get_str(y, "id")) < 0)) {
+				json_incref(x);
+				json_array_set(all, i, y);
+				json_array_set_new(all, i + 1, x);
+			}
+		}
+	json_array_foreach(all, i, list) {
+		int64_t c = 0;
+
+		fs_parse_time(fk_get_str(list, "created_at"), &c);
+		if (after_id != NULL &&
+		    (c > ac || (c == ac && strcmp(fk_get_str(list, "id"), after_id) >= 0)))
+			continue;
+		if (json_array_size(data) == (size_t)limit) {
+			json_t *last = json_array_get(data, json_array_size(data) - 1);
+
+			next = fs_cursor_mint(json_pack("{s:O, s:O}", "c",
+			                                json_object_get(last, "created_at"), "i",
+			                                json_object_get(last, "id")));
+			break;
+		}
+		json_array_append(data, list);
+	}
+	fs_reply_json(r, 200, "OK", json_pack("{s:O, s:s?}", "data", data, "next_page", next));
+out:
+	free(next);
+	json_decref(cur);
+	json_decref(all);
+	json_decref(data);
+	free(limit_s);
+	free(page);
+	free(gte_s);
+	free(lte_s);
+	free(arch_s);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -2354,13 +3902,15 @@ struct fs_route_def {
 };
 
 static const struct fs_route_def fs_routes[] = {
-    [FS_R_SESSIONS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
-    [FS_R_SESSION] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, EVHTTP_REQ_GET,
-                      "GET, POST, DELETE"},
-    [FS_R_EVENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
+    [FS_R_SESSIONS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
+                       "GET, POST"},
+    [FS_R_SESSION] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE,
+                      EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "GET, POST, DELETE"},
+    [FS_R_EVENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
+                     "GET, POST"},
     [FS_R_STREAM] = {EVHTTP_REQ_GET, 0, "GET"},
-    [FS_R_ARCHIVE] = {EVHTTP_REQ_POST, 0, "POST"},
-    [FS_R_AGENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, 0, "GET, POST"},
+    [FS_R_ARCHIVE] = {EVHTTP_REQ_POST, EVHTTP_REQ_POST, "POST"},
+    [FS_R_AGENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
     [FS_R_AGENT] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
 };
 
@@ -2415,7 +3965,7 @@ static void fs_route(struct fs_server *srv, struct evhttp_request *req, const ch
 	unsigned impl = def->impl;
 	bool sb = srv->dialect == FS_D_SANDBASE;
 
-	if (route == FS_R_AGENT && !sb)
+	if ((route == FS_R_AGENT || route == FS_R_AGENTS) && !sb)
 		impl = 0;
 	if (route == FS_R_NONE) {
 		fs_not_found(srv, r, "Not found");
@@ -2436,19 +3986,34 @@ static void fs_route(struct fs_server *srv, struct evhttp_request *req, const ch
 	}
 	switch (route) {
 	case FS_R_SESSIONS:
-		if (sb)
+		if (cmd == EVHTTP_REQ_POST)
+			fs_h_create(srv, req, r);
+		else if (sb)
 			fs_sb_list(srv, query, r);
 		else
 			fs_cl_list(srv, query, r);
 		break;
 	case FS_R_SESSION:
-		fs_get_session(srv, id, r);
+		if (cmd == EVHTTP_REQ_POST)
+			fs_h_update(srv, id, req, r);
+		else if (cmd == EVHTTP_REQ_DELETE)
+			fs_h_delete(srv, id, r);
+		else
+			fs_get_session(srv, id, r);
 		break;
 	case FS_R_EVENTS:
-		if (sb)
+		if (cmd == EVHTTP_REQ_POST)
+			fs_h_send(srv, id, req, r);
+		else if (sb)
 			fs_sb_events(srv, id, query, r);
 		else
 			fs_cl_events(srv, id, query, r);
+		break;
+	case FS_R_ARCHIVE:
+		fs_h_archive(srv, id, r);
+		break;
+	case FS_R_AGENTS:
+		fs_sb_agents(srv, query, r);
 		break;
 	case FS_R_AGENT:
 		fs_sb_agent(srv, id, query, r);
@@ -2491,30 +4056,58 @@ static void fs_fail(struct fk_server *fk, struct fk_reply *r)
 	               "Internal server error");
 }
 
-/* GET /__fake/mode also shows events_page and the dialect. */
+/* Mode write-unknown: the write was performed, then the backend could not say so. SandBase
+ * documents this answer (502 delivery_outcome_unknown, the session and how to recover);
+ * Claude's is a plain 500 api_error. */
+static void fs_write_fail(struct fk_server *fk, struct fk_reply *r)
+{
+	struct fs_server *srv = fs_srv(fk);
+	json_t *body;
+
+	fk_reply_clear(r);
+	if (!fs_is_sb(srv)) {
+		fs_fail(fk, r);
+		return;
+	}
+	body =
+	    json_pack("{s:s, s:{s:s, s:s}, s:s, s:s, s:{s:b, s:b, s:s}}", "type", "error", "error",
+	              "type", "delivery_outcome_unknown", "message",
+	              "The runtime did not confirm delivery; the outcome is unknown. Read the "
+	              "session and its events before retrying.",
+	              "session_id", srv->write_sid, "delivery_status", "unknown", "recovery",
+	              "recoverable", 1, "retry_create", 0, "action", "get_session_and_list_events");
+	fs_reply_json(r, 502, "Bad Gateway", body);
+}
+
+/* GET /__fake/mode also shows events_page, run_ms and the dialect. */
 static int fs_mode_info(struct fk_server *fk, json_t *info)
 {
 	struct fs_server *srv = fs_srv(fk);
 
 	if (json_object_set_new(info, "events_page", json_integer((int)srv->events_page)) ||
+	    json_object_set_new(info, "run_ms", json_integer((int)srv->run_ms)) ||
 	    json_object_set_new(info, "dialect", json_string(fs_dialect_names[srv->dialect])))
 		return -1;
 	return 0;
 }
 
-/* POST /__fake/mode?events_page=N. */
+/* POST /__fake/mode?events_page=N&run_ms=N (nothing changes when either is bad). */
 static int fs_mode_set(struct fk_server *fk, const char *query)
 {
 	struct fs_server *srv = fs_srv(fk);
-	char *e = fs_query_get(query, "events_page");
-	unsigned long long ep = srv->events_page;
+	char *e = fs_query_get(query, "events_page"), *m = fs_query_get(query, "run_ms");
+	unsigned long long ep = srv->events_page, ms = srv->run_ms;
 	int rc = 0;
 
-	if (e != NULL && fk_parse_ulong(e, FS_MAX_EVENTS_PAGE, &ep))
+	if ((e != NULL && fk_parse_ulong(e, FS_MAX_EVENTS_PAGE, &ep)) ||
+	    (m != NULL && fk_parse_ulong(m, FS_RUN_MS_MAX, &ms))) {
 		rc = -1;
-	else
+	} else {
 		srv->events_page = (unsigned)ep;
+		srv->run_ms = (unsigned)ms;
+	}
 	free(e);
+	free(m);
 	return rc;
 }
 
@@ -2532,10 +4125,11 @@ static const struct fk_fake fs_fake = {
     .query_nul = FK_NUL_BLANK,
     .recorded = fs_recorded,
     .nrecorded = FK_COUNT(fs_recorded),
-    .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close,"
-                  " delay_ms 0..600000 and events_page 0..100000",
+    .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close|write-unknown|"
+                  "write-drop, delay_ms and run_ms 0..600000, events_page 0..100000",
     .serve = fs_serve,
     .fail = fs_fail,
+    .write_fail = fs_write_fail,
     .mode_info = fs_mode_info,
     .mode_set = fs_mode_set,
 };
@@ -2546,27 +4140,34 @@ static const struct fk_fake fs_fake = {
 
 static void fs_usage(FILE *fp)
 {
-	fprintf(fp,
-	        "usage: " FS_NAME " --dialect sandbase|claude [--port N] [--port-file F]\n"
-	        "       [--data FILE | --generate N[:AGENTS]] [--seed S] [--api-key KEY]\n"
-	        "       [--mode ok|slow|garbage|wrong-shape|http500|close] [--delay-ms N]\n"
-	        "       [--events-page N] [--dump] [--quiet]\n"
-	        "\n"
-	        "A fake SandBase sessions API, or a fake Claude-native upstream, on 127.0.0.1.\n"
-	        "  --dialect D       sandbase (SandBase's quirks) or claude (the north dialect)\n"
-	        "  --port N          port to listen on (0 = ephemeral, the default)\n"
-	        "  --port-file F     write the bound port and a newline to F once listening\n"
-	        "  --data FILE       serve this dataset (JSON, at most 64 MiB; see the source)\n"
-	        "  --generate SPEC   generate N sessions over AGENTS agents (3)\n"
-	        "  --seed S          generator seed (1)\n"
-	        "  --api-key KEY     the accepted key (sk-sb-test / sk-ant-test)\n"
-	        "  --mode M          misbehaviour for every non-control route (ok)\n"
-	        "  --delay-ms N      delay of --mode slow (3000)\n"
-	        "  --events-page N   SandBase event pages: 0 = all at once, no next_page (0)\n"
-	        "  --dump            print the dataset as --data reads it and exit\n"
-	        "  --quiet           do not log requests on stderr\n"
-	        "Control: GET|DELETE /__fake/requests,"
-	        " POST /__fake/mode?mode=M&delay_ms=N&events_page=N\n");
+	fprintf(
+	    fp,
+	    "usage: " FS_NAME " --dialect sandbase|claude [--port N] [--port-file F]\n"
+	    "       [--data FILE | --generate N[:AGENTS]] [--seed S] [--api-key KEY]\n"
+	    "       [--mode ok|slow|garbage|wrong-shape|http500|close|write-unknown|write-drop]\n"
+	    "       [--delay-ms N] [--events-page N] [--run-ms N] [--dump] [--quiet]\n"
+	    "\n"
+	    "A fake SandBase sessions API, or a fake Claude-native upstream, on 127.0.0.1.\n"
+	    "  --dialect D       sandbase (SandBase's quirks) or claude (the north dialect)\n"
+	    "  --port N          port to listen on (0 = ephemeral, the default)\n"
+	    "  --port-file F     write the bound port and a newline to F once listening\n"
+	    "  --data FILE       serve this dataset (JSON, at most 64 MiB; see the source)\n"
+	    "  --generate SPEC   generate N sessions over AGENTS agents (3)\n"
+	    "  --seed S          generator seed (1)\n"
+	    "  --api-key KEY     the accepted key (sk-sb-test / sk-ant-test)\n"
+	    "  --mode M          misbehaviour for every non-control route (ok); write-unknown\n"
+	    "                    and write-drop perform a write, then answer SandBase's 502\n"
+	    "                    delivery_outcome_unknown (Claude: 500) / close\n"
+	    "  --delay-ms N      delay of --mode slow (3000)\n"
+	    "  --events-page N   SandBase event pages: 0 = all at once, no next_page (0)\n"
+	    "  --run-ms N        how long a simulated agent turn runs (300)\n"
+	    "  --dump            print the dataset as --data reads it and exit\n"
+	    "  --quiet           do not log requests on stderr\n"
+	    "Turns: a user text with [tool:auto], [tool:ask], [tool:custom], [reply:error] or\n"
+	    "[run:long] makes the agent run a tool, wait for a confirmation (Claude) or a\n"
+	    "custom tool result, fail, or run until interrupted.\n"
+	    "Control: GET|DELETE /__fake/requests,"
+	    " POST /__fake/mode?mode=M&delay_ms=N&events_page=N&run_ms=N\n");
 }
 
 struct fs_opts {
@@ -2575,6 +4176,7 @@ struct fs_opts {
 	enum fs_dialect dialect;
 	const char *api_key;
 	unsigned events_page;
+	unsigned run_ms;
 	bool dump;
 };
 
@@ -2607,6 +4209,11 @@ static int fs_parse_opt(int c, const char *arg, void *ctx)
 	case 'u':
 		o->dump = true;
 		return 0;
+	case 'R':
+		if (fk_parse_ulong(arg, FS_RUN_MS_MAX, &v))
+			return -1;
+		o->run_ms = (unsigned)v;
+		return 0;
 	}
 	return 1;
 }
@@ -2625,13 +4232,14 @@ static int fs_parse_args(int argc, char **argv, struct fs_opts *o)
 	    {"mode", required_argument, NULL, 'm'},
 	    {"delay-ms", required_argument, NULL, 'D'},
 	    {"events-page", required_argument, NULL, 'E'},
+	    {"run-ms", required_argument, NULL, 'R'},
 	    {"dump", no_argument, NULL, 'u'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 
-	*o = (struct fs_opts){.has_dialect = false};
+	*o = (struct fs_opts){.has_dialect = false, .run_ms = FS_RUN_MS_DEFAULT};
 	if (fk_parse_args(FS_NAME, argc, argv, longopts, &o->c, fs_parse_opt, o, fs_usage))
 		return -1;
 	if (!o->has_dialect) {
@@ -2707,10 +4315,17 @@ int main(int argc, char **argv)
 	srv.api_key = o.api_key;
 	srv.events_page = o.events_page;
 	srv.rng.s = o.c.seed ^ 0x7265717565737473ULL;
+	srv.ids.s = o.c.seed ^ 0x6e65772d69647321ULL;
+	srv.run_ms = o.run_ms;
+	srv.minted = json_object();
+	if (srv.minted == NULL)
+		goto out;
 	status = fk_server_run(&srv.fk, &fs_fake, &o.c);
 out:
-	/* The server first (its buffers may still reference session texts), the store last. */
+	/* Turns first (their timers belong to the loop), then the server, the store last. */
+	fs_runs_stop(&srv.store);
 	fk_server_free(&srv.fk);
+	json_decref(srv.minted);
 	if (srv.store.doc != NULL)
 		fs_store_free(&srv.store);
 	else
