@@ -291,7 +291,7 @@ export function writeScenarios(env) {
         if (inc.archived_at !== a.archived_at) fail(`include_archived listing: archived_at ${inc.archived_at}`);
       } else {
         const err = await expectReject(client.beta.sessions.archive(s.id), SDK.BadRequestError, 400, 'invalid_request_error', 'archive on AgentScope');
-        if (!err.apiMessage.includes(b.name) || !/archive/.test(err.apiMessage)) fail(`the 400 does not name the backend and the archive: ${JSON.stringify(err.apiMessage)}`);
+        if (!err.apiMessage.includes(`'${b.name}'`) || !/archive/.test(err.apiMessage)) fail(`the 400 does not name the backend and the archive: ${JSON.stringify(err.apiMessage)}`);
         const w4 = await writesOf(b.fake);
         if (w4.length) fail(`a refused archive reached the fake: ${show(w4)}`);
         if ((await client.beta.sessions.retrieve(s.id)).archived_at !== null) fail('the session looks archived after the refusal');
