@@ -15,6 +15,7 @@
 
 #define SESSIONS "claude/sessions"
 #define EVENTS "claude/events"
+#define AGENTS "claude/agents"
 #define BACKEND "claude-main"
 #define MAX_CASES 64
 #define LIMIT 100000
@@ -204,6 +205,150 @@ START_TEST(test_events_golden)
 	json_decref(again);
 	json_decref(out);
 	json_decref(body);
+}
+END_TEST
+
+/* Every key a north Agent (BetaManagedAgentsAgent) carries; all required, no others. */
+static const char *const full_agent_keys[] = {
+    "id",          "type",        "name",       "description",
+    "system",      "version",     "model",      "execution_identity",
+    "mcp_servers", "skills",      "tools",      "multiagent",
+    "metadata",    "archived_at", "created_at", "updated_at",
+    NULL};
+
+START_TEST(test_agents_golden)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(AGENTS, names, MAX_CASES), i;
+	struct sg_error err = {0};
+	const json_t *data, *item;
+	const char *next = NULL;
+	json_t *body, *out;
+
+	ck_assert_uint_lt((size_t)_i, n);
+	body = sg_fixture_load(AGENTS, names[_i], "input.json");
+	ck_assert_msg(body != NULL, "%s: input.json is required", names[_i]);
+	ck_assert_int_eq(sg_north_page_parts(body, BACKEND, &data, &next, &err), 0);
+	out = json_array();
+	json_array_foreach(data, i, item) {
+		json_t *a = sg_cl_agent_to_cma(item, &good_ctx, &err), *again;
+
+		ck_assert_msg(a != NULL, "%s[%zu]: %s", names[_i], i, err.message);
+		ck_assert_msg(sg_check_keys(a, full_agent_keys, full_agent_keys, "agent"),
+		              "%s[%zu]: agent keys are not the SDK's", names[_i], i);
+		/* the id is the upstream's own: agents carry no route */
+		ck_assert_str_eq(json_string_value(json_object_get(a, "id")),
+		                 json_string_value(json_object_get(item, "id")));
+		for (unsigned flags = 0; flags <= SG_NORTH_LENIENT; flags++) {
+			struct sg_error ea = {0}, eb = {0};
+			json_t *x = sg_north_full_agent(item, "bad-be", "agent", flags, &ea);
+			json_t *y = sg_north_full_agent_take(json_deep_copy(item), "bad-be",
+			                                     "agent", flags, &eb);
+
+			check_same(x, &ea, y, &eb, "full agent");
+		}
+		again = sg_cl_agent_to_cma(a, &good_ctx, &err);
+		ck_assert_msg(again && json_equal(again, a), "%s[%zu]: not a fixed point",
+		              names[_i], i);
+		json_decref(again);
+		ck_assert_int_eq(json_array_append_new(out, a), 0);
+	}
+	ck_assert_msg(sg_fixture_expect(out, AGENTS, names[_i], "expected.json"),
+	              "%s: output differs from expected.json", names[_i]);
+	json_decref(out);
+	json_decref(body);
+}
+END_TEST
+
+#define GOOD_AGENT                                                                                 \
+	"{\"id\": \"agent_1\", \"name\": \"A\", \"model\": {\"id\": \"m\"}, \"version\": 1, "      \
+	"\"created_at\": \"2026-01-01T00:00:00Z\"}"
+
+static void patch(json_t *obj, const char *path, const char *value);
+
+/* An agent the SDK's type cannot hold: strict, a 502 naming the path; lenient, the parts that
+ * can be left out are. */
+START_TEST(test_bad_agent)
+{
+	static const struct {
+		const char *path, *value, *needle;
+	} bad[] = {
+	    {"created_at", NULL, "agent.created_at is missing"},
+	    {"created_at", "\"soon\"", "agent.created_at 'soon' is not an RFC 3339 timestamp"},
+	    {"updated_at", "1", "agent.updated_at is not a string"},
+	    {"archived_at", "\"x\"", "agent.archived_at 'x' is not an RFC 3339 timestamp"},
+	    {"metadata", "{\"a\": 1}", "agent.metadata.a is not a string"},
+	    {"version", NULL, "agent.version is missing"},
+	    {"type", "\"session\"", "agent.type 'session' is not known to the SDK"},
+	    {"multiagent",
+	     "{\"type\": \"coordinator\", \"agents\": [{\"type\": \"agent\", \"id\": \"a\"}]}",
+	     "agent.multiagent.agents[0].version is missing"},
+	};
+	json_t *a = parse(GOOD_AGENT), *out;
+	struct sg_error err = {0};
+
+	out = sg_cl_agent_to_cma(a, &bad_ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "updated_at")),
+	                 "2026-01-01T00:00:00Z");
+	ck_assert(json_is_null(json_object_get(out, "archived_at")));
+	ck_assert_int_eq(json_object_size(json_object_get(out, "metadata")), 0);
+	json_decref(out);
+	json_decref(a);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		a = parse(GOOD_AGENT);
+		patch(a, bad[i].path, bad[i].value);
+		ck_assert_ptr_null(sg_cl_agent_to_cma(a, &bad_ctx, &err));
+		sg_check_502(&err, "bad-be", bad[i].needle);
+		json_decref(a);
+	}
+	/* lenient: a metadata value that is not a string costs that pair only */
+	a = parse(GOOD_AGENT);
+	patch(a, "metadata", "{\"a\": 1, \"b\": \"x\"}");
+	out = sg_north_full_agent(a, "bad-be", "agent", SG_NORTH_LENIENT, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(json_object_size(json_object_get(out, "metadata")), 1);
+	json_decref(out);
+	json_decref(a);
+}
+END_TEST
+
+/* The answer to a send: {data} with normalised events, an absent data read as none. */
+START_TEST(test_sent)
+{
+	static const struct {
+		const char *body, *needle;
+	} bad[] = {
+	    {"[]", "the send answer is not an object"},
+	    {"{\"data\": {}}", "the send answer's data is not an array"},
+	};
+	json_t *body = parse("{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", "
+	                     "\"content\": [{\"type\": \"text\", \"text\": \"hi\"}], "
+	                     "\"processed_at\": null, \"extra\": 1}, {\"id\": \"sevt_2\", "
+	                     "\"type\": \"user.future\"}]}");
+	struct sg_error err = {0};
+	json_t *out = sg_cl_sent_to_cma(body, &good_ctx, &err), *want;
+
+	ck_assert_msg(out != NULL, "%s", err.message);
+	want = parse("{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", "
+	             "\"content\": [{\"type\": \"text\", \"text\": \"hi\"}], "
+	             "\"processed_at\": null}]}");
+	ck_assert_msg(json_equal(out, want), "send answer differs");
+	json_decref(want);
+	json_decref(out);
+	json_decref(body);
+	body = parse("{}");
+	out = sg_cl_sent_to_cma(body, &good_ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(json_array_size(json_object_get(out, "data")), 0);
+	json_decref(out);
+	json_decref(body);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		body = parse(bad[i].body);
+		ck_assert_ptr_null(sg_cl_sent_to_cma(body, &bad_ctx, &err));
+		sg_check_502(&err, "bad-be", bad[i].needle);
+		json_decref(body);
+	}
 }
 END_TEST
 
@@ -855,13 +1000,15 @@ static Suite *claude_suite(void)
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
 	size_t ns = sg_fixture_list(SESSIONS, names, MAX_CASES);
 	size_t ne = sg_fixture_list(EVENTS, names, MAX_CASES);
+	size_t na = sg_fixture_list(AGENTS, names, MAX_CASES);
 	Suite *s = suite_create("claude");
 	TCase *golden = tcase_create("golden");
 	TCase *edge = tcase_create("edge");
 
-	if (ns && ne) {
+	if (ns && ne && na) {
 		tcase_add_loop_test(golden, test_sessions_golden, 0, (int)ns);
 		tcase_add_loop_test(golden, test_events_golden, 0, (int)ne);
+		tcase_add_loop_test(golden, test_agents_golden, 0, (int)na);
 	} else {
 		tcase_add_test(golden, test_no_fixtures);
 	}
@@ -870,6 +1017,8 @@ static Suite *claude_suite(void)
 	tcase_add_loop_test(edge, test_bad_session, 0,
 	                    (int)(sizeof(bad_sessions) / sizeof(bad_sessions[0])));
 	tcase_add_test(edge, test_session_not_object);
+	tcase_add_test(edge, test_bad_agent);
+	tcase_add_test(edge, test_sent);
 	tcase_add_test(edge, test_long_id);
 	tcase_add_test(edge, test_no_context);
 	tcase_add_loop_test(edge, test_bad_events, 0,
