@@ -13,7 +13,9 @@
 
 #include "agentscope_events.h"
 #include "agentscope_translate.h"
+#include "config.h"
 #include "fixture.h"
+#include "flow.h"
 #include "idcodec.h"
 #include "jsonx.h"
 #include "north.h"
@@ -1199,6 +1201,464 @@ START_TEST(test_writes_oom)
 }
 END_TEST
 
+/* ---- the module's I/O, against a scripted backend ------------------------------------------ */
+
+extern const struct sg_mapping sg_mapping_agentscope;
+
+#define AS_OPTS                                                                                    \
+	"{\"timezone\": \"Asia/Shanghai\", \"chat_model_config\": {\"type\": "                     \
+	"\"dashscope_credential\", \"credential_id\": \"cred-1\", \"model\": \"qwen-max\"}}"
+#define AS_USER "{\"user_id\": \"u1\"}"
+#define AS_AGENTS                                                                                  \
+	"{\"agents\": [{\"id\": \"agent1\", \"user_id\": \"u1\", \"source\": \"user\", "           \
+	"\"created_at\": \"2026-06-01T09:00:00\", \"updated_at\": \"2026-06-01T09:00:00\", "       \
+	"\"data\": {\"name\": \"Friday\", \"system_prompt\": \"Be brief.\"}}], \"total\": 1}"
+#define AS_LISTING_PATH "/sessions/?agent_id=agent1"
+
+/* A newer-build listing of agent1 holding session sid with this status and name (static
+ * buffer, valid until the next call). */
+static const char *as_listing(const char *sid, const char *status, const char *name)
+{
+	static char buf[2048];
+
+	snprintf(buf, sizeof(buf),
+	         "{\"sessions\": [{\"session\": {\"id\": \"%s\", \"agent_id\": \"agent1\", "
+	         "\"user_id\": \"u1\", \"source\": \"user\", \"created_at\": "
+	         "\"2026-06-05T14:03:11\", \"updated_at\": \"2026-06-05T14:03:12\", \"config\": "
+	         "{\"workspace_id\": \"ws1\", \"name\": \"%s\", \"chat_model_config\": {\"type\": "
+	         "\"dashscope_credential\", \"credential_id\": \"cred-1\", \"model\": "
+	         "\"qwen-max\", \"parameters\": {}}}, \"state\": {\"context\": [], \"summary\": "
+	         "\"\"}}, \"is_running\": %s, \"status\": \"%s\", \"team\": null}], \"total\": 1}",
+	         sid, name, strcmp(status, "running") ? "false" : "true", status);
+	return buf;
+}
+
+static const json_t *seen_at(const struct sg_flow *f, size_t i)
+{
+	const json_t *r = json_array_get(sg_flow_seen(f), i);
+
+	ck_assert_msg(r != NULL, "request %zu was not sent", i);
+	return r;
+}
+
+/* Request i was "METHOD URI", sent as user u1, with a JSON body on writes. */
+static const json_t *expect_request(const struct sg_flow *f, size_t i, const char *method,
+                                    const char *uri)
+{
+	const json_t *r = seen_at(f, i);
+
+	ck_assert_str_eq(sg_jstr(r, "method"), method);
+	ck_assert_str_eq(sg_jstr(r, "uri"), uri);
+	ck_assert_str_eq(sg_jstr(r, "user"), "u1");
+	if (strcmp(method, "GET") != 0 && json_is_object(json_object_get(r, "body")))
+		ck_assert_str_eq(sg_jstr(r, "type"), "application/json");
+	return r;
+}
+
+/* Whether the requests seen include "METHOD URI". */
+static int was_sent(const struct sg_flow *f, const char *method, const char *uri)
+{
+	const json_t *r;
+	size_t i;
+
+	json_array_foreach(sg_flow_seen(f), i, r) {
+		if (sg_streq(sg_jstr(r, "method"), method) && sg_streq(sg_jstr(r, "uri"), uri))
+			return 1;
+	}
+	return 0;
+}
+
+static void expect_flow_error(const struct sg_flow *f, int status, const char *needle)
+{
+	const struct sg_error *e = sg_flow_error(f);
+
+	ck_assert_msg(e != NULL, "the call succeeded");
+	ck_assert_msg(e->status == status, "status %d: %s", e->status, e->message);
+	ck_assert_msg(strstr(e->message, needle) != NULL, "'%s' not in: %s", needle, e->message);
+}
+
+static void expect_pubid(const json_t *s, const char *sid)
+{
+	char want[SG_ID_MAX];
+
+	ck_assert_int_ge(sg_id_encode("sesn_", "as1", "agent1", sid, want, sizeof(want)), 0);
+	ck_assert_str_eq(sg_jstr(s, "id"), want);
+}
+
+START_TEST(test_flow_create)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	const json_t *r, *input;
+	json_t *s;
+
+	sg_flow_route(f, "POST", "/sessions/", 201, "{\"session_id\": \"s-new\"}");
+	sg_flow_route(f, "POST", "/chat/", 200,
+	              "{\"status\": \"started\", \"session_id\": \"s-new\"}");
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s-new", "running", "Report"));
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"agent1\", \"environment_id\": \"env_ws1\", \"title\": "
+	            "\"Report\", \"initial_events\": [{\"type\": \"user.message\", \"content\": "
+	            "[{\"type\": \"text\", \"text\": \"hi\"}]}]}",
+	            -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	s = sg_flow_object(f);
+	expect_pubid(s, "s-new");
+	ck_assert_str_eq(sg_jstr(s, "title"), "Report");
+	ck_assert_str_eq(sg_jstr(s, "environment_id"), "env_ws1");
+	ck_assert_str_eq(sg_jstr(json_object_get(s, "agent"), "name"), "Friday");
+	/* the session first, then its initial events, then the read-back */
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 4);
+	r = expect_request(f, 0, "POST", "/sessions/");
+	ck_assert_str_eq(sg_jstr(json_object_get(r, "body"), "agent_id"), "agent1");
+	ck_assert_str_eq(sg_jstr(json_object_get(r, "body"), "workspace_id"), "ws1");
+	ck_assert_str_eq(sg_jstr(json_object_get(r, "body"), "name"), "Report");
+	ck_assert_str_eq(
+	    sg_jstr(json_object_get(json_object_get(r, "body"), "chat_model_config"), "model"),
+	    "qwen-max");
+	r = expect_request(f, 1, "POST", "/chat/");
+	ck_assert_str_eq(sg_jstr(json_object_get(r, "body"), "session_id"), "s-new");
+	input = json_object_get(json_object_get(r, "body"), "input");
+	ck_assert_uint_eq(strlen(sg_jstr(input, "id")), 32);
+	ck_assert_str_eq(sg_jstr(input, "role"), "user");
+	ck_assert_str_eq(sg_jstr(input, "created_at"), "2026-06-05T14:03:11.123456");
+	ck_assert(was_sent(f, "GET", "/agent/") && was_sent(f, "GET", AS_LISTING_PATH));
+	sg_flow_free(f);
+}
+END_TEST
+
+/* Once the session exists, a failure must not invite the SDK to create it again. */
+START_TEST(test_flow_create_then_failures)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	const struct sg_error *e;
+
+	sg_flow_route(f, "POST", "/sessions/", 201, "{\"session_id\": \"s-new\"}");
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 500, "{\"detail\": \"boom\"}");
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"agent1\", \"environment_id\": \"env_none\"}", -1);
+	expect_flow_error(f, 502, "was created, but reading it back failed");
+	e = sg_flow_error(f);
+	ck_assert_int_eq(e->should_retry, 0);
+	ck_assert_ptr_nonnull(strstr(e->message, "do not send the write again"));
+	ck_assert_ptr_null(json_object_get(json_object_get(seen_at(f, 0), "body"), "workspace_id"));
+
+	/* the listing no longer shows it */
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("other", "idle", "x"));
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"agent1\", \"environment_id\": \"env_none\"}", -1);
+	expect_flow_error(f, 502, "does not list the session");
+	ck_assert_int_eq(sg_flow_error(f)->should_retry, 0);
+
+	/* initial events refused after the session was made */
+	sg_flow_route(f, "POST", "/chat/", 422, "{\"detail\": [{\"msg\": \"bad input\"}]}");
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"agent1\", \"environment_id\": \"env_none\", "
+	            "\"initial_events\": [{\"type\": \"user.message\", \"content\": []}]}",
+	            -1);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_ptr_nonnull(strstr(e->message, "sending its initial events failed"));
+	ck_assert_int_eq(e->should_retry, 0);
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 2);
+
+	/* an answer without a session id */
+	sg_flow_route(f, "POST", "/sessions/", 201, "{}");
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"agent1\", \"environment_id\": \"env_none\"}", -1);
+	expect_flow_error(f, 502, "may have created a session of agent 'agent1'");
+	ck_assert_int_eq(sg_flow_error(f)->should_retry, 0);
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_create_refused)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+
+	/* by the gateway: nothing is sent */
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": {\"type\": \"agent_with_overrides\", \"id\": \"agent1\", "
+	            "\"system\": \"x\"}, \"environment_id\": \"env_none\"}",
+	            -1);
+	expect_flow_error(f, 400, "cannot override an agent per session (given: system)");
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 0);
+	/* by the backend */
+	sg_flow_route(f, "POST", "/sessions/", 404, "{\"detail\": \"Agent 'nope' not found.\"}");
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"nope\", \"environment_id\": \"env_none\"}", -1);
+	expect_flow_error(f, 404, "not found");
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 1);
+	sg_flow_free(f);
+	/* a backend configured without a model takes no creates */
+	f = sg_flow_new(&sg_mapping_agentscope, "as1", "{\"timezone\": \"UTC\"}");
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, AS_USER, NULL,
+	            "{\"agent\": \"agent1\", \"environment_id\": \"env_none\"}", -1);
+	expect_flow_error(f, 400, "no chat_model_config");
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_update)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	const json_t *r;
+
+	sg_flow_route(f, "PATCH", "/sessions/s1?agent_id=agent1", 200, "{\"id\": \"s1\"}");
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "idle", "Renamed"));
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, AS_USER, &id, "{\"title\": \"Renamed\"}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	expect_pubid(sg_flow_object(f), "s1");
+	ck_assert_str_eq(sg_jstr(sg_flow_object(f), "title"), "Renamed");
+	r = expect_request(f, 0, "PATCH", "/sessions/s1?agent_id=agent1");
+	ck_assert_str_eq(sg_jstr(json_object_get(r, "body"), "name"), "Renamed");
+	ck_assert_uint_eq(json_object_size(json_object_get(r, "body")), 1);
+
+	/* nothing AgentScope stores changes: only read */
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, AS_USER, &id, "{\"metadata\": {}}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert(!was_sent(f, "PATCH", "/sessions/s1?agent_id=agent1"));
+
+	/* refused by AgentScope while running */
+	sg_flow_route(f, "PATCH", "/sessions/s1?agent_id=agent1", 409,
+	              "{\"detail\": \"Cannot modify session configuration while the session is "
+	              "running.\"}");
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, AS_USER, &id, "{\"title\": \"x\"}", -1);
+	expect_flow_error(f, 409, "while the session is running");
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 1);
+
+	/* refused by the gateway */
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, AS_USER, &id, "{\"metadata\": {\"k\": \"v\"}}", -1);
+	expect_flow_error(f, 400, "cannot store metadata");
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 0);
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_archive_delete)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, AS_USER, &id, NULL, -1);
+	expect_flow_error(f, 400,
+	                  "backend 'as1' (agentscope) has no archive: delete the session "
+	                  "instead");
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 0);
+
+	sg_flow_route(f, "DELETE", "/sessions/s1?agent_id=agent1", 204, "");
+	sg_flow_run(f, SG_CALL_DELETE_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_ptr_null(sg_flow_object(f));
+	expect_request(f, 0, "DELETE", "/sessions/s1?agent_id=agent1");
+
+	id = sg_flow_id("as1", "agent1", "gone");
+	sg_flow_route(f, "DELETE", "/sessions/gone?agent_id=agent1", 404,
+	              "{\"detail\": \"Session 'gone' not found.\"}");
+	sg_flow_run(f, SG_CALL_DELETE_SESSION, AS_USER, &id, NULL, -1);
+	expect_flow_error(f, 404, "not found");
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_send_message)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	struct sg_as_events_ctx ec = {.backend = "as1", .session_key = "agent1/s1"};
+	struct sg_error err = {0};
+	const json_t *r, *echo;
+	json_t *sent, *listed;
+	struct sg_tz *tz;
+	char why[128];
+
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "idle", "x"));
+	sg_flow_route(f, "POST", "/chat/", 200,
+	              "{\"status\": \"started\", \"session_id\": \"s1\"}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id,
+	            "{\"events\": [{\"type\": \"user.message\", \"content\": [{\"type\": "
+	            "\"text\", \"text\": \"hello\"}]}]}",
+	            -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	expect_request(f, 0, "GET", AS_LISTING_PATH);
+	r = expect_request(f, 1, "POST", "/chat/");
+	ck_assert_str_eq(sg_jstr(json_object_get(r, "body"), "agent_id"), "agent1");
+	/* the echo is what the list will show for the message as AgentScope stores it */
+	tz = sg_tz_load("Asia/Shanghai", why, sizeof(why));
+	ec.tz = tz;
+	sent = json_pack("[O]", json_object_get(json_object_get(r, "body"), "input"));
+	listed = sg_as_messages_to_events(sent, &ec, &err);
+	ck_assert_msg(listed != NULL, "%s", err.message);
+	echo = json_object_get(sg_flow_object(f), "data");
+	ck_assert_uint_eq(json_array_size(echo), 1);
+	ck_assert_msg(json_equal(json_array_get(echo, 0), json_array_get(listed, 0)),
+	              "the echo is not the listed event");
+	ck_assert_str_eq(sg_jstr(json_array_get(echo, 0), "processed_at"),
+	                 "2026-06-05T06:03:11.123456Z");
+	json_decref(listed);
+	json_decref(sent);
+	sg_tz_free(tz);
+
+	/* a session the listing does not have: nothing is sent */
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s2", "idle", "x"));
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id,
+	            "{\"events\": [{\"type\": \"user.message\", \"content\": []}]}", -1);
+	expect_flow_error(f, 404, "session not found");
+	ck_assert(!was_sent(f, "POST", "/chat/"));
+
+	/* a run already going in the same process */
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "running", "x"));
+	sg_flow_route(f, "POST", "/chat/", 409, "{\"detail\": \"Session s1 already has a run\"}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id,
+	            "{\"events\": [{\"type\": \"user.message\", \"content\": []}]}", -1);
+	expect_flow_error(f, 409, "already has a run");
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_send_interrupt)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	const json_t *echo;
+
+	sg_flow_route(f, "POST", "/sessions/s1/interrupt?agent_id=agent1", 202,
+	              "{\"session_id\": \"s1\"}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id,
+	            "{\"events\": [{\"type\": \"user.interrupt\"}]}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 1);
+	echo = json_array_get(json_object_get(sg_flow_object(f), "data"), 0);
+	ck_assert_str_eq(sg_jstr(echo, "type"), "user.interrupt");
+	ck_assert_str_eq(sg_jstr(echo, "processed_at"), "2026-06-05T06:03:11.123456Z");
+
+	/* an AgentScope build without the route */
+	sg_flow_route(f, "POST", "/sessions/s1/interrupt?agent_id=agent1", 404,
+	              "{\"detail\": \"Not Found\"}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id,
+	            "{\"events\": [{\"type\": \"user.interrupt\"}]}", -1);
+	expect_flow_error(f, 400, "has no POST /sessions/{id}/interrupt");
+	/* a session it does not know */
+	sg_flow_route(f, "POST", "/sessions/s1/interrupt?agent_id=agent1", 404,
+	              "{\"detail\": \"Session 's1' not found\"}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id,
+	            "{\"events\": [{\"type\": \"user.interrupt\"}]}", -1);
+	expect_flow_error(f, 404, "not found");
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_send_confirmation)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	json_t *cj = sg_fixture_load(RESUME, "confirm-allow", "ctx.json");
+	json_t *log = sg_fixture_load(RESUME, "confirm-allow", "messages.json"), *map, *page;
+	struct sg_as_events_ctx ec;
+	const json_t *r, *echo;
+	char body[512], *text;
+	struct sg_tz *tz;
+
+	ck_assert(cj && log);
+	/* the module's context for this session: the same key, zone and agent name */
+	json_object_set_new(cj, "session_key", json_string("agent1/s1"));
+	resume_ctx(cj, &ec, &tz);
+	map = call_event_ids(log, &ec);
+	page = json_pack("{s:O, s:b, s:b}", "messages", log, "is_running", 0, "has_more", 0);
+	text = json_dumps(page, 0);
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "awaiting_permission", "x"));
+	sg_flow_route(f, "GET", "/sessions/s1/messages?agent_id=agent1&limit=200", 200, text);
+	sg_flow_route(f, "POST", "/chat/", 200,
+	              "{\"status\": \"started\", \"session_id\": \"s1\"}");
+	snprintf(body, sizeof(body),
+	         "{\"events\": [{\"type\": \"user.tool_confirmation\", \"tool_use_id\": \"%s\", "
+	         "\"result\": \"allow\"}]}",
+	         sg_jstr(map, "call_rm"));
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id, body, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = expect_request(f, 3, "POST", "/chat/");
+	ck_assert_str_eq(sg_jstr(json_object_get(json_object_get(r, "body"), "input"), "type"),
+	                 "USER_CONFIRM_RESULT");
+	ck_assert_str_eq(sg_jstr(json_object_get(json_object_get(r, "body"), "input"), "reply_id"),
+	                 "r2");
+	echo = json_array_get(json_object_get(sg_flow_object(f), "data"), 0);
+	ck_assert_str_eq(sg_jstr(echo, "tool_use_id"), sg_jstr(map, "call_rm"));
+	ck_assert_str_eq(sg_jstr(echo, "result"), "allow");
+
+	/* a running session waits for nothing: refused before sending */
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "running", "x"));
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, AS_USER, &id, body, -1);
+	expect_flow_error(f, 409, "the session is running");
+	ck_assert(!was_sent(f, "POST", "/chat/"));
+	free(text);
+	json_decref(page);
+	json_decref(map);
+	json_decref(log);
+	json_decref(cj);
+	sg_tz_free(tz);
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_agents)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "", "agent1");
+
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_run(f, SG_CALL_LIST_AGENTS, AS_USER, NULL, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_uint_eq(json_array_size(sg_flow_items(f)), 1);
+	ck_assert_str_eq(
+	    sg_jstr(json_object_get(json_array_get(sg_flow_items(f), 0), "model"), "id"),
+	    "qwen-max");
+	expect_request(f, 0, "GET", "/agent/");
+	sg_flow_run(f, SG_CALL_GET_AGENT, AS_USER, &id, NULL, 1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(sg_jstr(sg_flow_object(f), "name"), "Friday");
+	sg_flow_run(f, SG_CALL_GET_AGENT, AS_USER, &id, NULL, 2);
+	expect_flow_error(f, 404, "AgentScope agents have one version, 1");
+	id = sg_flow_id("as1", "", "nope");
+	sg_flow_run(f, SG_CALL_GET_AGENT, AS_USER, &id, NULL, -1);
+	expect_flow_error(f, 404, "agent not found");
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_init_options)
+{
+	static const struct {
+		const char *options, *message;
+	} bad[] = {
+	    {"{\"chat_model_config\": \"qwen\"}",
+	     "chat_model_config: must be an object {type, credential_id, model, parameters}"},
+	    {"{\"chat_model_config\": {\"type\": \"t\", \"model\": \"m\"}}",
+	     "chat_model_config.credential_id: must be a non-empty string"},
+	    {"{\"fallback_chat_model_config\": {\"type\": \"t\", \"credential_id\": \"c\", "
+	     "\"model\": \"m\"}}",
+	     "fallback_chat_model_config: needs chat_model_config"},
+	    {"{\"chat_model_config\": {\"type\": \"t\", \"credential_id\": \"c\", \"model\": "
+	     "\"m\"}, \"fallback_chat_model_config\": {\"type\": \"t\"}}",
+	     "fallback_chat_model_config.credential_id: must be a non-empty string"},
+	};
+	struct sg_error err = {0};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sg_backend be = {.name = "as1"};
+		json_t *o = parse(bad[i].options);
+
+		ck_assert_int_eq(sg_mapping_agentscope.init(&be, o, &err), -1);
+		ck_assert_str_eq(err.message, bad[i].message);
+		ck_assert_ptr_null(be.priv);
+		json_decref(o);
+	}
+}
+END_TEST
+
 static Suite *agentscope_suite(void)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -1206,6 +1666,7 @@ static Suite *agentscope_suite(void)
 	Suite *s = suite_create("agentscope");
 	TCase *golden = tcase_create("golden");
 	TCase *edge = tcase_create("edge");
+	TCase *flows = tcase_create("flows");
 
 	if (n)
 		tcase_add_loop_test(golden, test_golden, 0, (int)n);
@@ -1224,6 +1685,16 @@ static Suite *agentscope_suite(void)
 	tcase_add_test(edge, test_echo_matches_list);
 	tcase_add_test(edge, test_echo_other_kinds);
 	tcase_add_test(edge, test_writes_oom);
+	tcase_add_test(edge, test_init_options);
+	tcase_add_test(flows, test_flow_create);
+	tcase_add_test(flows, test_flow_create_then_failures);
+	tcase_add_test(flows, test_flow_create_refused);
+	tcase_add_test(flows, test_flow_update);
+	tcase_add_test(flows, test_flow_archive_delete);
+	tcase_add_test(flows, test_flow_send_message);
+	tcase_add_test(flows, test_flow_send_interrupt);
+	tcase_add_test(flows, test_flow_send_confirmation);
+	tcase_add_test(flows, test_flow_agents);
 	tcase_add_test(edge, test_huge_list);
 	tcase_add_loop_test(edge, test_bad_listing, 0,
 	                    (int)(sizeof(bad_listings) / sizeof(bad_listings[0])));
@@ -1235,7 +1706,9 @@ static Suite *agentscope_suite(void)
 	tcase_set_timeout(golden, 60);
 	tcase_set_timeout(edge, 300);
 	suite_add_tcase(s, golden);
+	tcase_set_timeout(flows, 60);
 	suite_add_tcase(s, edge);
+	suite_add_tcase(s, flows);
 	return s;
 }
 
