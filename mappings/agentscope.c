@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "berror.h"
+#include "after.h"
 #include "call.h"
 #include "codec.h"
 #include "config.h"
@@ -129,49 +129,18 @@ static void cache_key(const struct sg_call *call, const char *what, const char *
 	         agent ? agent : "");
 }
 
-/* Fails a call whose write took effect (st->applied) with err's status and reason, but never
- * inviting a retry: the same write sent again would be applied twice (a second session, a
- * second message). The message says what took effect, so the client can look instead. */
+/* Fails a call whose write took effect (st->applied): see after.h. */
 static void fail_applied(struct sg_call *call, struct as_state *st, struct sg_error *err)
 {
-	static const char tail[] = "; do not send the write again";
-	size_t fixed = strlen(st->after) + 2 + sizeof(tail), room;
-	char why[SG_ERRMSG_MAX];
-
-	/* the backend's words are cut between characters, so that the message stays UTF-8 */
-	room = fixed < SG_ERRMSG_MAX ? SG_ERRMSG_MAX - fixed : 0;
-	snprintf(why, sizeof(why), "%s", err->message);
-	sg_error_set(err, err->status >= 400 && err->status != 404 ? err->status : 502,
-	             err->status >= 400 && err->status != 404 ? err->type : "api_error",
-	             "%s: %.*s%s", st->after, sg_utf8_cut(why, room), why, tail);
-	err->should_retry = 0;
-	sg_call_fail_with(call, err);
+	sg_after_fail(call, st->after, err);
 }
 
-/* The answer to a fetch made after the write took effect (reading the session back, sending
- * the initial events), read like sg_call_json() but failed through fail_applied(). Returns the
- * parsed 2xx body (new), or NULL after failing the call. */
+/* The answer to a fetch (reading the session back, sending the initial events): once the write
+ * took effect, read through sg_after_json(), else as usual. Returns the parsed 2xx body (new), or
+ * NULL after failing the call. */
 static json_t *json_after(struct sg_call *call, struct as_state *st, const struct sg_fetch_res *res)
 {
-	const char *name = sg_call_backend(call)->name;
-	struct sg_error err = {0};
-	json_t *body = NULL;
-
-	if (!st->applied)
-		return sg_call_json(call, res);
-	if (res->fail == SG_FETCH_TIMEOUT)
-		sg_err_timeout(&err, "backend '%s' did not answer in time", name);
-	else if (res->fail != SG_FETCH_OK)
-		sg_err_bad_gateway(&err, "backend '%s' failed: %s", name, res->errmsg);
-	else if (res->status < 200 || res->status > 299)
-		sg_berror(sg_call_backend(call)->mapping, res->status, res->body, res->len, name,
-		          &err);
-	else if (!(body = json_loadb(res->body, res->len, 0, NULL)))
-		sg_err_bad_gateway(&err, "backend '%s' answered something that is not JSON", name);
-	if (body)
-		return body;
-	fail_applied(call, st, &err);
-	return NULL;
+	return st->applied ? sg_after_json(call, st->after, res) : sg_call_json(call, res);
 }
 
 /* The view of the session a call addresses (st->agent_id, st->session_id), from the agent's
