@@ -3,9 +3,11 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+#include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,24 @@ static json_t *header_or_null(struct evhttp_request *req, const char *name)
 	return v ? json_string(v) : json_null();
 }
 
+/* Every request header, its name lowercased, as {name: value}. New. */
+static json_t *all_headers(struct evhttp_request *req)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(req);
+	json_t *out = json_object();
+
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+		char name[128];
+		size_t i;
+
+		for (i = 0; kv->key[i] && i < sizeof(name) - 1; i++)
+			name[i] = (char)tolower((unsigned char)kv->key[i]);
+		name[i] = '\0';
+		json_object_set_new(out, name, json_string(kv->value));
+	}
+	return out;
+}
+
 static void answer(struct evhttp_request *req, void *arg)
 {
 	struct sg_flow *f = arg;
@@ -70,10 +90,11 @@ static void answer(struct evhttp_request *req, void *arg)
 		if (!body)
 			body = json_stringn(text, n);
 	}
-	json_array_append_new(f->seen, json_pack("{s:s, s:s, s:o, s:o, s:o}", "method", method,
+	json_array_append_new(f->seen, json_pack("{s:s, s:s, s:o, s:o, s:o, s:o}", "method", method,
 	                                         "uri", uri, "body", body ? body : json_null(),
 	                                         "user", header_or_null(req, "X-User-ID"), "type",
-	                                         header_or_null(req, "Content-Type")));
+	                                         header_or_null(req, "Content-Type"), "headers",
+	                                         all_headers(req)));
 	snprintf(key, sizeof(key), "%s %s", method, uri);
 	route = json_object_get(f->routes, key);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",

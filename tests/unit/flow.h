@@ -37,8 +37,8 @@ void sg_flow_run(struct sg_flow *f, enum sg_call_kind kind, const char *identity
 
 /* After a run. seen: every request the backend received, in order, as [{method, uri, body
  * (parsed JSON, the raw text when it is not JSON, null when empty), user (X-User-ID or null),
- * type (Content-Type or null)}] (borrowed). error: the call's error, or NULL. object and items:
- * what it ended with (borrowed, may be NULL). */
+ * type (Content-Type or null), headers (every header, names lowercased)}] (borrowed). error: the
+ * call's error, or NULL. object and items: what it ended with (borrowed, may be NULL). */
 const json_t *sg_flow_seen(const struct sg_flow *f);
 const struct sg_error *sg_flow_error(const struct sg_flow *f);
 json_t *sg_flow_object(const struct sg_flow *f);

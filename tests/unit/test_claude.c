@@ -9,7 +9,9 @@
 #include <string.h>
 
 #include "claude_translate.h"
+#include "config.h"
 #include "fixture.h"
+#include "flow.h"
 #include "idcodec.h"
 #include "north.h"
 
@@ -995,6 +997,126 @@ START_TEST(test_oom_take)
 }
 END_TEST
 
+/* ---- the module's I/O, against a scripted upstream ---------------------------------------- */
+
+extern const struct sg_mapping sg_mapping_claude;
+
+#define CL_OPTS "{\"api_key\": \"sk-ant-test\", \"anthropic_version\": \"2023-06-01\"}"
+
+static const json_t *cl_seen(const struct sg_flow *f, size_t i, const char *method, const char *uri)
+{
+	const json_t *r = json_array_get(sg_flow_seen(f), i), *h;
+
+	ck_assert_msg(r != NULL, "request %zu was not sent", i);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "method")), method);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "uri")), uri);
+	h = json_object_get(r, "headers");
+	/* the backend's own credentials and dialect headers, never the client's */
+	ck_assert_str_eq(json_string_value(json_object_get(h, "x-api-key")), "sk-ant-test");
+	ck_assert_str_eq(json_string_value(json_object_get(h, "anthropic-version")), "2023-06-01");
+	ck_assert_str_eq(json_string_value(json_object_get(h, "anthropic-beta")),
+	                 "managed-agents-2026-04-01");
+	ck_assert_ptr_null(json_object_get(h, "authorization"));
+	if (json_is_object(json_object_get(r, "body")))
+		ck_assert_str_eq(json_string_value(json_object_get(h, "content-type")),
+		                 "application/json");
+	return r;
+}
+
+START_TEST(test_flow_writes)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "sesn_up");
+	const char *create = "{\"agent\": {\"type\": \"agent\", \"id\": \"agent_1\", \"version\": "
+	                     "2}, \"environment_id\": \"env_1\", \"metadata\": {\"k\": \"v\"}}";
+	const struct sg_error *e;
+	char want[SG_ID_MAX];
+	const json_t *r;
+	json_t *body;
+
+	ck_assert_int_ge(sg_id_encode("sesn_", BACKEND, "", "sesn_up", want, sizeof(want)), 0);
+	sg_flow_route(f, "POST", "/v1/sessions", 200, GOOD_SESSION);
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, "{}", NULL, create, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(sg_flow_object(f), "id")), want);
+	r = cl_seen(f, 0, "POST", "/v1/sessions");
+	/* the body as the client sent it: agent ids carry no route, so none is translated */
+	body = parse(create);
+	ck_assert(json_equal(json_object_get(r, "body"), body));
+	json_decref(body);
+
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up", 200, GOOD_SESSION);
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, "{}", &id, "{\"title\": null}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = cl_seen(f, 0, "POST", "/v1/sessions/sesn_up");
+	ck_assert(json_is_null(json_object_get(json_object_get(r, "body"), "title")));
+
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up/archive", 200, GOOD_SESSION);
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, "{}", &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = cl_seen(f, 0, "POST", "/v1/sessions/sesn_up/archive");
+	ck_assert(json_is_null(json_object_get(r, "body")));
+
+	sg_flow_route(f, "DELETE", "/v1/sessions/sesn_up", 200,
+	              "{\"id\": \"sesn_up\", \"type\": \"session_deleted\"}");
+	sg_flow_run(f, SG_CALL_DELETE_SESSION, "{}", &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_ptr_null(sg_flow_object(f));
+	cl_seen(f, 0, "DELETE", "/v1/sessions/sesn_up");
+
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up/events", 200,
+	              "{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.interrupt\", "
+	              "\"processed_at\": null}]}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, "{}", &id,
+	            "{\"events\": [{\"type\": \"user.interrupt\"}]}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(sg_flow_object(f), "data"), 0), "id")),
+	                 "sevt_1");
+	cl_seen(f, 0, "POST", "/v1/sessions/sesn_up/events");
+
+	/* an answer that does not translate after the write: applied, no retry */
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up", 200, "{\"id\": \"sesn_up\"}");
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, "{}", &id, "{\"title\": \"x\"}", -1);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->status, 502);
+	ck_assert_int_eq(e->should_retry, 0);
+	ck_assert_ptr_nonnull(strstr(e->message, "the write was applied"));
+	/* the upstream's own refusal */
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up/archive", 409,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"conflict_error\", "
+	              "\"message\": \"session is running\"}}");
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, "{}", &id, NULL, -1);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->status, 409);
+	ck_assert_ptr_nonnull(strstr(e->message, "session is running"));
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_agents)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "agent_1");
+
+	sg_flow_route(f, "GET", "/v1/agents?limit=100&include_archived=true", 200,
+	              "{\"data\": [" GOOD_AGENT "], \"next_page\": \"page_2\"}");
+	sg_flow_route(f, "GET", "/v1/agents?limit=100&include_archived=true&page=page_2", 200,
+	              "{\"data\": [" GOOD_AGENT "], \"next_page\": null}");
+	sg_flow_run(f, SG_CALL_LIST_AGENTS, "{}", NULL, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_uint_eq(json_array_size(sg_flow_items(f)), 2);
+	cl_seen(f, 1, "GET", "/v1/agents?limit=100&include_archived=true&page=page_2");
+	sg_flow_route(f, "GET", "/v1/agents/agent_1?version=3", 200, GOOD_AGENT);
+	sg_flow_run(f, SG_CALL_GET_AGENT, "{}", &id, NULL, 3);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(sg_flow_object(f), "id")), "agent_1");
+	sg_flow_free(f);
+}
+END_TEST
+
 static Suite *claude_suite(void)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -1019,6 +1141,8 @@ static Suite *claude_suite(void)
 	tcase_add_test(edge, test_session_not_object);
 	tcase_add_test(edge, test_bad_agent);
 	tcase_add_test(edge, test_sent);
+	tcase_add_test(edge, test_flow_writes);
+	tcase_add_test(edge, test_flow_agents);
 	tcase_add_test(edge, test_long_id);
 	tcase_add_test(edge, test_no_context);
 	tcase_add_loop_test(edge, test_bad_events, 0,
