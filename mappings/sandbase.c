@@ -400,6 +400,10 @@ static int session_path(struct sg_call *call, const char *suffix, char *out, siz
  * retrieve gives it (its agent snapshot fetched when SandBase names it only by reference). */
 static void on_session_written(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
+	enum sg_call_kind kind = sg_call_kind(call);
+	const char *done = kind == SG_CALL_CREATE_SESSION    ? "created"
+	                   : kind == SG_CALL_ARCHIVE_SESSION ? "archived"
+	                                                     : "updated";
 	struct sb_state *st = arg;
 	const json_t *id;
 	char pub[SG_ID_MAX];
@@ -412,14 +416,13 @@ static void on_session_written(struct sg_call *call, const struct sg_fetch_res *
 	if (sg_jis_id(id) && sg_id_encode("sesn_", sg_call_backend(call)->name, "",
 	                                  json_string_value(id), pub, sizeof(pub)) >= 0)
 		snprintf(st->after, sizeof(st->after),
-		         "session %s was %s, but its answer could not be read", pub,
-		         sg_call_kind(call) == SG_CALL_CREATE_SESSION ? "created" : "changed");
+		         "session %s was %s, but its answer could not be read", pub, done);
 	else
 		snprintf(
 		    st->after, sizeof(st->after),
-		    "the backend %s a session, but its answer could not be read (list the sessions "
-		    "before retrying)",
-		    sg_call_kind(call) == SG_CALL_CREATE_SESSION ? "may have created" : "changed");
+		    "the session was %s, but the backend's answer names no usable session id%s",
+		    done,
+		    kind == SG_CALL_CREATE_SESSION ? " (list the sessions before retrying)" : "");
 	resolve_agents(call, st);
 }
 
