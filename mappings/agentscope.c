@@ -5,7 +5,12 @@
  * AgentScope has no lookup by session id and no pagination: every session call needs the
  * agent id (carried in our public ids as the scope) and returns the whole (user, agent)
  * listing. Identity is the X-User-ID header, taken from the authenticated key's identity
- * object and never from the client. */
+ * object and never from the client.
+ *
+ * Writes (docs/fidelity-agentscope.md, "Writes") are translated by pure functions too; this
+ * file sends each once and reads the session back as a retrieve does, since AgentScope
+ * answers a create with nothing but the id. A failure after a write took effect goes through
+ * after.h, so the client is never invited to send it again. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
