@@ -5,13 +5,22 @@
  * AgentScope has no lookup by session id and no pagination: every session call needs the
  * agent id (carried in our public ids as the scope) and returns the whole (user, agent)
  * listing. Identity is the X-User-ID header, taken from the authenticated key's identity
- * object and never from the client. */
+ * object and never from the client.
+ *
+ * Writes (docs/fidelity-agentscope.md, "Writes") are translated by pure functions too; this
+ * file sends each once and reads the session back as a retrieve does, since AgentScope
+ * answers a create with nothing but the id. A failure after a write took effect goes through
+ * after.h, so the client is never invited to send it again. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "after.h"
 #include "call.h"
+#include "codec.h"
 #include "config.h"
+#include "crypto.h"
+#include "jsonx.h"
 #include "mapping.h"
 #include "tz.h"
 #include "agentscope_events.h"
@@ -27,17 +36,32 @@ struct as_priv {
 	int hint_mode;   /* enum sg_as_hint_mode */
 	long cache_ms;   /* freshness of the worker's cache of agents and translated listings;
 	                  * 0 = always ask the backend */
+	/* What a created session runs with (sg_as_model_config() as JSON text; NULL: the backend
+	 * takes no creates), and the model its agents are shown with. */
+	char *chat_model_config;
+	char *fallback_chat_model_config;
+	char *model;
 };
 
 /* Per-call state: the agents index and the raw listings, translated once all arrived. */
 struct as_state {
 	char user_hdr[AS_USER_MAX + 16];
-	const char *headers[2];
-	json_t *agents_index; /* agent id → AgentView */
-	json_t *listings;     /* raw bodies of GET /sessions/, or for lists
-	                       * [agent id, body] pairs */
-	json_t *cached;       /* lists: north sessions of agents served from the cache */
-	json_t *agent_ids;    /* agents still to list (fan-out queue) */
+	const char *headers[2];  /* reads */
+	const char *wheaders[3]; /* writes: the identity and the body's type */
+	/* the session a call addresses (retrieve, events, writes): native ids, and for writes the
+	 * public id, known once the backend made or named it */
+	char agent_id[SG_ID_FIELD_MAX];
+	char session_id[SG_ID_FIELD_MAX];
+	char pubid[SG_ID_MAX];
+	int applied; /* the write took effect: a later failure must not invite a retry */
+	char after[SG_ID_MAX + 160]; /* what took effect, for such a failure's message */
+	json_t *chat_input;          /* create: the initial events, sent once the session exists */
+	struct sg_as_send plan;      /* send_events */
+	json_t *agents_index;        /* agent id → AgentView */
+	json_t *listings;            /* raw bodies of GET /sessions/, or for lists
+	                              * [agent id, body] pairs */
+	json_t *cached;              /* lists: north sessions of agents served from the cache */
+	json_t *agent_ids;           /* agents still to list (fan-out queue) */
 	size_t next_agent;
 	int agents_done;
 	/* events: the message log, read to the end */
@@ -57,6 +81,8 @@ static void state_free(void *p)
 	json_decref(st->cached);
 	json_decref(st->agent_ids);
 	json_decref(st->messages);
+	json_decref(st->chat_input);
+	json_decref(st->plan.msgs);
 	free(st);
 }
 
@@ -75,6 +101,9 @@ static struct as_state *state_new(struct sg_call *call)
 	snprintf(st->user_hdr, sizeof(st->user_hdr), "X-User-ID: %s", uid);
 	st->headers[0] = st->user_hdr;
 	st->headers[1] = NULL;
+	st->wheaders[0] = st->user_hdr;
+	st->wheaders[1] = "Content-Type: application/json";
+	st->wheaders[2] = NULL;
 	st->listings = json_array();
 	st->cached = json_array();
 	if (!st->listings || !st->cached)
@@ -105,34 +134,58 @@ static void cache_key(const struct sg_call *call, const char *what, const char *
 	         agent ? agent : "");
 }
 
-/* The view of the session a get/events call names, from the agent's listing: borrowed, or
- * NULL after failing the call (wrong shape → 502, absent → 404). */
+/* Fails a call whose write took effect (st->applied): see after.h. */
+static void fail_applied(struct sg_call *call, struct as_state *st, struct sg_error *err)
+{
+	sg_after_fail(call, st->after, err);
+}
+
+/* The answer to a fetch (reading the session back, sending the initial events): once the write
+ * took effect, read through sg_after_json(), else as usual. Returns the parsed 2xx body (new), or
+ * NULL after failing the call. */
+static json_t *json_after(struct sg_call *call, struct as_state *st, const struct sg_fetch_res *res)
+{
+	return st->applied ? sg_after_json(call, st->after, res) : sg_call_json(call, res);
+}
+
+/* The view of the session a call addresses (st->agent_id, st->session_id), from the agent's
+ * listing: borrowed, or NULL after failing the call (wrong shape → 502, absent → 404). */
 static const json_t *find_view(struct sg_call *call, struct as_state *st)
 {
-	const struct sg_pubid *id = sg_call_pubid(call);
 	const json_t *sessions = json_object_get(json_array_get(st->listings, 0), "sessions");
+	struct sg_error err = {0};
 	json_t *view;
 	size_t i;
 
 	if (!json_is_array(sessions)) {
-		sg_call_fail(call, 502, "api_error",
-		             "backend '%s': the session listing has the wrong shape",
-		             sg_call_backend(call)->name);
-		return NULL;
+		sg_err_bad_gateway(&err, "backend '%s': the session listing has the wrong shape",
+		                   sg_call_backend(call)->name);
+		goto fail;
 	}
 	json_array_foreach(sessions, i, view) {
 		const json_t *rec = json_object_get(view, "session");
 		const char *sid = json_string_value(json_object_get(rec, "id"));
 		const char *aid = json_string_value(json_object_get(rec, "agent_id"));
 
-		if (sid && aid && strcmp(sid, id->native) == 0 && strcmp(aid, id->scope) == 0)
+		if (sid && aid && strcmp(sid, st->session_id) == 0 &&
+		    strcmp(aid, st->agent_id) == 0)
 			return view;
 	}
-	sg_call_fail(call, 404, "not_found_error", "session not found");
+	if (st->applied)
+		sg_err_bad_gateway(&err, "backend '%s' does not list the session",
+		                   sg_call_backend(call)->name);
+	else
+		sg_err_not_found(&err, "session not found");
+fail:
+	if (st->applied)
+		fail_applied(call, st, &err);
+	else
+		sg_call_fail_with(call, &err);
 	return NULL;
 }
 
-/* Retrieve: only the view with the encoded ids is translated. */
+/* Retrieve, and the answer of create and update: only the view with the call's ids is
+ * translated, exactly as a retrieve does it. */
 static void finish_get(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
 {
 	const json_t *view = find_view(call, st);
@@ -141,19 +194,50 @@ static void finish_get(struct sg_call *call, struct as_state *st, const struct s
 
 	if (!view)
 		return;
-	s = sg_as_session_to_cma(
-	    view, json_object_get(st->agents_index, sg_call_pubid(call)->scope), ctx, &err);
+	s = sg_as_session_to_cma(view, json_object_get(st->agents_index, st->agent_id), ctx, &err);
 	if (!s) {
-		sg_call_fail_with(call, &err);
+		if (st->applied)
+			fail_applied(call, st, &err);
+		else
+			sg_call_fail_with(call, &err);
 		return;
 	}
 	sg_call_object(call, s);
 }
 
-static void finish_events(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
+/* Whether the view says a run holds the session now. */
+static int view_running(const json_t *view)
 {
-	const struct sg_pubid *id = sg_call_pubid(call);
-	const json_t *view = find_view(call, st), *rec, *status, *agent, *log;
+	const json_t *status = json_object_get(view, "status");
+
+	return json_is_string(status) ? strcmp(json_string_value(status), "running") == 0
+	                              : json_is_true(json_object_get(view, "is_running"));
+}
+
+/* The events context of the session st addresses, whose view is `view` (borrowed): what
+ * list_events translates the log with, so that every id it mints is the one the list shows.
+ * key (2 * SG_ID_FIELD_MAX + 2 bytes) holds the session key the context points at. */
+static void events_ctx(const struct sg_call *call, const struct as_state *st, const json_t *view,
+                       char *key, struct sg_as_events_ctx *ec)
+{
+	const json_t *rec = json_object_get(view, "session");
+	const json_t *agent = json_object_get(st->agents_index, st->agent_id);
+
+	memset(ec, 0, sizeof(*ec));
+	snprintf(key, 2 * SG_ID_FIELD_MAX + 2, "%s/%s", st->agent_id, st->session_id);
+	ec->backend = sg_call_backend(call)->name;
+	ec->session_key = key;
+	ec->tz = priv_of(call)->tz;
+	ec->agent_name = json_string_value(json_object_get(json_object_get(agent, "data"), "name"));
+	ec->model = json_string_value(json_object_get(
+	    json_object_get(json_object_get(rec, "config"), "chat_model_config"), "model"));
+	ec->session_running = view_running(view);
+	ec->hint_mode = priv_of(call)->hint_mode;
+}
+
+static void finish_events(struct sg_call *call, struct as_state *st)
+{
+	const json_t *view = find_view(call, st), *rec, *log;
 	struct sg_as_events_ctx ec = {0};
 	struct sg_error err = {0};
 	char key[2 * SG_ID_FIELD_MAX + 2];
@@ -162,19 +246,7 @@ static void finish_events(struct sg_call *call, struct as_state *st, const struc
 	if (!view)
 		return;
 	rec = json_object_get(view, "session");
-	status = json_object_get(view, "status");
-	agent = json_object_get(st->agents_index, id->scope);
-	snprintf(key, sizeof(key), "%s/%s", id->scope, id->native);
-	ec.backend = ctx->backend;
-	ec.session_key = key;
-	ec.tz = ctx->tz;
-	ec.agent_name = json_string_value(json_object_get(json_object_get(agent, "data"), "name"));
-	ec.model = json_string_value(json_object_get(
-	    json_object_get(json_object_get(rec, "config"), "chat_model_config"), "model"));
-	ec.session_running = json_is_string(status)
-	                         ? strcmp(json_string_value(status), "running") == 0
-	                         : json_is_true(json_object_get(view, "is_running"));
-	ec.hint_mode = priv_of(call)->hint_mode;
+	events_ctx(call, st, view, key, &ec);
 	log = st->messages;
 	if (st->msgs_endpoint_missing) {
 		/* Without a message log only state.context is left; say so when earlier turns
@@ -198,6 +270,28 @@ static void finish_events(struct sg_call *call, struct as_state *st, const struc
 	sg_call_items(call, events);
 }
 
+static void send_checked(struct sg_call *call, struct as_state *st);
+
+/* After a create or update, the agent's listing just read is the freshest there is: it
+ * replaces this worker's cached translation, so a list right after the write shows it. (Other
+ * workers' caches keep theirs until cache_ms passes.) Best effort: a listing that does not
+ * translate is simply not cached. */
+static void refresh_cache(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
+{
+	struct sg_error err = {0};
+	json_t *one;
+	char key[1024];
+
+	if (priv_of(call)->cache_ms <= 0 || !(one = json_array()))
+		return;
+	if (sg_as_listing_to_cma(json_array_get(st->listings, 0), st->agents_index, ctx, one,
+	                         &err) == 0) {
+		cache_key(call, "sessions", st->agent_id, key, sizeof(key));
+		sg_call_cache_put(call, key, one, priv_of(call)->cache_ms);
+	}
+	json_decref(one);
+}
+
 /* Translates every listing once nothing is pending: the list ends here. */
 static void finish_list(struct sg_call *call, struct as_state *st)
 {
@@ -210,14 +304,26 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	    st->next_agent < json_array_size(st->agent_ids))
 		return;
 	ctx_of(call, &ctx);
-	if (sg_call_kind(call) == SG_CALL_GET_SESSION) {
+	switch (sg_call_kind(call)) {
+	case SG_CALL_CREATE_SESSION:
+	case SG_CALL_UPDATE_SESSION:
+		/* the answer is the session as a retrieve gives it */
+		refresh_cache(call, st, &ctx);
 		finish_get(call, st, &ctx);
 		return;
-	}
-	if (sg_call_kind(call) == SG_CALL_LIST_EVENTS) {
-		if (st->msgs_done)
-			finish_events(call, st, &ctx);
+	case SG_CALL_GET_SESSION:
+		finish_get(call, st, &ctx);
 		return;
+	case SG_CALL_LIST_EVENTS:
+		if (st->msgs_done)
+			finish_events(call, st);
+		return;
+	case SG_CALL_SEND_EVENTS:
+		if (st->msgs_done)
+			send_checked(call, st);
+		return;
+	default:
+		break;
 	}
 	out = json_copy(st->cached);
 	if (!out) {
@@ -291,7 +397,7 @@ static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, voi
 	    sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
 		body = json_pack("{s:[], s:i}", "sessions", "total", 0);
 	else
-		body = sg_call_json(call, res);
+		body = json_after(call, st, res);
 	if (!body)
 		return;
 	if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
@@ -311,7 +417,7 @@ static void on_agents(struct sg_call *call, const struct sg_fetch_res *res, void
 	struct as_state *st = arg;
 	struct sg_as_ctx ctx;
 	struct sg_error err = {0};
-	json_t *body = sg_call_json(call, res);
+	json_t *body = json_after(call, st, res);
 	char key[1024];
 
 	if (!body)
@@ -320,7 +426,10 @@ static void on_agents(struct sg_call *call, const struct sg_fetch_res *res, void
 	st->agents_index = sg_as_agents_index(body, &ctx, &err);
 	json_decref(body);
 	if (!st->agents_index) {
-		sg_call_fail_with(call, &err);
+		if (st->applied)
+			fail_applied(call, st, &err);
+		else
+			sg_call_fail_with(call, &err);
 		return;
 	}
 	if (priv_of(call)->cache_ms > 0) {
@@ -389,31 +498,32 @@ static void as_list_sessions(struct sg_call *call)
 		finish_list(call, st);
 }
 
-static void as_get_session(struct sg_call *call)
+/* Reads the session st addresses, as a retrieve does: the agents (for the snapshot's name and
+ * prompt) and the agent's listing, concurrently; finish_list() translates. */
+static void read_session(struct sg_call *call, struct as_state *st)
 {
-	const struct sg_pubid *id = sg_call_pubid(call);
-	struct as_state *st = state_new(call);
+	char esc[1024], path[1100];
 
-	if (!st)
-		return;
-	if (!id->scope[0]) {
+	st->agent_ids = json_pack("[s]", st->agent_id);
+	st->next_agent = 1;
+	if (sg_url_escape(st->agent_id, esc, sizeof(esc)) < 0) {
 		sg_call_fail(call, 404, "not_found_error", "session not found");
 		return;
 	}
-	st->agent_ids = json_pack("[s]", id->scope);
 	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
 		return;
-	{
-		char esc[1024], path[1100];
+	snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
+	sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0);
+}
 
-		st->next_agent = 1;
-		if (sg_url_escape(id->scope, esc, sizeof(esc)) < 0) {
-			sg_call_fail(call, 404, "not_found_error", "session not found");
-			return;
-		}
-		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
-		sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0);
-	}
+static struct as_state *session_state(struct sg_call *call);
+
+static void as_get_session(struct sg_call *call)
+{
+	struct as_state *st = session_state(call);
+
+	if (st)
+		read_session(call, st);
 }
 
 static int fetch_messages(struct sg_call *call, struct as_state *st);
@@ -487,11 +597,10 @@ static void on_messages(struct sg_call *call, const struct sg_fetch_res *res, vo
 
 static int fetch_messages(struct sg_call *call, struct as_state *st)
 {
-	const struct sg_pubid *id = sg_call_pubid(call);
 	char sid[600], aid[600], before[800], path[2200];
 
-	if (sg_url_escape(id->native, sid, sizeof(sid)) < 0 ||
-	    sg_url_escape(id->scope, aid, sizeof(aid)) < 0 ||
+	if (sg_url_escape(st->session_id, sid, sizeof(sid)) < 0 ||
+	    sg_url_escape(st->agent_id, aid, sizeof(aid)) < 0 ||
 	    sg_url_escape(st->before, before, sizeof(before)) < 0) {
 		sg_call_fail(call, 404, "not_found_error", "session not found");
 		return -1;
@@ -509,22 +618,19 @@ static int fetch_messages(struct sg_call *call, struct as_state *st)
 	return sg_call_get(call, path, st->headers, on_messages, st);
 }
 
-/* Events: the agent (for its name), the listing (running state, model, the context
- * fallback) and the message log, fetched concurrently. */
-static void as_list_events(struct sg_call *call)
+/* The session's log as list_events reads it: the agent (for its name), the listing (running
+ * state, model, the context fallback) and the message log, fetched concurrently; finish_list()
+ * goes on once all arrived. */
+static void read_log(struct sg_call *call, struct as_state *st)
 {
-	const struct sg_pubid *id = sg_call_pubid(call);
-	struct as_state *st = state_new(call);
 	char esc[1024], path[1100];
 
-	if (!st)
-		return;
 	st->messages = json_array();
-	if (!id->scope[0] || !st->messages || sg_url_escape(id->scope, esc, sizeof(esc)) < 0) {
+	if (!st->messages || sg_url_escape(st->agent_id, esc, sizeof(esc)) < 0) {
 		sg_call_fail(call, 404, "not_found_error", "session not found");
 		return;
 	}
-	st->agent_ids = json_pack("[s]", id->scope);
+	st->agent_ids = json_pack("[s]", st->agent_id);
 	st->next_agent = 1;
 	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
 		return;
@@ -534,10 +640,506 @@ static void as_list_events(struct sg_call *call)
 	fetch_messages(call, st);
 }
 
+/* The state of a call on the session its public id names; NULL after failing the call (an id
+ * without an agent cannot be one of AgentScope's). */
+static struct as_state *session_state(struct sg_call *call)
+{
+	const struct sg_pubid *id = sg_call_pubid(call);
+	struct as_state *st;
+
+	if (!id || !id->scope[0]) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return NULL;
+	}
+	st = state_new(call);
+	if (!st)
+		return NULL;
+	snprintf(st->agent_id, sizeof(st->agent_id), "%s", id->scope);
+	snprintf(st->session_id, sizeof(st->session_id), "%s", id->native);
+	return st;
+}
+
+static void as_list_events(struct sg_call *call)
+{
+	struct as_state *st = session_state(call);
+
+	if (st)
+		read_log(call, st);
+}
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+/* A fresh uuid4 as 32 lowercase hex digits, the form of AgentScope's own ids. */
+static int mint_uuid(void *arg, char out[65])
+{
+	uint8_t b[16];
+
+	(void)arg;
+	if (sg_random(b, sizeof(b)))
+		return -1;
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	return sg_hex_encode(b, sizeof(b), out, 65) == 32 ? 0 : -1;
+}
+
+static void write_ctx(const struct sg_call *call, struct sg_as_write_ctx *w)
+{
+	const struct as_priv *pv = priv_of(call);
+
+	memset(w, 0, sizeof(*w));
+	w->backend = sg_call_backend(call)->name;
+	w->tz = pv->tz;
+	w->now_us = sg_call_now_us(call);
+	w->new_id = mint_uuid;
+	w->chat_model_config = pv->chat_model_config;
+	w->fallback_chat_model_config = pv->fallback_chat_model_config;
+}
+
+/* v (borrowed) as compact JSON text in a new malloc'd buffer (*len bytes, NUL-terminated), or
+ * NULL when out of memory. json_dumpb writes into our buffer, so the text is ours to free. */
+static char *dump(const json_t *v, size_t *len)
+{
+	size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+	char *p = n ? malloc(n + 1) : NULL;
+
+	if (!p || json_dumpb(v, p, n, JSON_COMPACT) != n) {
+		free(p);
+		return NULL;
+	}
+	p[n] = '\0';
+	*len = n;
+	return p;
+}
+
+/* Sends one write with the write headers: body (borrowed) as JSON, or none. Returns 0, or -1
+ * after failing the call. */
+static int send_write(struct sg_call *call, struct as_state *st, const char *method,
+                      const char *path, const json_t *body, sg_call_fetch_cb cb)
+{
+	char *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (body && !(text = dump(body, &len))) {
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return -1;
+	}
+	rc = sg_call_request(call, method, path, st->wheaders, text, len, cb, st);
+	free(text);
+	return rc;
+}
+
+/* "/sessions/{id}<suffix>?agent_id=…" for the session st addresses. Returns 0, or -1 after
+ * failing the call (ids that cannot be sent name no session). */
+static int session_path(struct sg_call *call, const struct as_state *st, const char *suffix,
+                        char *out, size_t len)
+{
+	char sid[600], aid[600];
+	int n;
+
+	if (sg_url_escape(st->session_id, sid, sizeof(sid)) < 0 ||
+	    sg_url_escape(st->agent_id, aid, sizeof(aid)) < 0 ||
+	    (n = snprintf(out, len, "/sessions/%s%s?agent_id=%s", sid, suffix, aid)) < 0 ||
+	    (size_t)n >= len) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return -1;
+	}
+	return 0;
+}
+
+/* The body of POST /chat/ for the session st addresses, with input (stolen). New, or NULL. */
+static json_t *chat_body(const struct as_state *st, json_t *input)
+{
+	return json_pack("{s:s, s:s, s:o}", "agent_id", st->agent_id, "session_id", st->session_id,
+	                 "input", input);
+}
+
+static void on_initial_sent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	json_t *body = json_after(call, st, res);
+
+	if (!body)
+		return;
+	json_decref(body);
+	snprintf(st->after, sizeof(st->after), "session %s was created, but reading it back failed",
+	         st->pubid);
+	read_session(call, st);
+}
+
+/* POST /sessions/ answered: the session exists from here on, whatever happens next. */
+static void on_created(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	const char *name = sg_call_backend(call)->name;
+	json_t *body = sg_call_json(call, res), *chat;
+	struct sg_error err = {0};
+	const json_t *sid;
+
+	if (!body)
+		return;
+	sid = json_object_get(body, "session_id");
+	st->applied = 1;
+	if (!sg_jis_id(sid) || json_string_length(sid) >= sizeof(st->session_id) ||
+	    sg_id_encode("sesn_", name, st->agent_id, json_string_value(sid), st->pubid,
+	                 sizeof(st->pubid)) < 0) {
+		json_decref(body);
+		snprintf(st->after, sizeof(st->after),
+		         "the backend may have created a session of agent '%.*s' (list them before "
+		         "retrying)",
+		         sg_utf8_cut(st->agent_id, 64), st->agent_id);
+		sg_err_bad_gateway(&err, "backend '%s' answered without a usable session_id", name);
+		fail_applied(call, st, &err);
+		return;
+	}
+	snprintf(st->session_id, sizeof(st->session_id), "%s", json_string_value(sid));
+	json_decref(body);
+	if (!st->chat_input) {
+		snprintf(st->after, sizeof(st->after),
+		         "session %s was created, but reading it back failed", st->pubid);
+		read_session(call, st);
+		return;
+	}
+	snprintf(st->after, sizeof(st->after),
+	         "session %s was created, but sending its initial events failed (send them with "
+	         "events.send)",
+	         st->pubid);
+	chat = chat_body(st, st->chat_input);
+	st->chat_input = NULL;
+	if (!chat) {
+		sg_err_internal(&err, "out of memory");
+		fail_applied(call, st, &err);
+		return;
+	}
+	send_write(call, st, "POST", "/chat/", chat, on_initial_sent);
+	json_decref(chat);
+}
+
+/* Create: POST /sessions/ with the backend's model, then the initial events as one POST /chat/,
+ * then the session read back as a retrieve reads it. */
+static void as_create_session(struct sg_call *call)
+{
+	struct as_state *st = state_new(call);
+	struct sg_error err = {0};
+	struct sg_as_write_ctx w;
+	struct sg_as_create c;
+
+	if (!st)
+		return;
+	write_ctx(call, &w);
+	if (sg_as_create_request(sg_call_body(call), &w, &c, &err)) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	snprintf(st->agent_id, sizeof(st->agent_id), "%s", c.agent_id);
+	st->chat_input = c.chat_input;
+	send_write(call, st, "POST", "/sessions/", c.session_body, on_created);
+	json_decref(c.session_body);
+}
+
+static void on_patched(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	json_t *body = sg_call_json(call, res);
+
+	if (!body)
+		return;
+	json_decref(body);
+	st->applied = 1;
+	snprintf(st->after, sizeof(st->after),
+	         "the session was updated, but reading it back failed");
+	read_session(call, st);
+}
+
+/* Update: PATCH what AgentScope can change (the name), then the session read back; a body that
+ * changes nothing AgentScope stores is only read back. 409 while a run holds the session. */
+static void as_update_session(struct sg_call *call)
+{
+	struct as_state *st = session_state(call);
+	struct sg_error err = {0};
+	struct sg_as_write_ctx w;
+	json_t *patch;
+	char path[1400];
+
+	if (!st)
+		return;
+	write_ctx(call, &w);
+	if (sg_as_update_request(sg_call_body(call), &w, &patch, &err)) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	if (!patch) {
+		read_session(call, st);
+		return;
+	}
+	if (session_path(call, st, "", path, sizeof(path)) == 0)
+		send_write(call, st, "PATCH", path, patch, on_patched);
+	json_decref(patch);
+}
+
+/* AgentScope has no archive, and a session it cannot hide must not look archived: refused,
+ * never a silent no-op (docs/fidelity-agentscope.md). */
+static void as_archive_session(struct sg_call *call)
+{
+	sg_call_fail(call, 400, "invalid_request_error",
+	             "backend '%s' (agentscope) has no archive: delete the session instead",
+	             sg_call_backend(call)->name);
+}
+
+static void on_deleted(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	(void)arg;
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299) {
+		sg_call_object(call, NULL);
+		return;
+	}
+	json_decref(sg_call_json(call, res)); /* fails the call with the backend's error */
+}
+
+/* Delete: DELETE /sessions/{id}; AgentScope answers 204 with no body. */
+static void as_delete_session(struct sg_call *call)
+{
+	struct as_state *st = session_state(call);
+	char path[1400];
+
+	if (st && session_path(call, st, "", path, sizeof(path)) == 0)
+		send_write(call, st, "DELETE", path, NULL, on_deleted);
+}
+
+/* The events were accepted: the answer echoes them as north events. */
+static void send_answer(struct sg_call *call, struct as_state *st)
+{
+	struct sg_as_events_ctx ec = {0};
+	struct sg_error err = {0};
+	char key[2 * SG_ID_FIELD_MAX + 2];
+	json_t *echo;
+
+	snprintf(key, sizeof(key), "%s/%s", st->agent_id, st->session_id);
+	ec.backend = sg_call_backend(call)->name;
+	ec.session_key = key;
+	ec.tz = priv_of(call)->tz;
+	ec.hint_mode = priv_of(call)->hint_mode;
+	echo = sg_as_send_echo(sg_call_body(call), &st->plan, &ec, sg_call_now_us(call), &err);
+	if (!echo) {
+		st->applied = 1;
+		snprintf(st->after, sizeof(st->after),
+		         "the events were accepted, but the answer could not be built");
+		fail_applied(call, st, &err);
+		return;
+	}
+	sg_call_object(call, echo);
+}
+
+static void on_sent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	json_t *body = sg_call_json(call, res);
+
+	if (!body)
+		return;
+	json_decref(body);
+	send_answer(call, st);
+}
+
+/* Whether a 404 is FastAPI's own for a route it does not have ({"detail": "Not Found"}), not
+ * the session's. */
+static int no_such_route(const struct sg_fetch_res *res)
+{
+	json_t *body;
+	int yes;
+
+	if (res->fail != SG_FETCH_OK || res->status != 404)
+		return 0;
+	body = json_loadb(res->body, res->len, 0, NULL);
+	yes = json_object_size(body) == 1 && sg_streq(sg_jstr(body, "detail"), "Not Found");
+	json_decref(body);
+	return yes;
+}
+
+static void on_interrupted(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	json_t *body;
+
+	if (no_such_route(res)) {
+		sg_call_fail(
+		    call, 400, "invalid_request_error",
+		    "backend '%s' (agentscope) cannot interrupt: this AgentScope build has "
+		    "no POST /sessions/{id}/interrupt (added after v2.0.1)",
+		    sg_call_backend(call)->name);
+		return;
+	}
+	body = sg_call_json(call, res);
+	if (!body)
+		return;
+	json_decref(body);
+	send_answer(call, st);
+}
+
+/* The session is known to exist (and for tool answers, its log is read): sends the one
+ * POST /chat/ the request becomes. */
+static void send_checked(struct sg_call *call, struct as_state *st)
+{
+	const json_t *view = find_view(call, st), *log;
+	struct sg_as_events_ctx ec;
+	struct sg_error err = {0};
+	char key[2 * SG_ID_FIELD_MAX + 2];
+	json_t *input, *chat;
+
+	if (!view)
+		return;
+	if (st->plan.kind == SG_AS_SEND_MESSAGES) {
+		input = sg_as_chat_input(st->plan.msgs);
+	} else {
+		if (view_running(view)) {
+			sg_call_fail(
+			    call, 409, "conflict_error",
+			    "backend '%s' (agentscope): the session is running; it takes a "
+			    "tool confirmation or result only while it waits for one",
+			    sg_call_backend(call)->name);
+			return;
+		}
+		/* the ids are matched against the log exactly as list_events translates it */
+		events_ctx(call, st, view, key, &ec);
+		log =
+		    st->msgs_endpoint_missing
+		        ? json_object_get(
+		              json_object_get(json_object_get(view, "session"), "state"), "context")
+		        : st->messages;
+		input = sg_as_resume_input(json_object_get(sg_call_body(call), "events"), log, &ec,
+		                           &err);
+		if (!input) {
+			sg_call_fail_with(call, &err);
+			return;
+		}
+	}
+	chat = input ? chat_body(st, input) : NULL;
+	if (!chat) {
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	send_write(call, st, "POST", "/chat/", chat, on_sent);
+	json_decref(chat);
+}
+
+/* Send events: one kind per request, one backend request per north request. Messages first
+ * check that the session exists (AgentScope's /chat/ answers 200 for any session id and fails
+ * in the background); tool answers read the log to find the parked call. */
+static void as_send_events(struct sg_call *call)
+{
+	struct as_state *st = session_state(call);
+	struct sg_error err = {0};
+	struct sg_as_write_ctx w;
+	char esc[1024], path[1400];
+
+	if (!st)
+		return;
+	write_ctx(call, &w);
+	if (sg_as_send_plan(sg_call_body(call), &w, &st->plan, &err)) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	switch (st->plan.kind) {
+	case SG_AS_SEND_MESSAGES:
+		st->agents_done = 1;
+		st->msgs_done = 1;
+		st->agent_ids = json_pack("[s]", st->agent_id);
+		st->next_agent = 1;
+		if (sg_url_escape(st->agent_id, esc, sizeof(esc)) < 0) {
+			sg_call_fail(call, 404, "not_found_error", "session not found");
+			return;
+		}
+		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
+		sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0);
+		return;
+	case SG_AS_SEND_INTERRUPT:
+		if (session_path(call, st, "/interrupt", path, sizeof(path)) == 0)
+			send_write(call, st, "POST", path, NULL, on_interrupted);
+		return;
+	default:
+		read_log(call, st);
+		return;
+	}
+}
+
+/* ---- agents ------------------------------------------------------------------------------ */
+
+static void on_agent_list(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	const struct as_priv *pv = priv_of(call);
+	json_t *body = sg_call_json(call, res), *agents, *a;
+	struct sg_error err = {0};
+	struct sg_as_ctx ctx;
+	int64_t version;
+	size_t i;
+
+	(void)arg;
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	agents = sg_as_agents_to_cma(body, pv->model, &ctx, &err);
+	json_decref(body);
+	if (!agents) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	if (sg_call_kind(call) == SG_CALL_LIST_AGENTS) {
+		sg_call_items(call, agents);
+		return;
+	}
+	json_array_foreach(agents, i, a) {
+		if (!sg_streq(sg_jstr(a, "id"), sg_call_pubid(call)->native))
+			continue;
+		version = sg_call_agent_version(call);
+		if (version != -1 && version != 1) {
+			sg_call_fail(call, 404, "not_found_error",
+			             "agent version %lld not found: AgentScope agents have one "
+			             "version, 1",
+			             (long long)version);
+		} else {
+			sg_call_object(call, json_incref(a));
+		}
+		json_decref(agents);
+		return;
+	}
+	json_decref(agents);
+	sg_call_fail(call, 404, "not_found_error", "agent not found");
+}
+
+/* AgentScope has no GET /agent/{id}: both read the user's agent listing. */
+static void as_list_agents(struct sg_call *call)
+{
+	struct as_state *st = state_new(call);
+
+	if (st)
+		sg_call_get(call, "/agent/", st->headers, on_agent_list, NULL);
+}
+
+static void as_free(struct as_priv *pv)
+{
+	if (!pv)
+		return;
+	sg_tz_free(pv->tz);
+	free(pv->chat_model_config);
+	free(pv->fallback_chat_model_config);
+	free(pv->model);
+	free(pv);
+}
+
 static int as_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
-	static const char *const allowed[] = {"timezone", "max_agents", "fanout",
-	                                      "hints",    "cache_ms",   NULL};
+	static const char *const allowed[] = {"timezone",
+	                                      "max_agents",
+	                                      "fanout",
+	                                      "hints",
+	                                      "cache_ms",
+	                                      "chat_model_config",
+	                                      "fallback_chat_model_config",
+	                                      NULL};
+	const json_t *cmc = json_object_get(options, "chat_model_config");
+	const json_t *fallback = json_object_get(options, "fallback_chat_model_config");
+	char *texts[2] = {NULL, NULL};
+	json_t *model = NULL;
 	const json_t *tz = json_object_get(options, "timezone");
 	const json_t *hints = json_object_get(options, "hints");
 	struct as_priv *pv;
@@ -555,9 +1157,43 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	    !(json_is_string(hints) && (strcmp(json_string_value(hints), "drop") == 0 ||
 	                                strcmp(json_string_value(hints), "user_message") == 0)))
 		return sg_err_invalid(err, "hints: must be \"drop\" or \"user_message\"");
+	if (fallback && !cmc)
+		return sg_err_invalid(err, "fallback_chat_model_config: needs chat_model_config");
+	for (int i = 0; i < 2; i++) {
+		const json_t *given = i ? fallback : cmc;
+		json_t *v;
+		size_t len;
+
+		if (!given)
+			continue;
+		v = sg_as_model_config(given,
+		                       i ? "fallback_chat_model_config" : "chat_model_config", err);
+		if (!v)
+			goto fail;
+		texts[i] = dump(v, &len);
+		if (!i)
+			model = json_incref(json_object_get(v, "model"));
+		json_decref(v);
+		if (!texts[i]) {
+			sg_err_internal(err, "out of memory");
+			goto fail;
+		}
+	}
 	pv = calloc(1, sizeof(*pv));
-	if (!pv)
+	if (!pv) {
+		sg_err_internal(err, "out of memory");
+		goto fail;
+	}
+	pv->chat_model_config = texts[0];
+	pv->fallback_chat_model_config = texts[1];
+	pv->model = model ? strdup(json_string_value(model)) : NULL;
+	json_decref(model);
+	model = NULL;
+	texts[0] = texts[1] = NULL;
+	if (cmc && !pv->model) {
+		as_free(pv);
 		return sg_err_internal(err, "out of memory");
+	}
 	pv->max_agents = max_agents;
 	pv->fanout = fanout;
 	pv->cache_ms = cache_ms;
@@ -566,19 +1202,21 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	                    : SG_AS_HINT_DROP;
 	pv->tz = sg_tz_load(tz ? json_string_value(tz) : "UTC", tzerr, sizeof(tzerr));
 	if (!pv->tz) {
-		free(pv);
+		as_free(pv);
 		return sg_err_invalid(err, "timezone: %s", tzerr);
 	}
 	be->priv = pv;
 	return 0;
+fail:
+	free(texts[0]);
+	free(texts[1]);
+	json_decref(model);
+	return -1;
 }
 
 static void as_destroy(struct sg_backend *be)
 {
-	struct as_priv *pv = be->priv;
-
-	sg_tz_free(pv->tz);
-	free(pv);
+	as_free(be->priv);
 	be->priv = NULL;
 }
 
@@ -607,4 +1245,11 @@ const struct sg_mapping sg_mapping_agentscope = {
     .list_sessions = as_list_sessions,
     .get_session = as_get_session,
     .list_events = as_list_events,
+    .create_session = as_create_session,
+    .update_session = as_update_session,
+    .archive_session = as_archive_session,
+    .delete_session = as_delete_session,
+    .send_events = as_send_events,
+    .list_agents = as_list_agents,
+    .get_agent = as_list_agents,
 };

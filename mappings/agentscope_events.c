@@ -49,6 +49,8 @@ struct run {
 	json_t *out;            /* the answer (new; handed to the caller) */
 	json_t *ids;            /* every id minted so far → next ordinal for its tuple (new) */
 	json_t *calls;          /* tool call id → event id of its latest tool-use event (new) */
+	json_t *where;          /* tool-use event id → [message index, block index], or NULL when
+	                         * not asked for (sg_as_tool_use_index) */
 	struct sg_id_seed seed; /* scratch for the id hash input, reused */
 	size_t max_events;
 
@@ -601,6 +603,9 @@ static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending
 	if (json_object_setn_new(r->calls, cid, json_string_length(json_object_get(blk, "id")),
 	                         json_string(id)) < 0)
 		return sg_err_internal(r->err, "out of memory");
+	if (r->where && json_object_set_new(
+	                    r->where, id, json_pack("[I,I]", (json_int_t)r->mi, (json_int_t)j)) < 0)
+		return sg_err_internal(r->err, "out of memory");
 	if (pending && (asking || submitted) && json_array_append_new(pending, json_string(id)) < 0)
 		return sg_err_internal(r->err, "out of memory");
 	return 0;
@@ -986,14 +991,19 @@ static int msg_begin(struct run *r, const json_t *msg)
 	return 0;
 }
 
-json_t *sg_as_messages_to_events(const json_t *messages, const struct sg_as_events_ctx *ctx,
-                                 struct sg_error *err)
+/* The translation of the log, shared by sg_as_messages_to_events and sg_as_tool_use_index:
+ * `where` (borrowed, may be NULL) receives where each tool call sits, *tail_out (may be NULL)
+ * the tail's index. Returns the events (new) or NULL + err. */
+static json_t *translate_log(const json_t *messages, const struct sg_as_events_ctx *ctx,
+                             json_t *where, size_t *tail_out, struct sg_error *err)
 {
-	struct run r = {.ctx = ctx, .err = err};
+	struct run r = {.ctx = ctx, .err = err, .where = where};
 	const json_t *content;
 	enum role role;
 	size_t i, n, tail = SIZE_MAX;
 
+	if (tail_out)
+		*tail_out = SIZE_MAX;
 	if (!json_is_array(messages)) {
 		sg_err_bad_gateway(err, "backend '%s': the message log is not an array",
 		                   nz(ctx->backend));
@@ -1025,6 +1035,8 @@ json_t *sg_as_messages_to_events(const json_t *messages, const struct sg_as_even
 			break;
 		}
 	}
+	if (tail_out)
+		*tail_out = tail;
 	for (i = 0; i < n; i++) {
 		const json_t *msg = json_array_get(messages, i);
 
@@ -1049,6 +1061,32 @@ fail:
 	json_decref(r.calls);
 	sg_id_seed_free(&r.seed);
 	return NULL;
+}
+
+json_t *sg_as_messages_to_events(const json_t *messages, const struct sg_as_events_ctx *ctx,
+                                 struct sg_error *err)
+{
+	return translate_log(messages, ctx, NULL, NULL, err);
+}
+
+json_t *sg_as_tool_use_index(const json_t *messages, const struct sg_as_events_ctx *ctx,
+                             size_t *tail, struct sg_error *err)
+{
+	json_t *where = json_object(), *events;
+
+	if (!where) {
+		sg_err_internal(err, "out of memory");
+		return NULL;
+	}
+	/* The whole translation runs, so that every id, ordinals included, is the one the event
+	 * list shows; only where the tool calls sit is kept. */
+	events = translate_log(messages, ctx, where, tail, err);
+	if (!events) {
+		json_decref(where);
+		return NULL;
+	}
+	json_decref(events);
+	return where;
 }
 
 int sg_as_compacted_event(const json_t *record, const struct sg_as_events_ctx *ctx, json_t **out,

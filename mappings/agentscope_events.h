@@ -49,6 +49,14 @@ struct sg_as_events_ctx {
 json_t *sg_as_messages_to_events(const json_t *messages, const struct sg_as_events_ctx *ctx,
                                  struct sg_error *err);
 
+/* Where each tool call of the log (Msg[], oldest first; borrowed) sits, under the id of the
+ * tool-use event sg_as_messages_to_events() gives it for the same log and ctx: a new object
+ * {event id: [message index, block index]}. *tail receives the index of the log's tail, the last
+ * message that produces events (the only one that can be parked), or SIZE_MAX when none does.
+ * NULL + err exactly when sg_as_messages_to_events() fails on the log. */
+json_t *sg_as_tool_use_index(const json_t *messages, const struct sg_as_events_ctx *ctx,
+                             size_t *tail, struct sg_error *err);
+
 /* For a build without the message log, whose events come from the record's state.context: when
  * earlier turns were compacted into state.summary, the agent.thread_context_compacted event that
  * says so, dated at the record's created_at, so the history does not pretend to start where the

@@ -1,5 +1,5 @@
 /* claude.c - Claude-native upstreams: backends that already speak the north dialect (a
- * migration target, or Anthropic itself). The gateway forwards list, retrieve and events
+ * migration target, or Anthropic itself). The gateway forwards reads, writes and agents
  * with the backend's own key, version and beta header, and normalises what comes back
  * (claude_translate.c) so the same north guarantees hold: public ids carry the route, every
  * required key is present, keys that do not apply are absent.
@@ -18,12 +18,15 @@
 #define CL_KEY_MAX 1024
 #define CL_SESSIONS_PAGE 100 /* fixed upstream page sizes keep cursor positions valid */
 #define CL_EVENTS_PAGE 1000
+#define CL_AGENTS_PAGE 100
+#define CL_AGENT_PAGES 100 /* pages of agents read for one list: 10 000 agents, else 502 */
 
 struct cl_priv {
 	char key_hdr[CL_KEY_MAX + 32];
 	char version_hdr[128];
 	char beta_hdr[512];
-	const char *headers[4];
+	const char *headers[4];  /* reads */
+	const char *wheaders[5]; /* writes: the same and the body's type */
 };
 
 static const struct cl_priv *priv_of(const struct sg_call *call)
@@ -109,6 +112,22 @@ static void cl_sessions_page(struct sg_call *call)
 	get_page(call, path, sizeof(path), bad, on_sessions_page);
 }
 
+/* Fails a call whose answer does not translate. After a write the upstream has acted, so the
+ * client is told not to send it again. */
+static void fail_answer(struct sg_call *call, struct sg_error *err)
+{
+	enum sg_call_kind k = sg_call_kind(call);
+	size_t n;
+
+	if (k != SG_CALL_GET_SESSION && k != SG_CALL_GET_AGENT && k != SG_CALL_LIST_AGENTS) {
+		n = strlen(err->message);
+		snprintf(err->message + n, sizeof(err->message) - n,
+		         "; the write was applied: read the session before trying again");
+		err->should_retry = 0;
+	}
+	sg_call_fail_with(call, err);
+}
+
 static void on_session(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
 {
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
@@ -121,7 +140,7 @@ static void on_session(struct sg_call *call, const struct sg_fetch_res *res, voi
 	s = sg_cl_session_to_cma(body, &ctx, &err);
 	json_decref(body);
 	if (!s) {
-		sg_call_fail_with(call, &err);
+		fail_answer(call, &err);
 		return;
 	}
 	sg_call_object(call, s);
@@ -180,6 +199,240 @@ static void cl_events_page(struct sg_call *call)
 	get_page(call, path, sizeof(path), bad, on_events_page);
 }
 
+/* ---- writes: the north body as is, to the upstream's own path ----
+ *
+ * The upstream speaks the north dialect, so a write is passed through: the body as the core
+ * validated it, the path's public session id opened to the upstream's. Agent ids need no
+ * translation: they carry no route, and every answer (sessions, agents) shows the upstream's
+ * own. The answer is normalised like a read's. */
+
+/* Sends the write: body (borrowed) as JSON, or none. Returns 0, or -1 after failing the call. */
+static int send_write(struct sg_call *call, const char *method, const char *path,
+                      const json_t *body, sg_call_fetch_cb cb)
+{
+	size_t n = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
+	char *text = n ? malloc(n) : NULL;
+	int rc;
+
+	if (body && (!text || json_dumpb(body, text, n, JSON_COMPACT) != n)) {
+		free(text);
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return -1;
+	}
+	rc = sg_call_request(call, method, path, priv_of(call)->wheaders, text, n, cb, NULL);
+	free(text);
+	return rc;
+}
+
+/* "/v1/sessions/{upstream id}<suffix>" for the call's session. Returns 0, or -1 after failing
+ * the call. */
+static int session_path(struct sg_call *call, const char *suffix, char *out, size_t len)
+{
+	char esc[600];
+	int n;
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0 ||
+	    (n = snprintf(out, len, "/v1/sessions/%s%s", esc, suffix)) < 0 || (size_t)n >= len) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return -1;
+	}
+	return 0;
+}
+
+static void cl_create_session(struct sg_call *call)
+{
+	send_write(call, "POST", "/v1/sessions", sg_call_body(call), on_session);
+}
+
+static void cl_update_session(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "", path, sizeof(path)) == 0)
+		send_write(call, "POST", path, sg_call_body(call), on_session);
+}
+
+static void cl_archive_session(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "/archive", path, sizeof(path)) == 0)
+		send_write(call, "POST", path, NULL, on_session);
+}
+
+static void on_deleted(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	(void)arg;
+	/* {id, type: "session_deleted"} names the upstream id; the core answers with the public
+	 * one, so the body is not needed */
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299) {
+		sg_call_object(call, NULL);
+		return;
+	}
+	json_decref(sg_call_json(call, res)); /* fails the call with the upstream's error */
+}
+
+static void cl_delete_session(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "", path, sizeof(path)) == 0)
+		send_write(call, "DELETE", path, NULL, on_deleted);
+}
+
+static void on_sent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *out;
+
+	(void)arg;
+	if (!body)
+		return;
+	out = sg_cl_sent_to_cma(body, &ctx, &err);
+	json_decref(body);
+	if (!out) {
+		fail_answer(call, &err);
+		return;
+	}
+	sg_call_object(call, out);
+}
+
+static void cl_send_events(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "/events", path, sizeof(path)) == 0)
+		send_write(call, "POST", path, sg_call_body(call), on_sent);
+}
+
+/* ---- agents ---- */
+
+/* list_agents: the agents read so far (north), and how many pages. */
+struct agents_walk {
+	json_t *agents;
+	int pages;
+};
+
+static void walk_free(void *p)
+{
+	struct agents_walk *w = p;
+
+	json_decref(w->agents);
+	free(w);
+}
+
+static int get_agents_page(struct sg_call *call, const char *cursor);
+
+static void on_agents_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct agents_walk *w = sg_call_state(call);
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *a;
+	const json_t *data, *item;
+	const char *next;
+	size_t i;
+
+	(void)arg;
+	if (!body)
+		return;
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err))
+		goto fail;
+	json_array_foreach(data, i, item) {
+		a = sg_cl_agent_to_cma(item, &ctx, &err);
+		if (!a)
+			goto fail;
+		if (json_array_append_new(w->agents, a)) {
+			sg_err_internal(&err, "out of memory");
+			goto fail;
+		}
+	}
+	if (next && ++w->pages >= CL_AGENT_PAGES) {
+		sg_err_bad_gateway(&err, "backend '%s' has more than %d pages of agents",
+		                   ctx.backend, CL_AGENT_PAGES);
+		goto fail;
+	}
+	if (next)
+		get_agents_page(call, next);
+	else
+		sg_call_items(call, json_incref(w->agents));
+	json_decref(body);
+	return;
+fail:
+	json_decref(body);
+	sg_call_fail_with(call, &err);
+}
+
+/* Every agent, archived ones included (the core filters on include_archived), a fixed page
+ * size at a time. */
+static int get_agents_page(struct sg_call *call, const char *cursor)
+{
+	char path[4096] = "/v1/agents", n[16];
+
+	snprintf(n, sizeof(n), "%d", CL_AGENTS_PAGE);
+	if (sg_url_add_param(path, sizeof(path), "limit", n) ||
+	    sg_url_add_param(path, sizeof(path), "include_archived", "true") ||
+	    (cursor && sg_url_add_param(path, sizeof(path), "page", cursor))) {
+		sg_call_fail(call, 502, "api_error", "backend '%s': an agent page cursor too long",
+		             sg_call_backend(call)->name);
+		return -1;
+	}
+	return sg_call_get(call, path, priv_of(call)->headers, on_agents_page, NULL);
+}
+
+static void cl_list_agents(struct sg_call *call)
+{
+	struct agents_walk *w = calloc(1, sizeof(*w));
+
+	if (w)
+		w->agents = json_array();
+	if (!w || !w->agents) {
+		if (w)
+			walk_free(w);
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	sg_call_set_state(call, w, walk_free);
+	get_agents_page(call, NULL);
+}
+
+static void on_agent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *a;
+
+	(void)arg;
+	if (!body)
+		return;
+	a = sg_cl_agent_to_cma(body, &ctx, &err);
+	json_decref(body);
+	if (!a) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_object(call, a);
+}
+
+static void cl_get_agent(struct sg_call *call)
+{
+	int64_t version = sg_call_agent_version(call);
+	char esc[600], path[700], v[32];
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "agent not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/agents/%s", esc);
+	snprintf(v, sizeof(v), "%lld", (long long)version);
+	if (version >= 0 && sg_url_add_param(path, sizeof(path), "version", v)) {
+		sg_call_fail(call, 404, "not_found_error", "agent not found");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, on_agent, NULL);
+}
+
 static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
 	static const char *const allowed[] = {"api_key", "anthropic_version", "beta", NULL};
@@ -204,6 +457,9 @@ static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error
 	pv->headers[0] = pv->key_hdr;
 	pv->headers[1] = pv->version_hdr;
 	pv->headers[2] = pv->beta_hdr;
+	for (int i = 0; i < 3; i++)
+		pv->wheaders[i] = pv->headers[i];
+	pv->wheaders[3] = "Content-Type: application/json";
 	be->priv = pv;
 	return 0;
 }
@@ -227,4 +483,11 @@ const struct sg_mapping sg_mapping_claude = {
     .get_session = cl_get_session,
     .list_sessions_page = cl_sessions_page,
     .list_events_page = cl_events_page,
+    .create_session = cl_create_session,
+    .update_session = cl_update_session,
+    .archive_session = cl_archive_session,
+    .delete_session = cl_delete_session,
+    .send_events = cl_send_events,
+    .list_agents = cl_list_agents,
+    .get_agent = cl_get_agent,
 };

@@ -108,6 +108,45 @@ fail:
 	return NULL;
 }
 
+json_t *sg_cl_agent_to_cma(const json_t *agent, const struct sg_cl_ctx *ctx, struct sg_error *err)
+{
+	if (check_ctx(ctx, err))
+		return NULL;
+	/* Strict, as for sessions: an upstream that speaks the dialect and sends a wrong shape is
+	 * broken. */
+	return sg_north_full_agent(agent, ctx->backend, "agent", 0, err);
+}
+
+json_t *sg_cl_sent_to_cma(const json_t *body, const struct sg_cl_ctx *ctx, struct sg_error *err)
+{
+	const json_t *data;
+	json_t *events, *out;
+
+	if (check_ctx(ctx, err))
+		return NULL;
+	if (!json_is_object(body)) {
+		sg_err_bad_gateway(err, "backend '%s': the send answer is not an object",
+		                   ctx->backend);
+		return NULL;
+	}
+	data = json_object_get(body, "data");
+	if (sg_jpresent(data) && !json_is_array(data)) {
+		sg_err_bad_gateway(err, "backend '%s': the send answer's data is not an array",
+		                   ctx->backend);
+		return NULL;
+	}
+	events = sg_jpresent(data) ? sg_cl_events_to_cma(data, ctx, err) : json_array();
+	if (!events) {
+		if (!sg_jpresent(data))
+			sg_err_internal(err, "out of memory");
+		return NULL;
+	}
+	out = json_pack("{s:o}", "data", events);
+	if (!out)
+		sg_err_internal(err, "out of memory");
+	return out;
+}
+
 /* ---- Errors ---- */
 
 void sg_cl_read_error(long status, const char *body, size_t len, struct sg_backend_said *out)

@@ -26,6 +26,17 @@ json_t *sg_cl_session_to_cma(const json_t *s, const struct sg_cl_ctx *ctx, struc
 json_t *sg_cl_events_to_cma(const json_t *events, const struct sg_cl_ctx *ctx,
                             struct sg_error *err);
 
+/* An upstream agent (borrowed; BetaManagedAgentsAgent, from GET /v1/agents or
+ * /v1/agents/{id}) → north Agent (new), held strictly to the SDK's type by the core's normaliser
+ * (sg_north_full_agent). Agent ids are not re-encoded: they carry no route, and sessions name
+ * their agent with the same upstream ids. NULL + 502 on a wrong shape. */
+json_t *sg_cl_agent_to_cma(const json_t *agent, const struct sg_cl_ctx *ctx, struct sg_error *err);
+
+/* The upstream's answer to POST /v1/sessions/{id}/events ({data?: Event[]}, borrowed) → {data:
+ * north events} (new), the events as sg_cl_events_to_cma() gives them; an absent or null data
+ * is an empty list. NULL + 502 when the body is not an object or data is not an array. */
+json_t *sg_cl_sent_to_cma(const json_t *body, const struct sg_cl_ctx *ctx, struct sg_error *err);
+
 /* The read_error hook of the claude mapping (mapping.h): the core's reader (sg_berror_read),
  * except that only the north error envelope ({"error": {…, "message"}}, the outer type not
  * required) counts as the upstream's own body, so that a proxy's 404 page or another server's

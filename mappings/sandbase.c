@@ -6,12 +6,18 @@
  * (walk.h): the filters SandBase ignores are applied by the core without breaking page
  * sizes. The gateway authenticates with the backend's own key from the configuration; the
  * client's key never leaves the gateway. Agent snapshots missing from a session are fetched
- * from /v1/agents/{id}?version=N and cached per worker by (id, version). */
+ * from /v1/agents/{id}?version=N and cached per worker by (id, version).
+ *
+ * Writes are SandBase's own: the north body, minus what SandBase refuses (sandbase_translate.c),
+ * sent once to the same paths; sessions they answer with are translated as a retrieve's are. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "after.h"
 #include "call.h"
 #include "config.h"
+#include "idcodec.h"
+#include "jsonx.h"
 #include "mapping.h"
 #include "north.h"
 #include "sandbase_translate.h"
@@ -19,10 +25,12 @@
 #define SB_PAGE 100 /* backend page size: fixed, so cursor positions stay valid */
 #define SB_KEY_MAX 1024
 #define SB_AGENT_FETCH_MAX 100 /* distinct agents fetched for one page */
+#define SB_AGENT_PAGES 100     /* pages of agents read for one list: 10 000 agents, else 502 */
 
 struct sb_priv {
 	char key_hdr[SB_KEY_MAX + 32];
-	const char *headers[2];
+	const char *headers[2];  /* reads */
+	const char *wheaders[3]; /* writes: the key and the body's type */
 	long agent_ttl_ms;
 };
 
@@ -36,8 +44,14 @@ struct agent_req {
 
 struct sb_state {
 	json_t *body;   /* the sessions page (or the one session) being translated */
-	json_t *agents; /* "id@version" → north SessionAgent, or null when not found */
-	int single;     /* retrieve: body is one session */
+	json_t *agents; /* "id@version" → north Agent, or null when not found */
+	int single;     /* retrieve, writes: body is one session */
+	/* writes: the write took effect, and what, for a later failure's message (after.h) */
+	int applied;
+	char after[SG_ID_MAX + 96];
+	/* list_agents: the agents read so far, and how many pages */
+	json_t *list;
+	int pages;
 	struct agent_req reqs[SB_AGENT_FETCH_MAX];
 	size_t nreqs;
 };
@@ -48,6 +62,7 @@ static void state_free(void *p)
 
 	json_decref(st->body);
 	json_decref(st->agents);
+	json_decref(st->list);
 	free(st);
 }
 
@@ -103,7 +118,10 @@ static void finish_sessions(struct sg_call *call, struct sb_state *st)
 		s = sg_sb_session_to_cma(src, agent, &ctx, &err);
 		if (!s) {
 			json_decref(out);
-			sg_call_fail_with(call, &err);
+			if (st->applied)
+				sg_after_fail(call, st->after, &err);
+			else
+				sg_call_fail_with(call, &err);
 			return;
 		}
 		json_array_append_new(out, s);
@@ -130,14 +148,17 @@ static void on_agent(struct sg_call *call, const struct sg_fetch_res *res, void 
 		finish_sessions(call, st);
 		return;
 	}
-	body = sg_call_json(call, res);
+	body = st->applied ? sg_after_json(call, st->after, res) : sg_call_json(call, res);
 	if (!body)
 		return;
 	ctx_of(call, &ctx);
 	agent = sg_sb_agent_to_cma(body, &ctx, &err);
 	json_decref(body);
 	if (!agent) {
-		sg_call_fail_with(call, &err);
+		if (st->applied)
+			sg_after_fail(call, st->after, &err);
+		else
+			sg_call_fail_with(call, &err);
 		return;
 	}
 	sg_call_cache_put(call, ar->ckey, agent, priv_of(call)->agent_ttl_ms);
@@ -340,6 +361,282 @@ static void sb_events_page(struct sg_call *call)
 	sg_call_get(call, path, priv_of(call)->headers, on_events, NULL);
 }
 
+/* ---- writes: the north body, minus what SandBase refuses, to SandBase's own paths ---- */
+
+/* Sends the write: body (borrowed) as JSON, or none. Returns 0, or -1 after failing the call. */
+static int send_write(struct sg_call *call, const char *method, const char *path,
+                      const json_t *body, sg_call_fetch_cb cb, void *arg)
+{
+	size_t n = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
+	char *text = n ? malloc(n) : NULL;
+	int rc;
+
+	if (body && (!text || json_dumpb(body, text, n, JSON_COMPACT) != n)) {
+		free(text);
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return -1;
+	}
+	rc = sg_call_request(call, method, path, priv_of(call)->wheaders, text, n, cb, arg);
+	free(text);
+	return rc;
+}
+
+/* "/v1/sessions/{id}<suffix>" for the call's session. Returns 0, or -1 after failing the
+ * call. */
+static int session_path(struct sg_call *call, const char *suffix, char *out, size_t len)
+{
+	char esc[600];
+	int n;
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0 ||
+	    (n = snprintf(out, len, "/v1/sessions/%s%s", esc, suffix)) < 0 || (size_t)n >= len) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return -1;
+	}
+	return 0;
+}
+
+/* A write answered with the session: it took effect, and the answer is the session as a
+ * retrieve gives it (its agent snapshot fetched when SandBase names it only by reference). */
+static void on_session_written(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	enum sg_call_kind kind = sg_call_kind(call);
+	const char *done = kind == SG_CALL_CREATE_SESSION    ? "created"
+	                   : kind == SG_CALL_ARCHIVE_SESSION ? "archived"
+	                                                     : "updated";
+	struct sb_state *st = arg;
+	const json_t *id;
+	char pub[SG_ID_MAX];
+
+	st->body = sg_call_json(call, res);
+	if (!st->body)
+		return;
+	st->applied = 1;
+	id = json_object_get(st->body, "id");
+	if (sg_jis_id(id) && sg_id_encode("sesn_", sg_call_backend(call)->name, "",
+	                                  json_string_value(id), pub, sizeof(pub)) >= 0)
+		snprintf(st->after, sizeof(st->after),
+		         "session %s was %s, but its answer could not be read", pub, done);
+	else
+		snprintf(
+		    st->after, sizeof(st->after),
+		    "the session was %s, but the backend's answer names no usable session id%s",
+		    done,
+		    kind == SG_CALL_CREATE_SESSION ? " (list the sessions before retrying)" : "");
+	resolve_agents(call, st);
+}
+
+/* Sends a write answered with a session. body (stolen) may be NULL. */
+static void write_session(struct sg_call *call, const char *path, json_t *body)
+{
+	struct sb_state *st = state_new(call);
+
+	if (st) {
+		st->single = 1;
+		send_write(call, "POST", path, body, on_session_written, st);
+	}
+	json_decref(body);
+}
+
+static void sb_create_session(struct sg_call *call)
+{
+	struct sg_error err = {0};
+	json_t *body = sg_sb_create_request(sg_call_body(call), sg_call_backend(call)->name, &err);
+
+	if (!body) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	write_session(call, "/v1/sessions", body);
+}
+
+static void sb_update_session(struct sg_call *call)
+{
+	struct sg_error err = {0};
+	char path[700];
+	json_t *body;
+
+	body = sg_sb_update_request(sg_call_body(call), sg_call_backend(call)->name, &err);
+	if (!body) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	if (session_path(call, "", path, sizeof(path))) {
+		json_decref(body);
+		return;
+	}
+	write_session(call, path, body);
+}
+
+static void sb_archive_session(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "/archive", path, sizeof(path)) == 0)
+		write_session(call, path, NULL);
+}
+
+static void on_deleted(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	(void)arg;
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299) {
+		sg_call_object(call, NULL);
+		return;
+	}
+	json_decref(sg_call_json(call, res)); /* fails the call with SandBase's error */
+}
+
+/* SandBase deletes only a session that is neither running nor rescheduling (409 otherwise). */
+static void sb_delete_session(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "", path, sizeof(path)) == 0)
+		send_write(call, "DELETE", path, NULL, on_deleted, NULL);
+}
+
+static void on_sent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *out;
+
+	(void)arg;
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	out = sg_sb_sent_to_cma(body, &ctx, &err);
+	json_decref(body);
+	if (!out) {
+		sg_after_fail(call, "the events were accepted, but the answer could not be read",
+		              &err);
+		return;
+	}
+	sg_call_object(call, out);
+}
+
+/* The events as sent: SandBase takes the north {events} body itself, and refuses a batch whole
+ * (422, a 400 here) when it cannot run one of them. */
+static void sb_send_events(struct sg_call *call)
+{
+	char path[700];
+
+	if (session_path(call, "/events", path, sizeof(path)) == 0)
+		send_write(call, "POST", path, sg_call_body(call), on_sent, NULL);
+}
+
+/* ---- agents ---- */
+
+static int get_agents_page(struct sg_call *call, struct sb_state *st, const char *cursor);
+
+static void on_agents_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sb_state *st = arg;
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *a;
+	const json_t *data, *item;
+	const char *next;
+	size_t i;
+
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err))
+		goto fail;
+	json_array_foreach(data, i, item) {
+		a = sg_sb_agent_to_cma(item, &ctx, &err);
+		if (!a)
+			goto fail;
+		if (json_array_append_new(st->list, a)) {
+			sg_err_internal(&err, "out of memory");
+			goto fail;
+		}
+	}
+	if (next && ++st->pages >= SB_AGENT_PAGES) {
+		sg_err_bad_gateway(&err, "backend '%s' has more than %d pages of agents",
+		                   ctx.backend, SB_AGENT_PAGES);
+		goto fail;
+	}
+	if (next)
+		get_agents_page(call, st, next);
+	else
+		sg_call_items(call, json_incref(st->list));
+	json_decref(body);
+	return;
+fail:
+	json_decref(body);
+	sg_call_fail_with(call, &err);
+}
+
+/* Every agent, archived ones included (the core filters on include_archived), a fixed page
+ * size at a time. */
+static int get_agents_page(struct sg_call *call, struct sb_state *st, const char *cursor)
+{
+	char path[4096] = "/v1/agents", n[16];
+
+	snprintf(n, sizeof(n), "%d", SB_PAGE);
+	if (sg_url_add_param(path, sizeof(path), "limit", n) ||
+	    sg_url_add_param(path, sizeof(path), "include_archived", "true") ||
+	    (cursor && sg_url_add_param(path, sizeof(path), "page", cursor))) {
+		sg_call_fail(call, 502, "api_error", "backend '%s': an agent page cursor too long",
+		             sg_call_backend(call)->name);
+		return -1;
+	}
+	return sg_call_get(call, path, priv_of(call)->headers, on_agents_page, st);
+}
+
+static void sb_list_agents(struct sg_call *call)
+{
+	struct sb_state *st = state_new(call);
+
+	if (!st)
+		return;
+	st->list = json_array();
+	if (!st->list) {
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	get_agents_page(call, st, NULL);
+}
+
+static void on_agent_read(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *a;
+
+	(void)arg;
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	a = sg_sb_agent_to_cma(body, &ctx, &err);
+	json_decref(body);
+	if (!a) {
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	sg_call_object(call, a);
+}
+
+static void sb_get_agent(struct sg_call *call)
+{
+	int64_t version = sg_call_agent_version(call);
+	char esc[600], path[700], v[32];
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "agent not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/v1/agents/%s", esc);
+	snprintf(v, sizeof(v), "%lld", (long long)version);
+	if (version >= 0 && sg_url_add_param(path, sizeof(path), "version", v)) {
+		sg_call_fail(call, 404, "not_found_error", "agent not found");
+		return;
+	}
+	sg_call_get(call, path, priv_of(call)->headers, on_agent_read, NULL);
+}
+
 static int sb_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
 	static const char *const allowed[] = {"api_key", "agent_cache_ttl_ms", NULL};
@@ -356,6 +653,8 @@ static int sb_init(struct sg_backend *be, const json_t *options, struct sg_error
 		return sg_err_internal(err, "out of memory");
 	snprintf(pv->key_hdr, sizeof(pv->key_hdr), "x-api-key: %s", key);
 	pv->headers[0] = pv->key_hdr;
+	pv->wheaders[0] = pv->key_hdr;
+	pv->wheaders[1] = "Content-Type: application/json";
 	pv->agent_ttl_ms = ttl;
 	be->priv = pv;
 	return 0;
@@ -380,4 +679,11 @@ const struct sg_mapping sg_mapping_sandbase = {
     .get_session = sb_get_session,
     .list_sessions_page = sb_sessions_page,
     .list_events_page = sb_events_page,
+    .create_session = sb_create_session,
+    .update_session = sb_update_session,
+    .archive_session = sb_archive_session,
+    .delete_session = sb_delete_session,
+    .send_events = sb_send_events,
+    .list_agents = sb_list_agents,
+    .get_agent = sb_get_agent,
 };

@@ -269,15 +269,60 @@ oom:
 	return NULL;
 }
 
+static int put_time(json_t *out, const char *key, int64_t us);
+
+/* The keys of SandBase's Agent object that only the agent resource has, beyond the snapshot's:
+ * created_at (else updated_at: the SDK requires one), updated_at, archived_at, and metadata
+ * (string pairs; the normaliser drops the rest). Sets them on the snapshot `out` (modified).
+ * Returns 0, or -1 + 502 (no readable created_at or updated_at) or 500. */
+static int agent_resource_keys(json_t *out, const json_t *a, const char *backend,
+                               struct sg_error *err)
+{
+	static const char *const times[] = {"created_at", "updated_at", "archived_at"};
+	const json_t *meta = json_object_get(a, "metadata");
+	int64_t us;
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		int got = read_time(json_object_get(a, times[i]), &us);
+
+		if (got < 0)
+			return bad(err, backend, "", "agent.%s is not an RFC 3339 timestamp",
+			           times[i]);
+		if (got)
+			rc |= put_time(out, times[i], us);
+	}
+	if (!json_object_get(out, "created_at")) {
+		if (!json_object_get(out, "updated_at"))
+			return bad(err, backend, "", "agent has neither created_at nor updated_at");
+		rc |= json_object_set(out, "created_at", json_object_get(out, "updated_at"));
+	}
+	if (json_is_object(meta))
+		rc |= json_object_set_new(out, "metadata", json_deep_copy(meta));
+	if (rc)
+		return sg_err_oom(err, backend);
+	return 0;
+}
+
 json_t *sg_sb_agent_to_cma(const json_t *agent, const struct sg_sb_ctx *ctx, struct sg_error *err)
 {
+	json_t *out;
+
 	if (check_ctx(ctx, err))
 		return NULL;
 	if (!json_is_object(agent)) {
 		bad(err, ctx->backend, "", "agent is not a JSON object");
 		return NULL;
 	}
-	return map_agent(agent, NULL, 1, ctx->backend, "", err);
+	out = map_agent(agent, NULL, 1, ctx->backend, "", err);
+	if (!out)
+		return NULL;
+	if (agent_resource_keys(out, agent, ctx->backend, err)) {
+		json_decref(out);
+		return NULL;
+	}
+	/* Lenient, as the snapshot was: a metadata value that is not a string costs that pair. */
+	return sg_north_full_agent_take(out, ctx->backend, "agent", SG_NORTH_LENIENT, err);
 }
 
 /* ---- sessions ------------------------------------------------------------------------- */
@@ -1425,6 +1470,137 @@ fail:
 }
 
 /* ---- errors --------------------------------------------------------------------------- */
+
+/* ---- writes ------------------------------------------------------------------------------ */
+
+/* 400 invalid_request_error "backend 'NAME' (sandbase) <what>". Always returns -1. */
+__attribute__((format(printf, 3, 4))) static int refuse(struct sg_error *err, const char *backend,
+                                                        const char *fmt, ...)
+{
+	char what[SG_ERRMSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return sg_err_invalid(err, "backend '%s' (sandbase) %s", backend, what);
+}
+
+/* Copies body[key] into out when present (a null too: SandBase reads it as the north dialect
+ * does). Returns 0, or -1 when out of memory. */
+static int pass(json_t *out, const json_t *body, const char *key)
+{
+	const json_t *v = json_object_get(body, key);
+
+	return v ? json_object_set_new(out, key, json_deep_copy(v)) : 0;
+}
+
+static int asks(const json_t *v)
+{
+	return json_is_array(v) && json_array_size(v) > 0;
+}
+
+json_t *sg_sb_create_request(const json_t *body, const char *backend, struct sg_error *err)
+{
+	static const char *const overrides[] = {"mcp_servers", "model", "skills", "system",
+	                                        "tools"};
+	static const char *const keys[] = {"agent", "environment_id", "title", "metadata",
+	                                   "initial_events"};
+	const json_t *agent = json_object_get(body, "agent");
+	json_t *out;
+	int rc = 0;
+
+	if (sg_streq(sg_jstr(agent, "type"), "agent_with_overrides")) {
+		char given[128] = "";
+		size_t used = 0;
+
+		for (size_t i = 0; i < sizeof(overrides) / sizeof(overrides[0]); i++) {
+			if (json_object_get(agent, overrides[i]))
+				used += (size_t)snprintf(given + used, sizeof(given) - used, "%s%s",
+				                         used ? ", " : "", overrides[i]);
+		}
+		refuse(err, backend,
+		       "cannot override an agent per session%s%s%s: update the agent, or the "
+		       "session's "
+		       "tools and MCP servers after creating it",
+		       used ? " (given: " : "", given, used ? ")" : "");
+		return NULL;
+	}
+	if (asks(json_object_get(body, "resources"))) {
+		refuse(err, backend, "cannot attach resources: SandBase sessions have none");
+		return NULL;
+	}
+	if (asks(json_object_get(body, "vault_ids"))) {
+		refuse(err, backend, "cannot use vaults: SandBase sessions have none");
+		return NULL;
+	}
+	if (sg_jpresent(json_object_get(body, "budget"))) {
+		refuse(err, backend, "cannot enforce a budget: SandBase sessions have none");
+		return NULL;
+	}
+	out = json_object();
+	for (size_t i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++)
+		rc |= pass(out, body, keys[i]);
+	if (!out || rc) {
+		json_decref(out);
+		sg_err_internal(err, "out of memory");
+		return NULL;
+	}
+	return out;
+}
+
+json_t *sg_sb_update_request(const json_t *body, const char *backend, struct sg_error *err)
+{
+	static const char *const keys[] = {"title", "metadata", "agent"};
+	json_t *out;
+	int rc = 0;
+
+	if (sg_jpresent(json_object_get(body, "budget"))) {
+		refuse(err, backend, "cannot enforce a budget: SandBase sessions have none");
+		return NULL;
+	}
+	if (asks(json_object_get(body, "vault_ids"))) {
+		refuse(err, backend, "cannot use vaults: SandBase sessions have none");
+		return NULL;
+	}
+	out = json_object();
+	for (size_t i = 0; out && i < sizeof(keys) / sizeof(keys[0]); i++)
+		rc |= pass(out, body, keys[i]);
+	if (!out || rc) {
+		json_decref(out);
+		sg_err_internal(err, "out of memory");
+		return NULL;
+	}
+	return out;
+}
+
+json_t *sg_sb_sent_to_cma(const json_t *body, const struct sg_sb_ctx *ctx, struct sg_error *err)
+{
+	const json_t *data;
+	json_t *events, *out;
+
+	if (check_ctx(ctx, err))
+		return NULL;
+	if (!json_is_object(body)) {
+		bad(err, ctx->backend, "", "the send answer is not a JSON object");
+		return NULL;
+	}
+	data = json_object_get(body, "data");
+	if (sg_jpresent(data) && !json_is_array(data)) {
+		bad(err, ctx->backend, "", "the send answer's data is not an array");
+		return NULL;
+	}
+	events = sg_jpresent(data) ? sg_sb_events_to_cma(data, NULL, NULL, ctx, err) : json_array();
+	if (!events) {
+		if (!sg_jpresent(data))
+			sg_err_oom(err, ctx->backend);
+		return NULL;
+	}
+	out = json_pack("{s:o}", "data", events);
+	if (!out)
+		sg_err_oom(err, ctx->backend);
+	return out;
+}
 
 void sg_sb_read_error(long status, const char *body, size_t len, struct sg_backend_said *out)
 {

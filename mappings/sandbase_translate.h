@@ -23,12 +23,15 @@ struct sg_sb_ctx {
  * one. Returns 0 when s has a snapshot, names no agent, or is not an object. */
 int sg_sb_session_agent_ref(const json_t *s, const char **id, int64_t *version);
 
-/* A SandBase agent object (GET /v1/agents/{id}, borrowed) → north SessionAgent (new) in
- * exactly the SDK's shape: SandBase's own spellings mapped (skill references and integer
- * versions, bare-string models, …), documented defaults for missing keys, then the core's
- * normaliser (sg_north_agent, lenient), so tool configs carry `type` and tools or configs the
- * SDK cannot express are dropped. NULL + 502 when it is not an object or has no usable `id`;
- * 500 when out of memory. */
+/* A SandBase agent object (GET /v1/agents, /v1/agents/{id}; borrowed) → north Agent (new;
+ * BetaManagedAgentsAgent) in exactly the SDK's shape: SandBase's own spellings mapped (skill
+ * references and integer versions, bare-string models, …), documented defaults for missing
+ * keys, its created_at (else updated_at), updated_at, archived_at and metadata, then the core's
+ * normaliser (sg_north_full_agent, lenient), so tool configs carry `type` and tools, configs
+ * or metadata pairs the SDK cannot express are dropped. Given to sg_sb_session_to_cma() as a
+ * session's agent, the session's normaliser keeps only the snapshot's keys. NULL + 502 when it
+ * is not an object, has no usable `id`, or no readable created_at or updated_at; 500 when out
+ * of memory. */
 json_t *sg_sb_agent_to_cma(const json_t *agent, const struct sg_sb_ctx *ctx, struct sg_error *err);
 
 /* A SandBase session (borrowed) → north Session (new), or NULL + 502 on a wrong shape (id,
@@ -59,6 +62,32 @@ json_t *sg_sb_session_to_cma(const json_t *s, const json_t *agent, const struct 
  * did not write is a 500. */
 json_t *sg_sb_events_to_cma(const json_t *events, const json_t *carry_in, json_t **carry_out,
                             const struct sg_sb_ctx *ctx, struct sg_error *err);
+
+/* ---- writes ---- *
+ *
+ * SandBase is Claude-like: a write is the north body passed on, with what SandBase refuses
+ * refused first (400 invalid_request_error "backend 'NAME' (sandbase) …"). What SandBase's
+ * runtime cannot run (user.tool_confirmation, user.custom_tool_result, user.define_outcome,
+ * session_thread_id, …) is left to SandBase, whose 422 the core's error table makes a 400 with
+ * SandBase's own words: the gateway does not freeze today's list of what SandBase supports. */
+
+/* The body of POST /v1/sessions for a validated north create body (borrowed;
+ * SessionCreateParams): agent, environment_id, title, metadata and initial_events as given.
+ * New, or NULL + 400 for an agent_with_overrides (naming the overrides given), non-empty
+ * resources or vault_ids, or a budget; 500 when out of memory. */
+json_t *sg_sb_create_request(const json_t *body, const char *backend, struct sg_error *err);
+
+/* The body of POST /v1/sessions/{id} for a validated north update body (borrowed;
+ * SessionUpdateParams): title, metadata (a patch) and agent ({tools, mcp_servers}) as given; a
+ * null budget (nothing to remove) and empty vault_ids are not sent. New, or NULL + 400 for a
+ * budget or non-empty vault_ids; 500 when out of memory. */
+json_t *sg_sb_update_request(const json_t *body, const char *backend, struct sg_error *err);
+
+/* SandBase's answer to POST /v1/sessions/{id}/events ({data: SessionEvent[]}, borrowed) →
+ * {data: north events} (new): the events as sg_sb_events_to_cma() reads a run of them on its
+ * own; an absent or null data is an empty list. NULL + 502 when the body is not an object, data
+ * is not an array, or an event is unreadable; 500 when out of memory. */
+json_t *sg_sb_sent_to_cma(const json_t *body, const struct sg_sb_ctx *ctx, struct sg_error *err);
 
 /* The read_error hook of the sandbase mapping (mapping.h): the core's reader
  * (sg_berror_read), plus what SandBase's dialect says beyond it: a 502

@@ -247,6 +247,29 @@ static const struct shape U_MULTIAGENT =
 static const struct shape U_SESSION_AGENT =
     UNION({"agent", FIELDS(THREAD_AGENT_FIELDS, REQN("multiagent", &U_MULTIAGENT))});
 
+/* The agent resource itself (BetaManagedAgentsAgent, agents.list/retrieve): the snapshot's keys
+ * plus its own timestamps and metadata, and a multiagent roster that names other agents by
+ * reference ({id, type, version}) instead of embedding them. `updated_at` is optional here only
+ * so that a missing one can take created_at's value afterwards, as for sessions. */
+static const struct field F_AGENT_REFERENCE[] = {REQ("id", &S_STR), REQ("version", &S_NUM), END};
+static const struct shape U_AGENT_REFERENCE = UNION({"agent", F_AGENT_REFERENCE});
+static const struct shape A_AGENT_REFERENCES = ARR(&U_AGENT_REFERENCE);
+static const struct shape U_REFERENCE_ROSTER_ENTRY =
+    UNION({"agent", F_AGENT_REFERENCE}, {"advisor", FIELDS(REQ("model", &S_STR))});
+static const struct shape A_REFERENCE_ROSTER = ARR(&U_REFERENCE_ROSTER_ENTRY);
+static const struct shape U_REFERENCE_TEAM =
+    UNION({"enabled", FIELDS(REQ("inline_agents", &U_ON_OFF),
+                             REQD("predefined_agents", &A_AGENT_REFERENCES, "[]"))},
+          {"disabled", NULL});
+static const struct shape U_AGENT_MULTIAGENT = UNION(
+    {"coordinator", FIELDS(REQD("agents", &A_REFERENCE_ROSTER, "[]"))},
+    {"multiagent_20261001", FIELDS(REQ("advisor", &U_ADVISOR), REQ("subagents", &U_REFERENCE_TEAM),
+                                   REQ("workflows", &U_REFERENCE_TEAM))});
+static const struct shape U_AGENT =
+    UNION({"agent", FIELDS(THREAD_AGENT_FIELDS, REQN("archived_at", &S_TIME),
+                           REQ("created_at", &S_TIME), REQD("metadata", &S_STR_MAP, "{}"),
+                           REQN("multiagent", &U_AGENT_MULTIAGENT), OPT("updated_at", &S_TIME))});
+
 /* ---- The session (sessions.d.ts, resources.d.ts) ---- */
 
 static const struct shape U_CHECKOUT =
@@ -1135,6 +1158,45 @@ json_t *sg_north_agent_take(json_t *in, const char *backend, const char *where, 
 	json_t *out = north_agent(in, backend, where, flags, 1, err);
 
 	json_decref(in); /* the answer, when there is one, holds its own reference */
+	return out;
+}
+
+/* Both full agent functions: `in` is borrowed, and edited in place when taking. */
+static json_t *north_full_agent(const json_t *in, const char *backend, const char *where,
+                                unsigned flags, int take, struct sg_error *err)
+{
+	struct walk w;
+	json_t *out = NULL;
+	int rc;
+
+	if (walk_init(&w, backend, where, flags, take, err))
+		return NULL;
+	rc = conv(&U_AGENT, in, &out, &w);
+	if (rc == N_UNKNOWN)
+		unknown_root(&w);
+	if (rc != N_OK)
+		return NULL;
+	if (!json_object_get(out, "updated_at") &&
+	    json_object_set(out, "updated_at", json_object_get(out, "created_at"))) {
+		json_decref(out);
+		oom(&w);
+		return NULL;
+	}
+	return out;
+}
+
+json_t *sg_north_full_agent(const json_t *in, const char *backend, const char *where,
+                            unsigned flags, struct sg_error *err)
+{
+	return north_full_agent(in, backend, where, flags, 0, err);
+}
+
+json_t *sg_north_full_agent_take(json_t *in, const char *backend, const char *where, unsigned flags,
+                                 struct sg_error *err)
+{
+	json_t *out = north_full_agent(in, backend, where, flags, 1, err);
+
+	json_decref(in);
 	return out;
 }
 

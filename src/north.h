@@ -52,6 +52,18 @@ json_t *sg_north_agent(const json_t *in, const char *backend, const char *where,
 json_t *sg_north_agent_take(json_t *in, const char *backend, const char *where, unsigned flags,
                             struct sg_error *err);
 
+/* An agent resource (borrowed: an object; `type` may be absent) → the SDK's
+ * BetaManagedAgentsAgent (new), as agents.list and agents.retrieve answer it: what
+ * sg_north_agent() does for a snapshot, plus archived_at (null when absent), created_at
+ * (required), updated_at (absent → created_at), metadata ({} when absent) and a multiagent
+ * roster of agent references ({id, type, version}). NULL + 502 when the agent cannot be
+ * expressed (missing id, name, model, version or created_at; an unknown execution identity). */
+json_t *sg_north_full_agent(const json_t *in, const char *backend, const char *where,
+                            unsigned flags, struct sg_error *err);
+/* The same for an agent the caller built (stolen, see above); returns it, normalised. */
+json_t *sg_north_full_agent_take(json_t *in, const char *backend, const char *where, unsigned flags,
+                                 struct sg_error *err);
+
 /* A Session (borrowed) → the SDK's Session (new), its `id` = id (copied; NULL leaves the key
  * out for the caller to set: a public id carries the route, which only the caller knows). The
  * input's own `id` is not read. updated_at absent → created_at. NULL + 502 when it is not an

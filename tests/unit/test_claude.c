@@ -9,12 +9,15 @@
 #include <string.h>
 
 #include "claude_translate.h"
+#include "config.h"
 #include "fixture.h"
+#include "flow.h"
 #include "idcodec.h"
 #include "north.h"
 
 #define SESSIONS "claude/sessions"
 #define EVENTS "claude/events"
+#define AGENTS "claude/agents"
 #define BACKEND "claude-main"
 #define MAX_CASES 64
 #define LIMIT 100000
@@ -204,6 +207,150 @@ START_TEST(test_events_golden)
 	json_decref(again);
 	json_decref(out);
 	json_decref(body);
+}
+END_TEST
+
+/* Every key a north Agent (BetaManagedAgentsAgent) carries; all required, no others. */
+static const char *const full_agent_keys[] = {
+    "id",          "type",        "name",       "description",
+    "system",      "version",     "model",      "execution_identity",
+    "mcp_servers", "skills",      "tools",      "multiagent",
+    "metadata",    "archived_at", "created_at", "updated_at",
+    NULL};
+
+START_TEST(test_agents_golden)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(AGENTS, names, MAX_CASES), i;
+	struct sg_error err = {0};
+	const json_t *data, *item;
+	const char *next = NULL;
+	json_t *body, *out;
+
+	ck_assert_uint_lt((size_t)_i, n);
+	body = sg_fixture_load(AGENTS, names[_i], "input.json");
+	ck_assert_msg(body != NULL, "%s: input.json is required", names[_i]);
+	ck_assert_int_eq(sg_north_page_parts(body, BACKEND, &data, &next, &err), 0);
+	out = json_array();
+	json_array_foreach(data, i, item) {
+		json_t *a = sg_cl_agent_to_cma(item, &good_ctx, &err), *again;
+
+		ck_assert_msg(a != NULL, "%s[%zu]: %s", names[_i], i, err.message);
+		ck_assert_msg(sg_check_keys(a, full_agent_keys, full_agent_keys, "agent"),
+		              "%s[%zu]: agent keys are not the SDK's", names[_i], i);
+		/* the id is the upstream's own: agents carry no route */
+		ck_assert_str_eq(json_string_value(json_object_get(a, "id")),
+		                 json_string_value(json_object_get(item, "id")));
+		for (unsigned flags = 0; flags <= SG_NORTH_LENIENT; flags++) {
+			struct sg_error ea = {0}, eb = {0};
+			json_t *x = sg_north_full_agent(item, "bad-be", "agent", flags, &ea);
+			json_t *y = sg_north_full_agent_take(json_deep_copy(item), "bad-be",
+			                                     "agent", flags, &eb);
+
+			check_same(x, &ea, y, &eb, "full agent");
+		}
+		again = sg_cl_agent_to_cma(a, &good_ctx, &err);
+		ck_assert_msg(again && json_equal(again, a), "%s[%zu]: not a fixed point",
+		              names[_i], i);
+		json_decref(again);
+		ck_assert_int_eq(json_array_append_new(out, a), 0);
+	}
+	ck_assert_msg(sg_fixture_expect(out, AGENTS, names[_i], "expected.json"),
+	              "%s: output differs from expected.json", names[_i]);
+	json_decref(out);
+	json_decref(body);
+}
+END_TEST
+
+#define GOOD_AGENT                                                                                 \
+	"{\"id\": \"agent_1\", \"name\": \"A\", \"model\": {\"id\": \"m\"}, \"version\": 1, "      \
+	"\"created_at\": \"2026-01-01T00:00:00Z\"}"
+
+static void patch(json_t *obj, const char *path, const char *value);
+
+/* An agent the SDK's type cannot hold: strict, a 502 naming the path; lenient, the parts that
+ * can be left out are. */
+START_TEST(test_bad_agent)
+{
+	static const struct {
+		const char *path, *value, *needle;
+	} bad[] = {
+	    {"created_at", NULL, "agent.created_at is missing"},
+	    {"created_at", "\"soon\"", "agent.created_at 'soon' is not an RFC 3339 timestamp"},
+	    {"updated_at", "1", "agent.updated_at is not a string"},
+	    {"archived_at", "\"x\"", "agent.archived_at 'x' is not an RFC 3339 timestamp"},
+	    {"metadata", "{\"a\": 1}", "agent.metadata.a is not a string"},
+	    {"version", NULL, "agent.version is missing"},
+	    {"type", "\"session\"", "agent.type 'session' is not known to the SDK"},
+	    {"multiagent",
+	     "{\"type\": \"coordinator\", \"agents\": [{\"type\": \"agent\", \"id\": \"a\"}]}",
+	     "agent.multiagent.agents[0].version is missing"},
+	};
+	json_t *a = parse(GOOD_AGENT), *out;
+	struct sg_error err = {0};
+
+	out = sg_cl_agent_to_cma(a, &bad_ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "updated_at")),
+	                 "2026-01-01T00:00:00Z");
+	ck_assert(json_is_null(json_object_get(out, "archived_at")));
+	ck_assert_int_eq(json_object_size(json_object_get(out, "metadata")), 0);
+	json_decref(out);
+	json_decref(a);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		a = parse(GOOD_AGENT);
+		patch(a, bad[i].path, bad[i].value);
+		ck_assert_ptr_null(sg_cl_agent_to_cma(a, &bad_ctx, &err));
+		sg_check_502(&err, "bad-be", bad[i].needle);
+		json_decref(a);
+	}
+	/* lenient: a metadata value that is not a string costs that pair only */
+	a = parse(GOOD_AGENT);
+	patch(a, "metadata", "{\"a\": 1, \"b\": \"x\"}");
+	out = sg_north_full_agent(a, "bad-be", "agent", SG_NORTH_LENIENT, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(json_object_size(json_object_get(out, "metadata")), 1);
+	json_decref(out);
+	json_decref(a);
+}
+END_TEST
+
+/* The answer to a send: {data} with normalised events, an absent data read as none. */
+START_TEST(test_sent)
+{
+	static const struct {
+		const char *body, *needle;
+	} bad[] = {
+	    {"[]", "the send answer is not an object"},
+	    {"{\"data\": {}}", "the send answer's data is not an array"},
+	};
+	json_t *body = parse("{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", "
+	                     "\"content\": [{\"type\": \"text\", \"text\": \"hi\"}], "
+	                     "\"processed_at\": null, \"extra\": 1}, {\"id\": \"sevt_2\", "
+	                     "\"type\": \"user.future\"}]}");
+	struct sg_error err = {0};
+	json_t *out = sg_cl_sent_to_cma(body, &good_ctx, &err), *want;
+
+	ck_assert_msg(out != NULL, "%s", err.message);
+	want = parse("{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", "
+	             "\"content\": [{\"type\": \"text\", \"text\": \"hi\"}], "
+	             "\"processed_at\": null}]}");
+	ck_assert_msg(json_equal(out, want), "send answer differs");
+	json_decref(want);
+	json_decref(out);
+	json_decref(body);
+	body = parse("{}");
+	out = sg_cl_sent_to_cma(body, &good_ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(json_array_size(json_object_get(out, "data")), 0);
+	json_decref(out);
+	json_decref(body);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		body = parse(bad[i].body);
+		ck_assert_ptr_null(sg_cl_sent_to_cma(body, &bad_ctx, &err));
+		sg_check_502(&err, "bad-be", bad[i].needle);
+		json_decref(body);
+	}
 }
 END_TEST
 
@@ -850,18 +997,140 @@ START_TEST(test_oom_take)
 }
 END_TEST
 
+/* ---- the module's I/O, against a scripted upstream ---------------------------------------- */
+
+extern const struct sg_mapping sg_mapping_claude;
+
+#define CL_OPTS "{\"api_key\": \"sk-ant-test\", \"anthropic_version\": \"2023-06-01\"}"
+
+static const json_t *cl_seen(const struct sg_flow *f, size_t i, const char *method, const char *uri)
+{
+	const json_t *r = json_array_get(sg_flow_seen(f), i), *h;
+
+	ck_assert_msg(r != NULL, "request %zu was not sent", i);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "method")), method);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "uri")), uri);
+	h = json_object_get(r, "headers");
+	/* the backend's own credentials and dialect headers, never the client's */
+	ck_assert_str_eq(json_string_value(json_object_get(h, "x-api-key")), "sk-ant-test");
+	ck_assert_str_eq(json_string_value(json_object_get(h, "anthropic-version")), "2023-06-01");
+	ck_assert_str_eq(json_string_value(json_object_get(h, "anthropic-beta")),
+	                 "managed-agents-2026-04-01");
+	ck_assert_ptr_null(json_object_get(h, "authorization"));
+	if (json_is_object(json_object_get(r, "body")))
+		ck_assert_str_eq(json_string_value(json_object_get(h, "content-type")),
+		                 "application/json");
+	return r;
+}
+
+START_TEST(test_flow_writes)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "sesn_up");
+	const char *create = "{\"agent\": {\"type\": \"agent\", \"id\": \"agent_1\", \"version\": "
+	                     "2}, \"environment_id\": \"env_1\", \"metadata\": {\"k\": \"v\"}}";
+	const struct sg_error *e;
+	char want[SG_ID_MAX];
+	const json_t *r;
+	json_t *body;
+
+	ck_assert_int_ge(sg_id_encode("sesn_", BACKEND, "", "sesn_up", want, sizeof(want)), 0);
+	sg_flow_route(f, "POST", "/v1/sessions", 200, GOOD_SESSION);
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, "{}", NULL, create, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(sg_flow_object(f), "id")), want);
+	r = cl_seen(f, 0, "POST", "/v1/sessions");
+	/* the body as the client sent it: agent ids carry no route, so none is translated */
+	body = parse(create);
+	ck_assert(json_equal(json_object_get(r, "body"), body));
+	json_decref(body);
+
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up", 200, GOOD_SESSION);
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, "{}", &id, "{\"title\": null}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = cl_seen(f, 0, "POST", "/v1/sessions/sesn_up");
+	ck_assert(json_is_null(json_object_get(json_object_get(r, "body"), "title")));
+
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up/archive", 200, GOOD_SESSION);
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, "{}", &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = cl_seen(f, 0, "POST", "/v1/sessions/sesn_up/archive");
+	ck_assert(json_is_null(json_object_get(r, "body")));
+
+	sg_flow_route(f, "DELETE", "/v1/sessions/sesn_up", 200,
+	              "{\"id\": \"sesn_up\", \"type\": \"session_deleted\"}");
+	sg_flow_run(f, SG_CALL_DELETE_SESSION, "{}", &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_ptr_null(sg_flow_object(f));
+	cl_seen(f, 0, "DELETE", "/v1/sessions/sesn_up");
+
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up/events", 200,
+	              "{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.interrupt\", "
+	              "\"processed_at\": null}]}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, "{}", &id,
+	            "{\"events\": [{\"type\": \"user.interrupt\"}]}", -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(sg_flow_object(f), "data"), 0), "id")),
+	                 "sevt_1");
+	cl_seen(f, 0, "POST", "/v1/sessions/sesn_up/events");
+
+	/* an answer that does not translate after the write: applied, no retry */
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up", 200, "{\"id\": \"sesn_up\"}");
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, "{}", &id, "{\"title\": \"x\"}", -1);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->status, 502);
+	ck_assert_int_eq(e->should_retry, 0);
+	ck_assert_ptr_nonnull(strstr(e->message, "the write was applied"));
+	/* the upstream's own refusal */
+	sg_flow_route(f, "POST", "/v1/sessions/sesn_up/archive", 409,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"conflict_error\", "
+	              "\"message\": \"session is running\"}}");
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, "{}", &id, NULL, -1);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->status, 409);
+	ck_assert_ptr_nonnull(strstr(e->message, "session is running"));
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_agents)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "agent_1");
+
+	sg_flow_route(f, "GET", "/v1/agents?limit=100&include_archived=true", 200,
+	              "{\"data\": [" GOOD_AGENT "], \"next_page\": \"page_2\"}");
+	sg_flow_route(f, "GET", "/v1/agents?limit=100&include_archived=true&page=page_2", 200,
+	              "{\"data\": [" GOOD_AGENT "], \"next_page\": null}");
+	sg_flow_run(f, SG_CALL_LIST_AGENTS, "{}", NULL, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_uint_eq(json_array_size(sg_flow_items(f)), 2);
+	cl_seen(f, 1, "GET", "/v1/agents?limit=100&include_archived=true&page=page_2");
+	sg_flow_route(f, "GET", "/v1/agents/agent_1?version=3", 200, GOOD_AGENT);
+	sg_flow_run(f, SG_CALL_GET_AGENT, "{}", &id, NULL, 3);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(sg_flow_object(f), "id")), "agent_1");
+	sg_flow_free(f);
+}
+END_TEST
+
 static Suite *claude_suite(void)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
 	size_t ns = sg_fixture_list(SESSIONS, names, MAX_CASES);
 	size_t ne = sg_fixture_list(EVENTS, names, MAX_CASES);
+	size_t na = sg_fixture_list(AGENTS, names, MAX_CASES);
 	Suite *s = suite_create("claude");
 	TCase *golden = tcase_create("golden");
 	TCase *edge = tcase_create("edge");
 
-	if (ns && ne) {
+	if (ns && ne && na) {
 		tcase_add_loop_test(golden, test_sessions_golden, 0, (int)ns);
 		tcase_add_loop_test(golden, test_events_golden, 0, (int)ne);
+		tcase_add_loop_test(golden, test_agents_golden, 0, (int)na);
 	} else {
 		tcase_add_test(golden, test_no_fixtures);
 	}
@@ -870,6 +1139,10 @@ static Suite *claude_suite(void)
 	tcase_add_loop_test(edge, test_bad_session, 0,
 	                    (int)(sizeof(bad_sessions) / sizeof(bad_sessions[0])));
 	tcase_add_test(edge, test_session_not_object);
+	tcase_add_test(edge, test_bad_agent);
+	tcase_add_test(edge, test_sent);
+	tcase_add_test(edge, test_flow_writes);
+	tcase_add_test(edge, test_flow_agents);
 	tcase_add_test(edge, test_long_id);
 	tcase_add_test(edge, test_no_context);
 	tcase_add_loop_test(edge, test_bad_events, 0,

@@ -8,7 +8,9 @@
  * keys and shapes, content blocks included, canonical timestamps, resolvable links, stable
  * ids, paging-independent linking),
  * the 502 paths, the caps, error mapping, allocation failures, and a proof that the golden
- * comparison and the checkers report a mismatch. */
+ * comparison and the checkers report a mismatch. Writes: tests/fixtures/sandbase/writes/<case>/
+ * (ctx.json with the op, the north request.json, expected.json: the body sent or the refusal),
+ * and the module's I/O run against a scripted backend (flow.h). */
 #include <check.h>
 #include <jansson.h>
 #include <stdint.h>
@@ -16,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "fixture.h"
+#include "flow.h"
 #include "idcodec.h"
 #include "north.h"
 #include "sandbase_translate.h"
@@ -24,6 +28,7 @@
 
 #define SESSIONS "sandbase/sessions"
 #define EVENTS "sandbase/events"
+#define WRITES "sandbase/writes"
 #define MAX_CASES 64
 #define MIN_SESSION_CASES 5 /* guards against a wrong SG_SRCDIR silently running nothing */
 #define MIN_EVENT_CASES 8
@@ -788,7 +793,7 @@ END_TEST
 START_TEST(test_session_edges)
 {
 	char sid[256];
-	json_t *s, *out, *agent;
+	json_t *s, *out, *agent, *want;
 	struct sg_error err = {0};
 	struct sg_sb_ctx ctx = {.backend = "sb1"};
 	struct sg_pubid pid;
@@ -817,7 +822,8 @@ START_TEST(test_session_edges)
 	 * the caller's agent (from sg_sb_agent_to_cma) is copied, not shared */
 	ctx.now_us = 0;
 	s = parse("{" GOOD_SESSION ", \"status\": \"running\"}");
-	out = parse("{\"id\": \"agent_1\", \"name\": \"n\", \"model\": \"m\"}");
+	out = parse("{\"id\": \"agent_1\", \"name\": \"n\", \"model\": \"m\", \"created_at\":"
+	            " \"2026-05-01T00:00:00Z\", \"metadata\": {\"k\": \"v\"}}");
 	agent = sg_sb_agent_to_cma(out, &ctx, &err);
 	ck_assert_ptr_nonnull(agent);
 	json_decref(out);
@@ -826,7 +832,14 @@ START_TEST(test_session_edges)
 	ck_assert(json_real_value(
 	              json_object_get(json_object_get(out, "stats"), "duration_seconds")) == 0.0);
 	ck_assert_ptr_ne(json_object_get(out, "agent"), agent);
-	ck_assert(json_equal(json_object_get(out, "agent"), agent));
+	/* the snapshot is the agent without what only the agent resource has */
+	want = json_deep_copy(agent);
+	json_object_del(want, "created_at");
+	json_object_del(want, "updated_at");
+	json_object_del(want, "archived_at");
+	json_object_del(want, "metadata");
+	ck_assert(json_equal(json_object_get(out, "agent"), want));
+	json_decref(want);
 	json_decref(out);
 
 	/* an agent that is not an object is the caller's bug */
@@ -920,12 +933,38 @@ START_TEST(test_agent_to_cma)
 	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
 	sg_check_502(&err, "sb1", "agent.id is missing");
 	json_decref(a);
+	a = parse("{\"id\": \"x\", \"name\": \"x\", \"model\": \"m\"}");
+	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
+	sg_check_502(&err, "sb1", "agent has neither created_at nor updated_at");
+	json_decref(a);
+	a = parse("{\"id\": \"x\", \"name\": \"x\", \"model\": \"m\", \"created_at\": \"soon\"}");
+	ck_assert_ptr_null(sg_sb_agent_to_cma(a, &base_ctx, &err));
+	sg_check_502(&err, "sb1", "agent.created_at is not an RFC 3339 timestamp");
+	json_decref(a);
+	/* updated_at stands in for a missing created_at; metadata keeps its string pairs */
+	a = parse("{\"id\": \"x\", \"name\": \"x\", \"model\": \"m\", \"updated_at\":"
+	          " \"2026-05-02T10:00:00+02:00\", \"archived_at\": \"2026-05-03T00:00:00Z\","
+	          " \"metadata\": {\"a\": \"b\", \"n\": 1}}");
+	out = sg_sb_agent_to_cma(a, &base_ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	ck_assert_str_eq(json_string_value(json_object_get(out, "created_at")),
+	                 "2026-05-02T08:00:00Z");
+	ck_assert_str_eq(json_string_value(json_object_get(out, "updated_at")),
+	                 "2026-05-02T08:00:00Z");
+	ck_assert_str_eq(json_string_value(json_object_get(out, "archived_at")),
+	                 "2026-05-03T00:00:00Z");
+	want = parse("{\"a\": \"b\"}");
+	ck_assert(json_equal(json_object_get(out, "metadata"), want));
+	json_decref(want);
+	json_decref(out);
+	json_decref(a);
 
 	/* odd values take their documented defaults rather than failing; tools the SDK cannot
 	 * express (no server name, a default_config without its required keys, a bare string)
 	 * are dropped, and keys it does not declare (a config's "rate") left out */
 	a = parse(
 	    "{\"id\": \"agent_9\", \"name\": \"\", \"description\": 5, \"version\": 0,"
+	    " \"created_at\": \"2026-05-01T00:00:00Z\","
 	    " \"model\": {\"id\": \"m\", \"effort\": \"max\", \"speed\": \"warp\","
 	    "  \"inference_geo\": \"eu\"},"
 	    " \"execution_identity\": {\"type\": \"aws_role\"},"
@@ -955,7 +994,9 @@ START_TEST(test_agent_to_cma)
 	             "   [{\"name\": \"lookup\", \"enabled\": true, \"permission_policy\":"
 	             "   {\"type\": \"auto\"}}], \"default_config\": {\"enabled\": false,"
 	             "   \"permission_policy\": {\"type\": \"always_ask\"}}}],"
-	             " \"multiagent\": null}");
+	             " \"multiagent\": null, \"metadata\": {}, \"archived_at\": null,"
+	             " \"created_at\": \"2026-05-01T00:00:00Z\", \"updated_at\":"
+	             " \"2026-05-01T00:00:00Z\"}");
 	ck_assert(json_equal(out, want));
 	json_decref(want);
 	json_decref(out);
@@ -1345,8 +1386,297 @@ START_TEST(test_allocation_failures)
 }
 END_TEST
 
+/* ---- writes ------------------------------------------------------------------------------ */
+
+START_TEST(test_writes_golden)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(WRITES, names, MAX_CASES);
+	json_t *cj, *req, *got;
+	struct sg_error err = {0};
+	const char *op;
+
+	ck_assert_uint_lt((size_t)_i, n);
+	cj = sg_fixture_load(WRITES, names[_i], "ctx.json");
+	req = sg_fixture_load(WRITES, names[_i], "request.json");
+	ck_assert_msg(cj && req, "%s: ctx.json and request.json are required", names[_i]);
+	op = json_string_value(json_object_get(cj, "op"));
+	ck_assert_ptr_nonnull(op);
+	got = !strcmp(op, "create") ? sg_sb_create_request(req, "sb1", &err)
+	                            : sg_sb_update_request(req, "sb1", &err);
+	if (!got) {
+		ck_assert_int_eq(err.status, 400);
+		ck_assert_msg(!strncmp(err.message, "backend 'sb1' (sandbase) ", 25), "%s",
+		              err.message);
+		got = json_pack("{s:{s:i, s:s, s:s}}", "error", "status", err.status, "type",
+		                err.type, "message", err.message);
+	}
+	ck_assert_msg(sg_fixture_expect(got, WRITES, names[_i], "expected.json"),
+	              "%s: output differs from expected.json", names[_i]);
+	json_decref(got);
+	json_decref(req);
+	json_decref(cj);
+}
+END_TEST
+
+/* The answer to a send: SandBase's flat events as north events, a missing data as none. */
+START_TEST(test_sent)
+{
+	static const struct {
+		const char *body, *needle;
+	} bad[] = {
+	    {"[]", "the send answer is not a JSON object"},
+	    {"{\"data\": {}}", "the send answer's data is not an array"},
+	    {"{\"data\": [{\"type\": \"user.message\"}]}", "events[0]: id is missing"},
+	};
+	json_t *body = parse(
+	    "{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", \"content\": "
+	    "[{\"type\": \"text\", \"text\": \"hi\"}], \"stop_reason\": null, \"model_used\": "
+	    "null, "
+	    "\"tokens_in\": 0, \"tokens_out\": 0, \"duration_ms\": null, \"processed_at\": null, "
+	    "\"created_at\": \"2026-06-01T00:00:00Z\"}, {\"id\": \"sevt_2\", \"type\": "
+	    "\"user.interrupt\", \"processed_at\": \"2026-06-01T00:00:01Z\"}]}");
+	json_t *out, *want;
+	struct sg_error err = {0};
+
+	out = sg_sb_sent_to_cma(body, &base_ctx, &err);
+	ck_assert_msg(out != NULL, "%s", err.message);
+	want =
+	    parse("{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", \"content\": "
+	          "[{\"type\": \"text\", \"text\": \"hi\"}], \"processed_at\": "
+	          "\"2026-06-01T00:00:00Z\"}, {\"id\": \"sevt_2\", \"type\": \"user.interrupt\", "
+	          "\"processed_at\": \"2026-06-01T00:00:01Z\"}]}");
+	ck_assert_msg(json_equal(out, want), "send answer differs");
+	json_decref(want);
+	json_decref(out);
+	json_decref(body);
+	body = parse("{}");
+	out = sg_sb_sent_to_cma(body, &base_ctx, &err);
+	ck_assert_ptr_nonnull(out);
+	ck_assert_uint_eq(json_array_size(json_object_get(out, "data")), 0);
+	json_decref(out);
+	json_decref(body);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		body = parse(bad[i].body);
+		ck_assert_ptr_null(sg_sb_sent_to_cma(body, &base_ctx, &err));
+		sg_check_502(&err, "sb1", bad[i].needle);
+		json_decref(body);
+	}
+}
+END_TEST
+
+/* Allocation failures in the write translations: a 500, nothing leaked. */
+START_TEST(test_writes_oom)
+{
+	json_t *create = sg_fixture_load(WRITES, "create-pass", "request.json");
+	json_t *update = sg_fixture_load(WRITES, "update-pass", "request.json");
+	json_t *sent = parse("{\"data\": [{\"id\": \"sevt_1\", \"type\": \"user.message\", "
+	                     "\"content\": [{\"type\": \"text\", \"text\": \"hi\"}], "
+	                     "\"processed_at\": \"2026-06-01T00:00:00Z\"}]}");
+	long n;
+
+	ck_assert(create && update);
+	for (int step = 0; step < 3; step++) {
+		for (n = 0;; n++) {
+			struct sg_error err = {0};
+			json_t *got;
+			long live;
+
+			sg_fixture_alloc_begin(n);
+			got = step == 0   ? sg_sb_create_request(create, "sb1", &err)
+			      : step == 1 ? sg_sb_update_request(update, "sb1", &err)
+			                  : sg_sb_sent_to_cma(sent, &base_ctx, &err);
+			if (!got) {
+				ck_assert_msg(sg_fixture_alloc_fired(), "step %d: %s", step,
+				              err.message);
+				ck_assert_int_eq(err.status, 500);
+			}
+			json_decref(got);
+			live = sg_fixture_alloc_end();
+			ck_assert_msg(live == 0, "step %d: %ld leaked at %ld", step, live, n);
+			if (!sg_fixture_alloc_fired())
+				break;
+		}
+	}
+	json_decref(sent);
+	json_decref(update);
+	json_decref(create);
+}
+END_TEST
+
+/* ---- the module's I/O, against a scripted backend ----------------------------------------- */
+
+extern const struct sg_mapping sg_mapping_sandbase;
+
+#define SB_OPTS "{\"api_key\": \"sk-sb-test\"}"
+#define SB_SESSION                                                                                 \
+	"{\"id\": \"sess_01\", \"type\": \"session\", \"status\": \"idle\", \"title\": \"T\", "    \
+	"\"agent\": {\"type\": \"agent\", \"id\": \"agent_01\", \"version\": 2}, "                 \
+	"\"environment_id\": "                                                                     \
+	"\"env_01\", \"metadata\": {}, \"archived_at\": null, \"created_at\": "                    \
+	"\"2026-06-01T00:00:00Z\", \"updated_at\": \"2026-06-01T00:00:00Z\"}"
+#define SB_AGENT                                                                                   \
+	"{\"id\": \"agent_01\", \"type\": \"agent\", \"name\": \"Researcher\", \"model\": "        \
+	"\"claude-opus-4\", \"version\": 2, \"created_at\": \"2026-05-01T00:00:00Z\", "            \
+	"\"updated_at\": \"2026-05-02T00:00:00Z\"}"
+
+static const json_t *sb_seen(const struct sg_flow *f, size_t i, const char *method, const char *uri)
+{
+	const json_t *r = json_array_get(sg_flow_seen(f), i);
+
+	ck_assert_msg(r != NULL, "request %zu was not sent", i);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "method")), method);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "uri")), uri);
+	if (json_is_object(json_object_get(r, "body")))
+		ck_assert_str_eq(json_string_value(json_object_get(r, "type")), "application/json");
+	return r;
+}
+
+static void sb_flow_error(const struct sg_flow *f, int status, const char *needle)
+{
+	const struct sg_error *e = sg_flow_error(f);
+
+	ck_assert_msg(e != NULL, "the call succeeded");
+	ck_assert_msg(e->status == status, "status %d: %s", e->status, e->message);
+	ck_assert_msg(strstr(e->message, needle) != NULL, "'%s' not in: %s", needle, e->message);
+}
+
+START_TEST(test_flow_writes)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	char want[SG_ID_MAX];
+	const json_t *r;
+	json_t *s;
+
+	ck_assert_int_ge(sg_id_encode("sesn_", "sb1", "", "sess_01", want, sizeof(want)), 0);
+	/* create: the session, then the agent it names by reference */
+	sg_flow_route(f, "POST", "/v1/sessions", 200, SB_SESSION);
+	sg_flow_route(f, "GET", "/v1/agents/agent_01?version=2", 200, SB_AGENT);
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, "{}", NULL,
+	            "{\"agent\": {\"type\": \"agent\", \"id\": \"agent_01\"}, \"environment_id\": "
+	            "\"env_01\", \"title\": \"T\", \"vault_ids\": []}",
+	            -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	s = sg_flow_object(f);
+	ck_assert_str_eq(json_string_value(json_object_get(s, "id")), want);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(s, "agent"), "name")),
+	                 "Researcher");
+	ck_assert_ptr_null(json_object_get(json_object_get(s, "agent"), "created_at"));
+	r = sb_seen(f, 0, "POST", "/v1/sessions");
+	ck_assert_ptr_null(json_object_get(json_object_get(r, "body"), "vault_ids"));
+	sb_seen(f, 1, "GET", "/v1/agents/agent_01?version=2");
+
+	/* the session exists, but its agent cannot be read: no retry */
+	sg_flow_route(f, "GET", "/v1/agents/agent_01?version=2", 500,
+	              "{\"error\": {\"type\": "
+	              "\"api_error\", \"message\": \"x\"}}");
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, "{}", NULL,
+	            "{\"agent\": \"agent_01\", \"environment_id\": \"env_01\"}", -1);
+	sb_flow_error(f, 502, "was created, but its answer could not be read");
+	ck_assert_ptr_nonnull(strstr(sg_flow_error(f)->message, want));
+	ck_assert_int_eq(sg_flow_error(f)->should_retry, 0);
+	sg_flow_route(f, "GET", "/v1/agents/agent_01?version=2", 200, SB_AGENT);
+
+	/* refused by the gateway: nothing sent */
+	sg_flow_run(f, SG_CALL_CREATE_SESSION, "{}", NULL,
+	            "{\"agent\": \"agent_01\", \"environment_id\": \"env_01\", \"budget\": "
+	            "{\"type\": \"limit\", \"max_list_cost\": {\"amount\": \"1\", \"currency\": "
+	            "\"USD\"}}}",
+	            -1);
+	sb_flow_error(f, 400, "(sandbase) cannot enforce a budget");
+	ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 0);
+
+	/* update, archive */
+	sg_flow_route(f, "POST", "/v1/sessions/sess_01", 200, SB_SESSION);
+	sg_flow_run(f, SG_CALL_UPDATE_SESSION, "{}", &id, "{\"title\": \"T\", \"budget\": null}",
+	            -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = sb_seen(f, 0, "POST", "/v1/sessions/sess_01");
+	ck_assert_uint_eq(json_object_size(json_object_get(r, "body")), 1);
+	sg_flow_route(f, "POST", "/v1/sessions/sess_01/archive", 200, SB_SESSION);
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, "{}", &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = sb_seen(f, 0, "POST", "/v1/sessions/sess_01/archive");
+	ck_assert(json_is_null(json_object_get(r, "body")));
+
+	/* SandBase's own refusals come back through the core's table */
+	sg_flow_route(f, "POST", "/v1/sessions/sess_01/archive", 409,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"session_archived\", "
+	              "\"message\": \"already archived\"}}");
+	sg_flow_run(f, SG_CALL_ARCHIVE_SESSION, "{}", &id, NULL, -1);
+	sb_flow_error(f, 409, "already archived");
+
+	/* delete */
+	sg_flow_route(f, "DELETE", "/v1/sessions/sess_01", 200,
+	              "{\"id\": \"sess_01\", \"type\": \"session_deleted\"}");
+	sg_flow_run(f, SG_CALL_DELETE_SESSION, "{}", &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_ptr_null(sg_flow_object(f));
+	sb_seen(f, 0, "DELETE", "/v1/sessions/sess_01");
+
+	/* send: the body as it is, the answer in north events */
+	sg_flow_route(f, "POST", "/v1/sessions/sess_01/events", 200,
+	              "{\"data\": [{\"id\": \"sevt_9\", \"type\": \"user.message\", \"content\": "
+	              "[{\"type\": \"text\", \"text\": \"hi\"}], \"processed_at\": "
+	              "\"2026-06-01T00:00:00Z\", \"tokens_in\": 0, \"tokens_out\": 0}]}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, "{}", &id,
+	            "{\"events\": [{\"type\": \"user.message\", \"content\": [{\"type\": "
+	            "\"text\", \"text\": \"hi\"}]}]}",
+	            -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	r = sb_seen(f, 0, "POST", "/v1/sessions/sess_01/events");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(json_object_get(r, "body"), "events"), 0), "type")),
+	    "user.message");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(sg_flow_object(f), "data"), 0), "id")),
+	                 "sevt_9");
+	sg_flow_route(f, "POST", "/v1/sessions/sess_01/events", 422,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"unsupported_event_type\", "
+	              "\"message\": \"user.tool_confirmation is not supported\"}}");
+	sg_flow_run(f, SG_CALL_SEND_EVENTS, "{}", &id,
+	            "{\"events\": [{\"type\": \"user.tool_confirmation\", \"tool_use_id\": "
+	            "\"sevt_1\", \"result\": \"allow\"}]}",
+	            -1);
+	sb_flow_error(f, 400, "user.tool_confirmation is not supported");
+	sg_flow_free(f);
+}
+END_TEST
+
+START_TEST(test_flow_agents)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	struct sg_pubid id = sg_flow_id("sb1", "", "agent_01");
+
+	sg_flow_route(f, "GET", "/v1/agents?limit=100&include_archived=true", 200,
+	              "{\"data\": [" SB_AGENT "], \"next_page\": \"page_2\"}");
+	sg_flow_route(f, "GET", "/v1/agents?limit=100&include_archived=true&page=page_2", 200,
+	              "{\"data\": [" SB_AGENT "], \"next_page\": null}");
+	sg_flow_run(f, SG_CALL_LIST_AGENTS, "{}", NULL, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_uint_eq(json_array_size(sg_flow_items(f)), 2);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_array_get(sg_flow_items(f), 0), "created_at")),
+	    "2026-05-01T00:00:00Z");
+	sg_flow_route(f, "GET", "/v1/agents/agent_01?version=2", 200, SB_AGENT);
+	sg_flow_run(f, SG_CALL_GET_AGENT, "{}", &id, NULL, 2);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_str_eq(json_string_value(json_object_get(sg_flow_object(f), "name")),
+	                 "Researcher");
+	sg_flow_route(f, "GET", "/v1/agents/agent_01", 404,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"not_found_error\", "
+	              "\"message\": \"no such agent\"}}");
+	sg_flow_run(f, SG_CALL_GET_AGENT, "{}", &id, NULL, -1);
+	sb_flow_error(f, 404, "no such agent");
+	sg_flow_free(f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
 	Suite *s = suite_create("sandbase");
 	TCase *golden = tcase_create("golden"), *edge = tcase_create("edge");
 
@@ -1371,6 +1701,13 @@ static Suite *suite(void)
 	tcase_add_test(edge, test_bad_carry);
 	tcase_add_test(edge, test_no_context);
 	tcase_add_test(edge, test_allocation_failures);
+	tcase_add_loop_test(
+	    golden, test_writes_golden, 0,
+	    (int)sg_fixture_list(WRITES, (char(*)[SG_FIXTURE_NAME_MAX])names, MAX_CASES));
+	tcase_add_test(edge, test_sent);
+	tcase_add_test(edge, test_writes_oom);
+	tcase_add_test(edge, test_flow_writes);
+	tcase_add_test(edge, test_flow_agents);
 	tcase_set_timeout(golden, 60);
 	tcase_set_timeout(edge, 300);
 	suite_add_tcase(s, golden);
