@@ -313,7 +313,7 @@ export function writeScenarios(env) {
 
   // ---- bodies the SDK's types do not allow: 400 naming the field, nothing reaches the backend
   for (const b of backends) {
-    add(`${b.label}/bad bodies: BadRequestError 400 naming the field (413 over the size bound); no write reaches the backend`, async (ctx) => {
+    add(`${b.label}/bad bodies: BadRequestError 400 naming the field, not retried; no write reaches the backend`, async (ctx) => {
       const client = ctx.client(b.key, { maxRetries: 2 });
       const agentId = (await fakeAgents(b))[0].id;
       const target = (await listAll(client, { limit: 5 }))[0];
@@ -349,17 +349,33 @@ export function writeScenarios(env) {
         const err = await expectReject(call(), SDK.BadRequestError, 400, 'invalid_request_error', what);
         if (!field.test(err.apiMessage)) fail(`${what}: the message does not name the field (${field}): ${JSON.stringify(err.apiMessage)}`);
       }
-      const big = 'x'.repeat(300 * 1024);
-      const tooLarge = await expectReject(send({ events: [userMessage(big)] }), SDK.ContentTooLargeError, 413, 'request_too_large', 'a 300 KiB events.send body');
-      if (!/\d+ bytes/.test(tooLarge.apiMessage)) fail(`the 413 does not say the bound: ${JSON.stringify(tooLarge.apiMessage)}`);
-      await expectReject(create({ ...createParams(agentId), title: big }), SDK.ContentTooLargeError, 413, 'request_too_large', 'a 300 KiB create body');
       const sdkTries = ctx.rec.records.length - from;
-      if (sdkTries !== cases.length + 2) fail(`the SDK sent ${sdkTries} requests for ${cases.length + 2} refused bodies (retried a 4xx?)`);
+      if (sdkTries !== cases.length) fail(`the SDK sent ${sdkTries} requests for ${cases.length} refused bodies (retried a 4xx?)`);
       const w = await writesOf(b.fake);
       if (w.length) fail(`refused bodies reached the ${b.label} fake: ${show(w)}`);
-      ctx.note(`${cases.length} bodies refused with 400, 2 with 413`);
+      ctx.note(`${cases.length} bodies refused`);
     });
   }
+
+  // A body over limits.max_write_body_bytes (256 KiB by default): ContentTooLargeError, the
+  // bound in the message, not retried, nothing sent; the body's error.type is held to the SDK's
+  // ErrorResponse like every error
+  add('core/a body over limits.max_write_body_bytes: ContentTooLargeError 413 saying the bound, not retried, nothing sent (each backend)', async (ctx) => {
+    const big = 'x'.repeat(300 * 1024);
+    for (const b of backends) {
+      const client = ctx.client(b.key, { maxRetries: 2 });
+      const agentId = (await fakeAgents(b))[0].id;
+      const id = (await listAll(client, { limit: 5 }))[0]?.id;
+      await b.fake.clearRequests();
+      const from = ctx.rec.records.length;
+      const e1 = await expectReject(client.beta.sessions.events.send(id, { events: [userMessage(big)] }), SDK.ContentTooLargeError, 413, undefined, `${b.label}: a 300 KiB events.send body`);
+      if (!/\d+ bytes/.test(e1.apiMessage)) fail(`${b.label}: the 413 does not say the bound: ${JSON.stringify(e1.apiMessage)}`);
+      await expectReject(client.beta.sessions.create(createParams(agentId, { title: big })), SDK.ContentTooLargeError, 413, undefined, `${b.label}: a 300 KiB create body`);
+      if (ctx.rec.records.length - from !== 2) fail(`${b.label}: the SDK sent ${ctx.rec.records.length - from} requests for 2 refused bodies`);
+      const w = await writesOf(b.fake);
+      if (w.length) fail(`${b.label}: an oversized body reached the fake: ${show(w)}`);
+    }
+  });
 
   // ---- what the backend refuses: SandBase's 422 unsupported_event_type, events on an
   // archived session (409), both passed on without a retry
@@ -479,7 +495,7 @@ export function writeScenarios(env) {
   // ---- Idempotency-Key, passed the way an SDK user does: request options' headers
   const idemKey = (what) => `conformance-${what}-${Date.now()}-${Math.random().toString(36).slice(2, 10)}`;
   for (const b of backends) {
-    add(`${b.label}/Idempotency-Key: a repeat gets the first answer (Idempotent-Replayed), one backend create; another body is ConflictError 409, not retried`, async (ctx) => {
+    add(`${b.label}/Idempotency-Key: a repeat gets the first answer (Idempotent-Replayed), one backend create or send; another body is ConflictError 409, not retried`, async (ctx) => {
       const client = ctx.client(b.key, { maxRetries: 2 });
       const agentId = (await fakeAgents(b))[0].id;
       const k = idemKey(b.label);
@@ -515,16 +531,44 @@ export function writeScenarios(env) {
       // the key is per endpoint and per body only: a new key creates anew
       const third = await client.beta.sessions.create(params, { headers: { 'Idempotency-Key': idemKey('other') } });
       if (third.id === first.data.id) fail('a new Idempotency-Key got the old session');
-      // a refused create is kept under its key too: the repeat replays the same error (and the
-      // recorder checks that its body's request_id is the request-id header the SDK reports)
-      const k404 = idemKey(`${b.label}-404`);
-      const ghost = createParams('agent_conformance_no_such_agent', { title: 'no such agent' });
-      const e1 = await expectReject(client.beta.sessions.create(ghost, { headers: { 'Idempotency-Key': k404 } }), SDK.NotFoundError, 404, 'not_found_error', 'create with an unknown agent');
-      const e2 = await expectReject(client.beta.sessions.create(ghost, { headers: { 'Idempotency-Key': k404 } }), SDK.NotFoundError, 404, 'not_found_error', 'the repeat of a create with an unknown agent');
-      if (e2.apiMessage !== e1.apiMessage) fail(`the repeated 404 says something else: ${JSON.stringify(e2.apiMessage)}`);
-      ctx.note(`replayed ${first.data.id}; the 404 repeat ${e2.headers?.get('idempotent-replayed') === 'true' ? 'replayed' : 'asked again'}`);
+      // events.send under a key: the repeat is the first answer, and the message is there once
+      // (a second copy would start a second run)
+      const ke = idemKey(`${b.label}-send`);
+      const text = `sent once under ${ke}`;
+      await b.fake.clearRequests();
+      const fromSend = ctx.rec.records.length;
+      const s1 = await client.beta.sessions.events.send(first.data.id, { events: [userMessage(text)] }, { headers: { 'Idempotency-Key': ke } });
+      const s2 = await client.beta.sessions.events.send(first.data.id, { events: [userMessage(text)] }, { headers: { 'Idempotency-Key': ke } });
+      const sendRecs = attempts(ctx.rec, fromSend, 'POST', EVENTS_PATH);
+      if (canon(s2) !== canon(s1)) fail('the repeated events.send answered something else');
+      if (sendRecs.length !== 2 || sendRecs[1].resHeaders['idempotent-replayed'] !== 'true') fail('the repeated events.send is not marked Idempotent-Replayed');
+      const sendWrites = (await writesOf(b.fake)).filter(b.isEventsWrite);
+      if (sendWrites.length !== 1) fail(`the backend saw ${sendWrites.length} sends for two requests with one key, want 1`);
+      const { events: evs } = await pollEvents(client, first.data.id, (e) => turnEnded(e, text), 'the run of the message sent under a key');
+      if (evs.filter((e) => e.type === 'user.message' && textOf(e) === text).length !== 1) fail('the message sent twice under one key is not listed exactly once');
+      ctx.note(`replayed ${first.data.id}`);
     });
   }
+
+  // A refused create is kept under its key too (a 404 is deterministic): the repeat replays the
+  // same error; the recorder holds every error to body request_id = request-id header, the id
+  // the SDK reports as err.requestID
+  add('core/Idempotency-Key: a refused create (404, unknown agent) is replayed as the same error, its request_id the request-id header (each backend)', async (ctx) => {
+    for (const b of backends) {
+      const client = ctx.client(b.key, { maxRetries: 2 });
+      const k = idemKey(`${b.label}-404`);
+      const ghost = createParams('agent_conformance_no_such_agent', { title: 'no such agent' });
+      await b.fake.clearRequests();
+      const from = ctx.rec.records.length;
+      const e1 = await expectReject(client.beta.sessions.create(ghost, { headers: { 'Idempotency-Key': k } }), SDK.NotFoundError, 404, 'not_found_error', `${b.label}: create with an unknown agent`);
+      const e2 = await expectReject(client.beta.sessions.create(ghost, { headers: { 'Idempotency-Key': k } }), SDK.NotFoundError, 404, 'not_found_error', `${b.label}: the repeat`);
+      if (e2.apiMessage !== e1.apiMessage) fail(`${b.label}: the repeated 404 says something else: ${JSON.stringify(e2.apiMessage)}`);
+      const recs = attempts(ctx.rec, from, 'POST', CREATE_PATH);
+      if (recs.length !== 2 || recs[1].resHeaders['idempotent-replayed'] !== 'true') fail(`${b.label}: the repeat is not marked Idempotent-Replayed`);
+      const creates = (await writesOf(b.fake)).filter(b.isCreate).length;
+      if (creates !== 1) fail(`${b.label}: the backend was asked ${creates} times, want 1 (the repeat is answered from the key)`);
+    }
+  });
 
   add('sandbase/Idempotency-Key: the SDK\'s own retry after a 503 reuses the key and creates one session', async (ctx) => {
     const b = sbB;
