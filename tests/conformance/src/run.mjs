@@ -367,7 +367,7 @@ async function writesRun({ bins, dir, validators }) {
     ];
     const gw = await startGateway(bins.gateway, dir, `${label}-gateway`, gatewayConfig({ port: gwPort, backends, keys: keyList }));
     procs.push(gw.proc);
-    env = { gw, as, sb, cl, proxy, keys, backendKeys, names, user: 'alice', envId: 'env_conformance_writes' };
+    env = { gw, as, sb, cl, proxy, keys, backendKeys, names, user: 'alice', envId: 'env_conformance_writes', chatModelConfig };
   } catch (e) {
     report(`${label}/start fake backends (AgentScope, SandBase, Claude) and gateway`, e);
     for (const p of procs.reverse()) await p.stop();

@@ -85,8 +85,8 @@ const userMessage = (text) => ({ type: 'user.message', content: [{ type: 'text',
 
 // ---------------------------------------------------------------- scenarios
 
-// env: {gw, as, sb, cl, flaky, keys: {as, sb, cl, multi, flaky}, backendKeys: {sb, cl}, names:
-// {as, sb, cl, flaky}, user, envId}
+// env: {gw, as, sb, cl, proxy, keys: {as, sb, cl, multi, flaky}, backendKeys: {sb, cl}, names:
+// {as, sb, cl, flaky}, user, envId, chatModelConfig}
 export function writeScenarios(env) {
   const S = [];
   const add = (name, run, timeoutMs = 60000) => S.push({ name: `writes/${name}`, run, timeoutMs });
@@ -202,8 +202,15 @@ export function writeScenarios(env) {
     const d = decodePubId('sesn_', s.id);
     if (!d || d.backend !== b.name) fail(`created ${s.id}: does not name backend ${b.name} (${JSON.stringify(d)})`);
     if (s.agent.id !== agent.id) fail(`created ${s.id}: agent.id ${s.agent.id}, asked for ${agent.id}`);
-    const creates = (await writesOf(b.fake)).filter(b.isCreate).length - before;
+    const createReqs = (await writesOf(b.fake)).filter(b.isCreate);
+    const creates = createReqs.length - before;
     if (creates !== 1) fail(`create reached the ${b.label} fake ${creates} times, want 1`);
+    if (b.kind === 'agentscope') {
+      // AgentScope sessions cannot run without a model: the backend's chat_model_config goes along
+      const sent = createReqs[createReqs.length - 1].json;
+      if (canon(sent?.chat_model_config) !== canon(env.chatModelConfig)) fail(`POST /sessions/ carried chat_model_config ${JSON.stringify(sent?.chat_model_config)}, configured ${JSON.stringify(env.chatModelConfig)}`);
+      if (sent?.agent_id !== agent.id) fail(`POST /sessions/ carried agent_id ${sent?.agent_id}`);
+    }
     if (!(await fakeHas(b, d.native, agent.id))) fail(`the ${b.label} fake does not hold the created session ${d.native}`);
     return { s, d, agent };
   };
