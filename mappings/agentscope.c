@@ -272,26 +272,6 @@ static void finish_events(struct sg_call *call, struct as_state *st)
 
 static void send_checked(struct sg_call *call, struct as_state *st);
 
-/* After a create or update, the agent's listing just read is the freshest there is: it
- * replaces this worker's cached translation, so a list right after the write shows it. (Other
- * workers' caches keep theirs until cache_ms passes.) Best effort: a listing that does not
- * translate is simply not cached. */
-static void refresh_cache(struct sg_call *call, struct as_state *st, const struct sg_as_ctx *ctx)
-{
-	struct sg_error err = {0};
-	json_t *one;
-	char key[1024];
-
-	if (priv_of(call)->cache_ms <= 0 || !(one = json_array()))
-		return;
-	if (sg_as_listing_to_cma(json_array_get(st->listings, 0), st->agents_index, ctx, one,
-	                         &err) == 0) {
-		cache_key(call, "sessions", st->agent_id, key, sizeof(key));
-		sg_call_cache_put(call, key, one, priv_of(call)->cache_ms);
-	}
-	json_decref(one);
-}
-
 /* Translates every listing once nothing is pending: the list ends here. */
 static void finish_list(struct sg_call *call, struct as_state *st)
 {
@@ -307,8 +287,8 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	switch (sg_call_kind(call)) {
 	case SG_CALL_CREATE_SESSION:
 	case SG_CALL_UPDATE_SESSION:
-		/* the answer is the session as a retrieve gives it */
-		refresh_cache(call, st, &ctx);
+		/* the answer is the session as a retrieve gives it; caches filled before the
+		 * write no longer answer (the core's write generation, call.c) */
 		finish_get(call, st, &ctx);
 		return;
 	case SG_CALL_GET_SESSION:

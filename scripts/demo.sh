@@ -9,7 +9,9 @@ if [ ! -d tests/conformance/node_modules/@anthropic-ai/sdk ]; then
 	(cd tests/conformance && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-build/tests/fake_agentscope --port 8090 --data etc/demo/agentscope-data.json --quiet &
+# AgentScope writes naive local timestamps; the demo backend's zone is the one the gateway is
+# told (etc/sessiongate.json, "timezone"), as a real deployment's must be.
+TZ=Europe/Berlin build/tests/fake_agentscope --port 8090 --data etc/demo/agentscope-data.json --quiet &
 fake=$!
 trap 'kill $fake 2>/dev/null; kill $gw 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 build/sessiongate --config etc/sessiongate.json &
@@ -33,6 +35,17 @@ With the official SDK (installed in tests/conformance), from another terminal:
     import Anthropic from '@anthropic-ai/sdk';
     const client = new Anthropic({ apiKey: 'sk-demo-sessiongate', baseURL: 'http://127.0.0.1:8080' });
     for await (const s of client.beta.sessions.list({ limit: 5 })) console.log(s.id, s.status, s.title);
+  "
+
+Run an agent through the gateway (create a session, send a message, read the answer):
+  cd tests/conformance && node --input-type=module -e "
+    import Anthropic from '@anthropic-ai/sdk';
+    const client = new Anthropic({ apiKey: 'sk-demo-sessiongate', baseURL: 'http://127.0.0.1:8080' });
+    const agent = (await client.beta.agents.list()).data[0];
+    const s = await client.beta.sessions.create({ agent: agent.id, environment_id: 'env_none', title: 'hello' });
+    await client.beta.sessions.events.send(s.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'Hi!' }] }] });
+    await new Promise((r) => setTimeout(r, 1000));
+    for await (const e of client.beta.sessions.events.list(s.id)) console.log(e.type, JSON.stringify(e.content ?? ''));
   "
 
 Ctrl-C stops the gateway and the demo backend.

@@ -207,6 +207,8 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 	    {"x-should-retry:", offsetof(struct h_res, should_retry),
 	     sizeof(((struct h_res *)0)->should_retry)},
 	    {"allow:", offsetof(struct h_res, allow), sizeof(((struct h_res *)0)->allow)},
+	    {"idempotent-replayed:", offsetof(struct h_res, replayed),
+	     sizeof(((struct h_res *)0)->replayed)},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
@@ -230,8 +232,8 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 	return len;
 }
 
-int h_request(const char *method, int port, const char *path, const char *const *headers,
-              struct h_res *res)
+int h_send(const char *method, int port, const char *path, const char *const *headers,
+           const char *body, struct h_res *res)
 {
 	CURL *c = curl_easy_init();
 	struct curl_slist *hl = NULL;
@@ -245,6 +247,10 @@ int h_request(const char *method, int port, const char *path, const char *const 
 	for (size_t i = 0; headers && headers[i]; i++)
 		hl = curl_slist_append(hl, headers[i]);
 	curl_easy_setopt(c, CURLOPT_URL, url);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+	}
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L); /* else curl waits for the stated body */
 	else
@@ -266,6 +272,12 @@ int h_request(const char *method, int port, const char *path, const char *const 
 	curl_slist_free_all(hl);
 	curl_easy_cleanup(c);
 	return rc == CURLE_OK ? 0 : -1;
+}
+
+int h_request(const char *method, int port, const char *path, const char *const *headers,
+              struct h_res *res)
+{
+	return h_send(method, port, path, headers, NULL, res);
 }
 
 int h_get(int port, const char *path, const char *const *headers, struct h_res *res)

@@ -20,6 +20,7 @@ struct h_res {
 	char content_type[128];
 	char should_retry[16]; /* x-should-retry header, "" when absent */
 	char allow[64];        /* Allow header, "" when absent */
+	char replayed[8];      /* Idempotent-Replayed header, "" when absent */
 	double seconds;        /* wall time of the exchange */
 };
 
@@ -48,6 +49,9 @@ int h_get(int port, const char *path, const char *const *headers, struct h_res *
 /* Same with another method. */
 int h_request(const char *method, int port, const char *path, const char *const *headers,
               struct h_res *res);
+/* Same with a body (NUL-terminated, sent as is; NULL: none). */
+int h_send(const char *method, int port, const char *path, const char *const *headers,
+           const char *body, struct h_res *res);
 void h_res_free(struct h_res *res);
 
 /* SHA-256 hex of a key, for configurations. */
