@@ -129,7 +129,7 @@ static struct wr *begin_write(struct sg_req *r, enum sg_call_kind kind, int has_
 	struct wr *w;
 
 	if (len > cfg->max_write_body_bytes) {
-		sg_req_fail(r, 413, "request_too_large",
+		sg_req_fail(r, 413, "invalid_request_error",
 		            "the request body is %zu bytes; at most %zu are accepted", len,
 		            cfg->max_write_body_bytes);
 		return NULL;

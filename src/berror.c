@@ -9,8 +9,10 @@
 #include "idcodec.h"
 #include "jsonx.h"
 
-/* The north error types (shared.d.ts ErrorType, plus request_too_large of §6.2), as static
- * strings: struct sg_error keeps a pointer, never a copy. */
+/* The north error types (shared.d.ts ErrorType), as static strings: struct sg_error keeps a
+ * pointer, never a copy. The platform docs' request_too_large is not among them: the SDK's
+ * ErrorResponse has no such variant, so a 413 is an invalid_request_error (the SDK still picks
+ * ContentTooLargeError by the status). */
 static const char *const north_types[] = {
     "invalid_request_error",
     "authentication_error",
@@ -24,7 +26,6 @@ static const char *const north_types[] = {
     "memory_precondition_failed_error",
     "memory_path_conflict_error",
     "conflict_error",
-    "request_too_large",
     NULL,
 };
 
@@ -115,7 +116,7 @@ static const char *status_type(int code)
 	case 409:
 		return "conflict_error";
 	case 413:
-		return "request_too_large";
+		return "invalid_request_error"; /* the SDK's types have no request_too_large */
 	default:
 		return "rate_limit_error"; /* 429, the only other one passed on */
 	}

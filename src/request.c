@@ -477,6 +477,24 @@ int64_t sg_req_now_us(const struct sg_req *r)
 	return r->now_us;
 }
 
+/* The kept body, with an error's request_id made this request's: the SDK reads the id from
+ * the header and from the body, and the two must agree. */
+static void add_replayed_body(struct evbuffer *buf, const struct sg_idem_answer *a, const char *id)
+{
+	json_t *j = a->status >= 400 ? json_loadb(a->body, a->len, 0, NULL) : NULL;
+	char *text = NULL;
+
+	if (json_is_object(j) && json_object_get(j, "request_id") &&
+	    json_object_set_new(j, "request_id", json_string(id)) == 0)
+		text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(15));
+	if (text)
+		evbuffer_add(buf, text, strlen(text));
+	else
+		evbuffer_add(buf, a->body, a->len);
+	free(text);
+	json_decref(j);
+}
+
 /* Sends a kept answer again. */
 static void replay(struct sg_req *r, const struct sg_idem_answer *a)
 {
@@ -488,7 +506,7 @@ static void replay(struct sg_req *r, const struct sg_idem_answer *a)
 	if (a->should_retry >= 0)
 		evhttp_add_header(h, "x-should-retry", a->should_retry ? "true" : "false");
 	if (buf)
-		evbuffer_add(buf, a->body, a->len);
+		add_replayed_body(buf, a, r->id);
 	evhttp_send_reply(r->ev, a->status, reason(a->status), buf);
 	if (buf)
 		evbuffer_free(buf);

@@ -1557,7 +1557,8 @@ static int fs_index_snapshots(struct fs_store *st)
 
 	if (agents == NULL)
 		return -1;
-	for (size_t i = 0; i < st->nsess; i++) {
+	/* Oldest session first, so that an agent is dated by the first session that used it. */
+	for (size_t i = st->nsess; i-- > 0;) {
 		json_t *a = json_object_get(json_object_get(st->sess[i].entry, "session"), "agent");
 		bool seen = false;
 
@@ -1570,7 +1571,16 @@ static int fs_index_snapshots(struct fs_store *st)
 			                json_equal(json_object_get(a, "version"),
 			                           json_object_get(b, "version")));
 		}
-		if (!seen && json_array_append(agents, a)) {
+		if (seen)
+			continue;
+		/* The Agent resource is the snapshot plus its own record keys. */
+		a = json_deep_copy(a);
+		if (a == NULL ||
+		    json_object_set_new(a, "created_at", json_string(st->sess[i].created_at)) ||
+		    json_object_set_new(a, "updated_at", json_string(st->sess[i].created_at)) ||
+		    json_object_set_new(a, "archived_at", json_null()) ||
+		    json_object_set_new(a, "metadata", json_object()) ||
+		    json_array_append_new(agents, a)) {
 			json_decref(agents);
 			return -1;
 		}
@@ -3897,7 +3907,7 @@ enum fs_route {
 
 struct fs_route_def {
 	unsigned real;     /* methods the real service has on this path */
-	unsigned impl;     /* methods this fake answers (SandBase; Claude has no agent routes) */
+	unsigned impl;     /* methods this fake answers (both dialects) */
 	const char *allow; /* the Allow header of a 405 */
 };
 
@@ -3965,8 +3975,6 @@ static void fs_route(struct fs_server *srv, struct evhttp_request *req, const ch
 	unsigned impl = def->impl;
 	bool sb = srv->dialect == FS_D_SANDBASE;
 
-	if ((route == FS_R_AGENT || route == FS_R_AGENTS) && !sb)
-		impl = 0;
 	if (route == FS_R_NONE) {
 		fs_not_found(srv, r, "Not found");
 		goto out;

@@ -182,6 +182,21 @@ START_TEST(idempotency_key_answers_once)
 	ck_assert_str_eq(r.should_retry, "false");
 	h_res_free(&r);
 	ck_assert_int_eq(fake_writes("/"), 0);
+	/* a replayed error is this request's: body request_id = request-id header */
+	{
+		const char *const h2[] = {"x-api-key: sk-writer", "Content-Type: application/json",
+		                          "Idempotency-Key: ghost-1", NULL};
+		const char *ghost = "{\"agent\":\"no-such-agent\",\"environment_id\":\"env_none\"}";
+
+		for (int i = 0; i < 2; i++) {
+			ck_assert_int_eq(h_send("POST", gw.port, "/v1/sessions", h2, ghost, &r), 0);
+			ck_assert_msg(r.status == 404, "%ld %s", r.status, r.body);
+			ck_assert_str_eq(r.replayed, i ? "true" : "");
+			ck_assert_str_eq(json_string_value(json_object_get(r.json, "request_id")),
+			                 r.request_id);
+			h_res_free(&r);
+		}
+	}
 	/* a malformed key */
 	{
 		const char *const bad[] = {"x-api-key: sk-writer", "Content-Type: application/json",
@@ -257,7 +272,8 @@ START_TEST(bad_bodies_reach_no_backend)
 	memcpy(big + sizeof(big) - 3, "{}", 3);
 	ck_assert_int_eq(h_send("POST", gw.port, "/v1/sessions", K, big, &r), 0);
 	ck_assert_int_eq(r.status, 413);
-	ck_assert_msg(strstr(r.body, "request_too_large"), "%s", r.body);
+	ck_assert_msg(strstr(r.body, "invalid_request_error"), "%s", r.body);
+	ck_assert_msg(strstr(r.body, "at most 262144"), "%s", r.body);
 	h_res_free(&r);
 	ck_assert_int_eq(fake_writes("/"), 0);
 }

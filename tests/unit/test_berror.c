@@ -118,7 +118,7 @@ static const struct {
     {403, 0, "", 502, 0, "api_error",
      "the gateway's credentials for this backend lack permission (HTTP 403)"},
     /* statuses whose meaning does not depend on who answered */
-    {413, 0, "", 413, 0, "request_too_large", "request too large (HTTP 413)"},
+    {413, 0, "", 413, 0, "invalid_request_error", "request too large (HTTP 413)"},
     {429, 0, "", 429, 1, "rate_limit_error", "rate limited (HTTP 429)"},
     {429, 1, "rate_limit_error", 429, 1, "rate_limit_error", "(HTTP 429 rate_limit_error)"},
     /* client statuses, passed on when the body is the backend's own */
@@ -271,7 +271,7 @@ static const struct {
      "rate limited (HTTP 429 rate_limit_error): slow down"},
     {"sandbase", 409, "{\"error\": {\"type\": \"session_archived\", \"message\": \"archived\"}}",
      409, 0, "conflict_error", "conflict (HTTP 409 session_archived): archived"},
-    {"sandbase", 413, "", 413, 0, "request_too_large", "request too large (HTTP 413)"},
+    {"sandbase", 413, "", 413, 0, "invalid_request_error", "request too large (HTTP 413)"},
     {"sandbase", 500, "<html><body>Internal Server Error</body></html>", 502, 1, "api_error",
      "backend error (HTTP 500): <html><body>Internal Server Error"},
     {"sandbase", 503, "{\"detail\": [{\"loc\": [\"body\"], \"msg\": \"upstream down\"}]}", 502, 1,
@@ -298,7 +298,7 @@ static const struct {
      "not found (HTTP 404): no such session"},
     {"claude", 409, ENV("conflict_error", "session is running"), 409, 0, "conflict_error",
      "session is running"},
-    {"claude", 413, ENV("request_too_large", "too large"), 413, 0, "request_too_large",
+    {"claude", 413, ENV("request_too_large", "too large"), 413, 0, "invalid_request_error",
      "too large"},
     {"claude", 429, ENV("rate_limit_error", "slow down"), 429, 1, "rate_limit_error", "slow down"},
     {"claude", 400, ENV("memory_path_conflict_error", "path taken"), 400, 0,
