@@ -696,17 +696,7 @@ static char *dump(const json_t *v, size_t *len)
 static int send_write(struct sg_call *call, struct as_state *st, const char *method,
                       const char *path, const json_t *body, sg_call_fetch_cb cb)
 {
-	char *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	if (body && !(text = dump(body, &len))) {
-		sg_call_fail(call, 500, "api_error", "out of memory");
-		return -1;
-	}
-	rc = sg_call_request(call, method, path, st->wheaders, text, len, cb, st);
-	free(text);
-	return rc;
+	return sg_call_send_json(call, method, path, st->wheaders, body, cb, st);
 }
 
 /* "/sessions/{id}<suffix>?agent_id=…" for the session st addresses. Returns 0, or -1 after

@@ -206,58 +206,28 @@ static void cl_events_page(struct sg_call *call)
  * translation: they carry no route, and every answer (sessions, agents) shows the upstream's
  * own. The answer is normalised like a read's. */
 
-/* Sends the write: body (borrowed) as JSON, or none. Returns 0, or -1 after failing the call. */
-static int send_write(struct sg_call *call, const char *method, const char *path,
-                      const json_t *body, sg_call_fetch_cb cb)
-{
-	size_t n = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
-	char *text = n ? malloc(n) : NULL;
-	int rc;
-
-	if (body && (!text || json_dumpb(body, text, n, JSON_COMPACT) != n)) {
-		free(text);
-		sg_call_fail(call, 500, "api_error", "out of memory");
-		return -1;
-	}
-	rc = sg_call_request(call, method, path, priv_of(call)->wheaders, text, n, cb, NULL);
-	free(text);
-	return rc;
-}
-
-/* "/v1/sessions/{upstream id}<suffix>" for the call's session. Returns 0, or -1 after failing
- * the call. */
-static int session_path(struct sg_call *call, const char *suffix, char *out, size_t len)
-{
-	char esc[600];
-	int n;
-
-	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0 ||
-	    (n = snprintf(out, len, "/v1/sessions/%s%s", esc, suffix)) < 0 || (size_t)n >= len) {
-		sg_call_fail(call, 404, "not_found_error", "session not found");
-		return -1;
-	}
-	return 0;
-}
-
 static void cl_create_session(struct sg_call *call)
 {
-	send_write(call, "POST", "/v1/sessions", sg_call_body(call), on_session);
+	sg_call_send_json(call, "POST", "/v1/sessions", priv_of(call)->wheaders, sg_call_body(call),
+	                  on_session, NULL);
 }
 
 static void cl_update_session(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "", path, sizeof(path)) == 0)
-		send_write(call, "POST", path, sg_call_body(call), on_session);
+	if (sg_call_session_path(call, "", path, sizeof(path)) == 0)
+		sg_call_send_json(call, "POST", path, priv_of(call)->wheaders, sg_call_body(call),
+		                  on_session, NULL);
 }
 
 static void cl_archive_session(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "/archive", path, sizeof(path)) == 0)
-		send_write(call, "POST", path, NULL, on_session);
+	if (sg_call_session_path(call, "/archive", path, sizeof(path)) == 0)
+		sg_call_send_json(call, "POST", path, priv_of(call)->wheaders, NULL, on_session,
+		                  NULL);
 }
 
 static void on_deleted(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
@@ -276,8 +246,9 @@ static void cl_delete_session(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "", path, sizeof(path)) == 0)
-		send_write(call, "DELETE", path, NULL, on_deleted);
+	if (sg_call_session_path(call, "", path, sizeof(path)) == 0)
+		sg_call_send_json(call, "DELETE", path, priv_of(call)->wheaders, NULL, on_deleted,
+		                  NULL);
 }
 
 static void on_sent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
@@ -302,8 +273,9 @@ static void cl_send_events(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "/events", path, sizeof(path)) == 0)
-		send_write(call, "POST", path, sg_call_body(call), on_sent);
+	if (sg_call_session_path(call, "/events", path, sizeof(path)) == 0)
+		sg_call_send_json(call, "POST", path, priv_of(call)->wheaders, sg_call_body(call),
+		                  on_sent, NULL);
 }
 
 /* ---- agents ---- */

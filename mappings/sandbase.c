@@ -363,39 +363,6 @@ static void sb_events_page(struct sg_call *call)
 
 /* ---- writes: the north body, minus what SandBase refuses, to SandBase's own paths ---- */
 
-/* Sends the write: body (borrowed) as JSON, or none. Returns 0, or -1 after failing the call. */
-static int send_write(struct sg_call *call, const char *method, const char *path,
-                      const json_t *body, sg_call_fetch_cb cb, void *arg)
-{
-	size_t n = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
-	char *text = n ? malloc(n) : NULL;
-	int rc;
-
-	if (body && (!text || json_dumpb(body, text, n, JSON_COMPACT) != n)) {
-		free(text);
-		sg_call_fail(call, 500, "api_error", "out of memory");
-		return -1;
-	}
-	rc = sg_call_request(call, method, path, priv_of(call)->wheaders, text, n, cb, arg);
-	free(text);
-	return rc;
-}
-
-/* "/v1/sessions/{id}<suffix>" for the call's session. Returns 0, or -1 after failing the
- * call. */
-static int session_path(struct sg_call *call, const char *suffix, char *out, size_t len)
-{
-	char esc[600];
-	int n;
-
-	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0 ||
-	    (n = snprintf(out, len, "/v1/sessions/%s%s", esc, suffix)) < 0 || (size_t)n >= len) {
-		sg_call_fail(call, 404, "not_found_error", "session not found");
-		return -1;
-	}
-	return 0;
-}
-
 /* A write answered with the session: it took effect, and the answer is the session as a
  * retrieve gives it (its agent snapshot fetched when SandBase names it only by reference). */
 static void on_session_written(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
@@ -433,7 +400,8 @@ static void write_session(struct sg_call *call, const char *path, json_t *body)
 
 	if (st) {
 		st->single = 1;
-		send_write(call, "POST", path, body, on_session_written, st);
+		sg_call_send_json(call, "POST", path, priv_of(call)->wheaders, body,
+		                  on_session_written, st);
 	}
 	json_decref(body);
 }
@@ -461,7 +429,7 @@ static void sb_update_session(struct sg_call *call)
 		sg_call_fail_with(call, &err);
 		return;
 	}
-	if (session_path(call, "", path, sizeof(path))) {
+	if (sg_call_session_path(call, "", path, sizeof(path))) {
 		json_decref(body);
 		return;
 	}
@@ -472,7 +440,7 @@ static void sb_archive_session(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "/archive", path, sizeof(path)) == 0)
+	if (sg_call_session_path(call, "/archive", path, sizeof(path)) == 0)
 		write_session(call, path, NULL);
 }
 
@@ -491,8 +459,9 @@ static void sb_delete_session(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "", path, sizeof(path)) == 0)
-		send_write(call, "DELETE", path, NULL, on_deleted, NULL);
+	if (sg_call_session_path(call, "", path, sizeof(path)) == 0)
+		sg_call_send_json(call, "DELETE", path, priv_of(call)->wheaders, NULL, on_deleted,
+		                  NULL);
 }
 
 static void on_sent(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
@@ -521,8 +490,9 @@ static void sb_send_events(struct sg_call *call)
 {
 	char path[700];
 
-	if (session_path(call, "/events", path, sizeof(path)) == 0)
-		send_write(call, "POST", path, sg_call_body(call), on_sent, NULL);
+	if (sg_call_session_path(call, "/events", path, sizeof(path)) == 0)
+		sg_call_send_json(call, "POST", path, priv_of(call)->wheaders, sg_call_body(call),
+		                  on_sent, NULL);
 }
 
 /* ---- agents ---- */

@@ -57,24 +57,6 @@ static const char *op_name(enum sg_call_kind k)
 	}
 }
 
-static void (*slot_of(const struct sg_mapping *m, enum sg_call_kind k))(struct sg_call *)
-{
-	switch (k) {
-	case SG_CALL_CREATE_SESSION:
-		return m->create_session;
-	case SG_CALL_UPDATE_SESSION:
-		return m->update_session;
-	case SG_CALL_ARCHIVE_SESSION:
-		return m->archive_session;
-	case SG_CALL_DELETE_SESSION:
-		return m->delete_session;
-	case SG_CALL_SEND_EVENTS:
-		return m->send_events;
-	default:
-		return NULL;
-	}
-}
-
 static void on_write_done(struct sg_call *c, void *arg)
 {
 	struct wr *w = sg_req_state(arg);
@@ -101,7 +83,7 @@ static void start_write(struct wr *w, const struct sg_route *rt)
 	const struct sg_mapping *m = rt->backend->mapping;
 	struct sg_call *c;
 
-	if (!slot_of(m, w->kind)) {
+	if (!sg_mapping_can(m, w->kind)) {
 		sg_req_fail(w->r, 400, "invalid_request_error", "backend '%s' (%s) cannot %s",
 		            rt->backend->name, m->name, op_name(w->kind));
 		return;

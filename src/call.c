@@ -430,6 +430,37 @@ int sg_call_stream(struct sg_call *c, const char *path_query, const char *const 
 	return start_fetch(c, "GET", path_query, headers, NULL, 0, on_chunk, cb, arg);
 }
 
+int sg_call_send_json(struct sg_call *c, const char *method, const char *path_query,
+                      const char *const *headers, const json_t *body, sg_call_fetch_cb cb,
+                      void *arg)
+{
+	size_t n = body ? json_dumpb(body, NULL, 0, JSON_COMPACT) : 0;
+	char *text = n ? malloc(n) : NULL;
+	int rc;
+
+	if (body && (!text || json_dumpb(body, text, n, JSON_COMPACT) != n)) {
+		free(text);
+		sg_call_fail(c, 500, "api_error", "out of memory");
+		return -1;
+	}
+	rc = sg_call_request(c, method, path_query, headers, text, n, cb, arg);
+	free(text);
+	return rc;
+}
+
+int sg_call_session_path(struct sg_call *c, const char *suffix, char *out, size_t len)
+{
+	char esc[600];
+	int n;
+
+	if (!c->has_pubid || sg_url_escape(c->pubid.native, esc, sizeof(esc)) < 0 ||
+	    (n = snprintf(out, len, "/v1/sessions/%s%s", esc, suffix)) < 0 || (size_t)n >= len) {
+		sg_call_fail(c, 404, "not_found_error", "session not found");
+		return -1;
+	}
+	return 0;
+}
+
 void sg_call_pause(struct sg_call *c, int pause)
 {
 	for (struct pending *p = c->fetches; p; p = p->next)
@@ -672,6 +703,11 @@ static void (*module_fn(const struct sg_mapping *m, enum sg_call_kind k))(struct
 		return m->stream_events;
 	}
 	return NULL;
+}
+
+int sg_mapping_can(const struct sg_mapping *m, enum sg_call_kind k)
+{
+	return module_fn(m, k) != NULL;
 }
 
 void sg_call_start(struct sg_call *c)

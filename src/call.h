@@ -99,6 +99,15 @@ int sg_call_request(struct sg_call *call, const char *method, const char *path_q
  * Returns 0, or -1 after failing the call. */
 int sg_call_stream(struct sg_call *call, const char *path_query, const char *const *headers,
                    sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg);
+/* sg_call_request with a JSON body: body (borrowed) dumped compactly, or none when NULL.
+ * Returns 0, or -1 after failing the call. */
+int sg_call_send_json(struct sg_call *call, const char *method, const char *path_query,
+                      const char *const *headers, const json_t *body, sg_call_fetch_cb cb,
+                      void *arg);
+/* "/v1/sessions/{native id, escaped}<suffix>" of the call's session into out: the path of a
+ * backend that speaks the Claude-like dialect. Returns 0, or -1 after failing the call (404). */
+int sg_call_session_path(struct sg_call *call, const char *suffix, char *out, size_t len);
+
 /* Stops or resumes reading every stream of the call (flow control toward a slow client). */
 void sg_call_pause(struct sg_call *call, int pause);
 /* Fetches started by this call and not finished yet. */
@@ -153,6 +162,10 @@ void sg_time_range_strings(const struct sg_time_range *r, char out[4][40]);
 int sg_url_add_time_range(char *buf, size_t len, const struct sg_time_range *r);
 
 /* ---- for the core (server.c) ---- */
+
+struct sg_mapping;
+/* 1 when module m has the callback a call of kind k needs. */
+int sg_mapping_can(const struct sg_mapping *m, enum sg_call_kind k);
 
 struct sg_cache;
 
