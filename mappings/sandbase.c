@@ -591,19 +591,10 @@ static void on_agent_read(struct sg_call *call, const struct sg_fetch_res *res, 
 
 static void sb_get_agent(struct sg_call *call)
 {
-	int64_t version = sg_call_agent_version(call);
-	char esc[600], path[700], v[32];
+	char path[700];
 
-	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
-		sg_call_fail(call, 404, "not_found_error", "agent not found");
+	if (sg_call_agent_path(call, path, sizeof(path)))
 		return;
-	}
-	snprintf(path, sizeof(path), "/v1/agents/%s", esc);
-	snprintf(v, sizeof(v), "%lld", (long long)version);
-	if (version >= 0 && sg_url_add_param(path, sizeof(path), "version", v)) {
-		sg_call_fail(call, 404, "not_found_error", "agent not found");
-		return;
-	}
 	sg_call_get(call, path, priv_of(call)->headers, on_agent_read, NULL);
 }
 

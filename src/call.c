@@ -461,6 +461,21 @@ int sg_call_session_path(struct sg_call *c, const char *suffix, char *out, size_
 	return 0;
 }
 
+int sg_call_agent_path(struct sg_call *c, char *out, size_t len)
+{
+	char esc[600], v[32];
+	int n;
+
+	snprintf(v, sizeof(v), "%lld", (long long)c->agent_version);
+	if (!c->has_pubid || sg_url_escape(c->pubid.native, esc, sizeof(esc)) < 0 ||
+	    (n = snprintf(out, len, "/v1/agents/%s", esc)) < 0 || (size_t)n >= len ||
+	    (c->agent_version >= 0 && sg_url_add_param(out, len, "version", v))) {
+		sg_call_fail(c, 404, "not_found_error", "agent not found");
+		return -1;
+	}
+	return 0;
+}
+
 void sg_call_pause(struct sg_call *c, int pause)
 {
 	for (struct pending *p = c->fetches; p; p = p->next)

@@ -107,6 +107,9 @@ int sg_call_send_json(struct sg_call *call, const char *method, const char *path
 /* "/v1/sessions/{native id, escaped}<suffix>" of the call's session into out: the path of a
  * backend that speaks the Claude-like dialect. Returns 0, or -1 after failing the call (404). */
 int sg_call_session_path(struct sg_call *call, const char *suffix, char *out, size_t len);
+/* "/v1/agents/{native id, escaped}[?version=N]" of a get_agent call into out. Returns 0, or -1
+ * after failing the call (404). */
+int sg_call_agent_path(struct sg_call *call, char *out, size_t len);
 
 /* Stops or resumes reading every stream of the call (flow control toward a slow client). */
 void sg_call_pause(struct sg_call *call, int pause);
