@@ -40,6 +40,9 @@ struct sg_call {
 	int64_t agent_version;
 	sg_call_sink_cb sink;
 	void *sink_arg;
+	int64_t since_us;                                /* stream: live from */
+	char *resume, *mark;                             /* stream: resume token in, mark out */
+	void (*opened)(struct sg_call *call, void *arg); /* stream: first 2xx head */
 	int emitting;      /* inside sg_call_emit: sg_call_free waits for it */
 	int free_after;    /* sg_call_free was asked for meanwhile */
 	int cur_write;     /* the fetch whose callback runs is a write */
@@ -336,8 +339,19 @@ static void on_fetch_chunk(long status, const char *data, size_t len, void *arg)
 {
 	struct pending *p = arg;
 
-	if (!p->call->ended)
-		p->on_chunk(p->call, status, data, len, p->arg);
+	struct sg_call *c = p->call;
+
+	if (c->ended)
+		return;
+	if (!data && status >= 200 && status < 300 && c->opened) {
+		void (*opened)(struct sg_call *, void *) = c->opened;
+
+		c->opened = NULL;
+		opened(c, c->sink_arg);
+		if (c->ended)
+			return;
+	}
+	p->on_chunk(c, status, data, len, p->arg);
 }
 
 /* Starts one upstream request for the call (see sg_call_request and sg_call_stream). */
@@ -680,6 +694,45 @@ void sg_call_set_agent_version(struct sg_call *c, int64_t version)
 	c->agent_version = version;
 }
 
+int64_t sg_call_stream_since(const struct sg_call *c)
+{
+	return c->since_us;
+}
+
+const char *sg_call_stream_resume(const struct sg_call *c)
+{
+	return c->resume;
+}
+
+void sg_call_stream_mark(struct sg_call *c, const char *token)
+{
+	char *t = token ? strdup(token) : NULL;
+
+	if (token && !t)
+		return; /* out of memory: the older mark stays, a resume then repeats (deduped) */
+	free(c->mark);
+	c->mark = t;
+}
+
+const char *sg_call_stream_marked(const struct sg_call *c)
+{
+	return c->mark;
+}
+
+int sg_call_set_stream_input(struct sg_call *c, int64_t since_us, const char *resume,
+                             void (*opened)(struct sg_call *call, void *arg))
+{
+	char *r = resume ? strdup(resume) : NULL;
+
+	if (resume && !r)
+		return -1;
+	free(c->resume);
+	c->resume = r;
+	c->since_us = since_us;
+	c->opened = opened;
+	return 0;
+}
+
 void sg_call_set_sink(struct sg_call *c, sg_call_sink_cb sink, void *arg)
 {
 	c->sink = sink;
@@ -794,6 +847,8 @@ void sg_call_free(struct sg_call *c)
 	json_decref(c->object);
 	json_decref(c->carry_out);
 	free(c->page_in);
+	free(c->resume);
+	free(c->mark);
 	free(c->page_next);
 	free(c);
 }

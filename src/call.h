@@ -111,6 +111,18 @@ int sg_call_session_path(struct sg_call *call, const char *suffix, char *out, si
  * after failing the call (404). */
 int sg_call_agent_path(struct sg_call *call, char *out, size_t len);
 
+/* A stream call's input from the core. since: the time (µs since the epoch) from which the
+ * stream is live: an event the backend replays from before it is not emitted (a module that
+ * must read a replay to build state reads it all and emits only events that complete at or
+ * after since); 0 emits the replay too. resume: where the previous connection of the same
+ * stream stood (the module's own sg_call_stream_mark() token), or a client's Last-Event-ID
+ * handed to a module that resumes natively; NULL on a first connect. */
+int64_t sg_call_stream_since(const struct sg_call *call);
+const char *sg_call_stream_resume(const struct sg_call *call);
+/* Remembers where the upstream stream stands (token copied; a backend cursor, an event id):
+ * the core hands it to the next connection as sg_call_stream_resume() after a drop. */
+void sg_call_stream_mark(struct sg_call *call, const char *token);
+
 /* Stops or resumes reading every stream of the call (flow control toward a slow client). */
 void sg_call_pause(struct sg_call *call, int pause);
 /* Fetches started by this call and not finished yet. */
@@ -197,6 +209,13 @@ void sg_call_set_agent_version(struct sg_call *call, int64_t version);
  * returns -1). */
 typedef int (*sg_call_sink_cb)(struct sg_call *call, const json_t *event, void *arg);
 void sg_call_set_sink(struct sg_call *call, sg_call_sink_cb sink, void *arg);
+/* A stream call's input (see sg_call_stream_since/_resume; resume copied, may be NULL), and
+ * opened(call, sink arg), run once when the call's first stream fetch gets a 2xx head (before
+ * the module sees it). Returns 0, or -1 when out of memory. */
+int sg_call_set_stream_input(struct sg_call *call, int64_t since_us, const char *resume,
+                             void (*opened)(struct sg_call *call, void *arg));
+/* The module's last sg_call_stream_mark() token (borrowed), or NULL. */
+const char *sg_call_stream_marked(const struct sg_call *call);
 /* Copies cursor; carry is borrowed and must outlive the call. Returns 0, or -1 when out of
  * memory (the input is then unset: the call must not start). */
 int sg_call_set_page_input(struct sg_call *call, const char *cursor, const json_t *carry);
