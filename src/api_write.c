@@ -13,6 +13,7 @@
 #include "idcodec.h"
 #include "mapping.h"
 #include "request.h"
+#include "stream.h"
 #include "wbody.h"
 
 /* One write in flight. */
@@ -66,6 +67,8 @@ static void on_write_done(struct sg_call *c, void *arg)
 	if (ce) {
 		sg_req_error(w->r, ce);
 	} else if (w->kind == SG_CALL_DELETE_SESSION) {
+		/* its open streams, on every worker, say session.deleted and end */
+		sg_streams_deleted(sg_req_host(w->r)->streams, sg_req_param(w->r));
 		sg_req_reply(
 		    w->r, 200,
 		    json_pack("{s:s, s:s}", "id", sg_req_param(w->r), "type", "session_deleted"));

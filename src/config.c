@@ -347,9 +347,9 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
                                       size_t errlen)
 {
 	static const char *const allowed[] = {
-	    "listen", "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
-	    "limits", "log",     "idempotency",   "backends",           "keys",
-	    NULL};
+	    "listen",  "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
+	    "limits",  "log",     "idempotency",   "backends",           "keys",
+	    "streams", NULL};
 	static const char *const limits_allowed[] = {"max_header_bytes",
 	                                             "max_body_bytes",
 	                                             "idle_timeout_s",
@@ -359,9 +359,16 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                             NULL};
 	static const char *const log_allowed[] = {"level", "access", NULL};
 	static const char *const idem_allowed[] = {"window_ms", "max_keys", "max_bytes", NULL};
+	static const char *const streams_allowed[] = {"max_per_key",
+	                                              "max_per_worker",
+	                                              "heartbeat_ms",
+	                                              "max_lifetime_ms",
+	                                              "reconnect_ms",
+	                                              "replay_events",
+	                                              NULL};
 	struct cpath cp = {err, errlen, origin};
 	struct sg_config *cfg = calloc(1, sizeof(*cfg));
-	json_t *backends, *keys, *limits, *log, *idem;
+	json_t *backends, *keys, *limits, *log, *idem, *streams;
 	long long v;
 	int bad = 0;
 	char *listen = NULL;
@@ -466,6 +473,45 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		if (get_int(&cp, "idempotency", idem, "max_bytes", 65536, 1LL << 32, &v))
 			goto fail;
 		cfg->idempotency_max_bytes = (size_t)v;
+	}
+	cfg->streams_max_per_key = 1000;
+	cfg->streams_max_per_worker = 10000;
+	cfg->stream_heartbeat_ms = 15000;
+	cfg->stream_max_lifetime_ms = 3600000;
+	cfg->stream_reconnect_ms = 30000;
+	cfg->stream_replay_events = 256;
+	streams = json_object_get(root, "streams");
+	if (streams) {
+		if (!json_is_object(streams)) {
+			fail(&cp, "streams", "must be an object");
+			goto fail;
+		}
+		if (check_keys(&cp, "streams", streams, streams_allowed))
+			goto fail;
+		v = cfg->streams_max_per_key;
+		if (get_int(&cp, "streams", streams, "max_per_key", 0, 1000000, &v))
+			goto fail;
+		cfg->streams_max_per_key = (long)v;
+		v = cfg->streams_max_per_worker;
+		if (get_int(&cp, "streams", streams, "max_per_worker", 0, 1000000, &v))
+			goto fail;
+		cfg->streams_max_per_worker = (long)v;
+		v = cfg->stream_heartbeat_ms;
+		if (get_int(&cp, "streams", streams, "heartbeat_ms", 100, 600000, &v))
+			goto fail;
+		cfg->stream_heartbeat_ms = (long)v;
+		v = cfg->stream_max_lifetime_ms;
+		if (get_int(&cp, "streams", streams, "max_lifetime_ms", 1000, 7LL * 86400000, &v))
+			goto fail;
+		cfg->stream_max_lifetime_ms = (long)v;
+		v = cfg->stream_reconnect_ms;
+		if (get_int(&cp, "streams", streams, "reconnect_ms", 0, 3600000, &v))
+			goto fail;
+		cfg->stream_reconnect_ms = (long)v;
+		v = (long long)cfg->stream_replay_events;
+		if (get_int(&cp, "streams", streams, "replay_events", 0, 100000, &v))
+			goto fail;
+		cfg->stream_replay_events = (size_t)v;
 	}
 	cfg->log_level = 2;
 	cfg->access_log = 1;

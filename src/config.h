@@ -69,7 +69,14 @@ struct sg_config {
 	long idempotency_window_ms;      /* how long an Idempotency-Key answer is kept */
 	size_t idempotency_max_keys;
 	size_t idempotency_max_bytes;
-	int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
+	/* live event streams (src/stream.h) */
+	long streams_max_per_key;    /* open north streams one key may hold, per process */
+	long streams_max_per_worker; /* open north streams per worker */
+	long stream_heartbeat_ms;    /* a comment after this long without a frame */
+	long stream_max_lifetime_ms; /* a north stream is ended cleanly after this long */
+	long stream_reconnect_ms;    /* an upstream stream lost for this long: error and end */
+	size_t stream_replay_events; /* frames a shared stream keeps for Last-Event-ID */
+	int log_level;               /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
 	struct sg_backend *backends;
 	size_t nbackends;

@@ -34,8 +34,10 @@ struct sg_backend_said {
 /* What a backend does natively beyond what its callbacks show; the core emulates the rest
  * the same way for everyone. */
 enum sg_caps {
-	SG_CAP_NATIVE_ORDER = 1u << 0, /* pages in either order (else: sessions newest first,
-	                                * events oldest first) */
+	SG_CAP_NATIVE_ORDER = 1u << 0,  /* pages in either order (else: sessions newest first,
+	                                 * events oldest first) */
+	SG_CAP_STREAM_RESUME = 1u << 1, /* stream_events resumes after an event id given as
+	                                 * sg_call_stream_resume() (a client's Last-Event-ID) */
 };
 
 struct sg_mapping {

@@ -322,8 +322,19 @@ void sg_req_fail(struct sg_req *r, int status, const char *type, const char *fmt
 
 int sg_req_stream_start(struct sg_req *r, const char *content_type)
 {
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
 	common_headers(r, content_type);
 	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "X-Accel-Buffering", "no");
+	evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Cache-Control", "no-cache");
+	/* A stream's client sends nothing while it reads: only writes may time out (a client
+	 * that reads nothing for idle_timeout_s is gone), never reads. */
+	if (bev) {
+		struct timeval wr = {r->host->cfg->idle_timeout_s, 0};
+
+		bufferevent_set_timeouts(bev, NULL, &wr);
+	}
 	if (r->deadline) {
 		event_free(r->deadline);
 		r->deadline = NULL;
@@ -346,9 +357,24 @@ size_t sg_req_stream_backlog(const struct sg_req *r)
 	return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
 }
 
+static int stream_add(struct sg_req *r, const char *data, size_t len)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (!buf || evbuffer_add(buf, data, len) != 0) {
+		if (buf)
+			evbuffer_free(buf);
+		sg_req_stream_end(r);
+		return -1;
+	}
+	evhttp_send_reply_chunk(r->ev, buf);
+	evbuffer_free(buf);
+	r->sent += len;
+	return 0;
+}
+
 int sg_req_stream_send(struct sg_req *r, const char *data, size_t len)
 {
-	struct evbuffer *buf;
 	size_t cap = r->host->cfg->max_stream_backlog_bytes;
 
 	if (len == 0)
@@ -360,17 +386,12 @@ int sg_req_stream_send(struct sg_req *r, const char *data, size_t len)
 		sg_req_stream_end(r);
 		return -1;
 	}
-	buf = evbuffer_new();
-	if (!buf || evbuffer_add(buf, data, len) != 0) {
-		if (buf)
-			evbuffer_free(buf);
-		sg_req_stream_end(r);
-		return -1;
-	}
-	evhttp_send_reply_chunk(r->ev, buf);
-	evbuffer_free(buf);
-	r->sent += len;
-	return 0;
+	return stream_add(r, data, len);
+}
+
+int sg_req_stream_send_last(struct sg_req *r, const char *data, size_t len)
+{
+	return len ? stream_add(r, data, len) : 0;
 }
 
 void sg_req_stream_end(struct sg_req *r)
@@ -470,6 +491,11 @@ const char *sg_req_body(const struct sg_req *r, size_t *len)
 const char *sg_req_header(const struct sg_req *r, const char *name)
 {
 	return evhttp_find_header(evhttp_request_get_input_headers(r->ev), name);
+}
+
+struct sg_req_host *sg_req_host(const struct sg_req *r)
+{
+	return r->host;
 }
 
 int64_t sg_req_now_us(const struct sg_req *r)

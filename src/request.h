@@ -28,6 +28,7 @@ struct sg_config;
 struct sg_cache;
 struct sg_idem;
 struct sg_key;
+struct sg_streams;
 struct sg_req;
 struct sg_route;
 struct sg_route_def;
@@ -40,7 +41,8 @@ struct sg_req_host {
 	struct event_base *base;
 	struct sg_upstream *up;
 	struct sg_cache *cache;
-	struct sg_idem *idem; /* Idempotency-Key answers, shared by the process's workers */
+	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
+	struct sg_streams *streams; /* the worker's live event streams (stream.h) */
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */
@@ -80,6 +82,8 @@ const char *sg_req_body(const struct sg_req *r, size_t *len);
 const char *sg_req_header(const struct sg_req *r, const char *name);
 /* Wall-clock time the request arrived, µs since the epoch. */
 int64_t sg_req_now_us(const struct sg_req *r);
+/* The worker serving r. */
+struct sg_req_host *sg_req_host(const struct sg_req *r);
 
 /* Honours an Idempotency-Key header on a write whose validated body is body (len bytes).
  * Returns 0 to go on (no key, or a new one: the answer will be kept), or -1 after answering:
@@ -116,6 +120,9 @@ int sg_req_stream_start(struct sg_req *r, const char *content_type);
  * stream is then ended, since holding more is how a slow reader exhausts memory); r is then
  * freed and must not be used. */
 int sg_req_stream_send(struct sg_req *r, const char *data, size_t len);
+/* Queues data for the client whatever its backlog (a stream's last words, e.g. the error
+ * that says why it is being cut). Returns 0, or -1 when the request has ended (r freed). */
+int sg_req_stream_send_last(struct sg_req *r, const char *data, size_t len);
 /* Bytes queued for the client and not yet written to its socket. */
 size_t sg_req_stream_backlog(const struct sg_req *r);
 /* Ends the stream (and the request; r is freed). */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "stream.h"
 
 const struct sg_route_def sg_routes[] = {
     {"GET", "/healthz", sg_api_health, SG_RT_PUBLIC},
@@ -19,6 +20,7 @@ const struct sg_route_def sg_routes[] = {
     {"POST", "/v1/sessions/{id}/archive", sg_api_archive_session, SG_RT_WRITE},
     {"GET", "/v1/sessions/{id}/events", sg_api_list_events, 0},
     {"POST", "/v1/sessions/{id}/events", sg_api_send_events, SG_RT_WRITE},
+    {"GET", "/v1/sessions/{id}/events/stream", sg_api_stream_events, SG_RT_LONG},
     {"GET", "/v1/agents", sg_api_list_agents, 0},
     {"GET", "/v1/agents/{id}", sg_api_get_agent, 0},
     {NULL, NULL, NULL, 0},

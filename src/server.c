@@ -29,6 +29,7 @@
 #include "idem.h"
 #include "log.h"
 #include "request.h"
+#include "stream.h"
 #include "upstream.h"
 
 struct worker {
@@ -52,7 +53,8 @@ struct sg_server {
 	int started;
 	int listening; /* workers still accepting; the last to stop shuts the socket */
 	pthread_mutex_t lock;
-	struct sg_idem *idem; /* Idempotency-Key answers, shared by every worker */
+	struct sg_idem *idem;              /* Idempotency-Key answers, shared by every worker */
+	struct sg_streams_shared *streams; /* live streams: per-key counts, deletes */
 };
 
 /* Every request of a draining worker is done: leave the loop. */
@@ -94,6 +96,7 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	/* Whole answers are waited for (within the grace period); streams, which would never
 	 * end by themselves, are ended now. */
 	w->host.drained = on_drained;
+	sg_streams_drain(w->host.streams);
 	sg_req_drain(&w->host);
 	if (w->host.inflight == 0)
 		return;
@@ -129,9 +132,10 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
 	w->host.cache = sg_cache_new(1024);
+	w->host.streams = sg_streams_new(srv->streams, &w->host);
 	w->http = evhttp_new(w->base);
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-	if (!w->host.up || !w->host.cache || !w->http || !w->stop_ev)
+	if (!w->host.up || !w->host.cache || !w->host.streams || !w->http || !w->stop_ev)
 		return -1;
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
@@ -170,7 +174,8 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	pthread_mutex_init(&srv->lock, NULL);
 	srv->idem = sg_idem_new(cfg->idempotency_max_keys, cfg->idempotency_max_bytes,
 	                        cfg->idempotency_window_ms);
-	if (!srv->idem) {
+	srv->streams = sg_streams_shared_new(cfg);
+	if (!srv->idem || !srv->streams) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -251,6 +256,7 @@ void sg_server_free(struct sg_server *srv)
 		/* Requests first, then evhttp (whose connections' close callbacks then find nothing
 		 * left to end), then the upstream their fetches ran on. */
 		sg_req_abort_all(&w->host);
+		sg_streams_free(w->host.streams);
 		if (w->http)
 			evhttp_free(w->http);
 		sg_upstream_free(w->host.up);
@@ -266,6 +272,7 @@ void sg_server_free(struct sg_server *srv)
 	if (srv->fd >= 0)
 		close(srv->fd);
 	sg_idem_free(srv->idem);
+	sg_streams_shared_free(srv->streams);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

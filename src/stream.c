@@ -1,0 +1,1138 @@
+/* stream.c - see stream.h.
+ *
+ * Ownership: a client's struct sub is its request's state (freed with the request, however
+ * the request ends); a hub belongs to the worker's registry and lives while it has clients.
+ * Ending a client's request from inside a loop over the hub's clients unlinks that client
+ * only; a hub whose last client left is closed by whoever holds it busy once the loop is
+ * over (hub->busy), never under a loop's feet. */
+#include "stream.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "call.h"
+#include "config.h"
+#include "error.h"
+#include "idcodec.h"
+#include "log.h"
+#include "mapping.h"
+#include "request.h"
+#include "timeutil.h"
+
+#define SEEN_MAX 4096              /* event ids remembered per hub, for de-duplication */
+#define RING_MAX_BYTES (256 << 10) /* recent frames kept per hub for Last-Event-ID */
+#define BACKOFF_FIRST_MS 250
+#define BACKOFF_MAX_MS 8000
+#define LAST_ID_MAX 256
+
+struct sg_streams_shared {
+	const struct sg_config *cfg;
+	atomic_long *per_key; /* open streams per key (cfg->keys order) */
+	pthread_mutex_t lock; /* regs and every registry's inbox */
+	struct sg_streams **regs;
+	size_t nregs, capregs;
+};
+
+struct frame {
+	char *id;
+	char *bytes;
+	size_t len;
+};
+
+struct hub;
+
+struct sub {
+	struct hub *hub;
+	struct sg_streams *reg;
+	struct sg_req *r;
+	struct sub *prev, *next;
+	struct event *life;
+	long key_index;
+	int started;
+	char last_id[LAST_ID_MAX]; /* Last-Event-ID, "" when none */
+};
+
+struct hub {
+	struct sg_streams *reg;
+	struct hub *chain; /* registry bucket */
+	char *key;
+	uint64_t hash;
+	char *sid;
+	const struct sg_route *rt;
+	struct sg_pubid id;
+	int own; /* one client's own stream (a native resume), never shared */
+	struct sub *subs;
+	size_t nsubs;
+	struct sg_call *call; /* the upstream connection, NULL while reconnecting */
+	int opened;           /* clients got their 200: the upstream answered 2xx once */
+	int connected;        /* the current call has answered 2xx */
+	int busy;
+	int closing;
+	int64_t since_us;
+	char *resume;
+	struct event *timer; /* open deadline, then reconnect backoff */
+	struct event *beat;
+	int64_t lost_ms; /* monotonic ms when the upstream was lost; 0 while connected */
+	long backoff_ms;
+	int64_t last_frame_ms;
+	struct frame *ring;
+	size_t rhead, rcount, rbytes;
+	json_t *seen;      /* event id → true */
+	char **seen_order; /* FIFO of the ids in seen */
+	size_t seen_head, seen_count;
+};
+
+struct sg_streams {
+	struct sg_streams_shared *sh;
+	struct sg_req_host *host;
+	struct hub **buckets;
+	size_t nbuckets, nhubs;
+	size_t nopen;
+	unsigned long own_seq;
+	struct event *notify; /* activated by sg_streams_deleted on any worker */
+	json_t *inbox;        /* deleted sids, under sh->lock */
+	int draining;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct timeval tv_ms(long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	return tv;
+}
+
+static const struct sg_config *cfg_of(const struct sg_streams *reg)
+{
+	return reg->sh->cfg;
+}
+
+/* ---- the registry -------------------------------------------------------------------- */
+
+static struct hub *reg_find(struct sg_streams *reg, const char *key)
+{
+	uint64_t h = fnv(key);
+
+	for (struct hub *b = reg->buckets[h & (reg->nbuckets - 1)]; b; b = b->chain)
+		if (b->hash == h && !strcmp(b->key, key))
+			return b;
+	return NULL;
+}
+
+static void reg_grow(struct sg_streams *reg)
+{
+	size_t n = reg->nbuckets * 2;
+	struct hub **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < reg->nbuckets; i++) {
+		struct hub *b = reg->buckets[i], *next;
+
+		for (; b; b = next) {
+			next = b->chain;
+			b->chain = nb[b->hash & (n - 1)];
+			nb[b->hash & (n - 1)] = b;
+		}
+	}
+	free(reg->buckets);
+	reg->buckets = nb;
+	reg->nbuckets = n;
+}
+
+static void reg_add(struct sg_streams *reg, struct hub *hub)
+{
+	struct hub **slot;
+
+	if (reg->nhubs >= reg->nbuckets)
+		reg_grow(reg);
+	slot = &reg->buckets[hub->hash & (reg->nbuckets - 1)];
+	hub->chain = *slot;
+	*slot = hub;
+	reg->nhubs++;
+}
+
+static void reg_remove(struct sg_streams *reg, struct hub *hub)
+{
+	struct hub **p = &reg->buckets[hub->hash & (reg->nbuckets - 1)];
+
+	for (; *p; p = &(*p)->chain)
+		if (*p == hub) {
+			*p = hub->chain;
+			reg->nhubs--;
+			return;
+		}
+}
+
+/* ---- frames ---------------------------------------------------------------------------- */
+
+/* The SSE message of a north event: "id: …\nevent: <type>\ndata: <json>\n\n" (malloc'd), or
+ * NULL when out of memory. */
+static char *render(const json_t *ev, size_t *len)
+{
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	char *data = json_dumps(ev, JSON_COMPACT), *out;
+	size_t n;
+	int w;
+
+	if (!data)
+		return NULL;
+	/* ids and types are the normaliser's: no line breaks in them */
+	n = strlen(data) + (id ? strlen(id) : 0) + (type ? strlen(type) : 0) + 32;
+	out = malloc(n);
+	if (out) {
+		w = snprintf(out, n, "%s%s%sevent: %s\ndata: %s\n\n", id ? "id: " : "",
+		             id ? id : "", id ? "\n" : "", type ? type : "message", data);
+		*len = (size_t)w;
+	}
+	free(data);
+	return out;
+}
+
+/* "event: error" with the north error envelope. */
+static char *render_error(const char *type, const char *message, size_t *len)
+{
+	json_t *body = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type", type,
+	                         "message", message);
+	char *data = body ? json_dumps(body, JSON_COMPACT) : NULL, *out = NULL;
+
+	json_decref(body);
+	if (data && asprintf(&out, "event: error\ndata: %s\n\n", data) >= 0)
+		*len = strlen(out);
+	else
+		out = NULL;
+	free(data);
+	return out;
+}
+
+static int seen_has(const struct hub *hub, const char *id)
+{
+	return json_object_get(hub->seen, id) != NULL;
+}
+
+static void seen_add(struct hub *hub, const char *id)
+{
+	char *copy;
+
+	if (hub->seen_count == SEEN_MAX) {
+		char *old = hub->seen_order[hub->seen_head];
+
+		json_object_del(hub->seen, old);
+		free(old);
+		hub->seen_head = (hub->seen_head + 1) % SEEN_MAX;
+		hub->seen_count--;
+	}
+	copy = strdup(id);
+	if (!copy || json_object_set_new(hub->seen, id, json_true()) < 0) {
+		free(copy);
+		return;
+	}
+	hub->seen_order[(hub->seen_head + hub->seen_count) % SEEN_MAX] = copy;
+	hub->seen_count++;
+}
+
+static void ring_drop_oldest(struct hub *hub, size_t cap)
+{
+	struct frame *f = &hub->ring[hub->rhead];
+
+	hub->rbytes -= f->len;
+	free(f->id);
+	free(f->bytes);
+	f->id = f->bytes = NULL;
+	hub->rhead = (hub->rhead + 1) % cap;
+	hub->rcount--;
+}
+
+static void ring_add(struct hub *hub, const char *id, const char *bytes, size_t len)
+{
+	size_t cap = cfg_of(hub->reg)->stream_replay_events;
+	struct frame *f;
+
+	if (!cap || !hub->ring || !id || len > RING_MAX_BYTES)
+		return;
+	while (hub->rcount && (hub->rcount == cap || hub->rbytes + len > RING_MAX_BYTES))
+		ring_drop_oldest(hub, cap);
+	f = &hub->ring[(hub->rhead + hub->rcount) % cap];
+	f->id = strdup(id);
+	f->bytes = malloc(len);
+	if (!f->id || !f->bytes) {
+		free(f->id);
+		free(f->bytes);
+		f->id = f->bytes = NULL;
+		return;
+	}
+	memcpy(f->bytes, bytes, len);
+	f->len = len;
+	hub->rbytes += len;
+	hub->rcount++;
+}
+
+/* Index (0 = oldest) of the frame with this id in the ring, or -1. */
+static long ring_find(const struct hub *hub, const char *id)
+{
+	size_t cap = cfg_of(hub->reg)->stream_replay_events;
+
+	for (size_t i = 0; i < hub->rcount; i++)
+		if (!strcmp(hub->ring[(hub->rhead + i) % cap].id, id))
+			return (long)i;
+	return -1;
+}
+
+/* ---- clients --------------------------------------------------------------------------- */
+
+static void hub_close(struct hub *hub);
+static void hub_settle(struct hub *hub);
+
+/* Sends bytes to one started client; a client that cannot take them any more (its unread
+ * bytes would pass the cap) gets the error and is cut. Returns 0, or -1 when s is gone. */
+static int sub_send(struct sub *s, const char *bytes, size_t len)
+{
+	size_t cap = cfg_of(s->reg)->max_stream_backlog_bytes;
+	struct sg_req *r = s->r;
+
+	if (sg_req_stream_backlog(r) + len > cap) {
+		size_t elen = 0;
+		char *e =
+		    render_error("api_error",
+		                 "the client read too slowly: more than "
+		                 "limits.max_stream_backlog_bytes waited for it; reconnect and "
+		                 "list the session's events to fill the gap",
+		                 &elen);
+
+		sg_warn("%s: the client reads too slowly (more than %zu bytes waiting); ending its "
+		        "stream",
+		        sg_req_id(r), cap);
+		if (e && sg_req_stream_send_last(r, e, elen) < 0) {
+			free(e);
+			return -1;
+		}
+		free(e);
+		sg_req_stream_end(r);
+		return -1;
+	}
+	return sg_req_stream_send(r, bytes, len);
+}
+
+/* Ends one client: cleanly when its stream has started, else with the error. */
+static void sub_end(struct sub *s, const struct sg_error *e)
+{
+	if (s->started)
+		sg_req_stream_end(s->r);
+	else if (e)
+		sg_req_error(s->r, e);
+	else if (s->reg->draining)
+		sg_req_fail(s->r, 503, "api_error", "the gateway is shutting down; reconnect");
+	else
+		sg_req_fail(s->r, 503, "api_error", "the stream ended before it started");
+}
+
+static void sub_free(void *p)
+{
+	struct sub *s = p;
+	struct hub *hub = s->hub;
+
+	if (s->life)
+		event_free(s->life);
+	if (s->key_index >= 0)
+		atomic_fetch_sub(&s->reg->sh->per_key[s->key_index], 1);
+	s->reg->nopen--;
+	if (hub) {
+		if (s->prev)
+			s->prev->next = s->next;
+		else
+			hub->subs = s->next;
+		if (s->next)
+			s->next->prev = s->prev;
+		hub->nsubs--;
+		if (hub->nsubs == 0 && !hub->closing && !hub->busy)
+			hub_close(hub);
+	}
+	free(s);
+}
+
+static void on_life(evutil_socket_t fd, short what, void *arg)
+{
+	struct sub *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->started)
+		sg_req_stream_end(
+		    s->r); /* the SDK reconnects; nothing is lost (no replay needed) */
+}
+
+/* Starts one waiting client's stream: its 200, then what it missed since its Last-Event-ID
+ * when the hub still has it. Returns 0, or -1 when the client is gone. */
+static int sub_start(struct sub *s)
+{
+	struct hub *hub = s->hub;
+	size_t cap = cfg_of(s->reg)->stream_replay_events;
+	struct timeval life = tv_ms(cfg_of(s->reg)->stream_max_lifetime_ms);
+	long at;
+
+	s->started = 1;
+	if (sg_req_stream_start(s->r, "text/event-stream") < 0)
+		return -1;
+	s->life = evtimer_new(s->reg->host->base, on_life, s);
+	if (s->life)
+		evtimer_add(s->life, &life);
+	if (s->last_id[0] && (at = ring_find(hub, s->last_id)) >= 0) {
+		for (size_t i = (size_t)at + 1; i < hub->rcount; i++) {
+			const struct frame *f = &hub->ring[(hub->rhead + i) % cap];
+
+			if (sub_send(s, f->bytes, f->len) < 0)
+				return -1;
+		}
+	}
+	/* an empty comment: the headers and the first chunk leave now, so the client's
+	 * for-await begins (the SDK returns from the connect only once it has a response) */
+	return sg_req_stream_send(s->r, ": connected\n\n", 13);
+}
+
+/* ---- hubs ------------------------------------------------------------------------------ */
+
+static void hub_connect(struct hub *hub);
+
+/* Calls fn on every client (fn may end the one it is given), holding the hub. */
+static void hub_each(struct hub *hub, void (*fn)(struct sub *s, void *arg), void *arg)
+{
+	struct sub *s = hub->subs, *next;
+
+	hub->busy++;
+	for (; s; s = next) {
+		next = s->next;
+		fn(s, arg);
+	}
+	hub->busy--;
+}
+
+struct bytes {
+	const char *p;
+	size_t len;
+};
+
+static void each_send(struct sub *s, void *arg)
+{
+	const struct bytes *b = arg;
+
+	if (s->started)
+		sub_send(s, b->p, b->len);
+}
+
+static void broadcast(struct hub *hub, const char *p, size_t len)
+{
+	struct bytes b = {p, len};
+
+	hub->last_frame_ms = mono_ms();
+	hub_each(hub, each_send, &b);
+}
+
+static void each_end(struct sub *s, void *arg)
+{
+	sub_end(s, arg);
+}
+
+/* Frees what the hub holds (not its clients). */
+static void hub_free(struct hub *hub)
+{
+	size_t cap = cfg_of(hub->reg)->stream_replay_events;
+
+	while (hub->rcount)
+		ring_drop_oldest(hub, cap);
+	for (size_t i = 0; i < hub->seen_count; i++)
+		free(hub->seen_order[(hub->seen_head + i) % SEEN_MAX]);
+	free(hub->seen_order);
+	json_decref(hub->seen);
+	free(hub->ring);
+	free(hub->key);
+	free(hub->sid);
+	free(hub->resume);
+	free(hub);
+}
+
+/* Closes the hub: its upstream, its clients (e: what waiting clients are answered, NULL for
+ * 503), its place in the registry; its memory once nobody holds it. */
+static void hub_close_with(struct hub *hub, const struct sg_error *e)
+{
+	if (hub->closing)
+		return;
+	hub->closing = 1;
+	reg_remove(hub->reg, hub);
+	if (hub->timer)
+		event_free(hub->timer);
+	if (hub->beat)
+		event_free(hub->beat);
+	hub->timer = hub->beat = NULL;
+	hub->busy++;
+	if (hub->call) {
+		sg_call_free(hub->call); /* deferred by call.c when inside its emit */
+		hub->call = NULL;
+	}
+	hub_each(hub, each_end, (void *)e);
+	/* every client's free unlinked it */
+	hub->busy--;
+	if (!hub->busy)
+		hub_free(hub);
+}
+
+static void hub_close(struct hub *hub)
+{
+	hub_close_with(hub, NULL);
+}
+
+/* After a loop that held the hub: close it when its last client left meanwhile, free it
+ * when it was closed meanwhile. Returns 1 when the hub is gone. */
+static int hub_release(struct hub *hub)
+{
+	if (hub->busy)
+		return 0;
+	if (hub->closing) {
+		hub_free(hub);
+		return 1;
+	}
+	if (hub->nsubs == 0) {
+		hub_close(hub);
+		return 1;
+	}
+	return 0;
+}
+
+static void hub_settle(struct hub *hub)
+{
+	hub_release(hub);
+}
+
+/* Sends a whole north event the hub made itself (session.deleted, error) and ends. */
+static void hub_final(struct hub *hub, const char *bytes, size_t len)
+{
+	hub->busy++;
+	if (bytes)
+		broadcast(hub, bytes, len);
+	hub->busy--;
+	hub_close(hub);
+}
+
+static void hub_deleted(struct hub *hub)
+{
+	char id[SG_EVENT_ID_LEN + 1], ts[SG_TIME_BUFSZ], *seed = NULL, *bytes = NULL;
+	json_t *ev;
+	size_t len = 0;
+
+	if (asprintf(&seed, "deleted\x1f%s", hub->sid) < 0)
+		seed = NULL;
+	if (seed)
+		sg_event_id(seed, strlen(seed), id);
+	free(seed);
+	if (sg_time_format(wall_us(), ts, sizeof(ts)) < 0)
+		ts[0] = 0;
+	ev = json_pack("{s:s, s:s, s:s}", "id", id, "type", "session.deleted", "processed_at", ts);
+	if (ev && hub->opened)
+		bytes = render(ev, &len);
+	json_decref(ev);
+	if (hub->opened) {
+		hub_final(hub, bytes, len);
+	} else {
+		struct sg_error e = {0};
+
+		sg_err_not_found(&e, "session not found");
+		hub_close_with(hub, &e);
+	}
+	free(bytes);
+}
+
+static void hub_lost(struct hub *hub, const char *why);
+
+static void on_hub_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *hub = arg;
+
+	(void)fd;
+	(void)what;
+	if (hub->nsubs == 0) {
+		hub_close(hub); /* its last client left while it opened */
+		return;
+	}
+	if (hub->call && !hub->connected) {
+		/* the upstream did not answer within the backend's timeout */
+		sg_call_free(hub->call);
+		hub->call = NULL;
+		if (!hub->opened) {
+			struct sg_error e = {0};
+
+			sg_err_timeout(&e,
+			               "backend '%s' did not open the event stream within %ld ms",
+			               hub->rt->backend->name, hub->rt->backend->timeout_ms);
+			hub_close_with(hub, &e);
+			return;
+		}
+		hub_lost(hub, "the backend did not answer in time");
+		return;
+	}
+	if (!hub->call)
+		hub_connect(hub); /* the backoff is over */
+}
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+	struct hub *hub = arg;
+	long ms = cfg_of(hub->reg)->stream_heartbeat_ms;
+
+	(void)fd;
+	(void)what;
+	if (!hub->opened || mono_ms() - hub->last_frame_ms < ms - ms / 10)
+		return;
+	hub->busy++;
+	broadcast(hub, ": heartbeat\n\n", 13);
+	hub->busy--;
+	hub_settle(hub);
+}
+
+/* The upstream went away (an error, or a clean end): reconnect after a backoff, or give up
+ * once it has been gone for streams.reconnect_ms. */
+static void hub_lost(struct hub *hub, const char *why)
+{
+	long window = cfg_of(hub->reg)->stream_reconnect_ms;
+	int64_t now = mono_ms();
+	struct timeval tv;
+
+	hub->connected = 0;
+	if (!hub->lost_ms) {
+		hub->lost_ms = now;
+		hub->backoff_ms = 0;
+		sg_warn("stream %s: backend '%s' stream lost (%s); reconnecting", hub->sid,
+		        hub->rt->backend->name, why);
+	}
+	if (now - hub->lost_ms >= window) {
+		char msg[400];
+		size_t len = 0;
+		char *bytes;
+
+		snprintf(msg, sizeof(msg),
+		         "backend '%s' event stream was lost and could not be reopened within %ld "
+		         "ms (%s); reconnect and list the session's events to fill the gap",
+		         hub->rt->backend->name, window, why);
+		sg_warn("stream %s: %s", hub->sid, msg);
+		bytes = render_error("api_error", msg, &len);
+		hub_final(hub, bytes, len);
+		free(bytes);
+		return;
+	}
+	hub->backoff_ms = hub->backoff_ms ? hub->backoff_ms * 2 : BACKOFF_FIRST_MS;
+	if (hub->backoff_ms > BACKOFF_MAX_MS)
+		hub->backoff_ms = BACKOFF_MAX_MS;
+	if (now + hub->backoff_ms > hub->lost_ms + window)
+		hub->backoff_ms = (long)(hub->lost_ms + window - now);
+	tv = tv_ms(hub->backoff_ms);
+	evtimer_add(hub->timer, &tv);
+}
+
+/* The module's stream ended: an error, or the backend closed it. */
+static void on_call_done(struct sg_call *c, void *arg)
+{
+	struct hub *hub = arg;
+	const struct sg_error *ce = sg_call_error(c);
+	const char *mark = sg_call_stream_marked(c);
+	struct sg_error e;
+	int status;
+
+	if (mark) {
+		char *m = strdup(mark);
+
+		if (m) {
+			free(hub->resume);
+			hub->resume = m;
+		}
+	}
+	e = ce ? *ce : (struct sg_error){0};
+	status = ce ? ce->status : 0;
+	sg_call_free(c);
+	hub->call = NULL;
+	evtimer_del(hub->timer);
+	if (!hub->opened) {
+		if (!ce)
+			sg_err_bad_gateway(&e, "backend '%s' ended the event stream at once",
+			                   hub->rt->backend->name);
+		hub_close_with(hub, &e);
+		return;
+	}
+	if (status == 404) {
+		hub_deleted(hub); /* the session is gone upstream */
+		return;
+	}
+	hub_lost(hub, ce ? ce->message : "the backend closed it");
+}
+
+static void each_start(struct sub *s, void *arg)
+{
+	(void)arg;
+	if (!s->started)
+		sub_start(s);
+}
+
+/* The upstream answered 2xx: clients waiting get their 200. */
+static void on_opened(struct sg_call *c, void *arg)
+{
+	struct hub *hub = arg;
+
+	(void)c;
+	hub->connected = 1;
+	if (hub->lost_ms)
+		sg_info("stream %s: backend '%s' stream reopened", hub->sid,
+		        hub->rt->backend->name);
+	hub->lost_ms = 0;
+	hub->backoff_ms = 0;
+	evtimer_del(hub->timer);
+	hub->opened = 1;
+	hub->last_frame_ms = mono_ms();
+	hub_each(hub, each_start, NULL);
+	/* not closed here even when no client is left: call.c is about to hand the head to the
+	 * module; the timer closes it from the loop */
+	if (hub->nsubs == 0)
+		event_active(hub->timer, EV_TIMEOUT, 0);
+}
+
+/* Every north event of the upstream stream, once: rendered once, kept for Last-Event-ID,
+ * queued for every client. Returns -1 when the hub closed (the call is then freed). */
+static int on_event(struct sg_call *c, const json_t *ev, void *arg)
+{
+	struct hub *hub = arg;
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	const char *type = json_string_value(json_object_get(ev, "type"));
+	int final = 0;
+	size_t len = 0;
+	char *bytes;
+
+	(void)c;
+	if (hub->nsubs == 0) {
+		hub_close(hub);
+		return -1;
+	}
+	if (id && seen_has(hub, id))
+		return 0; /* a reconnect's replay of what was already sent */
+	if (id)
+		seen_add(hub, id);
+	bytes = render(ev, &len);
+	if (!bytes)
+		return 0; /* out of memory: this event is lost for the clients; never a crash */
+	ring_add(hub, id, bytes, len);
+	hub->busy++;
+	broadcast(hub, bytes, len);
+	hub->busy--;
+	free(bytes);
+	final = type &&
+	        (!strcmp(type, "session.deleted") || !strcmp(type, "session.status_terminated"));
+	if (final || hub->closing || hub->nsubs == 0) {
+		if (hub->closing) {
+			hub_release(hub);
+			return -1;
+		}
+		hub_close(hub);
+		return -1;
+	}
+	return 0;
+}
+
+/* Opens (or reopens) the upstream stream. */
+static void hub_connect(struct hub *hub)
+{
+	struct sg_call_env env = {.upstream = hub->reg->host->up,
+	                          .cache = hub->reg->host->cache,
+	                          .base = hub->reg->host->base,
+	                          .request_id = hub->sid,
+	                          .principal = "stream",
+	                          .now_us = wall_us()};
+	struct timeval open_tv = tv_ms(hub->rt->backend->timeout_ms);
+	struct sg_call *c;
+
+	c = sg_call_new(SG_CALL_STREAM_EVENTS, &env, hub->rt->backend, hub->rt->identity,
+	                on_call_done, hub);
+	if (!c || sg_call_set_stream_input(c, hub->since_us, hub->resume, on_opened) < 0) {
+		sg_call_free(c);
+		if (hub->opened) {
+			hub_lost(hub, "out of memory");
+		} else {
+			struct sg_error e = {0};
+
+			sg_err_internal(&e, "out of memory");
+			hub_close_with(hub, &e);
+		}
+		return;
+	}
+	sg_call_set_pubid(c, &hub->id);
+	sg_call_set_sink(c, on_event, hub);
+	hub->call = c;
+	hub->connected = 0;
+	evtimer_add(hub->timer, &open_tv);
+	sg_call_start(c);
+}
+
+static struct hub *hub_new(struct sg_streams *reg, const char *key, const char *sid,
+                           const struct sg_route *rt, const struct sg_pubid *id)
+{
+	struct hub *hub = calloc(1, sizeof(*hub));
+	size_t cap = cfg_of(reg)->stream_replay_events;
+	struct timeval beat = tv_ms(cfg_of(reg)->stream_heartbeat_ms);
+
+	if (!hub)
+		return NULL;
+	hub->reg = reg;
+	hub->key = strdup(key);
+	hub->sid = strdup(sid);
+	hub->hash = fnv(key);
+	hub->rt = rt;
+	hub->id = *id;
+	hub->since_us = wall_us();
+	hub->seen = json_object();
+	hub->seen_order = calloc(SEEN_MAX, sizeof(char *));
+	hub->ring = cap ? calloc(cap, sizeof(struct frame)) : NULL;
+	hub->timer = evtimer_new(reg->host->base, on_hub_timer, hub);
+	hub->beat = event_new(reg->host->base, -1, EV_PERSIST, on_beat, hub);
+	if (!hub->key || !hub->sid || !hub->seen || !hub->seen_order || (cap && !hub->ring) ||
+	    !hub->timer || !hub->beat || event_add(hub->beat, &beat) < 0) {
+		if (hub->timer)
+			event_free(hub->timer);
+		if (hub->beat)
+			event_free(hub->beat);
+		hub->timer = hub->beat = NULL;
+		hub_free(hub);
+		return NULL;
+	}
+	reg_add(reg, hub);
+	return hub;
+}
+
+/* ---- the handler ----------------------------------------------------------------------- */
+
+void sg_api_stream_events(struct sg_req *r)
+{
+	struct sg_req_host *host = sg_req_host(r);
+	struct sg_streams *reg = host->streams;
+	const struct sg_config *cfg = sg_req_config(r);
+	const struct sg_key *key = sg_req_key(r);
+	const char *last = sg_req_header(r, "Last-Event-ID");
+	long ki = key ? (long)(key - cfg->keys) : -1;
+	const struct sg_route *rt;
+	struct sg_pubid id;
+	struct hub *hub;
+	struct sub *s;
+	char *hkey = NULL, *ident = NULL;
+	int own = 0;
+
+	if (!reg) {
+		sg_req_fail(r, 500, "api_error", "streams are not set up on this worker");
+		return;
+	}
+	if (sg_api_session_route(r, &id, &rt))
+		return;
+	if (!rt->backend->mapping->stream_events) {
+		sg_req_fail(r, 404, "not_found_error", "backend '%s' has no live event stream",
+		            rt->backend->name);
+		return;
+	}
+	if (reg->draining) {
+		sg_req_fail(r, 503, "api_error", "the gateway is shutting down; reconnect");
+		return;
+	}
+	if (last && (!*last || strlen(last) >= LAST_ID_MAX || strpbrk(last, "\r\n"))) {
+		sg_req_fail(r, 400, "invalid_request_error",
+		            "Last-Event-ID: must be an event id of at most %d bytes",
+		            LAST_ID_MAX - 1);
+		return;
+	}
+	if ((long)reg->nopen >= cfg->streams_max_per_worker) {
+		sg_req_fail(r, 429, "rate_limit_error",
+		            "too many open event streams on this gateway worker (limit %ld); retry "
+		            "later",
+		            cfg->streams_max_per_worker);
+		return;
+	}
+	if (ki >= 0 && atomic_load(&reg->sh->per_key[ki]) >= cfg->streams_max_per_key) {
+		sg_req_fail(
+		    r, 429, "rate_limit_error",
+		    "too many open event streams for this API key (limit %ld); close one or "
+		    "retry later",
+		    cfg->streams_max_per_key);
+		return;
+	}
+	ident = json_dumps(rt->identity, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!ident ||
+	    asprintf(&hkey, "%s\x1f%s\x1f%s", rt->backend->name, ident, sg_req_param(r)) < 0)
+		hkey = NULL;
+	free(ident);
+	if (!hkey) {
+		sg_req_fail(r, 500, "api_error", "out of memory");
+		return;
+	}
+	hub = reg_find(reg, hkey);
+	/* a Last-Event-ID the shared stream no longer holds: a backend that resumes natively
+	 * serves it on a stream of the client's own */
+	if (last && (rt->backend->mapping->caps & SG_CAP_STREAM_RESUME) &&
+	    (!hub || !hub->opened || ring_find(hub, last) < 0)) {
+		char *k = NULL;
+
+		own = 1;
+		if (asprintf(&k, "%s\x1f#%lu", hkey, ++reg->own_seq) < 0)
+			k = NULL;
+		free(hkey);
+		hkey = k;
+		hub = NULL;
+		if (!hkey) {
+			sg_req_fail(r, 500, "api_error", "out of memory");
+			return;
+		}
+	}
+	s = calloc(1, sizeof(*s));
+	if (!hub && s) {
+		hub = hub_new(reg, hkey, sg_req_param(r), rt, &id);
+		if (hub && own) {
+			hub->own = 1;
+			hub->since_us = 0;
+			hub->resume = strdup(last);
+		}
+	}
+	free(hkey);
+	if (!s || !hub) {
+		free(s);
+		sg_req_fail(r, 500, "api_error", "out of memory");
+		return;
+	}
+	s->hub = hub;
+	s->reg = reg;
+	s->r = r;
+	s->key_index = ki;
+	if (last && !own)
+		snprintf(s->last_id, sizeof(s->last_id), "%s", last);
+	s->next = hub->subs;
+	if (hub->subs)
+		hub->subs->prev = s;
+	hub->subs = s;
+	hub->nsubs++;
+	reg->nopen++;
+	if (ki >= 0)
+		atomic_fetch_add(&reg->sh->per_key[ki], 1);
+	sg_req_set_state(r, s, sub_free);
+	if (hub->opened) {
+		hub->busy++;
+		sub_start(s);
+		hub->busy--;
+		hub_settle(hub);
+	} else if (!hub->call && !hub->lost_ms) {
+		hub_connect(hub);
+	}
+}
+
+/* ---- the worker's side ----------------------------------------------------------------- */
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_streams *reg = arg;
+	json_t *sids, *sid;
+	size_t i;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&reg->sh->lock);
+	sids = reg->inbox;
+	reg->inbox = json_array();
+	pthread_mutex_unlock(&reg->sh->lock);
+	json_array_foreach(sids, i, sid) {
+		const char *want = json_string_value(sid);
+		int again = 1;
+
+		/* closing a hub unlinks it: look again from the start after each */
+		while (again) {
+			again = 0;
+			for (size_t b = 0; b < reg->nbuckets && !again; b++)
+				for (struct hub *h = reg->buckets[b]; h; h = h->chain)
+					if (!h->closing && !strcmp(h->sid, want)) {
+						hub_deleted(h);
+						again = 1;
+						break;
+					}
+		}
+	}
+	json_decref(sids);
+}
+
+struct sg_streams_shared *sg_streams_shared_new(const struct sg_config *cfg)
+{
+	struct sg_streams_shared *sh = calloc(1, sizeof(*sh));
+
+	if (!sh)
+		return NULL;
+	sh->cfg = cfg;
+	sh->per_key = calloc(cfg->nkeys ? cfg->nkeys : 1, sizeof(*sh->per_key));
+	if (!sh->per_key) {
+		free(sh);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->nkeys; i++)
+		atomic_init(&sh->per_key[i], 0);
+	pthread_mutex_init(&sh->lock, NULL);
+	return sh;
+}
+
+void sg_streams_shared_free(struct sg_streams_shared *sh)
+{
+	if (!sh)
+		return;
+	pthread_mutex_destroy(&sh->lock);
+	free(sh->regs);
+	free(sh->per_key);
+	free(sh);
+}
+
+struct sg_streams *sg_streams_new(struct sg_streams_shared *sh, struct sg_req_host *host)
+{
+	struct sg_streams *reg = calloc(1, sizeof(*reg));
+	int ok = 0;
+
+	if (!reg)
+		return NULL;
+	reg->sh = sh;
+	reg->host = host;
+	reg->nbuckets = 64;
+	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
+	reg->inbox = json_array();
+	reg->notify = event_new(host->base, -1, 0, on_notify, reg);
+	pthread_mutex_lock(&sh->lock);
+	if (reg->buckets && reg->inbox && reg->notify) {
+		if (sh->nregs == sh->capregs) {
+			size_t n = sh->capregs ? sh->capregs * 2 : 8;
+			struct sg_streams **nr = realloc(sh->regs, n * sizeof(*nr));
+
+			if (nr) {
+				sh->regs = nr;
+				sh->capregs = n;
+			}
+		}
+		if (sh->nregs < sh->capregs) {
+			sh->regs[sh->nregs++] = reg;
+			ok = 1;
+		}
+	}
+	pthread_mutex_unlock(&sh->lock);
+	if (!ok) {
+		if (reg->notify)
+			event_free(reg->notify);
+		json_decref(reg->inbox);
+		free(reg->buckets);
+		free(reg);
+		return NULL;
+	}
+	return reg;
+}
+
+/* Closes every hub (their clients are answered as e says, NULL: 503). */
+static void close_all(struct sg_streams *reg)
+{
+	for (size_t b = 0; b < reg->nbuckets; b++)
+		while (reg->buckets[b])
+			hub_close(reg->buckets[b]);
+}
+
+void sg_streams_drain(struct sg_streams *reg)
+{
+	if (!reg)
+		return;
+	reg->draining = 1;
+	close_all(reg);
+}
+
+void sg_streams_free(struct sg_streams *reg)
+{
+	if (!reg)
+		return;
+	pthread_mutex_lock(&reg->sh->lock);
+	for (size_t i = 0; i < reg->sh->nregs; i++)
+		if (reg->sh->regs[i] == reg) {
+			reg->sh->regs[i] = reg->sh->regs[--reg->sh->nregs];
+			break;
+		}
+	pthread_mutex_unlock(&reg->sh->lock);
+	/* the loop has stopped; requests were aborted (sg_req_abort_all), which freed their
+	 * clients; hubs left have none */
+	for (size_t b = 0; b < reg->nbuckets; b++)
+		while (reg->buckets[b]) {
+			struct hub *h = reg->buckets[b];
+
+			reg_remove(reg, h);
+			h->closing = 1;
+			if (h->call)
+				sg_call_free(h->call);
+			if (h->timer)
+				event_free(h->timer);
+			if (h->beat)
+				event_free(h->beat);
+			h->busy = 0;
+			hub_free(h);
+		}
+	event_free(reg->notify);
+	json_decref(reg->inbox);
+	free(reg->buckets);
+	free(reg);
+}
+
+void sg_streams_deleted(struct sg_streams *reg, const char *sid)
+{
+	struct sg_streams_shared *sh = reg ? reg->sh : NULL;
+
+	if (!sh || !sid)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	for (size_t i = 0; i < sh->nregs; i++) {
+		json_array_append_new(sh->regs[i]->inbox, json_string(sid));
+		event_active(sh->regs[i]->notify, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&sh->lock);
+}
+
+size_t sg_streams_open(const struct sg_streams *reg)
+{
+	return reg ? reg->nopen : 0;
+}
+
+size_t sg_streams_upstreams(const struct sg_streams *reg)
+{
+	size_t n = 0;
+
+	if (!reg)
+		return 0;
+	for (size_t b = 0; b < reg->nbuckets; b++)
+		for (const struct hub *h = reg->buckets[b]; h; h = h->chain)
+			n += h->call != NULL;
+	return n;
+}
