@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -299,4 +301,231 @@ void h_hash_key(const char *key, char out[65])
 
 	sg_sha256(key, strlen(key), h);
 	sg_hex_encode(h, sizeof(h), out, 65);
+}
+
+/* ---- SSE client -------------------------------------------------------------------------- */
+
+static int64_t h_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void h_append(char **b, size_t *len, size_t *cap, const char *p, size_t n)
+{
+	if (*len + n + 1 > *cap) {
+		size_t c = (*cap ? *cap : 4096);
+
+		while (c < *len + n + 1)
+			c *= 2;
+		*b = realloc(*b, c);
+		*cap = c;
+	}
+	memcpy(*b + *len, p, n);
+	*len += n;
+	(*b)[*len] = 0;
+}
+
+/* Reads what the socket has (waiting up to ms). Returns bytes read, 0 on timeout, -1 on
+ * EOF/error. */
+static long h_fill(struct h_sse *s, int ms)
+{
+	struct pollfd pfd = {s->fd, POLLIN, 0};
+	char tmp[16384];
+	ssize_t n;
+
+	if (ms < 0)
+		ms = 0;
+	if (poll(&pfd, 1, ms) <= 0)
+		return 0;
+	n = recv(s->fd, tmp, sizeof(tmp), 0);
+	if (n <= 0) {
+		s->closed = 1;
+		return -1;
+	}
+	h_append(&s->raw, &s->rlen, &s->rcap, tmp, (size_t)n);
+	return n;
+}
+
+/* Moves decoded chunk data from raw to buf. */
+static void h_dechunk(struct h_sse *s)
+{
+	for (;;) {
+		if (s->eof || s->rlen == 0)
+			return;
+		if (s->chunk_left < 0) {
+			char *nl = memchr(s->raw, '\n', s->rlen);
+			size_t used;
+			long size;
+
+			if (!nl)
+				return;
+			size = strtol(s->raw, NULL, 16);
+			used = (size_t)(nl - s->raw) + 1;
+			memmove(s->raw, s->raw + used, s->rlen - used);
+			s->rlen -= used;
+			if (size == 0) {
+				s->eof = 1;
+				return;
+			}
+			s->chunk_left = size;
+		} else if (s->chunk_left == 0) {
+			/* the CRLF after a chunk's data */
+			if (s->rlen < 2)
+				return;
+			memmove(s->raw, s->raw + 2, s->rlen - 2);
+			s->rlen -= 2;
+			s->chunk_left = -1;
+		} else {
+			size_t n =
+			    s->rlen < (size_t)s->chunk_left ? s->rlen : (size_t)s->chunk_left;
+
+			h_append(&s->buf, &s->len, &s->cap, s->raw, n);
+			memmove(s->raw, s->raw + n, s->rlen - n);
+			s->rlen -= n;
+			s->chunk_left -= (long)n;
+		}
+	}
+}
+
+int h_sse_open(struct h_sse *s, int port, const char *path, const char *const *headers,
+               int timeout_ms)
+{
+	struct sockaddr_in a = {0};
+	char req[4096];
+	size_t n;
+	int64_t end = h_now_ms() + timeout_ms;
+
+	memset(s, 0, sizeof(*s));
+	s->chunk_left = -1;
+	s->fd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+		return -1;
+	n = (size_t)snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", path);
+	for (size_t i = 0; headers && headers[i]; i++)
+		n += (size_t)snprintf(req + n, sizeof(req) - n, "%s\r\n", headers[i]);
+	n += (size_t)snprintf(req + n, sizeof(req) - n, "\r\n");
+	if (send(s->fd, req, n, MSG_NOSIGNAL) != (ssize_t)n)
+		return -1;
+	for (;;) {
+		char *eoh = s->raw ? strstr(s->raw, "\r\n\r\n") : NULL;
+
+		if (eoh) {
+			size_t hl = (size_t)(eoh - s->raw) + 4;
+			int chunked;
+
+			s->head = strndup(s->raw, hl);
+			s->status = strtol(s->raw + 9, NULL, 10);
+			memmove(s->raw, s->raw + hl, s->rlen - hl);
+			s->rlen -= hl;
+			chunked = strcasestr(s->head, "transfer-encoding: chunked") != NULL;
+			if (!chunked) {
+				/* a whole answer: its bytes are the body as they are */
+				s->chunk_left = 1L << 40;
+			}
+			h_dechunk(s);
+			return 0;
+		}
+		if (h_now_ms() >= end || h_fill(s, (int)(end - h_now_ms())) < 0)
+			return -1;
+	}
+}
+
+void h_sse_rest(struct h_sse *s, int timeout_ms)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+	const char *cl = s->head ? strcasestr(s->head, "content-length:") : NULL;
+	size_t want = cl ? (size_t)strtol(cl + 15, NULL, 10) : (size_t)-1;
+
+	while (!s->eof && !s->closed && s->len < want && h_now_ms() < end) {
+		if (h_fill(s, (int)(end - h_now_ms())) > 0)
+			h_dechunk(s);
+	}
+	if (!s->buf)
+		h_append(&s->buf, &s->len, &s->cap, "", 0);
+}
+
+/* Splits one message off buf, if a whole one is there. Returns 1 (a message with fields),
+ * 2 (a comment-only message), 0 (none yet). */
+static int h_split(struct h_sse *s, struct h_sse_ev *ev)
+{
+	char *end = s->buf ? strstr(s->buf, "\n\n") : NULL;
+	char *line, *save = NULL, *msg;
+	size_t ml;
+	int fields = 0;
+
+	if (!end)
+		return 0;
+	ml = (size_t)(end - s->buf);
+	msg = strndup(s->buf, ml);
+	memmove(s->buf, end + 2, s->len - ml - 2);
+	s->len -= ml + 2;
+	s->buf[s->len] = 0;
+	memset(ev, 0, sizeof(*ev));
+	for (line = strtok_r(msg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (line[0] == ':')
+			continue;
+		if (!strncmp(line, "event: ", 7)) {
+			snprintf(ev->event, sizeof(ev->event), "%s", line + 7);
+			fields = 1;
+		} else if (!strncmp(line, "id: ", 4)) {
+			snprintf(ev->id, sizeof(ev->id), "%s", line + 4);
+			fields = 1;
+		} else if (!strncmp(line, "data: ", 6)) {
+			free(ev->data);
+			ev->data = strdup(line + 6);
+			fields = 1;
+		}
+	}
+	free(msg);
+	if (!fields)
+		return 2;
+	if (ev->data)
+		ev->json = json_loads(ev->data, 0, NULL);
+	return 1;
+}
+
+int h_sse_next(struct h_sse *s, int timeout_ms, struct h_sse_ev *ev)
+{
+	int64_t end = h_now_ms() + timeout_ms;
+
+	for (;;) {
+		int k = h_split(s, ev);
+
+		if (k == 1)
+			return 1;
+		if (k == 2) {
+			s->heartbeats++;
+			continue;
+		}
+		if (s->eof || s->closed)
+			return -1;
+		if (h_now_ms() >= end)
+			return 0;
+		if (h_fill(s, (int)(end - h_now_ms())) > 0)
+			h_dechunk(s);
+	}
+}
+
+void h_sse_ev_free(struct h_sse_ev *ev)
+{
+	free(ev->data);
+	json_decref(ev->json);
+	memset(ev, 0, sizeof(*ev));
+}
+
+void h_sse_close(struct h_sse *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	free(s->head);
+	free(s->buf);
+	free(s->raw);
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
 }

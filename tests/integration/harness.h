@@ -54,6 +54,41 @@ int h_send(const char *method, int port, const char *path, const char *const *he
            const char *body, struct h_res *res);
 void h_res_free(struct h_res *res);
 
+/* A north event stream read as a client reads it: a plain socket, the chunked body decoded,
+ * SSE messages split. */
+struct h_sse {
+	int fd;
+	long status; /* the answer's status */
+	char *head;  /* the answer's head (malloc'd) */
+	char *buf;   /* decoded body bytes not yet split into messages */
+	size_t len, cap;
+	char *raw; /* undecoded bytes */
+	size_t rlen, rcap;
+	long chunk_left; /* bytes left in the current chunk; -1: expecting a size line */
+	int eof;         /* the body ended (terminating chunk) */
+	int closed;      /* the connection closed */
+	int heartbeats;  /* comment messages seen */
+};
+
+struct h_sse_ev {
+	char event[128];
+	char id[256];
+	char *data;   /* malloc'd, NULL when none */
+	json_t *json; /* parsed data, or NULL */
+};
+
+/* Opens GET path with headers and reads the answer's head (timeout_ms). Returns 0 when a
+ * head arrived (s->status says which; a non-200's body is in s->buf after h_sse_rest). */
+int h_sse_open(struct h_sse *s, int port, const char *path, const char *const *headers,
+               int timeout_ms);
+/* The next message with an event or data (comments are counted in s->heartbeats): 1 and
+ * *ev filled, 0 on timeout, -1 when the stream ended or the connection closed. */
+int h_sse_next(struct h_sse *s, int timeout_ms, struct h_sse_ev *ev);
+/* Reads what is left of a whole (non-stream) answer's body into s->buf (NUL-terminated). */
+void h_sse_rest(struct h_sse *s, int timeout_ms);
+void h_sse_ev_free(struct h_sse_ev *ev);
+void h_sse_close(struct h_sse *s);
+
 /* SHA-256 hex of a key, for configurations. */
 void h_hash_key(const char *key, char out[65]);
 

@@ -385,6 +385,15 @@ export class Recorder {
     for (const p of problems) this.problems.push(`${where}: ${p}`);
   }
 
+  // Validates one event a stream yielded against the SDK's event union.
+  checkEvent(ev, where) {
+    const msg = check(this.validators, 'event', ev);
+    if (msg) this.problems.push(`${where}: ${msg}`);
+    if (ev && ev.processed_at != null && Number.isNaN(rfc3339Micros(ev.processed_at))) {
+      this.problems.push(`${where}: processed_at ${JSON.stringify(ev.processed_at)} is not RFC 3339`);
+    }
+  }
+
   // A fetch for the SDK's `fetch` client option: reads the whole body, records and
   // validates it, and hands the SDK an identical Response.
   fetch() {
@@ -394,6 +403,14 @@ export class Recorder {
       const method = (init.method || 'GET').toUpperCase();
       const started = Date.now();
       const res = await globalThis.fetch(input, init);
+      if (res.ok && /^text\/event-stream\b/i.test(res.headers.get('content-type') || '')) {
+        // a live stream: recorded without its body, which the SDK reads as it arrives (the
+        // scenario checks each yielded event with checkEvent)
+        const rec = { via: 'sdk', method, path: url.pathname, search: url.search, query: url.searchParams, reqHeaders, retryCount: Number(reqHeaders['x-stainless-retry-count'] ?? 0), status: res.status, resHeaders: headerObject(res.headers), text: '', stream: true, ms: Date.now() - started };
+        this.records.push(rec);
+        if (!rec.resHeaders['request-id']) this.problems.push(`${method} ${url.pathname} → ${res.status}: no request-id header`);
+        return res;
+      }
       const text = await res.text();
       const rec = {
         via: 'sdk',

@@ -19,6 +19,7 @@ import { Recorder, freePorts, sha256hex, startFake, startFaultProxy, startGatewa
 import { liveScenarios, offlineScenarios } from './scenarios.mjs';
 import { backendScenarios } from './backends.mjs';
 import { writeScenarios } from './writes.mjs';
+import { streamScenarios } from './stream.mjs';
 
 const SCHEMAS_NAME = 'schemas: generated from the SDK types (Session, event union, list pages, ErrorResponse, Agent, send-events, deleted session)';
 const RUN_BUDGET_MS = Number(process.env.SG_CONFORMANCE_BUDGET_MS || 6 * 60 * 1000);
@@ -386,6 +387,67 @@ async function writesRun({ bins, dir, validators }) {
   await proxy.stop();
 }
 
+// The live stream on fresh fakes of its own (runs change their data): AgentScope, SandBase,
+// Claude-native, and one more AgentScope fake that a scenario kills mid-stream. Scenarios in
+// src/stream.mjs.
+async function streamRun({ bins, dir, validators }) {
+  const label = 'stream';
+  const procs = [];
+  let env;
+  const backendKeys = { sb: 'sk-sb-conformance-stream', cl: 'sk-ant-conformance-stream' };
+  try {
+    const asOpts = { generate: '4:2', seed: 21, shape: 'head', extra: ['--run-ms', '150', '--stream-heartbeat-ms', '1000'], env: { TZ: 'Asia/Shanghai' } };
+    const [as, askill, sb, cl] = await Promise.all([
+      startFake(bins.fake, dir, `${label}-agentscope`, asOpts),
+      startFake(bins.fake, dir, `${label}-agentscope-killed`, asOpts),
+      startFake(bins.sandbase, dir, `${label}-sandbase`, { generate: '4:2', seed: 22, extra: ['--dialect', 'sandbase', '--api-key', backendKeys.sb, '--stream-heartbeat-ms', '1000'] }),
+      startFake(bins.sandbase, dir, `${label}-claude`, { generate: '4:2', seed: 23, extra: ['--dialect', 'claude', '--api-key', backendKeys.cl, '--stream-heartbeat-ms', '1000'] }),
+    ]);
+    procs.push(as.proc, askill.proc, sb.proc, cl.proc);
+    const [gwPort] = await freePorts(1);
+    const chatModelConfig = { type: 'anthropic', credential_id: 'anthropic_credential', model: 'claude-sonnet-4-5', parameters: {} };
+    const asB = (name, url) => ({ ...asBackend(name, url, 5000), options: { timezone: 'Asia/Shanghai', chat_model_config: chatModelConfig } });
+    const backends = [
+      asB('as', as.url),
+      asB('askill', askill.url),
+      sandbaseBackend('sb', sb.url, 5000, backendKeys.sb),
+      { name: 'cl', mapping: 'claude', url: cl.url, timeout_ms: 5000, connect_timeout_ms: 1000, retries: 0, options: { api_key: backendKeys.cl, anthropic_version: '2023-06-01' } },
+    ];
+    const keys = { as: 'sk-conf-stream-as', askill: 'sk-conf-stream-askill', sb: 'sk-conf-stream-sb', cl: 'sk-conf-stream-cl' };
+    const keyList = [
+      ['agentscope', keys.as, { as: { user_id: 'alice' } }],
+      ['agentscope-killed', keys.askill, { askill: { user_id: 'alice' } }],
+      ['sandbase', keys.sb, { sb: {} }],
+      ['claude', keys.cl, { cl: {} }],
+    ];
+    const config = { ...gatewayConfig({ port: gwPort, backends, keys: keyList }), streams: { heartbeat_ms: 1000, reconnect_ms: 2000 } };
+    const gw = await startGateway(bins.gateway, dir, `${label}-gateway`, config);
+    procs.push(gw.proc);
+    // each key's first agent, as the gateway lists it
+    const agents = {};
+    for (const [k, key] of Object.entries(keys)) {
+      const r = await fetch(`${gw.url}/v1/agents`, { headers: { 'x-api-key': key } });
+      const j = await r.json();
+      if (!r.ok || !j.data?.length) throw new Error(`GET /v1/agents for ${k}: ${r.status} ${JSON.stringify(j).slice(0, 200)}`);
+      agents[k] = j.data[0].id;
+    }
+    env = { gw, as, askill, sb, cl, keys, agents };
+  } catch (e) {
+    report(`${label}/start fake backends (AgentScope ×2, SandBase, Claude) and gateway`, e);
+    for (const p of procs.reverse()) await p.stop();
+    return;
+  }
+
+  for (const sc of streamScenarios(env)) {
+    await runScenario(sc, { validators, env });
+  }
+
+  const gwExit = await env.gw.proc.stop(5000);
+  const ok = gwExit.code === 0 && !gwExit.signal;
+  report(`${label}/gateway exits 0 on SIGTERM with streams open`, ok ? null : new Error(`${env.gw.proc.describeExit()}; log tail: ${env.gw.proc.logTail(5)}`));
+  for (const p of procs.reverse()) await p.stop();
+}
+
 async function main() {
   const builddir = path.resolve(process.env.SG_BUILDDIR || path.join(ROOT, '..', '..', 'build'));
   const bins = {
@@ -414,13 +476,14 @@ async function main() {
     finish(1);
   }
 
-  // SG_CONFORMANCE_ONLY=head,v2.0.1,backends,writes (comma list) runs only those live runs.
+  // SG_CONFORMANCE_ONLY=head,v2.0.1,backends,writes,stream (comma list) runs only those live runs.
   const only = process.env.SG_CONFORMANCE_ONLY ? new Set(process.env.SG_CONFORMANCE_ONLY.split(',').map((x) => x.trim())) : null;
   const wanted = (label) => !only || only.has(label);
   if (wanted('head')) await liveRun({ label: 'head', shape: 'head', bins, dir, validators, full: true, aliceSessions: 300, agents: 6 });
   if (wanted('v2.0.1')) await liveRun({ label: 'v2.0.1', shape: 'v2.0.1', bins, dir, validators, full: false, aliceSessions: 90, agents: 4 });
   if (wanted('backends')) await backendsRun({ bins, dir, validators });
   if (wanted('writes')) await writesRun({ bins, dir, validators });
+  if (wanted('stream')) await streamRun({ bins, dir, validators });
 
   if (failed === 0) fs.rmSync(dir, { recursive: true, force: true });
   else console.log(`(logs and configurations kept in ${dir}; run took ${Math.round((Date.now() - started) / 1000)} s)`);
