@@ -76,6 +76,11 @@ static void on_write_done(struct sg_call *c, void *arg)
 		sg_req_fail(w->r, 500, "api_error", "backend '%s' answered the write with nothing",
 		            sg_call_backend(c)->name);
 	} else {
+		if (w->kind == SG_CALL_SEND_EVENTS)
+			/* the accepted events are echoed on the session's open streams (a backend
+			 * whose own stream echoes them too is de-duplicated by id) */
+			sg_streams_publish(sg_req_host(w->r)->streams, sg_req_param(w->r),
+			                   json_object_get(obj, "data"));
 		sg_req_reply(w->r, 200, json_incref(obj));
 	}
 }

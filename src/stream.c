@@ -956,23 +956,64 @@ void sg_api_stream_events(struct sg_req *r)
 
 /* ---- the worker's side ----------------------------------------------------------------- */
 
+/* Hands each event to every hub of sid on this worker, as if its upstream had sent it. */
+static void publish_here(struct sg_streams *reg, const char *sid, const json_t *events)
+{
+	struct hub **hubs = NULL;
+	size_t n = 0;
+
+	/* collect first: handing an event over may close a hub */
+	for (size_t b = 0; b < reg->nbuckets; b++)
+		for (struct hub *h = reg->buckets[b]; h; h = h->chain)
+			if (!h->closing && h->opened && !strcmp(h->sid, sid)) {
+				struct hub **nh = realloc(hubs, (n + 1) * sizeof(*nh));
+
+				if (!nh)
+					break;
+				hubs = nh;
+				hubs[n++] = h;
+				h->busy++;
+			}
+	for (size_t i = 0; i < n; i++) {
+		json_t *ev;
+		size_t j;
+
+		json_array_foreach(events, j, ev) {
+			if (hubs[i]->closing || on_event(NULL, ev, hubs[i]) < 0)
+				break;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		hubs[i]->busy--;
+		hub_release(hubs[i]);
+	}
+	free(hubs);
+}
+
 static void on_notify(evutil_socket_t fd, short what, void *arg)
 {
 	struct sg_streams *reg = arg;
-	json_t *sids, *sid;
+	json_t *items, *item;
 	size_t i;
 
 	(void)fd;
 	(void)what;
 	pthread_mutex_lock(&reg->sh->lock);
-	sids = reg->inbox;
+	items = reg->inbox;
 	reg->inbox = json_array();
 	pthread_mutex_unlock(&reg->sh->lock);
-	json_array_foreach(sids, i, sid) {
-		const char *want = json_string_value(sid);
+	json_array_foreach(items, i, item) {
+		const char *want = json_string_value(json_array_get(item, 0));
+		const json_t *events = json_array_get(item, 1);
 		int again = 1;
 
-		/* closing a hub unlinks it: look again from the start after each */
+		if (!want)
+			continue;
+		if (json_is_array(events)) {
+			publish_here(reg, want, events);
+			continue;
+		}
+		/* deleted: closing a hub unlinks it, so look again from the start after each */
 		while (again) {
 			again = 0;
 			for (size_t b = 0; b < reg->nbuckets && !again; b++)
@@ -984,7 +1025,24 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
 					}
 		}
 	}
-	json_decref(sids);
+	json_decref(items);
+}
+
+/* Queues [sid, events or null] for every worker. */
+static void tell_all(struct sg_streams *reg, const char *sid, const json_t *events)
+{
+	struct sg_streams_shared *sh = reg ? reg->sh : NULL;
+
+	if (!sh || !sid)
+		return;
+	pthread_mutex_lock(&sh->lock);
+	for (size_t i = 0; i < sh->nregs; i++) {
+		json_t *item = json_pack("[s, O?]", sid, events);
+
+		if (item && json_array_append_new(sh->regs[i]->inbox, item) == 0)
+			event_active(sh->regs[i]->notify, EV_READ, 0);
+	}
+	pthread_mutex_unlock(&sh->lock);
 }
 
 struct sg_streams_shared *sg_streams_shared_new(const struct sg_config *cfg)
@@ -1108,16 +1166,13 @@ void sg_streams_free(struct sg_streams *reg)
 
 void sg_streams_deleted(struct sg_streams *reg, const char *sid)
 {
-	struct sg_streams_shared *sh = reg ? reg->sh : NULL;
+	tell_all(reg, sid, NULL);
+}
 
-	if (!sh || !sid)
-		return;
-	pthread_mutex_lock(&sh->lock);
-	for (size_t i = 0; i < sh->nregs; i++) {
-		json_array_append_new(sh->regs[i]->inbox, json_string(sid));
-		event_active(sh->regs[i]->notify, EV_READ, 0);
-	}
-	pthread_mutex_unlock(&sh->lock);
+void sg_streams_publish(struct sg_streams *reg, const char *sid, const json_t *events)
+{
+	if (json_is_array(events) && json_array_size(events) > 0)
+		tell_all(reg, sid, events);
 }
 
 size_t sg_streams_open(const struct sg_streams *reg)

@@ -23,6 +23,7 @@
 #ifndef SG_STREAM_H
 #define SG_STREAM_H
 
+#include <jansson.h>
 #include <stddef.h>
 
 struct sg_config;
@@ -48,6 +49,11 @@ void sg_streams_drain(struct sg_streams *reg);
 /* The session `sid` (public id) was deleted through the gateway (by a request on reg's
  * worker): every worker's streams of it get session.deleted and end. */
 void sg_streams_deleted(struct sg_streams *reg, const char *sid);
+
+/* Events (a JSON array of north events, borrowed) were accepted by the session `sid` through
+ * the gateway: every worker's streams of it get them (a backend that echoes them on its own
+ * stream too is de-duplicated by event id). */
+void sg_streams_publish(struct sg_streams *reg, const char *sid, const json_t *events);
 
 /* North streams open (or waiting for their upstream), and upstream streams held. */
 size_t sg_streams_open(const struct sg_streams *reg);

@@ -279,6 +279,7 @@ START_TEST(a_run_streams_with_the_ids_the_list_gives)
 	send_text(K, sid, "what is in the notes? [tool:auto]");
 	ck_assert_msg(read_until(&s, evs, "session.status_idle", 5000), "no idle: %s",
 	              json_dumps(evs, 0));
+	ck_assert(has_type(evs, "user.message")); /* echoed by the gateway */
 	ck_assert(has_type(evs, "session.status_running"));
 	ck_assert(has_type(evs, "agent.tool_use"));
 	ck_assert(has_type(evs, "agent.tool_result"));

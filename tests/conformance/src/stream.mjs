@@ -109,7 +109,7 @@ export function streamScenarios(env) {
         if (!evs.some((e) => e.type === t)) fail(`no ${t} on the stream: ${show(evs)}`);
       }
       noDuplicates(evs, 'the run');
-      if (b.label !== 'agentscope' && !evs.some((e) => e.type === 'user.message' && textOf(e) === text)) {
+      if (!evs.some((e) => e.type === 'user.message' && textOf(e) === text)) {
         fail(`the user.message is not echoed on the ${b.label} stream: ${show(evs)}`);
       }
       await waitOpen(b.fake, before.open, 'after the client broke out');
