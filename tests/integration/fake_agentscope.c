@@ -17,6 +17,14 @@
  * real service does asynchronously after answering /chat/ (failed runs, resumes that do not
  * fit) is visible the same way: in the log, never in the answer.
  *
+ * GET /sessions/{id}/stream is the live SSE stream (§1.7): every step of a run is published as
+ * an AgentEvent frame ("data: {json}", no event or id lines) while the reply is built, with
+ * the ids the persisted reply ends up with (reply_id, block_id, tool_call_id). A new subscriber
+ * first gets the replay log of the run in progress (trimmed when the run persists), then the
+ * live frames; a heartbeat comment ":" follows every quiet --stream-heartbeat-ms. The stream
+ * never ends on its own. Frames of a run's start go out when it starts, the rest when its
+ * timer fires (the real service trickles them; the gateway must not care).
+ *
  * One thread, one libevent loop; nothing blocks it (delays and runs are event timers). Every
  * listing item is serialised once per change and listings are built from references to those
  * texts.
@@ -822,6 +830,7 @@ struct fa_session {
 	struct fk_text *view; /* this session's SessionView in the served shape, serialised */
 	struct fa_run *run;   /* the simulated run holding the lock, or NULL */
 	json_t *queue;        /* HITL resumes waiting for the lock, oldest first */
+	json_t *replay;       /* the run's replay log: its stream frames (strings), or NULL */
 };
 
 struct fa_store {
@@ -832,9 +841,11 @@ struct fa_store {
 	struct fa_session *sess;
 	size_t nsess, cap;
 	enum fa_shape shape;
-	bool no_messages;  /* --no-messages: a build without the durable message log */
-	struct fk_rng rng; /* fills reply ids missing from the data, and every new id */
-	unsigned run_ms;   /* how long a simulated run holds the lock */
+	bool no_messages;      /* --no-messages: a build without the durable message log */
+	struct fk_rng rng;     /* fills reply ids missing from the data, and every new id */
+	unsigned run_ms;       /* how long a simulated run holds the lock */
+	struct fk_rng ev_rng;  /* the ids of stream events (apart, so the others stay put) */
+	unsigned heartbeat_ms; /* the stream's heartbeat interval */
 };
 
 /* A member to emit in order; def is the JSON text of its default, NULL = omit when absent. */
@@ -1213,6 +1224,7 @@ static void fa_store_free(struct fa_store *st)
 		fk_text_unref(st->sess[i].view);
 		json_decref(st->sess[i].entry);
 		json_decref(st->sess[i].queue);
+		json_decref(st->sess[i].replay);
 		free(st->sess[i].user);
 	}
 	free(st->sess);
@@ -1233,6 +1245,7 @@ static int fa_store_build(struct fa_store *st, json_t *root, enum fa_shape shape
 	st->root = root;
 	st->shape = shape;
 	st->rng.s = 0x5eed;
+	st->ev_rng.s = 0xe7e27;
 	st->index = json_object();
 	st->running = json_object();
 	if (st->index == NULL || st->running == NULL)
@@ -1529,7 +1542,7 @@ static const struct fa_route_def fa_routes[] = {
                       "DELETE, PATCH"},
     [FA_R_MESSAGES] = {EVHTTP_REQ_GET, EVHTTP_REQ_GET, "GET"},
     [FA_R_STATUS] = {EVHTTP_REQ_GET, EVHTTP_REQ_GET, "GET"},
-    [FA_R_STREAM] = {EVHTTP_REQ_GET, 0, "GET"},
+    [FA_R_STREAM] = {EVHTTP_REQ_GET, EVHTTP_REQ_GET, "GET"},
     [FA_R_INTERRUPT] = {EVHTTP_REQ_POST, EVHTTP_REQ_POST, "POST"},
     [FA_R_CHAT] = {EVHTTP_REQ_POST, EVHTTP_REQ_POST, "POST"},
 };
@@ -2167,8 +2180,334 @@ static void fa_refresh(struct fa_store *st, struct fa_session *s)
 		fprintf(stderr, FA_NAME ": cannot serialise session %s\n", s->id);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The live stream: what a run publishes (AgentEvents), GET /sessions/{id}/stream               */
+/* ------------------------------------------------------------------------------------------ */
+
+#define FA_HEARTBEAT_MS_DEFAULT 30000 /* _HEARTBEAT_INTERVAL_SECS */
+#define FA_HEARTBEAT_MS_MAX 3600000
+#define FA_REPLAY_MAX 1000 /* MessageBusKeys.SESSION_REPLAY_MAX_LEN */
+/* The frames are json.dumps(event, ensure_ascii=False): ", " and ": " between members (what
+ * jansson writes without JSON_COMPACT or an indent), UTF-8 as is. */
+#define FA_FRAME_FLAGS JSON_REAL_PRECISION(16)
+
+static const char *const fa_stream_headers[] = {"Cache-Control", "no-cache", "X-Accel-Buffering",
+                                                "no", NULL};
+
+/* StreamingResponse(media_type="text/event-stream"): Starlette adds the charset. The heartbeat
+ * is sent when no event came for a whole interval. */
+static const struct fk_stream_kind fa_stream_kind = {
+    .ctype = "text/event-stream; charset=utf-8",
+    .headers = fa_stream_headers,
+    .heartbeat = ":\n\n",
+    .periodic = false,
+};
+
+static struct fk_server *fa_fk(struct fa_store *st)
+{
+	return &FK_CONTAINER_OF(st, struct fa_server, store)->fk;
+}
+
+/* publish_session_event: an AgentEvent of this type, EventBase's id, created_at and metadata
+ * first, then fields (stolen, in the model's order; a "metadata" among them takes the base's
+ * place). It goes to every open stream of the session, and into the replay log while a run
+ * holds the session: the log is trimmed once a run has persisted, so what is published outside
+ * a simulated run (a failure reported at once, a parked reply interrupted) is never replayed. */
+static void fa_emit(struct fa_store *st, struct fa_session *s, const char *type, json_t *fields)
+{
+	char id[33], ts[40];
+	json_t *ev;
+	struct evbuffer *buf = NULL;
+	const char *data;
+	size_t len;
+
+	fa_rng_hex(&st->ev_rng, id);
+	fa_now_iso(ts, sizeof(ts));
+	ev = json_pack("{s:s, s:s, s:{}, s:s}", "id", id, "created_at", ts, "metadata", "type",
+	               type);
+	if (ev == NULL || fields == NULL || json_object_update(ev, fields))
+		goto out;
+	buf = evbuffer_new();
+	if (buf == NULL || evbuffer_add(buf, "data: ", 6) ||
+	    fk_buf_add_json(buf, ev, FA_FRAME_FLAGS) || evbuffer_add(buf, "\n\n", 2))
+		goto out;
+	len = evbuffer_get_length(buf);
+	data = (const char *)evbuffer_pullup(buf, -1);
+	if (data == NULL)
+		goto out;
+	fk_stream_send(fa_fk(st), s->id, data, len);
+	if (s->run != NULL) {
+		if (s->replay == NULL)
+			s->replay = json_array();
+		if (json_array_size(s->replay) >= FA_REPLAY_MAX)
+			json_array_remove(s->replay, 0);
+		json_array_append_new(s->replay, json_stringn(data, len));
+	}
+out:
+	if (buf != NULL)
+		evbuffer_free(buf);
+	json_decref(ev);
+	json_decref(fields);
+}
+
+/* The run has persisted (or the session is gone): log_trim. */
+static void fa_log_trim(struct fa_session *s)
+{
+	json_array_clear(s->replay);
+}
+
+/* REPLY_START: a new reply, a failure's, or (HEAD) the continuation of a parked one. */
+static void fa_emit_reply_start(struct fa_store *st, struct fa_session *s, const char *reply_id,
+                                const char *name)
+{
+	fa_emit(st, s, "REPLY_START",
+	        json_pack("{s:s, s:s, s:o, s:s}", "session_id", s->id, "reply_id", reply_id, "name",
+	                  fk_json_text(name), "role", "assistant"));
+}
+
+/* REPLY_END, and the reply (borrowed) finished the same way; error is stolen (NULL: none).
+ * v2.0.1's event had neither finished_reason nor error. */
+static void fa_reply_end(struct fa_store *st, struct fa_session *s, json_t *reply,
+                         const char *reason, json_t *error)
+{
+	json_t *f =
+	    json_pack("{s:s, s:s}", "session_id", s->id, "reply_id", fk_get_str(reply, "id"));
+
+	if (f != NULL && fa_head(st)) {
+		json_object_set_new(f, "finished_reason", json_string(reason));
+		json_object_set_new(f, "error",
+		                    error != NULL ? json_deep_copy(error) : json_null());
+	}
+	fa_msg_finish(st, reply, reason, error);
+	fa_emit(st, s, "REPLY_END", f);
+}
+
+/* MODEL_CALL_START with the session's model. */
+static void fa_model_start(struct fa_store *st, struct fa_session *s, json_t *reply)
+{
+	const char *model = fk_get_str(
+	    json_object_get(json_object_get(fa_record(s), "config"), "chat_model_config"), "model");
+
+	fa_emit(st, s, "MODEL_CALL_START",
+	        json_pack("{s:s, s:o}", "reply_id", fk_get_str(reply, "id"), "model_name",
+	                  fk_json_text(model != NULL ? model : "")));
+}
+
+/* MODEL_CALL_END, whose tokens the reply's usage adds up (reason: how the call finished). */
+static void fa_model_end(struct fa_store *st, struct fa_session *s, json_t *reply, json_int_t in,
+                         json_int_t out, const char *reason)
+{
+	json_t *f = json_pack("{s:s, s:I, s:I}", "reply_id", fk_get_str(reply, "id"),
+	                      "input_tokens", in, "output_tokens", out);
+
+	if (f != NULL && fa_head(st)) {
+		json_object_set_new(f, "cache_input_tokens", json_integer(0));
+		json_object_set_new(f, "cache_creation_input_tokens", json_integer(0));
+		json_object_set_new(f, "finished_reason", json_string(reason));
+	}
+	fa_msg_add_usage(st, reply, in, out);
+	fa_emit(st, s, "MODEL_CALL_END", f);
+}
+
+/* The <type>_DELTA events a model streams text (the string v) in: about three pieces, cut
+ * between characters. key names the id member (block_id / tool_call_id). */
+static void fa_emit_pieces(struct fa_store *st, struct fa_session *s, const char *type,
+                           const char *reply_id, const char *key, const char *id, json_t *v)
+{
+	const char *text = json_string_value(v);
+	size_t len = json_string_length(v), from = 0;
+
+	for (size_t k = 1; text != NULL && k <= 3 && from < len; k++) {
+		size_t to = k == 3 ? len : len * k / 3;
+
+		while (to < len && ((unsigned char)text[to] & 0xc0) == 0x80)
+			to++;
+		if (to <= from)
+			continue;
+		fa_emit(st, s, type,
+		        json_pack("{s:s, s:s, s:o}", "reply_id", reply_id, key, id, "delta",
+		                  json_stringn(text + from, to - from)));
+		from = to;
+	}
+}
+
+/* Appends a text block (stolen) to the reply, streamed: TEXT_BLOCK_START, deltas, END. */
+static void fa_add_text(struct fa_store *st, struct fa_session *s, json_t *reply, json_t *block)
+{
+	const char *rid = fk_get_str(reply, "id"), *bid = fk_get_str(block, "id");
+
+	if (block == NULL || json_array_append_new(json_object_get(reply, "content"), block))
+		return;
+	fa_emit(st, s, "TEXT_BLOCK_START",
+	        json_pack("{s:s, s:s}", "reply_id", rid, "block_id", bid));
+	fa_emit_pieces(st, s, "TEXT_BLOCK_DELTA", rid, "block_id", bid,
+	               json_object_get(block, "text"));
+	fa_emit(st, s, "TEXT_BLOCK_END", json_pack("{s:s, s:s}", "reply_id", rid, "block_id", bid));
+}
+
+/* Appends a tool_call block (stolen), streamed: TOOL_CALL_START, its input in pieces, END. */
+static void fa_add_call(struct fa_store *st, struct fa_session *s, json_t *reply, json_t *call)
+{
+	const char *rid = fk_get_str(reply, "id"), *cid = fk_get_str(call, "id");
+
+	if (call == NULL || json_array_append_new(json_object_get(reply, "content"), call))
+		return;
+	fa_emit(st, s, "TOOL_CALL_START",
+	        json_pack("{s:s, s:s, s:o}", "reply_id", rid, "tool_call_id", cid, "tool_call_name",
+	                  fk_json_text(fk_get_str(call, "name"))));
+	fa_emit_pieces(st, s, "TOOL_CALL_DELTA", rid, "tool_call_id", cid,
+	               json_object_get(call, "input"));
+	fa_emit(st, s, "TOOL_CALL_END",
+	        json_pack("{s:s, s:s}", "reply_id", rid, "tool_call_id", cid));
+}
+
+/* TOOL_RESULT_START of a result block (borrowed) just opened. */
+static void fa_emit_result_start(struct fa_store *st, struct fa_session *s, const char *reply_id,
+                                 json_t *res)
+{
+	fa_emit(st, s, "TOOL_RESULT_START",
+	        json_pack("{s:s, s:O, s:o}", "reply_id", reply_id, "tool_call_id",
+	                  json_object_get(res, "id"), "tool_call_name",
+	                  fk_json_text(fk_get_str(res, "name"))));
+}
+
+/* A result block's (borrowed) output and end: a text delta per text (a string output is one
+ * text), a data delta per data block, then TOOL_RESULT_END with its state and metadata. */
+static void fa_emit_result_rest(struct fa_store *st, struct fa_session *s, const char *reply_id,
+                                json_t *res)
+{
+	json_t *out = json_object_get(res, "output"), *tid = json_object_get(res, "id"), *b, *meta;
+	size_t i;
+
+	if (json_is_string(out))
+		fa_emit(st, s, "TOOL_RESULT_TEXT_DELTA",
+		        json_pack("{s:s, s:O, s:O}", "reply_id", reply_id, "tool_call_id", tid,
+		                  "delta", out));
+	json_array_foreach(out, i, b) {
+		const char *type = fk_get_str(b, "type");
+		json_t *src = json_object_get(b, "source"), *bid = json_object_get(b, "id");
+		char id[33];
+
+		if (type != NULL && strcmp(type, "text") == 0 &&
+		    json_is_string(json_object_get(b, "text"))) {
+			fa_emit(st, s, "TOOL_RESULT_TEXT_DELTA",
+			        json_pack("{s:s, s:O, s:O}", "reply_id", reply_id, "tool_call_id",
+			                  tid, "delta", json_object_get(b, "text")));
+		} else if (type != NULL && strcmp(type, "data") == 0 && json_is_object(src)) {
+			if (!json_is_string(bid)) {
+				fa_new_id(st, id);
+				bid = json_string(id);
+			} else {
+				json_incref(bid);
+			}
+			fa_emit(st, s, "TOOL_RESULT_DATA_DELTA",
+			        json_pack("{s:s, s:O, s:o, s:O?, s:O?, s:O?}", "reply_id", reply_id,
+			                  "tool_call_id", tid, "block_id", bid, "media_type",
+			                  json_object_get(src, "media_type"), "data",
+			                  json_object_get(src, "data"), "url",
+			                  json_object_get(src, "url")));
+		}
+	}
+	meta = json_object_get(res, "metadata");
+	fa_emit(st, s, "TOOL_RESULT_END",
+	        json_pack("{s:o, s:s, s:O, s:O}", "metadata",
+	                  json_is_object(meta) ? json_deep_copy(meta) : json_object(), "reply_id",
+	                  reply_id, "tool_call_id", tid, "state", json_object_get(res, "state")));
+}
+
+/* REQUIRE_USER_CONFIRM / REQUIRE_EXTERNAL_EXECUTION: the call (borrowed) as it is stored. */
+static void fa_emit_require(struct fa_store *st, struct fa_session *s, const char *type,
+                            json_t *reply, json_t *call)
+{
+	fa_emit(st, s, type,
+	        json_pack("{s:s, s:[o]}", "reply_id", fk_get_str(reply, "id"), "tool_calls",
+	                  json_deep_copy(call)));
+}
+
+/* A block of a HITL result as pydantic validates it: the model's members in its order, the
+ * defaults for those left out, unknown members dropped. New reference. */
+static json_t *fa_norm_block(const json_t *in, bool call)
+{
+	json_t *b = json_pack("{s:s, s:O?, s:O?}", "type", call ? "tool_call" : "tool_result", "id",
+	                      json_object_get(in, "id"), "name", json_object_get(in, "name"));
+	json_t *v;
+
+	if (b == NULL)
+		return NULL;
+	if (call) {
+		json_object_set(b, "input", json_object_get(in, "input"));
+		v = json_object_get(in, "state");
+		json_object_set_new(b, "state",
+		                    v != NULL ? json_incref(v) : json_string("pending"));
+		v = json_object_get(in, "suggested_rules");
+		json_object_set_new(b, "suggested_rules",
+		                    v != NULL ? json_incref(v) : json_array());
+	} else {
+		json_object_set(b, "output", json_object_get(in, "output"));
+		v = json_object_get(in, "state");
+		json_object_set_new(b, "state",
+		                    v != NULL ? json_incref(v) : json_string("running"));
+		v = json_object_get(in, "metadata");
+		json_object_set_new(b, "metadata", v != NULL ? json_incref(v) : json_object());
+	}
+	v = json_object_get(in, "created_at");
+	json_object_set_new(b, "created_at", v != NULL ? json_incref(v) : fa_now_json());
+	v = json_object_get(in, "finished_at");
+	json_object_set_new(b, "finished_at", v != NULL ? json_incref(v) : json_null());
+	return b;
+}
+
+/* HEAD's Case B publishes the HITL result it applies (so other observers close their prompt),
+ * then a REPLY_START that continues the parked reply (the same reply_id). v2.0.1 did neither. */
+static void fa_emit_continuation(struct fa_store *st, struct fa_session *s, json_t *input)
+{
+	const char *reply_id = fa_state_reply_id(s);
+
+	if (!fa_head(st))
+		return;
+	if (input != NULL) {
+		bool confirm = json_object_get(input, "confirm_results") != NULL;
+		const char *key = confirm ? "confirm_results" : "execution_results";
+		json_t *list = json_array(), *item, *f, *v;
+		size_t i;
+
+		json_array_foreach(json_object_get(input, key), i, item) {
+			if (confirm)
+				json_array_append_new(
+				    list, json_pack("{s:O, s:o, s:O?}", "confirmed",
+				                    json_object_get(item, "confirmed"), "tool_call",
+				                    fa_norm_block(
+				                        json_object_get(item, "tool_call"), true),
+				                    "rules", json_object_get(item, "rules")));
+			else
+				json_array_append_new(list, fa_norm_block(item, false));
+		}
+		f = json_object();
+		/* The event's own id, created_at and metadata when the client gave them. */
+		v = json_object_get(input, "id");
+		if (f != NULL && json_is_string(v))
+			json_object_set(f, "id", v);
+		v = json_object_get(input, "created_at");
+		if (f != NULL && json_is_string(v))
+			json_object_set(f, "created_at", v);
+		v = json_object_get(input, "metadata");
+		if (f != NULL && json_is_object(v))
+			json_object_set(f, "metadata", v);
+		if (f != NULL) {
+			json_object_set(f, "reply_id", json_object_get(input, "reply_id"));
+			json_object_set_new(f, key, list);
+		} else {
+			json_decref(list);
+		}
+		fa_emit(st, s, confirm ? "USER_CONFIRM_RESULT" : "EXTERNAL_EXECUTION_RESULT", f);
+	}
+	if (reply_id != NULL)
+		fa_emit_reply_start(st, s, reply_id, fa_agent_name(st, s));
+}
+
 /* _report_failure: a run that failed before its reply started leaves a reply of its own, named
- * after the agent id, with no content and the classified error. Only the log gets it. */
+ * after the agent id, with no content and the classified error. Only the log gets it; the
+ * stream gets its REPLY_START / REPLY_END pair. */
 static void fa_failed_reply(struct fa_store *st, struct fa_session *s, const char *type,
                             const char *msg)
 {
@@ -2179,7 +2518,8 @@ static void fa_failed_reply(struct fa_store *st, struct fa_session *s, const cha
 	reply = fa_msg_new(st, id, s->agent, "assistant", json_array());
 	if (reply == NULL)
 		return;
-	fa_msg_finish(st, reply, "error", json_pack("{s:s, s:s}", "type", type, "message", msg));
+	fa_emit_reply_start(st, s, id, s->agent);
+	fa_reply_end(st, s, reply, "error", json_pack("{s:s, s:s}", "type", type, "message", msg));
 	fa_upsert(s, reply, false);
 	json_decref(reply);
 }
@@ -2236,69 +2576,78 @@ static json_int_t fa_tokens(const char *text, json_int_t base)
 	return base + (json_int_t)(text != NULL ? strlen(text) : 0);
 }
 
-/* Fills a new reply the way the plan goes: text (and a tool call, parked or run) and usage;
- * finished unless it parks. */
-static void fa_run_generate(struct fa_store *st, struct fa_run *run)
+/* Fills a new reply the way the plan goes, streaming it as it is built: text (and a tool call,
+ * parked or run) and usage, one MODEL_CALL_END per model call; finished unless it parks
+ * (then no REPLY_END: the agent returns while the reply waits). The run's MODEL_CALL_START was
+ * published when it started. */
+static void fa_run_generate(struct fa_store *st, struct fa_session *s, struct fa_run *run)
 {
-	json_t *content = json_object_get(run->reply, "content");
-	char call[40];
+	json_t *reply = run->reply, *content = json_object_get(reply, "content"), *call, *res;
+	const char *rid = fk_get_str(reply, "id");
+	char id[40];
 
-	fa_tool_id(st, call, sizeof(call));
+	fa_tool_id(st, id, sizeof(id));
 	switch (run->plan) {
 	case FK_PLAN_TEXT:
 	case FK_PLAN_LONG:
-		json_array_append_new(content, fa_answer_block(st, run->text));
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 42);
-		fa_msg_finish(st, run->reply, "completed", NULL);
+		fa_add_text(st, s, reply, fa_answer_block(st, run->text));
+		fa_model_end(st, s, reply, fa_tokens(run->text, 120), 42, "completed");
+		fa_reply_end(st, s, reply, "completed", NULL);
 		break;
 	case FK_PLAN_ERROR:
-		json_array_append_new(
-		    content, fa_text_block(st, "text", "text", "Let me look into that.", true));
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 6);
-		fa_msg_finish(st, run->reply, "error",
-		              json_pack("{s:s, s:s}", "type", "upstream", "message",
-		                        "The upstream model service returned an error."));
+		fa_add_text(st, s, reply,
+		            fa_text_block(st, "text", "text", "Let me look into that.", true));
+		fa_model_end(st, s, reply, fa_tokens(run->text, 120), 6, "completed");
+		fa_reply_end(st, s, reply, "error",
+		             json_pack("{s:s, s:s}", "type", "upstream", "message",
+		                       "The upstream model service returned an error."));
 		break;
 	case FK_PLAN_TOOL:
-		json_array_append_new(content, fa_text_block(st, "text", "text",
-		                                             "Let me read the notes first.", true));
-		json_array_append_new(content,
-		                      fa_tool_call_block(st, call, "Read",
-		                                         "{\"file_path\": \"/workspace/notes.md\"}",
-		                                         "finished", NULL));
-		json_array_append_new(
-		    content,
-		    fa_tool_result_block(st, call, "Read",
-		                         fa_output_text(st, "# Notes\n- ship the fix"), "success"));
-		json_array_append_new(content, fa_answer_block(st, run->text));
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 30);
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 180), 42);
-		fa_msg_finish(st, run->reply, "completed", NULL);
+		fa_add_text(
+		    st, s, reply,
+		    fa_text_block(st, "text", "text", "Let me read the notes first.", true));
+		fa_add_call(st, s, reply,
+		            fa_tool_call_block(st, id, "Read",
+		                               "{\"file_path\": \"/workspace/notes.md\"}",
+		                               "finished", NULL));
+		fa_model_end(st, s, reply, fa_tokens(run->text, 120), 30, "completed");
+		res = fa_tool_result_block(
+		    st, id, "Read", fa_output_text(st, "# Notes\n- ship the fix"), "success");
+		if (res != NULL && json_array_append_new(content, res) == 0) {
+			fa_emit_result_start(st, s, rid, res);
+			fa_emit_result_rest(st, s, rid, res);
+		}
+		fa_model_start(st, s, reply);
+		fa_add_text(st, s, reply, fa_answer_block(st, run->text));
+		fa_model_end(st, s, reply, fa_tokens(run->text, 180), 42, "completed");
+		fa_reply_end(st, s, reply, "completed", NULL);
 		break;
 	case FK_PLAN_ASK:
-		json_array_append_new(
-		    content, fa_text_block(st, "text", "text", "I need to push the branch.", true));
-		json_array_append_new(
-		    content,
-		    fa_tool_call_block(
-		        st, call, "Bash", "{\"command\": \"git push origin main\"}", "asking",
-		        json_pack("[{s:s, s:s, s:s, s:s}]", "tool_name", "Bash", "rule_content",
-		                  "git push*", "behavior", "allow", "source", "session")));
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 30);
+		fa_add_text(st, s, reply,
+		            fa_text_block(st, "text", "text", "I need to push the branch.", true));
+		call = fa_tool_call_block(
+		    st, id, "Bash", "{\"command\": \"git push origin main\"}", "asking",
+		    json_pack("[{s:s, s:s, s:s, s:s}]", "tool_name", "Bash", "rule_content",
+		              "git push*", "behavior", "allow", "source", "session"));
+		fa_add_call(st, s, reply, call);
+		fa_model_end(st, s, reply, fa_tokens(run->text, 120), 30, "completed");
+		fa_emit_require(st, s, "REQUIRE_USER_CONFIRM", reply, call);
 		break;
 	case FK_PLAN_EXTERNAL:
-		json_array_append_new(
-		    content,
+		fa_add_text(
+		    st, s, reply,
 		    fa_text_block(st, "text", "text", "I'll open a follow-up ticket.", true));
-		json_array_append_new(
-		    content,
-		    fa_tool_call_block(st, call, "CreateTicket",
-		                       "{\"title\": \"Follow up\", \"priority\": \"high\"}",
-		                       "submitted", NULL));
-		/* An external call was allowed first: its result block is open, with no output. */
-		json_array_append_new(content, fa_tool_result_block(st, call, "CreateTicket",
-		                                                    json_array(), "running"));
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 30);
+		call = fa_tool_call_block(st, id, "CreateTicket",
+		                          "{\"title\": \"Follow up\", \"priority\": \"high\"}",
+		                          "submitted", NULL);
+		fa_add_call(st, s, reply, call);
+		fa_model_end(st, s, reply, fa_tokens(run->text, 120), 30, "completed");
+		/* An external call was allowed first: its result block is open (TOOL_RESULT_START),
+		 * with no output, when the agent asks for the result. */
+		res = fa_tool_result_block(st, id, "CreateTicket", json_array(), "running");
+		if (res != NULL && json_array_append_new(content, res) == 0)
+			fa_emit_result_start(st, s, rid, res);
+		fa_emit_require(st, s, "REQUIRE_EXTERNAL_EXECUTION", reply, call);
 		break;
 	}
 }
@@ -2319,16 +2668,20 @@ static json_t *fa_find_block(json_t *reply, const char *type, const char *id)
 	return NULL;
 }
 
-/* Sets a tool result's final output and state (TOOL_RESULT_END); the call is finished. */
-static void fa_close_result(struct fa_store *st, json_t *reply, json_t *call, json_t *output,
-                            const char *state)
+/* Sets a tool result's final output and state (TOOL_RESULT_END); the call is finished. The
+ * stream gets TOOL_RESULT_START unless the result was open already (an external call's), then
+ * the output and the end. */
+static void fa_close_result(struct fa_store *st, struct fa_session *s, json_t *reply, json_t *call,
+                            json_t *output, const char *state)
 {
-	const char *id = fk_get_str(call, "id");
+	const char *id = fk_get_str(call, "id"), *rid = fk_get_str(reply, "id");
 	json_t *res = fa_find_block(reply, "tool_result", id);
+	bool opened = res == NULL;
 
 	if (res == NULL) {
 		res = fa_tool_result_block(st, id, fk_get_str(call, "name"), output, state);
-		json_array_append_new(json_object_get(reply, "content"), res);
+		if (res == NULL || json_array_append_new(json_object_get(reply, "content"), res))
+			return;
 	} else {
 		json_object_set_new(res, "output", output);
 		json_object_set_new(res, "state", json_string(state));
@@ -2336,11 +2689,14 @@ static void fa_close_result(struct fa_store *st, json_t *reply, json_t *call, js
 			json_object_set_new(res, "finished_at", fa_now_json());
 	}
 	json_object_set_new(call, "state", json_string("finished"));
+	if (opened)
+		fa_emit_result_start(st, s, rid, res);
+	fa_emit_result_rest(st, s, rid, res);
 }
 
 /* Applies a HITL result to the parked reply: allowed calls run, denied ones get the denial,
  * external results come in. Returns true when nothing is left waiting. */
-static bool fa_apply_resume(struct fa_store *st, struct fa_run *run)
+static bool fa_apply_resume(struct fa_store *st, struct fa_session *s, struct fa_run *run)
 {
 	json_t *r, *b;
 	size_t i;
@@ -2357,14 +2713,14 @@ static bool fa_apply_resume(struct fa_store *st, struct fa_run *run)
 			/* The user may have edited the call before allowing it. */
 			json_object_set(call, "name", json_object_get(tc, "name"));
 			json_object_set(call, "input", json_object_get(tc, "input"));
-			fa_close_result(st, run->reply, call,
+			fa_close_result(st, s, run->reply, call,
 			                fa_output_text(st, "Everything up-to-date"), "success");
 		} else {
 			snprintf(msg, sizeof(msg),
 			         "<system-reminder>The execution of tool \"%.100s\" is denied by "
 			         "user!</system-reminder>",
 			         fk_get_str(call, "name"));
-			fa_close_result(st, run->reply, call, fa_output_text(st, msg), "denied");
+			fa_close_result(st, s, run->reply, call, fa_output_text(st, msg), "denied");
 		}
 	}
 	json_array_foreach(json_object_get(run->resume, "execution_results"), i, r) {
@@ -2375,7 +2731,7 @@ static bool fa_apply_resume(struct fa_store *st, struct fa_run *run)
 		if (call == NULL || strcmp(fk_get_str(call, "state"), "submitted") != 0)
 			continue;
 		/* The result streams in as text deltas: a string becomes one text block. */
-		fa_close_result(st, run->reply, call,
+		fa_close_result(st, s, run->reply, call,
 		                json_is_string(out) ? fa_output_text(st, json_string_value(out))
 		                                    : json_deep_copy(out),
 		                state != NULL ? state : "running");
@@ -2393,7 +2749,7 @@ static bool fa_apply_resume(struct fa_store *st, struct fa_run *run)
 
 /* _close_unfinished_tool_calls: every call still without a final result gets the interruption
  * text as an interrupted result. */
-static void fa_close_unfinished(struct fa_store *st, json_t *reply)
+static void fa_close_unfinished(struct fa_store *st, struct fa_session *s, json_t *reply)
 {
 	json_t *b;
 	size_t i;
@@ -2407,7 +2763,7 @@ static void fa_close_unfinished(struct fa_store *st, json_t *reply)
 		res = fa_find_block(reply, "tool_result", fk_get_str(b, "id"));
 		if (res != NULL && strcmp(fk_get_str(res, "state"), "running") != 0)
 			continue;
-		fa_close_result(st, reply, b, fa_output_text(st, FA_INTERRUPTED_TEXT),
+		fa_close_result(st, s, reply, b, fa_output_text(st, FA_INTERRUPTED_TEXT),
 		                "interrupted");
 	}
 }
@@ -2426,6 +2782,7 @@ static void fa_run_end(struct fa_server *srv, struct fa_run *run)
 	                   json_is_null(json_object_get(run->reply, "finished_at")) ? 1 : 2);
 	fa_touch(s);
 	s->run = NULL;
+	fa_log_trim(s);
 	fa_run_free(run);
 	fa_lock(st, s, false);
 	fa_refresh(st, s);
@@ -2436,16 +2793,17 @@ static void fa_run_fire(evutil_socket_t fd, short what, void *arg)
 {
 	struct fa_run *run = arg;
 	struct fa_store *st = &run->srv->store;
+	struct fa_session *s = &st->sess[run->idx];
 
 	(void)fd;
 	(void)what;
 	if (run->resume == NULL) {
-		fa_run_generate(st, run);
-	} else if (fa_apply_resume(st, run)) {
-		json_array_append_new(json_object_get(run->reply, "content"),
-		                      fa_answer_block(st, "the tool results"));
-		fa_msg_add_usage(st, run->reply, 400, 42);
-		fa_msg_finish(st, run->reply, "completed", NULL);
+		fa_run_generate(st, s, run);
+	} else if (fa_apply_resume(st, s, run)) {
+		fa_model_start(st, s, run->reply);
+		fa_add_text(st, s, run->reply, fa_answer_block(st, "the tool results"));
+		fa_model_end(st, s, run->reply, 400, 42, "completed");
+		fa_reply_end(st, s, run->reply, "completed", NULL);
 	}
 	fa_run_end(run->srv, run);
 }
@@ -2483,6 +2841,14 @@ static int fa_run_start(struct fa_server *srv, struct fa_session *s, enum fk_pla
 	s->run = run;
 	fa_lock(st, s, true);
 	fa_refresh(st, s);
+	/* A run's replay log starts empty (the last one was trimmed when it persisted). */
+	fa_log_trim(s);
+	if (resume == NULL) {
+		fa_emit_reply_start(st, s, fk_get_str(reply, "id"), fa_agent_name(st, s));
+		fa_model_start(st, s, reply);
+	} else {
+		fa_emit_continuation(st, s, resume);
+	}
 	return 0;
 }
 
@@ -2502,7 +2868,8 @@ static void fa_run_interrupt(struct fa_server *srv, struct fa_session *s)
 		fa_new_id(st, id);
 		reply = fa_msg_new(st, id, fa_agent_name(st, s), "assistant", json_array());
 		if (reply != NULL) {
-			fa_msg_finish(st, reply, "interrupted", NULL);
+			fa_emit_reply_start(st, s, id, fa_agent_name(st, s));
+			fa_reply_end(st, s, reply, "interrupted", NULL);
 			fa_upsert(s, reply, true);
 			fa_state_set_reply(s, id, 0);
 			json_decref(reply);
@@ -2514,33 +2881,35 @@ static void fa_run_interrupt(struct fa_server *srv, struct fa_session *s)
 		return;
 	}
 	if (run->resume == NULL) {
-		/* Cancelled mid-stream: the text so far, and the tokens of the aborted call. */
-		json_t *b = fa_text_block(st, "text", "text", "Let me think about", false);
-
-		json_array_append_new(json_object_get(run->reply, "content"), b);
-		fa_msg_add_usage(st, run->reply, fa_tokens(run->text, 120), 4);
+		/* Cancelled mid-stream: the text so far (its block closed when the model call ends
+		 * interrupted), and the tokens of the aborted call. */
+		fa_add_text(st, s, run->reply,
+		            fa_text_block(st, "text", "text", "Let me think about", true));
+		fa_model_end(st, s, run->reply, fa_tokens(run->text, 120), 4, "interrupted");
 	}
-	fa_close_unfinished(st, run->reply);
-	fa_msg_finish(st, run->reply, "interrupted", NULL);
+	fa_close_unfinished(st, s, run->reply);
+	fa_reply_end(st, s, run->reply, "interrupted", NULL);
 	fa_run_end(srv, run);
 }
 
 /* A resume the agent cannot take (not parked, or on calls that do not wait): Agent raises
  * before its reply restarts. An unfinished stored reply is then closed with the error; with no
  * stored reply a failure reply is reported; a finished one stays as it is. */
-static void fa_resume_fails(struct fa_store *st, struct fa_session *s)
+static void fa_resume_fails(struct fa_store *st, struct fa_session *s, json_t *input)
 {
 	json_t *msg = fa_log_find(s, fa_state_reply_id(s));
 
+	fa_emit_continuation(st, s, input);
 	if (msg == NULL) {
 		fa_failed_reply(
 		    st, s, "setup",
 		    "The session could not be prepared \xe2\x80\x94 check the agent's model, "
 		    "tools and knowledge bases.");
 	} else if (json_is_null(json_object_get(msg, "finished_at"))) {
-		fa_msg_finish(st, msg, "error",
-		              json_pack("{s:s, s:s}", "type", "unknown", "message",
-		                        "The reply failed with an unknown error."));
+		/* _close_failed_reply */
+		fa_reply_end(st, s, msg, "error",
+		             json_pack("{s:s, s:s}", "type", "unknown", "message",
+		                       "The reply failed with an unknown error."));
 	}
 	fa_touch(s);
 	fa_refresh(st, s);
@@ -2583,7 +2952,7 @@ static void fa_resume(struct fa_server *srv, struct fa_session *s, json_t *input
 	json_t *tail = fa_parked_tail(s);
 
 	if (tail == NULL || !fa_resume_fits(tail, input)) {
-		fa_resume_fails(st, s);
+		fa_resume_fails(st, s, input);
 		return;
 	}
 	if (fa_run_start(srv, s, FK_PLAN_TEXT, json_incref(tail), json_incref(input), NULL))
@@ -2609,10 +2978,13 @@ static void fa_interrupt_parked(struct fa_store *st, struct fa_session *s)
 {
 	json_t *tail = fa_parked_tail(s);
 
+	/* The USER_INTERRUPT resume is a Case B run: its continuation REPLY_START is published
+	 * even when nothing is parked and the agent then does nothing (no REPLY_END follows). */
+	fa_emit_continuation(st, s, NULL);
 	if (tail == NULL)
 		return;
-	fa_close_unfinished(st, tail);
-	fa_msg_finish(st, tail, "interrupted", NULL);
+	fa_close_unfinished(st, s, tail);
+	fa_reply_end(st, s, tail, "interrupted", NULL);
 	fa_upsert(s, tail, true);
 	fa_touch(s);
 	fa_refresh(st, s);
@@ -2911,6 +3283,7 @@ static void fa_remove_session(struct fa_store *st, struct fa_session *s)
 	json_object_del(json_object_get(json_object_get(ux, "byid"), s->agent), s->id);
 	s->deleted = true;
 	json_array_clear(s->queue);
+	fa_log_trim(s); /* the bus state goes with the session; open streams stay open */
 }
 
 /* DELETE /sessions/{id}: the run is cancelled, the session and its log vanish; 204. */
@@ -3280,6 +3653,54 @@ out:
 	json_decref(errors);
 }
 
+static void fa_fail(struct fk_server *fk, struct fk_reply *r);
+
+/* GET /sessions/{id}/stream?agent_id=: 404 unless the caller owns the session, then the
+ * stream (fa_emit): the current run's replay log, the live events, a heartbeat after every
+ * quiet interval. It never ends on its own, not even when the session is deleted. */
+static void fa_h_stream(struct fa_server *srv, struct evhttp_request *req, const char *sid,
+                        const char *query, struct fk_reply *r)
+{
+	json_t *errors = json_array();
+	struct fa_session *s;
+	const char *user;
+	char *agent = NULL;
+	size_t *idx;
+
+	if (fa_prologue(req, query, errors, r, &user, &agent) || fa_reply_errors(r, errors))
+		goto out;
+	s = fa_lookup(&srv->store, user, agent, sid);
+	if (s == NULL) {
+		fa_reply_detail(r, 404, "Not Found", "Session", sid);
+		goto out;
+	}
+	idx = malloc(sizeof(*idx));
+	if (idx != NULL)
+		*idx = (size_t)(s - srv->store.sess);
+	if (idx == NULL ||
+	    fk_reply_stream(&srv->fk, r, &fa_stream_kind, srv->store.heartbeat_ms, s->id, idx))
+		fa_fail(&srv->fk, r);
+out:
+	free(agent);
+	json_decref(errors);
+}
+
+/* A stream opens: the replay log of the run in progress (nothing once it has persisted, or
+ * when the session is gone). */
+static void fa_stream_open(struct fk_server *fk, const char *key, void *arg, struct evbuffer *out)
+{
+	struct fa_session *s = &fa_srv(fk)->store.sess[*(size_t *)arg];
+	json_t *frame;
+	size_t i;
+
+	(void)key;
+	if (s->deleted)
+		return;
+	json_array_foreach(s->replay, i, frame) {
+		evbuffer_add(out, json_string_value(frame), json_string_length(frame));
+	}
+}
+
 /* Starlette's redirect_slashes: a path that matches nothing, but would with the trailing
  * slash added (or stripped), gets a 307 to that path, query kept. Returns 1 when it did. */
 static int fa_redirect(struct fa_server *srv, struct evhttp_request *req, const char *raw_path,
@@ -3390,6 +3811,9 @@ static void fa_route(struct fk_server *fk, struct evhttp_request *req, const cha
 	case FA_R_STATUS:
 		fa_h_status(srv, req, sid, query, r);
 		break;
+	case FA_R_STREAM:
+		fa_h_stream(srv, req, sid, query, r);
+		break;
 	default:
 		break;
 	}
@@ -3417,24 +3841,34 @@ static void fa_write_fail(struct fk_server *fk, struct fk_reply *r)
 		evbuffer_add_printf(r->body, "Internal Server Error");
 }
 
-/* GET /__fake/mode also shows run_ms. */
+/* GET /__fake/mode also shows run_ms and stream_heartbeat_ms. */
 static int fa_mode_info(struct fk_server *fk, json_t *info)
 {
-	return json_object_set_new(info, "run_ms", json_integer(fa_srv(fk)->store.run_ms));
+	struct fa_store *st = &fa_srv(fk)->store;
+
+	if (json_object_set_new(info, "run_ms", json_integer(st->run_ms)) ||
+	    json_object_set_new(info, "stream_heartbeat_ms", json_integer(st->heartbeat_ms)))
+		return -1;
+	return 0;
 }
 
-/* POST /__fake/mode?run_ms=N. */
+/* POST /__fake/mode?run_ms=N&stream_heartbeat_ms=N (the latter for streams opened later). */
 static int fa_mode_set(struct fk_server *fk, const char *query)
 {
-	char *v = fa_query_get(query, "run_ms");
-	unsigned long long ms;
+	struct fa_store *st = &fa_srv(fk)->store;
+	char *v = fa_query_get(query, "run_ms"), *h = fa_query_get(query, "stream_heartbeat_ms");
+	unsigned long long ms = st->run_ms, hb = st->heartbeat_ms;
 	int rc = 0;
 
-	if (v != NULL && fk_parse_ulong(v, FA_RUN_MS_MAX, &ms))
+	if ((v != NULL && fk_parse_ulong(v, FA_RUN_MS_MAX, &ms)) ||
+	    (h != NULL && fk_parse_ulong(h, FA_HEARTBEAT_MS_MAX, &hb))) {
 		rc = -1;
-	else if (v != NULL)
-		fa_srv(fk)->store.run_ms = (unsigned)ms;
+	} else {
+		st->run_ms = (unsigned)ms;
+		st->heartbeat_ms = (unsigned)hb;
+	}
 	free(v);
+	free(h);
 	return rc;
 }
 
@@ -3447,12 +3881,13 @@ static const struct fk_fake fa_fake = {
     .recorded = fa_recorded,
     .nrecorded = FK_COUNT(fa_recorded),
     .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close|write-unknown|"
-                  "write-drop, delay_ms and run_ms 0..600000",
+                  "write-drop, delay_ms and run_ms 0..600000, stream_heartbeat_ms 0..3600000",
     .serve = fa_route,
     .fail = fa_fail,
     .write_fail = fa_write_fail,
     .mode_info = fa_mode_info,
     .mode_set = fa_mode_set,
+    .stream_open = fa_stream_open,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -3467,7 +3902,7 @@ static void fa_usage(FILE *fp)
 	        "       [--seed S] [--shape v2.0.1|head] [--mode ok|slow|garbage|wrong-shape|"
 	        "http500|close|\n"
 	        "       write-unknown|write-drop]\n"
-	        "       [--delay-ms N] [--run-ms N] [--quiet]\n"
+	        "       [--delay-ms N] [--run-ms N] [--stream-heartbeat-ms N] [--quiet]\n"
 	        "\n"
 	        "A fake AgentScope agent service on 127.0.0.1 for tests and demos.\n"
 	        "  --port N          port to listen on (0 = ephemeral, the default)\n"
@@ -3482,12 +3917,16 @@ static void fa_usage(FILE *fp)
 	        "                    and write-drop perform a write, then answer 500 / close\n"
 	        "  --delay-ms N      delay of --mode slow (3000)\n"
 	        "  --run-ms N        how long a simulated agent run holds the session (300)\n"
+	        "  --stream-heartbeat-ms N\n"
+	        "                    quiet time after which GET /sessions/{id}/stream sends its\n"
+	        "                    heartbeat comment (30000; 0 = none)\n"
 	        "  --quiet           do not log requests on stderr\n"
 	        "Runs: a user text with [tool:auto], [tool:ask], [tool:external], [reply:error]\n"
 	        "or [run:long] makes the agent run a tool, park on a permission prompt or an\n"
 	        "external result, fail, or run until interrupted.\n"
 	        "Control: GET|DELETE /__fake/requests,"
-	        " POST /__fake/mode?mode=M&delay_ms=N&run_ms=N\n");
+	        " POST /__fake/mode?mode=M&delay_ms=N&run_ms=N&stream_heartbeat_ms=N,\n"
+	        "         POST /__fake/stream-drop (cuts every open stream)\n");
 }
 
 struct fa_opts {
@@ -3495,6 +3934,7 @@ struct fa_opts {
 	enum fa_shape shape;
 	bool no_messages;
 	unsigned run_ms;
+	unsigned heartbeat_ms;
 };
 
 /* --shape and --no-messages, the options that are fake_agentscope's own. */
@@ -3512,6 +3952,12 @@ static int fa_parse_opt(int c, const char *arg, void *ctx)
 		if (fk_parse_ulong(arg, FA_RUN_MS_MAX, &v))
 			return -1;
 		o->run_ms = (unsigned)v;
+		return 0;
+	}
+	if (c == 'H') {
+		if (fk_parse_ulong(arg, FA_HEARTBEAT_MS_MAX, &v))
+			return -1;
+		o->heartbeat_ms = (unsigned)v;
 		return 0;
 	}
 	if (c != 'S')
@@ -3539,6 +3985,7 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 	    {"mode", required_argument, NULL, 'm'},
 	    {"delay-ms", required_argument, NULL, 'D'},
 	    {"run-ms", required_argument, NULL, 'R'},
+	    {"stream-heartbeat-ms", required_argument, NULL, 'H'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -3547,6 +3994,7 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 	o->shape = FA_SHAPE_HEAD;
 	o->no_messages = false;
 	o->run_ms = FA_RUN_MS_DEFAULT;
+	o->heartbeat_ms = FA_HEARTBEAT_MS_DEFAULT;
 	if (fk_parse_args(FA_NAME, argc, argv, longopts, &o->c, fa_parse_opt, o, fa_usage))
 		return -1;
 	if (o->c.data != NULL && o->c.generate != NULL) {
@@ -3615,6 +4063,7 @@ int main(int argc, char **argv)
 	}
 	srv.store.no_messages = o.no_messages;
 	srv.store.run_ms = o.run_ms;
+	srv.store.heartbeat_ms = o.heartbeat_ms;
 	status = fk_server_run(&srv.fk, &fa_fake, &o.c);
 out:
 	/* Runs first (their timers belong to the loop), then the server, the store last. */

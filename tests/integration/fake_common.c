@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -375,11 +376,14 @@ json_t *fk_query_all(const char *query, const char *key, enum fk_nul nul)
 /* Replies                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
+static void fk_stream_free(struct fk_stream *st);
+
 void fk_reply_clear(struct fk_reply *r)
 {
 	if (r->body != NULL)
 		evbuffer_free(r->body);
 	free(r->location);
+	fk_stream_free(r->stream);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -405,10 +409,16 @@ void fk_reply_detail(struct fk_reply *r, int code, const char *reason, const cha
 	fk_reply_json(r, code, reason, json_pack("{s:s}", "detail", msg), JSON_COMPACT);
 }
 
+static void fk_stream_start(struct evhttp_request *req, struct fk_reply *r);
+
 static void fk_reply_send(struct evhttp_request *req, struct fk_reply *r)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 
+	if (r->stream != NULL) {
+		fk_stream_start(req, r);
+		return;
+	}
 	if (r->ctype != NULL)
 		evhttp_add_header(h, "Content-Type", r->ctype);
 	if (r->location != NULL)
@@ -632,6 +642,232 @@ static void fk_defer(struct fk_server *srv, struct evhttp_request *req, struct f
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Live streams                                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* One stream: prepared by fk_reply_stream(), open (req set, in srv->streams) once its headers
+ * went out, freed when its client leaves, when it is dropped or ended, or with the server. */
+struct fk_stream {
+	struct fk_server *srv;
+	const struct fk_stream_kind *kind;
+	unsigned heartbeat_ms;
+	char *key;
+	void *arg;
+	struct evhttp_request *req;
+	struct event *beat;
+	struct fk_stream *prev, *next;
+};
+
+static void fk_stream_free(struct fk_stream *st)
+{
+	if (st == NULL)
+		return;
+	if (st->beat != NULL)
+		event_free(st->beat);
+	free(st->key);
+	free(st->arg);
+	free(st);
+}
+
+/* Takes an open stream out of the server's list (and its count). */
+static void fk_stream_unlink(struct fk_stream *st)
+{
+	struct fk_server *srv = st->srv;
+
+	if (st->prev != NULL)
+		st->prev->next = st->next;
+	else
+		srv->streams = st->next;
+	if (st->next != NULL)
+		st->next->prev = st->prev;
+	st->prev = st->next = NULL;
+	srv->streams_open--;
+}
+
+int fk_reply_stream(struct fk_server *srv, struct fk_reply *r, const struct fk_stream_kind *kind,
+                    unsigned heartbeat_ms, const char *key, void *arg)
+{
+	struct fk_stream *st = calloc(1, sizeof(*st));
+
+	fk_reply_clear(r);
+	if (st == NULL || (st->key = strdup(key)) == NULL) {
+		free(st);
+		free(arg);
+		return -1;
+	}
+	st->srv = srv;
+	st->kind = kind;
+	st->heartbeat_ms = heartbeat_ms;
+	st->arg = arg;
+	r->code = 200;
+	r->reason = "OK";
+	r->ctype = kind->ctype;
+	r->stream = st;
+	return 0;
+}
+
+/* Re-arms the heartbeat: one interval from now. */
+static void fk_stream_arm(struct fk_stream *st)
+{
+	struct timeval tv = {.tv_sec = st->heartbeat_ms / 1000,
+	                     .tv_usec = (st->heartbeat_ms % 1000) * 1000};
+
+	if (st->beat != NULL)
+		event_add(st->beat, &tv);
+}
+
+/* Writes one piece to an open stream as a chunk of its own. */
+static void fk_stream_write(struct fk_stream *st, const char *data, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (b == NULL || evbuffer_add(b, data, len) != 0) {
+		if (b != NULL)
+			evbuffer_free(b);
+		return;
+	}
+	evhttp_send_reply_chunk(st->req, b);
+	evbuffer_free(b);
+}
+
+static void fk_stream_beat(evutil_socket_t fd, short what, void *arg)
+{
+	struct fk_stream *st = arg;
+
+	(void)fd;
+	(void)what;
+	fk_stream_write(st, st->kind->heartbeat, strlen(st->kind->heartbeat));
+}
+
+/* The connection of an open stream went away (the client left, or a write failed): evhttp
+ * has detached the request from it, so the request is ours to free. */
+static void fk_stream_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct fk_stream *st = arg;
+	struct evhttp_request *req = st->req;
+
+	(void)evcon;
+	fk_stream_unlink(st);
+	fk_stream_free(st);
+	if (evhttp_request_get_connection(req) == NULL)
+		evhttp_request_free(req);
+}
+
+/* Sends a stream reply's headers and replay, and keeps the stream open. */
+static void fk_stream_start(struct evhttp_request *req, struct fk_reply *r)
+{
+	struct fk_stream *st = r->stream;
+	struct fk_server *srv = st->srv;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *replay = evbuffer_new();
+
+	r->stream = NULL;
+	fk_reply_clear(r);
+	if (evcon == NULL) { /* the client left while the reply was held back */
+		if (replay != NULL)
+			evbuffer_free(replay);
+		fk_stream_free(st);
+		evhttp_request_free(req);
+		return;
+	}
+	if (st->heartbeat_ms > 0)
+		st->beat = event_new(srv->base, -1, EV_PERSIST, fk_stream_beat, st);
+	if (replay == NULL || (st->heartbeat_ms > 0 && st->beat == NULL)) {
+		if (replay != NULL)
+			evbuffer_free(replay);
+		fk_stream_free(st);
+		evhttp_send_error(req, 500, "Internal Server Error");
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", st->kind->ctype);
+	for (size_t i = 0; st->kind->headers != NULL && st->kind->headers[i] != NULL; i += 2)
+		evhttp_add_header(h, st->kind->headers[i], st->kind->headers[i + 1]);
+	evhttp_send_reply_start(req, 200, "OK");
+	if (srv->fake->stream_open != NULL)
+		srv->fake->stream_open(srv, st->key, st->arg, replay);
+	if (evbuffer_get_length(replay) > 0)
+		evhttp_send_reply_chunk(req, replay);
+	evbuffer_free(replay);
+	st->req = req;
+	/* evhttp reads while it writes, to see a client leave; the connection's idle timeout
+	 * would end a quiet stream, so only writes keep one. */
+	bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), NULL,
+	                         &(struct timeval){.tv_sec = FK_CONN_TIMEOUT_S});
+	evhttp_connection_set_closecb(evcon, fk_stream_closed, st);
+	st->next = srv->streams;
+	if (srv->streams != NULL)
+		srv->streams->prev = st;
+	srv->streams = st;
+	srv->streams_open++;
+	srv->streams_total++;
+	fk_stream_arm(st);
+}
+
+void fk_stream_send(struct fk_server *srv, const char *key, const char *data, size_t len)
+{
+	for (struct fk_stream *st = srv->streams; st != NULL; st = st->next) {
+		if (strcmp(st->key, key) != 0)
+			continue;
+		fk_stream_write(st, data, len);
+		if (!st->kind->periodic)
+			fk_stream_arm(st);
+	}
+}
+
+void fk_stream_finish(struct fk_server *srv, const char *key, const char *data, size_t len)
+{
+	struct fk_stream *st = srv->streams, *next;
+
+	for (; st != NULL; st = next) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
+		struct timeval tv = {.tv_sec = FK_CONN_TIMEOUT_S};
+
+		next = st->next;
+		if (strcmp(st->key, key) != 0)
+			continue;
+		if (len > 0)
+			fk_stream_write(st, data, len);
+		bufferevent_set_timeouts(evhttp_connection_get_bufferevent(evcon), &tv, &tv);
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		evhttp_send_reply_end(st->req);
+		fk_stream_unlink(st);
+		fk_stream_free(st);
+	}
+}
+
+/* POST /__fake/stream-drop: every open stream's connection is closed on the spot, without the
+ * terminating chunk. Returns how many. */
+static unsigned long fk_streams_drop(struct fk_server *srv)
+{
+	unsigned long n = 0;
+
+	while (srv->streams != NULL) {
+		struct fk_stream *st = srv->streams;
+		struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
+
+		fk_stream_unlink(st);
+		fk_stream_free(st);
+		evhttp_connection_set_closecb(evcon, NULL, NULL);
+		evhttp_connection_free(evcon); /* frees the request with it */
+		n++;
+	}
+	return n;
+}
+
+/* Server shutdown: the streams go, evhttp frees their connections and requests. */
+static void fk_streams_forget(struct fk_server *srv)
+{
+	while (srv->streams != NULL) {
+		struct fk_stream *st = srv->streams;
+
+		evhttp_connection_set_closecb(evhttp_request_get_connection(st->req), NULL, NULL);
+		fk_stream_unlink(st);
+		fk_stream_free(st);
+	}
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Test control: /__fake/… (never recorded, never affected by the mode)                         */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -642,8 +878,10 @@ static void fk_control_mode(struct fk_server *srv, struct evhttp_request *req, c
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
 
 	if (cmd == EVHTTP_REQ_GET) {
-		json_t *info = json_pack("{s:s, s:i}", "mode", fk_mode_names[srv->mode], "delay_ms",
-		                         (int)srv->delay_ms);
+		json_t *info =
+		    json_pack("{s:s, s:i, s:I, s:I}", "mode", fk_mode_names[srv->mode], "delay_ms",
+		              (int)srv->delay_ms, "streams_open", (json_int_t)srv->streams_open,
+		              "streams_total", (json_int_t)srv->streams_total);
 
 		if (info != NULL && fk->mode_info != NULL && fk->mode_info(srv, info)) {
 			json_decref(info);
@@ -692,6 +930,16 @@ static void fk_control(struct fk_server *srv, struct evhttp_request *req, const 
 		}
 	} else if (strcmp(path, "/__fake/mode") == 0) {
 		fk_control_mode(srv, req, query, r);
+	} else if (strcmp(path, "/__fake/stream-drop") == 0) {
+		if (cmd == EVHTTP_REQ_POST) {
+			fk_reply_json(
+			    r, 200, "OK",
+			    json_pack("{s:I}", "dropped", (json_int_t)fk_streams_drop(srv)),
+			    srv->fake->dump_flags);
+		} else {
+			fk_reply_detail(r, 405, "Method Not Allowed", "Method Not Allowed");
+			r->allow = "POST";
+		}
 	} else {
 		fk_reply_detail(r, 404, "Not Found", "Not Found");
 	}
@@ -950,6 +1198,7 @@ void fk_server_free(struct fk_server *srv)
 		event_free(p->timer);
 		free(p);
 	}
+	fk_streams_forget(srv);
 	if (srv->sigterm != NULL)
 		event_free(srv->sigterm);
 	if (srv->sigint != NULL)

@@ -4,7 +4,15 @@
  *
  * A fake describes itself in a static struct fk_fake (its name, JSON number format, hooks),
  * embeds struct fk_server in its own server state and hands it to fk_server_run(). What speaks
- * a backend's dialect (routes, error bodies, datasets) stays in the fake. */
+ * a backend's dialect (routes, error bodies, datasets) stays in the fake.
+ *
+ * Live streams (text/event-stream) are plumbing too: a route answers with fk_reply_stream(),
+ * the server opens the stream when the reply goes out (after the mode's delay), the fake's
+ * stream_open hook writes what a new subscriber is replayed, and the fake then writes frames
+ * to every open stream of a channel (a session) with fk_stream_send(). Heartbeats, clients
+ * that leave, and POST /__fake/stream-drop (every open stream is cut without its terminating
+ * chunk, as a dropped connection would be) are handled here; GET /__fake/mode counts the
+ * streams (streams_open, streams_total). */
 #ifndef FAKE_COMMON_H
 #define FAKE_COMMON_H
 
@@ -139,16 +147,19 @@ json_t *fk_query_all(const char *query, const char *key, enum fk_nul nul);
 /* Replies                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
+struct fk_stream;
+
 struct fk_reply {
 	int code;
 	const char *reason;
 	const char *ctype; /* NULL: no Content-Type */
 	struct evbuffer *body;
-	char *location;    /* malloc'd; fake_agentscope's 307 only */
-	const char *allow; /* 405 only */
+	char *location;           /* malloc'd; fake_agentscope's 307 only */
+	const char *allow;        /* 405 only */
+	struct fk_stream *stream; /* a stream to open instead of a body (fk_reply_stream) */
 };
 
-/* Frees the body and the Location and zeroes r. */
+/* Frees the body, the Location and a stream not yet opened, and zeroes r. */
 void fk_reply_clear(struct fk_reply *r);
 
 /* Starts a reply with an empty body; -1 when out of memory. */
@@ -210,6 +221,16 @@ int fk_parse_generate(const char *spec, char *buf, size_t size, unsigned long lo
 struct fk_server;
 struct fk_pending;
 
+/* What a fake's streams look like. */
+struct fk_stream_kind {
+	const char *ctype;          /* Content-Type */
+	const char *const *headers; /* more headers: name, value, ..., NULL (may be NULL) */
+	const char *heartbeat;      /* what a heartbeat writes */
+	/* true: a heartbeat every interval; false: one after every interval without a frame
+	 * (AgentScope waits for its next event with the heartbeat as the timeout). */
+	bool periodic;
+};
+
 /* A header every recorded request lists, as {"member": [values...]}. */
 struct fk_header {
 	const char *member;
@@ -238,6 +259,10 @@ struct fk_fake {
 	/* Optional: applies the fake's own POST /__fake/mode parameters, called once mode and
 	 * delay_ms are known to be good. Returns -1, changing nothing, when one is bad. */
 	int (*mode_set)(struct fk_server *srv, const char *query);
+	/* Needed by a fake that answers fk_reply_stream(): a stream on channel key (arg as given
+	 * to fk_reply_stream) is opening; appends what it replays to out. */
+	void (*stream_open)(struct fk_server *srv, const char *key, void *arg,
+	                    struct evbuffer *out);
 };
 
 /* Zero-initialise; fk_server_run() fills it in. */
@@ -254,12 +279,30 @@ struct fk_server {
 	 * text when there is one, json the same parsed when it is JSON. */
 	json_t *recorded;
 	struct fk_pending *pending;
+	struct fk_stream *streams; /* the open ones */
+	unsigned long streams_open, streams_total;
 };
 
 /* Listens on 127.0.0.1:o->port, writes o->port_file, prints "<name> listening on …" and
  * serves until SIGTERM or SIGINT. Returns the exit status: 0, or 1 after printing why not.
  * fk_server_free() is needed either way. */
 int fk_server_run(struct fk_server *srv, const struct fk_fake *fake, const struct fk_opts *o);
+
+/* Makes r a 200 stream on channel key (copied). When r is sent (after the mode's delay) the
+ * headers go out, the fake's stream_open hook writes the replay and the stream stays open,
+ * receiving fk_stream_send(key) frames and a heartbeat every heartbeat_ms (0: none). arg is
+ * malloc'd or NULL and taken (freed with the stream). A mode that replaces the answer (http500,
+ * close, ...) replaces the stream too. Returns 0, or -1 (arg freed, r cleared) when out of
+ * memory. */
+int fk_reply_stream(struct fk_server *srv, struct fk_reply *r, const struct fk_stream_kind *kind,
+                    unsigned heartbeat_ms, const char *key, void *arg);
+
+/* Writes len bytes to every open stream on channel key. */
+void fk_stream_send(struct fk_server *srv, const char *key, const char *data, size_t len);
+
+/* Writes len bytes (0: nothing) to every open stream on key, then ends each one cleanly (the
+ * terminating chunk; the connection may serve further requests). */
+void fk_stream_finish(struct fk_server *srv, const char *key, const char *data, size_t len);
 
 /* Drops held replies and frees the server, then shuts libevent down: call it before freeing
  * anything that reply buffers may reference. Safe on a zeroed server. */

@@ -45,6 +45,13 @@
  * running, 409 session_archived); Claude queues a message sent while running and takes tool
  * confirmations and custom tool results.
  *
+ * GET /v1/sessions/{id}/events/stream streams every event as it is appended to a session's
+ * history, in the JSON the events list shows. SandBase first replays the history (after
+ * ?cursor=<event id> or Last-Event-ID), frames are "data: {json}" with no event line and a
+ * ": heartbeat" comment follows every quiet --stream-heartbeat-ms; its streams never end, not
+ * even for a deleted session. Claude replays nothing, names every frame ("event: <type>"),
+ * pings every interval and, when the session is deleted, sends session.deleted and ends.
+ *
  * One thread, one libevent loop; nothing blocks it (delays and turns are event timers).
  * Every session is serialised once per change and listings reference those texts.
  *
@@ -1657,6 +1664,8 @@ struct fs_server {
 	json_t *minted;             /* ids minted once and kept: agent environments, versions */
 	unsigned run_ms;            /* how long a simulated turn runs */
 	char write_sid[FS_ID_LEN];  /* the session the current write is about */
+	unsigned heartbeat_ms;      /* the event stream's heartbeat interval */
+	struct fk_rng gone_ids;     /* ids of Claude's session.deleted (apart: the rest stay put) */
 };
 
 static struct fs_server *fs_srv(struct fk_server *fk)
@@ -2488,6 +2497,76 @@ static json_t *fs_obj(struct fs_session *s)
 	return json_object_get(s->entry, "session");
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* The event stream: GET /v1/sessions/{id}/events/stream                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+#define FS_HEARTBEAT_MS_DEFAULT 15000
+#define FS_HEARTBEAT_MS_MAX 3600000
+
+static const char *const fs_stream_headers[] = {"Cache-Control", "no-cache", NULL};
+
+/* SandBase: "data: {event}" frames, an idle heartbeat comment. */
+static const struct fk_stream_kind fs_sb_stream_kind = {
+    .ctype = "text/event-stream",
+    .headers = fs_stream_headers,
+    .heartbeat = ": heartbeat\n\n",
+    .periodic = false,
+};
+
+/* Claude: named events, a ping event every interval (the SDK skips it). */
+static const struct fk_stream_kind fs_cl_stream_kind = {
+    .ctype = "text/event-stream; charset=utf-8",
+    .headers = fs_stream_headers,
+    .heartbeat = "event: ping\ndata: {\"type\":\"ping\"}\n\n",
+    .periodic = true,
+};
+
+/* One event (borrowed) as a frame of the dialect's stream, appended to buf: SandBase
+ * "data: <json>", Claude "event: <type>" first. The JSON is what the events list shows. */
+static int fs_frame(const struct fs_server *srv, struct evbuffer *buf, const json_t *ev)
+{
+	const char *type = fk_get_str(ev, "type");
+
+	if (!fs_is_sb(srv) &&
+	    evbuffer_add_printf(buf, "event: %s\n", type != NULL ? type : "message") < 0)
+		return -1;
+	if (evbuffer_add(buf, "data: ", 6) || fk_buf_add_json(buf, ev, FS_DUMP_FLAGS) ||
+	    evbuffer_add(buf, "\n\n", 2))
+		return -1;
+	return 0;
+}
+
+/* An event just appended to s's history goes to the session's open streams. */
+static void fs_publish(struct fs_server *srv, struct fs_session *s, const json_t *ev)
+{
+	struct evbuffer *buf;
+
+	if (srv->fk.streams == NULL)
+		return;
+	buf = evbuffer_new();
+	if (buf != NULL && fs_frame(srv, buf, ev) == 0)
+		fk_stream_send(&srv->fk, s->id, (const char *)evbuffer_pullup(buf, -1),
+		               evbuffer_get_length(buf));
+	if (buf != NULL)
+		evbuffer_free(buf);
+}
+
+/* The index of the event with this id in s's history, or -1. */
+static long long fs_event_index(const struct fs_session *s, const char *id)
+{
+	json_t *ev;
+	size_t i;
+
+	json_array_foreach(s->events, i, ev) {
+		const char *eid = fk_get_str(ev, "id");
+
+		if (eid != NULL && strcmp(eid, id) == 0)
+			return (long long)i;
+	}
+	return -1;
+}
+
 /* Appends an event (stolen) to s's history. SandBase events get the flat envelope's fields
  * they lack (content null, no stop_reason, no model, 0 tokens, now); Claude events get
  * processed_at now unless queued (null). Returns the event (borrowed) or NULL. */
@@ -2538,6 +2617,7 @@ static json_t *fs_push(struct fs_server *srv, struct fs_session *s, json_t *ev, 
 	json_decref(now);
 	if (json_array_append_new(s->events, ev))
 		return NULL;
+	fs_publish(srv, s, ev);
 	return ev;
 fail:
 	json_decref(now);
@@ -3742,6 +3822,28 @@ static void fs_h_archive(struct fs_server *srv, const char *sid, struct fk_reply
 	fs_reply_json(r, 200, "OK", json_incref(obj));
 }
 
+/* Claude: a deleted session's open streams get session.deleted, then end cleanly (SandBase's
+ * stay open, silent). */
+static void fs_cl_gone(struct fs_server *srv, const char *sid)
+{
+	struct evbuffer *buf;
+	json_t *ev;
+	char id[FS_ID_LEN];
+
+	if (srv->fk.streams == NULL)
+		return;
+	fs_antid(&srv->gone_ids, "sevt_", id, sizeof(id));
+	ev = json_pack("{s:s, s:s, s:o}", "type", "session.deleted", "id", id, "processed_at",
+	               fs_now_json(srv));
+	buf = evbuffer_new();
+	if (ev != NULL && buf != NULL && fs_frame(srv, buf, ev) == 0)
+		fk_stream_finish(&srv->fk, sid, (const char *)evbuffer_pullup(buf, -1),
+		                 evbuffer_get_length(buf));
+	if (buf != NULL)
+		evbuffer_free(buf);
+	json_decref(ev);
+}
+
 /* DELETE /v1/sessions/{id}: only when neither running nor rescheduling (409 otherwise);
  * {id, type: "session_deleted"}. */
 static void fs_h_delete(struct fs_server *srv, const char *sid, struct fk_reply *r)
@@ -3762,6 +3864,8 @@ static void fs_h_delete(struct fs_server *srv, const char *sid, struct fk_reply 
 		return;
 	}
 	answer = json_pack("{s:s, s:s}", "id", s->id, "type", "session_deleted");
+	if (!fs_is_sb(srv))
+		fs_cl_gone(srv, s->id);
 	fs_remove_session(&srv->store, s);
 	fs_reply_json(r, 200, "OK", answer);
 }
@@ -3894,6 +3998,60 @@ out:
 /* Routes                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
+/* GET /v1/sessions/{id}/events/stream. SandBase replays the history (after ?cursor= or
+ * Last-Event-ID, an event id: 400 when the session has no such event), then streams what is
+ * appended; Claude sends only what happens after the connect. Neither ends a stream on its own
+ * (Claude: but for session.deleted, see fs_h_delete). */
+static void fs_h_stream(struct fs_server *srv, const char *sid, struct evhttp_request *req,
+                        const char *query, struct fk_reply *r)
+{
+	struct fs_session *s = fs_lookup(&srv->store, sid);
+	char *cursor = NULL;
+
+	if (s == NULL) {
+		fs_not_found(srv, r, "Session not found");
+		return;
+	}
+	if (fs_is_sb(srv)) {
+		const char *last =
+		    evhttp_find_header(evhttp_request_get_input_headers(req), "Last-Event-ID");
+
+		cursor = fs_query_get(query, "cursor");
+		if ((cursor == NULL || *cursor == '\0') && last != NULL && *last != '\0') {
+			free(cursor);
+			cursor = strdup(last);
+		}
+		if (cursor != NULL && *cursor == '\0') {
+			free(cursor);
+			cursor = NULL;
+		}
+		if (cursor != NULL && fs_event_index(s, cursor) < 0) {
+			fs_bad_request(srv, r, "cursor: no event of this session has that id");
+			free(cursor);
+			return;
+		}
+	}
+	if (fk_reply_stream(&srv->fk, r, fs_is_sb(srv) ? &fs_sb_stream_kind : &fs_cl_stream_kind,
+	                    srv->heartbeat_ms, s->id, cursor))
+		fs_fail(&srv->fk, r);
+}
+
+/* A stream opens (the fk_fake hook): SandBase's replay, oldest first, after the cursor (arg,
+ * an event id, or NULL for the whole history); Claude replays nothing. */
+static void fs_stream_open(struct fk_server *fk, const char *key, void *arg, struct evbuffer *out)
+{
+	struct fs_server *srv = fs_srv(fk);
+	struct fs_session *s = fs_lookup(&srv->store, key);
+	long long from = 0;
+
+	if (s == NULL || !fs_is_sb(srv))
+		return;
+	if (arg != NULL)
+		from = fs_event_index(s, arg) + 1;
+	for (size_t i = (size_t)from; i < json_array_size(s->events); i++)
+		fs_frame(srv, out, json_array_get(s->events, i));
+}
+
 enum fs_route {
 	FS_R_NONE,
 	FS_R_SESSIONS,
@@ -3918,7 +4076,7 @@ static const struct fs_route_def fs_routes[] = {
                       EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE, "GET, POST, DELETE"},
     [FS_R_EVENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET | EVHTTP_REQ_POST,
                      "GET, POST"},
-    [FS_R_STREAM] = {EVHTTP_REQ_GET, 0, "GET"},
+    [FS_R_STREAM] = {EVHTTP_REQ_GET, EVHTTP_REQ_GET, "GET"},
     [FS_R_ARCHIVE] = {EVHTTP_REQ_POST, EVHTTP_REQ_POST, "POST"},
     [FS_R_AGENTS] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
     [FS_R_AGENT] = {EVHTTP_REQ_GET | EVHTTP_REQ_POST, EVHTTP_REQ_GET, "GET, POST"},
@@ -4017,6 +4175,9 @@ static void fs_route(struct fs_server *srv, struct evhttp_request *req, const ch
 		else
 			fs_cl_events(srv, id, query, r);
 		break;
+	case FS_R_STREAM:
+		fs_h_stream(srv, id, req, query, r);
+		break;
 	case FS_R_ARCHIVE:
 		fs_h_archive(srv, id, r);
 		break;
@@ -4094,28 +4255,34 @@ static int fs_mode_info(struct fk_server *fk, json_t *info)
 
 	if (json_object_set_new(info, "events_page", json_integer((int)srv->events_page)) ||
 	    json_object_set_new(info, "run_ms", json_integer((int)srv->run_ms)) ||
+	    json_object_set_new(info, "stream_heartbeat_ms", json_integer(srv->heartbeat_ms)) ||
 	    json_object_set_new(info, "dialect", json_string(fs_dialect_names[srv->dialect])))
 		return -1;
 	return 0;
 }
 
-/* POST /__fake/mode?events_page=N&run_ms=N (nothing changes when either is bad). */
+/* POST /__fake/mode?events_page=N&run_ms=N&stream_heartbeat_ms=N (nothing changes when one
+ * is bad; the heartbeat applies to streams opened later). */
 static int fs_mode_set(struct fk_server *fk, const char *query)
 {
 	struct fs_server *srv = fs_srv(fk);
 	char *e = fs_query_get(query, "events_page"), *m = fs_query_get(query, "run_ms");
-	unsigned long long ep = srv->events_page, ms = srv->run_ms;
+	char *h = fs_query_get(query, "stream_heartbeat_ms");
+	unsigned long long ep = srv->events_page, ms = srv->run_ms, hb = srv->heartbeat_ms;
 	int rc = 0;
 
 	if ((e != NULL && fk_parse_ulong(e, FS_MAX_EVENTS_PAGE, &ep)) ||
-	    (m != NULL && fk_parse_ulong(m, FS_RUN_MS_MAX, &ms))) {
+	    (m != NULL && fk_parse_ulong(m, FS_RUN_MS_MAX, &ms)) ||
+	    (h != NULL && fk_parse_ulong(h, FS_HEARTBEAT_MS_MAX, &hb))) {
 		rc = -1;
 	} else {
 		srv->events_page = (unsigned)ep;
 		srv->run_ms = (unsigned)ms;
+		srv->heartbeat_ms = (unsigned)hb;
 	}
 	free(e);
 	free(m);
+	free(h);
 	return rc;
 }
 
@@ -4134,12 +4301,14 @@ static const struct fk_fake fs_fake = {
     .recorded = fs_recorded,
     .nrecorded = FK_COUNT(fs_recorded),
     .mode_usage = "mode must be ok|slow|garbage|wrong-shape|http500|close|write-unknown|"
-                  "write-drop, delay_ms and run_ms 0..600000, events_page 0..100000",
+                  "write-drop, delay_ms and run_ms 0..600000, events_page 0..100000, "
+                  "stream_heartbeat_ms 0..3600000",
     .serve = fs_serve,
     .fail = fs_fail,
     .write_fail = fs_write_fail,
     .mode_info = fs_mode_info,
     .mode_set = fs_mode_set,
+    .stream_open = fs_stream_open,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -4153,7 +4322,8 @@ static void fs_usage(FILE *fp)
 	    "usage: " FS_NAME " --dialect sandbase|claude [--port N] [--port-file F]\n"
 	    "       [--data FILE | --generate N[:AGENTS]] [--seed S] [--api-key KEY]\n"
 	    "       [--mode ok|slow|garbage|wrong-shape|http500|close|write-unknown|write-drop]\n"
-	    "       [--delay-ms N] [--events-page N] [--run-ms N] [--dump] [--quiet]\n"
+	    "       [--delay-ms N] [--events-page N] [--run-ms N] [--stream-heartbeat-ms N]\n"
+	    "       [--dump] [--quiet]\n"
 	    "\n"
 	    "A fake SandBase sessions API, or a fake Claude-native upstream, on 127.0.0.1.\n"
 	    "  --dialect D       sandbase (SandBase's quirks) or claude (the north dialect)\n"
@@ -4169,13 +4339,18 @@ static void fs_usage(FILE *fp)
 	    "  --delay-ms N      delay of --mode slow (3000)\n"
 	    "  --events-page N   SandBase event pages: 0 = all at once, no next_page (0)\n"
 	    "  --run-ms N        how long a simulated agent turn runs (300)\n"
+	    "  --stream-heartbeat-ms N\n"
+	    "                    heartbeat of GET /v1/sessions/{id}/events/stream: SandBase's\n"
+	    "                    ': heartbeat' after a quiet interval, Claude's ping event every\n"
+	    "                    interval (15000; 0 = none)\n"
 	    "  --dump            print the dataset as --data reads it and exit\n"
 	    "  --quiet           do not log requests on stderr\n"
 	    "Turns: a user text with [tool:auto], [tool:ask], [tool:custom], [reply:error] or\n"
 	    "[run:long] makes the agent run a tool, wait for a confirmation (Claude) or a\n"
 	    "custom tool result, fail, or run until interrupted.\n"
 	    "Control: GET|DELETE /__fake/requests,"
-	    " POST /__fake/mode?mode=M&delay_ms=N&events_page=N&run_ms=N\n");
+	    " POST /__fake/mode?mode=M&delay_ms=N&events_page=N&run_ms=N&\n"
+	    "         stream_heartbeat_ms=N, POST /__fake/stream-drop (cuts every open stream)\n");
 }
 
 struct fs_opts {
@@ -4185,6 +4360,7 @@ struct fs_opts {
 	const char *api_key;
 	unsigned events_page;
 	unsigned run_ms;
+	unsigned heartbeat_ms;
 	bool dump;
 };
 
@@ -4222,6 +4398,11 @@ static int fs_parse_opt(int c, const char *arg, void *ctx)
 			return -1;
 		o->run_ms = (unsigned)v;
 		return 0;
+	case 'H':
+		if (fk_parse_ulong(arg, FS_HEARTBEAT_MS_MAX, &v))
+			return -1;
+		o->heartbeat_ms = (unsigned)v;
+		return 0;
 	}
 	return 1;
 }
@@ -4241,13 +4422,16 @@ static int fs_parse_args(int argc, char **argv, struct fs_opts *o)
 	    {"delay-ms", required_argument, NULL, 'D'},
 	    {"events-page", required_argument, NULL, 'E'},
 	    {"run-ms", required_argument, NULL, 'R'},
+	    {"stream-heartbeat-ms", required_argument, NULL, 'H'},
 	    {"dump", no_argument, NULL, 'u'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 
-	*o = (struct fs_opts){.has_dialect = false, .run_ms = FS_RUN_MS_DEFAULT};
+	*o = (struct fs_opts){.has_dialect = false,
+	                      .run_ms = FS_RUN_MS_DEFAULT,
+	                      .heartbeat_ms = FS_HEARTBEAT_MS_DEFAULT};
 	if (fk_parse_args(FS_NAME, argc, argv, longopts, &o->c, fs_parse_opt, o, fs_usage))
 		return -1;
 	if (!o->has_dialect) {
@@ -4325,6 +4509,8 @@ int main(int argc, char **argv)
 	srv.rng.s = o.c.seed ^ 0x7265717565737473ULL;
 	srv.ids.s = o.c.seed ^ 0x6e65772d69647321ULL;
 	srv.run_ms = o.run_ms;
+	srv.heartbeat_ms = o.heartbeat_ms;
+	srv.gone_ids.s = o.c.seed ^ 0x676f6e652d696473ULL;
 	srv.minted = json_object();
 	if (srv.minted == NULL)
 		goto out;

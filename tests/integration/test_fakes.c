@@ -1,19 +1,26 @@
 /* test_fakes.c - a self-check of the fake backends' write paths: every write endpoint of
  * fake_agentscope and fake_sandbase (both dialects), their simulated agent runs, parked states
- * and resumes, the refusals the real backends give, and the write-only failure modes. The
- * gateway's write tests are only as good as these fakes, so a fake that silently misbehaves
- * must fail here first.
+ * and resumes, the refusals the real backends give, and the write-only failure modes; and of
+ * their live event streams, read with a raw socket client (frames, heartbeats, replay,
+ * resumption, the ids the streams share with the persisted history, the stream controls). The
+ * gateway's write and stream tests are only as good as these fakes, so a fake that silently
+ * misbehaves must fail here first.
  *
  * Runs are short (--run-ms 120) and every wait polls with a deadline: nothing depends on a
  * sleep being long enough. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -1262,16 +1269,1052 @@ START_TEST(cl_custom_tool_result_update_delete)
 END_TEST
 
 /* ------------------------------------------------------------------------------------------ */
+/* Live streams: a raw client on a plain socket, so the test sees exactly what was sent        */
+/* ------------------------------------------------------------------------------------------ */
+
+#define HEARTBEAT_MS "150"
+#define BEAT "--stream-heartbeat-ms", HEARTBEAT_MS
+
+/* One open stream as the client sees it. */
+struct sse {
+	int fd;
+	int status;
+	char head[4096]; /* the response head, NUL-terminated */
+	char *raw;       /* what followed the head, still chunked */
+	size_t rawlen, rawpos;
+	char *body;          /* de-chunked */
+	size_t bodylen, pos; /* the next frame starts at pos */
+	bool eof;            /* the connection ended */
+	bool ended;          /* the terminating chunk arrived before that */
+};
+
+/* One SSE message (the lines up to a blank line). */
+struct frame {
+	bool comment;   /* only comment lines */
+	bool has_id;    /* an id: line */
+	char event[64]; /* the event field; "" when none */
+	char *text;     /* the frame as sent, without its blank line (malloc'd) */
+	json_t *data;   /* the data field parsed; NULL when none (or not JSON) */
+};
+
+static void frame_free(struct frame *f)
+{
+	free(f->text);
+	json_decref(f->data);
+	memset(f, 0, sizeof(*f));
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sse_append(char **buf, size_t *len, const char *p, size_t n)
+{
+	char *grown = realloc(*buf, *len + n + 1);
+
+	ck_assert_ptr_nonnull(grown);
+	memcpy(grown + *len, p, n);
+	*len += n;
+	grown[*len] = '\0';
+	*buf = grown;
+}
+
+/* Moves whole chunks from raw to body; the zero chunk marks the end. */
+static void sse_dechunk(struct sse *c)
+{
+	while (!c->ended) {
+		char *p = c->raw + c->rawpos, *crlf;
+		size_t avail = c->rawlen - c->rawpos, size;
+
+		crlf = avail > 0 ? memmem(p, avail, "\r\n", 2) : NULL;
+		if (crlf == NULL)
+			return;
+		size = strtoul(p, NULL, 16);
+		if ((size_t)(crlf - p) + 2 + size + 2 > avail)
+			return;
+		sse_append(&c->body, &c->bodylen, crlf + 2, size);
+		c->rawpos += (size_t)(crlf - p) + 2 + size + 2;
+		if (size == 0)
+			c->ended = true;
+	}
+}
+
+/* Waits up to ms for more bytes. Returns false on a timeout or at the end of the connection. */
+static bool sse_read(struct sse *c, long ms)
+{
+	struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+	char buf[16384];
+	ssize_t n;
+
+	if (c->eof || poll(&pfd, 1, (int)(ms > 0 ? ms : 0)) <= 0)
+		return false;
+	n = read(c->fd, buf, sizeof(buf));
+	if (n <= 0) {
+		c->eof = true;
+		return false;
+	}
+	sse_append(&c->raw, &c->rawlen, buf, (size_t)n);
+	return true;
+}
+
+/* GET path as a stream; returns the status (the head is in c->head). headers: NULL-terminated
+ * "Name: value" lines, may be NULL. */
+static int sse_open(struct sse *c, int port, const char *path, const char *const *headers)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	char rq[4096];
+	size_t n;
+	long deadline = now_ms() + WAIT_MS;
+	char *end = NULL;
+
+	memset(c, 0, sizeof(*c));
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(c->fd, 0);
+	ck_assert_int_eq(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	n = (size_t)snprintf(rq, sizeof(rq), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", path);
+	for (size_t i = 0; headers != NULL && headers[i] != NULL; i++)
+		n += (size_t)snprintf(rq + n, sizeof(rq) - n, "%s\r\n", headers[i]);
+	n += (size_t)snprintf(rq + n, sizeof(rq) - n, "\r\n");
+	ck_assert_int_eq(write(c->fd, rq, n), (ssize_t)n);
+	while ((end = c->raw != NULL ? strstr(c->raw, "\r\n\r\n") : NULL) == NULL) {
+		ck_assert_msg(sse_read(c, deadline - now_ms()), "no answer to GET %s", path);
+	}
+	ck_assert_uint_lt((size_t)(end - c->raw), sizeof(c->head));
+	memcpy(c->head, c->raw, (size_t)(end - c->raw));
+	c->head[end - c->raw] = '\0';
+	c->rawpos = (size_t)(end - c->raw) + 4;
+	c->status = atoi(c->head + 9);
+	if (c->status == 200)
+		sse_dechunk(c);
+	return c->status;
+}
+
+static void sse_close(struct sse *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->raw);
+	free(c->body);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
+}
+
+/* Is this header (name: value, value compared whole) in the head? */
+static bool sse_has_header(const struct sse *c, const char *name, const char *value)
+{
+	char want[256];
+
+	snprintf(want, sizeof(want), "\r\n%s: %s\r\n", name, value);
+	return strcasestr(c->head, want) != NULL;
+}
+
+/* The next frame, waiting up to ms. false on a timeout or at the end of the stream. */
+static bool sse_frame(struct sse *c, long ms, struct frame *f)
+{
+	long deadline = now_ms() + ms;
+
+	memset(f, 0, sizeof(*f));
+	for (;;) {
+		char *start = c->body != NULL ? c->body + c->pos : NULL;
+		char *end = start != NULL ? strstr(start, "\n\n") : NULL;
+
+		if (end != NULL) {
+			char *line, *save = NULL;
+			bool fields = false;
+
+			f->text = strndup(start, (size_t)(end - start));
+			c->pos += (size_t)(end - start) + 2;
+			for (char *t = strdup(f->text), *cur = t; cur != NULL; cur = NULL) {
+				for (line = strtok_r(cur, "\n", &save); line != NULL;
+				     line = strtok_r(NULL, "\n", &save)) {
+					if (strncmp(line, "event: ", 7) == 0) {
+						snprintf(f->event, sizeof(f->event), "%s",
+						         line + 7);
+						fields = true;
+					} else if (strncmp(line, "data: ", 6) == 0) {
+						json_decref(f->data);
+						f->data = json_loads(line + 6, 0, NULL);
+						fields = true;
+					} else if (strncmp(line, "id:", 3) == 0) {
+						f->has_id = true;
+						fields = true;
+					}
+				}
+				free(t);
+			}
+			f->comment = !fields;
+			return true;
+		}
+		if (c->ended || c->eof)
+			return false;
+		if (!sse_read(c, deadline - now_ms()))
+			return false;
+		sse_dechunk(c);
+	}
+}
+
+/* The frames' data up to and including the first of this type (comments and Claude's pings are
+ * left out), within WAIT_MS. New reference. When plain, every frame must be exactly one data
+ * line (AgentScope's and SandBase's framing). */
+static json_t *sse_until(struct sse *c, const char *type, bool plain)
+{
+	json_t *all = json_array();
+	long deadline = now_ms() + WAIT_MS;
+	struct frame f;
+
+	for (;;) {
+		const char *t;
+
+		ck_assert_msg(sse_frame(c, deadline - now_ms(), &f), "no %s on the stream", type);
+		if (f.comment || strcmp(f.event, "ping") == 0) {
+			frame_free(&f);
+			continue;
+		}
+		ck_assert_msg(f.data != NULL, "a frame without JSON data: %s", f.text);
+		if (plain)
+			ck_assert_msg(strncmp(f.text, "data: ", 6) == 0 &&
+			                  strchr(f.text, '\n') == NULL,
+			              "not one data line: %s", f.text);
+		t = str(f.data, "type");
+		ck_assert_ptr_nonnull(t);
+		json_array_append(all, f.data);
+		if (strcmp(t, type) == 0) {
+			frame_free(&f);
+			return all;
+		}
+		frame_free(&f);
+	}
+}
+
+/* The next frame is a comment (a heartbeat) arriving within ms; its text is returned
+ * (malloc'd). Fails on any event frame before it. */
+static char *sse_heartbeat(struct sse *c, long ms)
+{
+	struct frame f;
+	char *text;
+
+	ck_assert_msg(sse_frame(c, ms, &f), "no heartbeat within %ld ms", ms);
+	ck_assert_msg(f.comment || strcmp(f.event, "ping") == 0,
+	              "an event before the heartbeat: %s", f.text);
+	text = f.text;
+	f.text = NULL;
+	frame_free(&f);
+	return text;
+}
+
+/* Reads until the connection ends (within WAIT_MS); returns whether it ended cleanly. */
+static bool sse_wait_end(struct sse *c)
+{
+	long deadline = now_ms() + WAIT_MS;
+
+	while (!c->eof && !c->ended) {
+		ck_assert_msg(now_ms() < deadline, "the stream did not end");
+		sse_read(c, deadline - now_ms());
+		sse_dechunk(c);
+	}
+	return c->ended;
+}
+
+static long long mode_num(int port, const char *key)
+{
+	struct res r = req("GET", port, "/__fake/mode", NULL, NULL);
+	long long v;
+
+	expect(&r, 200);
+	ck_assert_msg(json_is_integer(json_object_get(r.json, key)), "no %s in %s", key, r.body);
+	v = json_integer_value(json_object_get(r.json, key));
+	res_free(&r);
+	return v;
+}
+
+/* Polls GET /__fake/mode until streams_open reads n. */
+static void wait_streams(int port, long long n)
+{
+	for (int waited = 0;; waited += 20) {
+		long long open = mode_num(port, "streams_open");
+
+		if (open == n)
+			return;
+		ck_assert_msg(waited < WAIT_MS, "streams_open %lld, want %lld", open, n);
+		sleep_ms(20);
+	}
+}
+
+/* The types of frames (data objects), space-separated, runs of one *_DELTA type written once
+ * with a "+" (malloc'd). */
+static char *frame_types(json_t *frames)
+{
+	char *out = calloc(1, 8192), prev[64] = "";
+	json_t *f;
+	size_t i;
+
+	json_array_foreach(frames, i, f) {
+		const char *t = str(f, "type");
+
+		if (strstr(t, "_DELTA") != NULL && strcmp(t, prev) == 0)
+			continue;
+		if (*out != '\0')
+			strcat(out, " ");
+		strncat(out, t, 8192 - strlen(out) - 80);
+		if (strstr(t, "_DELTA") != NULL)
+			strcat(out, "+");
+		snprintf(prev, sizeof(prev), "%s", t);
+	}
+	return out;
+}
+
+/* The frames of this type with member key equal to value (a new array). */
+static json_t *frames_of(json_t *frames, const char *type, const char *key, const char *value)
+{
+	json_t *out = json_array(), *f;
+	size_t i;
+
+	json_array_foreach(frames, i, f) {
+		if (strcmp(str(f, "type"), type) == 0 &&
+		    (key == NULL || (str(f, key) != NULL && strcmp(str(f, key), value) == 0)))
+			json_array_append(out, f);
+	}
+	return out;
+}
+
+/* The deltas of one block (or tool call) joined (malloc'd). */
+static char *deltas(json_t *frames, const char *type, const char *key, const char *id)
+{
+	json_t *d = frames_of(frames, type, key, id), *f;
+	char *out = calloc(1, 8192);
+	size_t i;
+
+	json_array_foreach(d, i, f) {
+		strncat(out, str(f, "delta"), 8192 - strlen(out) - 1);
+	}
+	json_decref(d);
+	return out;
+}
+
+/* A naive "YYYY-MM-DDTHH:MM:SS[.ffffff]" as seconds (zone-free, for comparisons), -1 when it
+ * is not one. */
+static long long naive_secs(const char *s)
+{
+	struct tm tm = {0};
+	const char *rest;
+	size_t n;
+
+	if (s == NULL || (rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+		return -1;
+	if (*rest == '.') {
+		n = strspn(rest + 1, "0123456789");
+		if (n != 6 || rest[7] != '\0')
+			return -1;
+	} else if (*rest != '\0') {
+		return -1;
+	}
+	return (long long)timegm(&tm);
+}
+
+/* AgentScope's envelope on every frame: a fresh 32-hex id, a naive local created_at close to
+ * `near` (a naive timestamp of the same clock), metadata, an UPPERCASE type. */
+static void check_envelopes(json_t *frames, const char *near, json_t *seen_ids)
+{
+	long long t0 = naive_secs(near);
+	json_t *f;
+	size_t i;
+
+	ck_assert_int_ge(t0, 0);
+	json_array_foreach(frames, i, f) {
+		const char *id = str(f, "id"), *type = str(f, "type");
+		long long t = naive_secs(str(f, "created_at"));
+		void *it = json_object_iter(f);
+
+		ck_assert_ptr_nonnull(id);
+		ck_assert_uint_eq(strlen(id), 32);
+		ck_assert_uint_eq(strspn(id, "0123456789abcdef"), 32);
+		ck_assert_msg(json_object_get(seen_ids, id) == NULL, "event id %s twice", id);
+		json_object_set_new(seen_ids, id, json_true());
+		ck_assert_msg(t >= 0 && llabs(t - t0) <= 60, "created_at %s vs %s",
+		              str(f, "created_at"), near);
+		ck_assert(json_is_object(json_object_get(f, "metadata")));
+		for (const char *p = type; *p != '\0'; p++)
+			ck_assert_msg((*p >= 'A' && *p <= 'Z') || *p == '_', "type %s", type);
+		/* EventBase's members come first. */
+		ck_assert_str_eq(json_object_iter_key(it), "id");
+		it = json_object_iter_next(f, it);
+		ck_assert_str_eq(json_object_iter_key(it), "created_at");
+		it = json_object_iter_next(f, it);
+		ck_assert_str_eq(json_object_iter_key(it), "metadata");
+		it = json_object_iter_next(f, it);
+		ck_assert_str_eq(json_object_iter_key(it), "type");
+	}
+}
+
+/* Sum of the MODEL_CALL_END tokens of a reply. */
+static void frame_tokens(json_t *frames, const char *reply_id, json_int_t *in, json_int_t *out)
+{
+	json_t *ends = frames_of(frames, "MODEL_CALL_END", "reply_id", reply_id), *f;
+	size_t i;
+
+	*in = *out = 0;
+	json_array_foreach(ends, i, f) {
+		*in += json_integer_value(json_object_get(f, "input_tokens"));
+		*out += json_integer_value(json_object_get(f, "output_tokens"));
+		ck_assert_int_eq(json_integer_value(json_object_get(f, "cache_input_tokens")), 0);
+		ck_assert_int_eq(
+		    json_integer_value(json_object_get(f, "cache_creation_input_tokens")), 0);
+	}
+	json_decref(ends);
+}
+
+/* The reply's usage equals its MODEL_CALL_END tokens. */
+static void check_usage(json_t *frames, json_t *reply)
+{
+	json_t *u = json_object_get(reply, "usage");
+	json_int_t in, out;
+
+	frame_tokens(frames, str(reply, "id"), &in, &out);
+	ck_assert_int_gt(in, 0);
+	ck_assert_int_eq(in, json_integer_value(json_object_get(u, "input_tokens")));
+	ck_assert_int_eq(out, json_integer_value(json_object_get(u, "output_tokens")));
+}
+
+static int as_stream(struct sse *c, const char *sid, const char *const *who)
+{
+	char path[256];
+
+	return sse_open(c, as.port,
+	                pathf(path, sizeof(path), "/sessions/%s/stream?agent_id=%s", sid, as_agent),
+	                who);
+}
+
+/* The content blocks of msg of this type, in order (a new array). */
+static json_t *blocks(json_t *msg, const char *type)
+{
+	json_t *out = json_array(), *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(msg, "content"), i, b) {
+		if (strcmp(str(b, "type"), type) == 0)
+			json_array_append(out, b);
+	}
+	return out;
+}
+
+/* Every text block of the reply was streamed under its id, with its text; every tool call
+ * under its id, with its input. */
+static void check_blocks(json_t *frames, json_t *reply)
+{
+	json_t *texts = blocks(reply, "text"), *calls = blocks(reply, "tool_call"), *b;
+	json_t *starts = frames_of(frames, "TEXT_BLOCK_START", "reply_id", str(reply, "id"));
+	size_t i;
+
+	ck_assert_uint_eq(json_array_size(starts), json_array_size(texts));
+	json_array_foreach(texts, i, b) {
+		const char *bid = str(b, "id");
+		json_t *d = frames_of(frames, "TEXT_BLOCK_DELTA", "block_id", bid);
+		char *joined = deltas(frames, "TEXT_BLOCK_DELTA", "block_id", bid);
+		json_t *end = frames_of(frames, "TEXT_BLOCK_END", "block_id", bid);
+
+		ck_assert_str_eq(str(json_array_get(starts, i), "block_id"), bid);
+		ck_assert_uint_ge(json_array_size(d), 2);
+		ck_assert_str_eq(joined, str(b, "text"));
+		ck_assert_uint_eq(json_array_size(end), 1);
+		free(joined);
+		json_decref(d);
+		json_decref(end);
+	}
+	json_array_foreach(calls, i, b) {
+		const char *cid = str(b, "id");
+		json_t *st = frames_of(frames, "TOOL_CALL_START", "tool_call_id", cid);
+		char *joined = deltas(frames, "TOOL_CALL_DELTA", "tool_call_id", cid);
+
+		ck_assert_uint_eq(json_array_size(st), 1);
+		ck_assert_str_eq(str(json_array_get(st, 0), "tool_call_name"), str(b, "name"));
+		ck_assert_str_eq(joined, str(b, "input"));
+		free(joined);
+		json_decref(st);
+	}
+	json_decref(starts);
+	json_decref(texts);
+	json_decref(calls);
+}
+
+START_TEST(as_stream_frames_are_the_reply)
+{
+	char sid[64];
+	json_t *frames, *msgs, *reply, *f, *ids = json_object(), *res, *ends;
+	struct sse c;
+	char *types;
+	size_t i;
+
+	as_create(sid, false);
+	ck_assert_int_eq(as_stream(&c, sid, as_alice), 200);
+	ck_assert(sse_has_header(&c, "Content-Type", "text/event-stream; charset=utf-8"));
+	ck_assert(sse_has_header(&c, "Cache-Control", "no-cache"));
+	ck_assert(sse_has_header(&c, "X-Accel-Buffering", "no"));
+	ck_assert(sse_has_header(&c, "Transfer-Encoding", "chunked"));
+	as_say(sid, "m1", "Read the notes [tool:auto]");
+	frames = sse_until(&c, "REPLY_END", true);
+	types = frame_types(frames);
+	ck_assert_str_eq(types,
+	                 "REPLY_START MODEL_CALL_START TEXT_BLOCK_START TEXT_BLOCK_DELTA+ "
+	                 "TEXT_BLOCK_END TOOL_CALL_START TOOL_CALL_DELTA+ TOOL_CALL_END "
+	                 "MODEL_CALL_END TOOL_RESULT_START TOOL_RESULT_TEXT_DELTA+ TOOL_RESULT_END "
+	                 "MODEL_CALL_START TEXT_BLOCK_START TEXT_BLOCK_DELTA+ TEXT_BLOCK_END "
+	                 "MODEL_CALL_END REPLY_END");
+	free(types);
+	as_wait(sid, "idle");
+	msgs = as_messages(sid);
+	reply = json_array_get(msgs, 1);
+	check_envelopes(frames, str(reply, "created_at"), ids);
+	f = json_array_get(frames, 0);
+	ck_assert_str_eq(str(f, "session_id"), sid);
+	ck_assert_str_eq(str(f, "reply_id"), str(reply, "id"));
+	ck_assert_str_eq(str(f, "name"), str(reply, "name"));
+	ck_assert_str_eq(str(f, "role"), "assistant");
+	ck_assert_str_eq(str(json_array_get(frames, 1), "model_name"), "claude");
+	json_array_foreach(frames, i, f) {
+		ck_assert_str_eq(str(f, "reply_id"), str(reply, "id"));
+	}
+	check_blocks(frames, reply);
+	check_usage(frames, reply);
+	res = block(reply, "tool_result");
+	ends = frames_of(frames, "TOOL_RESULT_END", NULL, NULL);
+	f = json_array_get(ends, 0);
+	ck_assert_str_eq(str(f, "tool_call_id"), str(res, "id"));
+	ck_assert_str_eq(str(f, "state"), "success");
+	ck_assert(json_equal(json_object_get(f, "metadata"), json_object_get(res, "metadata")));
+	json_decref(ends);
+	f = json_array_get(frames, json_array_size(frames) - 1);
+	ck_assert_str_eq(str(f, "finished_reason"), "completed");
+	ck_assert(json_is_null(json_object_get(f, "error")));
+	ck_assert_str_eq(str(f, "session_id"), sid);
+	json_decref(msgs);
+	json_decref(frames);
+	json_decref(ids);
+	sse_close(&c);
+}
+END_TEST
+
+START_TEST(as_stream_replays_the_run_in_progress)
+{
+	char sid[64], path[256], *hb;
+	json_t *a, *b, *msgs, *reply, *f, *ids = json_object();
+	struct sse c1, c2, c3;
+	struct frame fr;
+	struct res r;
+
+	as_create(sid, false);
+	as_say(sid, "m1", "Think hard [run:long]");
+	as_check_status(sid, "running");
+	/* Two subscribers mid-run: each is replayed the run so far. */
+	ck_assert_int_eq(as_stream(&c1, sid, as_alice), 200);
+	ck_assert_int_eq(as_stream(&c2, sid, as_alice), 200);
+	wait_streams(as.port, 2);
+	a = sse_until(&c1, "MODEL_CALL_START", true);
+	b = sse_until(&c2, "MODEL_CALL_START", true);
+	ck_assert_uint_eq(json_array_size(a), 2);
+	ck_assert(json_equal(a, b)); /* the same events, ids and all */
+	ck_assert_str_eq(str(json_array_get(a, 0), "type"), "REPLY_START");
+	json_decref(b);
+	r = req("POST", as.port,
+	        pathf(path, sizeof(path), "/sessions/%s/interrupt?agent_id=%s", sid, as_agent),
+	        as_alice, NULL);
+	expect(&r, 202);
+	res_free(&r);
+	/* Cancelled mid-stream: the partial text, the interrupted model call, the end. */
+	b = sse_until(&c1, "REPLY_END", true);
+	hb = frame_types(b);
+	ck_assert_str_eq(hb, "TEXT_BLOCK_START TEXT_BLOCK_DELTA+ TEXT_BLOCK_END MODEL_CALL_END "
+	                     "REPLY_END");
+	free(hb);
+	json_array_extend(a, b);
+	json_decref(b);
+	b = sse_until(&c2, "REPLY_END", true);
+	json_decref(b);
+	as_wait(sid, "idle");
+	msgs = as_messages(sid);
+	reply = json_array_get(msgs, 1);
+	check_envelopes(a, str(reply, "created_at"), ids);
+	ck_assert_str_eq(str(json_array_get(a, 0), "reply_id"), str(reply, "id"));
+	check_blocks(a, reply);
+	check_usage(a, reply);
+	f = json_array_get(a, json_array_size(a) - 2);
+	ck_assert_str_eq(str(f, "type"), "MODEL_CALL_END");
+	ck_assert_str_eq(str(f, "finished_reason"), "interrupted");
+	f = json_array_get(a, json_array_size(a) - 1);
+	ck_assert_str_eq(str(f, "finished_reason"), "interrupted");
+	ck_assert_str_eq(str(reply, "finished_reason"), "interrupted");
+	/* The run has persisted: its log is trimmed, a new subscriber gets nothing old. */
+	ck_assert_int_eq(as_stream(&c3, sid, as_alice), 200);
+	hb = sse_heartbeat(&c3, 3 * atoi(HEARTBEAT_MS) + 1000);
+	ck_assert_str_eq(hb, ":");
+	free(hb);
+	/* The old streams stay open across runs and see the next one. */
+	as_say(sid, "m2", "And now?");
+	b = sse_until(&c1, "REPLY_END", true);
+	ck_assert_str_eq(str(json_array_get(b, 0), "type"), "REPLY_START");
+	ck_assert_str_ne(str(json_array_get(b, 0), "reply_id"), str(reply, "id"));
+	json_decref(b);
+	b = sse_until(&c3, "REPLY_END", true);
+	ck_assert_str_eq(str(json_array_get(b, 0), "type"), "REPLY_START");
+	json_decref(b);
+	/* Nothing else is pending on the first stream: the next frame is a heartbeat. */
+	ck_assert(sse_frame(&c1, 3 * atoi(HEARTBEAT_MS) + 1000, &fr));
+	ck_assert_msg(fr.comment, "unexpected frame %s", fr.text);
+	frame_free(&fr);
+	json_decref(msgs);
+	json_decref(a);
+	json_decref(ids);
+	sse_close(&c1);
+	sse_close(&c2);
+	sse_close(&c3);
+}
+END_TEST
+
+/* The input JSON of a HITL result resolving the parked tail's call. */
+static void as_resume_input(char *out, size_t len, const char *sid, bool external)
+{
+	json_t *msgs = as_messages(sid), *reply = json_array_get(msgs, json_array_size(msgs) - 1);
+	json_t *call = block(reply, "tool_call");
+	char *text = json_dumps(call, JSON_COMPACT);
+
+	if (external)
+		snprintf(out, len,
+		         "{\"type\":\"EXTERNAL_EXECUTION_RESULT\",\"reply_id\":\"%s\","
+		         "\"execution_results\":[{\"type\":\"tool_result\",\"id\":\"%s\",\"name\":"
+		         "\"%s\",\"output\":\"HELP-1\",\"state\":\"success\"}]}",
+		         str(reply, "id"), str(call, "id"), str(call, "name"));
+	else
+		snprintf(
+		    out, len,
+		    "{\"type\":\"USER_CONFIRM_RESULT\",\"reply_id\":\"%s\",\"confirm_results\":"
+		    "[{\"confirmed\":true,\"tool_call\":%s}]}",
+		    str(reply, "id"), text);
+	free(text);
+	json_decref(msgs);
+}
+
+/* Parks ([tool:ask] or [tool:external]), then resumes; the stream follows both runs. */
+static void as_stream_park_resume(bool external)
+{
+	char sid[64], input[2048], *types;
+	json_t *a, *b, *msgs, *reply, *f, *ids = json_object(), *call;
+	struct sse c;
+	struct frame fr;
+	struct res r;
+	size_t i;
+
+	as_create(sid, false);
+	ck_assert_int_eq(as_stream(&c, sid, as_alice), 200);
+	as_say(sid, "m1", external ? "Open a ticket [tool:external]" : "Push it [tool:ask]");
+	a = sse_until(&c, external ? "REQUIRE_EXTERNAL_EXECUTION" : "REQUIRE_USER_CONFIRM", true);
+	types = frame_types(a);
+	ck_assert_str_eq(types, external ? "REPLY_START MODEL_CALL_START TEXT_BLOCK_START "
+	                                   "TEXT_BLOCK_DELTA+ TEXT_BLOCK_END TOOL_CALL_START "
+	                                   "TOOL_CALL_DELTA+ TOOL_CALL_END MODEL_CALL_END "
+	                                   "TOOL_RESULT_START REQUIRE_EXTERNAL_EXECUTION"
+	                                 : "REPLY_START MODEL_CALL_START TEXT_BLOCK_START "
+	                                   "TEXT_BLOCK_DELTA+ TEXT_BLOCK_END TOOL_CALL_START "
+	                                   "TOOL_CALL_DELTA+ TOOL_CALL_END MODEL_CALL_END "
+	                                   "REQUIRE_USER_CONFIRM");
+	free(types);
+	as_wait(sid, external ? "awaiting_external_result" : "awaiting_permission");
+	/* Parked: no REPLY_END; the next frame is a heartbeat. */
+	ck_assert(sse_frame(&c, 3 * atoi(HEARTBEAT_MS) + 1000, &fr));
+	ck_assert_msg(fr.comment, "unexpected frame %s", fr.text);
+	frame_free(&fr);
+	msgs = as_messages(sid);
+	reply = json_array_get(msgs, 1);
+	call = block(reply, "tool_call");
+	f = json_array_get(a, json_array_size(a) - 1);
+	/* The call exactly as stored, in its waiting state. */
+	ck_assert_uint_eq(json_array_size(json_object_get(f, "tool_calls")), 1);
+	ck_assert(json_equal(json_array_get(json_object_get(f, "tool_calls"), 0), call));
+	ck_assert_str_eq(str(call, "state"), external ? "submitted" : "asking");
+	json_decref(msgs);
+	as_resume_input(input, sizeof(input), sid, external);
+	r = as_chat(sid, input);
+	expect(&r, 200);
+	res_free(&r);
+	b = sse_until(&c, "REPLY_END", true);
+	types = frame_types(b);
+	/* HEAD: the result is echoed and a REPLY_START continues the same reply. */
+	ck_assert_str_eq(types, external
+	                            ? "EXTERNAL_EXECUTION_RESULT REPLY_START "
+	                              "TOOL_RESULT_TEXT_DELTA+ TOOL_RESULT_END MODEL_CALL_START "
+	                              "TEXT_BLOCK_START TEXT_BLOCK_DELTA+ TEXT_BLOCK_END "
+	                              "MODEL_CALL_END REPLY_END"
+	                            : "USER_CONFIRM_RESULT REPLY_START TOOL_RESULT_START "
+	                              "TOOL_RESULT_TEXT_DELTA+ TOOL_RESULT_END MODEL_CALL_START "
+	                              "TEXT_BLOCK_START TEXT_BLOCK_DELTA+ TEXT_BLOCK_END "
+	                              "MODEL_CALL_END REPLY_END");
+	free(types);
+	json_array_extend(a, b);
+	as_wait(sid, "idle");
+	msgs = as_messages(sid);
+	ck_assert_uint_eq(json_array_size(msgs), 2);
+	reply = json_array_get(msgs, 1);
+	check_envelopes(a, str(reply, "created_at"), ids);
+	json_array_foreach(a, i, f) {
+		ck_assert_str_eq(str(f, "reply_id"), str(reply, "id"));
+	}
+	check_blocks(a, reply);
+	check_usage(a, reply);
+	f = json_array_get(b, 2 + !external);
+	ck_assert_str_eq(str(f, "delta"), external ? "HELP-1" : "Everything up-to-date");
+	f = json_array_get(b, 3 + !external);
+	ck_assert_str_eq(str(f, "type"), "TOOL_RESULT_END");
+	ck_assert_str_eq(str(f, "tool_call_id"), str(block(reply, "tool_result"), "id"));
+	ck_assert_str_eq(str(f, "state"), "success");
+	ck_assert_str_eq(str(json_array_get(b, json_array_size(b) - 1), "finished_reason"),
+	                 "completed");
+	json_decref(b);
+	json_decref(msgs);
+	json_decref(a);
+	json_decref(ids);
+	sse_close(&c);
+}
+
+START_TEST(as_stream_permission_prompt)
+{
+	as_stream_park_resume(false);
+}
+END_TEST
+
+START_TEST(as_stream_external_result)
+{
+	as_stream_park_resume(true);
+}
+END_TEST
+
+START_TEST(as_stream_failures_and_interrupts)
+{
+	char sid[64], bare[64], path[256], *types;
+	json_t *a, *msgs, *reply, *f;
+	struct sse c, d;
+	struct frame fr;
+	struct res r;
+
+	as_create(sid, false);
+	ck_assert_int_eq(as_stream(&c, sid, as_alice), 200);
+	/* A reply that fails. */
+	as_say(sid, "m1", "Again [reply:error]");
+	a = sse_until(&c, "REPLY_END", true);
+	f = json_array_get(a, json_array_size(a) - 1);
+	ck_assert_str_eq(str(f, "finished_reason"), "error");
+	ck_assert_str_eq(str(json_object_get(f, "error"), "type"), "upstream");
+	as_wait(sid, "idle");
+	msgs = as_messages(sid);
+	reply = json_array_get(msgs, 1);
+	ck_assert_str_eq(str(f, "reply_id"), str(reply, "id"));
+	ck_assert(json_equal(json_object_get(f, "error"), json_object_get(reply, "error")));
+	check_usage(a, reply);
+	json_decref(msgs);
+	json_decref(a);
+	/* A parked reply interrupted: the waiting call closed as interrupted. */
+	as_say(sid, "m2", "Push [tool:ask]");
+	json_decref(sse_until(&c, "REQUIRE_USER_CONFIRM", true));
+	as_wait(sid, "awaiting_permission");
+	pathf(path, sizeof(path), "/sessions/%s/interrupt?agent_id=%s", sid, as_agent);
+	r = req("POST", as.port, path, as_alice, NULL);
+	expect(&r, 202);
+	res_free(&r);
+	a = sse_until(&c, "REPLY_END", true);
+	types = frame_types(a);
+	ck_assert_str_eq(types, "REPLY_START TOOL_RESULT_START TOOL_RESULT_TEXT_DELTA+ "
+	                        "TOOL_RESULT_END REPLY_END");
+	free(types);
+	msgs = as_messages(sid);
+	reply = json_array_get(msgs, 3);
+	ck_assert_str_eq(str(json_array_get(a, 0), "reply_id"), str(reply, "id"));
+	ck_assert_str_eq(str(json_array_get(a, 3), "state"), "interrupted");
+	ck_assert_str_eq(str(json_array_get(a, 4), "finished_reason"), "interrupted");
+	json_decref(a);
+	/* An interrupt of an idle session is still a resume run on HEAD: its continuation
+	 * REPLY_START (the last reply's id) goes out, and nothing ends it. */
+	as_wait(sid, "idle");
+	r = req("POST", as.port, path, as_alice, NULL);
+	expect(&r, 202);
+	res_free(&r);
+	a = sse_until(&c, "REPLY_START", true);
+	ck_assert_uint_eq(json_array_size(a), 1);
+	ck_assert_str_eq(str(json_array_get(a, 0), "reply_id"), str(reply, "id"));
+	ck_assert(sse_frame(&c, 3 * atoi(HEARTBEAT_MS) + 1000, &fr));
+	ck_assert_msg(fr.comment, "unexpected frame %s", fr.text);
+	frame_free(&fr);
+	json_decref(msgs);
+	json_decref(a);
+	/* A run that fails before the agent starts: a start/end pair of its own, named after
+	 * the agent id. */
+	as_create(bare, true);
+	ck_assert_int_eq(as_stream(&d, bare, as_alice), 200);
+	r = as_chat(bare, "{\"name\":\"user\",\"role\":\"user\",\"content\":[{\"type\":\"text\","
+	                  "\"text\":\"hi\"}]}");
+	expect(&r, 200);
+	res_free(&r);
+	a = sse_until(&d, "REPLY_END", true);
+	types = frame_types(a);
+	ck_assert_str_eq(types, "REPLY_START REPLY_END");
+	free(types);
+	msgs = as_messages(bare);
+	reply = json_array_get(msgs, json_array_size(msgs) - 1);
+	ck_assert_str_eq(str(json_array_get(a, 0), "reply_id"), str(reply, "id"));
+	ck_assert_str_eq(str(json_array_get(a, 0), "name"), as_agent);
+	f = json_array_get(a, 1);
+	ck_assert_str_eq(str(f, "finished_reason"), "error");
+	ck_assert_str_eq(str(json_object_get(f, "error"), "type"), "invalid_request");
+	json_decref(msgs);
+	json_decref(a);
+	sse_close(&c);
+	sse_close(&d);
+}
+END_TEST
+
+START_TEST(as_stream_lifetime_and_controls)
+{
+	char sid[64], path[256], *hb;
+	struct sse c, d, e;
+	struct res r;
+	long long total;
+
+	as_create(sid, false);
+	/* Refusals as the other session routes give them. */
+	r = as_get("0123", "/stream");
+	expect(&r, 404);
+	ck_assert_str_eq(str(r.json, "detail"), "Session '0123' not found.");
+	res_free(&r);
+	r = req("GET", as.port,
+	        pathf(path, sizeof(path), "/sessions/%s/stream?agent_id=%s", sid, as_agent), as_bob,
+	        NULL);
+	expect(&r, 404);
+	res_free(&r);
+	r = req("GET", as.port, pathf(path, sizeof(path), "/sessions/%s/stream", sid), as_alice,
+	        NULL);
+	expect(&r, 422);
+	res_free(&r);
+	wait_streams(as.port, 0);
+	total = mode_num(as.port, "streams_total");
+	ck_assert_int_eq(mode_num(as.port, "stream_heartbeat_ms"), atoi(HEARTBEAT_MS));
+	/* Heartbeats: exactly ":" and a blank line, again and again. */
+	ck_assert_int_eq(as_stream(&c, sid, as_alice), 200);
+	for (int i = 0; i < 3; i++) {
+		hb = sse_heartbeat(&c, 3 * atoi(HEARTBEAT_MS) + 1000);
+		ck_assert_str_eq(hb, ":");
+		free(hb);
+	}
+	ck_assert_int_eq(as_stream(&d, sid, as_alice), 200);
+	ck_assert_int_eq(as_stream(&e, sid, as_alice), 200);
+	ck_assert_int_eq(mode_num(as.port, "streams_open"), 3);
+	ck_assert_int_eq(mode_num(as.port, "streams_total"), total + 3);
+	/* A client that leaves is noticed. */
+	sse_close(&e);
+	wait_streams(as.port, 2);
+	/* Deleting the session does not end its streams; a new one is refused. */
+	r = req("DELETE", as.port,
+	        pathf(path, sizeof(path), "/sessions/%s?agent_id=%s", sid, as_agent), as_alice,
+	        NULL);
+	expect(&r, 204);
+	res_free(&r);
+	hb = sse_heartbeat(&c, 3 * atoi(HEARTBEAT_MS) + 1000);
+	free(hb);
+	ck_assert(!c.eof);
+	r = as_get(sid, "/stream");
+	expect(&r, 404);
+	res_free(&r);
+	ck_assert_int_eq(mode_num(as.port, "streams_open"), 2);
+	/* stream-drop cuts them: no terminating chunk. */
+	r = req("POST", as.port, "/__fake/stream-drop", NULL, NULL);
+	expect(&r, 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "dropped")), 2);
+	res_free(&r);
+	ck_assert(!sse_wait_end(&c));
+	ck_assert(!sse_wait_end(&d));
+	ck_assert_int_eq(mode_num(as.port, "streams_open"), 0);
+	sse_close(&c);
+	sse_close(&d);
+}
+END_TEST
+
+/* SandBase's stream of sid with extra headers (NULL-terminated after the key). */
+static int sb_stream(struct sse *c, const char *sid, const char *query, const char *last)
+{
+	char path[256], hdr[128];
+	const char *h[] = {SB_KEY, last != NULL ? hdr : NULL, NULL};
+
+	if (last != NULL)
+		snprintf(hdr, sizeof(hdr), "Last-Event-ID: %s", last);
+	return sse_open(c, sb.port,
+	                pathf(path, sizeof(path), "/v1/sessions/%s/events/stream%s", sid, query),
+	                h);
+}
+
+START_TEST(sb_stream_replays_then_streams)
+{
+	char sid[64], path[256], q[128], *hb;
+	json_t *ev, *a, *b;
+	struct sse c, d, e;
+	struct res r;
+
+	sb_create(sid, "");
+	r = sb_send(sid, "[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"Read it [tool:auto]\"}]}]");
+	expect(&r, 200);
+	res_free(&r);
+	wait_status(sb.port, sb_h, sid, "idle");
+	ev = events_of(sb.port, sb_h, sid);
+	/* The whole history first, as the events list shows it, "data:" frames only. */
+	ck_assert_int_eq(sb_stream(&c, sid, "", NULL), 200);
+	ck_assert(sse_has_header(&c, "Content-Type", "text/event-stream"));
+	a = sse_until(&c, "session.status_idle", true);
+	ck_assert_msg(json_equal(a, ev), "replay differs from the events list");
+	json_decref(a);
+	hb = sse_heartbeat(&c, 3 * atoi(HEARTBEAT_MS) + 1000);
+	ck_assert_str_eq(hb, ": heartbeat");
+	free(hb);
+	/* Resume after an event: ?cursor= or Last-Event-ID. */
+	snprintf(q, sizeof(q), "?cursor=%s", str(json_array_get(ev, 2), "id"));
+	ck_assert_int_eq(sb_stream(&d, sid, q, NULL), 200);
+	ck_assert_int_eq(sb_stream(&e, sid, "", str(json_array_get(ev, 2), "id")), 200);
+	a = sse_until(&d, "session.status_idle", true);
+	b = sse_until(&e, "session.status_idle", true);
+	ck_assert_uint_eq(json_array_size(a), json_array_size(ev) - 3);
+	ck_assert(json_equal(json_array_get(a, 0), json_array_get(ev, 3)));
+	ck_assert(json_equal(a, b));
+	json_decref(a);
+	json_decref(b);
+	sse_close(&d);
+	sse_close(&e);
+	r = req("GET", sb.port,
+	        pathf(path, sizeof(path), "/v1/sessions/%s/events/stream?cursor=sevt_nope", sid),
+	        sb_h, NULL);
+	expect(&r, 400);
+	ck_assert_str_eq(err_type(&r), "invalid_request");
+	res_free(&r);
+	r = req("GET", sb.port, "/v1/sessions/sess_nope/events/stream", sb_h, NULL);
+	expect(&r, 404);
+	ck_assert_str_eq(err_type(&r), "not_found");
+	res_free(&r);
+	/* Live: the next turn's events as they are appended. */
+	r = sb_send(sid, "[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"And?\"}]}]");
+	expect(&r, 200);
+	res_free(&r);
+	a = sse_until(&c, "session.status_idle", true);
+	wait_status(sb.port, sb_h, sid, "idle");
+	json_decref(ev);
+	ev = events_of(sb.port, sb_h, sid);
+	ck_assert_uint_eq(json_array_size(a), 4);
+	for (size_t i = 0; i < 4; i++)
+		ck_assert(json_equal(json_array_get(a, i),
+		                     json_array_get(ev, json_array_size(ev) - 4 + i)));
+	json_decref(a);
+	/* A deleted session's stream stays open (and silent but for heartbeats). */
+	r = req("DELETE", sb.port, pathf(path, sizeof(path), "/v1/sessions/%s", sid), sb_h, NULL);
+	expect(&r, 200);
+	res_free(&r);
+	hb = sse_heartbeat(&c, 3 * atoi(HEARTBEAT_MS) + 1000);
+	free(hb);
+	ck_assert(!c.eof && !c.ended);
+	wait_streams(sb.port, 1);
+	r = req("POST", sb.port, "/__fake/stream-drop", NULL, NULL);
+	expect(&r, 200);
+	ck_assert_int_eq(json_integer_value(json_object_get(r.json, "dropped")), 1);
+	res_free(&r);
+	ck_assert(!sse_wait_end(&c));
+	wait_streams(sb.port, 0);
+	json_decref(ev);
+	sse_close(&c);
+}
+END_TEST
+
+START_TEST(cl_stream_is_live_only_and_ends_on_delete)
+{
+	char sid[64], body[512], path[256], *hb;
+	json_t *a, *ev;
+	struct sse c;
+	struct frame f;
+	struct res r;
+	size_t n;
+
+	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_1\"}", cl_agent);
+	r = req("POST", cl.port, "/v1/sessions", cl_h, body);
+	expect(&r, 200);
+	snprintf(sid, sizeof(sid), "%s", str(r.json, "id"));
+	res_free(&r);
+	r = cl_send(sid, "[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"hi\"}]}]");
+	expect(&r, 200);
+	res_free(&r);
+	wait_status(cl.port, cl_h, sid, "idle");
+	/* No replay: the first thing is a ping. */
+	pathf(path, sizeof(path), "/v1/sessions/%s/events/stream", sid);
+	ck_assert_int_eq(sse_open(&c, cl.port, path, cl_h), 200);
+	ck_assert(sse_has_header(&c, "Content-Type", "text/event-stream; charset=utf-8"));
+	hb = sse_heartbeat(&c, 3 * atoi(HEARTBEAT_MS) + 1000);
+	ck_assert_str_eq(hb, "event: ping\ndata: {\"type\":\"ping\"}");
+	free(hb);
+	n = json_array_size(ev = events_of(cl.port, cl_h, sid));
+	json_decref(ev);
+	r = cl_send(sid, "[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"more [tool:auto]\"}]}]");
+	expect(&r, 200);
+	res_free(&r);
+	a = sse_until(&c, "session.status_idle", false);
+	wait_status(cl.port, cl_h, sid, "idle");
+	ev = events_of(cl.port, cl_h, sid);
+	ck_assert_uint_eq(json_array_size(a), json_array_size(ev) - n);
+	for (size_t i = 0; i < json_array_size(a); i++)
+		ck_assert(json_equal(json_array_get(a, i), json_array_get(ev, n + i)));
+	json_decref(ev);
+	json_decref(a);
+	/* Every frame is named after its type. */
+	r = cl_send(sid, "[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"again\"}]}]");
+	expect(&r, 200);
+	res_free(&r);
+	for (int got = 0; got < 3;) {
+		ck_assert(sse_frame(&c, WAIT_MS, &f));
+		if (!f.comment && f.data != NULL) {
+			ck_assert_str_eq(f.event, str(f.data, "type"));
+			ck_assert(!f.has_id);
+			got += strcmp(f.event, "ping") != 0;
+		}
+		frame_free(&f);
+	}
+	json_decref(sse_until(&c, "session.status_idle", false));
+	wait_status(cl.port, cl_h, sid, "idle");
+	/* Deleted: session.deleted, then a clean end. */
+	r = req("DELETE", cl.port, pathf(path, sizeof(path), "/v1/sessions/%s", sid), cl_h, NULL);
+	expect(&r, 200);
+	res_free(&r);
+	a = sse_until(&c, "session.deleted", false);
+	ev = json_array_get(a, json_array_size(a) - 1);
+	ck_assert_uint_eq(json_object_size(ev), 3);
+	ck_assert_uint_eq(strncmp(str(ev, "id"), "sevt_", 5), 0);
+	ck_assert_ptr_nonnull(str(ev, "processed_at"));
+	json_decref(a);
+	ck_assert(sse_wait_end(&c));
+	wait_streams(cl.port, 0);
+	sse_close(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------------------------ */
 /* Set-up                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
 static void setup(void)
 {
-	const char *const a_as[] = {"--generate", "6:2", "--seed", "5", "--run-ms", RUN_MS, NULL};
+	/* The stream tests want heartbeats they can wait for. */
+	const char *const a_as[] = {"--generate", "6:2",  "--seed", "5",
+	                            "--run-ms",   RUN_MS, BEAT,     NULL};
 	const char *const a_sb[] = {"--dialect", "sandbase", "--generate", "6:2",
-	                            "--run-ms",  RUN_MS,     NULL};
+	                            "--run-ms",  RUN_MS,     BEAT,         NULL};
 	const char *const a_cl[] = {"--dialect", "claude", "--generate", "8:2",
-	                            "--run-ms",  RUN_MS,   NULL};
+	                            "--run-ms",  RUN_MS,   BEAT,         NULL};
 	struct res r;
 
 	ck_assert_int_eq(h_fake_start(&as, a_as), 0);
@@ -1337,6 +2380,14 @@ int main(void)
 	tcase_add_test(tc, cl_confirmations_and_queue);
 	tcase_add_test(tc, cl_failed_turn);
 	tcase_add_test(tc, cl_custom_tool_result_update_delete);
+	tcase_add_test(tc, as_stream_frames_are_the_reply);
+	tcase_add_test(tc, as_stream_replays_the_run_in_progress);
+	tcase_add_test(tc, as_stream_permission_prompt);
+	tcase_add_test(tc, as_stream_external_result);
+	tcase_add_test(tc, as_stream_failures_and_interrupts);
+	tcase_add_test(tc, as_stream_lifetime_and_controls);
+	tcase_add_test(tc, sb_stream_replays_then_streams);
+	tcase_add_test(tc, cl_stream_is_live_only_and_ends_on_delete);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	/* One process: the fixture's fakes live across the tests. */
