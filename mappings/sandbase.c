@@ -804,7 +804,7 @@ static void sb_destroy(struct sg_backend *be)
 
 const struct sg_mapping sg_mapping_sandbase = {
     .name = "sandbase",
-    .caps = 0,
+    .caps = SG_CAP_STREAM_RESUME,
     .init = sb_init,
     .destroy = sb_destroy,
     .check_identity = sg_identity_none, /* the backend's own key is the identity */

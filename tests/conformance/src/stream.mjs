@@ -98,7 +98,7 @@ export function streamScenarios(env) {
   for (const b of backends) {
     add(`${b.label}/for await sees the run a message starts, with the ids and payloads events.list gives; breaking out closes the upstream stream`, async (ctx) => {
       const client = ctx.client(b.key);
-      const s = await client.beta.sessions.create({ agent: b.agent(), title: 'stream' });
+      const s = await client.beta.sessions.create({ agent: b.agent(), environment_id: 'env_conformance_stream', title: 'stream' });
       const before = await fakeStreams(b.fake);
       const stream = await client.beta.sessions.events.stream(s.id);
       await waitOpen(b.fake, before.open + 1, 'after connecting');
@@ -120,7 +120,7 @@ export function streamScenarios(env) {
 
     add(`${b.label}/nothing from before the connect is streamed`, async (ctx) => {
       const client = ctx.client(b.key);
-      const s = await client.beta.sessions.create({ agent: b.agent(), title: 'stream-late' });
+      const s = await client.beta.sessions.create({ agent: b.agent(), environment_id: 'env_conformance_stream', title: 'stream-late' });
       await client.beta.sessions.events.send(s.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'first' }] }] });
       let old = [];
       for (let i = 0; i < 100; i++) {
@@ -141,7 +141,7 @@ export function streamScenarios(env) {
 
   add('agentscope/the SDK\'s events.toolRunner completes a custom-tool round trip', async (ctx) => {
     const client = ctx.client(env.keys.as);
-    const s = await client.beta.sessions.create({ agent: env.agents.as, title: 'tool runner' });
+    const s = await client.beta.sessions.create({ agent: env.agents.as, environment_id: 'env_conformance_stream', title: 'tool runner' });
     const ran = [];
     const tool = {
       name: 'CreateTicket',
@@ -175,7 +175,7 @@ export function streamScenarios(env) {
 
   add('agentscope/the backend killed mid-stream: the SDK gets an APIError from event: error, and the stream ends', async (ctx) => {
     const client = ctx.client(env.keys.askill);
-    const s = await client.beta.sessions.create({ agent: env.agents.askill, title: 'kill' });
+    const s = await client.beta.sessions.create({ agent: env.agents.askill, environment_id: 'env_conformance_stream', title: 'kill' });
     const stream = await client.beta.sessions.events.stream(s.id);
     await waitOpen(env.askill, 1, 'after connecting');
     const t0 = Date.now();
