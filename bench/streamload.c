@@ -1,8 +1,8 @@
 /* streamload.c - a load client for live event streams (bench/streams.sh drives it).
  *
- *   streamload open    PORT KEY PATHFILE CONNS HOLD_MS
- *       Opens CONNS north streams (GET <path> with x-api-key KEY, paths taken in turn from
- *       PATHFILE, one per line), reads and discards what comes, and once all have their 200
+ *   streamload open    PORT KEYS PATHFILE CONNS HOLD_MS
+ *       Opens CONNS north streams (GET <path> with x-api-key, keys taken in turn from the
+ *       comma list KEYS, paths in turn from PATHFILE, one per line), reads and discards what comes, and once all have their 200
  *       (or failed) holds them HOLD_MS. Prints one JSON line: {"connected", "failed", "ms"}.
  *       Writes "ready" to stderr when every stream is open (the script measures then).
  *
@@ -340,8 +340,8 @@ static void report_latency(void)
 int main(int argc, char **argv)
 {
 	char hdr[512], line[1024];
-	char **paths = NULL;
-	int npaths = 0;
+	char **paths = NULL, **keys = NULL;
+	int npaths = 0, nkeys = 0;
 
 	if (argc < 2)
 		goto usage;
@@ -364,11 +364,19 @@ int main(int argc, char **argv)
 			fclose(f);
 		if (!npaths)
 			goto usage;
-		snprintf(hdr, sizeof(hdr), "x-api-key: %s", g_key);
+		{
+			char *list = strdup(g_key), *save = NULL, *k;
+
+			for (k = strtok_r(list, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+				keys = realloc(keys, (size_t)(nkeys + 1) * sizeof(*keys));
+				keys[nkeys++] = k;
+			}
+		}
 		conns = calloc((size_t)nconns, sizeof(*conns));
 		t_start = now_us();
 		for (int i = 0; i < nconns; i++) {
 			conns[i].index = i;
+			snprintf(hdr, sizeof(hdr), "x-api-key: %s", keys[i % nkeys]);
 			if (open_conn(&conns[i], port, paths[i % npaths], hdr) < 0) {
 				failed++;
 				conns[i].head_done = 1;
