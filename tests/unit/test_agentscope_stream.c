@@ -1,0 +1,736 @@
+/* test_agentscope_stream.c - AgentScope's live stream → north events.
+ *
+ * Fixtures under tests/fixtures/agentscope/stream/<case>/: frames.json (the AgentEvent frames
+ * GET /sessions/{id}/stream sends for the case), messages.json (the log AgentScope persists for
+ * it: made by applying those frames with AgentScope's own Msg.append_event, as its chat service
+ * does, including the continuation of a parked reply loaded back from storage), for a resumed
+ * case messages_parked.json (the log as persisted while parked), and ctx.json.
+ *
+ * The property under test is the one the stream exists for: every event it outputs is the
+ * event the history (sg_as_messages_to_events over the persisted log, same ctx) shows under the
+ * same id, with the same payload (processed_at aside), in the history's order; a park's end is
+ * the parked history's; only a resumption's status_running and span start have ids of their
+ * own, minted by the documented rule. */
+#include <check.h>
+#include <jansson.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agentscope_events.h"
+#include "agentscope_stream.h"
+#include "fixture.h"
+#include "idcodec.h"
+#include "jsonx.h"
+#include "timeutil.h"
+#include "tz.h"
+
+#define GROUP "agentscope/stream"
+#define MAX_CASES 64
+#define MIN_CASES 11
+
+struct kase {
+	json_t *frames, *log, *parked, *cj;
+	struct sg_as_events_ctx ctx;
+	struct sg_tz *tz;
+};
+
+static int load_case(const char *name, struct kase *k)
+{
+	char err[128];
+
+	memset(k, 0, sizeof(*k));
+	k->frames = sg_fixture_load(GROUP, name, "frames.json");
+	k->log = sg_fixture_load(GROUP, name, "messages.json");
+	k->cj = sg_fixture_load(GROUP, name, "ctx.json");
+	if (sg_fixture_exists(GROUP, name, "messages_parked.json"))
+		k->parked = sg_fixture_load(GROUP, name, "messages_parked.json");
+	if (!k->frames || !k->log || !k->cj)
+		return -1;
+	k->ctx.backend = json_string_value(json_object_get(k->cj, "backend"));
+	k->ctx.session_key = json_string_value(json_object_get(k->cj, "session_key"));
+	k->ctx.agent_name = json_string_value(json_object_get(k->cj, "agent_name"));
+	k->ctx.hint_mode = (int)json_integer_value(json_object_get(k->cj, "hint_mode"));
+	k->tz = sg_tz_load(json_string_value(json_object_get(k->cj, "tz")), err, sizeof(err));
+	if (!k->tz) {
+		fprintf(stderr, "%s: %s\n", name, err);
+		return -1;
+	}
+	k->ctx.tz = k->tz;
+	return 0;
+}
+
+static void free_case(struct kase *k)
+{
+	json_decref(k->frames);
+	json_decref(k->log);
+	json_decref(k->parked);
+	json_decref(k->cj);
+	sg_tz_free(k->tz);
+}
+
+/* Streams frames[from..] with since, primed with `tail` (borrowed, may be NULL); returns the
+ * events (new). at (may be NULL) receives, per event, the index of the frame that output it. */
+static json_t *stream_primed(const struct kase *k, const json_t *tail, size_t from, int64_t since,
+                             json_t *at)
+{
+	struct sg_as_stream *s = sg_as_stream_new(&k->ctx, since);
+	json_t *out = json_array();
+	struct sg_error err = {0};
+	size_t i;
+
+	ck_assert_ptr_nonnull(s);
+	if (tail)
+		ck_assert_int_eq(sg_as_stream_prime(s, tail, &err), 0);
+	for (i = from; i < json_array_size(k->frames); i++) {
+		size_t before = json_array_size(out);
+
+		if (sg_as_stream_feed(s, json_array_get(k->frames, i), out, &err) < 0) {
+			fprintf(stderr, "frame %zu: %d %s\n", i, err.status, err.message);
+			ck_abort_msg("a fixture frame was refused");
+		}
+		while (at && json_array_size(at) < json_array_size(out))
+			json_array_append_new(at, json_integer((json_int_t)i));
+		(void)before;
+	}
+	sg_as_stream_free(s);
+	return out;
+}
+
+static json_t *stream(const struct kase *k, size_t from, int64_t since, json_t *at)
+{
+	return stream_primed(k, NULL, from, since, at);
+}
+
+/* The history of the assistant messages of log (new). */
+static json_t *history(const struct kase *k, const json_t *log)
+{
+	json_t *replies = json_array(), *events;
+	struct sg_error err = {0};
+	const json_t *m;
+	size_t i;
+
+	json_array_foreach(log, i, m) {
+		if (!sg_streq(json_string_value(json_object_get(m, "role")), "user"))
+			json_array_append(replies, (json_t *)m);
+	}
+	events = sg_as_messages_to_events(replies, &k->ctx, &err);
+	if (!events)
+		fprintf(stderr, "history: %d %s\n", err.status, err.message);
+	ck_assert_ptr_nonnull(events);
+	json_decref(replies);
+	return events;
+}
+
+static int find(const json_t *events, const char *id)
+{
+	const json_t *ev;
+	size_t i;
+
+	json_array_foreach(events, i, ev) {
+		if (!strcmp(json_string_value(json_object_get(ev, "id")), id))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* ev and want equal but for processed_at. */
+static int same_payload(const json_t *ev, const json_t *want)
+{
+	json_t *a = json_deep_copy(ev), *b = json_deep_copy(want);
+	int eq;
+
+	json_object_del(a, "processed_at");
+	json_object_del(b, "processed_at");
+	eq = json_equal(a, b);
+	if (!eq) {
+		char *x = json_dumps(a, JSON_SORT_KEYS), *y = json_dumps(b, JSON_SORT_KEYS);
+
+		fprintf(stderr, "  stream:  %s\n  history: %s\n", x, y);
+		free(x);
+		free(y);
+	}
+	json_decref(a);
+	json_decref(b);
+	return eq;
+}
+
+/* The documented id of a resumed reply's status_running / span start. */
+static void resume_id(const struct kase *k, const char *reply, const char *call, const char *kind,
+                      char out[SG_EVENT_ID_LEN + 1])
+{
+	struct sg_id_seed seed = {0};
+
+	sg_id_seed_str(&seed, "sevt1");
+	sg_id_seed_str(&seed, k->ctx.backend);
+	sg_id_seed_str(&seed, k->ctx.session_key);
+	sg_id_seed_str(&seed, "id");
+	sg_id_seed_str(&seed, reply);
+	sg_id_seed_str(&seed, "resume");
+	sg_id_seed_str(&seed, call);
+	sg_id_seed_str(&seed, kind);
+	sg_event_id(seed.p, seed.len, out);
+	sg_id_seed_free(&seed);
+}
+
+/* The first frame that hands a parked reply its confirmation or result, or -1. */
+static int resume_frame(const struct kase *k, const char **reply, const char **call)
+{
+	const json_t *f;
+	size_t i;
+
+	json_array_foreach(k->frames, i, f) {
+		const char *t = json_string_value(json_object_get(f, "type"));
+
+		if (sg_streq(t, "USER_CONFIRM_RESULT")) {
+			*call = json_string_value(json_object_get(
+			    json_object_get(
+			        json_array_get(json_object_get(f, "confirm_results"), 0),
+			        "tool_call"),
+			    "id"));
+		} else if (sg_streq(t, "EXTERNAL_EXECUTION_RESULT")) {
+			*call = json_string_value(json_object_get(
+			    json_array_get(json_object_get(f, "execution_results"), 0), "id"));
+		} else {
+			continue;
+		}
+		*reply = json_string_value(json_object_get(f, "reply_id"));
+		return (int)i;
+	}
+	return -1;
+}
+
+/* Checks one case; returns the number of problems (named on stderr). */
+static int check_case(const char *name)
+{
+	struct kase k;
+	json_t *got, *hist, *parked = NULL;
+	const char *rreply = NULL, *rcall = NULL;
+	char rid_run[SG_EVENT_ID_LEN + 1] = "", rid_span[SG_EVENT_ID_LEN + 1] = "";
+	int problems = 0, last = -1, matched = 0, resumed = 0, parked_seen = 0;
+	const json_t *ev;
+	size_t i;
+
+	if (load_case(name, &k) < 0) {
+		free_case(&k);
+		return 1;
+	}
+	got = stream(&k, 0, 0, NULL);
+	hist = history(&k, k.log);
+	if (k.parked)
+		parked = history(&k, k.parked);
+	if (resume_frame(&k, &rreply, &rcall) >= 0) {
+		resume_id(&k, rreply, rcall, "status_running", rid_run);
+		resume_id(&k, rreply, rcall, "span_start", rid_span);
+	}
+	json_array_foreach(got, i, ev) {
+		const char *id = json_string_value(json_object_get(ev, "id"));
+		const char *at = json_string_value(json_object_get(ev, "processed_at"));
+		int h = find(hist, id), p = parked ? find(parked, id) : -1;
+
+		if (!at || at[strlen(at) - 1] != 'Z') {
+			fprintf(stderr, "%s: [%zu] %s has no UTC processed_at\n", name, i, id);
+			problems++;
+		}
+		if (h >= 0) {
+			/* a call submitted for external execution is a custom_tool_use in the
+			 * history of the park and a tool_use once it finished: the stream announced
+			 * it at the park */
+			int flipped = p >= 0 &&
+			              sg_streq(json_string_value(json_object_get(ev, "type")),
+			                       "agent.custom_tool_use") &&
+			              same_payload(ev, json_array_get(parked, (size_t)p));
+
+			if (!flipped && !same_payload(ev, json_array_get(hist, (size_t)h))) {
+				fprintf(stderr, "%s: [%zu] %s differs from the history\n", name, i,
+				        id);
+				problems++;
+			}
+			if (h <= last) {
+				fprintf(stderr, "%s: [%zu] %s is out of the history's order\n",
+				        name, i, id);
+				problems++;
+			}
+			last = h;
+			matched++;
+		} else if (p >= 0) {
+			if (!same_payload(ev, json_array_get(parked, (size_t)p))) {
+				fprintf(stderr, "%s: [%zu] %s differs from the parked history\n",
+				        name, i, id);
+				problems++;
+			}
+			parked_seen++;
+		} else if (!strcmp(id, rid_run) || !strcmp(id, rid_span)) {
+			resumed++;
+		} else {
+			fprintf(stderr, "%s: [%zu] %s (%s) is in no history\n", name, i, id,
+			        json_string_value(json_object_get(ev, "type")));
+			problems++;
+		}
+	}
+	if ((size_t)matched != json_array_size(hist)) {
+		fprintf(stderr, "%s: %d of the history's %zu events streamed\n", name, matched,
+		        json_array_size(hist));
+		problems++;
+	}
+	if (parked) {
+		/* the park's own end: span_end and status_idle, the parked history's last two */
+		if (parked_seen != 2 ||
+		    find(got, json_string_value(json_object_get(
+		                  json_array_get(parked, json_array_size(parked) - 1), "id"))) <
+		        0) {
+			fprintf(stderr,
+			        "%s: the park's end was not streamed as the parked history\n",
+			        name);
+			problems++;
+		}
+		if (resumed != 2) {
+			fprintf(stderr, "%s: %d resume events, not 2\n", name, resumed);
+			problems++;
+		}
+	}
+	json_decref(got);
+	json_decref(hist);
+	json_decref(parked);
+	free_case(&k);
+	return problems;
+}
+
+START_TEST(test_golden)
+{
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t i, n = sg_fixture_list(GROUP, names, MAX_CASES);
+	int failures = 0;
+
+	ck_assert_uint_ge(n, MIN_CASES);
+	for (i = 0; i < n; i++) {
+		if (check_case(names[i]) != 0) {
+			fprintf(stderr, "stream case failed: %s\n", names[i]);
+			failures++;
+		}
+	}
+	ck_assert_int_eq(failures, 0);
+}
+END_TEST
+
+/* The order of types is the history's, spelled out for the tool run. */
+START_TEST(test_tool_run_order)
+{
+	static const char *const want[] = {
+	    "session.status_running", "span.model_request_start", "user.message",
+	    "agent.message",          "agent.tool_use",           "agent.tool_result",
+	    "agent.message",          "span.model_request_end",   "session.status_idle"};
+	struct kase k;
+	json_t *got;
+	size_t i;
+
+	ck_assert_int_eq(load_case("tool_run", &k), 0);
+	got = stream(&k, 0, 0, NULL);
+	ck_assert_uint_eq(json_array_size(got), sizeof(want) / sizeof(want[0]));
+	for (i = 0; i < json_array_size(got); i++)
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, i), "type")),
+		                 want[i]);
+	json_decref(got);
+	free_case(&k);
+}
+END_TEST
+
+static int64_t frame_time(const struct kase *k, size_t i)
+{
+	int64_t us = 0;
+
+	ck_assert_int_eq(sg_time_parse_local(json_string_value(json_object_get(
+	                                         json_array_get(k->frames, i), "created_at")),
+	                                     k->tz, &us),
+	                 0);
+	return us;
+}
+
+/* since: exactly the events completed by frames at or after it, for every frame of every
+ * case; state is built from the frames before it all the same. */
+START_TEST(test_since)
+{
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t c, n = sg_fixture_list(GROUP, names, MAX_CASES);
+
+	for (c = 0; c < n; c++) {
+		struct kase k;
+		json_t *at = json_array(), *all;
+		size_t f, i;
+
+		ck_assert_int_eq(load_case(names[c], &k), 0);
+		all = stream(&k, 0, 0, at);
+		for (f = 0; f < json_array_size(k.frames); f++) {
+			json_t *got = stream(&k, 0, frame_time(&k, f), NULL);
+			size_t j = 0;
+
+			for (i = 0; i < json_array_size(all); i++) {
+				if ((size_t)json_integer_value(json_array_get(at, i)) < f)
+					continue;
+				ck_assert_msg(
+				    json_equal(json_array_get(got, j), json_array_get(all, i)),
+				    "%s: since frame %zu: event %zu", names[c], f, i);
+				j++;
+			}
+			ck_assert_uint_eq(j, json_array_size(got));
+			json_decref(got);
+		}
+		/* after the last frame: nothing */
+		{
+			json_t *none =
+			    stream(&k, 0, frame_time(&k, json_array_size(k.frames) - 1) + 1, NULL);
+
+			ck_assert_uint_eq(json_array_size(none), 0);
+			json_decref(none);
+		}
+		json_decref(all);
+		json_decref(at);
+		free_case(&k);
+	}
+}
+END_TEST
+
+/* A block that started before since and ended after it is output; the reply's start is not. */
+START_TEST(test_since_mid_block)
+{
+	struct kase k;
+	json_t *got;
+	size_t i, delta = 0;
+
+	ck_assert_int_eq(load_case("plain_text", &k), 0);
+	for (i = 0; i < json_array_size(k.frames); i++)
+		if (sg_streq(
+		        json_string_value(json_object_get(json_array_get(k.frames, i), "type")),
+		        "TEXT_BLOCK_DELTA")) {
+			delta = i;
+			break;
+		}
+	ck_assert_uint_gt(delta, 0);
+	got = stream(&k, 0, frame_time(&k, delta), NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, 0), "type")),
+	                 "agent.message");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(
+	        json_array_get(json_object_get(json_array_get(got, 0), "content"), 0), "text")),
+	    "Hi there!");
+	for (i = 0; i < json_array_size(got); i++)
+		ck_assert_str_ne(json_string_value(json_object_get(json_array_get(got, i), "type")),
+		                 "session.status_running");
+	json_decref(got);
+	free_case(&k);
+}
+END_TEST
+
+/* A stream that connects while the session is parked (AgentScope trims its replay once the run
+ * persisted), primed with the parked tail, sees the resumed run as one that saw the park does. */
+START_TEST(test_join_parked)
+{
+	static const char *const cases[] = {"resume_confirm", "resume_external"};
+	size_t c;
+
+	for (c = 0; c < 2; c++) {
+		struct kase k;
+		const char *reply, *call;
+		json_t *at = json_array(), *all, *late;
+		int from;
+		size_t i, j = 0;
+
+		ck_assert_int_eq(load_case(cases[c], &k), 0);
+		from = resume_frame(&k, &reply, &call);
+		ck_assert_int_gt(from, 0);
+		all = stream(&k, 0, 0, at);
+		late = stream_primed(&k, json_array_get(k.parked, json_array_size(k.parked) - 1),
+		                     (size_t)from, 0, NULL);
+		for (i = 0; i < json_array_size(all); i++) {
+			if (json_integer_value(json_array_get(at, i)) < from)
+				continue;
+			if (!json_equal(json_array_get(late, j), json_array_get(all, i))) {
+				char *x = json_dumps(json_array_get(late, j), JSON_SORT_KEYS);
+				char *y = json_dumps(json_array_get(all, i), JSON_SORT_KEYS);
+
+				fprintf(stderr, "late: %s\nall:  %s\n", x, y);
+				free(x);
+				free(y);
+				ck_abort_msg("%s: event %zu", cases[c], i);
+			}
+			j++;
+		}
+		ck_assert_uint_eq(j, json_array_size(late));
+		json_decref(all);
+		json_decref(late);
+		json_decref(at);
+		free_case(&k);
+	}
+}
+END_TEST
+
+static const struct sg_as_events_ctx base_ctx = {
+    .backend = "as1",
+    .session_key = "agent1/sess1",
+    .agent_name = "Friday",
+};
+
+/* Feeds text (JSON) to s; returns the feed's result. */
+static int feed(struct sg_as_stream *s, const char *text, json_t *out, struct sg_error *err)
+{
+	json_t *f = json_loads(text, 0, NULL);
+	int rc;
+
+	ck_assert_ptr_nonnull(f);
+	rc = sg_as_stream_feed(s, f, out, err);
+	json_decref(f);
+	return rc;
+}
+
+#define START_R1                                                                                   \
+	"{\"type\":\"REPLY_START\",\"created_at\":\"2026-08-02T09:00:00\",\"reply_id\":\"r1\","    \
+	"\"session_id\":\"s\",\"name\":\"Friday\"}"
+
+START_TEST(test_malformed)
+{
+	static const struct {
+		const char *frame, *needle;
+	} bad[] = {
+	    {"{\"type\":\"REPLY_START\",\"created_at\":\"2026-08-02T09:00:00\",\"reply_id\":5}",
+	     "reply_id"},
+	    {"{\"type\":\"REPLY_START\",\"created_at\":\"yesterday\",\"reply_id\":\"r1\"}",
+	     "created_at"},
+	    {"{\"type\":\"REPLY_START\",\"reply_id\":\"r1\"}", "created_at"},
+	    {"{\"type\":\"TEXT_BLOCK_DELTA\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"block_id\":\"t1\",\"delta\":7}",
+	     "delta"},
+	    {"{\"type\":\"TEXT_BLOCK_START\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"block_id\":\"\"}",
+	     "block_id"},
+	    {"{\"type\":\"MODEL_CALL_END\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"input_tokens\":\"many\",\"output_tokens\":1}",
+	     "input_tokens"},
+	    {"{\"type\":\"TOOL_CALL_START\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"tool_call_id\":\"c1\"}",
+	     "tool_call_name"},
+	    {"{\"type\":\"REQUIRE_USER_CONFIRM\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"tool_calls\":{}}",
+	     "tool_calls"},
+	    {"{\"type\":\"REQUIRE_EXTERNAL_EXECUTION\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"tool_calls\":[{\"id\":\"c1\"}]}",
+	     "tool_calls[0]"},
+	    {"{\"type\":\"TOOL_RESULT_DATA_DELTA\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"tool_call_id\":\"c1\",\"media_type\":\"image/png\"}",
+	     "data and url"},
+	    {"{\"type\":\"HINT_BLOCK\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"block_id\":\"h1\",\"hint\":3}",
+	     "hint"},
+	    {"{\"type\":\"REPLY_END\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"error\":\"boom\"}",
+	     "error"},
+	    {"{\"type\":\"USER_CONFIRM_RESULT\",\"created_at\":\"2026-08-02T09:00:01\","
+	     "\"reply_id\":\"r1\",\"confirm_results\":[{\"tool_call\":{\"id\":\"c1\"}}]}",
+	     "confirm_results[0]"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct sg_as_stream *s = sg_as_stream_new(&base_ctx, 0);
+		struct sg_error err = {0};
+		json_t *out = json_array();
+
+		ck_assert_int_eq(feed(s, START_R1, out, &err), 0);
+		ck_assert_int_eq(feed(s, bad[i].frame, out, &err), -1);
+		sg_check_502(&err, "as1", bad[i].needle);
+		json_decref(out);
+		sg_as_stream_free(s);
+	}
+	/* not an object at all */
+	{
+		struct sg_as_stream *s = sg_as_stream_new(&base_ctx, 0);
+		struct sg_error err = {0};
+		json_t *out = json_array(), *arr = json_array();
+
+		ck_assert_int_eq(sg_as_stream_feed(s, arr, out, &err), -1);
+		sg_check_502(&err, "as1", "not an object");
+		json_decref(arr);
+		json_decref(out);
+		sg_as_stream_free(s);
+	}
+}
+END_TEST
+
+START_TEST(test_unknown_ignored)
+{
+	struct sg_as_stream *s = sg_as_stream_new(&base_ctx, 0);
+	struct sg_error err = {0};
+	json_t *out = json_array();
+
+	ck_assert_int_eq(feed(s, "{\"type\":\"SOMETHING_NEW\",\"reply_id\":7}", out, &err), 0);
+	ck_assert_int_eq(feed(s, "{\"no_type\":1}", out, &err), 0);
+	ck_assert_int_eq(feed(s, "{\"type\":\"CUSTOM\",\"name\":\"x\",\"value\":{}}", out, &err),
+	                 0);
+	ck_assert_int_eq(
+	    feed(s,
+	         "{\"type\":\"EXCEED_MAX_ITERS\",\"created_at\":\"2026-08-02T09:00:00\","
+	         "\"reply_id\":\"r1\",\"name\":\"Friday\"}",
+	         out, &err),
+	    0);
+	ck_assert_uint_eq(json_array_size(out), 0);
+	/* the server's notice for a deleted session names no reply */
+	ck_assert_int_eq(feed(s,
+	                      "{\"type\":\"REPLY_END\",\"created_at\":\"2026-08-02T09:00:00\","
+	                      "\"reply_id\":\"\",\"finished_reason\":\"error\"}",
+	                      out, &err),
+	                 0);
+	ck_assert_uint_eq(json_array_size(out), 0);
+	json_decref(out);
+	sg_as_stream_free(s);
+}
+END_TEST
+
+/* One complete text reply, as frames. */
+static void one_reply(struct sg_as_stream *s, int i, json_t *out)
+{
+	char f[512], rid[32], at[40];
+	struct sg_error err = {0};
+	/* each frame: {"type":…, "created_at": at, "reply_id": rid, <rest>} */
+	static const char *const tmpl[][2] = {
+	    {"REPLY_START", "\"name\":\"F\""},
+	    {"MODEL_CALL_START", "\"model_name\":\"m\""},
+	    {"TEXT_BLOCK_START", "\"block_id\":\"t\""},
+	    {"TEXT_BLOCK_DELTA", "\"block_id\":\"t\",\"delta\":\"hello\""},
+	    {"TEXT_BLOCK_END", "\"block_id\":\"t\""},
+	    {"TOOL_CALL_START", "\"tool_call_id\":\"c\",\"tool_call_name\":\"Bash\""},
+	    {"TOOL_CALL_END", "\"tool_call_id\":\"c\""},
+	    {"MODEL_CALL_END", "\"input_tokens\":3,\"output_tokens\":1"},
+	    {"REPLY_END", "\"finished_reason\":\"completed\""},
+	};
+	size_t t;
+
+	snprintf(rid, sizeof(rid), "r%06d", i);
+	snprintf(at, sizeof(at), "2026-08-%02dT%02d:%02d:%02d", 1 + i / 86400 % 28, i / 3600 % 24,
+	         i / 60 % 60, i % 60);
+	for (t = 0; t < sizeof(tmpl) / sizeof(tmpl[0]); t++) {
+		snprintf(f, sizeof(f),
+		         "{\"type\":\"%s\",\"created_at\":\"%s\",\"reply_id\":\"%s\",%s}",
+		         tmpl[t][0], at, rid, tmpl[t][1]);
+		ck_assert_int_eq(feed(s, f, out, &err), 0);
+	}
+}
+
+/* Thousands of replies: every one ends in its idle event and the held state does not grow. */
+START_TEST(test_no_growth)
+{
+	struct sg_as_stream *s = sg_as_stream_new(&base_ctx, 0);
+	json_t *out = json_array();
+	size_t before, after;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		one_reply(s, i, out);
+		json_array_clear(out);
+	}
+	before = mallinfo2().uordblks;
+	for (; i < 5200; i++) {
+		one_reply(s, i, out);
+		ck_assert_uint_eq(json_array_size(out), 6);
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(out, 5), "type")),
+		                 "session.status_idle");
+		json_array_clear(out);
+	}
+	after = mallinfo2().uordblks;
+	ck_assert_msg(after < before + 64 * 1024, "grew from %zu to %zu bytes", before, after);
+	json_decref(out);
+	sg_as_stream_free(s);
+}
+END_TEST
+
+/* The held text of a reply is bounded, and so are its open blocks. */
+START_TEST(test_bounds)
+{
+	struct sg_as_stream *s = sg_as_stream_new(&base_ctx, 0);
+	struct sg_error err = {0};
+	json_t *out = json_array(), *f;
+	char *big = malloc(SG_AS_STREAM_MAX_BYTES / 2 + 1);
+	char frame[256];
+	int i, rc = 0;
+
+	memset(big, 'x', SG_AS_STREAM_MAX_BYTES / 2);
+	big[SG_AS_STREAM_MAX_BYTES / 2] = '\0';
+	ck_assert_int_eq(feed(s, START_R1, out, &err), 0);
+	ck_assert_int_eq(
+	    feed(s,
+	         "{\"type\":\"TEXT_BLOCK_START\",\"created_at\":\"2026-08-02T09:00:01\","
+	         "\"reply_id\":\"r1\",\"block_id\":\"t1\"}",
+	         out, &err),
+	    0);
+	f = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "TEXT_BLOCK_DELTA", "created_at",
+	              "2026-08-02T09:00:02", "reply_id", "r1", "block_id", "t1", "delta", big);
+	ck_assert_int_eq(sg_as_stream_feed(s, f, out, &err), 0);
+	ck_assert_int_eq(sg_as_stream_feed(s, f, out, &err), 0);
+	ck_assert_int_eq(sg_as_stream_feed(s, f, out, &err), -1);
+	sg_check_502(&err, "as1", "bytes");
+	json_decref(f);
+	free(big);
+	sg_as_stream_free(s);
+
+	s = sg_as_stream_new(&base_ctx, 0);
+	ck_assert_int_eq(feed(s, START_R1, out, &err), 0);
+	for (i = 0; i <= SG_AS_STREAM_MAX_BLOCKS && rc == 0; i++) {
+		snprintf(frame, sizeof(frame),
+		         "{\"type\":\"TOOL_RESULT_START\",\"created_at\":\"2026-08-02T09:00:01\","
+		         "\"reply_id\":\"r1\",\"tool_call_id\":\"c%d\",\"tool_call_name\":\"X\"}",
+		         i);
+		rc = feed(s, frame, out, &err);
+	}
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(i, SG_AS_STREAM_MAX_BLOCKS + 1);
+	sg_check_502(&err, "as1", "open blocks");
+	json_decref(out);
+	sg_as_stream_free(s);
+}
+END_TEST
+
+/* A new reply while one is open closes the old one as the history shows a message that is not
+ * the last: end_turn under the plain ids. */
+START_TEST(test_superseded)
+{
+	struct sg_as_stream *s = sg_as_stream_new(&base_ctx, 0);
+	struct sg_error err = {0};
+	json_t *out = json_array();
+
+	ck_assert_int_eq(feed(s, START_R1, out, &err), 0);
+	ck_assert_int_eq(feed(s,
+	                      "{\"type\":\"REPLY_START\",\"created_at\":\"2026-08-02T09:00:05\","
+	                      "\"reply_id\":\"r2\",\"name\":\"Friday\"}",
+	                      out, &err),
+	                 0);
+	ck_assert_uint_eq(json_array_size(out), 5);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(out, 3), "type")),
+	                 "session.status_idle");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_object_get(json_array_get(out, 3), "stop_reason"), "type")),
+	                 "end_turn");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(out, 4), "type")),
+	                 "session.status_running");
+	json_decref(out);
+	sg_as_stream_free(s);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("agentscope_stream");
+	TCase *tc = tcase_create("core");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_golden);
+	tcase_add_test(tc, test_tool_run_order);
+	tcase_add_test(tc, test_since);
+	tcase_add_test(tc, test_since_mid_block);
+	tcase_add_test(tc, test_join_parked);
+	tcase_add_test(tc, test_malformed);
+	tcase_add_test(tc, test_unknown_ignored);
+	tcase_add_test(tc, test_no_growth);
+	tcase_add_test(tc, test_bounds);
+	tcase_add_test(tc, test_superseded);
+	suite_add_tcase(s, tc);
+	return sg_fixture_run(s);
+}
