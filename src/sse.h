@@ -4,15 +4,18 @@
  * CRLF), it hands over one message per blank line: the `event`, `data` (several data lines
  * joined with "\n") and `id` fields, and each comment line (":…") as a message of its own so
  * a caller can see heartbeats. A leading UTF-8 BOM is skipped; lines end with \n, \r\n or
- * \r; one space after the colon is dropped; unknown fields (retry:, …) are ignored. Pure: no
- * I/O, no clock, no globals. */
+ * \r; one space after the colon is dropped; unknown fields (retry:, …) are ignored, and so is
+ * an id holding a NUL byte (as the WHATWG parser does). A blank line dispatches the message
+ * only when it had an event, data or id field; a message the body ends before its blank line
+ * is never dispatched. Each piece is scanned once and only an unfinished line is copied, so a
+ * long line arriving byte by byte costs linear time. Pure: no I/O, no clock, no globals. */
 #ifndef SG_SSE_H
 #define SG_SSE_H
 
 #include <stddef.h>
 
 struct sg_sse_msg {
-	int comment;       /* 1: a comment line; text in data (without the ':') */
+	int comment;       /* 1: a comment line; its text in data (after the ":", spaces kept) */
 	const char *event; /* NULL when the message had no event field */
 	size_t event_len;
 	const char *data; /* NULL when the message had no data field */
@@ -22,7 +25,9 @@ struct sg_sse_msg {
 };
 
 /* Returns 0 to go on, or nonzero to stop: sg_sse_feed() then returns that value at once
- * (e.g. the consumer was freed). The strings are valid during the callback only. */
+ * without touching the reader again, so the callback may have freed it (e.g. the consumer,
+ * which owns the reader, is gone). The strings are valid during the callback only; each is
+ * NUL-terminated (data may also hold NULs: use the lengths). */
 typedef int (*sg_sse_cb)(const struct sg_sse_msg *m, void *arg);
 
 struct sg_sse;
