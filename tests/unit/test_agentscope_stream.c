@@ -11,16 +11,27 @@
  * same id, with the same payload (processed_at aside), in the history's order; a park's end is
  * the parked history's; only a resumption's status_running and span start have ids of their
  * own, minted by the documented rule. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "agentscope_events.h"
 #include "agentscope_stream.h"
+#include "call.h"
+#include "config.h"
 #include "fixture.h"
+#include "mapping.h"
+#include "upstream.h"
 #include "idcodec.h"
 #include "jsonx.h"
 #include "timeutil.h"
@@ -715,6 +726,248 @@ START_TEST(test_superseded)
 }
 END_TEST
 
+/* ---- the module's slot, against a scripted loopback backend ------------------------------ */
+
+extern const struct sg_mapping sg_mapping_agentscope;
+
+/* The backend: "GET URI" → [status, body]; every request's "URI user" is recorded. */
+struct slot_env {
+	struct event_base *base;
+	json_t *routes, *seen, *events;
+	int ended;
+};
+
+static void slot_answer(struct evhttp_request *req, void *arg)
+{
+	struct slot_env *e = arg;
+	const char *uri = evhttp_request_get_uri(req);
+	const char *user = evhttp_find_header(evhttp_request_get_input_headers(req), "X-User-ID");
+	const json_t *route = json_object_get(e->routes, uri);
+	struct evbuffer *out = evbuffer_new();
+
+	json_array_append_new(e->seen, json_pack("[s,s?]", uri, user));
+	if (!route) {
+		evbuffer_add_printf(out, "{\"detail\":\"Not Found\"}");
+		evhttp_send_reply(req, 404, "Not Found", out);
+	} else {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+		                  json_integer_value(json_array_get(route, 0)) == 200 &&
+		                          strstr(uri, "/stream")
+		                      ? "text/event-stream"
+		                      : "application/json");
+		evbuffer_add(out, json_string_value(json_array_get(route, 1)),
+		             json_string_length(json_array_get(route, 1)));
+		evhttp_send_reply(req, (int)json_integer_value(json_array_get(route, 0)), "X", out);
+	}
+	evbuffer_free(out);
+}
+
+static int slot_sink(struct sg_call *call, const json_t *event, void *arg)
+{
+	struct slot_env *e = arg;
+
+	(void)call;
+	json_array_append(e->events, (json_t *)event);
+	return 0;
+}
+
+static void slot_done(struct sg_call *call, void *arg)
+{
+	struct slot_env *e = arg;
+
+	(void)call;
+	e->ended = 1;
+	event_base_loopbreak(e->base);
+}
+
+/* Runs the stream_events slot for session sess1 of agent agent1 as user u1 against a backend
+ * whose /stream answers status and body, and /messages the parked tail page when given.
+ * Returns the call's error status (0 when it ended cleanly); *events the emitted events (new),
+ * *seen the requests (new). */
+static int run_slot(int status, const char *body, const char *tail, json_t **events, json_t **seen)
+{
+	struct slot_env e = {0};
+	struct sg_backend be;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	struct sg_upstream *up;
+	struct sg_error err = {0};
+	struct sg_pubid id;
+	struct sg_call *call;
+	json_t *identity = json_pack("{s:s}", "user_id", "u1");
+	char url[64];
+	struct timeval limit = {10, 0};
+	struct sg_call_env env = {.request_id = "req_slot", .principal = "tester", .now_us = 1};
+	int rc;
+
+	e.base = event_base_new();
+	e.routes = json_object();
+	e.seen = json_array();
+	e.events = json_array();
+	json_object_set_new(e.routes, "/sessions/sess1/stream?agent_id=agent1",
+	                    json_pack("[i,s]", status, body));
+	if (tail)
+		json_object_set_new(e.routes, "/sessions/sess1/messages?agent_id=agent1&limit=1",
+		                    json_pack("[i,s]", 200, tail));
+	http = evhttp_new(e.base);
+	evhttp_set_gencb(http, slot_answer, &e);
+	bs = evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+	ck_assert_ptr_nonnull(bs);
+	getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
+	up = sg_upstream_new(e.base, 8);
+	memset(&be, 0, sizeof(be));
+	be.name = "as1";
+	be.mapping = &sg_mapping_agentscope;
+	be.url = url;
+	be.timeout_ms = 2000;
+	be.stream_idle_timeout_ms = 2000;
+	be.connect_timeout_ms = 1000;
+	be.max_connections = 8;
+	be.max_response_bytes = 1 << 20;
+	ck_assert_int_eq(sg_mapping_agentscope.init(&be, NULL, &err), 0);
+	env.upstream = up;
+	env.base = e.base;
+	call = sg_call_new(SG_CALL_STREAM_EVENTS, &env, &be, identity, slot_done, &e);
+	memset(&id, 0, sizeof(id));
+	snprintf(id.backend, sizeof(id.backend), "as1");
+	snprintf(id.scope, sizeof(id.scope), "agent1");
+	snprintf(id.native, sizeof(id.native), "sess1");
+	sg_call_set_pubid(call, &id);
+	sg_call_set_sink(call, slot_sink, &e);
+	ck_assert_int_eq(sg_call_set_stream_input(call, 0, NULL, NULL), 0);
+	sg_call_start(call);
+	event_base_loopexit(e.base, &limit);
+	event_base_dispatch(e.base);
+	ck_assert_msg(e.ended, "the stream call did not end");
+	rc = sg_call_error(call) ? sg_call_error(call)->status : 0;
+	sg_call_free(call);
+	sg_mapping_agentscope.destroy(&be);
+	sg_upstream_free(up);
+	evhttp_free(http);
+	event_base_free(e.base);
+	json_decref(identity);
+	json_decref(e.routes);
+	*events = e.events;
+	*seen = e.seen;
+	return rc;
+}
+
+/* The SSE body AgentScope would send for a case's frames: data-only frames, heartbeats. */
+static char *sse_body(const json_t *frames)
+{
+	size_t i, cap = 1 << 16, len = 0;
+	char *out = malloc(cap);
+
+	out[0] = '\0';
+	for (i = 0; i < json_array_size(frames); i++) {
+		char *f = json_dumps(json_array_get(frames, i), JSON_COMPACT);
+		size_t n = strlen(f) + 16;
+
+		while (len + n >= cap)
+			out = realloc(out, cap *= 2);
+		len += (size_t)sprintf(out + len, "%sdata: %s\n\n", i % 3 == 0 ? ":\n\n" : "", f);
+		free(f);
+	}
+	return out;
+}
+
+START_TEST(test_slot)
+{
+	static const char *const cases[] = {"tool_run_hints_dropped", "resume_external"};
+	size_t c;
+
+	for (c = 0; c < 2; c++) {
+		struct kase k;
+		json_t *events, *seen, *want;
+		char *body;
+
+		ck_assert_int_eq(load_case(cases[c], &k), 0);
+		/* the module's context: backend, "<agent>/<session>", UTC, hints dropped */
+		k.ctx.backend = "as1";
+		k.ctx.session_key = "agent1/sess1";
+		k.ctx.hint_mode = 0;
+		sg_tz_free(k.tz);
+		k.tz = sg_tz_load("UTC", NULL, 0);
+		k.ctx.tz = k.tz;
+		want = stream(&k, 0, 0, NULL);
+		body = sse_body(k.frames);
+		ck_assert_int_eq(run_slot(200, body, NULL, &events, &seen), 0);
+		ck_assert_msg(json_equal(events, want),
+		              "%s: the slot's events are not the stream's", cases[c]);
+		/* the tail is read first (no route here: 404, ignored), then the stream */
+		ck_assert_uint_eq(json_array_size(seen), 2);
+		ck_assert_str_eq(json_string_value(json_array_get(json_array_get(seen, 1), 0)),
+		                 "/sessions/sess1/stream?agent_id=agent1");
+		ck_assert_str_eq(json_string_value(json_array_get(json_array_get(seen, 1), 1)),
+		                 "u1");
+		free(body);
+		json_decref(events);
+		json_decref(seen);
+		json_decref(want);
+		if (k.parked) {
+			/* joining while parked: the stream starts at the resumption, and the slot
+			 * primes the translator with the tail of GET /messages (a newer build's
+			 * page) */
+			const char *reply, *call;
+			int from = resume_frame(&k, &reply, &call);
+			const json_t *last =
+			    json_array_get(k.parked, json_array_size(k.parked) - 1);
+			json_t *rest = json_array(), *page;
+			char *tail;
+			size_t i;
+
+			for (i = (size_t)from; i < json_array_size(k.frames); i++)
+				json_array_append(rest, json_array_get(k.frames, i));
+			page = json_pack("{s:[O], s:b, s:b}", "messages", last, "is_running", 0,
+			                 "has_more", 1);
+			tail = json_dumps(page, JSON_COMPACT);
+			body = sse_body(rest);
+			want = stream_primed(&k, last, (size_t)from, 0, NULL);
+			ck_assert_int_eq(run_slot(200, body, tail, &events, &seen), 0);
+			ck_assert_msg(json_equal(events, want), "%s: primed slot", cases[c]);
+			free(body);
+			free(tail);
+			json_decref(page);
+			json_decref(rest);
+			json_decref(events);
+			json_decref(seen);
+			json_decref(want);
+		}
+		free_case(&k);
+	}
+}
+END_TEST
+
+START_TEST(test_slot_failures)
+{
+	json_t *events, *seen;
+
+	/* the backend does not know the session: its 404 */
+	ck_assert_int_eq(run_slot(404, "{\"detail\":\"Session not found\"}", NULL, &events, &seen),
+	                 404);
+	json_decref(events);
+	json_decref(seen);
+	/* a frame that is not JSON: 502, after what came before it */
+	ck_assert_int_eq(run_slot(200,
+	                          "data: {\"type\":\"REPLY_START\",\"created_at\":"
+	                          "\"2026-08-02T09:00:00\",\"reply_id\":\"r1\"}\n\ndata: nope\n\n",
+	                          NULL, &events, &seen),
+	                 502);
+	ck_assert_uint_eq(json_array_size(events), 1);
+	json_decref(events);
+	json_decref(seen);
+	/* a frame of the wrong shape: 502 */
+	ck_assert_int_eq(run_slot(200, "data: {\"type\":\"REPLY_START\",\"reply_id\":1}\n\n", NULL,
+	                          &events, &seen),
+	                 502);
+	json_decref(events);
+	json_decref(seen);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("agentscope_stream");
@@ -731,6 +984,8 @@ int main(void)
 	tcase_add_test(tc, test_no_growth);
 	tcase_add_test(tc, test_bounds);
 	tcase_add_test(tc, test_superseded);
+	tcase_add_test(tc, test_slot);
+	tcase_add_test(tc, test_slot_failures);
 	suite_add_tcase(s, tc);
 	return sg_fixture_run(s);
 }
