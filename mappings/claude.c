@@ -12,7 +12,9 @@
 #include "call.h"
 #include "config.h"
 #include "mapping.h"
+#include "jsonx.h"
 #include "north.h"
+#include "sse.h"
 #include "claude_translate.h"
 
 #define CL_KEY_MAX 1024
@@ -278,6 +280,163 @@ static void cl_send_events(struct sg_call *call)
 		                  on_sent, NULL);
 }
 
+/* ---- the live stream ----
+ *
+ * The upstream's GET /v1/sessions/{id}/events/stream speaks the north dialect: `event: <type>`
+ * and `data: <json>` per event, `event: ping` or comments as keep-alives, `event: error` for a
+ * failure after the 200. It has no replay and no resume, so every event it sends is live and
+ * the core's resume token is not used. Each event is normalised as a listed one is. */
+
+#define CL_FRAME_MAX (8u << 20) /* one message: the backend's max_response_bytes, at most this */
+
+/* What the SSE callback tells the chunk callback. */
+#define CL_GONE 1   /* the consumer left: the call (and this state) is freed */
+#define CL_FAILED 2 /* the call failed: it stays valid until the loop ends it */
+
+struct cl_stream {
+	struct sg_call *call;
+	struct sg_sse *sse;
+	size_t max; /* the reader's bound on a line or a message */
+};
+
+static void stream_free(void *p)
+{
+	struct cl_stream *st = p;
+
+	sg_sse_free(st->sse);
+	free(st);
+}
+
+static int is_event(const struct sg_sse_msg *m, const char *name)
+{
+	return m->event && m->event_len == strlen(name) && !memcmp(m->event, name, m->event_len);
+}
+
+/* `event: error`: the upstream gave up after its 200. The call fails with a 502 carrying the
+ * upstream's own type and message ({"type":"error","error":{type, message}}), or its raw data
+ * when that is not the envelope. */
+static void stream_error(struct sg_call *call, const struct sg_sse_msg *m)
+{
+	json_t *body = m->data ? json_loadb(m->data, m->data_len, 0, NULL) : NULL;
+	const json_t *e = json_object_get(body, "error");
+	const char *type = sg_jstr(e, "type"), *msg = sg_jstr(e, "message");
+	char t[65], text[301];
+
+	if (msg)
+		sg_clip(msg, strlen(msg), sizeof(text) - 1, 1, text);
+	else
+		sg_clip(m->data, m->data ? m->data_len : 0, sizeof(text) - 1, 0, text);
+	sg_clip(type, type ? strlen(type) : 0, sizeof(t) - 1, 1, t);
+	sg_call_fail(call, 502, "api_error", "backend '%s' reported an error on the stream: %s%s%s",
+	             sg_call_backend(call)->name, t, *t ? ": " : "", *text ? text : "(no message)");
+	json_decref(body);
+}
+
+/* One SSE message. Returns 0, CL_GONE or CL_FAILED. */
+static int on_stream_msg(const struct sg_sse_msg *m, void *arg)
+{
+	struct cl_stream *st = arg;
+	struct sg_call *call = st->call;
+	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
+	struct sg_error err = {0};
+	json_t *body, *one, *events;
+	const json_t *ev;
+	size_t i;
+	int rc = 0;
+
+	if (m->comment || is_event(m, "ping"))
+		return 0;
+	if (is_event(m, "error")) {
+		stream_error(call, m);
+		return CL_FAILED;
+	}
+	/* as the SDK does: a message without data is skipped; one without an event name is read
+	 * by its data's type (the SDK would drop it; the gateway names every event it sends) */
+	if (!m->data || m->data_len == 0)
+		return 0;
+	body = json_loadb(m->data, m->data_len, 0, NULL);
+	if (!json_is_object(body)) {
+		json_decref(body);
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': a stream event is not a JSON object", ctx.backend);
+		return CL_FAILED;
+	}
+	one = json_pack("[O]", body);
+	events = one ? sg_cl_events_to_cma(one, &ctx, &err) : NULL;
+	json_decref(one);
+	if (!events) {
+		json_decref(body);
+		if (!err.status)
+			sg_err_internal(&err, "out of memory");
+		sg_call_fail_with(call, &err);
+		return CL_FAILED;
+	}
+	json_array_foreach(events, i, ev) {
+		if (sg_call_emit(call, ev) < 0) {
+			rc = CL_GONE;
+			break;
+		}
+	}
+	json_decref(events);
+	/* an id the core can hand back: a non-empty string without NUL */
+	if (rc == 0 && sg_jis_id(json_object_get(body, "id")))
+		sg_call_stream_mark(call, sg_jstr(body, "id"));
+	json_decref(body);
+	return rc;
+}
+
+static void on_stream_chunk(struct sg_call *call, long status, const char *data, size_t len,
+                            void *arg)
+{
+	struct cl_stream *st = arg;
+	int rc;
+
+	(void)status;
+	if (!data)
+		return; /* the head; a non-2xx body reaches on_stream_end whole */
+	rc = sg_sse_feed(st->sse, data, len, on_stream_msg, st);
+	if (rc == SG_SSE_TOO_LARGE)
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': a stream event or line is larger than %zu bytes",
+		             sg_call_backend(call)->name, st->max);
+	else if (rc == SG_SSE_NOMEM)
+		sg_call_fail(call, 500, "api_error", "out of memory");
+}
+
+static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	(void)arg;
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299)
+		sg_call_object(call, NULL);
+	else
+		json_decref(sg_call_json(call, res));
+}
+
+static void cl_stream_events(struct sg_call *call)
+{
+	size_t max = sg_call_backend(call)->max_response_bytes;
+	struct cl_stream *st;
+	char path[700];
+
+	if (sg_call_session_path(call, "/events/stream", path, sizeof(path)))
+		return;
+	if (max == 0 || max > CL_FRAME_MAX)
+		max = CL_FRAME_MAX;
+	st = calloc(1, sizeof(*st));
+	if (st)
+		st->sse = sg_sse_new(max);
+	if (!st || !st->sse) {
+		if (st)
+			stream_free(st);
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	st->call = call;
+	st->max = max;
+	sg_call_set_state(call, st, stream_free);
+	sg_call_stream(call, path, priv_of(call)->headers, on_stream_chunk, on_stream_end, st);
+}
+
 /* ---- agents ---- */
 
 /* list_agents: the agents read so far (north), and how many pages. */
@@ -453,4 +612,5 @@ const struct sg_mapping sg_mapping_claude = {
     .send_events = cl_send_events,
     .list_agents = cl_list_agents,
     .get_agent = cl_get_agent,
+    .stream_events = cl_stream_events,
 };

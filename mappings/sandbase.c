@@ -21,6 +21,8 @@
 #include "mapping.h"
 #include "north.h"
 #include "sandbase_translate.h"
+#include "sse.h"
+#include "timeutil.h"
 
 #define SB_PAGE 100 /* backend page size: fixed, so cursor positions stay valid */
 #define SB_KEY_MAX 1024
@@ -495,6 +497,176 @@ static void sb_send_events(struct sg_call *call)
 		                  on_sent, NULL);
 }
 
+/* ---- the live stream ----
+ *
+ * GET /v1/sessions/{id}/events/stream answers data-only SSE frames, one SandBase event
+ * envelope each (the JSON of its events list), with `: heartbeat` comments between them. On
+ * connect it replays the persisted events, then streams new ones, and it never closes on its
+ * own. Each frame goes through the list's own translation, one envelope at a time with the
+ * linking state carried from frame to frame, so the stream shows the ids, links and spans the
+ * events list shows for the same envelopes. */
+
+#define SB_FRAME_MAX (8u << 20) /* one frame: the backend's max_response_bytes, at most this */
+
+/* What the SSE callback tells the chunk callback. */
+#define SB_GONE 1   /* the consumer left: the call (and this state) is freed */
+#define SB_FAILED 2 /* the call failed: it stays valid until the loop ends it */
+
+struct sb_stream {
+	struct sg_call *call;
+	struct sg_sse *sse;
+	json_t *carry;   /* sg_sb_events_to_cma's state after the last frame (NULL before) */
+	int64_t live_us; /* envelopes processed before this are replay (0: emit everything) */
+	size_t max;      /* the reader's bound on a line or a frame */
+};
+
+static void stream_free(void *p)
+{
+	struct sb_stream *st = p;
+
+	sg_sse_free(st->sse);
+	json_decref(st->carry);
+	free(st);
+}
+
+/* When the replay ends: the core's connect time, down to its whole second. SandBase writes
+ * whole seconds, so an event processed just after the connect can carry a time just before
+ * it; taking the second keeps such an event (and may repeat one from that second, which
+ * clients drop by id) instead of losing it. */
+static int64_t live_from(int64_t since_us)
+{
+	if (since_us <= 0)
+		return 0;
+	return since_us - since_us % 1000000;
+}
+
+/* 1 when the north events of one envelope are replayed history, which the north stream does
+ * not have: they all complete at the envelope's time (its event, or its span's end, last). */
+static int is_replay(const struct sb_stream *st, const json_t *events)
+{
+	const json_t *last = json_array_get(events, json_array_size(events) - 1);
+	const char *t = json_string_value(json_object_get(last, "processed_at"));
+	int64_t at;
+
+	return st->live_us && t && sg_time_parse_rfc3339(t, &at) == 0 && at < st->live_us;
+}
+
+/* One SSE message: a frame holding one envelope, translated and emitted; then the stream's
+ * mark moves past it, shown or not. Returns 0, SB_GONE or SB_FAILED. */
+static int on_frame(const struct sg_sse_msg *m, void *arg)
+{
+	struct sb_stream *st = arg;
+	struct sg_call *call = st->call;
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *env, *one, *events, *carry = NULL;
+	const json_t *ev;
+	char id[300];
+	size_t i;
+	int rc = 0;
+
+	if (m->comment || !m->data || m->data_len == 0)
+		return 0; /* heartbeats, and frames with nothing to read */
+	ctx_of(call, &ctx);
+	env = json_loadb(m->data, m->data_len, 0, NULL);
+	if (!json_is_object(env)) {
+		json_decref(env);
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': a stream frame is not a JSON object", ctx.backend);
+		return SB_FAILED;
+	}
+	one = json_pack("[O]", env);
+	events = one ? sg_sb_events_to_cma(one, st->carry, &carry, &ctx, &err) : NULL;
+	json_decref(one);
+	if (!events) {
+		json_decref(env);
+		if (!err.status)
+			sg_err_internal(&err, "out of memory");
+		sg_call_fail_with(call, &err);
+		return SB_FAILED;
+	}
+	json_decref(st->carry);
+	st->carry = carry;
+	/* translated, so the id is a string of at most 256 bytes without NUL */
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(env, "id")));
+	json_decref(env);
+	if (!is_replay(st, events))
+		json_array_foreach(events, i, ev) {
+			if (sg_call_emit(call, ev) < 0) {
+				rc = SB_GONE;
+				break;
+			}
+		}
+	json_decref(events);
+	if (rc == 0)
+		sg_call_stream_mark(call, id);
+	return rc;
+}
+
+static void on_stream_chunk(struct sg_call *call, long status, const char *data, size_t len,
+                            void *arg)
+{
+	struct sb_stream *st = arg;
+	int rc;
+
+	(void)status;
+	if (!data)
+		return; /* the head; a non-2xx body reaches on_stream_end whole */
+	rc = sg_sse_feed(st->sse, data, len, on_frame, st);
+	if (rc == SG_SSE_TOO_LARGE)
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': a stream frame or line is larger than %zu bytes",
+		             sg_call_backend(call)->name, st->max);
+	else if (rc == SG_SSE_NOMEM)
+		sg_call_fail(call, 500, "api_error", "out of memory");
+}
+
+/* The stream ended: cleanly (SandBase's never does, but a proxy's may), or with the error
+ * its answer or the transport deserves (a 404 for a session that is not there). */
+static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	(void)arg;
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299)
+		sg_call_object(call, NULL);
+	else
+		json_decref(sg_call_json(call, res));
+}
+
+/* SandBase resumes natively: the core's resume token is a SandBase event id (this module's
+ * mark, or a client's Last-Event-ID), passed as ?cursor=. */
+static void sb_stream_events(struct sg_call *call)
+{
+	const struct sg_backend *be = sg_call_backend(call);
+	const char *resume = sg_call_stream_resume(call);
+	size_t max = be->max_response_bytes;
+	struct sb_stream *st;
+	char path[4096];
+
+	if (sg_call_session_path(call, "/events/stream", path, sizeof(path)))
+		return;
+	if (resume && sg_url_add_param(path, sizeof(path), "cursor", resume)) {
+		sg_call_fail(call, 400, "invalid_request_error",
+		             "the stream's resume position is too long for the backend");
+		return;
+	}
+	if (max == 0 || max > SB_FRAME_MAX)
+		max = SB_FRAME_MAX;
+	st = calloc(1, sizeof(*st));
+	if (st)
+		st->sse = sg_sse_new(max);
+	if (!st || !st->sse) {
+		if (st)
+			stream_free(st);
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	st->call = call;
+	st->max = max;
+	st->live_us = live_from(sg_call_stream_since(call));
+	sg_call_set_state(call, st, stream_free);
+	sg_call_stream(call, path, priv_of(call)->headers, on_stream_chunk, on_stream_end, st);
+}
+
 /* ---- agents ---- */
 
 static int get_agents_page(struct sg_call *call, struct sb_state *st, const char *cursor);
@@ -647,4 +819,5 @@ const struct sg_mapping sg_mapping_sandbase = {
     .send_events = sb_send_events,
     .list_agents = sb_list_agents,
     .get_agent = sb_get_agent,
+    .stream_events = sb_stream_events,
 };

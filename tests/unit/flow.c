@@ -17,17 +17,42 @@
 #include "config.h"
 #include "upstream.h"
 
+#define PIECE_MS 5 /* between the pieces of a streamed answer */
+
+/* A streamed answer being sent: its pieces one timer tick apart.
+ *
+ * libevent 2.1 detaches a request whose chunked reply is still being sent when its client
+ * leaves (evhttp_connection_incoming_fail: req->evcon becomes NULL) and leaves it to the
+ * sender, who must free it; a request still attached is freed with its connection. So the
+ * connection is never remembered here, only asked of the request. */
+struct flow_stream {
+	struct sg_flow *f;
+	struct evhttp_request *req; /* NULL once the reply was ended */
+	json_t *pieces;             /* [string, …] */
+	size_t next;
+	int hold; /* after the last piece, keep the answer open */
+	struct event *timer;
+	struct flow_stream *link;
+};
+
 struct sg_flow {
 	struct event_base *base;
 	struct evhttp *http;
 	struct sg_upstream *up;
 	struct sg_backend be;
 	char url[64];
-	json_t *routes; /* "METHOD URI" → [status, body] */
+	json_t *routes; /* "METHOD URI" → [status, body] or [status, [pieces], hold] */
 	json_t *seen;
 	json_t *identity;
 	json_t *body;
 	struct sg_call *call;
+	struct flow_stream *streams; /* answers still being sent */
+	/* stream runs */
+	json_t *emitted; /* the events the sink got (copies) */
+	json_t *marks;   /* the call's mark as each arrived (string or null) */
+	int opened;
+	size_t leave_after;
+	int left;
 };
 
 static const char *method_name(enum evhttp_cmd_type t)
@@ -73,6 +98,85 @@ static json_t *all_headers(struct evhttp_request *req)
 	return out;
 }
 
+static void stream_drop(struct flow_stream *fs)
+{
+	struct evhttp_connection *conn = fs->req ? evhttp_request_get_connection(fs->req) : NULL;
+	struct flow_stream **pp;
+
+	for (pp = &fs->f->streams; *pp; pp = &(*pp)->link)
+		if (*pp == fs) {
+			*pp = fs->link;
+			break;
+		}
+	if (conn)
+		evhttp_connection_set_closecb(conn, NULL, NULL);
+	else if (fs->req)
+		evhttp_request_free(fs->req); /* detached: the client left */
+	event_free(fs->timer);
+	json_decref(fs->pieces);
+	free(fs);
+}
+
+/* The client left (the gateway cancelled the fetch). */
+static void stream_closed(struct evhttp_connection *conn, void *arg)
+{
+	(void)conn;
+	stream_drop(arg);
+}
+
+static void stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct flow_stream *fs = arg;
+	struct timeval tv = {0, PIECE_MS * 1000};
+	const json_t *piece = json_array_get(fs->pieces, fs->next);
+	struct evhttp_connection *conn = evhttp_request_get_connection(fs->req);
+	struct evbuffer *out;
+
+	(void)fd;
+	(void)what;
+	if (!conn) {
+		stream_drop(fs);
+		return;
+	}
+	if (piece) {
+		fs->next++;
+		out = evbuffer_new();
+		evbuffer_add(out, json_string_value(piece), json_string_length(piece));
+		evhttp_send_reply_chunk(fs->req, out);
+		evbuffer_free(out);
+		evtimer_add(fs->timer, &tv);
+		return;
+	}
+	if (fs->hold)
+		return; /* open until the client leaves or the flow is freed */
+	evhttp_connection_set_closecb(conn, NULL, NULL);
+	evhttp_send_reply_end(fs->req);
+	fs->req = NULL;
+	stream_drop(fs);
+}
+
+/* Starts a streamed answer: the head now, the pieces one tick apart. */
+static void stream_start(struct sg_flow *f, struct evhttp_request *req, const json_t *route)
+{
+	struct flow_stream *fs = calloc(1, sizeof(*fs));
+	struct timeval tv = {0, PIECE_MS * 1000};
+
+	ck_assert_ptr_nonnull(fs);
+	fs->f = f;
+	fs->req = req;
+	fs->pieces = json_incref(json_array_get(route, 1));
+	fs->hold = json_is_true(json_array_get(route, 2));
+	fs->timer = evtimer_new(f->base, stream_tick, fs);
+	ck_assert_ptr_nonnull(fs->timer);
+	fs->link = f->streams;
+	f->streams = fs;
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), stream_closed, fs);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	                  "text/event-stream");
+	evhttp_send_reply_start(req, (int)json_integer_value(json_array_get(route, 0)), "X");
+	evtimer_add(fs->timer, &tv);
+}
+
 static void answer(struct evhttp_request *req, void *arg)
 {
 	struct sg_flow *f = arg;
@@ -97,6 +201,11 @@ static void answer(struct evhttp_request *req, void *arg)
 	                                         all_headers(req)));
 	snprintf(key, sizeof(key), "%s %s", method, uri);
 	route = json_object_get(f->routes, key);
+	if (route && json_is_array(json_array_get(route, 1))) {
+		evbuffer_free(out);
+		stream_start(f, req, route);
+		return;
+	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
 	                  "application/json");
 	if (!route) {
@@ -147,6 +256,8 @@ struct sg_flow *sg_flow_new(const struct sg_mapping *m, const char *backend, con
 	ck_assert_msg(m->init(&f->be, f->be.options, &err) == 0, "init: %s", err.message);
 	f->routes = json_object();
 	f->seen = json_array();
+	f->emitted = json_array();
+	f->marks = json_array();
 	return f;
 }
 
@@ -155,6 +266,8 @@ void sg_flow_free(struct sg_flow *f)
 	if (!f)
 		return;
 	sg_call_free(f->call);
+	while (f->streams)
+		stream_drop(f->streams);
 	if (f->be.mapping->destroy)
 		f->be.mapping->destroy(&f->be);
 	sg_upstream_free(f->up);
@@ -166,6 +279,8 @@ void sg_flow_free(struct sg_flow *f)
 	json_decref(f->seen);
 	json_decref(f->identity);
 	json_decref(f->body);
+	json_decref(f->emitted);
+	json_decref(f->marks);
 	free(f);
 }
 
@@ -187,20 +302,40 @@ static void on_done(struct sg_call *call, void *arg)
 	event_base_loopbreak(arg);
 }
 
-void sg_flow_run(struct sg_flow *f, enum sg_call_kind kind, const char *identity,
-                 const struct sg_pubid *id, const char *body, int64_t version)
+void sg_flow_route_stream(struct sg_flow *f, const char *uri, int status, const char *const *pieces,
+                          int hold)
+{
+	char key[2048];
+	json_t *route, *list = json_array();
+
+	ck_assert_ptr_nonnull(list);
+	for (size_t i = 0; pieces[i]; i++)
+		json_array_append_new(list, json_string(pieces[i]));
+	snprintf(key, sizeof(key), "GET %s", uri);
+	route = json_pack("[i,o,b]", status, list, hold);
+	ck_assert_ptr_nonnull(route);
+	json_object_set_new(f->routes, key, route);
+}
+
+/* A new call for the next run, the previous run's results forgotten. */
+static void prepare(struct sg_flow *f, enum sg_call_kind kind, const char *identity,
+                    const struct sg_pubid *id, const char *body, int64_t version)
 {
 	struct sg_call_env env = {.upstream = f->up,
 	                          .base = f->base,
 	                          .request_id = "req_flow",
 	                          .principal = "tester",
 	                          .now_us = 1780639391123456LL /* 2026-06-05T06:03:11.123456Z */};
-	struct timeval limit = {10, 0};
 
 	sg_call_free(f->call);
 	json_decref(f->identity);
 	json_decref(f->body);
 	json_array_clear(f->seen);
+	json_array_clear(f->emitted);
+	json_array_clear(f->marks);
+	f->opened = 0;
+	f->left = 0;
+	f->leave_after = 0;
 	f->identity = json_loads(identity, 0, NULL);
 	f->body = body ? json_loads(body, 0, NULL) : NULL;
 	ck_assert_msg(f->identity && (!body || f->body), "identity or body is not JSON");
@@ -211,9 +346,84 @@ void sg_flow_run(struct sg_flow *f, enum sg_call_kind kind, const char *identity
 	if (f->body)
 		sg_call_set_body(f->call, f->body);
 	sg_call_set_agent_version(f->call, version);
+}
+
+static void run(struct sg_flow *f)
+{
+	struct timeval limit = {10, 0};
+
 	sg_call_start(f->call);
 	event_base_loopexit(f->base, &limit);
 	event_base_dispatch(f->base);
+}
+
+void sg_flow_run(struct sg_flow *f, enum sg_call_kind kind, const char *identity,
+                 const struct sg_pubid *id, const char *body, int64_t version)
+{
+	prepare(f, kind, identity, id, body, version);
+	run(f);
+}
+
+/* The core's sink, as a client that records what it is sent and may leave. */
+static int flow_sink(struct sg_call *call, const json_t *event, void *arg)
+{
+	struct sg_flow *f = arg;
+	const char *mark = sg_call_stream_marked(call);
+
+	json_array_append_new(f->emitted, json_deep_copy(event));
+	json_array_append_new(f->marks, mark ? json_string(mark) : json_null());
+	if (f->leave_after && json_array_size(f->emitted) >= f->leave_after) {
+		/* as the core does for a departed client: freed once sg_call_emit returns */
+		sg_call_free(call);
+		f->call = NULL;
+		f->left = 1;
+		event_base_loopbreak(f->base);
+		return -1;
+	}
+	return 0;
+}
+
+static void flow_opened(struct sg_call *call, void *arg)
+{
+	struct sg_flow *f = arg;
+
+	(void)call;
+	f->opened++;
+}
+
+void sg_flow_run_stream(struct sg_flow *f, const struct sg_pubid *id, int64_t since_us,
+                        const char *resume, size_t leave_after)
+{
+	prepare(f, SG_CALL_STREAM_EVENTS, "{}", id, NULL, -1);
+	f->leave_after = leave_after;
+	sg_call_set_sink(f->call, flow_sink, f);
+	ck_assert_int_eq(sg_call_set_stream_input(f->call, since_us, resume, flow_opened), 0);
+	run(f);
+}
+
+const json_t *sg_flow_emitted(const struct sg_flow *f)
+{
+	return f->emitted;
+}
+
+const json_t *sg_flow_marks(const struct sg_flow *f)
+{
+	return f->marks;
+}
+
+const char *sg_flow_marked(const struct sg_flow *f)
+{
+	return f->call ? sg_call_stream_marked(f->call) : NULL;
+}
+
+int sg_flow_opened(const struct sg_flow *f)
+{
+	return f->opened;
+}
+
+int sg_flow_left(const struct sg_flow *f)
+{
+	return f->left;
 }
 
 const json_t *sg_flow_seen(const struct sg_flow *f)
@@ -223,17 +433,17 @@ const json_t *sg_flow_seen(const struct sg_flow *f)
 
 const struct sg_error *sg_flow_error(const struct sg_flow *f)
 {
-	return sg_call_error(f->call);
+	return f->call ? sg_call_error(f->call) : NULL;
 }
 
 json_t *sg_flow_object(const struct sg_flow *f)
 {
-	return sg_call_result_object(f->call);
+	return f->call ? sg_call_result_object(f->call) : NULL;
 }
 
 json_t *sg_flow_items(const struct sg_flow *f)
 {
-	return sg_call_result(f->call);
+	return f->call ? sg_call_result(f->call) : NULL;
 }
 
 struct sg_pubid sg_flow_id(const char *backend, const char *scope, const char *native)

@@ -29,11 +29,33 @@ void sg_flow_free(struct sg_flow *f);
 void sg_flow_route(struct sg_flow *f, const char *method, const char *uri, int status,
                    const char *body);
 
+/* The answer to "GET URI" from now on: status, then the body as a live stream sends it (Content-
+ * Type text/event-stream, chunked): each of pieces (NULL-terminated) as one chunk, a few ms
+ * apart. The body then ends, unless hold is set: the answer then stays open until the client
+ * leaves (or the flow is freed), as a stream that never closes does. */
+void sg_flow_route_stream(struct sg_flow *f, const char *uri, int status, const char *const *pieces,
+                          int hold);
+
 /* Runs one call to its end (10 s at most): kind, the principal's identity (JSON text), the
  * public id of a call on one session or agent (NULL for none), the north body (JSON text or
  * NULL), the agent version (-1: latest). Forgets the previous run's results. */
 void sg_flow_run(struct sg_flow *f, enum sg_call_kind kind, const char *identity,
                  const struct sg_pubid *id, const char *body, int64_t version);
+
+/* Runs a stream call (SG_CALL_STREAM_EVENTS) on session id to its end (10 s at most), with the
+ * core's input: since (µs) and resume (NULL on a first connect). Its sink records every event
+ * emitted and, when leave_after > 0, leaves at the leave_after-th event as a departed client
+ * does (the call is freed: error, object and marked are then NULL). */
+void sg_flow_run_stream(struct sg_flow *f, const struct sg_pubid *id, int64_t since_us,
+                        const char *resume, size_t leave_after);
+/* After a stream run: the events emitted (copies, in order; borrowed), the call's mark as each
+ * was emitted (string or null, same length), the mark at the end (NULL: none, or the client
+ * left), how many times the opened hook ran, and 1 when the client left. */
+const json_t *sg_flow_emitted(const struct sg_flow *f);
+const json_t *sg_flow_marks(const struct sg_flow *f);
+const char *sg_flow_marked(const struct sg_flow *f);
+int sg_flow_opened(const struct sg_flow *f);
+int sg_flow_left(const struct sg_flow *f);
 
 /* After a run. seen: every request the backend received, in order, as [{method, uri, body
  * (parsed JSON, the raw text when it is not JSON, null when empty), user (X-User-ID or null),

@@ -13,6 +13,7 @@
 #include "fixture.h"
 #include "flow.h"
 #include "idcodec.h"
+#include "jsonx.h"
 #include "north.h"
 
 #define SESSIONS "claude/sessions"
@@ -1117,6 +1118,203 @@ START_TEST(test_flow_agents)
 }
 END_TEST
 
+/* ---- the live stream (stream_events), against a scripted SSE answer ------------------------- */
+
+#define CL_STREAM "/v1/sessions/sesn_up/events/stream"
+
+/* The stream the upstream sends for events (borrowed array): `event: <type>` + `data:` per
+ * event, with pings and comments between, line ends varied, cut into pieces of n bytes (a
+ * NULL-terminated array; free each and it). */
+static char **cl_stream_pieces(const json_t *events, size_t n)
+{
+	static const char *const ends[] = {"\n", "\r\n", "\r"};
+	char *buf = NULL, **out;
+	size_t size = 0, i, len, k = 0;
+	FILE *f = open_memstream(&buf, &size);
+	const json_t *e;
+
+	ck_assert_ptr_nonnull(f);
+	json_array_foreach(events, i, e) {
+		const char *end = ends[i % 3];
+		char *text = json_dumps(e, JSON_COMPACT);
+
+		ck_assert_ptr_nonnull(text);
+		fprintf(f, ": keep-alive%sevent: ping%sdata: {\"type\": \"ping\"}%s%s", end, end,
+		        end, end);
+		fprintf(f, "event: %s%sdata: %s%s%s", json_string_value(json_object_get(e, "type")),
+		        end, text, end, end);
+		free(text);
+	}
+	fclose(f);
+	len = strlen(buf);
+	out = calloc(len / n + 2, sizeof(*out));
+	ck_assert_ptr_nonnull(out);
+	for (size_t at = 0; at < len; at += n)
+		out[k++] = strndup(buf + at, n);
+	free(buf);
+	return out;
+}
+
+static void cl_free_pieces(char **pieces)
+{
+	for (size_t i = 0; pieces[i]; i++)
+		free(pieces[i]);
+	free(pieces);
+}
+
+static void cl_stream_ok(const struct sg_flow *f, const char *last_mark)
+{
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_ptr_null(sg_flow_object(f));
+	ck_assert_int_eq(sg_flow_opened(f), 1);
+	if (last_mark)
+		ck_assert_str_eq(sg_flow_marked(f), last_mark);
+	else
+		ck_assert_ptr_null(sg_flow_marked(f));
+}
+
+/* Every events fixture, streamed and cut into pieces anywhere: the stream shows exactly what
+ * the events list shows (expected.json); resume tokens are not sent (no native resume). */
+START_TEST(test_stream_same_as_list)
+{
+	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(EVENTS, names, MAX_CASES);
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "sesn_up");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+
+	ck_assert_uint_gt(n, 0);
+	for (size_t c = 0; c < n; c++) {
+		json_t *body = sg_fixture_load(EVENTS, names[c], "input.json");
+		json_t *want = sg_fixture_load(EVENTS, names[c], "expected.json");
+		const json_t *data = json_object_get(body, "data"), *last = NULL, *ev;
+		char **pieces = cl_stream_pieces(data, 23 + c * 7);
+		size_t i;
+
+		ck_assert_ptr_nonnull(want);
+		json_array_foreach(data, i, ev) {
+			if (sg_jis_id(json_object_get(ev, "id")))
+				last = json_object_get(ev, "id");
+		}
+		sg_flow_route_stream(f, CL_STREAM, 200, (const char *const *)pieces, 0);
+		sg_flow_run_stream(f, &id, 0, c % 2 ? "sevt_resume" : NULL, 0);
+		cl_stream_ok(f, json_string_value(last));
+		cl_seen(f, 0, "GET", CL_STREAM);
+		ck_assert_msg(json_equal(want, (json_t *)sg_flow_emitted(f)), "case %s differs",
+		              names[c]);
+		cl_free_pieces(pieces);
+		json_decref(want);
+		json_decref(body);
+	}
+	sg_flow_free(f);
+}
+END_TEST
+
+#define CL_EV1                                                                                     \
+	"{\"id\": \"sevt_1\", \"type\": \"session.status_running\", \"processed_at\": "            \
+	"\"2026-06-05T10:00:00Z\"}"
+
+/* What the SDK skips is skipped (pings, comments, messages without data); an event without an
+ * `event:` line is read by its data's type; an event the SDK's union lacks is dropped but
+ * still moves the mark. */
+START_TEST(test_stream_messages)
+{
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "sesn_up");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	static const char *const pieces[] = {
+	    ": hello\n\nevent: ping\ndata: {}\n\nevent: ping\n\n",
+	    "event: session.status_running\ndata: " CL_EV1 "\n\n",
+	    "event: agent.message\n\nevent: agent.message\ndata:\n\n",
+	    "data: {\"id\": \"sevt_2\", \"type\": \"session.status_idle\", \"processed_at\": "
+	    "\"2026-06-05T10:00:01Z\"}\n\n",
+	    "event: weird\ndata: {\"id\": \"sevt_3\", \"type\": \"weird\"}\nid: 77\n\n",
+	    "event: agent.message\ndata: {\"id\": \"sevt_4\", \"type\": \"agent.mess",
+	    NULL};
+	const json_t *em;
+
+	sg_flow_route_stream(f, CL_STREAM, 200, pieces, 0);
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	cl_stream_ok(f, "sevt_3");
+	em = sg_flow_emitted(f);
+	ck_assert_uint_eq(json_array_size(em), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(em, 0), "id")), "sevt_1");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(em, 1), "type")),
+	                 "session.status_idle");
+	/* normalised as listed: the idle event gets its stop_reason and stop_details */
+	ck_assert_ptr_nonnull(json_object_get(json_array_get(em, 1), "stop_reason"));
+	ck_assert_ptr_nonnull(json_object_get(json_array_get(em, 1), "stop_details"));
+	ck_assert(json_is_null(json_array_get(sg_flow_marks(f), 0)));
+	ck_assert_str_eq(json_string_value(json_array_get(sg_flow_marks(f), 1)), "sevt_1");
+	sg_flow_free(f);
+}
+END_TEST
+
+/* `event: error` after the 200 fails the call with a 502 carrying the upstream's words; so does
+ * data that is not a JSON object or not an event; a head that is not 2xx is the north error the
+ * upstream's answer deserves. */
+START_TEST(test_stream_failures)
+{
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "sesn_up");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	static const char good[] = "event: session.status_running\ndata: " CL_EV1 "\n\n";
+	static const char *const bad[][2] = {
+	    {"event: error\ndata: {\"type\": \"error\", \"error\": {\"type\": "
+	     "\"overloaded_error\", "
+	     "\"message\": \"Overloaded\"}}\n\n",
+	     "reported an error on the stream: overloaded_error: Overloaded"},
+	    {"event: error\ndata: oops\x01\n\n", "reported an error on the stream: oops "},
+	    {"event: error\n\n", "reported an error on the stream: (no message)"},
+	    {"event: agent.message\ndata: {\"id\": \n\n", "not a JSON object"},
+	    {"event: agent.message\ndata: [1]\n\n", "not a JSON object"},
+	    {"event: agent.message\ndata: {\"id\": 5, \"type\": \"agent.message\"}\n\n", "id"},
+	};
+	const struct sg_error *e;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sg_flow_route_stream(f, CL_STREAM, 200,
+		                     (const char *const[]){good, bad[i][0], good, NULL}, 0);
+		sg_flow_run_stream(f, &id, 0, NULL, 0);
+		e = sg_flow_error(f);
+		ck_assert_msg(e != NULL, "case %zu succeeded", i);
+		ck_assert_int_eq(e->status, 502);
+		ck_assert_str_eq(e->type, "api_error");
+		ck_assert_msg(strstr(e->message, "backend '" BACKEND "'") &&
+		                  strstr(e->message, bad[i][1]),
+		              "case %zu: %s", i, e->message);
+		ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), 1);
+		ck_assert_str_eq(sg_flow_marked(f), "sevt_1");
+	}
+	sg_flow_route(f, "GET", CL_STREAM, 404,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"not_found_error\", "
+	              "\"message\": \"no such session\"}}");
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->status, 404);
+	ck_assert_str_eq(e->type, "not_found_error");
+	ck_assert_int_eq(sg_flow_opened(f), 0);
+	sg_flow_free(f);
+}
+END_TEST
+
+/* The client leaves mid-piece: the call (and the reader) are freed inside sg_call_emit. */
+START_TEST(test_stream_leave)
+{
+	struct sg_pubid id = sg_flow_id(BACKEND, "", "sesn_up");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_claude, BACKEND, CL_OPTS);
+	static const char three[] = "event: session.status_running\ndata: " CL_EV1 "\n\n"
+	                            "event: session.status_running\ndata: " CL_EV1 "\n\n"
+	                            "event: session.status_running\ndata: " CL_EV1 "\n\n";
+
+	sg_flow_route_stream(f, CL_STREAM, 200, (const char *const[]){three, NULL}, 1);
+	for (size_t k = 1; k <= 3; k++) {
+		sg_flow_run_stream(f, &id, 0, NULL, k);
+		ck_assert(sg_flow_left(f));
+		ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), k);
+	}
+	sg_flow_free(f);
+}
+END_TEST
+
 static Suite *claude_suite(void)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -1143,6 +1341,10 @@ static Suite *claude_suite(void)
 	tcase_add_test(edge, test_sent);
 	tcase_add_test(edge, test_flow_writes);
 	tcase_add_test(edge, test_flow_agents);
+	tcase_add_test(edge, test_stream_same_as_list);
+	tcase_add_test(edge, test_stream_messages);
+	tcase_add_test(edge, test_stream_failures);
+	tcase_add_test(edge, test_stream_leave);
 	tcase_add_test(edge, test_long_id);
 	tcase_add_test(edge, test_no_context);
 	tcase_add_loop_test(edge, test_bad_events, 0,

@@ -1674,6 +1674,363 @@ START_TEST(test_flow_agents)
 }
 END_TEST
 
+/* ---- the live stream (stream_events), against a scripted SSE answer ------------------------- */
+
+#define SB_STREAM "/v1/sessions/sess_01/events/stream"
+#define SB_LIST "/v1/sessions/sess_01/events?limit=100"
+
+/* body cut into pieces of n bytes: a NULL-terminated array; free with free_pieces. */
+static char **cut_pieces(const char *body, size_t n)
+{
+	size_t len = strlen(body), k = 0, count = len / n + 2;
+	char **out = calloc(count, sizeof(*out));
+
+	ck_assert_ptr_nonnull(out);
+	for (size_t at = 0; at < len; at += n)
+		out[k++] = strndup(body + at, n);
+	return out;
+}
+
+static void free_pieces(char **pieces)
+{
+	for (size_t i = 0; pieces[i]; i++)
+		free(pieces[i]);
+	free(pieces);
+}
+
+/* The stream SandBase sends for envelopes (borrowed array): a heartbeat, then one data-only
+ * frame per envelope, line ends varied. New string; free it. */
+static char *sse_body(const json_t *envelopes)
+{
+	static const char *const ends[] = {"\n", "\r\n", "\r"};
+	const json_t *e;
+	char *buf = NULL, *text;
+	size_t size = 0, i;
+	FILE *f = open_memstream(&buf, &size);
+
+	ck_assert_ptr_nonnull(f);
+	json_array_foreach(envelopes, i, e) {
+		const char *end = ends[i % 3];
+
+		text = json_dumps(e, JSON_COMPACT);
+		ck_assert_ptr_nonnull(text);
+		fprintf(f, ": heartbeat%s%sdata: %s%s%s", end, end, text, end, end);
+		free(text);
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Routes the stream (and the events list) of sess_01 to serve envelopes (a JSON array text),
+ * the stream cut into pieces of n bytes. */
+static void route_envelopes(struct sg_flow *f, const char *uri, const json_t *envelopes, size_t n,
+                            int hold)
+{
+	char *body = sse_body(envelopes), **pieces = cut_pieces(body, n), *list;
+	json_t *wrap = json_pack("{s:O}", "data", envelopes);
+
+	list = json_dumps(wrap, 0);
+	sg_flow_route(f, "GET", SB_LIST, 200, list);
+	sg_flow_route_stream(f, uri, 200, (const char *const *)pieces, hold);
+	free(list);
+	json_decref(wrap);
+	free_pieces(pieces);
+	free(body);
+}
+
+/* The north events the module's events list gives for what is routed at SB_LIST. New. */
+static json_t *listed(struct sg_flow *f, const struct sg_pubid *id)
+{
+	sg_flow_run(f, SG_CALL_EVENTS_PAGE, "{}", id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	return json_deep_copy(sg_flow_items(f));
+}
+
+static void stream_ok(const struct sg_flow *f, const char *last_mark)
+{
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert_ptr_null(sg_flow_object(f)); /* a clean end of the upstream body */
+	ck_assert_int_eq(sg_flow_opened(f), 1);
+	if (last_mark)
+		ck_assert_str_eq(sg_flow_marked(f), last_mark);
+	else
+		ck_assert_ptr_null(sg_flow_marked(f));
+}
+
+/* Every fixture log, streamed a frame per envelope and cut into pieces anywhere: the stream
+ * shows exactly what the events list shows for the same envelopes (ids, links, spans). */
+START_TEST(test_stream_same_as_list)
+{
+	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
+	size_t n = sg_fixture_list(EVENTS, names, MAX_CASES);
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+
+	ck_assert_uint_ge(n, MIN_EVENT_CASES);
+	for (size_t c = 0; c < n; c++) {
+		json_t *log = case_log(names[c]), *want;
+		char *body = sse_body(log);
+		const json_t *h;
+
+		route_envelopes(f, SB_STREAM, log, strlen(body) / 30 + 7, 0);
+		want = listed(f, &id);
+		sg_flow_run_stream(f, &id, 0, NULL, 0);
+		stream_ok(f, json_string_value(json_object_get(
+		                 json_array_get(log, json_array_size(log) - 1), "id")));
+		ck_assert_msg(json_equal(want, (json_t *)sg_flow_emitted(f)), "case %s differs",
+		              names[c]);
+		h = json_object_get(sb_seen(f, 0, "GET", SB_STREAM), "headers");
+		ck_assert_str_eq(json_string_value(json_object_get(h, "x-api-key")), "sk-sb-test");
+		ck_assert_uint_eq(json_array_size(sg_flow_seen(f)), 1);
+		json_decref(want);
+		json_decref(log);
+		free(body);
+	}
+	sg_flow_free(f);
+}
+END_TEST
+
+/* A tool use, a SandBase-only event (dropped), an id-less result, a message with tokens, the
+ * turn's end. */
+#define SB_ENVELOPES                                                                               \
+	"[{\"id\": \"sevt_a1\", \"type\": \"session.status_running\", \"processed_at\": "          \
+	"\"2026-06-05T10:00:00Z\"},"                                                               \
+	"{\"id\": \"sevt_a2\", \"type\": \"agent.tool_use\", \"content\": {\"name\": \"grep\", "   \
+	"\"input\": {\"q\": \"x\"}}, \"tokens_in\": 10, \"tokens_out\": 5, \"duration_ms\": 500, " \
+	"\"processed_at\": \"2026-06-05T10:00:01Z\"},"                                             \
+	"{\"id\": \"sevt_a3\", \"type\": \"interrupt.response\", \"processed_at\": "               \
+	"\"2026-06-05T10:00:02Z\"},"                                                               \
+	"{\"id\": \"sevt_a4\", \"type\": \"agent.tool_result\", \"content\": [{\"type\": "         \
+	"\"text\", \"text\": \"found\"}], \"processed_at\": \"2026-06-05T10:00:03Z\"},"            \
+	"{\"id\": \"sevt_a5\", \"type\": \"agent.message\", \"content\": [{\"type\": \"text\", "   \
+	"\"text\": \"done\"}], \"tokens_in\": 100, \"tokens_out\": 20, \"duration_ms\": 4000, "    \
+	"\"processed_at\": \"2026-06-05T10:00:05Z\"},"                                             \
+	"{\"id\": \"sevt_a6\", \"type\": \"session.status_idle\", \"stop_reason\": {\"type\": "    \
+	"\"end_turn\"}, \"processed_at\": \"2026-06-05T10:00:05Z\"}]"
+
+static int64_t at_us(const char *t)
+{
+	int64_t us;
+
+	ck_assert_int_eq(sg_time_parse_rfc3339(t, &us), 0);
+	return us;
+}
+
+/* The emitted events' types, ids (span ids as "span"), and the marks they were sent under, as
+ * one string: "type id mark; …". */
+static void expect_emitted(const struct sg_flow *f, const char *want)
+{
+	char got[4096] = "";
+	size_t i, n = 0;
+	const json_t *ev;
+
+	json_array_foreach(sg_flow_emitted(f), i, ev) {
+		const char *type = json_string_value(json_object_get(ev, "type"));
+		const char *eid = json_string_value(json_object_get(ev, "id"));
+		const json_t *mark = json_array_get(sg_flow_marks(f), i);
+
+		n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s %s %s", i ? "; " : "", type,
+		                      strncmp(type, "span.", 5) ? eid : "span",
+		                      json_is_string(mark) ? json_string_value(mark) : "-");
+	}
+	ck_assert_str_eq(got, want);
+}
+
+START_TEST(test_stream_marks_and_replay)
+{
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	json_t *envs = parse(SB_ENVELOPES), *want, *tail;
+	const json_t *result;
+
+	route_envelopes(f, SB_STREAM, envs, 50, 0);
+	want = listed(f, &id);
+	/* no since: everything, marked after each envelope (the dropped one too) */
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	stream_ok(f, "sevt_a6");
+	ck_assert(json_equal(want, (json_t *)sg_flow_emitted(f)));
+	expect_emitted(f, "session.status_running sevt_a1 -; "
+	                  "span.model_request_start span sevt_a1; agent.tool_use sevt_a2 sevt_a1; "
+	                  "span.model_request_end span sevt_a1; "
+	                  "agent.tool_result sevt_a4 sevt_a3; "
+	                  "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
+	                  "span.model_request_end span sevt_a4; "
+	                  "session.status_idle sevt_a6 sevt_a5");
+	/* the replay before since is read (it links) but not shown; SandBase writes whole
+	 * seconds, so since counts from its second: 10:00:03.4 keeps the event of 10:00:03 */
+	sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:03.4Z"), NULL, 0);
+	stream_ok(f, "sevt_a6");
+	expect_emitted(f, "agent.tool_result sevt_a4 sevt_a3; "
+	                  "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
+	                  "span.model_request_end span sevt_a4; "
+	                  "session.status_idle sevt_a6 sevt_a5");
+	result = json_array_get(sg_flow_emitted(f), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(result, "tool_use_id")), "sevt_a2");
+	tail = json_array_get(want, 4);
+	ck_assert(json_equal(tail, (json_t *)result));
+	/* an envelope's events go together: the span start held at 10:00:03 is shown with its
+	 * message of 10:00:05 */
+	sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:04Z"), NULL, 0);
+	stream_ok(f, "sevt_a6");
+	expect_emitted(f, "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
+	                  "span.model_request_end span sevt_a4; "
+	                  "session.status_idle sevt_a6 sevt_a5");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(sg_flow_emitted(f), 0),
+	                                                   "processed_at")),
+	                 "2026-06-05T10:00:03Z");
+	/* everything replayed: nothing shown, and the mark still moves to the end */
+	sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:06Z"), NULL, 0);
+	stream_ok(f, "sevt_a6");
+	ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), 0);
+	json_decref(want);
+	json_decref(envs);
+	sg_flow_free(f);
+}
+END_TEST
+
+/* A resume asks SandBase to continue after the mark (?cursor=), which it does natively. */
+START_TEST(test_stream_resume)
+{
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	json_t *envs = parse(SB_ENVELOPES), *rest = json_array();
+
+	for (size_t i = 3; i < json_array_size(envs); i++)
+		json_array_append(rest, json_array_get(envs, i));
+	route_envelopes(f, SB_STREAM "?cursor=sevt_a3", rest, 64, 0);
+	sg_flow_run_stream(f, &id, 0, "sevt_a3", 0);
+	stream_ok(f, "sevt_a6");
+	sb_seen(f, 0, "GET", SB_STREAM "?cursor=sevt_a3");
+	/* the id-less result's tool use came before the resume point: nothing to link it to, so
+	 * it is dropped, as the events list drops it without its carry */
+	expect_emitted(f, "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
+	                  "span.model_request_end span sevt_a4; "
+	                  "session.status_idle sevt_a6 sevt_a5");
+	/* the token is escaped as a query value */
+	sg_flow_route_stream(f, SB_STREAM "?cursor=a%2Fb%20c", 200,
+	                     (const char *const[]){": hi\n", NULL}, 0);
+	sg_flow_run_stream(f, &id, 0, "a/b c", 0);
+	stream_ok(f, NULL);
+	json_decref(rest);
+	json_decref(envs);
+	sg_flow_free(f);
+}
+END_TEST
+
+/* Heartbeats, frames without data, unknown fields: nothing to emit. */
+START_TEST(test_stream_ignores_non_frames)
+{
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	static const char *const pieces[] = {
+	    "\xEF\xBB\xBF: heartbeat\n\n",
+	    "event: ping\n\n",
+	    "id: 5\n\n",
+	    "data:\n\n",
+	    "retry: 9\n\n",
+	    "data: {\"id\": \"sevt_z\", \"type\": \"session.status_running\", \"processed_at\": "
+	    "\"2026-06-05T10:00:00Z\"}\n\n",
+	    ": heartbeat\n\ndata: {\"id\": \"sevt_unfinished\"}\n",
+	    NULL};
+
+	sg_flow_route_stream(f, SB_STREAM, 200, pieces, 0);
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	stream_ok(f, "sevt_z");
+	expect_emitted(f, "session.status_running sevt_z -");
+	sg_flow_free(f);
+}
+END_TEST
+
+/* A head that is not 2xx is the north error SandBase's answer deserves; a frame that is not
+ * an envelope, or does not translate, ends the stream with a 502 naming the backend, after
+ * what came before it. */
+START_TEST(test_stream_failures)
+{
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	static const char good[] =
+	    "data: {\"id\": \"sevt_ok\", \"type\": \"session.status_running\", "
+	    "\"processed_at\": \"2026-06-05T10:00:00Z\"}\n\n";
+	static const char *const bad[][2] = {
+	    {"data: {\"id\": \"sevt_2\", \"type\": \n\n", "not a JSON object"},
+	    {"data: [1]\n\n", "not a JSON object"},
+	    {"data: \"sevt_2\"\n\n", "not a JSON object"},
+	    {"data: {\"id\": \"sevt_2\", \"type\": \"agent.message\", \"processed_at\": "
+	     "\"soon\"}\n\n",
+	     "processed_at is not an RFC 3339 timestamp"},
+	    {"data: {\"type\": \"agent.message\"}\n\n", "id is missing"},
+	};
+	const struct sg_error *e;
+	char *huge;
+
+	sg_flow_route(f, "GET", SB_STREAM, 404,
+	              "{\"type\": \"error\", \"error\": {\"type\": \"not_found_error\", "
+	              "\"message\": \"session sess_01 not found\"}}");
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	e = sg_flow_error(f);
+	ck_assert_ptr_nonnull(e);
+	ck_assert_int_eq(e->status, 404);
+	ck_assert_str_eq(e->type, "not_found_error");
+	ck_assert_int_eq(sg_flow_opened(f), 0);
+	ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), 0);
+	sg_flow_route(f, "GET", SB_STREAM, 500, "{\"detail\": \"boom\"}");
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	ck_assert_int_eq(sg_flow_error(f)->status, 502);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		sg_flow_route_stream(f, SB_STREAM, 200,
+		                     (const char *const[]){good, bad[i][0], good, NULL}, 0);
+		sg_flow_run_stream(f, &id, 0, NULL, 0);
+		sg_check_502(sg_flow_error(f), "sb1", bad[i][1]);
+		expect_emitted(f, "session.status_running sevt_ok -");
+		ck_assert_str_eq(sg_flow_marked(f), "sevt_ok");
+	}
+	/* one frame larger than the backend's max_response_bytes (4 MiB in the flow) */
+	huge = malloc((5u << 20) + 16);
+	ck_assert_ptr_nonnull(huge);
+	memcpy(huge, "data: ", 6);
+	memset(huge + 6, 'x', 5u << 20);
+	strcpy(huge + 6 + (5u << 20), "\n\n");
+	sg_flow_route_stream(f, SB_STREAM, 200, (const char *const[]){good, huge, NULL}, 0);
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	sg_check_502(sg_flow_error(f), "sb1", "larger than 4194304 bytes");
+	expect_emitted(f, "session.status_running sevt_ok -");
+	free(huge);
+	sg_flow_free(f);
+}
+END_TEST
+
+/* The client leaves: the call is freed inside sg_call_emit, mid-piece (the reader with it),
+ * and the module touches nothing afterwards (the sanitizer build checks that); and a stream
+ * that goes silent ends when the backend's stream_idle_timeout_ms passes. */
+START_TEST(test_stream_leave_and_silence)
+{
+	struct sg_pubid id = sg_flow_id("sb1", "", "sess_01");
+	struct sg_flow *f = sg_flow_new(&sg_mapping_sandbase, "sb1", SB_OPTS);
+	json_t *envs = parse(SB_ENVELOPES);
+	char *body = sse_body(envs);
+
+	sg_flow_route_stream(f, SB_STREAM, 200, (const char *const[]){body, NULL}, 1);
+	for (size_t k = 1; k <= 9; k++) {
+		sg_flow_run_stream(f, &id, 0, NULL, k);
+		ck_assert(sg_flow_left(f));
+		ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), k);
+		ck_assert_ptr_null(sg_flow_error(f));
+	}
+	/* one frame a piece, the answer held open */
+	route_envelopes(f, SB_STREAM, envs, 40, 1);
+	sg_flow_run_stream(f, &id, 0, NULL, 5);
+	ck_assert(sg_flow_left(f));
+	/* silence after the last frame: 504 once the idle timeout (2 s in the flow) passes */
+	sg_flow_run_stream(f, &id, 0, NULL, 0);
+	ck_assert_int_eq(sg_flow_error(f)->status, 504);
+	ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), 9);
+	ck_assert_str_eq(sg_flow_marked(f), "sevt_a6");
+	free(body);
+	json_decref(envs);
+	sg_flow_free(f);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	static char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -1708,6 +2065,12 @@ static Suite *suite(void)
 	tcase_add_test(edge, test_writes_oom);
 	tcase_add_test(edge, test_flow_writes);
 	tcase_add_test(edge, test_flow_agents);
+	tcase_add_test(edge, test_stream_same_as_list);
+	tcase_add_test(edge, test_stream_marks_and_replay);
+	tcase_add_test(edge, test_stream_resume);
+	tcase_add_test(edge, test_stream_ignores_non_frames);
+	tcase_add_test(edge, test_stream_failures);
+	tcase_add_test(edge, test_stream_leave_and_silence);
 	tcase_set_timeout(golden, 60);
 	tcase_set_timeout(edge, 300);
 	suite_add_tcase(s, golden);
