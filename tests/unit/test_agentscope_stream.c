@@ -735,6 +735,8 @@ struct slot_env {
 	struct event_base *base;
 	json_t *routes, *seen, *events;
 	int ended;
+	size_t leave_after; /* > 0: the client leaves at that event */
+	int left;
 };
 
 static void slot_answer(struct evhttp_request *req, void *arg)
@@ -766,8 +768,15 @@ static int slot_sink(struct sg_call *call, const json_t *event, void *arg)
 {
 	struct slot_env *e = arg;
 
-	(void)call;
 	json_array_append(e->events, (json_t *)event);
+	if (e->leave_after && json_array_size(e->events) == e->leave_after) {
+		/* as the core's sink does for a departed client: the call is freed (deferred until
+		 * sg_call_emit returns -1) */
+		e->left = 1;
+		sg_call_free(call);
+		event_base_loopbreak(e->base);
+		return -1;
+	}
 	return 0;
 }
 
@@ -784,9 +793,10 @@ static void slot_done(struct sg_call *call, void *arg)
  * whose /stream answers status and body, and /messages the parked tail page when given.
  * Returns the call's error status (0 when it ended cleanly); *events the emitted events (new),
  * *seen the requests (new). */
-static int run_slot(int status, const char *body, const char *tail, json_t **events, json_t **seen)
+static int run_slot_leaving(int status, const char *body, const char *tail, size_t leave_after,
+                            json_t **events, json_t **seen)
 {
-	struct slot_env e = {0};
+	struct slot_env e = {.leave_after = leave_after};
 	struct sg_backend be;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bs;
@@ -841,9 +851,10 @@ static int run_slot(int status, const char *body, const char *tail, json_t **eve
 	sg_call_start(call);
 	event_base_loopexit(e.base, &limit);
 	event_base_dispatch(e.base);
-	ck_assert_msg(e.ended, "the stream call did not end");
-	rc = sg_call_error(call) ? sg_call_error(call)->status : 0;
-	sg_call_free(call);
+	ck_assert_msg(e.ended || e.left, "the stream call did not end");
+	rc = e.left ? -1 : sg_call_error(call) ? sg_call_error(call)->status : 0;
+	if (!e.left)
+		sg_call_free(call);
 	sg_mapping_agentscope.destroy(&be);
 	sg_upstream_free(up);
 	evhttp_free(http);
@@ -853,6 +864,11 @@ static int run_slot(int status, const char *body, const char *tail, json_t **eve
 	*events = e.events;
 	*seen = e.seen;
 	return rc;
+}
+
+static int run_slot(int status, const char *body, const char *tail, json_t **events, json_t **seen)
+{
+	return run_slot_leaving(status, body, tail, 0, events, seen);
 }
 
 /* The SSE body AgentScope would send for a case's frames: data-only frames, heartbeats. */
@@ -903,6 +919,11 @@ START_TEST(test_slot)
 		                 "/sessions/sess1/stream?agent_id=agent1");
 		ck_assert_str_eq(json_string_value(json_array_get(json_array_get(seen, 1), 1)),
 		                 "u1");
+		json_decref(events);
+		json_decref(seen);
+		/* a client that leaves at the third event: the call is freed mid-frame */
+		ck_assert_int_eq(run_slot_leaving(200, body, NULL, 3, &events, &seen), -1);
+		ck_assert_uint_eq(json_array_size(events), 3);
 		free(body);
 		json_decref(events);
 		json_decref(seen);
@@ -965,6 +986,19 @@ START_TEST(test_slot_failures)
 	                 502);
 	json_decref(events);
 	json_decref(seen);
+	/* a frame larger than the bound (the backend's max_response_bytes here, 1 MiB): 502 */
+	{
+		size_t n = (1u << 20) + 64;
+		char *big = malloc(n + 16);
+
+		memcpy(big, "data: ", 6);
+		memset(big + 6, 'x', n);
+		memcpy(big + 6 + n, "\n\n", 3);
+		ck_assert_int_eq(run_slot(200, big, NULL, &events, &seen), 502);
+		free(big);
+		json_decref(events);
+		json_decref(seen);
+	}
 }
 END_TEST
 
