@@ -23,7 +23,9 @@
 #include "jsonx.h"
 #include "mapping.h"
 #include "tz.h"
+#include "sse.h"
 #include "agentscope_events.h"
+#include "agentscope_stream.h"
 #include "agentscope_translate.h"
 
 #define AS_USER_MAX 256
@@ -70,6 +72,10 @@ struct as_state {
 	int msgs_endpoint_missing;
 	long msg_offset;  /* v2.0.1 paging */
 	char before[256]; /* newer builds' paging */
+	/* the live stream: its SSE reader and translator, and the session key its ids use */
+	struct sg_sse *sse;
+	struct sg_as_stream *stream;
+	char skey[2 * SG_ID_FIELD_MAX + 2];
 };
 
 static void state_free(void *p)
@@ -83,6 +89,8 @@ static void state_free(void *p)
 	json_decref(st->messages);
 	json_decref(st->chat_input);
 	json_decref(st->plan.msgs);
+	sg_sse_free(st->sse);
+	sg_as_stream_free(st->stream);
 	free(st);
 }
 
@@ -645,6 +653,171 @@ static void as_list_events(struct sg_call *call)
 
 	if (st)
 		read_log(call, st);
+}
+
+static int session_path(struct sg_call *call, const struct as_state *st, const char *suffix,
+                        char *out, size_t len);
+
+/* ---- the live stream ------------------------------------------------------------------ */
+
+/* What a callback of the SSE reader says when it stopped: the call was failed (and still
+ * exists), or the consumer is gone (the call and everything it owns are freed). */
+#define AS_STREAM_FAILED 1
+#define AS_STREAM_GONE 2
+/* Largest SSE message (one frame's JSON): the backend's body bound, at most this. */
+#define AS_STREAM_MAX_FRAME ((size_t)8 << 20)
+
+/* The largest SSE message read: the backend's body bound, capped. */
+static size_t frame_max(const struct sg_call *call)
+{
+	size_t max = sg_call_backend(call)->max_response_bytes;
+
+	return max > 0 && max < AS_STREAM_MAX_FRAME ? max : AS_STREAM_MAX_FRAME;
+}
+
+/* One SSE message of the backend's stream: a frame, translated and handed to the core event by
+ * event. Heartbeats (comments) and messages without data are nothing. */
+static int on_frame(const struct sg_sse_msg *m, void *arg)
+{
+	struct sg_call *call = arg;
+	struct as_state *st = sg_call_state(call);
+	const char *name = sg_call_backend(call)->name;
+	struct sg_error err = {0};
+	json_t *frame, *out;
+	size_t i;
+
+	if (m->comment || !m->data)
+		return 0;
+	frame = json_loadb(m->data, m->data_len, 0, NULL);
+	if (!json_is_object(frame)) {
+		json_decref(frame);
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': a stream frame is not a JSON object", name);
+		return AS_STREAM_FAILED;
+	}
+	out = json_array();
+	if (!out || sg_as_stream_feed(st->stream, frame, out, &err) < 0) {
+		json_decref(frame);
+		json_decref(out);
+		if (!out)
+			sg_err_internal(&err, "out of memory");
+		sg_call_fail_with(call, &err);
+		return AS_STREAM_FAILED;
+	}
+	json_decref(frame);
+	for (i = 0; i < json_array_size(out); i++) {
+		if (sg_call_emit(call, json_array_get(out, i)) < 0) {
+			/* the call is freed, st with it: touch neither */
+			json_decref(out);
+			return AS_STREAM_GONE;
+		}
+	}
+	json_decref(out);
+	return 0;
+}
+
+static void on_stream_piece(struct sg_call *call, long status, const char *data, size_t len,
+                            void *arg)
+{
+	struct as_state *st = arg;
+	int rc;
+
+	if (!data || status < 200 || status > 299)
+		return; /* the head; an error answer is read whole in on_stream_end */
+	rc = sg_sse_feed(st->sse, data, len, on_frame, call);
+	if (rc == 0 || rc == AS_STREAM_FAILED || rc == AS_STREAM_GONE)
+		return;
+	if (rc == SG_SSE_TOO_LARGE)
+		sg_call_fail(call, 502, "api_error",
+		             "backend '%s': a stream frame is larger than %zu bytes",
+		             sg_call_backend(call)->name, frame_max(call));
+	else
+		sg_call_fail(call, 500, "api_error", "out of memory");
+}
+
+/* The stream's end: the backend closed it (cleanly: the north stream ends too), or answered an
+ * error (its north error, e.g. 404 for a session it does not know), or the fetch failed. */
+static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	json_t *body;
+
+	(void)arg;
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299) {
+		sg_call_object(call, NULL);
+		return;
+	}
+	body = sg_call_json(call, res);
+	if (body) {
+		/* cannot happen for a failure; never leave the call open */
+		json_decref(body);
+		sg_call_object(call, NULL);
+	}
+}
+
+static void open_stream(struct sg_call *call, struct as_state *st)
+{
+	char path[1400];
+
+	if (session_path(call, st, "/stream", path, sizeof(path)) < 0)
+		return;
+	sg_call_stream(call, path, st->headers, on_stream_piece, on_stream_end, st);
+}
+
+/* The session's last persisted message, before the stream opens: when it is a reply parked on
+ * tool calls, the translator learns what AgentScope's trimmed replay will not show it
+ * (sg_as_stream_prime). Anything but a readable page just opens the stream: this read only
+ * improves the resumed reply's usage, and the stream's own answer says what is wrong. */
+static void on_stream_tail(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	struct sg_error err = {0};
+	json_t *body = NULL;
+	const json_t *msgs;
+
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299)
+		body = json_loadb(res->body, res->len, 0, NULL);
+	msgs = json_object_get(body, "messages");
+	if (json_is_array(msgs) && json_array_size(msgs) > 0 &&
+	    json_object_get(body, "has_more") /* newer builds: the latest page */ &&
+	    sg_as_stream_prime(st->stream, json_array_get(msgs, json_array_size(msgs) - 1), &err) <
+	        0) {
+		json_decref(body);
+		sg_call_fail_with(call, &err);
+		return;
+	}
+	json_decref(body);
+	open_stream(call, st);
+}
+
+/* GET /sessions/{id}/stream?agent_id=…, translated frame by frame with the context list_events
+ * uses (same backend, session key, zone and hint mode: the ids must be the history's). Events
+ * completed by frames the backend replays from before sg_call_stream_since() are not emitted. */
+static void as_stream_events(struct sg_call *call)
+{
+	struct as_state *st = session_state(call);
+	struct sg_as_events_ctx ec = {0};
+	char sid[600], aid[600], path[1400];
+
+	if (!st)
+		return;
+	snprintf(st->skey, sizeof(st->skey), "%s/%s", st->agent_id, st->session_id);
+	ec.backend = sg_call_backend(call)->name;
+	ec.session_key = st->skey;
+	ec.tz = priv_of(call)->tz;
+	ec.hint_mode = priv_of(call)->hint_mode;
+	st->stream = sg_as_stream_new(&ec, sg_call_stream_since(call));
+	st->sse = sg_sse_new(frame_max(call));
+	if (!st->stream || !st->sse) {
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	if (sg_url_escape(st->session_id, sid, sizeof(sid)) < 0 ||
+	    sg_url_escape(st->agent_id, aid, sizeof(aid)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return;
+	}
+	snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=1", sid, aid);
+	sg_call_get(call, path, st->headers, on_stream_tail, st);
 }
 
 /* ---- writes ------------------------------------------------------------------------------ */
@@ -1222,4 +1395,5 @@ const struct sg_mapping sg_mapping_agentscope = {
     .send_events = as_send_events,
     .list_agents = as_list_agents,
     .get_agent = as_list_agents,
+    .stream_events = as_stream_events,
 };

@@ -40,6 +40,8 @@ struct origin {
 	size_t id_len;
 	size_t index;
 	int is_block;
+	const json_t *parked; /* the end of a parked tail: the block ids (strings, borrowed) of
+	                       * its pending tool calls, in content order; else NULL */
 };
 
 /* State of one sg_as_messages_to_events call. */
@@ -112,6 +114,15 @@ static int hash_id(struct run *r, const struct origin *o, const char *kind, size
 	} else {
 		rc |= sg_id_seed_str(b, "ix");
 		rc |= sg_id_seed_uint(b, o->index);
+	}
+	if (o->parked) {
+		const json_t *cid;
+		size_t k;
+
+		rc |= sg_id_seed_str(b, "parked");
+		rc |= sg_id_seed_uint(b, json_array_size(o->parked));
+		json_array_foreach(o->parked, k, cid)
+			rc |= sg_id_seed_add(b, json_string_value(cid), json_string_length(cid));
 	}
 	rc |= sg_id_seed_str(b, kind);
 	rc |= sg_id_seed_uint(b, ordinal);
@@ -573,7 +584,8 @@ static json_t *tool_input(const json_t *in)
 
 /* agent.tool_use, or agent.custom_tool_use while the call waits for external execution.
  * The id hashes the call as "tool_call" either way, so it survives submitted → finished. */
-static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending)
+static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending,
+                     json_t *pending_blocks)
 {
 	const char *cid = sg_jstr(blk, "id"), *name = sg_jstr(blk, "name");
 	const char *state = sg_jstr(blk, "state");
@@ -606,7 +618,9 @@ static int tool_call(struct run *r, const json_t *blk, size_t j, json_t *pending
 	if (r->where && json_object_set_new(
 	                    r->where, id, json_pack("[I,I]", (json_int_t)r->mi, (json_int_t)j)) < 0)
 		return sg_err_internal(r->err, "out of memory");
-	if (pending && (asking || submitted) && json_array_append_new(pending, json_string(id)) < 0)
+	if (pending && (asking || submitted) &&
+	    (json_array_append_new(pending, json_string(id)) < 0 ||
+	     json_array_append(pending_blocks, json_object_get(blk, "id")) < 0))
 		return sg_err_internal(r->err, "out of memory");
 	return 0;
 }
@@ -815,14 +829,20 @@ static int session_error(struct run *r, const json_t *msg, int64_t at)
 	return emit(r, ev);
 }
 
+/* The end of a reply: span.model_request_end, [session.error], session.status_idle. A tail
+ * parked on tool calls (requires_action) mints them under their own kinds, seeded also with
+ * the block ids of its pending calls, so that each park of a reply has its own end events and
+ * the reply's final end, once resumed, keeps the plain ids (a client de-duplicating by id
+ * would otherwise drop the real end as a repeat of the park). */
 static int assistant_reply(struct run *r, const json_t *msg, const json_t *content, int is_tail)
 {
 	static const struct origin whole = {0};
 	char start_id[SG_EVENT_ID_LEN + 1], id[SG_EVENT_ID_LEN + 1];
 	const json_t *e = json_object_get(msg, "error");
-	json_t *pending = NULL, *ev, *stop, *usage;
+	json_t *pending = NULL, *pending_blocks = NULL, *ev, *stop, *usage;
 	size_t j, n = json_array_size(content);
-	int failed;
+	struct origin end_origin = whole;
+	int failed, parked;
 	int64_t end;
 
 	if (e && !json_is_null(e) && !json_is_object(e))
@@ -833,8 +853,11 @@ static int assistant_reply(struct run *r, const json_t *msg, const json_t *conte
 		return -1;
 	if (is_tail) {
 		pending = json_array();
-		if (!pending)
-			return sg_err_internal(r->err, "out of memory");
+		pending_blocks = json_array();
+		if (!pending || !pending_blocks) {
+			sg_err_internal(r->err, "out of memory");
+			goto fail;
+		}
 	}
 	for (j = 0; j < n;) {
 		const json_t *blk = json_array_get(content, j);
@@ -856,7 +879,7 @@ static int assistant_reply(struct run *r, const json_t *msg, const json_t *conte
 			if (rc == 0)
 				rc = emit_bare(r, "agent.thinking", &o, "thinking", at, id);
 		} else if (!strcmp(type, "tool_call")) {
-			rc = tool_call(r, blk, j, pending);
+			rc = tool_call(r, blk, j, pending, pending_blocks);
 		} else if (!strcmp(type, "tool_result")) {
 			rc = tool_result(r, blk, j);
 		} else if (!strcmp(type, "hint")) {
@@ -870,18 +893,20 @@ static int assistant_reply(struct run *r, const json_t *msg, const json_t *conte
 	}
 
 	/* the reply is still being written: its end is not known yet */
-	if (is_tail && r->ctx->session_running && !r->has_finished) {
-		json_decref(pending);
-		return 0;
-	}
+	if (is_tail && r->ctx->session_running && !r->has_finished)
+		goto done;
 	if (end_time(r, content, &end) < 0)
 		goto fail;
 	failed = sg_streq(sg_jstr(msg, "finished_reason"), "error") || json_is_object(e);
+	parked = pending && json_array_size(pending) > 0;
+	if (parked)
+		end_origin.parked = pending_blocks;
 
 	usage = model_usage(r, msg);
 	if (!usage)
 		goto fail;
-	ev = new_event(r, "span.model_request_end", &whole, "span_end", end, id);
+	ev = new_event(r, "span.model_request_end", &end_origin,
+	               parked ? "span_end_parked" : "span_end", end, id);
 	if (!ev) {
 		json_decref(usage);
 		goto fail;
@@ -893,24 +918,26 @@ static int assistant_reply(struct run *r, const json_t *msg, const json_t *conte
 	if (failed && session_error(r, msg, end) < 0)
 		goto fail;
 
-	if (pending && json_array_size(pending) > 0) {
+	if (parked)
 		stop = json_pack("{s:s, s:O}", "type", "requires_action", "event_ids", pending);
-	} else {
+	else
 		stop = json_pack("{s:s}", "type", "end_turn");
-	}
-	json_decref(pending);
-	pending = NULL;
-	ev = new_event(r, "session.status_idle", &whole, "status_idle", end, id);
+	ev = new_event(r, "session.status_idle", &end_origin,
+	               parked ? "status_idle_parked" : "status_idle", end, id);
 	if (!ev) {
 		json_decref(stop);
-		return -1;
+		goto fail;
 	}
 	if (set_or_drop(r, ev, "stop_reason", stop) < 0 ||
-	    set_or_drop(r, ev, "stop_details", json_null()) < 0)
-		return -1;
-	return emit(r, ev);
+	    set_or_drop(r, ev, "stop_details", json_null()) < 0 || emit(r, ev) < 0)
+		goto fail;
+done:
+	json_decref(pending);
+	json_decref(pending_blocks);
+	return 0;
 fail:
 	json_decref(pending);
+	json_decref(pending_blocks);
 	return -1;
 }
 
