@@ -24,8 +24,10 @@
 #include "idcodec.h"
 #include "log.h"
 #include "mapping.h"
+#include "query.h"
 #include "request.h"
 #include "timeutil.h"
+#include "walk.h"
 
 #define SEEN_MAX 4096              /* event ids remembered per hub, for de-duplication */
 #define RING_MAX_BYTES (256 << 10) /* recent frames kept per hub for Last-Event-ID */
@@ -72,8 +74,11 @@ struct hub {
 	struct sub *subs;
 	size_t nsubs;
 	struct sg_call *call; /* the upstream connection, NULL while reconnecting */
-	int opened;           /* clients got their 200: the upstream answered 2xx once */
-	int connected;        /* the current call has answered 2xx */
+	struct sg_call *fill; /* after a drop: the history read that fills the gap */
+	struct sg_walk *fill_walk;
+	struct sg_event_query fill_q;
+	int opened;    /* clients got their 200: the upstream answered 2xx once */
+	int connected; /* the current call has answered 2xx */
 	int busy;
 	int closing;
 	int64_t since_us;
@@ -315,6 +320,8 @@ static long ring_find(const struct hub *hub, const char *id)
 
 static void hub_close(struct hub *hub);
 static void hub_settle(struct hub *hub);
+static void hub_fill_cancel(struct hub *hub);
+static void hub_fill(struct hub *hub);
 
 /* Sends bytes to one started client; a client that cannot take them any more (its unread
  * bytes would pass the cap) gets the error and is cut. Returns 0, or -1 when s is gone. */
@@ -476,6 +483,7 @@ static void hub_free(struct hub *hub)
 		free(hub->seen_order[(hub->seen_head + i) % SEEN_MAX]);
 	free(hub->seen_order);
 	json_decref(hub->seen);
+	sg_event_query_clear(&hub->fill_q);
 	free(hub->ring);
 	free(hub->key);
 	free(hub->sid);
@@ -501,6 +509,7 @@ static void hub_close_with(struct hub *hub, const struct sg_error *e)
 		sg_call_free(hub->call); /* deferred by call.c when inside its emit */
 		hub->call = NULL;
 	}
+	hub_fill_cancel(hub);
 	hub_each(hub, each_end, (void *)e);
 	/* every client's free unlinked it */
 	hub->busy--;
@@ -574,6 +583,122 @@ static void hub_deleted(struct hub *hub)
 }
 
 static void hub_lost(struct hub *hub, const char *why);
+static int on_event(struct sg_call *c, const json_t *ev, void *arg);
+
+static void hub_fill_cancel(struct hub *hub)
+{
+	sg_call_free(hub->fill);
+	sg_walk_free(hub->fill_walk);
+	hub->fill = NULL;
+	hub->fill_walk = NULL;
+}
+
+/* The gap a drop left: every event of the history dated from the hub's first connect on
+ * (less a second: some backends date to the second) that the clients have not had yet, in
+ * the history's order; then the stream is reopened. A history that cannot be read is
+ * logged and skipped: the reopened stream still serves what comes next. */
+static void fill_done(struct hub *hub, const json_t *items, const struct sg_error *e)
+{
+	json_t *ev;
+	size_t i, n = 0;
+
+	if (e) {
+		sg_warn("stream %s: backend '%s' history could not fill the gap after a drop: %s",
+		        hub->sid, hub->rt->backend->name, e->message);
+	} else {
+		hub->busy++;
+		json_array_foreach(items, i, ev) {
+			const char *at = json_string_value(json_object_get(ev, "processed_at"));
+			const char *id = json_string_value(json_object_get(ev, "id"));
+			int64_t us;
+
+			if (hub->closing)
+				break;
+			if (!id || seen_has(hub, id))
+				continue;
+			if (!at || sg_time_parse_rfc3339(at, &us) < 0 ||
+			    us < hub->since_us - 1000000)
+				continue;
+			n++;
+			on_event(NULL, ev, hub);
+		}
+		hub->busy--;
+		if (n)
+			sg_info("stream %s: %zu event(s) the drop hid were sent from the history",
+			        hub->sid, n);
+	}
+	if (hub_release(hub))
+		return;
+	hub_connect(hub);
+}
+
+static void on_fill_call(struct sg_call *c, void *arg)
+{
+	struct hub *hub = arg;
+	json_t *items = json_incref(sg_call_result(c));
+	struct sg_error e = {0};
+	const struct sg_error *ce = sg_call_error(c);
+
+	if (ce)
+		e = *ce;
+	hub->fill = NULL;
+	sg_call_free(c);
+	fill_done(hub, items, ce ? &e : NULL);
+	json_decref(items);
+}
+
+static void on_fill_walk(struct sg_walk *w, void *arg)
+{
+	struct hub *hub = arg;
+	json_t *items = json_incref(sg_walk_items(w));
+	struct sg_error e = {0};
+	const struct sg_error *we = sg_walk_error(w);
+
+	if (we)
+		e = *we;
+	hub->fill_walk = NULL;
+	sg_walk_free(w);
+	fill_done(hub, items, we ? &e : NULL);
+	json_decref(items);
+}
+
+static void hub_fill(struct hub *hub)
+{
+	const struct sg_mapping *m = hub->rt->backend->mapping;
+	struct sg_call_env env = {.upstream = hub->reg->host->up,
+	                          .cache = hub->reg->host->cache,
+	                          .base = hub->reg->host->base,
+	                          .request_id = hub->sid,
+	                          .principal = "stream",
+	                          .now_us = wall_us()};
+	struct sg_error e = {0};
+
+	sg_event_query_clear(&hub->fill_q);
+	if (sg_event_query_parse(NULL, &hub->fill_q, &e) == 0) {
+		if (m->list_events) {
+			hub->fill = sg_call_new(SG_CALL_LIST_EVENTS, &env, hub->rt->backend,
+			                        hub->rt->identity, on_fill_call, hub);
+			if (hub->fill) {
+				sg_call_set_pubid(hub->fill, &hub->id);
+				sg_call_set_event_query(hub->fill, &hub->fill_q);
+				sg_call_start(hub->fill);
+				return;
+			}
+		} else if (m->list_events_page) {
+			struct sg_walk_spec spec = {.kind = SG_CALL_EVENTS_PAGE,
+			                            .env = &env,
+			                            .route = hub->rt,
+			                            .eq = &hub->fill_q,
+			                            .pubid = &hub->id,
+			                            .collect_all = 1};
+
+			hub->fill_walk = sg_walk_start(&spec, on_fill_walk, hub);
+			if (hub->fill_walk)
+				return;
+		}
+	}
+	hub_connect(hub); /* no history to read (or no memory to read it): reopen at once */
+}
 
 static void on_hub_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -601,8 +726,8 @@ static void on_hub_timer(evutil_socket_t fd, short what, void *arg)
 		hub_lost(hub, "the backend did not answer in time");
 		return;
 	}
-	if (!hub->call)
-		hub_connect(hub); /* the backoff is over */
+	if (!hub->call && !hub->fill && !hub->fill_walk)
+		hub_fill(hub); /* the backoff is over */
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -1151,6 +1276,7 @@ void sg_streams_free(struct sg_streams *reg)
 			h->closing = 1;
 			if (h->call)
 				sg_call_free(h->call);
+			hub_fill_cancel(h);
 			if (h->timer)
 				event_free(h->timer);
 			if (h->beat)

@@ -439,6 +439,8 @@ START_TEST(a_dropped_upstream_is_reopened_without_duplicates)
 	h_res_free(&r);
 	ck_assert_msg(read_until(&s, evs, "session.status_idle", 6000), "no idle: %s",
 	              json_dumps(evs, 0));
+	/* the history filled the gap; the stream is open again */
+	ck_assert_int_eq(wait_streams(&fake, 1), 1);
 	fake_streams(&fake, &open, &t1);
 	ck_assert_int_ge(t1 - t0, 1);
 	no_duplicates(evs);
