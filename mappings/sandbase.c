@@ -507,6 +507,7 @@ static void sb_send_events(struct sg_call *call)
  * events list shows for the same envelopes. */
 
 #define SB_FRAME_MAX (8u << 20) /* one frame: the backend's max_response_bytes, at most this */
+#define SB_HISTORY_PAGES 200    /* history pages read before a first connect, at most */
 
 /* What the SSE callback tells the chunk callback. */
 #define SB_GONE 1   /* the consumer left: the call (and this state) is freed */
@@ -518,6 +519,8 @@ struct sb_stream {
 	json_t *carry;   /* sg_sb_events_to_cma's state after the last frame (NULL before) */
 	int64_t live_us; /* envelopes processed before this are replay (0: emit everything) */
 	size_t max;      /* the reader's bound on a line or a frame */
+	char *last;      /* the history's last event id, read before a first connect */
+	int pages;       /* history pages read */
 };
 
 static void stream_free(void *p)
@@ -526,6 +529,7 @@ static void stream_free(void *p)
 
 	sg_sse_free(st->sse);
 	json_decref(st->carry);
+	free(st->last);
 	free(st);
 }
 
@@ -632,23 +636,101 @@ static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, 
 		json_decref(sg_call_json(call, res));
 }
 
+/* Opens the stream after `cursor` (NULL: from the start). */
+static void stream_open(struct sg_call *call, struct sb_stream *st, const char *cursor)
+{
+	char path[4096];
+
+	if (sg_call_session_path(call, "/events/stream", path, sizeof(path)))
+		return;
+	if (cursor && sg_url_add_param(path, sizeof(path), "cursor", cursor)) {
+		sg_call_fail(call, 400, "invalid_request_error",
+		             "the stream's resume position is too long for the backend");
+		return;
+	}
+	sg_call_stream(call, path, priv_of(call)->headers, on_stream_chunk, on_stream_end, st);
+}
+
+static int history_page(struct sg_call *call, struct sb_stream *st, const char *page);
+
+/* A page of the history read before a first connect: the linking state moves over it and
+ * the last id is kept; at its end the stream opens after that id, so SandBase replays
+ * nothing from before the connect and the stream links as the events list does. */
+static void on_history(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct sb_stream *st = arg;
+	struct sg_sb_ctx ctx;
+	struct sg_error err = {0};
+	json_t *body = sg_call_json(call, res), *events, *carry = NULL;
+	const json_t *data, *last;
+	const char *next;
+
+	if (!body)
+		return;
+	ctx_of(call, &ctx);
+	if (sg_north_page_parts(body, ctx.backend, &data, &next, &err))
+		goto fail;
+	events = sg_sb_events_to_cma(data, st->carry, &carry, &ctx, &err);
+	if (!events)
+		goto fail;
+	json_decref(events);
+	json_decref(st->carry);
+	st->carry = carry;
+	last = json_array_get(data, json_array_size(data) - 1);
+	if (sg_jis_id(json_object_get(last, "id"))) {
+		free(st->last);
+		st->last = strdup(json_string_value(json_object_get(last, "id")));
+	}
+	if (next && ++st->pages < SB_HISTORY_PAGES) {
+		history_page(call, st, next);
+	} else {
+		if (next) {
+			/* too long to read first: the whole replay comes, filtered by time */
+			st->live_us = live_from(sg_call_stream_since(call));
+			json_decref(st->carry);
+			st->carry = NULL;
+		} else {
+			st->live_us = 0;
+		}
+		stream_open(call, st, next ? NULL : st->last);
+	}
+	json_decref(body);
+	return;
+fail:
+	json_decref(body);
+	sg_call_fail_with(call, &err);
+}
+
+static int history_page(struct sg_call *call, struct sb_stream *st, const char *page)
+{
+	char esc[600], path[8192], n[16];
+
+	if (sg_url_escape(sg_call_pubid(call)->native, esc, sizeof(esc)) < 0) {
+		sg_call_fail(call, 404, "not_found_error", "session not found");
+		return -1;
+	}
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", esc);
+	snprintf(n, sizeof(n), "%d", SB_PAGE);
+	if (sg_url_add_param(path, sizeof(path), "limit", n) ||
+	    (page && sg_url_add_param(path, sizeof(path), "page", page))) {
+		sg_call_fail(call, 400, "invalid_request_error", "cursor too long for the backend");
+		return -1;
+	}
+	return sg_call_get(call, path, priv_of(call)->headers, on_history, st);
+}
+
 /* SandBase resumes natively: the core's resume token is a SandBase event id (this module's
- * mark, or a client's Last-Event-ID), passed as ?cursor=. */
+ * mark, or a client's Last-Event-ID), passed as ?cursor=. A first connect that must not
+ * replay reads the history's pages first (as the events list does) and opens the stream
+ * after its last event: exact, whatever the clocks say, and the linking state is the
+ * list's. */
 static void sb_stream_events(struct sg_call *call)
 {
 	const struct sg_backend *be = sg_call_backend(call);
 	const char *resume = sg_call_stream_resume(call);
 	size_t max = be->max_response_bytes;
 	struct sb_stream *st;
-	char path[4096];
 
-	if (sg_call_session_path(call, "/events/stream", path, sizeof(path)))
-		return;
-	if (resume && sg_url_add_param(path, sizeof(path), "cursor", resume)) {
-		sg_call_fail(call, 400, "invalid_request_error",
-		             "the stream's resume position is too long for the backend");
-		return;
-	}
 	if (max == 0 || max > SB_FRAME_MAX)
 		max = SB_FRAME_MAX;
 	st = calloc(1, sizeof(*st));
@@ -662,9 +744,14 @@ static void sb_stream_events(struct sg_call *call)
 	}
 	st->call = call;
 	st->max = max;
-	st->live_us = live_from(sg_call_stream_since(call));
 	sg_call_set_state(call, st, stream_free);
-	sg_call_stream(call, path, priv_of(call)->headers, on_stream_chunk, on_stream_end, st);
+	if (!resume && sg_call_stream_since(call)) {
+		history_page(call, st, NULL);
+		return;
+	}
+	/* a resume: SandBase sends what follows the cursor; the core drops what it has sent */
+	st->live_us = resume ? 0 : live_from(sg_call_stream_since(call));
+	stream_open(call, st, resume);
 }
 
 /* ---- agents ---- */

@@ -1856,32 +1856,49 @@ START_TEST(test_stream_marks_and_replay)
 	                  "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
 	                  "span.model_request_end span sevt_a4; "
 	                  "session.status_idle sevt_a6 sevt_a5");
-	/* the replay before since is read (it links) but not shown; SandBase writes whole
-	 * seconds, so since counts from its second: 10:00:03.4 keeps the event of 10:00:03 */
-	sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:03.4Z"), NULL, 0);
-	stream_ok(f, "sevt_a6");
-	expect_emitted(f, "agent.tool_result sevt_a4 sevt_a3; "
-	                  "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
-	                  "span.model_request_end span sevt_a4; "
-	                  "session.status_idle sevt_a6 sevt_a5");
-	result = json_array_get(sg_flow_emitted(f), 0);
-	ck_assert_str_eq(json_string_value(json_object_get(result, "tool_use_id")), "sevt_a2");
-	tail = json_array_get(want, 4);
-	ck_assert(json_equal(tail, (json_t *)result));
-	/* an envelope's events go together: the span start held at 10:00:03 is shown with its
-	 * message of 10:00:05 */
-	sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:04Z"), NULL, 0);
-	stream_ok(f, "sevt_a6");
-	expect_emitted(f, "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
-	                  "span.model_request_end span sevt_a4; "
-	                  "session.status_idle sevt_a6 sevt_a5");
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(sg_flow_emitted(f), 0),
-	                                                   "processed_at")),
-	                 "2026-06-05T10:00:03Z");
-	/* everything replayed: nothing shown, and the mark still moves to the end */
-	sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:06Z"), NULL, 0);
-	stream_ok(f, "sevt_a6");
-	ck_assert_uint_eq(json_array_size(sg_flow_emitted(f)), 0);
+	/* a first connect (since set) reads the history first and opens the stream after its
+	 * last event: SandBase replays nothing, and what follows links through the history's
+	 * state (the result sevt_a4 has no tool_use_id: it is the history's sevt_a2's) */
+	{
+		json_t *head = json_array(), *rest = json_array(), *wrap;
+		char *list, *body, **pieces;
+
+		for (size_t i = 0; i < json_array_size(envs); i++)
+			json_array_append(i < 3 ? head : rest, json_array_get(envs, i));
+		wrap = json_pack("{s:O}", "data", head);
+		list = json_dumps(wrap, 0);
+		sg_flow_route(f, "GET", SB_LIST, 200, list);
+		body = sse_body(rest);
+		pieces = cut_pieces(body, 40);
+		sg_flow_route_stream(f, SB_STREAM "?cursor=sevt_a3", 200,
+		                     (const char *const *)pieces, 0);
+		sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:09Z"), NULL, 0);
+		stream_ok(f, "sevt_a6");
+		expect_emitted(
+		    f, "agent.tool_result sevt_a4 -; "
+		       "span.model_request_start span sevt_a4; agent.message sevt_a5 sevt_a4; "
+		       "span.model_request_end span sevt_a4; "
+		       "session.status_idle sevt_a6 sevt_a5");
+		result = json_array_get(sg_flow_emitted(f), 0);
+		ck_assert_str_eq(json_string_value(json_object_get(result, "tool_use_id")),
+		                 "sevt_a2");
+		tail = json_array_get(want, 4);
+		ck_assert(json_equal(tail, (json_t *)result));
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_array_get(sg_flow_seen(f), 0), "uri")),
+		    SB_LIST);
+		free_pieces(pieces);
+		free(body);
+		free(list);
+		json_decref(wrap);
+		/* an empty history: the stream opens from the start, and shows all of it */
+		sg_flow_route(f, "GET", SB_LIST, 200, "{\"data\": []}");
+		sg_flow_run_stream(f, &id, at_us("2026-06-05T10:00:09Z"), NULL, 0);
+		stream_ok(f, "sevt_a6");
+		ck_assert(json_equal(want, (json_t *)sg_flow_emitted(f)));
+		json_decref(head);
+		json_decref(rest);
+	}
 	json_decref(want);
 	json_decref(envs);
 	sg_flow_free(f);
