@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "auth.h"
@@ -320,6 +321,8 @@ void sg_req_fail(struct sg_req *r, int status, const char *type, const char *fmt
 
 /* ---- streams --------------------------------------------------------------------------- */
 
+#define SG_STREAM_SNDBUF (32 << 10) /* SO_SNDBUF of a stream's socket (Linux doubles it) */
+
 int sg_req_stream_start(struct sg_req *r, const char *content_type)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->ev);
@@ -332,8 +335,13 @@ int sg_req_stream_start(struct sg_req *r, const char *content_type)
 	 * that reads nothing for idle_timeout_s is gone), never reads. */
 	if (bev) {
 		struct timeval wr = {r->host->cfg->idle_timeout_s, 0};
+		int sndbuf = SG_STREAM_SNDBUF;
 
 		bufferevent_set_timeouts(bev, NULL, &wr);
+		/* The kernel's own buffer for a stream stays small (Linux would grow it to
+		 * megabytes), so what a slow reader costs is bounded by that plus the backlog cap,
+		 * and the cap is what decides when it is cut. */
+		setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 	}
 	if (r->deadline) {
 		event_free(r->deadline);

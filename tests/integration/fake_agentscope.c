@@ -2595,6 +2595,7 @@ static void fa_run_generate(struct fa_store *st, struct fa_session *s, struct fa
 		fa_reply_end(st, s, reply, "completed", NULL);
 		break;
 	case FK_PLAN_ERROR:
+	case FK_PLAN_TERMINATE: /* AgentScope has no terminated state */
 		fa_add_text(st, s, reply,
 		            fa_text_block(st, "text", "text", "Let me look into that.", true));
 		fa_model_end(st, s, reply, fa_tokens(run->text, 120), 6, "completed");

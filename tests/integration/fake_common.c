@@ -274,9 +274,13 @@ enum fk_plan fk_plan_of(const char *text)
 		const char *marker;
 		enum fk_plan plan;
 	} markers[] = {
-	    {"[tool:auto]", FK_PLAN_TOOL},         {"[tool:ask]", FK_PLAN_ASK},
-	    {"[tool:external]", FK_PLAN_EXTERNAL}, {"[tool:custom]", FK_PLAN_EXTERNAL},
-	    {"[reply:error]", FK_PLAN_ERROR},      {"[run:long]", FK_PLAN_LONG},
+	    {"[tool:auto]", FK_PLAN_TOOL},
+	    {"[tool:ask]", FK_PLAN_ASK},
+	    {"[tool:external]", FK_PLAN_EXTERNAL},
+	    {"[tool:custom]", FK_PLAN_EXTERNAL},
+	    {"[reply:error]", FK_PLAN_ERROR},
+	    {"[run:long]", FK_PLAN_LONG},
+	    {"[session:terminate]", FK_PLAN_TERMINATE},
 	};
 	const char *best = NULL;
 	enum fk_plan plan = FK_PLAN_TEXT;

@@ -115,7 +115,9 @@ enum fk_plan {
 	FK_PLAN_ASK,      /* [tool:ask] a tool call waits for the user's permission */
 	FK_PLAN_EXTERNAL, /* [tool:external] (or [tool:custom]) a tool call waits for its result */
 	FK_PLAN_ERROR,    /* [reply:error] the model call fails */
-	FK_PLAN_LONG      /* [run:long] the run goes on until it is interrupted */
+	FK_PLAN_LONG,     /* [run:long] the run goes on until it is interrupted */
+	FK_PLAN_TERMINATE /* [session:terminate] the run fails for good and the session is
+	                   * terminated (Claude-native); elsewhere as [reply:error] */
 };
 
 /* The plan a user text asks for (the first marker found wins; NULL is plain text). */

@@ -2903,6 +2903,8 @@ static void fs_turn_finish(struct fs_server *srv, struct fs_session *s, struct f
 	}
 	if (sb && plan == FK_PLAN_ASK) /* no tool confirmations on SandBase */
 		plan = FK_PLAN_TOOL;
+	if (sb && plan == FK_PLAN_TERMINATE) /* SandBase emits no terminated status */
+		plan = FK_PLAN_ERROR;
 	switch (plan) {
 	case FK_PLAN_TEXT:
 	case FK_PLAN_LONG:
@@ -2956,6 +2958,17 @@ static void fs_turn_finish(struct fs_server *srv, struct fs_session *s, struct f
 		                                 "retry_status", "type", "exhausted")),
 		        false);
 		fs_idle(srv, s, sb ? "end_turn" : "retries_exhausted", NULL);
+		break;
+	case FK_PLAN_TERMINATE:
+		/* Claude: a terminal error, then the session is over for good */
+		fs_push(srv, s,
+		        fs_ev_set(fs_ev(srv, "session.error"), "error",
+		                  json_pack("{s:s, s:s, s:{s:s}}", "type", "unknown_error",
+		                            "message", "The session failed and cannot continue.",
+		                            "retry_status", "type", "terminal")),
+		        false);
+		fs_push(srv, s, fs_ev(srv, "session.status_terminated"), false);
+		fs_set_status(srv, s, "terminated");
 		break;
 	}
 	fs_run_free(run);

@@ -393,6 +393,12 @@ static void h_dechunk(struct h_sse *s)
 int h_sse_open(struct h_sse *s, int port, const char *path, const char *const *headers,
                int timeout_ms)
 {
+	return h_sse_open_rcvbuf(s, port, path, headers, timeout_ms, 0);
+}
+
+int h_sse_open_rcvbuf(struct h_sse *s, int port, const char *path, const char *const *headers,
+                      int timeout_ms, int rcvbuf)
+{
 	struct sockaddr_in a = {0};
 	char req[4096];
 	size_t n;
@@ -404,6 +410,8 @@ int h_sse_open(struct h_sse *s, int port, const char *path, const char *const *h
 	a.sin_family = AF_INET;
 	a.sin_port = htons((uint16_t)port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s->fd >= 0 && rcvbuf > 0)
+		setsockopt(s->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (s->fd < 0 || connect(s->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
 		return -1;
 	n = (size_t)snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n", path);

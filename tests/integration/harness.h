@@ -81,6 +81,9 @@ struct h_sse_ev {
  * head arrived (s->status says which; a non-200's body is in s->buf after h_sse_rest). */
 int h_sse_open(struct h_sse *s, int port, const char *path, const char *const *headers,
                int timeout_ms);
+/* The same with the socket's receive buffer set to rcvbuf bytes first (a slow reader). */
+int h_sse_open_rcvbuf(struct h_sse *s, int port, const char *path, const char *const *headers,
+                      int timeout_ms, int rcvbuf);
 /* The next message with an event or data (comments are counted in s->heartbeats): 1 and
  * *ev filled, 0 on timeout, -1 when the stream ended or the connection closed. */
 int h_sse_next(struct h_sse *s, int timeout_ms, struct h_sse_ev *ev);

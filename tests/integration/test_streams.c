@@ -18,10 +18,12 @@
 
 #define MODEL_CFG "{\"type\":\"anthropic_credential\",\"credential_id\":\"c1\",\"model\":\"m1\"}"
 
-static struct h_proc fake, sb, gw;
+static struct h_proc fake, sb, cl, gw;
 static const char *const K[] = {"x-api-key: sk-watcher", "Content-Type: application/json", NULL};
 static const char *const K2[] = {"x-api-key: sk-other", "Content-Type: application/json", NULL};
 static const char *const KS[] = {"x-api-key: sk-sb-watcher", "Content-Type: application/json",
+                                 NULL};
+static const char *const KC[] = {"x-api-key: sk-cl-watcher", "Content-Type: application/json",
                                  NULL};
 
 static void sleep_ms(long ms)
@@ -31,34 +33,44 @@ static void sleep_ms(long ms)
 	nanosleep(&d, NULL);
 }
 
-/* Starts the gateway in front of the fakes with these "streams" settings and workers. */
-static void gateway(int workers, const char *streams)
+/* Starts the gateway in front of the fakes with these "streams" and "limits" settings. */
+static void gateway_with(int workers, const char *streams, const char *limits)
 {
 	json_error_t je;
 	json_t *cfg;
-	char h1[65], h2[65], h3[65], doc[4096];
+	char h1[65], h2[65], h3[65], h4[65], doc[4096];
 
 	h_hash_key("sk-watcher", h1);
 	h_hash_key("sk-other", h2);
 	h_hash_key("sk-sb-watcher", h3);
+	h_hash_key("sk-cl-watcher", h4);
 	snprintf(
 	    doc, sizeof(doc),
 	    "{\"workers\":%d,\"cursor_secret\":\"streams-test-secret-0123456789abcdef\","
-	    "\"shutdown_grace_ms\":3000,\"streams\":%s,"
-	    "\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":"
-	    "\"http://127.0.0.1:%d\",\"retries\":0,\"timeout_ms\":3000,\"options\":{"
-	    "\"chat_model_config\":" MODEL_CFG "}},"
+	    "\"shutdown_grace_ms\":3000,\"streams\":%s,\"limits\":%s,"
+	    "\"backends\":["
+	    "{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:%d\","
+	    "\"retries\":0,\"timeout_ms\":3000,\"options\":{\"chat_model_config\":" MODEL_CFG "}},"
 	    "{\"name\":\"sb\",\"mapping\":\"sandbase\",\"url\":\"http://127.0.0.1:%d\","
-	    "\"retries\":0,\"timeout_ms\":3000,\"options\":{\"api_key\":\"$SG_TEST_SB_KEY\"}}],"
-	    "\"keys\":[{\"name\":\"watcher\",\"sha256\":\"%s\",\"backends\":{\"as\":{"
-	    "\"user_id\":\"alice\"}}},{\"name\":\"other\",\"sha256\":\"%s\",\"backends\":{"
-	    "\"as\":{\"user_id\":\"alice\"}}},{\"name\":\"sbw\",\"sha256\":\"%s\",\"backends\":{"
-	    "\"sb\":{}}}]}",
-	    workers, streams, fake.port, sb.port, h1, h2, h3);
+	    "\"retries\":0,\"timeout_ms\":3000,\"options\":{\"api_key\":\"$SG_TEST_SB_KEY\"}},"
+	    "{\"name\":\"cl\",\"mapping\":\"claude\",\"url\":\"http://127.0.0.1:%d\","
+	    "\"retries\":0,\"timeout_ms\":3000,\"options\":{\"api_key\":\"$SG_TEST_CL_KEY\"}}],"
+	    "\"keys\":["
+	    "{\"name\":\"watcher\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":\"alice\"}}}"
+	    ","
+	    "{\"name\":\"other\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":\"alice\"}}},"
+	    "{\"name\":\"sbw\",\"sha256\":\"%s\",\"backends\":{\"sb\":{}}},"
+	    "{\"name\":\"clw\",\"sha256\":\"%s\",\"backends\":{\"cl\":{}}}]}",
+	    workers, streams, limits, fake.port, sb.port, cl.port, h1, h2, h3, h4);
 	cfg = json_loads(doc, 0, &je);
 	ck_assert_msg(cfg != NULL, "%s", je.text);
 	ck_assert_int_eq(h_gateway_start(&gw, cfg), 0);
 	json_decref(cfg);
+}
+
+static void gateway(int workers, const char *streams)
+{
+	gateway_with(workers, streams, "{}");
 }
 
 static void fakes(void)
@@ -70,9 +82,15 @@ static void fakes(void)
 	    "--dialect", "sandbase", "--generate", "6:2", "--seed", "5", "--stream-heartbeat-ms",
 	    "200",       NULL};
 
+	const char *a_cl[] = {
+	    "--dialect", "claude", "--generate", "6:2", "--seed", "7", "--stream-heartbeat-ms",
+	    "200",       NULL};
+
 	setenv("SG_TEST_SB_KEY", "sk-sb-test", 1);
+	setenv("SG_TEST_CL_KEY", "sk-ant-test", 1);
 	ck_assert_int_eq(h_fake_start(&fake, a_as), 0);
 	ck_assert_int_eq(h_fake_start_bin(&sb, "tests/fake_sandbase", a_sb), 0);
+	ck_assert_int_eq(h_fake_start_bin(&cl, "tests/fake_sandbase", a_cl), 0);
 }
 
 static void setup(void)
@@ -87,6 +105,7 @@ static void teardown(void)
 	h_stop(&gw, 5000);
 	h_stop(&fake, 2000);
 	h_stop(&sb, 2000);
+	h_stop(&cl, 2000);
 }
 
 /* A fake's open and total upstream streams. */
@@ -642,6 +661,109 @@ START_TEST(sandbase_resumes_a_last_event_id_natively)
 }
 END_TEST
 
+START_TEST(a_terminated_session_ends_its_streams)
+{
+	char *sid = new_session(KC);
+	struct h_sse s;
+	struct h_sse_ev ev;
+	json_t *evs = json_array();
+
+	open_stream(&s, KC, sid, NULL);
+	ck_assert_int_eq(s.status, 200);
+	send_text(KC, sid, "this will not end well [session:terminate]");
+	ck_assert_msg(read_until(&s, evs, "session.status_terminated", 5000), "%s",
+	              json_dumps(evs, 0));
+	ck_assert(has_type(evs, "session.error"));
+	ck_assert_int_eq(h_sse_next(&s, 2000, &ev), -1);
+	ck_assert(s.eof);
+	json_decref(evs);
+	h_sse_close(&s);
+	free(sid);
+}
+END_TEST
+
+/* Waits until the session's runs are over (retrieve says idle). */
+static void wait_idle(const char *sid)
+{
+	char path[512];
+	struct h_res r;
+
+	snprintf(path, sizeof(path), "/v1/sessions/%s", sid);
+	for (int i = 0; i < 200; i++) {
+		int idle;
+
+		ck_assert_int_eq(h_get(gw.port, path, K, &r), 0);
+		idle = r.json &&
+		       !strcmp(json_string_value(json_object_get(r.json, "status")) ?: "", "idle");
+		h_res_free(&r);
+		if (idle)
+			return;
+		sleep_ms(10);
+	}
+	ck_abort_msg("the session did not go idle");
+}
+
+START_TEST(a_slow_reader_is_cut_and_nobody_else_waits)
+{
+	char *sid, text[256];
+	struct h_sse slow, fast;
+	struct h_sse_ev ev;
+	struct h_res r;
+	int rc, idles = 0, errors = 0, runs = 40;
+	int small = 1024;
+
+	h_stop(&gw, 5000);
+	gateway_with(1, "{}", "{\"max_stream_backlog_bytes\":4096}");
+	ck_assert_int_eq(h_request("POST", fake.port, "/__fake/mode?run_ms=5", NULL, &r), 0);
+	h_res_free(&r);
+	sid = new_session(K);
+	/* a client that reads nothing, with a receive window the kernel keeps small */
+	{
+		char path[512];
+
+		snprintf(path, sizeof(path), "/v1/sessions/%s/events/stream", sid);
+		ck_assert_int_eq(h_sse_open_rcvbuf(&slow, gw.port, path,
+		                                   (const char *[]){K[0], NULL}, 5000, small),
+		                 0);
+	}
+	ck_assert_int_eq(slow.status, 200);
+	open_stream(&fast, K, sid, NULL);
+	memset(text, 'x', 180);
+	text[180] = 0;
+	for (int i = 0; i < runs; i++) {
+		json_t *evs = json_array();
+
+		snprintf(text + 180, sizeof(text) - 180, " %d [tool:auto]", i);
+		send_text(K, sid, text);
+		/* the reading client keeps up: every run reaches it */
+		ck_assert_msg(read_until(&fast, evs, "session.status_idle", 5000), "run %d", i);
+		json_decref(evs);
+		idles++;
+		wait_idle(sid);
+	}
+	ck_assert_int_eq(idles, runs);
+	/* the slow one now reads: what fitted, then the error, then the end */
+	int got = 0;
+
+	while ((rc = h_sse_next(&slow, 3000, &ev)) == 1) {
+		got++;
+		if (!strcmp(ev.event, "error")) {
+			errors++;
+			ck_assert_ptr_nonnull(strstr(ev.data, "too slowly"));
+		}
+		h_sse_ev_free(&ev);
+	}
+	ck_assert_msg(rc == -1, "the slow reader got %d events, %d errors, and no end", got,
+	              errors);
+	ck_assert_int_eq(errors, 1);
+	h_sse_close(&slow);
+	h_sse_close(&fast);
+	ck_assert_int_eq(h_request("POST", fake.port, "/__fake/mode?run_ms=300", NULL, &r), 0);
+	h_res_free(&r);
+	free(sid);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("streams");
@@ -663,6 +785,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, last_event_id_gets_what_followed_it);
 	tcase_add_test(tc, sandbase_streams_the_run_with_the_listed_ids);
 	tcase_add_test(tc, sandbase_resumes_a_last_event_id_natively);
+	tcase_add_test(tc, a_terminated_session_ends_its_streams);
+	tcase_add_test(tc, a_slow_reader_is_cut_and_nobody_else_waits);
 	suite_add_tcase(s, tc);
 	return s;
 }
