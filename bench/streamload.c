@@ -6,11 +6,11 @@
  *       (or failed) holds them HOLD_MS. Prints one JSON line: {"connected", "failed", "ms"}.
  *       Writes "ready" to stderr when every stream is open (the script measures then).
  *
- *   streamload latency PORT KEY PATH CONNS FAKEPORT FAKEPATH USER SENDPATH RUNS
+ *   streamload latency PORT KEY PATH CONNS FAKEPORT FAKEPATH USER AGENT SESSION RUNS
  *       Opens CONNS streams of one session through the gateway and one stream of the same
  *       session directly on the fake AgentScope (GET FAKEPATH, X-User-ID USER), then RUNS
- *       times: POST a user.message to SENDPATH through the gateway and wait until every
- *       watcher has seen the run end. For each run and each watcher: the time a north frame
+ *       times: start a run on the fake (POST /chat/ for AGENT and SESSION, its native ids)
+ *       and wait until every watcher has seen the run end. For each run and each watcher: the time a north frame
  *       arrived minus the time the backend frame it comes from arrived on the direct stream
  *       (REPLY_START → session.status_running, REPLY_END → session.status_idle). Prints one
  *       JSON line with the count, p50, p99 and max of that added latency in µs.
@@ -55,8 +55,8 @@ static int64_t t_start;
 static int g_runs, run_now = -1;
 static int64_t *t_direct_start, *t_direct_end; /* per run */
 static int64_t **t_gw_start, **t_gw_end;       /* [conn][run] */
-static int g_port;
-static const char *g_send_path;
+static int g_port, g_fake_port;
+static const char *g_agent, *g_session, *g_user;
 static struct conn direct_conn;
 
 static int64_t now_us(void)
@@ -269,25 +269,29 @@ static void on_post_event(struct bufferevent *bev, short what, void *arg)
 		bufferevent_free(bev);
 }
 
+/* Starts a run: POST /chat/ straight to the fake (not through the gateway, whose own write
+ * path would then run at the moment the frames are measured). */
 static void post_message(int run)
 {
 	struct sockaddr_in a = {0};
 	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	char body[256];
+	char body[512];
 	int n = snprintf(body, sizeof(body),
-	                 "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\","
-	                 "\"text\":\"bench run %d\"}]}]}",
-	                 run);
+	                 "{\"agent_id\":\"%s\",\"session_id\":\"%s\",\"input\":{\"name\":"
+	                 "\"user\",\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":"
+	                 "\"bench run %d\"}]}}",
+	                 g_agent, g_session, run);
 
 	a.sin_family = AF_INET;
-	a.sin_port = htons((uint16_t)g_port);
+	a.sin_port = htons((uint16_t)g_fake_port);
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	bufferevent_setcb(bev, on_post_read, NULL, on_post_event, NULL);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	evbuffer_add_printf(bufferevent_get_output(bev),
-	                    "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: %s\r\nContent-Type: "
-	                    "application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-	                    g_send_path, g_key, n, body);
+	                    "POST /chat/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-User-ID: %s\r\n"
+	                    "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: "
+	                    "close\r\n\r\n%s",
+	                    g_user, n, body);
 	bufferevent_socket_connect(bev, (struct sockaddr *)&a, sizeof(a));
 }
 
@@ -318,23 +322,36 @@ static int cmp64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* p-th percentile of n sorted samples. */
+static long long pct(const int64_t *d, size_t n, int p)
+{
+	return n ? (long long)d[(n * (size_t)p) / 100 < n ? (n * (size_t)p) / 100 : n - 1] : -1LL;
+}
+
 static void report_latency(void)
 {
-	size_t n = 0, cap = (size_t)nconns * (size_t)g_runs * 2;
-	int64_t *d = malloc(cap * sizeof(*d));
+	size_t n = 0, ns = 0, ne = 0, cap = (size_t)nconns * (size_t)g_runs;
+	int64_t *d = malloc(2 * cap * sizeof(*d)), *ds = malloc(cap * sizeof(*ds)),
+	        *de = malloc(cap * sizeof(*de));
 
 	for (int i = 0; i < nconns; i++)
 		for (int r = 0; r < g_runs; r++) {
 			if (t_gw_start[i][r] && t_direct_start[r])
-				d[n++] = t_gw_start[i][r] - t_direct_start[r];
+				d[n++] = ds[ns++] = t_gw_start[i][r] - t_direct_start[r];
 			if (t_gw_end[i][r] && t_direct_end[r])
-				d[n++] = t_gw_end[i][r] - t_direct_end[r];
+				d[n++] = de[ne++] = t_gw_end[i][r] - t_direct_end[r];
 		}
 	qsort(d, n, sizeof(*d), cmp64);
-	printf("{\"samples\":%zu,\"runs_done\":%d,\"p50_us\":%lld,\"p99_us\":%lld,\"max_us\":%lld}\n",
-	       n, run_now, n ? (long long)d[n / 2] : -1LL, n ? (long long)d[(n * 99) / 100] : -1LL,
-	       n ? (long long)d[n - 1] : -1LL);
+	qsort(ds, ns, sizeof(*ds), cmp64);
+	qsort(de, ne, sizeof(*de), cmp64);
+	printf("{\"samples\":%zu,\"runs_done\":%d,\"p50_us\":%lld,\"p90_us\":%lld,"
+	       "\"p99_us\":%lld,\"max_us\":%lld,\"start_p50_us\":%lld,\"start_p99_us\":%lld,"
+	       "\"end_p50_us\":%lld,\"end_p99_us\":%lld}\n",
+	       n, run_now, pct(d, n, 50), pct(d, n, 90), pct(d, n, 99), n ? (long long)d[n - 1] : -1LL,
+	       pct(ds, ns, 50), pct(ds, ns, 99), pct(de, ne, 50), pct(de, ne, 99));
 	free(d);
+	free(ds);
+	free(de);
 }
 
 int main(int argc, char **argv)
@@ -387,15 +404,18 @@ int main(int argc, char **argv)
 		       (long long)((now_us() - t_start) / 1000));
 		return 0;
 	}
-	if (!strcmp(argv[1], "latency") && argc == 11) {
+	if (!strcmp(argv[1], "latency") && argc == 12) {
 		char dh[256];
 
 		mode_latency = 1;
 		g_port = atoi(argv[2]);
 		g_key = argv[3];
 		nconns = atoi(argv[5]);
-		g_send_path = argv[9];
-		g_runs = atoi(argv[10]);
+		g_agent = argv[9];
+		g_fake_port = atoi(argv[6]);
+		g_user = argv[8];
+		g_session = argv[10];
+		g_runs = atoi(argv[11]);
 		t_direct_start = calloc((size_t)g_runs, sizeof(int64_t));
 		t_direct_end = calloc((size_t)g_runs, sizeof(int64_t));
 		t_gw_start = calloc((size_t)nconns, sizeof(int64_t *));
@@ -429,6 +449,6 @@ int main(int argc, char **argv)
 usage:
 	fprintf(stderr, "usage: streamload open PORT KEY PATHFILE CONNS HOLD_MS\n"
 	                "       streamload latency PORT KEY PATH CONNS FAKEPORT FAKEPATH USER "
-	                "SENDPATH RUNS\n");
+	                "AGENT SESSION RUNS\n");
 	return 2;
 }

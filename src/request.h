@@ -40,6 +40,9 @@ struct sg_req_host {
 	const struct sg_route_def *routes; /* the API (routes.h); NULL = sg_routes */
 	struct event_base *base;
 	struct sg_upstream *up;
+	struct sg_upstream *stream_up; /* live streams' upstream: each holds its connection for
+	                                * as long as it lives, so they do not count against the
+	                                * backends' max_connections (NULL: up) */
 	struct sg_cache *cache;
 	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
 	struct sg_streams *streams; /* the worker's live event streams (stream.h) */

@@ -132,10 +132,14 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
 	w->host.cache = sg_cache_new(1024);
+	/* unlimited per host: a stream is one connection for its whole life, bounded by
+	 * streams.max_per_worker, and must not starve the pool of whole answers */
+	w->host.stream_up = sg_upstream_new(w->base, 0);
 	w->host.streams = sg_streams_new(srv->streams, &w->host);
 	w->http = evhttp_new(w->base);
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
-	if (!w->host.up || !w->host.cache || !w->host.streams || !w->http || !w->stop_ev)
+	if (!w->host.up || !w->host.stream_up || !w->host.cache || !w->host.streams || !w->http ||
+	    !w->stop_ev)
 		return -1;
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
@@ -260,6 +264,7 @@ void sg_server_free(struct sg_server *srv)
 		if (w->http)
 			evhttp_free(w->http);
 		sg_upstream_free(w->host.up);
+		sg_upstream_free(w->host.stream_up);
 		sg_cache_free(w->host.cache);
 		if (w->stop_ev)
 			event_free(w->stop_ev);

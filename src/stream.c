@@ -893,9 +893,10 @@ static int on_event(struct sg_call *c, const json_t *ev, void *arg)
 /* Opens (or reopens) the upstream stream. */
 static void hub_connect(struct hub *hub)
 {
-	struct sg_call_env env = {.upstream = hub->reg->host->up,
-	                          .cache = hub->reg->host->cache,
-	                          .base = hub->reg->host->base,
+	struct sg_req_host *host = hub->reg->host;
+	struct sg_call_env env = {.upstream = host->stream_up ? host->stream_up : host->up,
+	                          .cache = host->cache,
+	                          .base = host->base,
 	                          .request_id = hub->sid,
 	                          .principal = "stream",
 	                          .now_us = wall_us()};
