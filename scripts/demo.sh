@@ -37,16 +37,23 @@ With the official SDK (installed in tests/conformance), from another terminal:
     for await (const s of client.beta.sessions.list({ limit: 5 })) console.log(s.id, s.status, s.title);
   "
 
-Run an agent through the gateway (create a session, send a message, read the answer):
+Run an agent through the gateway and watch it answer live (create a session, open its event
+stream, send a message, read the stream until the agent is idle):
   cd tests/conformance && node --input-type=module -e "
     import Anthropic from '@anthropic-ai/sdk';
     const client = new Anthropic({ apiKey: 'sk-demo-sessiongate', baseURL: 'http://127.0.0.1:8080' });
     const agent = (await client.beta.agents.list()).data[0];
     const s = await client.beta.sessions.create({ agent: agent.id, environment_id: 'env_none', title: 'hello' });
+    const stream = await client.beta.sessions.events.stream(s.id);
     await client.beta.sessions.events.send(s.id, { events: [{ type: 'user.message', content: [{ type: 'text', text: 'Hi!' }] }] });
-    await new Promise((r) => setTimeout(r, 1000));
-    for await (const e of client.beta.sessions.events.list(s.id)) console.log(e.type, JSON.stringify(e.content ?? ''));
+    for await (const e of stream) {
+      console.log(e.type, JSON.stringify(e.content ?? ''));
+      if (e.type === 'session.status_idle') break;
+    }
   "
+
+The same stream with curl (SSE; -N so that curl shows each event as it comes):
+  curl -N -H 'x-api-key: sk-demo-sessiongate' http://127.0.0.1:8080/v1/sessions/SESSION_ID/events/stream
 
 Ctrl-C stops the gateway and the demo backend.
 TXT
