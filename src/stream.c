@@ -29,8 +29,9 @@
 #include "timeutil.h"
 #include "walk.h"
 
-#define SEEN_MAX 4096              /* event ids remembered per hub, for de-duplication */
-#define RING_MAX_BYTES (256 << 10) /* recent frames kept per hub for Last-Event-ID */
+#define SEEN_MAX 2048                 /* event ids remembered per hub (as 64-bit hashes: 16 KiB) */
+#define RING_MAX_BYTES (64 << 10)     /* recent frames kept per hub for Last-Event-ID */
+#define RING_WORKER_BYTES (32u << 20) /* … and by all the hubs of a worker together */
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
 #define LAST_ID_MAX 256
@@ -90,14 +91,14 @@ struct hub {
 	int64_t last_frame_ms;
 	struct frame *ring;
 	size_t rhead, rcount, rbytes;
-	json_t *seen;      /* event id → true */
-	char **seen_order; /* FIFO of the ids in seen */
-	size_t seen_head, seen_count;
+	uint64_t *seen; /* hashes of the event ids sent, oldest first from seen_head (FIFO) */
+	size_t seen_head, seen_count, seen_cap;
 };
 
 struct sg_streams {
 	struct sg_streams_shared *sh;
 	struct sg_req_host *host;
+	size_t ring_bytes; /* every hub's recent frames together */
 	struct hub **buckets;
 	size_t nbuckets, nhubs;
 	size_t nopen;
@@ -243,30 +244,38 @@ static char *render_error(const char *type, const char *message, size_t *len)
 	return out;
 }
 
+/* The seen set: a FIFO of 64-bit hashes of event ids, grown as events come (an idle hub
+ * holds none), scanned linearly (2048 at most). */
 static int seen_has(const struct hub *hub, const char *id)
 {
-	return json_object_get(hub->seen, id) != NULL;
+	uint64_t h = fnv(id);
+
+	for (size_t i = 0; i < hub->seen_count; i++)
+		if (hub->seen[i] == h)
+			return 1;
+	return 0;
 }
 
 static void seen_add(struct hub *hub, const char *id)
 {
-	char *copy;
+	if (hub->seen_count == hub->seen_cap && hub->seen_cap < SEEN_MAX) {
+		size_t n = hub->seen_cap ? hub->seen_cap * 2 : 32;
+		uint64_t *ns = realloc(hub->seen, n * sizeof(*ns));
 
-	if (hub->seen_count == SEEN_MAX) {
-		char *old = hub->seen_order[hub->seen_head];
-
-		json_object_del(hub->seen, old);
-		free(old);
-		hub->seen_head = (hub->seen_head + 1) % SEEN_MAX;
-		hub->seen_count--;
+		if (ns) {
+			hub->seen = ns;
+			hub->seen_cap = n;
+		}
 	}
-	copy = strdup(id);
-	if (!copy || json_object_set_new(hub->seen, id, json_true()) < 0) {
-		free(copy);
+	if (hub->seen_count < hub->seen_cap) {
+		hub->seen[hub->seen_count++] = fnv(id);
 		return;
 	}
-	hub->seen_order[(hub->seen_head + hub->seen_count) % SEEN_MAX] = copy;
-	hub->seen_count++;
+	if (!hub->seen_cap)
+		return;
+	/* full: the oldest goes (the order of the others does not matter to a linear scan) */
+	hub->seen[hub->seen_head] = fnv(id);
+	hub->seen_head = (hub->seen_head + 1) % hub->seen_cap;
 }
 
 static void ring_drop_oldest(struct hub *hub, size_t cap)
@@ -274,6 +283,7 @@ static void ring_drop_oldest(struct hub *hub, size_t cap)
 	struct frame *f = &hub->ring[hub->rhead];
 
 	hub->rbytes -= f->len;
+	hub->reg->ring_bytes -= f->len;
 	free(f->id);
 	free(f->bytes);
 	f->id = f->bytes = NULL;
@@ -286,10 +296,15 @@ static void ring_add(struct hub *hub, const char *id, const char *bytes, size_t 
 	size_t cap = cfg_of(hub->reg)->stream_replay_events;
 	struct frame *f;
 
-	if (!cap || !hub->ring || !id || len > RING_MAX_BYTES)
+	if (!cap || !id || len > RING_MAX_BYTES)
 		return;
-	while (hub->rcount && (hub->rcount == cap || hub->rbytes + len > RING_MAX_BYTES))
+	if (!hub->ring && !(hub->ring = calloc(cap, sizeof(struct frame))))
+		return; /* made when the first frame comes: an idle hub holds none */
+	while (hub->rcount && (hub->rcount == cap || hub->rbytes + len > RING_MAX_BYTES ||
+	                       hub->reg->ring_bytes + len > RING_WORKER_BYTES))
 		ring_drop_oldest(hub, cap);
+	if (hub->reg->ring_bytes + len > RING_WORKER_BYTES)
+		return; /* the worker's budget is taken by other hubs: this one keeps nothing */
 	f = &hub->ring[(hub->rhead + hub->rcount) % cap];
 	f->id = strdup(id);
 	f->bytes = malloc(len);
@@ -302,6 +317,7 @@ static void ring_add(struct hub *hub, const char *id, const char *bytes, size_t 
 	memcpy(f->bytes, bytes, len);
 	f->len = len;
 	hub->rbytes += len;
+	hub->reg->ring_bytes += len;
 	hub->rcount++;
 }
 
@@ -397,8 +413,9 @@ static void on_life(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (s->started)
-		sg_req_stream_end(
-		    s->r); /* the SDK reconnects; nothing is lost (no replay needed) */
+		/* the SDK's runner reconnects and lists the history; a client that sends its
+		 * Last-Event-ID gets the frames it missed from the ring */
+		sg_req_stream_end(s->r);
 }
 
 /* Starts one waiting client's stream: its 200, then what it missed since its Last-Event-ID
@@ -479,10 +496,7 @@ static void hub_free(struct hub *hub)
 
 	while (hub->rcount)
 		ring_drop_oldest(hub, cap);
-	for (size_t i = 0; i < hub->seen_count; i++)
-		free(hub->seen_order[(hub->seen_head + i) % SEEN_MAX]);
-	free(hub->seen_order);
-	json_decref(hub->seen);
+	free(hub->seen);
 	sg_event_query_clear(&hub->fill_q);
 	free(hub->ring);
 	free(hub->key);
@@ -929,7 +943,6 @@ static struct hub *hub_new(struct sg_streams *reg, const char *key, const char *
                            const struct sg_route *rt, const struct sg_pubid *id)
 {
 	struct hub *hub = calloc(1, sizeof(*hub));
-	size_t cap = cfg_of(reg)->stream_replay_events;
 	struct timeval beat = tv_ms(cfg_of(reg)->stream_heartbeat_ms);
 
 	if (!hub)
@@ -941,13 +954,10 @@ static struct hub *hub_new(struct sg_streams *reg, const char *key, const char *
 	hub->rt = rt;
 	hub->id = *id;
 	hub->since_us = wall_us();
-	hub->seen = json_object();
-	hub->seen_order = calloc(SEEN_MAX, sizeof(char *));
-	hub->ring = cap ? calloc(cap, sizeof(struct frame)) : NULL;
 	hub->timer = evtimer_new(reg->host->base, on_hub_timer, hub);
 	hub->beat = event_new(reg->host->base, -1, EV_PERSIST, on_beat, hub);
-	if (!hub->key || !hub->sid || !hub->seen || !hub->seen_order || (cap && !hub->ring) ||
-	    !hub->timer || !hub->beat || event_add(hub->beat, &beat) < 0) {
+	if (!hub->key || !hub->sid || !hub->timer || !hub->beat ||
+	    event_add(hub->beat, &beat) < 0) {
 		if (hub->timer)
 			event_free(hub->timer);
 		if (hub->beat)
