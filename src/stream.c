@@ -35,6 +35,7 @@
 #define BACKOFF_FIRST_MS 250
 #define BACKOFF_MAX_MS 8000
 #define LAST_ID_MAX 256
+#define HELD_MAX 2048 /* live events held while the history fills a gap; beyond, sent at once */
 
 struct sg_streams_shared {
 	const struct sg_config *cfg;
@@ -78,6 +79,7 @@ struct hub {
 	struct sg_call *fill; /* after a drop: the history read that fills the gap */
 	struct sg_walk *fill_walk;
 	struct sg_event_query fill_q;
+	json_t *held;  /* live events that came while the history was read (NULL: not reading) */
 	int opened;    /* clients got their 200: the upstream answered 2xx once */
 	int connected; /* the current call has answered 2xx */
 	int busy;
@@ -605,6 +607,8 @@ static void hub_fill_cancel(struct hub *hub)
 	sg_walk_free(hub->fill_walk);
 	hub->fill = NULL;
 	hub->fill_walk = NULL;
+	json_decref(hub->held);
+	hub->held = NULL;
 }
 
 /* The gap a drop left: every event of the history dated from the hub's first connect on
@@ -613,14 +617,15 @@ static void hub_fill_cancel(struct hub *hub)
  * logged and skipped: the reopened stream still serves what comes next. */
 static void fill_done(struct hub *hub, const json_t *items, const struct sg_error *e)
 {
-	json_t *ev;
+	json_t *ev, *held = hub->held;
 	size_t i, n = 0;
 
+	hub->held = NULL;
+	hub->busy++;
 	if (e) {
 		sg_warn("stream %s: backend '%s' history could not fill the gap after a drop: %s",
 		        hub->sid, hub->rt->backend->name, e->message);
 	} else {
-		hub->busy++;
 		json_array_foreach(items, i, ev) {
 			const char *at = json_string_value(json_object_get(ev, "processed_at"));
 			const char *id = json_string_value(json_object_get(ev, "id"));
@@ -636,14 +641,19 @@ static void fill_done(struct hub *hub, const json_t *items, const struct sg_erro
 			n++;
 			on_event(NULL, ev, hub);
 		}
-		hub->busy--;
 		if (n)
 			sg_info("stream %s: %zu event(s) the drop hid were sent from the history",
 			        hub->sid, n);
 	}
-	if (hub_release(hub))
-		return;
-	hub_connect(hub);
+	/* then what the reopened stream sent meanwhile, in its order */
+	json_array_foreach(held, i, ev) {
+		if (hub->closing)
+			break;
+		on_event(NULL, ev, hub);
+	}
+	json_decref(held);
+	hub->busy--;
+	hub_release(hub);
 }
 
 static void on_fill_call(struct sg_call *c, void *arg)
@@ -676,6 +686,10 @@ static void on_fill_walk(struct sg_walk *w, void *arg)
 	json_decref(items);
 }
 
+/* After the stream was reopened: the history since the first connect, read while the
+ * reopened stream's events are held, fills what the drop hid. Reading it only once the new
+ * stream is open closes the race: an event is either persisted before the read (the history
+ * has it) or happens after the reopen (the stream has it). */
 static void hub_fill(struct hub *hub)
 {
 	const struct sg_mapping *m = hub->rt->backend->mapping;
@@ -687,31 +701,38 @@ static void hub_fill(struct hub *hub)
 	                          .now_us = wall_us()};
 	struct sg_error e = {0};
 
+	if (hub->fill || hub->fill_walk)
+		return; /* a read is already under way; it covers this reopen too */
 	sg_event_query_clear(&hub->fill_q);
-	if (sg_event_query_parse(NULL, &hub->fill_q, &e) == 0) {
-		if (m->list_events) {
-			hub->fill = sg_call_new(SG_CALL_LIST_EVENTS, &env, hub->rt->backend,
-			                        hub->rt->identity, on_fill_call, hub);
-			if (hub->fill) {
-				sg_call_set_pubid(hub->fill, &hub->id);
-				sg_call_set_event_query(hub->fill, &hub->fill_q);
-				sg_call_start(hub->fill);
-				return;
-			}
-		} else if (m->list_events_page) {
-			struct sg_walk_spec spec = {.kind = SG_CALL_EVENTS_PAGE,
-			                            .env = &env,
-			                            .route = hub->rt,
-			                            .eq = &hub->fill_q,
-			                            .pubid = &hub->id,
-			                            .collect_all = 1};
-
-			hub->fill_walk = sg_walk_start(&spec, on_fill_walk, hub);
-			if (hub->fill_walk)
-				return;
+	if (sg_event_query_parse(NULL, &hub->fill_q, &e) != 0)
+		return;
+	hub->held = json_array();
+	if (!hub->held)
+		return;
+	if (m->list_events) {
+		hub->fill = sg_call_new(SG_CALL_LIST_EVENTS, &env, hub->rt->backend,
+		                        hub->rt->identity, on_fill_call, hub);
+		if (hub->fill) {
+			sg_call_set_pubid(hub->fill, &hub->id);
+			sg_call_set_event_query(hub->fill, &hub->fill_q);
+			sg_call_start(hub->fill);
+			return;
 		}
+	} else if (m->list_events_page) {
+		struct sg_walk_spec spec = {.kind = SG_CALL_EVENTS_PAGE,
+		                            .env = &env,
+		                            .route = hub->rt,
+		                            .eq = &hub->fill_q,
+		                            .pubid = &hub->id,
+		                            .collect_all = 1};
+
+		hub->fill_walk = sg_walk_start(&spec, on_fill_walk, hub);
+		if (hub->fill_walk)
+			return;
 	}
-	hub_connect(hub); /* no history to read (or no memory to read it): reopen at once */
+	/* no history to read (or no memory to read it): nothing to hold */
+	json_decref(hub->held);
+	hub->held = NULL;
 }
 
 static void on_hub_timer(evutil_socket_t fd, short what, void *arg)
@@ -740,8 +761,8 @@ static void on_hub_timer(evutil_socket_t fd, short what, void *arg)
 		hub_lost(hub, "the backend did not answer in time");
 		return;
 	}
-	if (!hub->call && !hub->fill && !hub->fill_walk)
-		hub_fill(hub); /* the backoff is over */
+	if (!hub->call)
+		hub_connect(hub); /* the backoff is over */
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -831,7 +852,7 @@ static void on_call_done(struct sg_call *c, void *arg)
 		hub_deleted(hub); /* the session is gone upstream */
 		return;
 	}
-	hub_lost(hub, ce ? ce->message : "the backend closed it");
+	hub_lost(hub, ce ? e.message : "the backend closed it"); /* ce died with the call */
 }
 
 static void each_start(struct sub *s, void *arg)
@@ -845,12 +866,15 @@ static void each_start(struct sub *s, void *arg)
 static void on_opened(struct sg_call *c, void *arg)
 {
 	struct hub *hub = arg;
+	int reopened = hub->opened;
 
 	(void)c;
 	hub->connected = 1;
 	if (hub->lost_ms)
 		sg_info("stream %s: backend '%s' stream reopened", hub->sid,
 		        hub->rt->backend->name);
+	if (reopened)
+		hub_fill(hub);
 	hub->lost_ms = 0;
 	hub->backoff_ms = 0;
 	evtimer_del(hub->timer);
@@ -874,10 +898,13 @@ static int on_event(struct sg_call *c, const json_t *ev, void *arg)
 	size_t len = 0;
 	char *bytes;
 
-	(void)c;
 	if (hub->nsubs == 0) {
 		hub_close(hub);
 		return -1;
+	}
+	if (c && hub->held && json_array_size(hub->held) < HELD_MAX) {
+		json_array_append(hub->held, (json_t *)ev); /* out of memory: this one is lost */
+		return 0;
 	}
 	if (id && seen_has(hub, id))
 		return 0; /* a reconnect's replay of what was already sent */

@@ -102,7 +102,8 @@ static void setup(void)
 
 static void teardown(void)
 {
-	h_stop(&gw, 5000);
+	/* a clean exit: the sanitizer build aborts on any memory error */
+	ck_assert_int_eq(h_stop(&gw, 5000), 0);
 	h_stop(&fake, 2000);
 	h_stop(&sb, 2000);
 	h_stop(&cl, 2000);
