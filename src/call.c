@@ -361,7 +361,7 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 {
 	struct sg_fetch_req req = {0};
 	struct pending *p;
-	char url[8192];
+	char url[8192], tag[300];
 	int n;
 
 	if (c->ended)
@@ -406,6 +406,13 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 		req.body_len = 0;
 	}
 	req.retries = p->write ? 0 : c->be->retries;
+	if (!p->write && !on_chunk) {
+		/* identical GETs in flight on this worker share one transfer, unless a write
+		 * to the backend came between them (its generation is part of the tag) */
+		snprintf(tag, sizeof(tag), "%s#%lu", c->be->name,
+		         atomic_load(&((struct sg_backend *)c->be)->write_gen));
+		req.coalesce = tag;
+	}
 	p->call = c;
 	p->cb = cb;
 	p->on_chunk = on_chunk;

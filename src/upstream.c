@@ -36,17 +36,34 @@
 /* Undelivered bytes of a streamed body beyond which libcurl is told to stop reading. */
 #define SG_HOLD_MAX (64u << 10)
 
+struct coal;
+
 struct sg_upstream {
 	struct event_base *base;
 	CURLM *multi;
 	struct event *timer;
 	struct sg_fetch *head; /* every fetch started and not finished or cancelled */
 	size_t active;
+	struct coal *coals; /* shared GET transfers in flight */
+	unsigned long coalesced;
+};
+
+/* One transfer shared by identical GETs: the handles given to its callers are waiters
+ * (struct sg_fetch without a transfer of their own). */
+struct coal {
+	struct sg_upstream *up;
+	struct coal *next;
+	char *key;
+	struct sg_fetch *xfer;    /* the real transfer (NULL once it is done) */
+	struct sg_fetch *waiters; /* linked by wnext */
+	int delivering;
 };
 
 struct sg_fetch {
 	struct sg_upstream *up;
 	struct sg_fetch *prev, *next;
+	struct coal *coal;      /* a waiter on a shared transfer (no transfer of its own) */
+	struct sg_fetch *wnext; /* the next waiter of coal */
 	CURL *easy;
 	int in_multi; /* easy is added to up->multi (not between attempts, not when over) */
 	struct curl_slist *headers;
@@ -526,10 +543,18 @@ struct sg_upstream *sg_upstream_new(struct event_base *base, long max_host_conne
 	return up;
 }
 
+static void coal_free(struct coal *c);
+
 void sg_upstream_free(struct sg_upstream *up)
 {
 	if (!up)
 		return;
+	while (up->coals) {
+		struct coal *c = up->coals;
+
+		up->coals = c->next;
+		coal_free(c); /* its transfer is in up->head, freed below */
+	}
 	while (up->head) {
 		struct sg_fetch *f = up->head;
 
@@ -543,8 +568,8 @@ void sg_upstream_free(struct sg_upstream *up)
 	free(up);
 }
 
-struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_req *req,
-                                sg_fetch_cb cb, void *arg)
+static struct sg_fetch *start_transfer(struct sg_upstream *up, const struct sg_fetch_req *req,
+                                       sg_fetch_cb cb, void *arg)
 {
 	struct sg_fetch *f = calloc(1, sizeof(*f));
 	const char *method = req->method ? req->method : "GET";
@@ -637,10 +662,163 @@ fail:
 	return NULL;
 }
 
+static void coal_unlink(struct coal *c)
+{
+	for (struct coal **p = &c->up->coals; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			return;
+		}
+}
+
+static void coal_free(struct coal *c)
+{
+	while (c->waiters) {
+		struct sg_fetch *w = c->waiters;
+
+		c->waiters = w->wnext;
+		free(w);
+	}
+	free(c->key);
+	free(c);
+}
+
+/* The shared transfer is over: every waiter still there gets the answer, in the order they
+ * came. A waiter's callback may cancel other waiters (they are then skipped). */
+static void coal_done(const struct sg_fetch_res *res, void *arg)
+{
+	struct coal *c = arg;
+	struct sg_fetch *w, *rev = NULL;
+
+	coal_unlink(c); /* from now on an identical GET starts a new transfer */
+	c->xfer = NULL;
+	c->delivering = 1;
+	/* waiters were pushed at the front: deliver oldest first */
+	while (c->waiters) {
+		w = c->waiters;
+		c->waiters = w->wnext;
+		w->wnext = rev;
+		rev = w;
+	}
+	c->waiters = rev;
+	for (w = c->waiters; w; w = w->wnext)
+		if (!w->cancelled) {
+			w->in_cb = 1;
+			w->cb(res, w->arg);
+			w->in_cb = 0;
+			w->cancelled = 1; /* answered: a later cancel of this handle is a no-op */
+		}
+	coal_free(c);
+}
+
+static void waiter_cancel(struct sg_fetch *w)
+{
+	struct coal *c = w->coal;
+
+	if (c->delivering) {
+		w->cancelled = 1; /* freed with the coal once every waiter is answered */
+		return;
+	}
+	for (struct sg_fetch **p = &c->waiters; *p; p = &(*p)->wnext)
+		if (*p == w) {
+			*p = w->wnext;
+			break;
+		}
+	free(w);
+	if (!c->waiters) {
+		/* nobody waits any more: the transfer is not needed */
+		coal_unlink(c);
+		sg_fetch_cancel(c->xfer);
+		coal_free(c);
+	}
+}
+
+/* The key of a coalescable GET: everything that makes two answers the same. NULL when out of
+ * memory. */
+static char *coal_key(const struct sg_fetch_req *req)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "%s\n%s\n%ld %ld %ld %zu %d\n", req->coalesce, req->url, req->timeout_ms,
+	        req->idle_timeout_ms, req->connect_timeout_ms, req->max_bytes, req->retries);
+	for (size_t i = 0; req->headers && req->headers[i]; i++)
+		fprintf(f, "%s\n", req->headers[i]);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_req *req,
+                                sg_fetch_cb cb, void *arg)
+{
+	const char *method = req->method ? req->method : "GET";
+	struct sg_fetch *w;
+	struct coal *c;
+	char *key;
+
+	if (!req->coalesce || strcmp(method, "GET") != 0 || req->body || req->on_chunk)
+		return start_transfer(up, req, cb, arg);
+	key = coal_key(req);
+	if (!key)
+		return NULL;
+	for (c = up->coals; c; c = c->next)
+		if (!strcmp(c->key, key))
+			break;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		free(key);
+		return NULL;
+	}
+	w->up = up;
+	w->cb = cb;
+	w->arg = arg;
+	if (c) {
+		free(key);
+		up->coalesced++;
+	} else {
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			free(key);
+			free(w);
+			return NULL;
+		}
+		c->up = up;
+		c->key = key;
+		c->xfer = start_transfer(up, req, coal_done, c);
+		if (!c->xfer) {
+			free(key);
+			free(c);
+			free(w);
+			return NULL;
+		}
+		c->next = up->coals;
+		up->coals = c;
+	}
+	w->coal = c;
+	w->wnext = c->waiters;
+	c->waiters = w;
+	return w;
+}
+
+unsigned long sg_upstream_coalesced(const struct sg_upstream *up)
+{
+	return up->coalesced;
+}
+
 void sg_fetch_cancel(struct sg_fetch *f)
 {
 	if (!f)
 		return;
+	if (f->coal) {
+		waiter_cancel(f);
+		return;
+	}
 	if (f->in_cb) {
 		f->cancelled = 1; /* freed when the callback returns */
 		return;

@@ -39,6 +39,12 @@ struct sg_fetch_req {
 	 * start, pause or cancel fetches, this one included. A non-2xx body is collected as
 	 * usual and handed to the final callback. */
 	void (*on_chunk)(long status, const char *data, size_t len, void *arg);
+	/* Coalescing (may be NULL): a GET without body or on_chunk that names a tag shares one
+	 * transfer with every other such GET in flight on this upstream with the same tag, URL,
+	 * headers and limits: one request reaches the backend and every caller gets its answer
+	 * (the same bytes). The tag says what else must match, e.g. the backend's write
+	 * generation, so a read that follows a write never joins a fetch started before it. */
+	const char *coalesce;
 };
 
 struct sg_fetch_res {
@@ -77,5 +83,7 @@ void sg_fetch_pause(struct sg_fetch *f, int pause);
 
 /* Number of transfers in flight, for shutdown and metrics. */
 size_t sg_upstream_active(const struct sg_upstream *up);
+/* Fetches that joined a transfer already in flight instead of starting their own. */
+unsigned long sg_upstream_coalesced(const struct sg_upstream *up);
 
 #endif

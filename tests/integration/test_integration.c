@@ -1004,6 +1004,77 @@ static int log_contains(const char *path, const char *needle)
 	return found;
 }
 
+/* Concurrent identical requests share one backend call per URL (one worker here): 32
+ * clients list at once while the backend takes 300 ms, and the backend sees each URL once;
+ * every client gets the same page. */
+struct same_req {
+	int port;
+	long status;
+	char *body;
+};
+
+static void *same_thread(void *arg)
+{
+	struct same_req *q = arg;
+	const char *hdr[] = {"x-api-key: sk-alice", NULL};
+	struct h_res r;
+
+	if (h_get(q->port, "/v1/sessions?limit=5", hdr, &r) == 0) {
+		q->status = r.status;
+		q->body = r.json ? json_dumps(json_object_get(r.json, "data"), JSON_COMPACT) : NULL;
+		h_res_free(&r);
+	}
+	return NULL;
+}
+
+START_TEST(concurrent_identical_requests_share_one_backend_call)
+{
+	const char *args[] = {"--generate", "20:1", "--mode", "slow", "--delay-ms", "300", NULL};
+	struct same_req q[32];
+	pthread_t th[32];
+	struct h_proc slowfake, g2;
+	struct h_res rec;
+	json_t *cfg, *e, *seen = json_object();
+	size_t i;
+
+	ck_assert_int_eq(h_fake_start(&slowfake, args), 0);
+	cfg = json_pack("{s:i, s:s, s:[o], s:[o]}", "workers", 1, "cursor_secret",
+	                "integration-test-secret-0123456789abcdef", "backends",
+	                with_url(backend("as", 5000), slowfake.port), "keys",
+	                key("alice", "sk-alice", "as", "alice"));
+	ck_assert_int_eq(h_gateway_start(&g2, cfg), 0);
+	json_decref(cfg);
+	ck_assert_int_eq(h_request("DELETE", slowfake.port, "/__fake/requests", NULL, &rec), 0);
+	h_res_free(&rec);
+	for (i = 0; i < 32; i++) {
+		q[i] = (struct same_req){.port = g2.port};
+		ck_assert_int_eq(pthread_create(&th[i], NULL, same_thread, &q[i]), 0);
+	}
+	for (i = 0; i < 32; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < 32; i++) {
+		ck_assert_int_eq(q[i].status, 200);
+		ck_assert_ptr_nonnull(q[i].body);
+		ck_assert_str_eq(q[i].body, q[0].body);
+	}
+	ck_assert_int_eq(h_get(slowfake.port, "/__fake/requests", NULL, &rec), 0);
+	ck_assert_int_gt(json_array_size(rec.json), 0);
+	json_array_foreach(rec.json, i, e) {
+		const char *uri = json_string_value(json_object_get(e, "uri"));
+
+		ck_assert_msg(!json_object_get(seen, uri), "the backend was asked twice for %s",
+		              uri);
+		json_object_set_new(seen, uri, json_true());
+	}
+	h_res_free(&rec);
+	json_decref(seen);
+	for (i = 0; i < 32; i++)
+		free(q[i].body);
+	ck_assert_int_eq(h_stop(&g2, 5000), 0);
+	h_stop(&slowfake, 2000);
+}
+END_TEST
+
 /* A client that gives up mid-request must not keep the request counted as in flight:
  * otherwise every drain would wait out the whole grace period. */
 START_TEST(abandoned_request_does_not_hold_shutdown)
@@ -1110,6 +1181,7 @@ int main(void)
 	tcase_set_timeout(sd, 60);
 	tcase_add_test(sd, graceful_shutdown_finishes_in_flight);
 	tcase_add_test(sd, abandoned_request_does_not_hold_shutdown);
+	tcase_add_test(sd, concurrent_identical_requests_share_one_backend_call);
 	tcase_add_test(sd, request_deadline_and_answer_size_limits);
 	suite_add_tcase(s, sd);
 	sr = srunner_create(s);

@@ -509,6 +509,82 @@ static void stream_req(struct t *t, struct sg_fetch_req *req, const char *path, 
 	req->on_chunk = on_piece;
 }
 
+/* ---- coalescing ------------------------------------------------------------------------ */
+
+/* Identical GETs with a tag in flight together share one transfer: one request reaches the
+ * server and every caller gets the answer; another tag, or no tag, is a request of its own. */
+START_TEST(identical_gets_share_one_transfer)
+{
+	struct sg_fetch_req req = {0};
+	struct probe p[36];
+	struct t t;
+
+	memset(p, 0, sizeof(p));
+	t_init(&t);
+	req.url = t_url(&t, "/plain");
+	req.timeout_ms = 10000;
+	req.coalesce = "be#0";
+	for (int i = 0; i < 32; i++)
+		probe_start(&t, &p[i], &req);
+	req.coalesce = "be#1"; /* e.g. after a write: a new generation */
+	probe_start(&t, &p[32], &req);
+	req.coalesce = NULL;
+	probe_start(&t, &p[33], &req);
+	probe_start(&t, &p[34], &req);
+	t_run(&t, 10000);
+	for (int i = 0; i < 35; i++) {
+		ck_assert_int_eq(p[i].finals, 1);
+		ck_assert_int_eq(p[i].status, 200);
+		ck_assert_str_eq(p[i].body, "hello world");
+	}
+	ck_assert_int_eq(t.srv.requests, 4);
+	ck_assert_uint_eq(sg_upstream_coalesced(t.up), 31);
+	ck_assert_uint_eq(sg_upstream_active(t.up), 0);
+	for (int i = 0; i < 35; i++)
+		probe_free(&p[i]);
+	t_free(&t);
+}
+END_TEST
+
+/* A caller that leaves does not take the others' answer with it; when every caller left, the
+ * transfer is cancelled. */
+START_TEST(coalesced_cancel)
+{
+	struct sg_fetch_req req = {0};
+	struct probe p[6];
+	struct t t;
+
+	memset(p, 0, sizeof(p));
+	t_init(&t);
+	req.url = t_url(&t, "/plain");
+	req.timeout_ms = 10000;
+	req.coalesce = "be#0";
+	for (int i = 0; i < 3; i++)
+		probe_start(&t, &p[i], &req);
+	sg_fetch_cancel(p[0].f);
+	sg_fetch_cancel(p[2].f);
+	t.pending -= 2;
+	req.coalesce = "other";
+	for (int i = 3; i < 6; i++)
+		probe_start(&t, &p[i], &req);
+	for (int i = 3; i < 6; i++)
+		sg_fetch_cancel(p[i].f);
+	t.pending -= 3;
+	ck_assert_uint_eq(sg_upstream_active(t.up), 1); /* the second group's transfer is gone */
+	t_run(&t, 10000);
+	ck_assert_int_eq(p[0].finals, 0);
+	ck_assert_int_eq(p[1].finals, 1);
+	ck_assert_str_eq(p[1].body, "hello world");
+	ck_assert_int_eq(p[2].finals, 0);
+	for (int i = 3; i < 6; i++)
+		ck_assert_int_eq(p[i].finals, 0);
+	ck_assert_uint_eq(sg_upstream_active(t.up), 0);
+	for (int i = 0; i < 6; i++)
+		probe_free(&p[i]);
+	t_free(&t);
+}
+END_TEST
+
 /* ---- collected answers, methods, retries, "sent" ---------------------------------------- */
 
 START_TEST(get_collected)
@@ -1121,6 +1197,8 @@ int main(void)
 		return EXIT_FAILURE;
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, get_collected);
+	tcase_add_test(tc, identical_gets_share_one_transfer);
+	tcase_add_test(tc, coalesced_cancel);
 	tcase_add_test(tc, head_has_no_body);
 	tcase_add_test(tc, post_reaches_server);
 	tcase_add_loop_test(tc, refused_retries_reads_only, 0, nwrites);
