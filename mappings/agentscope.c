@@ -1286,7 +1286,7 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 	const json_t *tz = json_object_get(options, "timezone");
 	const json_t *hints = json_object_get(options, "hints");
 	struct as_priv *pv;
-	long max_agents = 1000, fanout = 8, cache_ms = 0;
+	long max_agents = 1000, fanout = 8, cache_ms = 1000;
 	char tzerr[256];
 
 	if (sg_options_check(options, allowed, err) ||

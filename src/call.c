@@ -150,7 +150,7 @@ json_t *sg_call_cache_get(const struct sg_call *c, const char *key)
 {
 	char k[2048];
 
-	if (gen_key(c, key, k, sizeof(k)))
+	if (c->env.no_cache || gen_key(c, key, k, sizeof(k)))
 		return NULL;
 	return sg_cache_get(c->env.cache, k, mono_ms());
 }

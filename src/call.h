@@ -191,6 +191,8 @@ struct sg_call_env {
 	const char *request_id;
 	const char *principal;
 	int64_t now_us;
+	int no_cache; /* the client asked for a fresh read: cache lookups miss (puts still
+	               * refresh the cache for the next reader) */
 };
 
 typedef void (*sg_call_done_cb)(struct sg_call *call, void *arg);

@@ -621,6 +621,18 @@ void *sg_req_state(const struct sg_req *r)
 	return r->state;
 }
 
+/* 1 when the client asks for a fresh read: Cache-Control no-cache, no-store or max-age=0,
+ * or Pragma: no-cache (RFC 9111 §5.2.1, §5.4). */
+static int wants_fresh(const struct sg_req *r)
+{
+	const char *cc = sg_req_header(r, "Cache-Control"), *pragma = sg_req_header(r, "Pragma");
+
+	if (pragma && strcasestr(pragma, "no-cache"))
+		return 1;
+	return cc && (strcasestr(cc, "no-cache") || strcasestr(cc, "no-store") ||
+	              strcasestr(cc, "max-age=0"));
+}
+
 struct sg_call_env sg_req_call_env(const struct sg_req *r)
 {
 	struct sg_call_env env = {
@@ -630,6 +642,7 @@ struct sg_call_env sg_req_call_env(const struct sg_req *r)
 	    .request_id = r->id,
 	    .principal = r->key ? r->key->name : "-",
 	    .now_us = r->now_us,
+	    .no_cache = wants_fresh(r),
 	};
 
 	return env;

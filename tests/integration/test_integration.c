@@ -424,8 +424,10 @@ END_TEST
 
 START_TEST(client_identity_header_never_forwarded)
 {
-	const char *const hdrs[] = {"x-api-key: sk-alice", "X-User-ID: bob", "x-user-id: mallory",
-	                            "X-USER-ID: eve", NULL};
+	/* no-cache: the listing must be read from the backend now, not from the worker's cache */
+	const char *const hdrs[] = {"x-api-key: sk-alice",     "X-User-ID: bob",
+	                            "x-user-id: mallory",      "X-USER-ID: eve",
+	                            "Cache-Control: no-cache", NULL};
 	struct h_res r, rec;
 	json_t *e;
 	size_t i;
@@ -447,6 +449,48 @@ START_TEST(client_identity_header_never_forwarded)
 		ck_assert_str_eq(json_string_value(json_array_get(ids, 0)), "alice");
 	}
 	h_res_free(&rec);
+}
+END_TEST
+
+/* The default freshness window: a listing read again within cache_ms (1 s by default) comes
+ * from the worker's cache, and a client that sends Cache-Control: no-cache (or Pragma:
+ * no-cache) gets a fresh read. */
+static size_t backend_calls(void)
+{
+	struct h_res rec;
+	size_t n;
+
+	ck_assert_int_eq(h_get(fake.port, "/__fake/requests", NULL, &rec), 0);
+	n = json_array_size(rec.json);
+	h_res_free(&rec);
+	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &rec), 0);
+	h_res_free(&rec);
+	return n;
+}
+
+START_TEST(freshness_window_and_no_cache)
+{
+	const char *const plain[] = {"x-api-key: sk-alice", NULL};
+	const char *const fresh[] = {"x-api-key: sk-alice", "Cache-Control: no-cache", NULL};
+	const char *const pragma[] = {"x-api-key: sk-alice", "Pragma: no-cache", NULL};
+	struct h_res r;
+
+	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=3", fresh, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	backend_calls();
+	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=3", plain, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	ck_assert_uint_eq(backend_calls(), 0); /* within the window: the worker's cache */
+	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=3", fresh, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	ck_assert_uint_ge(backend_calls(), 4); /* /agent/ and three listings, asked again */
+	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=3", pragma, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	ck_assert_uint_ge(backend_calls(), 4);
 }
 END_TEST
 
@@ -1164,6 +1208,7 @@ int main(void)
 	tcase_add_test(tc, retrieve_equals_listed);
 	tcase_add_test(tc, auth);
 	tcase_add_test(tc, client_identity_header_never_forwarded);
+	tcase_add_test(tc, freshness_window_and_no_cache);
 	tcase_add_test(tc, bad_ids_are_404_without_backend_call);
 	tcase_add_test(tc, bad_query_values_are_400_naming_the_parameter);
 	tcase_add_test(tc, cursor_bound_to_key_and_filters);

@@ -884,7 +884,8 @@ export function liveScenarios(prefix, env, opts = {}) {
     add('identity: client X-User-ID is never forwarded', async (ctx) => {
       const ref = await ctx.reference();
       await env.fake.clearRequests();
-      const r = await ctx.rec.raw(env.gw.url, '/v1/sessions?limit=100', { headers: { 'x-api-key': env.keys.alice, 'X-User-ID': 'bob' } });
+      // no-cache: a fresh read, so the listing reaches the backend within the freshness window
+      const r = await ctx.rec.raw(env.gw.url, '/v1/sessions?limit=100', { headers: { 'x-api-key': env.keys.alice, 'X-User-ID': 'bob', 'Cache-Control': 'no-cache' } });
       if (r.status !== 200) fail(`status ${r.status}`);
       const mine = new Set(ref.map((s) => s.id));
       if (!r.body.data.every((s) => mine.has(s.id))) fail("the listing contains sessions that are not alice's");
