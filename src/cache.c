@@ -1,108 +1,437 @@
-/* cache.c - see cache.h. A hash table would be overkill for the few hundred agent
- * snapshots a worker sees: a ring of entries scanned linearly (hashes compared first) is
- * enough and keeps eviction trivial (the slot the ring points at is the oldest). */
+/* cache.c - see cache.h.
+ *
+ * A chained hash table on a 64-bit hash of the key (a power-of-two number of buckets,
+ * doubled once there are as many entries as buckets) for lookups, and one doubly linked list
+ * in order of last use for eviction: a get or put moves its entry to the front, a put that
+ * does not fit drops entries from the back. Both are O(1) on average; nothing scans.
+ *
+ * What an entry costs is decided once, at put: its own allocation (the key is stored in it),
+ * its share of the bucket array, and the value's estimated heap size (sg_cache_value_bytes).
+ * The sum over entries is what sg_cache_bytes reports and what the budget bounds. */
 #include "cache.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define KEY_MAX 512
-
 struct entry {
-	char *key;
+	struct entry *hnext;       /* hash chain */
+	struct entry *prev, *next; /* use list: prev is more recent */
 	uint64_t hash;
 	json_t *value;
 	int64_t expires;
+	size_t cost; /* bytes accounted to it */
+	size_t keylen;
+	char key[]; /* NUL-terminated */
 };
 
 struct sg_cache {
-	struct entry *v;
-	size_t cap, next;
+	struct entry **buckets;
+	size_t nbuckets; /* a power of two */
+	size_t count, bytes, max_bytes;
+	struct entry *newest, *oldest;
+	struct sg_cache_stats stats;
+	uint64_t (*hash)(const char *key, size_t len);
 };
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
+#define MIN_BUCKETS 16
 
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 1099511628211ull;
+/* An entry may cost at most this fraction of the budget (1/4): one huge answer cannot flush
+ * everything else, and at least four of the largest fit side by side, so a few of them used in
+ * turn do not evict each other on every put. */
+#define ENTRY_SHARE 4
+
+/* ---- what a value costs ------------------------------------------------------------------
+ *
+ * jansson 2.14 on LP64 allocates, per node (measured with json_set_alloc_funcs, logging every
+ * request while building and parsing values; test_cache's value_bytes_matches_jansson checks
+ * the model against the same count):
+ *   string   32 bytes (json_string_t) + the text, length + 1
+ *   integer, real   24 bytes
+ *   true, false, null   nothing (shared singletons)
+ *   object   72 bytes + 16 a bucket (a power of two, at least 8, at least the member count),
+ *            and per member 56 bytes + the key's length + 1 (struct hashtable_pair, key inline)
+ *   array    40 bytes + 8 a slot (8 slots, doubled when full)
+ * and glibc's malloc hands out each request as a chunk of request + 8 bytes of header,
+ * rounded up to 16, at least 32 (chunk()). So a short string really costs 48 + 32 = 80
+ * bytes, an integer 32, an object member about 80 plus its key and value: the per-node
+ * overhead, not the text, dominates a typical listing, which is why it is modelled rather
+ * than approximated by the length of the JSON text. */
+
+#define JS_STRING 32
+#define JS_NUMBER 24
+#define JS_OBJECT 72
+#define JS_BUCKET 16
+#define JS_MIN_BUCKETS 8
+#define JS_PAIR 56
+#define JS_ARRAY 40
+#define JS_SLOT 8
+#define JS_MIN_SLOTS 8
+
+/* jansson's parser refuses nesting deeper than 2048; a value built by hand deeper than twice
+ * that is not worth caching (and bounds the recursion). */
+#define MAX_DEPTH 4096
+
+static size_t chunk(size_t n)
+{
+	if (n > SIZE_MAX - 32)
+		return SIZE_MAX;
+	n = (n + 8 + 15) & ~(size_t)15;
+	return n < 32 ? 32 : n;
+}
+
+static size_t add(size_t a, size_t b)
+{
+	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t pow2_at_least(size_t n, size_t min)
+{
+	size_t p = min;
+
+	while (p < n && p <= SIZE_MAX / 2)
+		p *= 2;
+	return p;
+}
+
+static size_t value_bytes(const json_t *v, int depth)
+{
+	size_t sum, n;
+
+	if (depth > MAX_DEPTH)
+		return SIZE_MAX;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return add(chunk(JS_STRING), chunk(json_string_length(v) + 1));
+	case JSON_INTEGER:
+	case JSON_REAL:
+		return chunk(JS_NUMBER);
+	case JSON_OBJECT: {
+		const char *k;
+		size_t klen;
+		json_t *m;
+
+		n = json_object_size(v);
+		sum = add(chunk(JS_OBJECT), chunk(JS_BUCKET * pow2_at_least(n, JS_MIN_BUCKETS)));
+		json_object_keylen_foreach((json_t *)v, k, klen, m) {
+			sum = add(sum, chunk(JS_PAIR + klen + 1));
+			sum = add(sum, value_bytes(m, depth + 1));
+		}
+		return sum;
+	}
+	case JSON_ARRAY: {
+		size_t i;
+		json_t *m;
+
+		n = json_array_size(v);
+		sum = add(chunk(JS_ARRAY), chunk(JS_SLOT * pow2_at_least(n, JS_MIN_SLOTS)));
+		json_array_foreach(v, i, m)
+			sum = add(sum, value_bytes(m, depth + 1));
+		return sum;
+	}
+	default: /* true, false, null */
+		return 0;
+	}
+}
+
+size_t sg_cache_value_bytes(const json_t *v)
+{
+	return v ? value_bytes(v, 0) : 0;
+}
+
+/* The entry's own chunk plus its share of the bucket array: 8 bytes a bucket, between one and
+ * two buckets an entry (the table doubles when full and never shrinks, so after many
+ * removals it can be more; entries are bounded by the budget, and so is the table). */
+static size_t entry_bytes(size_t keylen)
+{
+	return chunk(sizeof(struct entry) + keylen + 1) + 2 * sizeof(struct entry *);
+}
+
+/* ---- the table and the use list ---------------------------------------------------------- */
+
+/* FNV-1a, then murmur3's finaliser so that the low bits the bucket mask keeps depend on
+ * every byte. Keys are the gateway's own (backend, identity, path), not a client's bytes. */
+static uint64_t default_hash(const char *key, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ULL;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	h ^= h >> 33;
 	return h;
 }
 
-struct sg_cache *sg_cache_new(size_t capacity)
+static struct entry **slot_of(struct sg_cache *c, uint64_t h)
+{
+	return &c->buckets[h & (c->nbuckets - 1)];
+}
+
+static struct entry *find(struct sg_cache *c, const char *key, size_t len, uint64_t h)
+{
+	struct entry *e = *slot_of(c, h);
+
+	while (e && (e->hash != h || e->keylen != len || memcmp(e->key, key, len)))
+		e = e->hnext;
+	return e;
+}
+
+static void list_unlink(struct sg_cache *c, struct entry *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->newest = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->oldest = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void list_push_front(struct sg_cache *c, struct entry *e)
+{
+	e->prev = NULL;
+	e->next = c->newest;
+	if (c->newest)
+		c->newest->prev = e;
+	else
+		c->oldest = e;
+	c->newest = e;
+}
+
+/* Doubles the bucket array. On failure the table stays as it is: chains grow longer, every
+ * lookup is still right. */
+static void grow(struct sg_cache *c)
+{
+	size_t n = c->nbuckets * 2;
+	struct entry **b;
+
+	if (n > SIZE_MAX / sizeof(*b))
+		return;
+	b = calloc(n, sizeof(*b));
+	if (!b)
+		return;
+	for (size_t i = 0; i < c->nbuckets; i++) {
+		struct entry *e = c->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->hnext;
+			e->hnext = b[e->hash & (n - 1)];
+			b[e->hash & (n - 1)] = e;
+		}
+	}
+	free(c->buckets);
+	c->buckets = b;
+	c->nbuckets = n;
+}
+
+static void insert(struct sg_cache *c, struct entry *e)
+{
+	struct entry **s = slot_of(c, e->hash);
+
+	e->hnext = *s;
+	*s = e;
+	list_push_front(c, e);
+	c->count++;
+	c->bytes += e->cost;
+	if (c->count >= c->nbuckets)
+		grow(c);
+}
+
+static void drop(struct sg_cache *c, struct entry *e)
+{
+	struct entry **s = slot_of(c, e->hash);
+
+	while (*s != e)
+		s = &(*s)->hnext;
+	*s = e->hnext;
+	list_unlink(c, e);
+	c->count--;
+	c->bytes -= e->cost;
+	json_decref(e->value);
+	free(e);
+}
+
+/* ---- the interface ----------------------------------------------------------------------- */
+
+struct sg_cache *sg_cache_new(size_t max_bytes)
 {
 	struct sg_cache *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return NULL;
-	c->cap = capacity ? capacity : 1;
-	c->v = calloc(c->cap, sizeof(*c->v));
-	if (!c->v) {
+	c->nbuckets = MIN_BUCKETS;
+	c->buckets = calloc(c->nbuckets, sizeof(*c->buckets));
+	if (!c->buckets) {
 		free(c);
 		return NULL;
 	}
+	c->max_bytes = max_bytes;
+	c->hash = default_hash;
 	return c;
-}
-
-static void clear(struct entry *e)
-{
-	free(e->key);
-	json_decref(e->value);
-	memset(e, 0, sizeof(*e));
 }
 
 void sg_cache_free(struct sg_cache *c)
 {
+	struct entry *e, *next;
+
 	if (!c)
 		return;
-	for (size_t i = 0; i < c->cap; i++)
-		clear(&c->v[i]);
-	free(c->v);
+	for (e = c->newest; e; e = next) {
+		next = e->next;
+		json_decref(e->value);
+		free(e);
+	}
+	free(c->buckets);
 	free(c);
-}
-
-static struct entry *find(struct sg_cache *c, const char *key, uint64_t h)
-{
-	for (size_t i = 0; i < c->cap; i++)
-		if (c->v[i].key && c->v[i].hash == h && strcmp(c->v[i].key, key) == 0)
-			return &c->v[i];
-	return NULL;
 }
 
 json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms)
 {
-	struct entry *e = c ? find(c, key, fnv1a(key)) : NULL;
+	struct entry *e;
+	size_t len;
 
-	if (!e)
+	if (!c || !key)
 		return NULL;
-	if (e->expires <= now_ms) {
-		clear(e);
+	len = strlen(key);
+	e = len <= SG_CACHE_KEY_MAX ? find(c, key, len, c->hash(key, len)) : NULL;
+	if (e && e->expires <= now_ms) {
+		drop(c, e);
+		c->stats.expired++;
+		e = NULL;
+	}
+	if (!e) {
+		c->stats.misses++;
 		return NULL;
 	}
+	c->stats.hits++;
+	if (c->newest != e) {
+		list_unlink(c, e);
+		list_push_front(c, e);
+	}
 	return json_incref(e->value);
+}
+
+/* Drops entries from the back of the use list, never `keep`, until `need` more bytes fit
+ * (need ≤ max_bytes / ENTRY_SHARE). An expired entry dropped here counts as expired, not as an
+ * eviction. */
+static void make_room(struct sg_cache *c, size_t need, const struct entry *keep, int64_t now_ms)
+{
+	while (c->bytes > c->max_bytes - need && c->oldest && c->oldest != keep) {
+		struct entry *e = c->oldest;
+
+		if (e->expires <= now_ms)
+			c->stats.expired++;
+		else
+			c->stats.evictions++;
+		drop(c, e);
+	}
 }
 
 void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
                   int64_t ttl_ms)
 {
-	uint64_t h;
 	struct entry *e;
+	size_t len, cost;
+	uint64_t h;
 
-	if (!c || !value || strlen(key) > KEY_MAX || ttl_ms <= 0)
+	if (!c || !key)
 		return;
-	h = fnv1a(key);
-	e = find(c, key, h);
-	if (!e) {
-		e = &c->v[c->next];
-		c->next = (c->next + 1) % c->cap;
-		clear(e);
-		e->key = strdup(key);
-		if (!e->key)
-			return;
-		e->hash = h;
-	} else {
-		json_decref(e->value);
+	len = strlen(key);
+	if (len > SG_CACHE_KEY_MAX) {
+		c->stats.rejected++;
+		return;
 	}
-	e->value = json_incref(value);
-	e->expires = now_ms + ttl_ms;
+	h = c->hash(key, len);
+	e = find(c, key, len, h);
+	if (!value || ttl_ms <= 0)
+		goto refuse;
+	cost = add(entry_bytes(len), sg_cache_value_bytes(value));
+	if (cost > c->max_bytes / ENTRY_SHARE) {
+		c->stats.rejected++;
+		goto refuse;
+	}
+	if (e) {
+		/* the same key again: keep the entry, change its value and cost */
+		json_t *old = e->value;
+
+		e->value = json_incref(value);
+		json_decref(old);
+		c->bytes = c->bytes - e->cost + cost;
+		e->cost = cost;
+		list_unlink(c, e);
+		list_push_front(c, e);
+		make_room(c, 0, e, now_ms);
+	} else {
+		e = malloc(sizeof(*e) + len + 1);
+		if (!e) {
+			c->stats.rejected++;
+			return;
+		}
+		memcpy(e->key, key, len + 1);
+		e->keylen = len;
+		e->hash = h;
+		e->value = json_incref(value);
+		e->cost = cost;
+		make_room(c, cost, NULL, now_ms);
+		insert(c, e);
+	}
+	e->expires = ttl_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + ttl_ms;
+	return;
+
+refuse:
+	if (e)
+		drop(c, e);
+}
+
+int sg_cache_del(struct sg_cache *c, const char *key)
+{
+	struct entry *e;
+	size_t len;
+
+	if (!c || !key)
+		return 0;
+	len = strlen(key);
+	e = len <= SG_CACHE_KEY_MAX ? find(c, key, len, c->hash(key, len)) : NULL;
+	if (!e)
+		return 0;
+	drop(c, e);
+	return 1;
+}
+
+size_t sg_cache_bytes(const struct sg_cache *c)
+{
+	return c ? c->bytes : 0;
+}
+
+size_t sg_cache_count(const struct sg_cache *c)
+{
+	return c ? c->count : 0;
+}
+
+struct sg_cache_stats sg_cache_stats(const struct sg_cache *c)
+{
+	struct sg_cache_stats none = {0};
+
+	return c ? c->stats : none;
+}
+
+void sg_cache_set_hash(struct sg_cache *c, uint64_t (*hash)(const char *key, size_t len))
+{
+	if (!c)
+		return;
+	c->hash = hash ? hash : default_hash;
+	/* rehash what is held under the new function */
+	memset(c->buckets, 0, c->nbuckets * sizeof(*c->buckets));
+	for (struct entry *e = c->newest; e; e = e->next) {
+		struct entry **s;
+
+		e->hash = c->hash(e->key, e->keylen);
+		s = slot_of(c, e->hash);
+		e->hnext = *s;
+		*s = e;
+	}
 }

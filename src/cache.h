@@ -1,8 +1,17 @@
-/* cache.h - a small per-worker cache of JSON values with a time to live.
+/* cache.h - a per-worker cache of JSON values with a time to live and a byte budget.
  *
- * One per worker, so no locks: workers share nothing mutable. It is an optimisation only:
- * a miss always falls back to asking the backend, and entries expire. Bounded: at most
- * `capacity` entries, the oldest insertion evicted first. */
+ * One per worker, so no locks: workers share nothing mutable. It is an optimisation only: a
+ * miss always falls back to asking the backend, and entries expire.
+ *
+ * Bounded in bytes: everything it holds (keys, entry overhead, and each value's estimated
+ * heap size, sg_cache_value_bytes) stays within the budget given to sg_cache_new. A put
+ * evicts the least recently used entries (a get counts as a use) until the new one fits. An
+ * entry costing more than a quarter of the budget is not cached, so one huge answer never
+ * flushes everything else; neither is one whose key is over SG_CACHE_KEY_MAX bytes.
+ *
+ * Values are shared, never copied: the cache holds a reference and a get hands out another,
+ * so a value a caller still holds stays valid after its entry goes. The caller must not
+ * change a value after putting it or while it holds one from a get. */
 #ifndef SG_CACHE_H
 #define SG_CACHE_H
 
@@ -10,15 +19,55 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The budget of each worker's cache (server.c). For scale: a translated AgentScope session
+ * costs about 8 KB (sg_cache_value_bytes; 1.3 KB of backend JSON), so a quarter of this holds
+ * one agent's listing of about 2,000 sessions; larger listings are not cached. */
+#define SG_CACHE_WORKER_BYTES ((size_t)64 << 20)
+
+/* Longer keys are not cached. */
+#define SG_CACHE_KEY_MAX 512
+
 struct sg_cache;
 
-struct sg_cache *sg_cache_new(size_t capacity);
+/* Counters since sg_cache_new (for metrics). */
+struct sg_cache_stats {
+	uint64_t hits;      /* gets that returned a value */
+	uint64_t misses;    /* gets that did not (expired entries included) */
+	uint64_t evictions; /* live entries dropped to make room */
+	uint64_t expired;   /* entries dropped because their time had passed */
+	uint64_t rejected;  /* puts not kept: key or value too large, or out of memory */
+};
+
+/* A cache holding at most max_bytes (0 caches nothing). NULL when out of memory. */
+struct sg_cache *sg_cache_new(size_t max_bytes);
 void sg_cache_free(struct sg_cache *c);
-/* A new reference to the live value under key at time now_ms (monotonic), or NULL. */
+
+/* A new reference to the live value under key at time now_ms (monotonic), or NULL. An
+ * expired entry met here is removed. c may be NULL (always a miss). */
 json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms);
-/* Stores value (borrowed; a reference is taken) for ttl_ms. Keys over 512 bytes are not
- * cached. */
+
+/* Stores value (borrowed; the cache takes its own reference) under key until now_ms + ttl_ms,
+ * replacing any entry under that key. When it is not stored (ttl_ms ≤ 0, key or value too
+ * large, out of memory), any older entry under key is removed too, so a get never returns a
+ * value older than the caller's last put. */
 void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
                   int64_t ttl_ms);
+
+/* Removes the entry under key. Returns 1 when there was one, else 0. */
+int sg_cache_del(struct sg_cache *c, const char *key);
+
+/* Bytes accounted to the entries held now (≤ the budget), and how many there are. */
+size_t sg_cache_bytes(const struct sg_cache *c);
+size_t sg_cache_count(const struct sg_cache *c);
+struct sg_cache_stats sg_cache_stats(const struct sg_cache *c);
+
+/* What keeping v (borrowed) alive costs on the heap, estimated from its shape: jansson 2.14's
+ * allocations for each node, rounded as glibc's malloc rounds them (see cache.c). Counts a
+ * value shared inside v once per place it appears. SIZE_MAX for a value nested deeper than
+ * jansson's own parser allows twice over. */
+size_t sg_cache_value_bytes(const json_t *v);
+
+/* Replaces the key hash (tests: force collisions). NULL restores the default. */
+void sg_cache_set_hash(struct sg_cache *c, uint64_t (*hash)(const char *key, size_t len));
 
 #endif
