@@ -347,8 +347,12 @@ static int sub_send(struct sub *s, const char *bytes, size_t len)
 {
 	size_t cap = cfg_of(s->reg)->max_stream_backlog_bytes;
 	struct sg_req *r = s->r;
+	size_t backlog = sg_req_stream_backlog(r);
 
-	if (sg_req_stream_backlog(r) + len > cap) {
+	/* The cap is on what a reader has left unread when the next event comes, not on the
+	 * size of one event: a client within the cap takes any event whole (a big tool result),
+	 * so one holds at most the cap plus one event. */
+	if (backlog > cap) {
 		size_t elen = 0;
 		char *e =
 		    render_error("api_error",
@@ -368,7 +372,7 @@ static int sub_send(struct sub *s, const char *bytes, size_t len)
 		sg_req_stream_end(r);
 		return -1;
 	}
-	return sg_req_stream_send(r, bytes, len);
+	return sg_req_stream_send_last(r, bytes, len);
 }
 
 /* Ends one client: cleanly when its stream has started, else with the error. */

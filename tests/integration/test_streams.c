@@ -160,17 +160,19 @@ static char *new_session(const char *const *hdr)
 
 static void send_text(const char *const *hdr, const char *sid, const char *text)
 {
-	char path[512], body[1024];
+	char path[512], *body = NULL;
 	struct h_res r;
 
 	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
-	snprintf(body, sizeof(body),
-	         "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\","
-	         "\"text\":\"%s\"}]}]}",
-	         text);
+	ck_assert_int_gt(asprintf(&body,
+	                          "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":"
+	                          "\"text\",\"text\":\"%s\"}]}]}",
+	                          text),
+	                 0);
 	ck_assert_int_eq(h_send("POST", gw.port, path, hdr, body, &r), 0);
 	ck_assert_msg(r.status == 200, "%s", r.body);
 	h_res_free(&r);
+	free(body);
 }
 
 static void send_json(const char *const *hdr, const char *sid, const char *body)
@@ -765,6 +767,38 @@ START_TEST(a_slow_reader_is_cut_and_nobody_else_waits)
 }
 END_TEST
 
+/* The cap is on what a client leaves unread, not on the size of one event: a client that
+ * keeps up gets an event larger than the cap whole. */
+START_TEST(an_event_larger_than_the_backlog_cap_reaches_a_reader)
+{
+	char *sid, *text = malloc(6001);
+	struct h_sse s;
+	json_t *evs = json_array(), *e;
+	size_t i;
+	int big = 0;
+
+	h_stop(&gw, 5000);
+	gateway_with(1, "{}", "{\"max_stream_backlog_bytes\":4096}");
+	sid = new_session(K);
+	open_stream(&s, K, sid, NULL);
+	ck_assert_int_eq(s.status, 200);
+	memset(text, 'y', 6000);
+	text[6000] = 0;
+	send_text(K, sid, text);
+	ck_assert_msg(read_until(&s, evs, "session.status_idle", 5000), "%s",
+	              json_dumps(evs, JSON_COMPACT));
+	json_array_foreach(evs, i, e)
+		big |= !strcmp(json_string_value(json_object_get(e, "type")), "user.message") &&
+		       strlen(json_string_value(json_object_get(
+		           json_array_get(json_object_get(e, "content"), 0), "text"))) == 6000;
+	ck_assert_msg(big, "the 6000-byte user.message did not arrive whole");
+	json_decref(evs);
+	h_sse_close(&s);
+	free(text);
+	free(sid);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("streams");
@@ -788,6 +822,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, sandbase_resumes_a_last_event_id_natively);
 	tcase_add_test(tc, a_terminated_session_ends_its_streams);
 	tcase_add_test(tc, a_slow_reader_is_cut_and_nobody_else_waits);
+	tcase_add_test(tc, an_event_larger_than_the_backlog_cap_reaches_a_reader);
 	suite_add_tcase(s, tc);
 	return s;
 }
