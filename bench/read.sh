@@ -35,7 +35,7 @@
 #
 # Usage: bench/read.sh [--secs S] [--cycles C] [--walk "N1 N2"] [--walk-runs R]
 #                      [--shape v2.0.1|head] [--cache-ms MS] [--no-record]
-#   defaults: --secs 4 --cycles 5 --walk "1000 10000" --walk-runs 1 --shape v2.0.1
+#   defaults: --secs 3 --cycles 5 --walk "1000 10000" --walk-runs 1 --shape v2.0.1
 #   --walk ""      skips the walks; --cache-ms sets AgentScope's cache_ms (default: unset, 0)
 #   --no-record    does not append the table to docs/performance.md
 # About 6 minutes with the defaults on a 2-core machine (the 10k walk is most of it today).
@@ -43,7 +43,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmd="bench/read.sh${*:+ $*}"
-secs=4
+secs=3
 cycles=5
 walk="1000 10000"
 walk_runs=1
@@ -163,7 +163,7 @@ worker_rlimit_nofile 16384;
 events { worker_connections 8192; }
 http {
   types { } default_type application/json;
-  sendfile on; tcp_nopush on; tcp_nodelay on;
+  sendfile on; tcp_nodelay on; # tcp_nopush stalls the relay ~40 ms now and then
   keepalive_requests 1000000; keepalive_timeout 300s;
   open_file_cache max=64; open_file_cache_valid 3600s;
   client_body_temp_path $tmp/nginx-body; proxy_temp_path $tmp/nginx-proxy;
@@ -227,7 +227,8 @@ for u in "http://127.0.0.1:$relay_poll$listing_uri" "http://127.0.0.1:$relay_log
 	[ "$(curl -s -o /dev/null -w '%{http_code}' "$u")" = 200 ] || { echo "read.sh: relay $u fails" >&2; exit 1; }
 done
 
-echo "sessiongate $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src mappings || echo '+dirty'), $workers workers (default: one per core), all defaults${cache_ms:+ but cache_ms=$cache_ms}"
+rev=$(git log -1 --format=%h -- src mappings configure.ac Makefile.am)$(git diff --quiet HEAD -- src mappings || echo '+dirty')
+echo "sessiongate $rev (last commit of src/ and mappings/), $workers workers (default: one per core), all defaults${cache_ms:+ but cache_ms=$cache_ms}"
 echo "backend: nginx static files, AgentScope shape $shape; listing of 20 sessions $poll_bytes bytes; log of 50 messages $log_bytes bytes"
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load average before: $load0 (other work on the machine shows here; the ratios absorb some of it)"
@@ -296,12 +297,12 @@ ratios() { paste <(awk '/^gw/ { sub(/^gw/, "", $1); print $1, $'"$2"' }' "$tmp/$
 	awk '{ print ($4 > 0 ? $2 / $4 : 0) }'; }
 med() { col "$@" | median; }
 
-echo "== poll: GET /v1/sessions?limit=20  vs  nginx relaying GET $listing_uri"
+echo "[$SECONDS s] == poll: GET /v1/sessions?limit=20  vs  nginx relaying GET $listing_uri"
 echo "   (side requests req/s p50_us p99_us errors gateway_cpu_us/req nginx_cpu_us/req backend_calls)"
 cycles poll "http://127.0.0.1:$relay_poll$listing_uri" "$gw/v1/sessions?limit=20" "$tmp/done.lua"
-echo "== distinct: a new created_at[gte] each request  vs  the same relay"
+echo "[$SECONDS s] == distinct: a new created_at[gte] each request  vs  the same relay"
 cycles poll-distinct "http://127.0.0.1:$relay_poll$listing_uri" "$gw/v1/sessions" "$tmp/distinct.lua" "$tmp/done.lua"
-echo "== events: GET $events_path  vs  nginx relaying GET $log_uri"
+echo "[$SECONDS s] == events: GET $events_path  vs  nginx relaying GET $log_uri"
 cycles events "http://127.0.0.1:$relay_log$log_uri" "$gw$events_path" "$tmp/done.lua"
 
 # half load: paced at half the gateway's median poll rate
@@ -323,7 +324,7 @@ LUA
 }
 pace /healthz >"$tmp/pace-gw.lua"
 pace /cheap >"$tmp/pace-be.lua"
-echo "== half load: $rate req/s (half of $max), gateway poll  vs  the backend's own listing (static nginx), $((2 * secs))s per side"
+echo "[$SECONDS s] == half load: $rate req/s (half of $max), gateway poll  vs  the backend's own listing (static nginx), $((2 * secs))s per side"
 cycles poll-half "http://127.0.0.1:${sport[poll]}$listing_uri" "$gw/v1/sessions?limit=20" "$tmp/pace-gw.lua" "$tmp/pace-be.lua" $((2 * secs))
 
 # backend calls per north request, one client at a time
@@ -336,7 +337,7 @@ seq_calls() { # KEY PATH: backend requests per north request over 20 sequential 
 calls_list=$(seq_calls poll "/v1/sessions?limit=20")
 calls_events=$(seq_calls events "$events_path")
 load_calls() { paste <(col "$1" gw 9) <(col "$1" gw 2) | awk '{ print $2 ? $1 / $2 : 0 }' | median; }
-echo "== backend calls, one client: $calls_list per list, $calls_events per events page"
+echo "[$SECONDS s] == backend calls, one client: $calls_list per list, $calls_events per events page"
 
 # walks
 walk_time=nan walk_bytes=nan walk_t1=nan walk_t2=nan walk_b1=nan walk_b2=nan walk_s_page1=nan walk_s_page2=nan walk_cpu1=nan walk_cpu2=nan
@@ -348,11 +349,11 @@ if [ ${#walk_ns[@]} -eq 2 ]; then
 			g0=$(ticks "$gpid")
 			out=$("${cli[@]}" node bench/walk.mjs "$gw" "bench-$d" 100)
 			g=$(($(ticks "$gpid") - g0))
-			b=$(tail -n +$((l0 + 1)) "$tmp/static.log" | awk -v p="${sport[$d]}" '$1 == p { s += $3; c++ } END { print s + 0, c + 0 }')
+			b=$(tail -n +$((l0 + 1)) "$tmp/static.log" | awk -v p="${sport[$d]}" '$1 == p { s += $3; c++ } END { printf "%.0f %d\n", s, c }')
 			echo "$r $d $(jq_ '[j.pages,j.items,j.unique,j.ms].join(" ")' <<<"$out") $b $g" >>"$tmp/walk.res"
 		done
 	done
-	echo "== walk (limit 100): run dataset pages items unique ms backend_bytes backend_calls gateway_ticks"
+	echo "[$SECONDS s] == walk (limit 100): run dataset pages items unique ms backend_bytes backend_calls gateway_ticks"
 	sed 's/^/  /' "$tmp/walk.res"
 	awk -v a="w${walk_ns[0]}" -v b="w${walk_ns[1]}" '$2 == a || $2 == b { if ($5 != $5 + 0 || $4 != $5) bad = 1 }
 		END { if (bad) print "  WARNING: a walk skipped or repeated sessions" }' "$tmp/walk.res"
@@ -374,9 +375,9 @@ fi
 notok() { awk '$2 != 200 && $4 != "\"/cheap\""' "$tmp/static.log"; }
 bad=$(notok | wc -l)
 total=$(lines)
-echo "== backend requests by URI (static nginx access log: port status count bytes uri)"
+echo "[$SECONDS s] == backend requests by URI (static nginx access log: port status count bytes uri)"
 awk '$4 != "\"/cheap\"" { c[$1 " " $2 " " $4]++; b[$1 " " $2 " " $4] += $3 }
-	END { for (k in c) { split(k, f, " "); printf "  %s %s %d %d %s\n", f[1], f[2], c[k], b[k], f[3] } }' "$tmp/static.log" | sort
+	END { for (k in c) { split(k, f, " "); printf "  %s %s %d %.0f %s\n", f[1], f[2], c[k], b[k], f[3] } }' "$tmp/static.log" | sort
 if [ "$bad" != 0 ]; then
 	echo "WARNING: $bad of $total backend requests were not answered 200 by the static server:" >&2
 	notok | sort | uniq -c | sort -rn | head -5 >&2
@@ -422,7 +423,7 @@ if [ "$record" = 1 ]; then
 		echo
 		echo "### $(date -u '+%Y-%m-%d %H:%M UTC') — \`$cmd\`"
 		echo
-		echo "sessiongate $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src mappings || echo '+dirty'), $(uname -m) $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')."
+		echo "sessiongate $rev, $(uname -m) $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), $(nginx -v 2>&1 | sed 's/.*: //'), wrk $(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')."
 		echo
 		echo "$table"
 		echo
@@ -430,3 +431,4 @@ if [ "$record" = 1 ]; then
 	} >>"$doc"
 	echo "(appended to $doc)"
 fi
+echo "[$SECONDS s] done"
