@@ -16,7 +16,8 @@
 #             listing from the static server) at the same rate
 #   walk      one client following next_page (limit 100) over N = 1,000 and N = 10,000
 #             sessions (bench/walk.mjs): ratio 10k ÷ 1k of the time and of the bytes the
-#             backend sent (nginx access log, $body_bytes_sent)
+#             backend sent (nginx access log, $body_bytes_sent); each run walks 10k once and
+#             1k three times (their median), the result is the median over --walk-runs
 #   calls     backend requests per north list / events page (nginx access log): one client
 #             at a time, and under the 32-connection poll and events loads
 #
@@ -213,6 +214,7 @@ for _ in $(seq 200); do curl -sf "http://127.0.0.1:$gport/healthz" >/dev/null &&
 workers=$(grep -c '^processor' /proc/cpuinfo) # workers: 0 = sysconf(_SC_NPROCESSORS_ONLN)
 
 gw="http://127.0.0.1:$gport"
+rss0=$(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$gpid/status")
 gwget() { curl -s -H "x-api-key: bench-$1" "$gw$2"; }
 ts0=2025-01-01T00:00:00Z
 n=$(gwget poll "/v1/sessions?limit=20" | jq_ j.data.length)
@@ -342,33 +344,48 @@ echo "[$SECONDS s] == backend calls, one client: $calls_list per list, $calls_ev
 # walks
 walk_time=nan walk_bytes=nan walk_t1=nan walk_t2=nan walk_b1=nan walk_b2=nan walk_s_page1=nan walk_s_page2=nan walk_cpu1=nan walk_cpu2=nan
 if [ ${#walk_ns[@]} -eq 2 ]; then
+	small="w${walk_ns[0]}"
+	large="w${walk_ns[1]}"
 	: >"$tmp/walk.res"
+	walk_once() { # RUN DATASET: one walk, one line in $tmp/walk.res
+		local l0 g0 out g b
+		l0=$(lines)
+		g0=$(ticks "$gpid")
+		out=$("${cli[@]}" node bench/walk.mjs "$gw" "bench-$2" 100)
+		g=$(($(ticks "$gpid") - g0))
+		b=$(tail -n +$((l0 + 1)) "$tmp/static.log" | awk -v p="${sport[$2]}" '$1 == p { s += $3; c++ } END { printf "%.0f %d\n", s, c }')
+		echo "$1 $2 $(jq_ '[j.pages,j.items,j.unique,j.ms].join(" ")' <<<"$out") $b $g" >>"$tmp/walk.res"
+	}
+	# the small walk is short and noisy: three of it (their median) for each large one
 	for r in $(seq "$walk_runs"); do
-		for d in "w${walk_ns[0]}" "w${walk_ns[1]}"; do
-			l0=$(lines)
-			g0=$(ticks "$gpid")
-			out=$("${cli[@]}" node bench/walk.mjs "$gw" "bench-$d" 100)
-			g=$(($(ticks "$gpid") - g0))
-			b=$(tail -n +$((l0 + 1)) "$tmp/static.log" | awk -v p="${sport[$d]}" '$1 == p { s += $3; c++ } END { printf "%.0f %d\n", s, c }')
-			echo "$r $d $(jq_ '[j.pages,j.items,j.unique,j.ms].join(" ")' <<<"$out") $b $g" >>"$tmp/walk.res"
-		done
+		walk_once "$r" "$small"
+		walk_once "$r" "$large"
+		walk_once "$r" "$small"
+		walk_once "$r" "$small"
 	done
 	echo "[$SECONDS s] == walk (limit 100): run dataset pages items unique ms backend_bytes backend_calls gateway_ticks"
 	sed 's/^/  /' "$tmp/walk.res"
-	awk -v a="w${walk_ns[0]}" -v b="w${walk_ns[1]}" '$2 == a || $2 == b { if ($5 != $5 + 0 || $4 != $5) bad = 1 }
+	awk '{ n = substr($2, 2) } $4 != n || $5 != n { bad = 1 }
 		END { if (bad) print "  WARNING: a walk skipped or repeated sessions" }' "$tmp/walk.res"
-	per_run() { awk -v a="w${walk_ns[0]}" -v b="w${walk_ns[1]}" -v f="$1" \
-		'$2 == a { x[$1] = $f } $2 == b { y[$1] = $f } END { for (r in x) print (x[r] > 0 ? y[r] / x[r] : 0) }' "$tmp/walk.res" | median; }
+	# wcol DATASET EXPR [RUN]: an awk expression over the walks of one dataset (of one run)
+	wcol() { awk -v d="$1" -v r="${3:-}" -v t="$tck" '$2 == d && (r == "" || $1 == r) { print '"$2"' }' "$tmp/walk.res"; }
+	per_run() { # FIELD: per run, large ÷ median of the small ones; then the median over runs
+		local r
+		for r in $(seq "$walk_runs"); do
+			awk -v x="$(wcol "$small" "\$$1" "$r" | median)" -v y="$(wcol "$large" "\$$1" "$r" | median)" \
+				'BEGIN { print (x > 0 ? y / x : 0) }'
+		done | median
+	}
 	walk_time=$(per_run 6)
 	walk_bytes=$(per_run 7)
-	walk_t1=$(awk -v a="w${walk_ns[0]}" '$2 == a { print $6 / 1000 }' "$tmp/walk.res" | median)
-	walk_t2=$(awk -v b="w${walk_ns[1]}" '$2 == b { print $6 / 1000 }' "$tmp/walk.res" | median)
-	walk_b1=$(awk -v a="w${walk_ns[0]}" '$2 == a { print $7 }' "$tmp/walk.res" | median)
-	walk_b2=$(awk -v b="w${walk_ns[1]}" '$2 == b { print $7 }' "$tmp/walk.res" | median)
-	walk_s_page1=$(awk -v a="w${walk_ns[0]}" '$2 == a { print $6 / $3 }' "$tmp/walk.res" | median)
-	walk_s_page2=$(awk -v b="w${walk_ns[1]}" '$2 == b { print $6 / $3 }' "$tmp/walk.res" | median)
-	walk_cpu1=$(awk -v a="w${walk_ns[0]}" -v t="$tck" '$2 == a { print $9 * 1000 / t / $3 }' "$tmp/walk.res" | median)
-	walk_cpu2=$(awk -v b="w${walk_ns[1]}" -v t="$tck" '$2 == b { print $9 * 1000 / t / $3 }' "$tmp/walk.res" | median)
+	walk_t1=$(wcol "$small" '$6 / 1000' | median)
+	walk_t2=$(wcol "$large" '$6 / 1000' | median)
+	walk_b1=$(wcol "$small" '$7' | median)
+	walk_b2=$(wcol "$large" '$7' | median)
+	walk_s_page1=$(wcol "$small" '$6 / $3' | median)
+	walk_s_page2=$(wcol "$large" '$6 / $3' | median)
+	walk_cpu1=$(wcol "$small" '$9 * 1000 / t / $3' | median)
+	walk_cpu2=$(wcol "$large" '$9 * 1000 / t / $3' | median)
 fi
 
 # every request the gateway sent upstream must have hit a file
@@ -410,7 +427,8 @@ table=$(
 	fi
 	echo "| backend calls per list / per events page | $calls_list / $calls_events one client at a time; $(f2 "$(load_calls poll)") / $(f2 "$(load_calls events)") under the 32-connection loads | – | 1 / ≤ 2 |"
 )
-notes="Listing $poll_bytes bytes (20 sessions, shape $shape), log $log_bytes bytes (50 messages); $workers gateway workers; $cycles cycles × ${secs} s per side; wrk errors (non-2xx, socket) over all cycles: $errs; backend requests not answered 200: $bad of $total; load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after."
+hwm=$(awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$gpid/status")
+notes="Gateway RSS $rss0 MiB at start, peak $hwm MiB (VmHWM, the walks included). Listing $poll_bytes bytes (20 sessions, shape $shape), log $log_bytes bytes (50 messages); $workers gateway workers; $cycles cycles × ${secs} s per side; wrk errors (non-2xx, socket) over all cycles: $errs; backend requests not answered 200: $bad of $total; load average $load0 before, $(cut -d' ' -f1-3 /proc/loadavg) after."
 echo
 echo "$table"
 echo
