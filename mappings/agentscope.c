@@ -73,7 +73,6 @@ struct as_state {
 	long msg_offset;  /* v2.0.1 paging */
 	char before[256]; /* newer builds' paging */
 	/* the live stream: its SSE reader and translator, and the session key its ids use */
-	struct sg_sse *sse;
 	struct sg_as_stream *stream;
 	char skey[2 * SG_ID_FIELD_MAX + 2];
 };
@@ -89,7 +88,6 @@ static void state_free(void *p)
 	json_decref(st->messages);
 	json_decref(st->chat_input);
 	json_decref(st->plan.msgs);
-	sg_sse_free(st->sse);
 	sg_as_stream_free(st->stream);
 	free(st);
 }
@@ -664,23 +662,11 @@ static int session_path(struct sg_call *call, const struct as_state *st, const c
  * exists), or the consumer is gone (the call and everything it owns are freed). */
 #define AS_STREAM_FAILED 1
 #define AS_STREAM_GONE 2
-/* Largest SSE message (one frame's JSON): the backend's body bound, at most this. */
-#define AS_STREAM_MAX_FRAME ((size_t)8 << 20)
-
-/* The largest SSE message read: the backend's body bound, capped. */
-static size_t frame_max(const struct sg_call *call)
-{
-	size_t max = sg_call_backend(call)->max_response_bytes;
-
-	return max > 0 && max < AS_STREAM_MAX_FRAME ? max : AS_STREAM_MAX_FRAME;
-}
-
 /* One SSE message of the backend's stream: a frame, translated and handed to the core event by
  * event. Heartbeats (comments) and messages without data are nothing. */
-static int on_frame(const struct sg_sse_msg *m, void *arg)
+static int on_frame(struct sg_call *call, const struct sg_sse_msg *m, void *arg)
 {
-	struct sg_call *call = arg;
-	struct as_state *st = sg_call_state(call);
+	struct as_state *st = arg;
 	const char *name = sg_call_backend(call)->name;
 	struct sg_error err = {0};
 	json_t *frame, *out;
@@ -716,51 +702,13 @@ static int on_frame(const struct sg_sse_msg *m, void *arg)
 	return 0;
 }
 
-static void on_stream_piece(struct sg_call *call, long status, const char *data, size_t len,
-                            void *arg)
-{
-	struct as_state *st = arg;
-	int rc;
-
-	if (!data || status < 200 || status > 299)
-		return; /* the head; an error answer is read whole in on_stream_end */
-	rc = sg_sse_feed(st->sse, data, len, on_frame, call);
-	if (rc == 0 || rc == AS_STREAM_FAILED || rc == AS_STREAM_GONE)
-		return;
-	if (rc == SG_SSE_TOO_LARGE)
-		sg_call_fail(call, 502, "api_error",
-		             "backend '%s': a stream frame is larger than %zu bytes",
-		             sg_call_backend(call)->name, frame_max(call));
-	else
-		sg_call_fail(call, 500, "api_error", "out of memory");
-}
-
-/* The stream's end: the backend closed it (cleanly: the north stream ends too), or answered an
- * error (its north error, e.g. 404 for a session it does not know), or the fetch failed. */
-static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
-{
-	json_t *body;
-
-	(void)arg;
-	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299) {
-		sg_call_object(call, NULL);
-		return;
-	}
-	body = sg_call_json(call, res);
-	if (body) {
-		/* cannot happen for a failure; never leave the call open */
-		json_decref(body);
-		sg_call_object(call, NULL);
-	}
-}
-
 static void open_stream(struct sg_call *call, struct as_state *st)
 {
 	char path[1400];
 
 	if (session_path(call, st, "/stream", path, sizeof(path)) < 0)
 		return;
-	sg_call_stream(call, path, st->headers, on_stream_piece, on_stream_end, st);
+	sg_call_sse(call, path, st->headers, on_frame, st);
 }
 
 /* The session's last persisted message, before the stream opens: when it is a reply parked on
@@ -806,8 +754,7 @@ static void as_stream_events(struct sg_call *call)
 	ec.tz = priv_of(call)->tz;
 	ec.hint_mode = priv_of(call)->hint_mode;
 	st->stream = sg_as_stream_new(&ec, sg_call_stream_since(call));
-	st->sse = sg_sse_new(frame_max(call));
-	if (!st->stream || !st->sse) {
+	if (!st->stream) {
 		sg_call_fail(call, 500, "api_error", "out of memory");
 		return;
 	}

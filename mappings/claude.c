@@ -287,25 +287,9 @@ static void cl_send_events(struct sg_call *call)
  * failure after the 200. It has no replay and no resume, so every event it sends is live and
  * the core's resume token is not used. Each event is normalised as a listed one is. */
 
-#define CL_FRAME_MAX (8u << 20) /* one message: the backend's max_response_bytes, at most this */
-
 /* What the SSE callback tells the chunk callback. */
 #define CL_GONE 1   /* the consumer left: the call (and this state) is freed */
 #define CL_FAILED 2 /* the call failed: it stays valid until the loop ends it */
-
-struct cl_stream {
-	struct sg_call *call;
-	struct sg_sse *sse;
-	size_t max; /* the reader's bound on a line or a message */
-};
-
-static void stream_free(void *p)
-{
-	struct cl_stream *st = p;
-
-	sg_sse_free(st->sse);
-	free(st);
-}
 
 static int is_event(const struct sg_sse_msg *m, const char *name)
 {
@@ -333,10 +317,8 @@ static void stream_error(struct sg_call *call, const struct sg_sse_msg *m)
 }
 
 /* One SSE message. Returns 0, CL_GONE or CL_FAILED. */
-static int on_stream_msg(const struct sg_sse_msg *m, void *arg)
+static int on_stream_msg(struct sg_call *call, const struct sg_sse_msg *m, void *arg)
 {
-	struct cl_stream *st = arg;
-	struct sg_call *call = st->call;
 	struct sg_cl_ctx ctx = {sg_call_backend(call)->name};
 	struct sg_error err = {0};
 	json_t *body, *one, *events;
@@ -344,6 +326,7 @@ static int on_stream_msg(const struct sg_sse_msg *m, void *arg)
 	size_t i;
 	int rc = 0;
 
+	(void)arg;
 	if (m->comment || is_event(m, "ping"))
 		return 0;
 	if (is_event(m, "error")) {
@@ -385,56 +368,13 @@ static int on_stream_msg(const struct sg_sse_msg *m, void *arg)
 	return rc;
 }
 
-static void on_stream_chunk(struct sg_call *call, long status, const char *data, size_t len,
-                            void *arg)
-{
-	struct cl_stream *st = arg;
-	int rc;
-
-	(void)status;
-	if (!data)
-		return; /* the head; a non-2xx body reaches on_stream_end whole */
-	rc = sg_sse_feed(st->sse, data, len, on_stream_msg, st);
-	if (rc == SG_SSE_TOO_LARGE)
-		sg_call_fail(call, 502, "api_error",
-		             "backend '%s': a stream event or line is larger than %zu bytes",
-		             sg_call_backend(call)->name, st->max);
-	else if (rc == SG_SSE_NOMEM)
-		sg_call_fail(call, 500, "api_error", "out of memory");
-}
-
-static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
-{
-	(void)arg;
-	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299)
-		sg_call_object(call, NULL);
-	else
-		json_decref(sg_call_json(call, res));
-}
-
 static void cl_stream_events(struct sg_call *call)
 {
-	size_t max = sg_call_backend(call)->max_response_bytes;
-	struct cl_stream *st;
 	char path[700];
 
 	if (sg_call_session_path(call, "/events/stream", path, sizeof(path)))
 		return;
-	if (max == 0 || max > CL_FRAME_MAX)
-		max = CL_FRAME_MAX;
-	st = calloc(1, sizeof(*st));
-	if (st)
-		st->sse = sg_sse_new(max);
-	if (!st || !st->sse) {
-		if (st)
-			stream_free(st);
-		sg_call_fail(call, 500, "api_error", "out of memory");
-		return;
-	}
-	st->call = call;
-	st->max = max;
-	sg_call_set_state(call, st, stream_free);
-	sg_call_stream(call, path, priv_of(call)->headers, on_stream_chunk, on_stream_end, st);
+	sg_call_sse(call, path, priv_of(call)->headers, on_stream_msg, NULL);
 }
 
 /* ---- agents ---- */

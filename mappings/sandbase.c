@@ -506,19 +506,15 @@ static void sb_send_events(struct sg_call *call)
  * linking state carried from frame to frame, so the stream shows the ids, links and spans the
  * events list shows for the same envelopes. */
 
-#define SB_FRAME_MAX (8u << 20) /* one frame: the backend's max_response_bytes, at most this */
-#define SB_HISTORY_PAGES 200    /* history pages read before a first connect, at most */
+#define SB_HISTORY_PAGES 200 /* history pages read before a first connect, at most */
 
 /* What the SSE callback tells the chunk callback. */
 #define SB_GONE 1   /* the consumer left: the call (and this state) is freed */
 #define SB_FAILED 2 /* the call failed: it stays valid until the loop ends it */
 
 struct sb_stream {
-	struct sg_call *call;
-	struct sg_sse *sse;
 	json_t *carry;   /* sg_sb_events_to_cma's state after the last frame (NULL before) */
 	int64_t live_us; /* envelopes processed before this are replay (0: emit everything) */
-	size_t max;      /* the reader's bound on a line or a frame */
 	char *last;      /* the history's last event id, read before a first connect */
 	int pages;       /* history pages read */
 };
@@ -527,7 +523,6 @@ static void stream_free(void *p)
 {
 	struct sb_stream *st = p;
 
-	sg_sse_free(st->sse);
 	json_decref(st->carry);
 	free(st->last);
 	free(st);
@@ -557,10 +552,9 @@ static int is_replay(const struct sb_stream *st, const json_t *events)
 
 /* One SSE message: a frame holding one envelope, translated and emitted; then the stream's
  * mark moves past it, shown or not. Returns 0, SB_GONE or SB_FAILED. */
-static int on_frame(const struct sg_sse_msg *m, void *arg)
+static int on_frame(struct sg_call *call, const struct sg_sse_msg *m, void *arg)
 {
 	struct sb_stream *st = arg;
-	struct sg_call *call = st->call;
 	struct sg_sb_ctx ctx;
 	struct sg_error err = {0};
 	json_t *env, *one, *events, *carry = NULL;
@@ -607,35 +601,6 @@ static int on_frame(const struct sg_sse_msg *m, void *arg)
 	return rc;
 }
 
-static void on_stream_chunk(struct sg_call *call, long status, const char *data, size_t len,
-                            void *arg)
-{
-	struct sb_stream *st = arg;
-	int rc;
-
-	(void)status;
-	if (!data)
-		return; /* the head; a non-2xx body reaches on_stream_end whole */
-	rc = sg_sse_feed(st->sse, data, len, on_frame, st);
-	if (rc == SG_SSE_TOO_LARGE)
-		sg_call_fail(call, 502, "api_error",
-		             "backend '%s': a stream frame or line is larger than %zu bytes",
-		             sg_call_backend(call)->name, st->max);
-	else if (rc == SG_SSE_NOMEM)
-		sg_call_fail(call, 500, "api_error", "out of memory");
-}
-
-/* The stream ended: cleanly (SandBase's never does, but a proxy's may), or with the error
- * its answer or the transport deserves (a 404 for a session that is not there). */
-static void on_stream_end(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
-{
-	(void)arg;
-	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299)
-		sg_call_object(call, NULL);
-	else
-		json_decref(sg_call_json(call, res));
-}
-
 /* Opens the stream after `cursor` (NULL: from the start). */
 static void stream_open(struct sg_call *call, struct sb_stream *st, const char *cursor)
 {
@@ -648,7 +613,7 @@ static void stream_open(struct sg_call *call, struct sb_stream *st, const char *
 		             "the stream's resume position is too long for the backend");
 		return;
 	}
-	sg_call_stream(call, path, priv_of(call)->headers, on_stream_chunk, on_stream_end, st);
+	sg_call_sse(call, path, priv_of(call)->headers, on_frame, st);
 }
 
 static int history_page(struct sg_call *call, struct sb_stream *st, const char *page);
@@ -726,24 +691,13 @@ static int history_page(struct sg_call *call, struct sb_stream *st, const char *
  * list's. */
 static void sb_stream_events(struct sg_call *call)
 {
-	const struct sg_backend *be = sg_call_backend(call);
 	const char *resume = sg_call_stream_resume(call);
-	size_t max = be->max_response_bytes;
-	struct sb_stream *st;
+	struct sb_stream *st = calloc(1, sizeof(*st));
 
-	if (max == 0 || max > SB_FRAME_MAX)
-		max = SB_FRAME_MAX;
-	st = calloc(1, sizeof(*st));
-	if (st)
-		st->sse = sg_sse_new(max);
-	if (!st || !st->sse) {
-		if (st)
-			stream_free(st);
+	if (!st) {
 		sg_call_fail(call, 500, "api_error", "out of memory");
 		return;
 	}
-	st->call = call;
-	st->max = max;
 	sg_call_set_state(call, st, stream_free);
 	if (!resume && sg_call_stream_since(call)) {
 		history_page(call, st, NULL);

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "timeutil.h"
 #include "mapping.h"
+#include "sse.h"
 
 #define SG_CALL_MAX_FETCHES 4096 /* fan-out bound per call */
 
@@ -25,6 +26,16 @@ struct pending {
 	void *arg;
 	int write; /* not GET/HEAD: sent once, and its outcome may be unknown */
 	struct pending *next;
+};
+
+/* One sg_call_sse fetch: its SSE reader and the module's callback. */
+struct sse_reader {
+	struct sg_call *call;
+	struct sg_sse *sse;
+	sg_call_sse_cb on_msg;
+	void *arg;
+	size_t max;
+	struct sse_reader *next;
 };
 
 struct sg_call {
@@ -40,8 +51,9 @@ struct sg_call {
 	int64_t agent_version;
 	sg_call_sink_cb sink;
 	void *sink_arg;
-	int64_t since_us;                                /* stream: live from */
-	char *resume, *mark;                             /* stream: resume token in, mark out */
+	struct sse_reader *sses; /* sg_call_sse readers, freed with the call */
+	int64_t since_us;        /* stream: live from */
+	char *resume, *mark;     /* stream: resume token in, mark out */
 	void (*opened)(struct sg_call *call, void *arg); /* stream: first 2xx head */
 	int emitting;      /* inside sg_call_emit: sg_call_free waits for it */
 	int free_after;    /* sg_call_free was asked for meanwhile */
@@ -436,6 +448,73 @@ int sg_call_get(struct sg_call *c, const char *path_query, const char *const *he
                 sg_call_fetch_cb cb, void *arg)
 {
 	return start_fetch(c, "GET", path_query, headers, NULL, 0, NULL, cb, arg);
+}
+
+static int sse_msg(const struct sg_sse_msg *m, void *arg)
+{
+	struct sse_reader *r = arg;
+
+	return r->on_msg(r->call, m, r->arg);
+}
+
+static void on_sse_chunk(struct sg_call *c, long status, const char *data, size_t len, void *arg)
+{
+	struct sse_reader *r = arg;
+	size_t max = r->max;
+	int rc;
+
+	if (!data || status < 200 || status > 299)
+		return; /* the head; an error answer is read whole by on_sse_end */
+	rc = sg_sse_feed(r->sse, data, len, sse_msg, r);
+	/* any other nonzero rc is the module's: the call failed or is gone, r with it */
+	if (rc == SG_SSE_TOO_LARGE)
+		sg_call_fail(c, 502, "api_error",
+		             "backend '%s': a stream message or line is larger than %zu bytes",
+		             c->be->name, max);
+	else if (rc == SG_SSE_NOMEM)
+		sg_call_fail(c, 500, "api_error", "out of memory");
+}
+
+/* The stream's end: the backend closed it cleanly (the north stream ends too), answered an
+ * error (its north error, e.g. 404 for a session it does not know), or the fetch failed. */
+static void on_sse_end(struct sg_call *c, const struct sg_fetch_res *res, void *arg)
+{
+	json_t *body;
+
+	(void)arg;
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299) {
+		sg_call_object(c, NULL);
+		return;
+	}
+	body = sg_call_json(c, res);
+	if (body) { /* cannot happen for a failure; never leave the call open */
+		json_decref(body);
+		sg_call_object(c, NULL);
+	}
+}
+
+int sg_call_sse(struct sg_call *c, const char *path_query, const char *const *headers,
+                sg_call_sse_cb on_msg, void *arg)
+{
+	struct sse_reader *r = calloc(1, sizeof(*r));
+	size_t max = c->be->max_response_bytes;
+
+	if (max == 0 || max > SG_CALL_SSE_MAX)
+		max = SG_CALL_SSE_MAX;
+	if (r)
+		r->sse = sg_sse_new(max);
+	if (!r || !r->sse) {
+		free(r);
+		sg_call_fail(c, 500, "api_error", "out of memory");
+		return -1;
+	}
+	r->call = c;
+	r->on_msg = on_msg;
+	r->arg = arg;
+	r->max = max;
+	r->next = c->sses;
+	c->sses = r;
+	return sg_call_stream(c, path_query, headers, on_sse_chunk, on_sse_end, r);
 }
 
 int sg_call_request(struct sg_call *c, const char *method, const char *path_query,
@@ -857,5 +936,12 @@ void sg_call_free(struct sg_call *c)
 	free(c->resume);
 	free(c->mark);
 	free(c->page_next);
+	while (c->sses) {
+		struct sse_reader *r = c->sses;
+
+		c->sses = r->next;
+		sg_sse_free(r->sse);
+		free(r);
+	}
 	free(c);
 }

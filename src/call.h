@@ -99,6 +99,18 @@ int sg_call_request(struct sg_call *call, const char *method, const char *path_q
  * Returns 0, or -1 after failing the call. */
 int sg_call_stream(struct sg_call *call, const char *path_query, const char *const *headers,
                    sg_call_chunk_cb on_chunk, sg_call_fetch_cb cb, void *arg);
+/* The usual stream_events fetch: a GET read as Server-Sent Events (src/sse.h). Each message
+ * goes to on_msg(call, msg, arg) as it is complete; on_msg returns 0 to go on, or nonzero once
+ * the call has failed or was freed (sg_call_emit returned -1): nothing of the call is touched
+ * after that. A message or line larger than the backend's max_response_bytes (at most
+ * SG_CALL_SSE_MAX) fails the call with a 502; the body's clean end ends it
+ * (sg_call_object(NULL)); an error answer fails it with its north error (sg_call_json).
+ * Returns 0, or -1 after failing the call. */
+#define SG_CALL_SSE_MAX (8u << 20)
+struct sg_sse_msg;
+typedef int (*sg_call_sse_cb)(struct sg_call *call, const struct sg_sse_msg *m, void *arg);
+int sg_call_sse(struct sg_call *call, const char *path_query, const char *const *headers,
+                sg_call_sse_cb on_msg, void *arg);
 /* sg_call_request with a JSON body: body (borrowed) dumped compactly, or none when NULL.
  * Returns 0, or -1 after failing the call. */
 int sg_call_send_json(struct sg_call *call, const char *method, const char *path_query,
