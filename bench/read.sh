@@ -39,7 +39,7 @@
 #   defaults: --secs 3 --cycles 5 --walk "1000 10000" --walk-runs 1 --shape v2.0.1
 #   --walk ""      skips the walks; --cache-ms sets AgentScope's cache_ms (default: unset, 0)
 #   --no-record    does not append the table to docs/performance.md
-# About 6 minutes with the defaults on a 2-core machine (the 10k walk is most of it today).
+# About 6 to 7 minutes with the defaults on a 2-core machine (the 10k walk is half of it today).
 # Installs wrk and nginx-light if missing. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +117,7 @@ gen() {
 	TZ=UTC build/tests/fake_agentscope --port 0 --port-file "$tmp/fake.port" --generate "$2:1" \
 		--shape "$shape" --run-ms 1 --quiet >/dev/null &
 	fpid=$!
+	pids+=("$fpid")
 	wait_file "$tmp/fake.port"
 	node bench/readdata.mjs "http://127.0.0.1:$(cat "$tmp/fake.port")" "$dir" ${3:-} >"$tmp/$1.info"
 	kill "$fpid"
@@ -141,7 +142,21 @@ poll_bytes=$(wc -c <"$tmp/data/poll/sessions-$agent.json")
 log_bytes=$(wc -c <"$tmp/data/events/messages-$ev_sid.json")
 
 # ---- nginx: one static server per dataset, two relays, one worker on core 0 -----------------
-base=18460
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_base() { # the first of 18460, 18560, … whose next 16 ports nobody listens on
+	local b p
+	for b in $(seq 18460 100 19960); do
+		for p in $(seq "$b" $((b + 15))); do busy "$p" && continue 2; done
+		echo "$b"
+		return
+	done
+	echo "read.sh: no free ports" >&2
+	exit 1
+}
+base=$(free_base)
+if [ "$base" != 18460 ]; then
+	echo "read.sh: ports 18460+ are taken (another bench/read.sh?): using $base+; a concurrent run disturbs both" >&2
+fi
 gport=$base
 relay_poll=$((base + 1))
 relay_log=$((base + 2))
