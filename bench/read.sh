@@ -39,7 +39,7 @@
 #   defaults: --secs 3 --cycles 5 --walk "1000 10000" --walk-runs 1 --shape v2.0.1
 #   --walk ""      skips the walks; --cache-ms sets AgentScope's cache_ms (default: unset, 0)
 #   --no-record    does not append the table to docs/performance.md
-# About 6 minutes with the defaults on a 2-core machine (the 10k walk is most of it today).
+# About 6 to 7 minutes with the defaults on a 2-core machine (the 10k walk is half of it today).
 # Installs wrk and nginx-light if missing. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -117,6 +117,7 @@ gen() {
 	TZ=UTC build/tests/fake_agentscope --port 0 --port-file "$tmp/fake.port" --generate "$2:1" \
 		--shape "$shape" --run-ms 1 --quiet >/dev/null &
 	fpid=$!
+	pids+=("$fpid")
 	wait_file "$tmp/fake.port"
 	node bench/readdata.mjs "http://127.0.0.1:$(cat "$tmp/fake.port")" "$dir" ${3:-} >"$tmp/$1.info"
 	kill "$fpid"
@@ -141,7 +142,21 @@ poll_bytes=$(wc -c <"$tmp/data/poll/sessions-$agent.json")
 log_bytes=$(wc -c <"$tmp/data/events/messages-$ev_sid.json")
 
 # ---- nginx: one static server per dataset, two relays, one worker on core 0 -----------------
-base=18460
+busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_base() { # the first of 18460, 18560, … whose next 16 ports nobody listens on
+	local b p
+	for b in $(seq 18460 100 19960); do
+		for p in $(seq "$b" $((b + 15))); do busy "$p" && continue 2; done
+		echo "$b"
+		return
+	done
+	echo "read.sh: no free ports" >&2
+	exit 1
+}
+base=$(free_base)
+if [ "$base" != 18460 ]; then
+	echo "read.sh: ports 18460+ are taken (another bench/read.sh?): using $base+; a concurrent run disturbs both" >&2
+fi
 gport=$base
 relay_poll=$((base + 1))
 relay_log=$((base + 2))
@@ -349,6 +364,8 @@ if [ ${#walk_ns[@]} -eq 2 ]; then
 	: >"$tmp/walk.res"
 	walk_once() { # RUN DATASET: one walk, one line in $tmp/walk.res
 		local l0 g0 out g b
+		# with a cache, let what the previous walk left expire: a walk starts cold
+		[ -z "$cache_ms" ] || sleep "$(awk -v m="$cache_ms" 'BEGIN { print m / 1000 + 0.2 }')"
 		l0=$(lines)
 		g0=$(ticks "$gpid")
 		out=$("${cli[@]}" node bench/walk.mjs "$gw" "bench-$2" 100)
@@ -414,7 +431,7 @@ errs=$(cat "$tmp"/poll*.res "$tmp"/events.res | awk '{ s += $6 } END { print s +
 added=$(paste <(awk '/^gw/ { sub(/^gw/, "", $1); print $1, $5 }' "$tmp/poll-half.res" | sort -n) \
 	<(awk '/^ref/ { sub(/^ref/, "", $1); print $1, $5 }' "$tmp/poll-half.res" | sort -n) | awk '{ print $2 - $4 }' | median)
 table=$(
-	echo "| workload | sessiongate, default config (median of $cycles cycles) | CPU µs per request: gateway (+ static backend) / reference | goal (default config) |"
+	echo "| workload | sessiongate, ${cache_ms:+cache_ms: $cache_ms, otherwise }default config (median of $cycles cycles) | CPU µs per request: gateway (+ static backend) / reference | goal (default config) |"
 	echo "|---|---|---|---|"
 	echo "| poll: same 20-session page, 32 clients | $(ratio_cell poll 'nginx relay') | $(cpu_cell poll) | ≥ 1.0× nginx relaying the raw listing |"
 	echo "| distinct: a new \`created_at[gte]\` each request | $(ratio_cell poll-distinct 'nginx relay') | $(cpu_cell poll-distinct) | ≥ 0.7× |"
