@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The read path of sessiongate against references measured in the same run (issue 12): the
-# shipped configuration (every default: one worker per core, no cache_ms, access log on) in
+# shipped configuration (every default: one worker per core, cache_ms 1000, access log on) in
 # front of an AgentScope-shaped backend that nginx serves from static files, so the backend
 # answers at static-file speed. The files are the fake AgentScope service's own answers
 # (build/tests/fake_agentscope --generate), saved by bench/readdata.mjs.
@@ -37,7 +37,7 @@
 # Usage: bench/read.sh [--secs S] [--cycles C] [--walk "N1 N2"] [--walk-runs R]
 #                      [--shape v2.0.1|head] [--cache-ms MS] [--no-record]
 #   defaults: --secs 3 --cycles 5 --walk "1000 10000" --walk-runs 1 --shape v2.0.1
-#   --walk ""      skips the walks; --cache-ms sets AgentScope's cache_ms (default: unset, 0)
+#   --walk ""      skips the walks; --cache-ms sets AgentScope's cache_ms (default: unset, i.e. 1000)
 #   --no-record    does not append the table to docs/performance.md
 # About 6 to 7 minutes with the defaults on a 2-core machine (the 10k walk is half of it today).
 # Installs wrk and nginx-light if missing. Not part of the test suite.
