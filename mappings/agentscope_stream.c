@@ -480,45 +480,40 @@ static int put_resume(struct sg_as_stream *s, const char *type, const char *kind
 	return put(s, north);
 }
 
-/* session.status_running of the reply: the history's, or the resume one. */
-static int put_running(struct sg_as_stream *s)
+/* Event k of a reply's start as the history gives it (the translation of the reply with no
+ * blocks yet: 0 session.status_running, 1 span.model_request_start). */
+static int put_start(struct sg_as_stream *s, size_t k)
 {
-	json_t *events, *content;
+	json_t *events, *content = json_array();
 	int rc;
 
-	if (s->r->resumed)
-		return put_resume(s, "session.status_running", "status_running");
-	content = json_array();
 	if (!content)
 		return oom(s);
 	events = translate(s, content, M_RUNNING, NULL, NULL);
 	if (!events)
 		return -1;
-	rc = put_range(s, events, 0, 1, 0);
+	rc = put_range(s, events, k, k + 1, 0);
 	json_decref(events);
 	return rc;
+}
+
+/* session.status_running of the reply: the history's, or the resume one. */
+static int put_running(struct sg_as_stream *s)
+{
+	if (s->r->resumed)
+		return put_resume(s, "session.status_running", "status_running");
+	return put_start(s, 0);
 }
 
 /* span.model_request_start, once per run of the reply, before its first other event. */
 static int ensure_span(struct sg_as_stream *s)
 {
-	json_t *events, *content;
-	int rc;
-
 	if (s->r->span_out)
 		return 0;
 	s->r->span_out = 1;
 	if (s->r->resumed)
 		return put_resume(s, "span.model_request_start", "span_start");
-	content = json_array();
-	if (!content)
-		return oom(s);
-	events = translate(s, content, M_RUNNING, NULL, NULL);
-	if (!events)
-		return -1;
-	rc = put_range(s, events, 1, 2, 0);
-	json_decref(events);
-	return rc;
+	return put_start(s, 1);
 }
 
 /* The events of held slots q[0..n) (one block, or one run of text blocks), then forgets them. */
