@@ -799,6 +799,26 @@ START_TEST(an_event_larger_than_the_backlog_cap_reaches_a_reader)
 }
 END_TEST
 
+/* A Last-Event-ID that cannot be an event id (too long) is a 400, before any upstream. */
+START_TEST(a_bad_last_event_id_is_a_400)
+{
+	char *sid = new_session(K), id[400];
+	struct h_sse s;
+	long open;
+
+	memset(id, 'a', 300);
+	id[300] = 0;
+	open_stream(&s, K, sid, id);
+	ck_assert_int_eq(s.status, 400);
+	h_sse_rest(&s, 2000);
+	ck_assert_ptr_nonnull(strstr(s.buf, "Last-Event-ID"));
+	h_sse_close(&s);
+	fake_streams(&fake, &open, NULL);
+	ck_assert_int_eq(open, 0);
+	free(sid);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("streams");
@@ -823,6 +843,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, a_terminated_session_ends_its_streams);
 	tcase_add_test(tc, a_slow_reader_is_cut_and_nobody_else_waits);
 	tcase_add_test(tc, an_event_larger_than_the_backlog_cap_reaches_a_reader);
+	tcase_add_test(tc, a_bad_last_event_id_is_a_400);
 	suite_add_tcase(s, tc);
 	return s;
 }
