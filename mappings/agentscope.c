@@ -62,7 +62,6 @@ struct as_state {
 	json_t *agents_index;        /* agent id → AgentView */
 	json_t *listings;            /* raw bodies of GET /sessions/, or for lists
 	                              * [agent id, body] pairs */
-	json_t *cached;              /* lists: north sessions of agents served from the cache */
 	json_t *agent_ids;           /* agents still to list (fan-out queue) */
 	size_t next_agent;
 	int agents_done;
@@ -83,7 +82,6 @@ static void state_free(void *p)
 
 	json_decref(st->agents_index);
 	json_decref(st->listings);
-	json_decref(st->cached);
 	json_decref(st->agent_ids);
 	json_decref(st->messages);
 	json_decref(st->chat_input);
@@ -111,8 +109,7 @@ static struct as_state *state_new(struct sg_call *call)
 	st->wheaders[1] = "Content-Type: application/json";
 	st->wheaders[2] = NULL;
 	st->listings = json_array();
-	st->cached = json_array();
-	if (!st->listings || !st->cached)
+	if (!st->listings)
 		goto fail;
 	sg_call_set_state(call, st, state_free);
 	return st;
@@ -311,59 +308,38 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	default:
 		break;
 	}
-	out = json_copy(st->cached);
+	out = json_array();
 	if (!out) {
 		sg_call_fail(call, 500, "api_error", "out of memory");
 		return;
 	}
 	json_array_foreach(st->listings, i, listing) {
-		json_t *one = json_array();
-		char key[1024];
-
-		if (!one || sg_as_listing_to_cma(json_array_get(listing, 1), st->agents_index, &ctx,
-		                                 one, &err)) {
-			json_decref(one);
+		if (sg_as_listing_to_cma(json_array_get(listing, 1), st->agents_index, &ctx, out,
+		                         &err)) {
 			json_decref(out);
 			sg_call_fail_with(call, &err);
 			return;
 		}
-		if (priv_of(call)->cache_ms > 0) {
-			cache_key(call, "sessions", json_string_value(json_array_get(listing, 0)),
-			          key, sizeof(key));
-			sg_call_cache_put(call, key, one, priv_of(call)->cache_ms);
-		}
-		json_array_extend(out, one);
-		json_decref(one);
 	}
 	sg_call_items(call, out);
 }
 
 static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, void *arg);
 
-/* Starts the next listing of the fan-out queue that the cache cannot answer; returns -1
- * when the call failed. The fetch's argument is the agent's index in the queue, so the
- * answer can be cached under its agent without any per-fetch allocation. */
+/* Starts the next listing of the fan-out queue; returns -1 when the call failed. The fetch's
+ * argument is the agent's index in the queue, so the answer is paired with its agent without
+ * any per-fetch allocation. (Translated listings are held by the core, api_read.c.) */
 static int list_next_agent(struct sg_call *call, struct as_state *st)
 {
 	while (st->next_agent < json_array_size(st->agent_ids)) {
 		size_t idx = st->next_agent++;
 		const char *aid = json_string_value(json_array_get(st->agent_ids, idx));
-		char esc[1024], path[1100], key[1024];
-		json_t *hit;
+		char esc[1024], path[1100];
 
 		if (!aid || sg_url_escape(aid, esc, sizeof(esc)) < 0) {
 			sg_call_fail(call, 502, "api_error", "backend '%s': unusable agent id",
 			             sg_call_backend(call)->name);
 			return -1;
-		}
-		if (priv_of(call)->cache_ms > 0 && sg_call_kind(call) == SG_CALL_LIST_SESSIONS) {
-			cache_key(call, "sessions", aid, key, sizeof(key));
-			hit = sg_call_cache_get(call, key);
-			if (hit) {
-				json_array_extend(st->cached, hit);
-				json_decref(hit);
-				continue;
-			}
 		}
 		snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
 		return sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)idx);
@@ -496,10 +472,10 @@ static void read_session(struct sg_call *call, struct as_state *st)
 		sg_call_fail(call, 404, "not_found_error", "session not found");
 		return;
 	}
-	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
-		return;
 	snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
-	sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0);
+	if (sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0))
+		return;
+	fetch_agents(call, st); /* after the listing: a cached index goes on at once */
 }
 
 static struct as_state *session_state(struct sg_call *call);
@@ -618,12 +594,11 @@ static void read_log(struct sg_call *call, struct as_state *st)
 	}
 	st->agent_ids = json_pack("[s]", st->agent_id);
 	st->next_agent = 1;
-	if (sg_call_get(call, "/agent/", st->headers, on_agents, st))
-		return;
 	snprintf(path, sizeof(path), "/sessions/?agent_id=%s", esc);
-	if (sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0))
+	if (sg_call_get(call, path, st->headers, on_listing, (void *)(uintptr_t)0) ||
+	    fetch_messages(call, st))
 		return;
-	fetch_messages(call, st);
+	fetch_agents(call, st); /* last: a cached index goes on at once */
 }
 
 /* The state of a call on the session its public id names; NULL after failing the call (an id
@@ -1296,6 +1271,7 @@ static int as_init(struct sg_backend *be, const json_t *options, struct sg_error
 		return sg_err_invalid(err, "timezone: %s", tzerr);
 	}
 	be->priv = pv;
+	be->fresh_ms = cache_ms; /* the core holds translated listings and logs as long */
 	return 0;
 fail:
 	free(texts[0]);

@@ -6,10 +6,16 @@
  * a native walk (walk.h) seals its own. */
 #include "api.h"
 
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "cache.h"
 #include "config.h"
+#include "held.h"
 #include "cursor.h"
 #include "idcodec.h"
 #include "mapping.h"
@@ -26,8 +32,12 @@ struct rd {
 	struct part {
 		struct sg_call *call; /* borrowed: the request owns its calls and walks */
 		struct sg_walk *walk;
-	} * parts; /* one per backend */
+		struct sg_held *held; /* its items as a held listing (owned), once in */
+		const struct sg_backend *be;
+		unsigned long gen; /* the backend's write generation when the read began */
+	} * parts;                 /* one per backend */
 	size_t nparts, nwaiting;
+	struct sg_session_pos pos;     /* lists: the cursor, opened */
 	void (*merged)(struct rd *st); /* runs once every part is in */
 };
 
@@ -37,7 +47,10 @@ static void rd_free(void *p)
 
 	sg_session_query_clear(&st->sq);
 	sg_event_query_clear(&st->eq);
+	sg_pager_session_pos_clear(&st->pos);
 	free(st->sid);
+	for (size_t i = 0; st->parts && i < st->nparts; i++)
+		sg_held_release(st->parts[i].held);
 	free(st->parts);
 	free(st);
 }
@@ -77,18 +90,141 @@ const struct sg_route *sg_api_route_of(const struct sg_key *key, const char *bac
 	return NULL;
 }
 
-/* A page, or the error that stopped it. */
-static void reply_page(struct sg_req *r, json_t *page, const struct sg_error *e)
-{
-	if (page)
-		sg_req_reply(r, 200, page);
-	else
-		sg_req_error(r, e);
-}
-
 static json_t *part_items(const struct part *p)
 {
 	return p->call ? sg_call_result(p->call) : sg_walk_items(p->walk);
+}
+
+/* ---- what the worker holds ------------------------------------------------------------------
+ *
+ * A backend whose module sets fresh_ms has its translated listings (per principal and agent
+ * filter) and session logs held by the worker's cache for that long, as sealed held listings
+ * (held.h) under the backend's write generation at the read's start: a read after a write
+ * through any worker never gets what was held before it. A client's Cache-Control: no-cache
+ * skips the lookup (what it reads still refreshes the cache).
+ *
+ * A list page that has a next or previous page keeps its listings as the walk's snapshot for
+ * cache.walk_snapshot_ms after its last use, named in the page's cursors: the walk's next pages
+ * come from the listings its first page read (no backend call, no session skipped or repeated
+ * while the backend changes), for as long as it keeps going. A cursor whose snapshot has gone
+ * (expired, evicted, or held by another worker) is served from a fresh read at the keyset
+ * position it carries. */
+
+static int64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static struct sg_cache *worker_cache(const struct rd *st)
+{
+	return sg_req_host(st->r)->cache;
+}
+
+static int wants_fresh(const struct rd *st)
+{
+	return sg_req_call_env(st->r).no_cache;
+}
+
+/* The cache key of a part's listing: "S" (sessions, with the agent filter the module applies)
+ * or "E" (a session's events). -1 when it does not fit. */
+static int held_key(const struct rd *st, const struct part *p, char kind, char *out, size_t len)
+{
+	const char *what = kind == 'E' ? st->sid : st->sq.agent_id;
+	int n = snprintf(out, len, "held\x1f%c\x1f%s\x1f%s\x1f%s\x1f%lu", kind, p->be->name,
+	                 sg_req_key(st->r)->name, what ? what : "", p->gen);
+
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* The part's listing from the worker's cache, or NULL. */
+static struct sg_held *held_lookup(const struct rd *st, const struct part *p, char kind)
+{
+	char key[SG_CACHE_KEY_MAX + 1];
+
+	if (p->be->fresh_ms <= 0 || wants_fresh(st) || held_key(st, p, kind, key, sizeof(key)))
+		return NULL;
+	return sg_cache_get_typed(worker_cache(st), key, &sg_held_cache_type, mono_ms());
+}
+
+/* Builds the part's listing from its items; held for the backend's freshness window when it
+ * has one. -1 with err. */
+static int held_build(struct rd *st, struct part *p, char kind, struct sg_error *err)
+{
+	char key[SG_CACHE_KEY_MAX + 1];
+
+	p->held = sg_held_new(part_items(p), kind == 'E' ? SG_HELD_EVENTS : SG_HELD_SESSIONS, err);
+	if (!p->held)
+		return -1;
+	if (p->be->fresh_ms > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 &&
+	    sg_held_seal(p->held) == 0)
+		sg_cache_put_typed(worker_cache(st), key, &sg_held_cache_type, p->held,
+		                   sg_held_bytes(p->held), mono_ms(), p->be->fresh_ms);
+	return 0;
+}
+
+static void snap_key(const struct rd *st, const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "snap\x1f%s\x1f%s", sg_req_key(st->r)->name, name);
+}
+
+/* The page over the listings v[0..n-1], kept as the walk's snapshot (see above) when the page
+ * has a neighbour; `name` is the snapshot's name when it is one already. */
+static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, const char *name)
+{
+	const struct sg_config *cfg = sg_req_config(st->r);
+	struct sg_pager_ctx pc = pager_ctx(st);
+	struct sg_error e = {0};
+	struct sg_held_set *set = NULL;
+	char made[24], key[SG_CACHE_KEY_MAX + 1], *text;
+	size_t len;
+	int snap = cfg->walk_snapshot_ms > 0, linked = 0;
+
+	if (snap && !name) {
+		/* seal first: a snapshot is rendered once and never changes */
+		for (size_t i = 0; i < n && snap; i++)
+			snap = sg_held_seal(v[i]) == 0;
+		set = snap ? sg_held_set_new(v, n) : NULL;
+		if (set) {
+			snprintf(made, sizeof(made), "%016" PRIx64, set->uid);
+			name = made;
+		}
+	}
+	text = sg_pager_sessions_text(v, n, &st->sq, &pc, &st->pos, name, &linked, &len, &e);
+	if (!text) {
+		sg_held_set_release(set);
+		sg_req_error(st->r, &e);
+		return;
+	}
+	if (name)
+		snap_key(st, name, key, sizeof(key));
+	if (set && linked)
+		sg_cache_put_typed(worker_cache(st), key, &sg_held_set_cache_type, set, set->bytes,
+		                   mono_ms(), cfg->walk_snapshot_ms);
+	else if (!set && name) /* a page served from the snapshot: it lives on */
+		sg_cache_touch(worker_cache(st), key, mono_ms(), cfg->walk_snapshot_ms);
+	sg_held_set_release(set);
+	sg_req_reply_text(st->r, 200, text, len);
+}
+
+/* A page whose cursor names a snapshot this worker still holds: served from it. 1 when it
+ * answered. */
+static int reply_from_snapshot(struct rd *st)
+{
+	char key[SG_CACHE_KEY_MAX + 1];
+	struct sg_held_set *set;
+
+	if (!st->pos.snap[0] || wants_fresh(st))
+		return 0;
+	snap_key(st, st->pos.snap, key, sizeof(key));
+	set = sg_cache_get_typed(worker_cache(st), key, &sg_held_set_cache_type, mono_ms());
+	if (!set)
+		return 0;
+	reply_sessions(st, set->v, set->n, st->pos.snap);
+	sg_held_set_release(set);
+	return 1;
 }
 
 /* One part (a backend's call or walk) ended. The first failure fails the request rather
@@ -113,18 +249,28 @@ static void on_part_walk(struct sg_walk *w, void *arg)
 	part_done(sg_req_state(arg), sg_walk_error(w));
 }
 
-/* Every backend's sessions are in: merge, page with the keyset pager, answer. */
+/* Every backend's sessions are in: held listings, merged and paged. */
 static void sessions_merged(struct rd *st)
 {
-	struct sg_pager_ctx pc = pager_ctx(st);
+	struct sg_held **v = calloc(st->nparts ? st->nparts : 1, sizeof(*v));
 	struct sg_error e = {0};
-	json_t *all = json_array(), *page;
 
-	for (size_t i = 0; i < st->nparts; i++)
-		json_array_extend(all, part_items(&st->parts[i]));
-	page = sg_page_sessions(all, &st->sq, &pc, &e);
-	json_decref(all);
-	reply_page(st->r, page, &e);
+	if (!v) {
+		sg_req_fail(st->r, 500, "api_error", "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < st->nparts; i++) {
+		struct part *p = &st->parts[i];
+
+		if (!p->held && held_build(st, p, 'S', &e)) {
+			free(v);
+			sg_req_error(st->r, &e);
+			return;
+		}
+		v[i] = p->held;
+	}
+	reply_sessions(st, v, st->nparts, NULL);
+	free(v);
 }
 
 /* Native paging answers with the walk's own position, sealed like any cursor and marked
@@ -236,11 +382,35 @@ void sg_api_list_sessions(struct sg_req *r)
 		start_native_walk(st, &spec, st->sq.page, sg_session_query_fingerprint(&st->sq));
 		return;
 	}
-	st->nwaiting = key->nroutes;
+	{
+		struct sg_pager_ctx pc = pager_ctx(st);
+
+		if (sg_pager_session_pos(&pc, &st->sq, &st->pos, &e)) {
+			sg_req_error(r, &e);
+			return;
+		}
+	}
+	if (reply_from_snapshot(st))
+		return;
 	st->merged = sessions_merged;
+	for (size_t i = 0; i < key->nroutes; i++) {
+		struct part *p = &st->parts[i];
+
+		p->be = key->routes[i].backend;
+		p->gen = atomic_load(&((struct sg_backend *)p->be)->write_gen);
+		p->held = held_lookup(st, p, 'S');
+		if (!p->held)
+			st->nwaiting++;
+	}
+	if (st->nwaiting == 0) {
+		sessions_merged(st);
+		return;
+	}
 	for (size_t i = 0; i < key->nroutes; i++) {
 		const struct sg_route *rt = &key->routes[i];
 
+		if (st->parts[i].held)
+			continue;
 		if (rt->backend->mapping->list_sessions) {
 			struct sg_call *c = sg_req_call(r, SG_CALL_LIST_SESSIONS, rt, on_part_call);
 
@@ -308,13 +478,28 @@ void sg_api_get_session(struct sg_req *r)
 	sg_call_start(c);
 }
 
-/* Every event of the session is in: the keyset pager orders and slices. */
-static void events_merged(struct rd *st)
+static void reply_events(struct rd *st, const struct sg_held *h)
 {
 	struct sg_pager_ctx pc = pager_ctx(st);
 	struct sg_error e = {0};
+	size_t len;
+	char *text = sg_pager_events_text(h, &st->eq, &pc, &len, &e);
 
-	reply_page(st->r, sg_page_events(part_items(&st->parts[0]), &st->eq, &pc, &e), &e);
+	if (text)
+		sg_req_reply_text(st->r, 200, text, len);
+	else
+		sg_req_error(st->r, &e);
+}
+
+/* Every event of the session is in: the keyset pager orders and slices. */
+static void events_merged(struct rd *st)
+{
+	struct sg_error e = {0};
+
+	if (held_build(st, &st->parts[0], 'E', &e))
+		sg_req_error(st->r, &e);
+	else
+		reply_events(st, st->parts[0].held);
 }
 
 void sg_api_list_events(struct sg_req *r)
@@ -352,7 +537,17 @@ void sg_api_list_events(struct sg_req *r)
 		return;
 	}
 	if (m->list_events) {
-		struct sg_call *c = sg_req_call(r, SG_CALL_LIST_EVENTS, rt, on_part_call);
+		struct part *p = &st->parts[0];
+		struct sg_call *c;
+
+		p->be = rt->backend;
+		p->gen = atomic_load(&rt->backend->write_gen);
+		p->held = held_lookup(st, p, 'E');
+		if (p->held) {
+			reply_events(st, p->held);
+			return;
+		}
+		c = sg_req_call(r, SG_CALL_LIST_EVENTS, rt, on_part_call);
 
 		if (!c) {
 			sg_req_fail(r, 500, "api_error", "out of memory");

@@ -17,7 +17,8 @@ struct entry {
 	struct entry *hnext;       /* hash chain */
 	struct entry *prev, *next; /* use list: prev is more recent */
 	uint64_t hash;
-	json_t *value;
+	void *value;
+	const struct sg_cache_type *type;
 	int64_t expires;
 	size_t cost; /* bytes accounted to it */
 	size_t keylen;
@@ -251,7 +252,7 @@ static void drop(struct sg_cache *c, struct entry *e)
 	list_unlink(c, e);
 	c->count--;
 	c->bytes -= e->cost;
-	json_decref(e->value);
+	e->type->release(e->value);
 	free(e);
 }
 
@@ -282,14 +283,15 @@ void sg_cache_free(struct sg_cache *c)
 		return;
 	for (e = c->newest; e; e = next) {
 		next = e->next;
-		json_decref(e->value);
+		e->type->release(e->value);
 		free(e);
 	}
 	free(c->buckets);
 	free(c);
 }
 
-json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms)
+void *sg_cache_get_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                         int64_t now_ms)
 {
 	struct entry *e;
 	size_t len;
@@ -303,7 +305,7 @@ json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms)
 		c->stats.expired++;
 		e = NULL;
 	}
-	if (!e) {
+	if (!e || e->type != type) {
 		c->stats.misses++;
 		return NULL;
 	}
@@ -312,7 +314,25 @@ json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms)
 		list_unlink(c, e);
 		list_push_front(c, e);
 	}
-	return json_incref(e->value);
+	type->retain(e->value);
+	return e->value;
+}
+
+static void json_retain(void *v)
+{
+	json_incref(v);
+}
+
+static void json_release(void *v)
+{
+	json_decref(v);
+}
+
+static const struct sg_cache_type json_cache_type = {json_retain, json_release};
+
+json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms)
+{
+	return sg_cache_get_typed(c, key, &json_cache_type, now_ms);
 }
 
 /* Drops entries from the back of the use list, never `keep`, until `need` more bytes fit
@@ -331,8 +351,8 @@ static void make_room(struct sg_cache *c, size_t need, const struct entry *keep,
 	}
 }
 
-void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
-                  int64_t ttl_ms)
+void sg_cache_put_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                        void *value, size_t value_bytes, int64_t now_ms, int64_t ttl_ms)
 {
 	struct entry *e;
 	size_t len, cost;
@@ -349,17 +369,20 @@ void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t no
 	e = find(c, key, len, h);
 	if (!value || ttl_ms <= 0)
 		goto refuse;
-	cost = add(entry_bytes(len), sg_cache_value_bytes(value));
+	cost = add(entry_bytes(len), value_bytes);
 	if (cost > c->max_bytes / ENTRY_SHARE) {
 		c->stats.rejected++;
 		goto refuse;
 	}
 	if (e) {
 		/* the same key again: keep the entry, change its value and cost */
-		json_t *old = e->value;
+		void *old = e->value;
+		const struct sg_cache_type *otype = e->type;
 
-		e->value = json_incref(value);
-		json_decref(old);
+		type->retain(value);
+		e->value = value;
+		e->type = type;
+		otype->release(old);
 		c->bytes = c->bytes - e->cost + cost;
 		e->cost = cost;
 		list_unlink(c, e);
@@ -374,7 +397,9 @@ void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t no
 		memcpy(e->key, key, len + 1);
 		e->keylen = len;
 		e->hash = h;
-		e->value = json_incref(value);
+		type->retain(value);
+		e->value = value;
+		e->type = type;
 		e->cost = cost;
 		make_room(c, cost, NULL, now_ms);
 		insert(c, e);
@@ -385,6 +410,32 @@ void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t no
 refuse:
 	if (e)
 		drop(c, e);
+}
+
+void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
+                  int64_t ttl_ms)
+{
+	sg_cache_put_typed(c, key, &json_cache_type, value, value ? sg_cache_value_bytes(value) : 0,
+	                   now_ms, ttl_ms);
+}
+
+int sg_cache_touch(struct sg_cache *c, const char *key, int64_t now_ms, int64_t ttl_ms)
+{
+	struct entry *e;
+	size_t len;
+
+	if (!c || !key || ttl_ms <= 0)
+		return 0;
+	len = strlen(key);
+	e = len <= SG_CACHE_KEY_MAX ? find(c, key, len, c->hash(key, len)) : NULL;
+	if (!e || e->expires <= now_ms)
+		return 0;
+	e->expires = ttl_ms > INT64_MAX - now_ms ? INT64_MAX : now_ms + ttl_ms;
+	if (c->newest != e) {
+		list_unlink(c, e);
+		list_push_front(c, e);
+	}
+	return 1;
 }
 
 int sg_cache_del(struct sg_cache *c, const char *key)

@@ -19,11 +19,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The budget of each worker's cache (server.c). For scale: a translated AgentScope session
- * costs about 8 KB (sg_cache_value_bytes; 1.3 KB of backend JSON), so a quarter of this holds
- * one agent's listing of about 2,000 sessions; larger listings are not cached. */
-#define SG_CACHE_WORKER_BYTES ((size_t)64 << 20)
-
 /* Longer keys are not cached. */
 #define SG_CACHE_KEY_MAX 512
 
@@ -52,6 +47,25 @@ json_t *sg_cache_get(struct sg_cache *c, const char *key, int64_t now_ms);
  * value older than the caller's last put. */
 void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
                   int64_t ttl_ms);
+
+/* Values other than JSON (the held listings of held.h): the cache keeps a value alive with
+ * retain and lets it go with release. A get under a key whose entry holds another type is a
+ * miss. */
+struct sg_cache_type {
+	void (*retain)(void *value);
+	void (*release)(void *value);
+};
+
+/* As sg_cache_get: the value retained for the caller, or NULL. */
+void *sg_cache_get_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                         int64_t now_ms);
+/* As sg_cache_put, with what keeping the value costs given by the caller (value_bytes). */
+void sg_cache_put_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                        void *value, size_t value_bytes, int64_t now_ms, int64_t ttl_ms);
+
+/* Gives the live entry under key ttl_ms more from now_ms and counts it as used. Returns 1 when
+ * there was one, else 0. */
+int sg_cache_touch(struct sg_cache *c, const char *key, int64_t now_ms, int64_t ttl_ms);
 
 /* Removes the entry under key. Returns 1 when there was one, else 0. */
 int sg_cache_del(struct sg_cache *c, const char *key);

@@ -346,10 +346,20 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
                                       size_t errlen)
 {
-	static const char *const allowed[] = {
-	    "listen",  "workers", "cursor_secret", "cursor_secret_file", "shutdown_grace_ms",
-	    "limits",  "log",     "idempotency",   "backends",           "keys",
-	    "streams", NULL};
+	static const char *const allowed[] = {"listen",
+	                                      "workers",
+	                                      "cursor_secret",
+	                                      "cursor_secret_file",
+	                                      "shutdown_grace_ms",
+	                                      "limits",
+	                                      "log",
+	                                      "idempotency",
+	                                      "backends",
+	                                      "keys",
+	                                      "streams",
+	                                      "cache",
+	                                      NULL};
+	static const char *const cache_allowed[] = {"max_bytes", "walk_snapshot_ms", NULL};
 	static const char *const limits_allowed[] = {"max_header_bytes",
 	                                             "max_body_bytes",
 	                                             "idle_timeout_s",
@@ -368,7 +378,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                              NULL};
 	struct cpath cp = {err, errlen, origin};
 	struct sg_config *cfg = calloc(1, sizeof(*cfg));
-	json_t *backends, *keys, *limits, *log, *idem, *streams;
+	json_t *backends, *keys, *limits, *log, *idem, *streams, *cache;
 	long long v;
 	int bad = 0;
 	char *listen = NULL;
@@ -512,6 +522,25 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		if (get_int(&cp, "streams", streams, "replay_events", 0, 100000, &v))
 			goto fail;
 		cfg->stream_replay_events = (size_t)v;
+	}
+	cfg->cache_max_bytes = (size_t)256 << 20;
+	cfg->walk_snapshot_ms = 60000;
+	cache = json_object_get(root, "cache");
+	if (cache) {
+		if (!json_is_object(cache)) {
+			fail(&cp, "cache", "must be an object");
+			goto fail;
+		}
+		if (check_keys(&cp, "cache", cache, cache_allowed))
+			goto fail;
+		v = (long long)cfg->cache_max_bytes;
+		if (get_int(&cp, "cache", cache, "max_bytes", 0, 1LL << 40, &v))
+			goto fail;
+		cfg->cache_max_bytes = (size_t)v;
+		v = cfg->walk_snapshot_ms;
+		if (get_int(&cp, "cache", cache, "walk_snapshot_ms", 0, 3600000, &v))
+			goto fail;
+		cfg->walk_snapshot_ms = (long)v;
 	}
 	cfg->log_level = 2;
 	cfg->access_log = 1;

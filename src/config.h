@@ -28,6 +28,8 @@ struct sg_backend {
 	long max_connections;      /* per worker */
 	size_t max_response_bytes; /* larger upstream bodies fail with 502 */
 	json_t *options;           /* module options (owned) */
+	long fresh_ms;             /* how long the core may answer reads from what it holds
+	                            * (set by the module's init; 0: always ask the backend) */
 	void *priv;                /* module state set by init(), immutable afterwards */
 	/* The one mutable field, shared by every worker: bumped when a write to this backend
 	 * completes. Cached reads are keyed by the generation their call started in, so a read
@@ -76,7 +78,11 @@ struct sg_config {
 	long stream_max_lifetime_ms; /* a north stream is ended cleanly after this long */
 	long stream_reconnect_ms;    /* an upstream stream lost for this long: error and end */
 	size_t stream_replay_events; /* frames a shared stream keeps for Last-Event-ID */
-	int log_level;               /* 0 error, 1 warn, 2 info, 3 debug */
+	/* the read cache (cache.h, held.h): bytes per process, split evenly between the workers,
+	 * and how long a walk's snapshot outlives its last page */
+	size_t cache_max_bytes;
+	long walk_snapshot_ms;
+	int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
 	struct sg_backend *backends;
 	size_t nbackends;

@@ -8,67 +8,39 @@
 #include "cursor.h"
 #include "timeutil.h"
 
-struct entry {
-	int64_t t;
-	const char *id;
-	json_t *obj; /* borrowed */
-};
-
-static int cmp_entry(const struct entry *a, const struct entry *b)
-{
-	if (a->t != b->t)
-		return a->t < b->t ? -1 : 1;
-	return strcmp(a->id, b->id);
-}
-
-static int cmp_asc(const void *a, const void *b)
-{
-	return cmp_entry(a, b);
-}
-
-static int cmp_desc(const void *a, const void *b)
-{
-	return cmp_entry(b, a);
-}
+#include "held.h"
 
 static int str_eq(const json_t *v, const char *s)
 {
 	return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
 }
 
-int sg_session_matches(const json_t *s, const struct sg_session_query *q, int64_t created_us)
+static int cstr_eq(const char *a, const char *b)
 {
-	const json_t *agent = json_object_get(s, "agent");
+	return a && strcmp(a, b) == 0;
+}
 
-	if (q->statuses) {
-		const json_t *st = json_object_get(s, "status");
-		unsigned bit =
-		    json_is_string(st) ? sg_status_from_string(json_string_value(st)) : 0;
-
-		if (!(bit & q->statuses))
-			return 0;
-	}
-	if (!sg_time_range_match(&q->created, created_us))
+/* The session filters of q on an item's keys (created_at included). */
+static int item_matches(const struct sg_held_item *it, const struct sg_session_query *q)
+{
+	if (q->statuses && !(it->status & q->statuses))
 		return 0;
-	if (!q->include_archived && !json_is_null(json_object_get(s, "archived_at")) &&
-	    json_object_get(s, "archived_at"))
+	if (!sg_time_range_match(&q->created, it->t))
 		return 0;
-	if (q->agent_id && !str_eq(json_object_get(agent, "id"), q->agent_id))
+	if (!q->include_archived && it->archived)
 		return 0;
-	if (q->agent_version >= 0) {
-		const json_t *v = json_object_get(agent, "version");
-
-		if (!json_is_integer(v) || json_integer_value(v) != q->agent_version)
-			return 0;
-	}
-	if (q->deployment_id && !str_eq(json_object_get(s, "deployment_id"), q->deployment_id))
+	if (q->agent_id && !cstr_eq(it->agent_id, q->agent_id))
+		return 0;
+	if (q->agent_version >= 0 && it->agent_version != q->agent_version)
+		return 0;
+	if (q->deployment_id && !cstr_eq(it->deployment_id, q->deployment_id))
 		return 0;
 	if (q->memory_store_id) {
-		const json_t *res = json_object_get(s, "resources"), *r;
+		const json_t *r;
 		size_t i;
 		int hit = 0;
 
-		json_array_foreach(res, i, r)
+		json_array_foreach(it->resources, i, r)
 			if (str_eq(json_object_get(r, "type"), "memory_store") &&
 			    str_eq(json_object_get(r, "memory_store_id"), q->memory_store_id))
 				hit = 1;
@@ -78,26 +50,13 @@ int sg_session_matches(const json_t *s, const struct sg_session_query *q, int64_
 	return 1;
 }
 
-/* A cursor position: "d" direction ('n' = after, 'p' = before), "t" µs, "i" id. */
-static char *mint(const struct sg_pager_ctx *ctx, const char *fp, const char *dir,
-                  const struct entry *e)
+int sg_session_matches(const json_t *s, const struct sg_session_query *q, int64_t created_us)
 {
-	json_t *p = json_pack("{s:s, s:I, s:s}", "d", dir, "t", (json_int_t)e->t, "i", e->id);
-	char *tok;
+	struct sg_held_item it;
 
-	if (!p)
-		return NULL;
-	tok = sg_cursor_seal(ctx->secret, ctx->secretlen, ctx->principal, fp, p);
-	json_decref(p);
-	return tok;
-}
-
-static json_t *maybe_string(char *s)
-{
-	json_t *v = s ? json_string(s) : json_null();
-
-	free(s);
-	return v;
+	sg_held_keys(s, SG_HELD_SESSIONS, &it);
+	it.t = created_us;
+	return item_matches(&it, q);
 }
 
 void sg_pager_bad_cursor(struct sg_error *err)
@@ -118,119 +77,374 @@ json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char
 
 static char *bind_fp(char *fp, const char *bind);
 
+/* ---- the page text ------------------------------------------------------------------------ */
+
+struct tb {
+	char *p;
+	size_t len, cap;
+	int oom;
+};
+
+static void tb_add(struct tb *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (!p) {
+			b->oom = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void tb_str(struct tb *b, const char *s)
+{
+	tb_add(b, s, strlen(s));
+}
+
+/* `"name":"token"` or `"name":null`; token (taken) is base64url, nothing to escape. */
+static void tb_cursor(struct tb *b, const char *name, char *token)
+{
+	tb_str(b, ",\"");
+	tb_str(b, name);
+	tb_str(b, "\":");
+	if (token) {
+		tb_str(b, "\"");
+		tb_str(b, token);
+		tb_str(b, "\"");
+	} else {
+		tb_str(b, "null");
+	}
+	free(token);
+}
+
+/* The text of b, or NULL with err when something ran out of memory. */
+static char *tb_done(struct tb *b, size_t *len, struct sg_error *err)
+{
+	if (b->oom || !b->p) {
+		free(b->p);
+		sg_err_internal(err, "out of memory");
+		return NULL;
+	}
+	*len = b->len;
+	return b->p;
+}
+
+/* ---- sessions ----------------------------------------------------------------------------- */
+
+static int cmp_key(const struct sg_held_item *a, const struct sg_held_item *b)
+{
+	if (a->t != b->t)
+		return a->t < b->t ? -1 : 1;
+	return strcmp(a->id, b->id);
+}
+
+/* The first index of h (ascending) whose time is at least lo (lo_inclusive) or above it. */
+static size_t first_time(const struct sg_held *h, int64_t t, int after)
+{
+	size_t a = 0, b = sg_held_count(h);
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		int64_t mt = sg_held_at(h, m)->t;
+
+		if (after ? mt <= t : mt < t)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+/* The indices [lo, hi) of h whose times can satisfy r: a binary search for each bound. */
+static void time_window(const struct sg_held *h, const struct sg_time_range *r, size_t *lo,
+                        size_t *hi)
+{
+	*lo = 0;
+	*hi = sg_held_count(h);
+	if (r->has_gte && first_time(h, r->gte, 0) > *lo)
+		*lo = first_time(h, r->gte, 0);
+	if (r->has_gt && first_time(h, r->gt, 1) > *lo)
+		*lo = first_time(h, r->gt, 1);
+	if (r->has_lte && first_time(h, r->lte, 1) < *hi)
+		*hi = first_time(h, r->lte, 1);
+	if (r->has_lt && first_time(h, r->lt, 0) < *hi)
+		*hi = first_time(h, r->lt, 0);
+	if (*hi < *lo)
+		*hi = *lo;
+}
+
+/* One listing seen in view order: view index j is lo + j ascending, hi - 1 - j descending;
+ * p is the next view index to look at. */
+struct lane {
+	const struct sg_held *h;
+	size_t lo, hi, p;
+};
+
+struct picked {
+	const struct sg_held *h;
+	const struct sg_held_item *it;
+};
+
+static const struct sg_held_item *lane_at(const struct lane *l, size_t j, int asc)
+{
+	return sg_held_at(l->h, asc ? l->lo + j : l->hi - 1 - j);
+}
+
+static int cmp_view(const struct sg_held_item *a, const struct sg_held_item *b, int asc)
+{
+	return asc ? cmp_key(a, b) : cmp_key(b, a);
+}
+
+/* How many of l's items come before pos in view order (at pos too, when `inclusive`). */
+static size_t lane_count(const struct lane *l, const struct sg_held_item *pos, int asc,
+                         int inclusive)
+{
+	size_t a = 0, b = l->hi - l->lo;
+
+	while (a < b) {
+		size_t m = a + (b - a) / 2;
+		int c = cmp_view(lane_at(l, m, asc), pos, asc);
+
+		if (inclusive ? c <= 0 : c < 0)
+			a = m + 1;
+		else
+			b = m;
+	}
+	return a;
+}
+
+/* The next item in view order over every lane (merging them), or NULL at the end. */
+static int step_fwd(struct lane *ls, size_t k, int asc, struct picked *out)
+{
+	size_t w = k;
+
+	for (size_t i = 0; i < k; i++)
+		if (ls[i].p < ls[i].hi - ls[i].lo &&
+		    (w == k || cmp_view(lane_at(&ls[i], ls[i].p, asc),
+		                        lane_at(&ls[w], ls[w].p, asc), asc) < 0))
+			w = i;
+	if (w == k)
+		return 0;
+	out->h = ls[w].h;
+	out->it = lane_at(&ls[w], ls[w].p++, asc);
+	return 1;
+}
+
+/* The previous item in view order, or NULL at the start. */
+static int step_bwd(struct lane *ls, size_t k, int asc, struct picked *out)
+{
+	size_t w = k;
+
+	for (size_t i = 0; i < k; i++)
+		if (ls[i].p > 0 && (w == k || cmp_view(lane_at(&ls[i], ls[i].p - 1, asc),
+		                                       lane_at(&ls[w], ls[w].p - 1, asc), asc) > 0))
+			w = i;
+	if (w == k)
+		return 0;
+	out->h = ls[w].h;
+	out->it = lane_at(&ls[w], --ls[w].p, asc);
+	return 1;
+}
+
+/* 1 when a matching item lies ahead (fwd) or behind, from the lanes' positions. */
+static int any_match(struct lane *ls, size_t k, int asc, int fwd, const struct sg_session_query *q)
+{
+	struct picked pk;
+
+	while (fwd ? step_fwd(ls, k, asc, &pk) : step_bwd(ls, k, asc, &pk))
+		if (item_matches(pk.it, q))
+			return 1;
+	return 0;
+}
+
+/* A cursor position: "d" direction ('n' = after, 'p' = before), "t" µs, "i" id, and "g"
+ * the snapshot the page came from (absent: none). */
+static char *mint(const struct sg_pager_ctx *ctx, const char *fp, const char *dir,
+                  const struct sg_held_item *it, const char *snap)
+{
+	json_t *p = json_pack("{s:s, s:I, s:s}", "d", dir, "t", (json_int_t)it->t, "i", it->id);
+	char *tok;
+
+	if (!p)
+		return NULL;
+	if (snap && json_object_set_new(p, "g", json_string(snap))) {
+		json_decref(p);
+		return NULL;
+	}
+	tok = sg_cursor_seal(ctx->secret, ctx->secretlen, ctx->principal, fp, p);
+	json_decref(p);
+	return tok;
+}
+
+static char *sessions_fp(const struct sg_session_query *q, const struct sg_pager_ctx *ctx)
+{
+	return bind_fp(sg_session_query_fingerprint(q), ctx->bind);
+}
+
+int sg_pager_session_pos(const struct sg_pager_ctx *ctx, const struct sg_session_query *q,
+                         struct sg_session_pos *pos, struct sg_error *err)
+{
+	char *fp;
+	const char *d, *g;
+
+	memset(pos, 0, sizeof(*pos));
+	if (!q->page)
+		return 0;
+	fp = sessions_fp(q, ctx);
+	if (!fp) {
+		sg_err_internal(err, "out of memory");
+		return -1;
+	}
+	pos->payload = sg_pager_open(ctx, fp, q->page, err);
+	free(fp);
+	if (!pos->payload)
+		return -1;
+	d = json_string_value(json_object_get(pos->payload, "d"));
+	g = json_string_value(json_object_get(pos->payload, "g"));
+	if (!d || (strcmp(d, "n") && strcmp(d, "p")) ||
+	    !json_is_integer(json_object_get(pos->payload, "t")) ||
+	    !json_is_string(json_object_get(pos->payload, "i")) ||
+	    (json_object_get(pos->payload, "g") && (!g || strlen(g) >= sizeof(pos->snap)))) {
+		sg_pager_session_pos_clear(pos);
+		sg_pager_bad_cursor(err);
+		return -1;
+	}
+	pos->have = 1;
+	pos->prev = d[0] == 'p';
+	pos->t = json_integer_value(json_object_get(pos->payload, "t"));
+	pos->id = json_string_value(json_object_get(pos->payload, "i"));
+	if (g)
+		snprintf(pos->snap, sizeof(pos->snap), "%s", g);
+	return 0;
+}
+
+void sg_pager_session_pos_clear(struct sg_session_pos *pos)
+{
+	json_decref(pos->payload);
+	memset(pos, 0, sizeof(*pos));
+}
+
+char *sg_pager_sessions_text(struct sg_held *const *v, size_t n, const struct sg_session_query *q,
+                             const struct sg_pager_ctx *ctx, const struct sg_session_pos *pos,
+                             const char *snap, int *linked, size_t *len, struct sg_error *err)
+{
+	int asc = q->order_asc;
+	size_t limit = (size_t)q->limit, count = 0, i;
+	struct lane *ls = calloc(n ? n : 1, sizeof(*ls));
+	size_t *p0 = calloc(n ? n : 1, sizeof(*p0));
+	struct picked *page = calloc(limit ? limit : 1, sizeof(*page)), pk;
+	char *fp = sessions_fp(q, ctx);
+	struct sg_held_item at = {0};
+	int more_after = 0, more_before = 0;
+	struct tb b = {0};
+
+	if (!ls || !p0 || !page || !fp) {
+		b.oom = 1;
+		goto out;
+	}
+	at.t = pos->t;
+	at.id = pos->id;
+	for (i = 0; i < n; i++) {
+		ls[i].h = v[i];
+		time_window(v[i], &q->created, &ls[i].lo, &ls[i].hi);
+		ls[i].p = pos->have ? lane_count(&ls[i], &at, asc, !pos->prev) : 0;
+		p0[i] = ls[i].p;
+	}
+	if (!pos->prev) {
+		while (count < limit && step_fwd(ls, n, asc, &pk))
+			if (item_matches(pk.it, q))
+				page[count++] = pk;
+		more_after = any_match(ls, n, asc, 1, q);
+		for (i = 0; i < n; i++)
+			ls[i].p = p0[i];
+		more_before = count > 0 && any_match(ls, n, asc, 0, q);
+	} else {
+		while (count < limit && step_bwd(ls, n, asc, &pk))
+			if (item_matches(pk.it, q))
+				page[count++] = pk;
+		for (i = 0; i < count / 2; i++) {
+			struct picked tmp = page[i];
+
+			page[i] = page[count - 1 - i];
+			page[count - 1 - i] = tmp;
+		}
+		more_before = any_match(ls, n, asc, 0, q);
+		for (i = 0; i < n; i++)
+			ls[i].p = p0[i];
+		more_after = count > 0 && any_match(ls, n, asc, 1, q);
+	}
+	tb_str(&b, "{\"data\":[");
+	for (i = 0; i < count; i++) {
+		size_t tl;
+		const char *t = sg_held_text(page[i].h, page[i].it, &tl);
+
+		if (!t) {
+			b.oom = 1;
+			break;
+		}
+		if (i)
+			tb_add(&b, ",", 1);
+		tb_add(&b, t, tl);
+	}
+	tb_str(&b, "]");
+	tb_cursor(&b, "next_page",
+	          count && more_after ? mint(ctx, fp, "n", page[count - 1].it, snap) : NULL);
+	tb_cursor(&b, "prev_page",
+	          count && more_before ? mint(ctx, fp, "p", page[0].it, snap) : NULL);
+	tb_str(&b, "}");
+	*linked = count && (more_after || more_before);
+out:
+	free(ls);
+	free(p0);
+	free(page);
+	free(fp);
+	return tb_done(&b, len, err);
+}
+
 json_t *sg_page_sessions(const json_t *items, const struct sg_session_query *q,
                          const struct sg_pager_ctx *ctx, struct sg_error *err)
 {
-	size_t n = json_array_size(items), m = 0, start = 0, end = 0, i;
-	struct entry *v = NULL, pos = {0};
-	char *fp = bind_fp(sg_session_query_fingerprint(q), ctx->bind);
-	json_t *cur = NULL, *out = NULL, *data;
-	int dir_prev = 0, have_pos = 0;
+	struct sg_session_pos pos;
+	struct sg_held *h;
+	json_t *out = NULL;
+	size_t len;
+	int linked;
+	char *text;
 
-	if (!fp) {
+	if (sg_pager_session_pos(ctx, q, &pos, err))
+		return NULL;
+	h = sg_held_new(items, SG_HELD_SESSIONS, err);
+	text = h ? sg_pager_sessions_text(&h, 1, q, ctx, &pos, NULL, &linked, &len, err) : NULL;
+	if (text && !(out = json_loadb(text, len, 0, NULL)))
 		sg_err_internal(err, "out of memory");
-		goto fail;
-	}
-	if (q->page) {
-		const char *d;
-
-		cur = sg_pager_open(ctx, fp, q->page, err);
-		if (!cur)
-			goto fail;
-		d = json_string_value(json_object_get(cur, "d"));
-		if (!d || (strcmp(d, "n") && strcmp(d, "p")) ||
-		    !json_is_integer(json_object_get(cur, "t")) ||
-		    !json_is_string(json_object_get(cur, "i"))) {
-			sg_pager_bad_cursor(err);
-			goto fail;
-		}
-		dir_prev = d[0] == 'p';
-		pos.t = json_integer_value(json_object_get(cur, "t"));
-		pos.id = json_string_value(json_object_get(cur, "i"));
-		have_pos = 1;
-	}
-	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v) {
-		sg_err_internal(err, "out of memory");
-		goto fail;
-	}
-	for (i = 0; i < n; i++) {
-		json_t *s = json_array_get(items, i);
-		const char *id = json_string_value(json_object_get(s, "id"));
-		const char *ca = json_string_value(json_object_get(s, "created_at"));
-		int64_t t;
-
-		if (!id || !ca || sg_time_parse_rfc3339(ca, &t)) {
-			sg_err_internal(err, "a session without a readable id or created_at");
-			goto fail;
-		}
-		if (!sg_session_matches(s, q, t))
-			continue;
-		v[m].t = t;
-		v[m].id = id;
-		v[m].obj = s;
-		m++;
-	}
-	qsort(v, m, sizeof(*v), q->order_asc ? cmp_asc : cmp_desc);
-
-	/* Find the window in view order: after pos (next) or the `limit` items before it. */
-	if (have_pos) {
-		int (*cmp)(const void *, const void *) = q->order_asc ? cmp_asc : cmp_desc;
-		size_t k = 0;
-
-		if (!dir_prev) {
-			while (k < m && cmp(&v[k], &pos) <= 0)
-				k++;
-			start = k;
-		} else {
-			while (k < m && cmp(&v[k], &pos) < 0)
-				k++;
-			/* The window ends at k and holds the `limit` items before it. */
-			end = k;
-			start = k > (size_t)q->limit ? k - (size_t)q->limit : 0;
-		}
-	}
-	if (!dir_prev)
-		end = start + (size_t)q->limit < m ? start + (size_t)q->limit : m;
-	data = json_array();
-	out = json_object();
-	if (!data || !out) {
-		json_decref(data);
-		sg_err_internal(err, "out of memory");
-		goto fail;
-	}
-	for (i = start; i < end; i++)
-		json_array_append(data, v[i].obj);
-	json_object_set_new(out, "data", data);
-	json_object_set_new(out, "next_page",
-	                    end < m && end > start ? maybe_string(mint(ctx, fp, "n", &v[end - 1]))
-	                                           : json_null());
-	json_object_set_new(out, "prev_page",
-	                    start > 0 && end > start ? maybe_string(mint(ctx, fp, "p", &v[start]))
-	                                             : json_null());
-fail:
-	json_decref(cur);
-	free(v);
-	free(fp);
+	free(text);
+	sg_held_release(h);
+	sg_pager_session_pos_clear(&pos);
 	return out;
 }
 
-/* Events: the keyset is (processed_at, position in the log); the cursor also carries the
- * event id, which must still sit at that position, so a log that changed underneath a
- * walk is detected instead of skipping or repeating silently. */
-struct eentry {
-	int64_t t;
-	size_t seq;
-	json_t *obj; /* borrowed */
-};
+/* ---- events ------------------------------------------------------------------------------- *
+ * The keyset is (processed_at, position in the log); the cursor also carries the event id,
+ * which must still sit at that position, so a log that changed underneath a walk is detected
+ * instead of skipping or repeating silently. */
 
-static int cmp_eentry(const void *a, const void *b)
+static int cmp_ekey(const struct sg_held_item *a, int64_t t, size_t seq)
 {
-	const struct eentry *x = a, *y = b;
-
-	if (x->t != y->t)
-		return x->t < y->t ? -1 : 1;
-	return x->seq < y->seq ? -1 : x->seq > y->seq;
+	if (a->t != t)
+		return a->t < t ? -1 : 1;
+	return a->seq < seq ? -1 : a->seq > seq;
 }
 
 static int type_wanted(const struct sg_event_query *q, const char *type)
@@ -243,107 +457,129 @@ static int type_wanted(const struct sg_event_query *q, const char *type)
 	return 0;
 }
 
-json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
-                       const struct sg_pager_ctx *ctx, struct sg_error *err)
+static int event_wanted(const struct sg_held_item *it, const struct sg_event_query *q)
 {
-	size_t n = json_array_size(items), m = 0, start = 0, end, i;
-	struct eentry *v = NULL, pos = {0};
+	return type_wanted(q, it->type) && sg_time_range_match(&q->created, it->t);
+}
+
+char *sg_pager_events_text(const struct sg_held *h, const struct sg_event_query *q,
+                           const struct sg_pager_ctx *ctx, size_t *len, struct sg_error *err)
+{
 	char *fp = sg_event_query_bound_fingerprint(q, ctx->bind);
-	json_t *cur = NULL, *out = NULL, *data;
-	int have_pos = 0;
+	json_t *cur = NULL;
+	size_t lo, hi, n, start = 0, count = 0, j;
+	const struct sg_held_item *last = NULL;
+	int desc = q->order_desc, more = 0, first = 1;
+	struct tb b = {0};
 
 	if (!fp) {
 		sg_err_internal(err, "out of memory");
-		goto fail;
+		return NULL;
 	}
+	time_window(h, &q->created, &lo, &hi);
+	n = hi - lo;
 	if (q->page) {
 		const char *id;
-		json_int_t seq;
+		json_int_t seq, t;
+		size_t at;
 
 		cur = sg_pager_open(ctx, fp, q->page, err);
 		if (!cur)
 			goto fail;
 		id = json_string_value(json_object_get(cur, "i"));
 		seq = json_integer_value(json_object_get(cur, "s"));
+		t = json_integer_value(json_object_get(cur, "t"));
 		if (!id || !json_is_integer(json_object_get(cur, "t")) || seq < 0) {
 			sg_pager_bad_cursor(err);
 			goto fail;
 		}
-		if ((size_t)seq >= n ||
-		    !str_eq(json_object_get(json_array_get(items, (size_t)seq), "id"), id)) {
+		at = sg_held_pos_of_seq(h, (size_t)seq);
+		if (at == SIZE_MAX || !sg_held_at(h, at)->id ||
+		    strcmp(sg_held_at(h, at)->id, id) != 0) {
 			sg_err_invalid(err,
 			               "page: the session's history changed under this cursor; "
 			               "list again without page");
 			goto fail;
 		}
-		pos.t = json_integer_value(json_object_get(cur, "t"));
-		pos.seq = (size_t)seq;
-		have_pos = 1;
-	}
-	v = calloc(n ? n : 1, sizeof(*v));
-	if (!v) {
-		sg_err_internal(err, "out of memory");
-		goto fail;
-	}
-	for (i = 0; i < n; i++) {
-		json_t *e = json_array_get(items, i);
-		const char *type = json_string_value(json_object_get(e, "type"));
-		const char *pa = json_string_value(json_object_get(e, "processed_at"));
-		int64_t t;
+		/* how many of the window come at or before the cursor in view order */
+		{
+			size_t a = 0, z = n;
 
-		if (!type || !pa || sg_time_parse_rfc3339(pa, &t)) {
-			sg_err_internal(err, "an event without a readable type or processed_at");
-			goto fail;
+			while (a < z) {
+				size_t m = a + (z - a) / 2;
+				const struct sg_held_item *it =
+				    sg_held_at(h, desc ? hi - 1 - m : lo + m);
+				int c = cmp_ekey(it, t, (size_t)seq);
+
+				if (desc ? c >= 0 : c <= 0)
+					a = m + 1;
+				else
+					z = m;
+			}
+			start = a;
 		}
-		if (!type_wanted(q, type) || !sg_time_range_match(&q->created, t))
+	}
+	tb_str(&b, "{\"data\":[");
+	for (j = start; j < n; j++) {
+		const struct sg_held_item *it = sg_held_at(h, desc ? hi - 1 - j : lo + j);
+		const char *text;
+		size_t tl;
+
+		if (!event_wanted(it, q))
 			continue;
-		v[m].t = t;
-		v[m].seq = i;
-		v[m].obj = e;
-		m++;
-	}
-	qsort(v, m, sizeof(*v), cmp_eentry);
-	if (q->order_desc)
-		for (i = 0; i < m / 2; i++) {
-			struct eentry tmp = v[i];
-
-			v[i] = v[m - 1 - i];
-			v[m - 1 - i] = tmp;
+		if (count == (size_t)q->limit) {
+			more = 1;
+			break;
 		}
-	if (have_pos)
-		while (start < m && (q->order_desc ? cmp_eentry(&v[start], &pos) >= 0
-		                                   : cmp_eentry(&v[start], &pos) <= 0))
-			start++;
-	end = start + (size_t)q->limit < m ? start + (size_t)q->limit : m;
-	data = json_array();
-	out = json_object();
-	if (!data || !out) {
-		json_decref(data);
-		json_decref(out);
-		out = NULL;
-		sg_err_internal(err, "out of memory");
-		goto fail;
+		text = sg_held_text(h, it, &tl);
+		if (!text) {
+			b.oom = 1;
+			break;
+		}
+		if (!first)
+			tb_add(&b, ",", 1);
+		first = 0;
+		tb_add(&b, text, tl);
+		last = it;
+		count++;
 	}
-	for (i = start; i < end; i++)
-		json_array_append(data, v[i].obj);
-	json_object_set_new(out, "data", data);
-	if (end < m && end > start) {
-		const struct eentry *last = &v[end - 1];
-		json_t *p =
-		    json_pack("{s:s, s:I, s:I, s:O}", "d", "n", "t", (json_int_t)last->t, "s",
-		              (json_int_t)last->seq, "i", json_object_get(last->obj, "id"));
+	tb_str(&b, "]");
+	if (more && last) {
+		json_t *p = json_pack("{s:s, s:I, s:I, s:s}", "d", "n", "t", (json_int_t)last->t,
+		                      "s", (json_int_t)last->seq, "i", last->id ? last->id : "");
 		char *tok =
 		    p ? sg_cursor_seal(ctx->secret, ctx->secretlen, ctx->principal, fp, p) : NULL;
 
 		json_decref(p);
-		json_object_set_new(out, "next_page", maybe_string(tok));
+		if (!tok)
+			b.oom = 1;
+		tb_cursor(&b, "next_page", tok);
 	} else {
-		json_object_set_new(out, "next_page", json_null());
+		tb_cursor(&b, "next_page", NULL);
 	}
+	tb_str(&b, "}");
+	json_decref(cur);
+	free(fp);
+	return tb_done(&b, len, err);
 fail:
 	json_decref(cur);
-	free(v);
 	free(fp);
+	free(b.p);
+	return NULL;
+}
+
+json_t *sg_page_events(const json_t *items, const struct sg_event_query *q,
+                       const struct sg_pager_ctx *ctx, struct sg_error *err)
+{
+	struct sg_held *h = sg_held_new(items, SG_HELD_EVENTS, err);
+	json_t *out = NULL;
+	size_t len;
+	char *text = h ? sg_pager_events_text(h, q, ctx, &len, err) : NULL;
+
+	if (text && !(out = json_loadb(text, len, 0, NULL)))
+		sg_err_internal(err, "out of memory");
+	free(text);
+	sg_held_release(h);
 	return out;
 }
 

@@ -34,6 +34,39 @@ json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char
 /* That 400, for a cursor that opened but does not hold what the caller needs. */
 void sg_pager_bad_cursor(struct sg_error *err);
 
+struct sg_held;
+
+/* A sessions cursor, opened: where the page starts, and the walk snapshot it names. */
+struct sg_session_pos {
+	int have; /* 0: the first page */
+	int prev; /* the page before the position (prev_page), not after it */
+	int64_t t;
+	const char *id; /* borrowed from payload */
+	char snap[24];  /* the snapshot's name, "" when the cursor names none */
+	json_t *payload;
+};
+
+/* Opens q->page (when given) for ctx: 0, or -1 with the 400 a refused cursor gets. Clear pos
+ * with sg_pager_session_pos_clear either way. */
+int sg_pager_session_pos(const struct sg_pager_ctx *ctx, const struct sg_session_query *q,
+                         struct sg_session_pos *pos, struct sg_error *err);
+void sg_pager_session_pos_clear(struct sg_session_pos *pos);
+
+/* The page of q at pos over the sessions of the listings v[0..n-1] (merged in view order), as
+ * the JSON text {"data": […], "next_page": …, "prev_page": …} (malloc'd, *len bytes). Its
+ * cursors name the snapshot `snap` (NULL: none); *linked is 1 when it has a next or previous
+ * page. The position is found by binary search and
+ * only the items the page looks at are filtered and rendered. NULL with err when out of
+ * memory. */
+char *sg_pager_sessions_text(struct sg_held *const *v, size_t n, const struct sg_session_query *q,
+                             const struct sg_pager_ctx *ctx, const struct sg_session_pos *pos,
+                             const char *snap, int *linked, size_t *len, struct sg_error *err);
+
+/* The page of q over the events of h, as the text {"data": […], "next_page": …}; NULL with
+ * err (400 for a bad cursor or one whose event is no longer where it was). */
+char *sg_pager_events_text(const struct sg_held *h, const struct sg_event_query *q,
+                           const struct sg_pager_ctx *ctx, size_t *len, struct sg_error *err);
+
 /* items: array of north Session objects (borrowed; or anything with id, created_at and
  * archived_at, such as agents, when q holds no session-only filter). Returns a new
  * {"data": […], "next_page": …, "prev_page": …} or NULL with err (400 for a bad cursor,

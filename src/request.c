@@ -252,10 +252,18 @@ static void keep_answer(struct sg_req *r, int status, const char *text, const st
 		sg_idem_finish(r->host->idem, r->idem_key, &a, mono_ms());
 }
 
-static void send_whole(struct sg_req *r, int status, json_t *body, const struct sg_error *e)
+static void free_text(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* Sends text (taken; NULL: out of memory, a 500) as the whole JSON answer. */
+static void send_text(struct sg_req *r, int status, char *text, size_t len,
+                      const struct sg_error *e)
 {
 	struct evbuffer *buf = evbuffer_new();
-	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 
 	common_headers(r, "application/json");
 	if (e && e->should_retry >= 0)
@@ -273,28 +281,41 @@ static void send_whole(struct sg_req *r, int status, json_t *body, const struct 
 		 * corrupts a kept-alive connection: state the GET's length and send nothing. */
 		char n[32];
 
-		snprintf(n, sizeof(n), "%zu", strlen(text));
+		snprintf(n, sizeof(n), "%zu", len);
 		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "Content-Length", n);
-	} else {
-		evbuffer_add(buf, text, strlen(text));
 	}
 	if (r->idem_key)
 		keep_answer(r, status, text, e);
+	if (text && buf && evhttp_request_get_command(r->ev) != EVHTTP_REQ_HEAD &&
+	    evbuffer_add_reference(buf, text, len, free_text, NULL) == 0)
+		text = NULL; /* the buffer frees it once sent */
 	/* An orphan's request is detached from its (gone) connection: evhttp frees it here. */
 	evhttp_send_reply(r->ev, status, reason(status), buf);
 	if (buf)
 		evbuffer_free(buf);
 	free(text);
-	json_decref(body);
 	access_log(r, status, e ? e->message : NULL);
 	if (r->orphan)
 		request_gone(r->host);
 	req_free(r);
 }
 
+static void send_whole(struct sg_req *r, int status, json_t *body, const struct sg_error *e)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+
+	json_decref(body);
+	send_text(r, status, text, text ? strlen(text) : 0, e);
+}
+
 void sg_req_reply(struct sg_req *r, int status, json_t *body)
 {
 	send_whole(r, status, body, NULL);
+}
+
+void sg_req_reply_text(struct sg_req *r, int status, char *text, size_t len)
+{
+	send_text(r, status, text, len, NULL);
 }
 
 void sg_req_error(struct sg_req *r, const struct sg_error *err)

@@ -111,6 +111,9 @@ struct sg_call_env sg_req_call_env(const struct sg_req *r);
 /* Answers with `body` (stolen; NULL = out of memory, answered 500), JSON. Ends the request. */
 void sg_req_reply(struct sg_req *r, int status, json_t *body);
 /* Answers with the north error envelope (x-should-retry per sg_error_default_retry). */
+/* The same with the body already rendered: text (taken; NULL: out of memory) is len bytes
+ * of compact JSON. */
+void sg_req_reply_text(struct sg_req *r, int status, char *text, size_t len);
 void sg_req_error(struct sg_req *r, const struct sg_error *e);
 void sg_req_fail(struct sg_req *r, int status, const char *type, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

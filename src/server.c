@@ -131,7 +131,7 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	w->host.idem = srv->idem;
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
-	w->host.cache = sg_cache_new(SG_CACHE_WORKER_BYTES);
+	w->host.cache = sg_cache_new(cfg->cache_max_bytes / (size_t)srv->nworkers);
 	/* unlimited per host: a stream is one connection for its whole life, bounded by
 	 * streams.max_per_worker, and must not starve the pool of whole answers */
 	w->host.stream_up = sg_upstream_new(w->base, 0);
