@@ -364,8 +364,8 @@ if [ ${#walk_ns[@]} -eq 2 ]; then
 	: >"$tmp/walk.res"
 	walk_once() { # RUN DATASET: one walk, one line in $tmp/walk.res
 		local l0 g0 out g b
-		# with a cache, let what the previous walk left expire: a walk starts cold
-		[ -z "$cache_ms" ] || sleep "$(awk -v m="$cache_ms" 'BEGIN { print m / 1000 + 0.2 }')"
+		# let what the previous walk left in the freshness window expire: a walk starts cold
+		sleep "$(awk -v m="${cache_ms:-1000}" 'BEGIN { print m / 1000 + 0.2 }')"
 		l0=$(lines)
 		g0=$(ticks "$gpid")
 		out=$("${cli[@]}" node bench/walk.mjs "$gw" "bench-$2" 100)

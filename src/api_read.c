@@ -39,12 +39,22 @@ struct rd {
 	size_t nparts, nwaiting;
 	struct sg_session_pos pos;     /* lists: the cursor, opened */
 	void (*merged)(struct rd *st); /* runs once every part is in */
+	/* one read per listing at a time (see flights below) */
+	void (*start)(struct rd *st); /* starts the reads of the parts not held */
+	const struct sg_route *route; /* events: the session's backend */
+	struct sg_pubid id;           /* events: the session */
+	struct flight *flight;        /* the flight this request leads */
+	struct flight *waiting;       /* the flight this request waits for */
+	struct rd *wnext;             /* the next waiter of that flight */
 };
+
+static void flight_leave(struct rd *st);
 
 static void rd_free(void *p)
 {
 	struct rd *st = p;
 
+	flight_leave(st);
 	sg_session_query_clear(&st->sq);
 	sg_event_query_clear(&st->eq);
 	sg_pager_session_pos_clear(&st->pos);
@@ -98,16 +108,16 @@ static json_t *part_items(const struct part *p)
 /* ---- what the worker holds ------------------------------------------------------------------
  *
  * A backend whose module sets fresh_ms has its translated listings (per principal and agent
- * filter) and session logs held by the worker's cache for that long, as sealed held listings
- * (held.h) under the backend's write generation at the read's start: a read after a write
- * through any worker never gets what was held before it. A client's Cache-Control: no-cache
- * skips the lookup (what it reads still refreshes the cache).
+ * filter) and session logs held for that long by the process's cache (shared by the workers:
+ * sealed listings never change), under the backend's write generation at the read's start: a
+ * read after a write through any worker never gets what was held before it. A client's
+ * Cache-Control: no-cache skips the lookup (what it reads still refreshes the cache).
  *
  * A list page that has a next or previous page keeps its listings as the walk's snapshot for
  * cache.walk_snapshot_ms after its last use, named in the page's cursors: the walk's next pages
  * come from the listings its first page read (no backend call, no session skipped or repeated
  * while the backend changes), for as long as it keeps going. A cursor whose snapshot has gone
- * (expired, evicted, or held by another worker) is served from a fresh read at the keyset
+ * (expired, or evicted to keep cache.max_bytes) is served from a fresh read at the keyset
  * position it carries. */
 
 static int64_t mono_ms(void)
@@ -118,9 +128,9 @@ static int64_t mono_ms(void)
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-static struct sg_cache *worker_cache(const struct rd *st)
+static struct sg_cache *held_cache(const struct rd *st)
 {
-	return sg_req_host(st->r)->cache;
+	return sg_req_host(st->r)->held_cache;
 }
 
 static int wants_fresh(const struct rd *st)
@@ -146,7 +156,7 @@ static struct sg_held *held_lookup(const struct rd *st, const struct part *p, ch
 
 	if (p->be->fresh_ms <= 0 || wants_fresh(st) || held_key(st, p, kind, key, sizeof(key)))
 		return NULL;
-	return sg_cache_get_typed(worker_cache(st), key, &sg_held_cache_type, mono_ms());
+	return sg_cache_get_typed(held_cache(st), key, &sg_held_cache_type, mono_ms());
 }
 
 /* Builds the part's listing from its items; held for the backend's freshness window when it
@@ -160,7 +170,7 @@ static int held_build(struct rd *st, struct part *p, char kind, struct sg_error 
 		return -1;
 	if (p->be->fresh_ms > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 &&
 	    sg_held_seal(p->held) == 0)
-		sg_cache_put_typed(worker_cache(st), key, &sg_held_cache_type, p->held,
+		sg_cache_put_typed(held_cache(st), key, &sg_held_cache_type, p->held,
 		                   sg_held_bytes(p->held), mono_ms(), p->be->fresh_ms);
 	return 0;
 }
@@ -201,10 +211,10 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 	if (name)
 		snap_key(st, name, key, sizeof(key));
 	if (set && linked)
-		sg_cache_put_typed(worker_cache(st), key, &sg_held_set_cache_type, set, set->bytes,
+		sg_cache_put_typed(held_cache(st), key, &sg_held_set_cache_type, set, set->bytes,
 		                   mono_ms(), cfg->walk_snapshot_ms);
 	else if (!set && name) /* a page served from the snapshot: it lives on */
-		sg_cache_touch(worker_cache(st), key, mono_ms(), cfg->walk_snapshot_ms);
+		sg_cache_touch(held_cache(st), key, mono_ms(), cfg->walk_snapshot_ms);
 	sg_held_set_release(set);
 	sg_req_reply_text(st->r, 200, text, len);
 }
@@ -219,7 +229,7 @@ static int reply_from_snapshot(struct rd *st)
 	if (!st->pos.snap[0] || wants_fresh(st))
 		return 0;
 	snap_key(st, st->pos.snap, key, sizeof(key));
-	set = sg_cache_get_typed(worker_cache(st), key, &sg_held_set_cache_type, mono_ms());
+	set = sg_cache_get_typed(held_cache(st), key, &sg_held_set_cache_type, mono_ms());
 	if (!set)
 		return 0;
 	reply_sessions(st, set->v, set->n, st->pos.snap);
@@ -227,11 +237,127 @@ static int reply_from_snapshot(struct rd *st)
 	return 1;
 }
 
+/* ---- flights: one read per listing at a time ----------------------------------------------
+ *
+ * When the held listing of a single-backend list, or a session's log, is not held, the first
+ * request on the worker to need it reads it (it leads a flight under the listing's cache key)
+ * and the requests that need the same listing meanwhile wait for it instead of reading and
+ * translating it once each: when it lands they are answered from the same held listing, or
+ * with the same error. A waiter still has its own deadline; a leader that goes away before
+ * its read lands hands the flight to its first waiter, which reads again. Flights are per
+ * worker (thread-local, and the worker's host is part of the match): a waiter is answered on
+ * its own loop. */
+
+struct flight {
+	struct flight *next;
+	const struct sg_req_host *host;
+	struct rd *leader;
+	struct rd *waiters;
+	char key[SG_CACHE_KEY_MAX + 1];
+};
+
+static _Thread_local struct flight *flights;
+
+/* 1 when st joined a flight already under way (it waits); 0 when st leads (or flies alone,
+ * if the flight cannot be recorded) and must start its reads. */
+static int flight_join(struct rd *st, char kind)
+{
+	struct part *p = &st->parts[0];
+	struct flight *f;
+	char key[SG_CACHE_KEY_MAX + 1];
+
+	if (st->nparts != 1 || held_key(st, p, kind, key, sizeof(key)))
+		return 0;
+	for (f = flights; f; f = f->next)
+		if (f->host == sg_req_host(st->r) && strcmp(f->key, key) == 0) {
+			st->waiting = f;
+			st->wnext = f->waiters;
+			f->waiters = st;
+			return 1;
+		}
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return 0;
+	f->host = sg_req_host(st->r);
+	f->leader = st;
+	memcpy(f->key, key, sizeof(key));
+	f->next = flights;
+	flights = f;
+	st->flight = f;
+	return 0;
+}
+
+static void flight_unlink(struct flight *f)
+{
+	struct flight **pp = &flights;
+
+	while (*pp && *pp != f)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = f->next;
+}
+
+/* The leader's read landed: its waiters get its held listing (err NULL) or its error. */
+static void flight_land(struct rd *st, const struct sg_error *err)
+{
+	struct flight *f = st->flight;
+	struct rd *w;
+
+	if (!f)
+		return;
+	flight_unlink(f);
+	st->flight = NULL;
+	while ((w = f->waiters)) {
+		f->waiters = w->wnext;
+		w->waiting = NULL;
+		w->wnext = NULL;
+		if (err) {
+			sg_req_error(w->r, err);
+		} else {
+			w->parts[0].held = sg_held_retain(st->parts[0].held);
+			w->merged(w);
+		}
+	}
+	free(f);
+}
+
+/* st ends: out of the flight it waits for, or the flight it leads passes to a waiter. */
+static void flight_leave(struct rd *st)
+{
+	struct flight *f = st->waiting;
+	struct rd **pp;
+
+	if (f) {
+		for (pp = &f->waiters; *pp && *pp != st; pp = &(*pp)->wnext)
+			;
+		if (*pp)
+			*pp = st->wnext;
+		st->waiting = NULL;
+	}
+	f = st->flight;
+	if (!f)
+		return;
+	st->flight = NULL;
+	if (!f->waiters) {
+		flight_unlink(f);
+		free(f);
+		return;
+	}
+	st = f->waiters;
+	f->waiters = st->wnext;
+	st->waiting = NULL;
+	st->wnext = NULL;
+	st->flight = f;
+	f->leader = st;
+	st->start(st);
+}
+
 /* One part (a backend's call or walk) ended. The first failure fails the request rather
  * than silently leaving a backend's items out; when every part is in, st->merged runs. */
 static void part_done(struct rd *st, const struct sg_error *pe)
 {
 	if (pe) {
+		flight_land(st, pe);
 		sg_req_error(st->r, pe);
 		return;
 	}
@@ -264,11 +390,13 @@ static void sessions_merged(struct rd *st)
 
 		if (!p->held && held_build(st, p, 'S', &e)) {
 			free(v);
+			flight_land(st, &e);
 			sg_req_error(st->r, &e);
 			return;
 		}
 		v[i] = p->held;
 	}
+	flight_land(st, NULL);
 	reply_sessions(st, v, st->nparts, NULL);
 	free(v);
 }
@@ -361,6 +489,43 @@ static int native_sessions(const struct sg_key *key, const struct sg_session_que
 	       (!q->order_asc || (m->caps & SG_CAP_NATIVE_ORDER));
 }
 
+/* Reads every backend's sessions that are not held: a call, or a walk over every page of a
+ * backend that pages itself. */
+static void start_sessions(struct rd *st)
+{
+	const struct sg_key *key = sg_req_key(st->r);
+	struct sg_req *r = st->r;
+
+	for (size_t i = 0; i < key->nroutes; i++) {
+		const struct sg_route *rt = &key->routes[i];
+
+		if (st->parts[i].held)
+			continue;
+		if (rt->backend->mapping->list_sessions) {
+			struct sg_call *c = sg_req_call(r, SG_CALL_LIST_SESSIONS, rt, on_part_call);
+
+			if (!c) {
+				sg_req_fail(r, 500, "api_error", "out of memory");
+				return;
+			}
+			st->parts[i].call = c;
+			sg_call_set_session_query(c, &st->sq);
+			sg_call_start(c);
+		} else {
+			struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
+			                            .route = rt,
+			                            .sq = &st->sq,
+			                            .collect_all = 1};
+
+			st->parts[i].walk = sg_req_walk(r, &spec, on_part_walk);
+			if (!st->parts[i].walk) {
+				sg_req_fail(r, 500, "api_error", "out of memory");
+				return;
+			}
+		}
+	}
+}
+
 void sg_api_list_sessions(struct sg_req *r)
 {
 	const struct sg_key *key = sg_req_key(r);
@@ -406,34 +571,9 @@ void sg_api_list_sessions(struct sg_req *r)
 		sessions_merged(st);
 		return;
 	}
-	for (size_t i = 0; i < key->nroutes; i++) {
-		const struct sg_route *rt = &key->routes[i];
-
-		if (st->parts[i].held)
-			continue;
-		if (rt->backend->mapping->list_sessions) {
-			struct sg_call *c = sg_req_call(r, SG_CALL_LIST_SESSIONS, rt, on_part_call);
-
-			if (!c) {
-				sg_req_fail(r, 500, "api_error", "out of memory");
-				return;
-			}
-			st->parts[i].call = c;
-			sg_call_set_session_query(c, &st->sq);
-			sg_call_start(c);
-		} else {
-			struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
-			                            .route = rt,
-			                            .sq = &st->sq,
-			                            .collect_all = 1};
-
-			st->parts[i].walk = sg_req_walk(r, &spec, on_part_walk);
-			if (!st->parts[i].walk) {
-				sg_req_fail(r, 500, "api_error", "out of memory");
-				return;
-			}
-		}
-	}
+	st->start = start_sessions;
+	if (!flight_join(st, 'S'))
+		start_sessions(st);
 }
 
 static void on_get_done(struct sg_call *c, void *arg)
@@ -496,10 +636,28 @@ static void events_merged(struct rd *st)
 {
 	struct sg_error e = {0};
 
-	if (held_build(st, &st->parts[0], 'E', &e))
+	if (!st->parts[0].held && held_build(st, &st->parts[0], 'E', &e)) {
+		flight_land(st, &e);
 		sg_req_error(st->r, &e);
-	else
-		reply_events(st, st->parts[0].held);
+		return;
+	}
+	flight_land(st, NULL);
+	reply_events(st, st->parts[0].held);
+}
+
+/* Reads the session's whole log (a flight's leader). */
+static void start_events(struct rd *st)
+{
+	struct sg_call *c = sg_req_call(st->r, SG_CALL_LIST_EVENTS, st->route, on_part_call);
+
+	if (!c) {
+		sg_req_fail(st->r, 500, "api_error", "out of memory");
+		return;
+	}
+	st->parts[0].call = c;
+	sg_call_set_pubid(c, &st->id);
+	sg_call_set_event_query(c, &st->eq);
+	sg_call_start(c);
 }
 
 void sg_api_list_events(struct sg_req *r)
@@ -538,7 +696,6 @@ void sg_api_list_events(struct sg_req *r)
 	}
 	if (m->list_events) {
 		struct part *p = &st->parts[0];
-		struct sg_call *c;
 
 		p->be = rt->backend;
 		p->gen = atomic_load(&rt->backend->write_gen);
@@ -547,16 +704,11 @@ void sg_api_list_events(struct sg_req *r)
 			reply_events(st, p->held);
 			return;
 		}
-		c = sg_req_call(r, SG_CALL_LIST_EVENTS, rt, on_part_call);
-
-		if (!c) {
-			sg_req_fail(r, 500, "api_error", "out of memory");
-			return;
-		}
-		st->parts[0].call = c;
-		sg_call_set_pubid(c, &id);
-		sg_call_set_event_query(c, &st->eq);
-		sg_call_start(c);
+		st->route = rt;
+		st->id = id;
+		st->start = start_events;
+		if (!flight_join(st, 'E'))
+			start_events(st);
 		return;
 	}
 	if (!m->list_events_page) {

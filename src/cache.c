@@ -10,6 +10,7 @@
  * The sum over entries is what sg_cache_bytes reports and what the budget bounds. */
 #include "cache.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,21 @@ struct sg_cache {
 	struct entry *newest, *oldest;
 	struct sg_cache_stats stats;
 	uint64_t (*hash)(const char *key, size_t len);
+	int shared; /* the operations below take mu */
+	pthread_mutex_t mu;
 };
+
+static void lock(const struct sg_cache *c)
+{
+	if (c->shared)
+		pthread_mutex_lock((pthread_mutex_t *)&c->mu);
+}
+
+static void unlock(const struct sg_cache *c)
+{
+	if (c->shared)
+		pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
+}
 
 #define MIN_BUCKETS 16
 
@@ -275,6 +290,19 @@ struct sg_cache *sg_cache_new(size_t max_bytes)
 	return c;
 }
 
+struct sg_cache *sg_cache_new_shared(size_t max_bytes)
+{
+	struct sg_cache *c = sg_cache_new(max_bytes);
+
+	if (c && pthread_mutex_init(&c->mu, NULL) == 0)
+		c->shared = 1;
+	else if (c) {
+		sg_cache_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
 void sg_cache_free(struct sg_cache *c)
 {
 	struct entry *e, *next;
@@ -287,11 +315,13 @@ void sg_cache_free(struct sg_cache *c)
 		free(e);
 	}
 	free(c->buckets);
+	if (c->shared)
+		pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
-void *sg_cache_get_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
-                         int64_t now_ms)
+static void *get_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                       int64_t now_ms)
 {
 	struct entry *e;
 	size_t len;
@@ -316,6 +346,19 @@ void *sg_cache_get_typed(struct sg_cache *c, const char *key, const struct sg_ca
 	}
 	type->retain(e->value);
 	return e->value;
+}
+
+void *sg_cache_get_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                         int64_t now_ms)
+{
+	void *out;
+
+	if (!c)
+		return NULL;
+	lock(c);
+	out = get_typed(c, key, type, now_ms);
+	unlock(c);
+	return out;
 }
 
 static void json_retain(void *v)
@@ -351,8 +394,8 @@ static void make_room(struct sg_cache *c, size_t need, const struct entry *keep,
 	}
 }
 
-void sg_cache_put_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
-                        void *value, size_t value_bytes, int64_t now_ms, int64_t ttl_ms)
+static void put_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                      void *value, size_t value_bytes, int64_t now_ms, int64_t ttl_ms)
 {
 	struct entry *e;
 	size_t len, cost;
@@ -412,6 +455,16 @@ refuse:
 		drop(c, e);
 }
 
+void sg_cache_put_typed(struct sg_cache *c, const char *key, const struct sg_cache_type *type,
+                        void *value, size_t value_bytes, int64_t now_ms, int64_t ttl_ms)
+{
+	if (!c)
+		return;
+	lock(c);
+	put_typed(c, key, type, value, value_bytes, now_ms, ttl_ms);
+	unlock(c);
+}
+
 void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t now_ms,
                   int64_t ttl_ms)
 {
@@ -419,7 +472,7 @@ void sg_cache_put(struct sg_cache *c, const char *key, json_t *value, int64_t no
 	                   now_ms, ttl_ms);
 }
 
-int sg_cache_touch(struct sg_cache *c, const char *key, int64_t now_ms, int64_t ttl_ms)
+static int touch(struct sg_cache *c, const char *key, int64_t now_ms, int64_t ttl_ms)
 {
 	struct entry *e;
 	size_t len;
@@ -438,7 +491,19 @@ int sg_cache_touch(struct sg_cache *c, const char *key, int64_t now_ms, int64_t 
 	return 1;
 }
 
-int sg_cache_del(struct sg_cache *c, const char *key)
+int sg_cache_touch(struct sg_cache *c, const char *key, int64_t now_ms, int64_t ttl_ms)
+{
+	int out;
+
+	if (!c)
+		return 0;
+	lock(c);
+	out = touch(c, key, now_ms, ttl_ms);
+	unlock(c);
+	return out;
+}
+
+static int del(struct sg_cache *c, const char *key)
 {
 	struct entry *e;
 	size_t len;
@@ -453,21 +518,52 @@ int sg_cache_del(struct sg_cache *c, const char *key)
 	return 1;
 }
 
+int sg_cache_del(struct sg_cache *c, const char *key)
+{
+	int out;
+
+	if (!c)
+		return 0;
+	lock(c);
+	out = del(c, key);
+	unlock(c);
+	return out;
+}
+
 size_t sg_cache_bytes(const struct sg_cache *c)
 {
-	return c ? c->bytes : 0;
+	size_t n;
+
+	if (!c)
+		return 0;
+	lock(c);
+	n = c->bytes;
+	unlock(c);
+	return n;
 }
 
 size_t sg_cache_count(const struct sg_cache *c)
 {
-	return c ? c->count : 0;
+	size_t n;
+
+	if (!c)
+		return 0;
+	lock(c);
+	n = c->count;
+	unlock(c);
+	return n;
 }
 
 struct sg_cache_stats sg_cache_stats(const struct sg_cache *c)
 {
-	struct sg_cache_stats none = {0};
+	struct sg_cache_stats st = {0};
 
-	return c ? c->stats : none;
+	if (c) {
+		lock(c);
+		st = c->stats;
+		unlock(c);
+	}
+	return st;
 }
 
 void sg_cache_set_hash(struct sg_cache *c, uint64_t (*hash)(const char *key, size_t len))

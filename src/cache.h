@@ -1,7 +1,9 @@
 /* cache.h - a per-worker cache of JSON values with a time to live and a byte budget.
  *
- * One per worker, so no locks: workers share nothing mutable. It is an optimisation only: a
- * miss always falls back to asking the backend, and entries expire.
+ * A worker's own cache takes no locks; a shared one (sg_cache_new_shared: the process's held
+ * listings, held.h) takes a mutex around each operation, which holds it for a hash lookup or
+ * an insert, never for I/O. It is an optimisation only: a miss always falls back to asking
+ * the backend, and entries expire.
  *
  * Bounded in bytes: everything it holds (keys, entry overhead, and each value's estimated
  * heap size, sg_cache_value_bytes) stays within the budget given to sg_cache_new. A put
@@ -19,6 +21,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The budget of each worker's own cache (server.c): AgentScope's agent indexes and the like;
+ * translated listings go to the process's shared cache, whose budget is cache.max_bytes. */
+#define SG_CACHE_WORKER_BYTES ((size_t)16 << 20)
+
 /* Longer keys are not cached. */
 #define SG_CACHE_KEY_MAX 512
 
@@ -35,6 +41,8 @@ struct sg_cache_stats {
 
 /* A cache holding at most max_bytes (0 caches nothing). NULL when out of memory. */
 struct sg_cache *sg_cache_new(size_t max_bytes);
+/* The same, usable from several threads at once; its values' retain and release must be too. */
+struct sg_cache *sg_cache_new_shared(size_t max_bytes);
 void sg_cache_free(struct sg_cache *c);
 
 /* A new reference to the live value under key at time now_ms (monotonic), or NULL. An

@@ -9,7 +9,7 @@
 #include "timeutil.h"
 
 struct sg_held {
-	int refs;
+	atomic_int refs; /* sealed listings are shared by the workers (api_read.c) */
 	enum sg_held_kind kind;
 	int sealed;
 	uint64_t uid;
@@ -95,7 +95,7 @@ struct sg_held *sg_held_new(const json_t *items, enum sg_held_kind kind, struct 
 		sg_err_internal(err, "out of memory");
 		return NULL;
 	}
-	h->refs = 1;
+	atomic_init(&h->refs, 1);
 	h->kind = kind;
 	h->uid = atomic_fetch_add(&next_uid, 1);
 	for (size_t i = 0; i < n; i++) {
@@ -203,13 +203,13 @@ int sg_held_seal(struct sg_held *h)
 struct sg_held *sg_held_retain(struct sg_held *h)
 {
 	if (h)
-		h->refs++;
+		atomic_fetch_add(&h->refs, 1);
 	return h;
 }
 
 void sg_held_release(struct sg_held *h)
 {
-	if (!h || --h->refs > 0)
+	if (!h || atomic_fetch_sub(&h->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < h->n; i++) {
 		if (h->sealed)
@@ -268,7 +268,7 @@ struct sg_held_set *sg_held_set_new(struct sg_held *const *v, size_t n)
 
 	if (!s)
 		return NULL;
-	s->refs = 1;
+	atomic_init(&s->refs, 1);
 	s->n = n;
 	s->bytes = chunk(sizeof(*s) + n * sizeof(*s->v));
 	for (size_t i = 0; i < n; i++) {
@@ -282,7 +282,7 @@ struct sg_held_set *sg_held_set_new(struct sg_held *const *v, size_t n)
 
 void sg_held_set_release(struct sg_held_set *s)
 {
-	if (!s || --s->refs > 0)
+	if (!s || atomic_fetch_sub(&s->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < s->n; i++)
 		sg_held_release(s->v[i]);
@@ -291,7 +291,7 @@ void sg_held_set_release(struct sg_held_set *s)
 
 static void set_retain(void *p)
 {
-	((struct sg_held_set *)p)->refs++;
+	atomic_fetch_add(&((struct sg_held_set *)p)->refs, 1);
 }
 
 static void set_release(void *p)

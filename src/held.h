@@ -12,12 +12,14 @@
  * smaller, and immutable from then on), for the freshness window of its backend and, while a
  * walk over it keeps going, as that walk's snapshot (api_read.c).
  *
- * Listings are used by one worker thread only (the cache is per worker): reference counts are
- * plain integers. */
+ * A listing is built by one worker; once sealed it never changes and may be shared by every
+ * worker (the process's cache of held listings), so reference counts are atomic. An unsealed
+ * listing renders lazily and must stay with the thread that built it. */
 #ifndef SG_HELD_H
 #define SG_HELD_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,7 +84,7 @@ extern const struct sg_cache_type sg_held_cache_type;
 
 /* A set of listings (one per backend of a list): what a walk's snapshot holds. */
 struct sg_held_set {
-	int refs;
+	atomic_int refs;
 	size_t n;
 	uint64_t uid; /* a name for the set, from its listings' uids */
 	size_t bytes;

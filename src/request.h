@@ -43,7 +43,8 @@ struct sg_req_host {
 	struct sg_upstream *stream_up; /* live streams' upstream: each holds its connection for
 	                                * as long as it lives, so they do not count against the
 	                                * backends' max_connections (NULL: up) */
-	struct sg_cache *cache;
+	struct sg_cache *cache;        /* the worker's own (JSON: e.g. AgentScope's agent index) */
+	struct sg_cache *held_cache;   /* the process's held listings and walk snapshots (shared) */
 	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
 	struct sg_streams *streams; /* the worker's live event streams (stream.h) */
 	/* request.c's bookkeeping */

@@ -54,6 +54,7 @@ struct sg_server {
 	int listening; /* workers still accepting; the last to stop shuts the socket */
 	pthread_mutex_t lock;
 	struct sg_idem *idem;              /* Idempotency-Key answers, shared by every worker */
+	struct sg_cache *held_cache;       /* held listings and walk snapshots, shared likewise */
 	struct sg_streams_shared *streams; /* live streams: per-key counts, deletes */
 };
 
@@ -131,7 +132,8 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	w->host.idem = srv->idem;
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
-	w->host.cache = sg_cache_new(cfg->cache_max_bytes / (size_t)srv->nworkers);
+	w->host.cache = sg_cache_new(SG_CACHE_WORKER_BYTES);
+	w->host.held_cache = srv->held_cache;
 	/* unlimited per host: a stream is one connection for its whole life, bounded by
 	 * streams.max_per_worker, and must not starve the pool of whole answers */
 	w->host.stream_up = sg_upstream_new(w->base, 0);
@@ -179,7 +181,8 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	srv->idem = sg_idem_new(cfg->idempotency_max_keys, cfg->idempotency_max_bytes,
 	                        cfg->idempotency_window_ms);
 	srv->streams = sg_streams_shared_new(cfg);
-	if (!srv->idem || !srv->streams) {
+	srv->held_cache = sg_cache_new_shared(cfg->cache_max_bytes);
+	if (!srv->idem || !srv->streams || !srv->held_cache) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -278,6 +281,7 @@ void sg_server_free(struct sg_server *srv)
 		close(srv->fd);
 	sg_idem_free(srv->idem);
 	sg_streams_shared_free(srv->streams);
+	sg_cache_free(srv->held_cache);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

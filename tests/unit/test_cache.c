@@ -2,6 +2,7 @@
  * load, oversized values, counters, shared values outliving their entries, many keys,
  * colliding hashes, and the value-size estimate against jansson's real allocations. */
 #include "cache.h"
+#include "held.h"
 
 #include <check.h>
 #include <stdio.h>
@@ -348,6 +349,70 @@ START_TEST(budget_never_exceeded)
 			ck_assert_int_eq(last[k]->refcount,
 			                 1); /* the cache gave back every reference */
 		json_decref(last[k]);
+	}
+}
+END_TEST
+
+/* Held listings in a shared cache (what api_read.c keeps): each accounted at sg_held_bytes,
+ * which grows when it is sealed (every item rendered); the budget holds, the least recently
+ * used listing goes first, one over a quarter of the budget is refused, a get of another
+ * type misses, and a listing the cache let go stays alive for whoever still holds it. */
+START_TEST(held_listings_within_the_budget)
+{
+	const size_t budget = 512 << 10;
+	struct sg_cache *c = sg_cache_new_shared(budget);
+	struct sg_error e = {0};
+	struct sg_held *h[8], *got;
+	size_t before;
+
+	for (int k = 0; k < 8; k++) {
+		json_t *items = json_array();
+		char key[32];
+
+		for (int i = 0; i < 200; i++)
+			json_array_append_new(items,
+			                      json_pack("{s:o, s:s, s:s}", "id",
+			                                json_sprintf("sesn_%d", 1000 * k + i),
+			                                "created_at", "2026-01-01T00:00:00Z",
+			                                "title", "a title of some length"));
+		h[k] = sg_held_new(items, SG_HELD_SESSIONS, &e);
+		json_decref(items);
+		ck_assert_ptr_nonnull(h[k]);
+		ck_assert_uint_eq(sg_held_count(h[k]), 200);
+		before = sg_held_bytes(h[k]);
+		ck_assert_int_eq(sg_held_seal(h[k]), 0);
+		ck_assert_uint_gt(sg_held_bytes(h[k]), before + 200 * 60);
+		snprintf(key, sizeof(key), "held-%d", k);
+		sg_cache_put_typed(c, key, &sg_held_cache_type, h[k], sg_held_bytes(h[k]), 0, 1000);
+		ck_assert_uint_le(sg_cache_bytes(c), budget);
+	}
+	ck_assert_uint_eq(sg_cache_count(c), 8);
+	got = sg_cache_get_typed(c, "held-0", &sg_held_cache_type, 1);
+	ck_assert_ptr_eq(got, h[0]);
+	sg_held_release(got);
+	ck_assert_ptr_null(sg_cache_get(c, "held-0", 1)); /* not JSON */
+	/* one over a quarter of the budget is refused */
+	sg_cache_put_typed(c, "huge", &sg_held_cache_type, h[1], budget / 4 + 1, 1, 1000);
+	ck_assert_ptr_null(sg_cache_get_typed(c, "huge", &sg_held_cache_type, 1));
+	/* a put that needs room evicts the least recently used (held-1; held-0 was just used) */
+	ck_assert_uint_gt(sg_cache_bytes(c), budget / 2);
+	sg_cache_put_typed(c, "big", &sg_held_cache_type, h[2], budget / 4 - 1024, 1, 1000);
+	sg_cache_put_typed(c, "big2", &sg_held_cache_type, h[3], budget / 4 - 1024, 1, 1000);
+	ck_assert_ptr_nonnull(sg_cache_get_typed(c, "big2", &sg_held_cache_type, 1));
+	sg_held_release(h[3]);
+	ck_assert_uint_le(sg_cache_bytes(c), budget);
+	ck_assert_ptr_null(sg_cache_get_typed(c, "held-1", &sg_held_cache_type, 1));
+	got = sg_cache_get_typed(c, "held-0", &sg_held_cache_type, 1);
+	ck_assert_ptr_eq(got, h[0]);
+	sg_held_release(got);
+	sg_cache_free(c);
+	for (int k = 0; k < 8; k++) {
+		size_t len;
+
+		/* still ours, still whole */
+		ck_assert_ptr_nonnull(sg_held_text(h[k], sg_held_at(h[k], 0), &len));
+		ck_assert_uint_gt(len, 20);
+		sg_held_release(h[k]);
 	}
 }
 END_TEST
@@ -743,6 +808,7 @@ int main(void)
 	tcase_add_test(tc, lru_order);
 	tcase_add_test(tc, budget_never_exceeded);
 	tcase_add_test(tc, oversized_not_cached);
+	tcase_add_test(tc, held_listings_within_the_budget);
 	tcase_add_test(tc, stats_counters);
 	tcase_add_test(tc, value_outlives_entry);
 	tcase_add_test(tc, many_keys);
