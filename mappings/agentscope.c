@@ -314,8 +314,13 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 		return;
 	}
 	json_array_foreach(st->listings, i, listing) {
-		if (sg_as_listing_to_cma(json_array_get(listing, 1), st->agents_index, &ctx, out,
-		                         &err)) {
+		const json_t *body = json_array_get(listing, 1);
+
+		if (json_is_string(body)
+		        ? sg_as_listing_text_to_cma(json_string_value(body),
+		                                    json_string_length(body), st->agents_index,
+		                                    &ctx, out, &err)
+		        : sg_as_listing_to_cma(body, st->agents_index, &ctx, out, &err)) {
 			json_decref(out);
 			sg_call_fail_with(call, &err);
 			return;
@@ -358,6 +363,10 @@ static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, voi
 	if (res->fail == SG_FETCH_OK && res->status == 404 &&
 	    sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
 		body = json_pack("{s:[], s:i}", "sessions", "total", 0);
+	else if (sg_call_kind(call) == SG_CALL_LIST_SESSIONS)
+		/* a list keeps the text: finish_list() parses one session at a time */
+		body =
+		    sg_call_answer_ok(call, res) ? NULL : json_stringn_nocheck(res->body, res->len);
 	else
 		body = json_after(call, st, res);
 	if (!body)

@@ -18,6 +18,7 @@
 
 #include "agentscope_events.h"
 #include "codec.h"
+#include "jsonscan.h"
 #include "idcodec.h"
 #include "jsonx.h"
 #include "north.h"
@@ -585,6 +586,77 @@ int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
 	return 0;
 fail:
 	/* Whole or nothing: take back what this call appended. */
+	while (json_array_size(out) > base)
+		json_array_remove(out, json_array_size(out) - 1);
+	return -1;
+}
+
+/* The text variant: one element parsed, translated and let go at a time. A failure returns 1
+ * (the scan's own codes are negative) with err set. */
+struct text_listing {
+	const json_t *agents_index;
+	const struct sg_as_ctx *ctx;
+	json_t *out;
+	struct sg_error *err;
+};
+
+static int text_element(void *arg, const char *el, size_t len, size_t i)
+{
+	struct text_listing *tl = arg;
+	char where[AS_WHERE_MAX], path[AS_PATH_MAX];
+	json_t *view, *s;
+	const char *aid;
+
+	if (i >= AS_MAX_SESSIONS)
+		return bad(tl->err, tl->ctx, "",
+		           "session listing has more sessions than the limit of %d",
+		           AS_MAX_SESSIONS);
+	view = json_loadb(el, len, JSON_DECODE_ANY, NULL);
+	if (!view) {
+		sg_error_set(tl->err, 502, "api_error",
+		             "backend '%s' answered something that is not JSON", tl->ctx->backend);
+		tl->err->should_retry = 0;
+		return 1;
+	}
+	aid = sg_jstr(json_object_get(view, "session"), "agent_id");
+	snprintf(where, sizeof(where), "sessions[%zu]: ", i);
+	snprintf(path, sizeof(path), "sessions[%zu]", i);
+	s = translate(view, aid ? json_object_get(tl->agents_index, aid) : NULL, tl->ctx, where,
+	              path, tl->err);
+	json_decref(view);
+	if (!s)
+		return 1;
+	if (json_array_append_new(tl->out, s)) {
+		sg_err_oom(tl->err, tl->ctx->backend);
+		return 1;
+	}
+	return 0;
+}
+
+int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents_index,
+                              const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err)
+{
+	struct text_listing tl = {agents_index, ctx, out, err};
+	size_t base = json_array_size(out);
+	int rc;
+
+	if (check_ctx(ctx, err))
+		return -1;
+	if (!json_is_array(out))
+		return sg_err_internal(err, "agentscope listing translation needs an output array");
+	rc = sg_json_scan_array(text, len, "sessions", text_element, &tl);
+	if (rc == SG_JSCAN_OK)
+		return 0;
+	if (rc == SG_JSCAN_SYNTAX) {
+		sg_error_set(err, 502, "api_error",
+		             "backend '%s' answered something that is not JSON", ctx->backend);
+		err->should_retry = 0;
+	} else if (rc == SG_JSCAN_NOT_OBJECT) {
+		bad(err, ctx, "", "session listing is not a JSON object");
+	} else if (rc == SG_JSCAN_NO_ARRAY) {
+		bad(err, ctx, "", "session listing has no 'sessions' array");
+	}
+	/* whole or nothing */
 	while (json_array_size(out) > base)
 		json_array_remove(out, json_array_size(out) - 1);
 	return -1;

@@ -47,6 +47,13 @@ json_t *sg_as_session_to_cma(const json_t *view, const json_t *agent, const stru
 int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
                          const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err);
 
+/* The same from the listing's text (borrowed; len bytes): each SessionView is parsed,
+ * translated and let go in turn, so the whole listing is never a tree at once. The result and
+ * the errors are those of sg_as_listing_to_cma; text that is not JSON is the core's 502
+ * "answered something that is not JSON". */
+int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents_index,
+                              const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err);
+
 /* ---- agents ------------------------------------------------------------------------------ */
 
 /* One AgentView of GET /agent/ (borrowed) → north Agent (new; BetaManagedAgentsAgent, held to the

@@ -187,35 +187,40 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 	const struct sg_config *cfg = sg_req_config(st->r);
 	struct sg_pager_ctx pc = pager_ctx(st);
 	struct sg_error e = {0};
-	struct sg_held_set *set = NULL;
 	char made[24], key[SG_CACHE_KEY_MAX + 1], *text;
+	const char *snap = name;
 	size_t len;
-	int snap = cfg->walk_snapshot_ms > 0, linked = 0;
+	int linked = 0;
 
-	if (snap && !name) {
-		/* seal first: a snapshot is rendered once and never changes */
-		for (size_t i = 0; i < n && snap; i++)
-			snap = sg_held_seal(v[i]) == 0;
-		set = snap ? sg_held_set_new(v, n) : NULL;
-		if (set) {
-			snprintf(made, sizeof(made), "%016" PRIx64, set->uid);
-			name = made;
-		}
+	if (!snap && cfg->walk_snapshot_ms > 0) {
+		/* the name is known before the snapshot is made: it is made only if needed */
+		snprintf(made, sizeof(made), "%016" PRIx64, sg_held_set_uid(v, n));
+		snap = made;
 	}
-	text = sg_pager_sessions_text(v, n, &st->sq, &pc, &st->pos, name, &linked, &len, &e);
+	text = sg_pager_sessions_text(v, n, &st->sq, &pc, &st->pos, snap, &linked, &len, &e);
 	if (!text) {
-		sg_held_set_release(set);
 		sg_req_error(st->r, &e);
 		return;
 	}
-	if (name)
-		snap_key(st, name, key, sizeof(key));
-	if (set && linked)
-		sg_cache_put_typed(held_cache(st), key, &sg_held_set_cache_type, set, set->bytes,
-		                   mono_ms(), cfg->walk_snapshot_ms);
-	else if (!set && name) /* a page served from the snapshot: it lives on */
+	if (snap)
+		snap_key(st, snap, key, sizeof(key));
+	if (name) {
+		/* a page served from the snapshot: it lives on */
 		sg_cache_touch(held_cache(st), key, mono_ms(), cfg->walk_snapshot_ms);
-	sg_held_set_release(set);
+	} else if (snap && linked) {
+		struct sg_held_set *set = NULL;
+		int sealed = 1;
+
+		/* a snapshot is rendered whole and never changes (it may be shared by workers) */
+		for (size_t i = 0; i < n && sealed; i++)
+			sealed = sg_held_seal(v[i]) == 0;
+		if (sealed)
+			set = sg_held_set_new(v, n);
+		if (set)
+			sg_cache_put_typed(held_cache(st), key, &sg_held_set_cache_type, set,
+			                   set->bytes, mono_ms(), cfg->walk_snapshot_ms);
+		sg_held_set_release(set);
+	}
 	sg_req_reply_text(st->r, 200, text, len);
 }
 

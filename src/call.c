@@ -584,7 +584,8 @@ void sg_call_pause(struct sg_call *c, int pause)
 }
 
 /* Reads a backend answer: the parsed body of a 2xx answer (new), or NULL with e set. */
-static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, struct sg_error *e)
+static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, struct sg_error *e,
+                           int parse)
 {
 	const char *name = c->be->name;
 	json_error_t jerr;
@@ -616,6 +617,8 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
 		sg_berror(c->be->mapping, res->status, res->body, res->len, name, e);
 		return NULL;
 	}
+	if (!parse)
+		return json_true(); /* a 2xx: the caller reads the text itself */
 	body = json_loadb(res->body, res->len, 0, &jerr);
 	if (!body) {
 		sg_error_set(e, 502, "api_error",
@@ -640,10 +643,12 @@ static int outcome_unknown(const struct sg_fetch_res *res)
 	return res->status >= 500 && res->status != 503 && res->status != 529;
 }
 
-json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
+/* The answer's body parsed (new), or with parse 0 json_true() for any 2xx; NULL after
+ * failing the call. */
+static json_t *answer(struct sg_call *c, const struct sg_fetch_res *res, int parse)
 {
 	struct sg_error e;
-	json_t *body = read_answer(c, res, &e);
+	json_t *body = read_answer(c, res, &e, parse);
 	size_t n;
 
 	if (body)
@@ -659,6 +664,16 @@ json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
 	}
 	sg_call_fail_with(c, &e);
 	return NULL;
+}
+
+json_t *sg_call_json(struct sg_call *c, const struct sg_fetch_res *res)
+{
+	return answer(c, res, 1);
+}
+
+int sg_call_answer_ok(struct sg_call *c, const struct sg_fetch_res *res)
+{
+	return answer(c, res, 0) ? 0 : -1;
 }
 
 int sg_url_escape(const char *s, char *out, size_t outlen)

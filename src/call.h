@@ -152,6 +152,9 @@ int sg_call_ended(const struct sg_call *call);
  * error says so and carries x-should-retry: false, so that the SDK does not send the write a
  * second time. */
 json_t *sg_call_json(struct sg_call *call, const struct sg_fetch_res *res);
+/* The same checks without the parse, for a module that reads a large 2xx body's text itself
+ * (jsonscan.h): 0 for a 2xx, or -1 after failing the call as sg_call_json would. */
+int sg_call_answer_ok(struct sg_call *call, const struct sg_fetch_res *res);
 
 /* Ends the call with its result: `items` (stolen) is an array of north objects. */
 void sg_call_items(struct sg_call *call, json_t *items);

@@ -261,10 +261,20 @@ const struct sg_cache_type sg_held_cache_type = {held_retain, held_release};
 
 /* ---- sets -------------------------------------------------------------------------------- */
 
+uint64_t sg_held_set_uid(struct sg_held *const *v, size_t n)
+{
+	uint64_t u = 1469598103934665603ULL;
+
+	if (n == 1)
+		return v[0]->uid;
+	for (size_t i = 0; i < n; i++)
+		u = (u ^ v[i]->uid) * 1099511628211ULL;
+	return u;
+}
+
 struct sg_held_set *sg_held_set_new(struct sg_held *const *v, size_t n)
 {
 	struct sg_held_set *s = calloc(1, sizeof(*s) + n * sizeof(*s->v));
-	uint64_t u = 1469598103934665603ULL;
 
 	if (!s)
 		return NULL;
@@ -274,9 +284,8 @@ struct sg_held_set *sg_held_set_new(struct sg_held *const *v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		s->v[i] = sg_held_retain(v[i]);
 		s->bytes += v[i]->bytes;
-		u = (u ^ v[i]->uid) * 1099511628211ULL;
 	}
-	s->uid = n == 1 ? v[0]->uid : u;
+	s->uid = sg_held_set_uid(v, n);
 	return s;
 }
 

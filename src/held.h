@@ -91,6 +91,8 @@ struct sg_held_set {
 	struct sg_held *v[];
 };
 
+/* The uid a set of v[0..n-1] gets (known before the set is made). */
+uint64_t sg_held_set_uid(struct sg_held *const *v, size_t n);
 /* A new set holding a reference to each of v[0..n-1]; NULL when out of memory. */
 struct sg_held_set *sg_held_set_new(struct sg_held *const *v, size_t n);
 extern const struct sg_cache_type sg_held_set_cache_type;

@@ -130,6 +130,19 @@ START_TEST(test_golden)
 		                 e.ctx.backend);
 	ck_assert_msg(sg_fixture_expect(out, GROUP, name, "expected.json"),
 	              "%s: output differs from expected.json", name);
+	/* the same from the listing's text, one session at a time, pretty-printed or not */
+	for (int indent = 0; indent <= 2; indent += 2) {
+		char *text = json_dumps(listing, JSON_INDENT(indent));
+		json_t *out2 = json_array();
+
+		ck_assert_msg(
+		    sg_as_listing_text_to_cma(text, strlen(text), index, &e.ctx, out2, &err) == 0,
+		    "%s (text): %s", name, err.message);
+		ck_assert_msg(json_equal(out, out2), "%s: the text path translates differently",
+		              name);
+		json_decref(out2);
+		free(text);
+	}
 	json_decref(out);
 	json_decref(index);
 	json_decref(agents);
@@ -1659,6 +1672,54 @@ START_TEST(test_init_options)
 }
 END_TEST
 
+/* The text path's own failures: not JSON (including a truncated body, or trailing bytes), not
+ * an object, no sessions array; strings holding brackets and escaped quotes do not confuse
+ * the scan; a bad session fails the whole listing, leaving `out` as it was. */
+START_TEST(test_listing_text)
+{
+	static const struct {
+		const char *text;
+		int ok;
+		size_t n;
+		const char *msg;
+	} cases[] = {
+	    {"{\"total\":0,\"sessions\":[]}", 1, 0, NULL},
+	    {" {\"a\":{\"b\":[1,{\"c\":\"]}\\\"[\"}]},\"sessions\" : [ ] , \"z\":null } ", 1, 0,
+	     NULL},
+	    {"{\"sessions\":[", 0, 0, "not JSON"},
+	    {"{\"sessions\":[]} x", 0, 0, "not JSON"},
+	    {"<html>500</html>", 0, 0, "not JSON"},
+	    {"", 0, 0, "not JSON"},
+	    {"{\"sessions\":[{\"session\":\"unterminated}]}", 0, 0, "not JSON"},
+	    {"[1,2]", 0, 0, "not a JSON object"},
+	    {"{\"total\":3}", 0, 0, "no 'sessions' array"},
+	    {"{\"sessions\":{}}", 0, 0, "no 'sessions' array"},
+	    {"{\"sessions\":[{}]}", 0, 0, "sessions[0]"},
+	};
+	struct env e;
+
+	env_open(&e, "as", "UTC", "2026-01-01T00:00:00Z");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		json_t *out = json_pack("[s]", "before");
+		struct sg_error err = {0};
+		int rc = sg_as_listing_text_to_cma(cases[i].text, strlen(cases[i].text), NULL,
+		                                   &e.ctx, out, &err);
+
+		ck_assert_msg(rc == (cases[i].ok ? 0 : -1), "case %zu: rc %d", i, rc);
+		if (!cases[i].ok) {
+			ck_assert_int_eq(err.status, 502);
+			ck_assert_msg(strstr(err.message, cases[i].msg), "case %zu: %s", i,
+			              err.message);
+			ck_assert_uint_eq(json_array_size(out), 1);
+		} else {
+			ck_assert_uint_eq(json_array_size(out), 1 + cases[i].n);
+		}
+		json_decref(out);
+	}
+	env_close(&e);
+}
+END_TEST
+
 static Suite *agentscope_suite(void)
 {
 	char names[MAX_CASES][SG_FIXTURE_NAME_MAX];
@@ -1696,6 +1757,7 @@ static Suite *agentscope_suite(void)
 	tcase_add_test(flows, test_flow_send_confirmation);
 	tcase_add_test(flows, test_flow_agents);
 	tcase_add_test(edge, test_huge_list);
+	tcase_add_test(edge, test_listing_text);
 	tcase_add_loop_test(edge, test_bad_listing, 0,
 	                    (int)(sizeof(bad_listings) / sizeof(bad_listings[0])));
 	tcase_add_test(edge, test_too_many_sessions);

@@ -1,0 +1,29 @@
+/* jsonscan.h - the elements of one array inside a JSON object's text, one at a time.
+ *
+ * A backend listing of 10,000 sessions is 40 MB of JSON; parsed whole, jansson's tree of it
+ * costs ten times that in small allocations, and the allocator, not the parse, dominates the
+ * time. Scanning the text for the extent of each element of the array that matters, and
+ * parsing (and translating, and dropping) one element at a time, keeps the peak at one
+ * element's tree. The scanner checks the structure it walks (brackets, strings, separators);
+ * each element is checked by the parser it is handed to. Pure; no allocation. */
+#ifndef SG_JSONSCAN_H
+#define SG_JSONSCAN_H
+
+#include <stddef.h>
+
+enum sg_jscan {
+	SG_JSCAN_OK = 0,
+	SG_JSCAN_SYNTAX = -1,     /* not well-formed JSON (as far as the scanner looks) */
+	SG_JSCAN_NOT_OBJECT = -2, /* the text is JSON but not an object */
+	SG_JSCAN_NO_ARRAY = -3,   /* the object has no member `key` that is an array */
+};
+
+/* Calls fn(arg, text, len, index) for each element of the array under the top-level member
+ * `key` (spelled without escapes) of the object in text[0..len), in order. Returns an
+ * enum sg_jscan, or the first non-zero value fn returns (it stops the scan). Deeper than
+ * SG_JSCAN_MAX_DEPTH is a syntax error. */
+#define SG_JSCAN_MAX_DEPTH 1024
+int sg_json_scan_array(const char *text, size_t len, const char *key,
+                       int (*fn)(void *arg, const char *el, size_t ellen, size_t index), void *arg);
+
+#endif
