@@ -275,12 +275,17 @@ static void finish_events(struct sg_call *call, struct as_state *st)
 
 static void send_checked(struct sg_call *call, struct as_state *st);
 
+static int add_item(void *arg, json_t *session)
+{
+	return sg_call_add_item(arg, session);
+}
+
 /* Translates every listing once nothing is pending: the list ends here. */
 static void finish_list(struct sg_call *call, struct as_state *st)
 {
 	struct sg_as_ctx ctx;
 	struct sg_error err = {0};
-	json_t *out, *listing;
+	json_t *listing;
 	size_t i;
 
 	if (sg_call_pending(call) > 0 || !st->agents_done ||
@@ -308,25 +313,33 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	default:
 		break;
 	}
-	out = json_array();
-	if (!out) {
-		sg_call_fail(call, 500, "api_error", "out of memory");
-		return;
-	}
+	/* each session goes to the core as soon as it is translated (a held listing when the
+	 * core asked for one): a large listing never sits whole as JSON trees */
 	json_array_foreach(st->listings, i, listing) {
 		const json_t *body = json_array_get(listing, 1);
+		json_t *one = NULL, *s;
+		size_t k;
+		int rc;
 
-		if (json_is_string(body)
-		        ? sg_as_listing_text_to_cma(json_string_value(body),
-		                                    json_string_length(body), st->agents_index,
-		                                    &ctx, out, &err)
-		        : sg_as_listing_to_cma(body, st->agents_index, &ctx, out, &err)) {
-			json_decref(out);
-			sg_call_fail_with(call, &err);
+		if (json_is_string(body)) {
+			rc = sg_as_listing_text_each(json_string_value(body),
+			                             json_string_length(body), st->agents_index,
+			                             &ctx, add_item, call, &err);
+		} else {
+			one = json_array();
+			rc = !one || sg_as_listing_to_cma(body, st->agents_index, &ctx, one, &err);
+			json_array_foreach(one, k, s)
+				if (!rc && sg_call_add_item(call, json_incref(s)))
+					rc = -1;
+			json_decref(one);
+		}
+		if (rc) {
+			if (!sg_call_ended(call))
+				sg_call_fail_with(call, &err);
 			return;
 		}
 	}
-	sg_call_items(call, out);
+	sg_call_items_added(call);
 }
 
 static void on_listing(struct sg_call *call, const struct sg_fetch_res *res, void *arg);

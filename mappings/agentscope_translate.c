@@ -596,7 +596,8 @@ fail:
 struct text_listing {
 	const json_t *agents_index;
 	const struct sg_as_ctx *ctx;
-	json_t *out;
+	int (*emit)(void *arg, json_t *session);
+	void *arg;
 	struct sg_error *err;
 };
 
@@ -626,24 +627,18 @@ static int text_element(void *arg, const char *el, size_t len, size_t i)
 	json_decref(view);
 	if (!s)
 		return 1;
-	if (json_array_append_new(tl->out, s)) {
-		sg_err_oom(tl->err, tl->ctx->backend);
-		return 1;
-	}
-	return 0;
+	return tl->emit(tl->arg, s) ? 1 : 0;
 }
 
-int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents_index,
-                              const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err)
+int sg_as_listing_text_each(const char *text, size_t len, const json_t *agents_index,
+                            const struct sg_as_ctx *ctx, int (*emit)(void *arg, json_t *session),
+                            void *arg, struct sg_error *err)
 {
-	struct text_listing tl = {agents_index, ctx, out, err};
-	size_t base = json_array_size(out);
+	struct text_listing tl = {agents_index, ctx, emit, arg, err};
 	int rc;
 
 	if (check_ctx(ctx, err))
 		return -1;
-	if (!json_is_array(out))
-		return sg_err_internal(err, "agentscope listing translation needs an output array");
 	rc = sg_json_scan_array(text, len, "sessions", text_element, &tl);
 	if (rc == SG_JSCAN_OK)
 		return 0;
@@ -656,6 +651,25 @@ int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents
 	} else if (rc == SG_JSCAN_NO_ARRAY) {
 		bad(err, ctx, "", "session listing has no 'sessions' array");
 	}
+	return -1;
+}
+
+static int append_to(void *arg, json_t *session)
+{
+	return json_array_append_new(arg, session);
+}
+
+int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents_index,
+                              const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err)
+{
+	size_t base = json_array_size(out);
+
+	if (!json_is_array(out))
+		return sg_err_internal(err, "agentscope listing translation needs an output array");
+	if (sg_as_listing_text_each(text, len, agents_index, ctx, append_to, out, err) == 0)
+		return 0;
+	if (!err->status)
+		sg_err_oom(err, ctx->backend); /* append_to refused */
 	/* whole or nothing */
 	while (json_array_size(out) > base)
 		json_array_remove(out, json_array_size(out) - 1);

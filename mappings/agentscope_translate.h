@@ -53,6 +53,12 @@ int sg_as_listing_to_cma(const json_t *listing, const json_t *agents_index,
  * "answered something that is not JSON". */
 int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents_index,
                               const struct sg_as_ctx *ctx, json_t *out, struct sg_error *err);
+/* The same handing each north Session (new) to emit(arg, session) as soon as it is made; a
+ * non-zero return stops the translation, which then returns -1 (err untouched: the emitter
+ * knows why). On any failure what was emitted is to be thrown away. */
+int sg_as_listing_text_each(const char *text, size_t len, const json_t *agents_index,
+                            const struct sg_as_ctx *ctx, int (*emit)(void *arg, json_t *session),
+                            void *arg, struct sg_error *err);
 
 /* ---- agents ------------------------------------------------------------------------------ */
 

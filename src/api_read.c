@@ -165,7 +165,11 @@ static int held_build(struct rd *st, struct part *p, char kind, struct sg_error 
 {
 	char key[SG_CACHE_KEY_MAX + 1];
 
-	p->held = sg_held_new(part_items(p), kind == 'E' ? SG_HELD_EVENTS : SG_HELD_SESSIONS, err);
+	struct sg_held *made = p->call ? sg_call_result_held(p->call) : NULL;
+
+	p->held =
+	    made ? sg_held_retain(made)
+	         : sg_held_new(part_items(p), kind == 'E' ? SG_HELD_EVENTS : SG_HELD_SESSIONS, err);
 	if (!p->held)
 		return -1;
 	if (p->be->fresh_ms > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 &&
@@ -515,6 +519,9 @@ static void start_sessions(struct rd *st)
 			}
 			st->parts[i].call = c;
 			sg_call_set_session_query(c, &st->sq);
+			/* straight into a held listing, rendered as it comes when it will be held
+			 */
+			sg_call_collect_held(c, SG_HELD_SESSIONS, rt->backend->fresh_ms > 0);
 			sg_call_start(c);
 		} else {
 			struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,

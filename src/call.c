@@ -11,6 +11,7 @@
 #include "berror.h"
 #include "cache.h"
 #include "config.h"
+#include "held.h"
 #include "log.h"
 #include "timeutil.h"
 #include "mapping.h"
@@ -66,6 +67,8 @@ struct sg_call {
 	unsigned npending, nstarted;
 	int ended;
 	json_t *items;
+	json_t *added;        /* sg_call_add_item without a held listing */
+	struct sg_held *held; /* sg_call_collect_held: the items go here */
 	json_t *object;
 	char *page_in; /* native paging: backend cursor to start from */
 	const json_t *carry_in;
@@ -251,6 +254,62 @@ void sg_call_items(struct sg_call *c, json_t *items)
 	}
 	c->items = items;
 	end_call(c);
+}
+
+int sg_call_collect_held(struct sg_call *c, enum sg_held_kind kind, int seal)
+{
+	if (c->held || c->added)
+		return -1;
+	c->held = sg_held_begin(kind, seal);
+	return c->held ? 0 : -1;
+}
+
+int sg_call_add_item(struct sg_call *c, json_t *item)
+{
+	struct sg_error e = {0};
+
+	if (c->ended) {
+		json_decref(item);
+		return -1;
+	}
+	if (c->held) {
+		if (sg_held_add(c->held, item, &e) == 0)
+			return 0;
+		sg_call_fail_with(c, &e);
+		return -1;
+	}
+	if (!c->added)
+		c->added = json_array();
+	if (!c->added || json_array_append_new(c->added, item)) {
+		sg_call_fail(c, 500, "api_error", "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+void sg_call_items_added(struct sg_call *c)
+{
+	struct sg_error e = {0};
+	json_t *items;
+
+	if (c->ended)
+		return;
+	if (c->held) {
+		if (sg_held_end(c->held, &e)) {
+			sg_call_fail_with(c, &e);
+			return;
+		}
+		end_call(c);
+		return;
+	}
+	items = c->added ? c->added : json_array();
+	c->added = NULL;
+	sg_call_items(c, items);
+}
+
+struct sg_held *sg_call_result_held(const struct sg_call *c)
+{
+	return c->ended && !c->err.status ? c->held : NULL;
 }
 
 void sg_call_object(struct sg_call *c, json_t *obj)
@@ -945,6 +1004,8 @@ void sg_call_free(struct sg_call *c)
 		c->state_free(c->state);
 	event_free(c->done_ev);
 	json_decref(c->items);
+	json_decref(c->added);
+	sg_held_release(c->held);
 	json_decref(c->object);
 	json_decref(c->carry_out);
 	free(c->page_in);

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "held.h"
 #include "idcodec.h"
 #include "query.h"
 #include "upstream.h"
@@ -158,6 +159,18 @@ int sg_call_answer_ok(struct sg_call *call, const struct sg_fetch_res *res);
 
 /* Ends the call with its result: `items` (stolen) is an array of north objects. */
 void sg_call_items(struct sg_call *call, json_t *items);
+/* Items one at a time, for a module that translates a large listing piece by piece: add each
+ * north object (stolen) in order, then end the call with sg_call_items_added. When the core
+ * asked for a held listing (sg_call_collect_held, before the call starts), each item goes
+ * straight into it (rendered at once with seal) and never sits in a JSON array; otherwise the
+ * result is the array, as for sg_call_items. add returns 0, or -1 after failing the call (the
+ * module must stop). */
+int sg_call_add_item(struct sg_call *call, json_t *item);
+void sg_call_items_added(struct sg_call *call);
+int sg_call_collect_held(struct sg_call *call, enum sg_held_kind kind, int seal);
+/* After done: the held listing the items went to, or NULL (none asked for, none made, or
+ * the call failed). */
+struct sg_held *sg_call_result_held(const struct sg_call *call);
 /* Ends the call with one north object (stolen; NULL for a stream that ended cleanly). */
 void sg_call_object(struct sg_call *call, json_t *obj);
 /* A stream call's next north event (borrowed): handed to the core's sink at once. Returns 0,

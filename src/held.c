@@ -12,8 +12,9 @@ struct sg_held {
 	atomic_int refs; /* sealed listings are shared by the workers (api_read.c) */
 	enum sg_held_kind kind;
 	int sealed;
+	int seal_as_added;
 	uint64_t uid;
-	size_t n;
+	size_t n, cap;
 	size_t bytes; /* of everything but unrendered objects */
 	struct sg_held_item *v;
 	size_t *pos_of_seq; /* events */
@@ -82,49 +83,6 @@ static int cmp_events(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
-struct sg_held *sg_held_new(const json_t *items, enum sg_held_kind kind, struct sg_error *err)
-{
-	size_t n = json_array_size(items);
-	struct sg_held *h = calloc(1, sizeof(*h));
-
-	if (!h || !(h->v = calloc(n ? n : 1, sizeof(*h->v))) ||
-	    (kind == SG_HELD_EVENTS && !(h->pos_of_seq = calloc(n ? n : 1, sizeof(size_t))))) {
-		if (h)
-			free(h->v);
-		free(h);
-		sg_err_internal(err, "out of memory");
-		return NULL;
-	}
-	atomic_init(&h->refs, 1);
-	h->kind = kind;
-	h->uid = atomic_fetch_add(&next_uid, 1);
-	for (size_t i = 0; i < n; i++) {
-		json_t *o = json_array_get(items, i);
-
-		if (sg_held_keys(o, kind, &h->v[i])) {
-			h->n = i;
-			sg_held_release(h);
-			if (kind == SG_HELD_EVENTS)
-				sg_err_internal(err,
-				                "an event without a readable type or processed_at");
-			else
-				sg_err_internal(err,
-				                "a session without a readable id or created_at");
-			return NULL;
-		}
-		h->v[i].seq = i;
-		h->v[i].obj = json_incref(o);
-		h->n = i + 1;
-	}
-	qsort(h->v, n, sizeof(*h->v), kind == SG_HELD_EVENTS ? cmp_events : cmp_sessions);
-	if (h->pos_of_seq)
-		for (size_t i = 0; i < n; i++)
-			h->pos_of_seq[h->v[i].seq] = i;
-	h->bytes = chunk(sizeof(*h)) + chunk(n * sizeof(*h->v)) +
-	           (h->pos_of_seq ? chunk(n * sizeof(size_t)) : 0);
-	return h;
-}
-
 static int render(const struct sg_held *hc, struct sg_held_item *it)
 {
 	struct sg_held *h = (struct sg_held *)hc;
@@ -162,42 +120,133 @@ static const char *keep(char *block, size_t *at, const char *s)
 	return out;
 }
 
+/* Renders the item and moves the filters' strings into the rendering's block, after its NUL;
+ * the object goes. -1 when out of memory (the item is left as it was). */
+static int seal_item(struct sg_held *h, struct sg_held_item *it)
+{
+	size_t need, at, before;
+	char *block;
+
+	if (!it->obj)
+		return 0;
+	if (render(h, it))
+		return -1;
+	at = it->len + 1;
+	need = at + (it->id ? strlen(it->id) + 1 : 0) +
+	       (it->agent_id ? strlen(it->agent_id) + 1 : 0) +
+	       (it->deployment_id ? strlen(it->deployment_id) + 1 : 0) +
+	       (it->type ? strlen(it->type) + 1 : 0);
+	block = realloc(it->text, need);
+	if (!block)
+		return -1;
+	before = chunk(it->len + 1);
+	it->text = block;
+	it->id = keep(block, &at, it->id);
+	it->agent_id = keep(block, &at, it->agent_id);
+	it->deployment_id = keep(block, &at, it->deployment_id);
+	it->type = keep(block, &at, it->type);
+	h->bytes += chunk(need) - before;
+	if (it->resources) {
+		json_incref(it->resources);
+		h->bytes += sg_cache_value_bytes(it->resources);
+	}
+	json_decref(it->obj);
+	it->obj = NULL;
+	return 0;
+}
+
 int sg_held_seal(struct sg_held *h)
 {
 	if (h->sealed)
 		return 0;
-	for (size_t i = 0; i < h->n; i++) {
-		struct sg_held_item *it = &h->v[i];
-		size_t need, at, before;
-		char *block;
-
-		if (render(h, it))
+	for (size_t i = 0; i < h->n; i++)
+		if (seal_item(h, &h->v[i]))
 			return -1;
-		/* the filters' strings move into the rendering's block, after its NUL */
-		at = it->len + 1;
-		need = at + (it->id ? strlen(it->id) + 1 : 0) +
-		       (it->agent_id ? strlen(it->agent_id) + 1 : 0) +
-		       (it->deployment_id ? strlen(it->deployment_id) + 1 : 0) +
-		       (it->type ? strlen(it->type) + 1 : 0);
-		block = realloc(it->text, need);
-		if (!block)
-			return -1;
-		before = chunk(it->len + 1);
-		it->text = block;
-		it->id = keep(block, &at, it->id);
-		it->agent_id = keep(block, &at, it->agent_id);
-		it->deployment_id = keep(block, &at, it->deployment_id);
-		it->type = keep(block, &at, it->type);
-		h->bytes += chunk(need) - before;
-		if (it->resources) {
-			json_incref(it->resources);
-			h->bytes += sg_cache_value_bytes(it->resources);
-		}
-		json_decref(it->obj);
-		it->obj = NULL;
-	}
 	h->sealed = 1;
 	return 0;
+}
+
+struct sg_held *sg_held_begin(enum sg_held_kind kind, int seal)
+{
+	struct sg_held *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	atomic_init(&h->refs, 1);
+	h->kind = kind;
+	h->seal_as_added = seal;
+	h->uid = atomic_fetch_add(&next_uid, 1);
+	return h;
+}
+
+int sg_held_add(struct sg_held *h, json_t *obj, struct sg_error *err)
+{
+	struct sg_held_item *it;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct sg_held_item *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v) {
+			json_decref(obj);
+			return sg_err_internal(err, "out of memory");
+		}
+		h->v = v;
+		h->cap = cap;
+	}
+	it = &h->v[h->n];
+	if (sg_held_keys(obj, h->kind, it)) {
+		json_decref(obj);
+		return sg_err_internal(err, h->kind == SG_HELD_EVENTS
+		                                ? "an event without a readable type or processed_at"
+		                                : "a session without a readable id or created_at");
+	}
+	it->seq = h->n;
+	it->obj = obj;
+	h->n++;
+	if (h->seal_as_added && seal_item(h, it))
+		return sg_err_internal(err, "out of memory");
+	return 0;
+}
+
+int sg_held_end(struct sg_held *h, struct sg_error *err)
+{
+	size_t n = h->n;
+
+	qsort(h->v, n, sizeof(*h->v), h->kind == SG_HELD_EVENTS ? cmp_events : cmp_sessions);
+	if (h->kind == SG_HELD_EVENTS) {
+		h->pos_of_seq = calloc(n ? n : 1, sizeof(size_t));
+		if (!h->pos_of_seq)
+			return sg_err_internal(err, "out of memory");
+		for (size_t i = 0; i < n; i++)
+			h->pos_of_seq[h->v[i].seq] = i;
+	}
+	h->bytes += chunk(sizeof(*h)) + chunk(h->cap * sizeof(*h->v)) +
+	            (h->pos_of_seq ? chunk(n * sizeof(size_t)) : 0);
+	h->sealed = h->seal_as_added;
+	return 0;
+}
+
+struct sg_held *sg_held_new(const json_t *items, enum sg_held_kind kind, struct sg_error *err)
+{
+	struct sg_held *h = sg_held_begin(kind, 0);
+	json_t *o;
+	size_t i;
+
+	if (!h) {
+		sg_err_internal(err, "out of memory");
+		return NULL;
+	}
+	json_array_foreach(items, i, o)
+		if (sg_held_add(h, json_incref(o), err)) {
+			sg_held_release(h);
+			return NULL;
+		}
+	if (sg_held_end(h, err)) {
+		sg_held_release(h);
+		return NULL;
+	}
+	return h;
 }
 
 struct sg_held *sg_held_retain(struct sg_held *h)
@@ -212,7 +261,7 @@ void sg_held_release(struct sg_held *h)
 	if (!h || atomic_fetch_sub(&h->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < h->n; i++) {
-		if (h->sealed)
+		if (!h->v[i].obj) /* sealed: it holds its resources itself */
 			json_decref(h->v[i].resources);
 		json_decref(h->v[i].obj);
 		free(h->v[i].text);

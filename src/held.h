@@ -60,6 +60,15 @@ int sg_held_keys(const json_t *obj, enum sg_held_kind kind, struct sg_held_item 
  * created_at (sessions) or type and processed_at (events), or out of memory. */
 struct sg_held *sg_held_new(const json_t *items, enum sg_held_kind kind, struct sg_error *err);
 
+/* Built one item at a time: begin, add each north object (stolen) in source order, end (which
+ * orders them). With seal, each item is rendered and its object dropped as it is added (the
+ * listing ends sealed): a large listing is never all JSON trees at once. add and end return
+ * 0, or -1 with err (500: an item without its keys, or out of memory); after a failure only
+ * sg_held_release is allowed. */
+struct sg_held *sg_held_begin(enum sg_held_kind kind, int seal);
+int sg_held_add(struct sg_held *h, json_t *obj, struct sg_error *err);
+int sg_held_end(struct sg_held *h, struct sg_error *err);
+
 /* Renders every item and drops the JSON objects. -1 when out of memory (the listing is still
  * usable, unsealed). */
 int sg_held_seal(struct sg_held *h);
