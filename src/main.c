@@ -10,6 +10,7 @@
 #include <event2/thread.h>
 #include <pthread.h>
 #include <signal.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,12 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int sig;
 
+	/* glibc gives the top of a worker's heap back (madvise) once 128 KiB lie free there, and
+	 * the next answer faults the same pages in again: under load that churn cost more than
+	 * building the answers (perf). Keep up to 64 MiB of free heap per arena instead; the
+	 * cache budget, not the allocator, bounds what the process holds. */
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
 			path = argv[++i];

@@ -108,6 +108,21 @@ static void tb_add(struct tb *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+static void tb_reserve(struct tb *b, size_t n)
+{
+	char *p;
+
+	if (b->oom || n <= b->cap)
+		return;
+	p = realloc(b->p, n);
+	if (!p) {
+		b->oom = 1;
+		return;
+	}
+	b->p = p;
+	b->cap = n;
+}
+
 static void tb_str(struct tb *b, const char *s)
 {
 	tb_add(b, s, strlen(s));
@@ -385,6 +400,18 @@ char *sg_pager_sessions_text(struct sg_held *const *v, size_t n, const struct sg
 			ls[i].p = p0[i];
 		more_after = count > 0 && any_match(ls, n, asc, 1, q);
 	}
+	/* one allocation for the whole answer: the items, the cursors, the punctuation */
+	{
+		size_t need = 256 + 2 * (SG_CURSOR_MAX + 32);
+
+		for (i = 0; i < count; i++) {
+			size_t tl;
+
+			if (sg_held_text(page[i].h, page[i].it, &tl))
+				need += tl + 1;
+		}
+		tb_reserve(&b, need);
+	}
 	tb_str(&b, "{\"data\":[");
 	for (i = 0; i < count; i++) {
 		size_t tl;
@@ -519,6 +546,7 @@ char *sg_pager_events_text(const struct sg_held *h, const struct sg_event_query 
 			start = a;
 		}
 	}
+	tb_reserve(&b, 64 << 10);
 	tb_str(&b, "{\"data\":[");
 	for (j = start; j < n; j++) {
 		const struct sg_held_item *it = sg_held_at(h, desc ? hi - 1 - j : lo + j);
