@@ -7,6 +7,7 @@
  *  - with no cache budget at all nothing is held, and walks still work by keyset. */
 #include <check.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static void sleep_ms(long ms)
 	nanosleep(&d, NULL);
 }
 
-static json_t *config(int port, const char *cache)
+static json_t *config(int port, const char *cache, int workers)
 {
 	char h[65], doc[2048];
 	json_error_t je;
@@ -36,14 +37,14 @@ static json_t *config(int port, const char *cache)
 
 	h_hash_key("sk-walker", h);
 	snprintf(doc, sizeof(doc),
-	         "{\"workers\":2,\"cursor_secret\":\"snapshot-test-secret-0123456789abcdef\","
+	         "{\"workers\":%d,\"cursor_secret\":\"snapshot-test-secret-0123456789abcdef\","
 	         "\"cache\":%s,"
 	         "\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":"
 	         "\"http://127.0.0.1:%d\",\"retries\":0,\"options\":{"
 	         "\"chat_model_config\":" MODEL_CFG "}}],"
 	         "\"keys\":[{\"name\":\"walker\",\"sha256\":\"%s\",\"backends\":{\"as\":{"
 	         "\"user_id\":\"alice\"}}}]}",
-	         cache, port, h);
+	         workers, cache, port, h);
 	cfg = json_loads(doc, 0, &je);
 	ck_assert_msg(cfg != NULL, "%s", je.text);
 	return cfg;
@@ -57,10 +58,10 @@ static void setup(void)
 
 	ck_assert_int_eq(h_fake_start(&fake, args), 0);
 	snprintf(cache, sizeof(cache), "{\"walk_snapshot_ms\":%d}", SNAPSHOT_MS);
-	cfg = config(fake.port, cache);
+	cfg = config(fake.port, cache, 2);
 	ck_assert_int_eq(h_gateway_start(&gw, cfg), 0);
 	json_decref(cfg);
-	cfg = config(fake.port, "{\"max_bytes\":0}");
+	cfg = config(fake.port, "{\"max_bytes\":0}", 1); /* one worker: flights meet */
 	ck_assert_int_eq(h_gateway_start(&gw_nocache, cfg), 0);
 	json_decref(cfg);
 }
@@ -270,6 +271,56 @@ START_TEST(with_no_cache_budget_walks_go_by_keyset)
 }
 END_TEST
 
+struct bg_get {
+	int port;
+	struct h_res res;
+	int rc;
+};
+
+static void *bg_get(void *arg)
+{
+	struct bg_get *g = arg;
+
+	g->rc = h_get(g->port, "/v1/sessions?limit=5", K, &g->res);
+	return NULL;
+}
+
+/* A listing no one holds is read once per worker while the requests that need it wait for
+ * that read; when the request that reads it goes away first (its client left), a waiter
+ * reads in its place and is answered. */
+START_TEST(a_waiting_request_outlives_the_reader_it_waited_for)
+{
+	struct bg_get b = {.port = gw_nocache.port};
+	struct h_res r;
+	pthread_t th;
+	char cmd[512];
+
+	ck_assert_int_eq(
+	    h_send("POST", fake.port, "/__fake/mode?mode=slow&delay_ms=600", NULL, NULL, &r), 0);
+	h_res_free(&r);
+	listing_reads();
+	/* the first reader: its client gives up after 200 ms, long before the backend answers */
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "curl -s -m 0.2 -H 'x-api-key: sk-walker' 'http://127.0.0.1:%d/v1/sessions?limit=5' "
+	    ">/dev/null 2>&1 &",
+	    gw_nocache.port);
+	ck_assert_int_eq(system(cmd), 0);
+	sleep_ms(80);
+	ck_assert_int_eq(pthread_create(&th, NULL, bg_get, &b), 0); /* waits for that read */
+	pthread_join(th, NULL);
+	ck_assert_int_eq(b.rc, 0);
+	ck_assert_msg(b.res.status == 200, "%s", b.res.body);
+	ck_assert_uint_eq(json_array_size(json_object_get(b.res.json, "data")), 5);
+	h_res_free(&b.res);
+	/* the first read was abandoned with its client, the waiter read again: two in all */
+	ck_assert_int_le(listing_reads(), 2);
+	ck_assert_int_eq(
+	    h_send("POST", fake.port, "/__fake/mode?mode=ok&delay_ms=0", NULL, NULL, &r), 0);
+	h_res_free(&r);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snapshots");
@@ -282,6 +333,7 @@ int main(void)
 	tcase_add_test(tc, a_walk_sees_the_listing_its_first_page_read);
 	tcase_add_test(tc, a_cursor_whose_snapshot_has_gone_falls_back_to_its_position);
 	tcase_add_test(tc, with_no_cache_budget_walks_go_by_keyset);
+	tcase_add_test(tc, a_waiting_request_outlives_the_reader_it_waited_for);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
