@@ -46,6 +46,7 @@ struct rd {
 	struct flight *flight;        /* the flight this request leads */
 	struct flight *waiting;       /* the flight this request waits for */
 	struct rd *wnext;             /* the next waiter of that flight */
+	json_t *object;               /* retrieve: the session to answer */
 };
 
 static void flight_leave(struct rd *st);
@@ -58,6 +59,7 @@ static void rd_free(void *p)
 	sg_session_query_clear(&st->sq);
 	sg_event_query_clear(&st->eq);
 	sg_pager_session_pos_clear(&st->pos);
+	json_decref(st->object);
 	free(st->sid);
 	for (size_t i = 0; st->parts && i < st->nparts; i++)
 		sg_held_release(st->parts[i].held);
@@ -139,10 +141,10 @@ static int wants_fresh(const struct rd *st)
 }
 
 /* The cache key of a part's listing: "S" (sessions, with the agent filter the module applies)
- * or "E" (a session's events). -1 when it does not fit. */
+ * or "E" (a session's events); "G" (a retrieve) names only flights. -1 when it does not fit. */
 static int held_key(const struct rd *st, const struct part *p, char kind, char *out, size_t len)
 {
-	const char *what = kind == 'E' ? st->sid : st->sq.agent_id;
+	const char *what = kind == 'S' ? st->sq.agent_id : st->sid;
 	int n = snprintf(out, len, "held\x1f%c\x1f%s\x1f%s\x1f%s\x1f%lu", kind, p->be->name,
 	                 sg_req_key(st->r)->name, what ? what : "", p->gen);
 
@@ -252,7 +254,8 @@ static int reply_from_snapshot(struct rd *st)
  * request on the worker to need it reads it (it leads a flight under the listing's cache key)
  * and the requests that need the same listing meanwhile wait for it instead of reading and
  * translating it once each: when it lands they are answered from the same held listing, or
- * with the same error. A waiter still has its own deadline; a leader that goes away before
+ * with the same error. Retrieves of one session fly the same way (the answer is the one
+ * translated session, shared). A waiter still has its own deadline; a leader that goes away before
  * its read lands hands the flight to its first waiter, which reads again. Flights are per
  * worker (thread-local, and the worker's host is part of the match): a waiter is answered on
  * its own loop. */
@@ -323,7 +326,10 @@ static void flight_land(struct rd *st, const struct sg_error *err)
 		if (err) {
 			sg_req_error(w->r, err);
 		} else {
-			w->parts[0].held = sg_held_retain(st->parts[0].held);
+			if (st->object)
+				w->object = json_incref(st->object);
+			else
+				w->parts[0].held = sg_held_retain(st->parts[0].held);
 			w->merged(w);
 		}
 	}
@@ -588,19 +594,45 @@ void sg_api_list_sessions(struct sg_req *r)
 		start_sessions(st);
 }
 
+static void get_merged(struct rd *st)
+{
+	sg_req_reply(st->r, 200, json_incref(st->object));
+}
+
 static void on_get_done(struct sg_call *c, void *arg)
 {
-	struct sg_req *r = arg;
+	struct rd *st = sg_req_state(arg);
 	const struct sg_error *ce = sg_call_error(c);
 	json_t *s = sg_call_result_object(c);
+	struct sg_error e;
 
-	if (ce)
-		sg_req_error(r, ce);
-	else if (!json_is_object(s))
-		sg_req_fail(r, 500, "api_error", "backend '%s' returned no session",
-		            sg_call_backend(c)->name);
-	else
-		sg_req_reply(r, 200, json_incref(s));
+	if (!ce && !json_is_object(s)) {
+		sg_error_set(&e, 500, "api_error", "backend '%s' returned no session",
+		             sg_call_backend(c)->name);
+		ce = &e;
+	}
+	if (ce) {
+		flight_land(st, ce);
+		sg_req_error(st->r, ce);
+		return;
+	}
+	st->object = json_incref(s);
+	flight_land(st, NULL);
+	get_merged(st);
+}
+
+/* Reads the session (a flight's leader). */
+static void start_get(struct rd *st)
+{
+	struct sg_call *c = sg_req_call(st->r, SG_CALL_GET_SESSION, st->route, on_get_done);
+
+	if (!c) {
+		sg_req_fail(st->r, 500, "api_error", "out of memory");
+		return;
+	}
+	st->parts[0].call = c;
+	sg_call_set_pubid(c, &st->id);
+	sg_call_start(c);
 }
 
 int sg_api_session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_route **rt)
@@ -615,19 +647,24 @@ int sg_api_session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_
 
 void sg_api_get_session(struct sg_req *r)
 {
-	struct sg_pubid id;
 	const struct sg_route *rt;
-	struct sg_call *c;
+	struct rd *st = rd_new(r, 1);
 
-	if (sg_api_session_route(r, &id, &rt))
+	if (!st || sg_api_session_route(r, &st->id, &rt))
 		return;
-	c = sg_req_call(r, SG_CALL_GET_SESSION, rt, on_get_done);
-	if (!c) {
+	st->sid = strdup(sg_req_param(r));
+	if (!st->sid) {
 		sg_req_fail(r, 500, "api_error", "out of memory");
 		return;
 	}
-	sg_call_set_pubid(c, &id);
-	sg_call_start(c);
+	/* identical retrieves on a worker share one read (flights, above) */
+	st->route = rt;
+	st->parts[0].be = rt->backend;
+	st->parts[0].gen = atomic_load(&rt->backend->write_gen);
+	st->merged = get_merged;
+	st->start = start_get;
+	if (!flight_join(st, 'G'))
+		start_get(st);
 }
 
 static void reply_events(struct rd *st, const struct sg_held *h)
