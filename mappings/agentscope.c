@@ -157,8 +157,8 @@ static const json_t *find_view(struct sg_call *call, struct as_state *st)
 {
 	const json_t *sessions = json_object_get(json_array_get(st->listings, 0), "sessions");
 	struct sg_error err = {0};
+	size_t i, unreadable = 0, first_bad = 0;
 	json_t *view;
-	size_t i;
 
 	if (!json_is_array(sessions)) {
 		sg_err_bad_gateway(&err, "backend '%s': the session listing has the wrong shape",
@@ -170,13 +170,25 @@ static const json_t *find_view(struct sg_call *call, struct as_state *st)
 		const char *sid = json_string_value(json_object_get(rec, "id"));
 		const char *aid = json_string_value(json_object_get(rec, "agent_id"));
 
-		if (sid && aid && strcmp(sid, st->session_id) == 0 &&
-		    strcmp(aid, st->agent_id) == 0)
+		if (!sid || !aid) {
+			if (unreadable++ == 0)
+				first_bad = i;
+			continue;
+		}
+		if (strcmp(sid, st->session_id) == 0 && strcmp(aid, st->agent_id) == 0)
 			return view;
 	}
 	if (st->applied)
 		sg_err_bad_gateway(&err, "backend '%s' does not list the session",
 		                   sg_call_backend(call)->name);
+	else if (unreadable)
+		/* the session may be the record that cannot be read: not "not found", which a
+		 * client could take for deleted */
+		sg_err_bad_gateway(
+		    &err,
+		    "backend '%s' sent %zu session record(s) the gateway cannot read "
+		    "(sessions[%zu] first); the session may be one of them",
+		    sg_call_backend(call)->name, unreadable, first_bad);
 	else
 		sg_err_not_found(&err, "session not found");
 fail:

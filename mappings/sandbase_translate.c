@@ -1316,19 +1316,23 @@ static int one_event(struct run *r, const json_t *e, size_t i)
 		return -1;
 	t = find_type(json_string_value(tv));
 	spans = in > 0 || outk > 0;
-	/* a span starts duration_ms before processed_at; that must still be a time */
-	if (spans && dur > (at - SB_TIME_MIN_US) / 1000)
-		return bad_ev(r, "duration_ms reaches back before the year 1");
-	/* SandBase writes whole seconds, so processed_at - duration_ms can land before the event
-	 * emitted last; north lists oldest first, so the start is held at that time (a shorter
-	 * span, never a reordered list), and never after its own end. */
-	start = at - dur * 1000;
-	if (r->has_last && start < r->last_at)
-		start = r->last_at;
-	if (start > at)
-		start = at;
-	if (spans && span(r, idv, 0, start, 0, 0, 0))
-		return -1;
+	/* a span starts duration_ms before processed_at; that must still be a time. Checked
+	 * before any arithmetic (dur * 1000 overflows for a duration near 9.3e15), and only an
+	 * event with a span uses it. */
+	if (spans) {
+		if (dur > (at - SB_TIME_MIN_US) / 1000)
+			return bad_ev(r, "duration_ms reaches back before the year 1");
+		/* SandBase writes whole seconds, so processed_at - duration_ms can land before the
+		 * event emitted last; north lists oldest first, so the start is held at that time
+		 * (a shorter span, never a reordered list), and never after its own end. */
+		start = at - dur * 1000;
+		if (r->has_last && start < r->last_at)
+			start = r->last_at;
+		if (start > at)
+			start = at;
+		if (span(r, idv, 0, start, 0, 0, 0))
+			return -1;
+	}
 	if (t) {
 		ev = new_event(r, t->type, idv, NULL, at);
 		if (!ev)

@@ -126,6 +126,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP); /* blocked and waited for: it must not kill (no reload yet) */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -144,8 +145,14 @@ int main(int argc, char **argv)
 	}
 	sg_info("sessiongate %s listening on %s:%d with %d worker(s)", PACKAGE_VERSION,
 	        cfg->listen_host, sg_server_port(srv), cfg->workers);
-	while (sigwait(&set, &sig) != 0)
-		;
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		sg_warn("SIGHUP: configuration reload is not supported yet; still running with "
+		        "the configuration read at start");
+	}
 	sg_info("signal %d: no longer accepting; finishing in-flight requests (grace %ld ms)", sig,
 	        cfg->shutdown_grace_ms);
 	sg_server_stop(srv);

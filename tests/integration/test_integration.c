@@ -494,6 +494,22 @@ START_TEST(freshness_window_and_no_cache)
 }
 END_TEST
 
+/* SIGHUP (sent by process supervisors and terminals) must not kill the gateway while reload
+ * does not exist: it is logged, and the gateway goes on serving. */
+START_TEST(sighup_does_not_kill)
+{
+	struct timespec d = {0, 300000000L};
+	struct h_res r;
+
+	ck_assert_int_eq(kill(gw.pid, SIGHUP), 0);
+	nanosleep(&d, NULL);
+	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=1", K_ALICE, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+}
+END_TEST
+
 START_TEST(bad_ids_are_404_without_backend_call)
 {
 	char path[1024], foreign[SG_ID_MAX], unknown[SG_ID_MAX];
@@ -1210,6 +1226,7 @@ int main(void)
 	tcase_add_test(tc, client_identity_header_never_forwarded);
 	tcase_add_test(tc, freshness_window_and_no_cache);
 	tcase_add_test(tc, bad_ids_are_404_without_backend_call);
+	tcase_add_test(tc, sighup_does_not_kill);
 	tcase_add_test(tc, bad_query_values_are_400_naming_the_parameter);
 	tcase_add_test(tc, cursor_bound_to_key_and_filters);
 	tcase_add_test(tc, routes_and_methods);

@@ -1413,6 +1413,35 @@ START_TEST(test_flow_create_refused)
 }
 END_TEST
 
+/* A retrieve of a session the listing does not show is a 404, unless a record of the listing
+ * could not be read: the session may be that record, so it is a 502, never "not found" (a
+ * client could take it for deleted). */
+START_TEST(test_flow_get_unreadable_record)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid other = sg_flow_id("as1", "agent1", "s9");
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	char broken[2400];
+
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "idle", "Fine"));
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &other, NULL, -1);
+	expect_flow_error(f, 404, "session not found");
+	/* the listing's second record has no readable session id */
+	snprintf(broken, sizeof(broken), "%s", as_listing("s1", "idle", "Fine"));
+	snprintf(strstr(broken, "], \"total\""), 200,
+	         ", {\"session\": {\"id\": 42, \"agent_id\": \"agent1\"}}], \"total\": 2}");
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, broken);
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &other, NULL, -1);
+	expect_flow_error(f, 502, "cannot read (sessions[1] first)");
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1); /* the readable one still is */
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	sg_flow_free(f);
+}
+END_TEST
+
 START_TEST(test_flow_update)
 {
 	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
@@ -1751,6 +1780,7 @@ static Suite *agentscope_suite(void)
 	tcase_add_test(flows, test_flow_create_then_failures);
 	tcase_add_test(flows, test_flow_create_refused);
 	tcase_add_test(flows, test_flow_update);
+	tcase_add_test(flows, test_flow_get_unreadable_record);
 	tcase_add_test(flows, test_flow_archive_delete);
 	tcase_add_test(flows, test_flow_send_message);
 	tcase_add_test(flows, test_flow_send_interrupt);
