@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -800,17 +801,65 @@ static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
 	return r;
 }
 
+/* How the request's body is framed, checked before anything else (RFC 9112 §6.3): libevent
+ * 2.1 accepts a duplicated Content-Length (it takes the last), a Transfer-Encoding it does not
+ * implement, or both framings at once; behind a front proxy that frames the same bytes
+ * otherwise, that is request smuggling. NULL when the framing is sound, else why not. */
+static const char *bad_framing(struct evhttp_request *ev, const char *method)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(ev);
+	struct evkeyval *kv;
+	int ncl = 0, nte = 0, body = 0;
+
+	for (kv = in->tqh_first; kv; kv = kv->next.tqe_next) {
+		const char *k = kv->key;
+
+		if (!*k || strpbrk(k, " \t\r\n\v\f"))
+			return "a header name is empty or holds whitespace";
+		if (strcasecmp(k, "Content-Length") == 0) {
+			const char *v = kv->value;
+
+			if (++ncl > 1)
+				return "Content-Length is given more than once";
+			if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 15)
+				return "Content-Length is not a number";
+			body = body || strspn(v, "0") != strlen(v);
+		} else if (strcasecmp(k, "Transfer-Encoding") == 0) {
+			if (++nte > 1 || strcasecmp(kv->value, "chunked") != 0)
+				return "Transfer-Encoding other than a single 'chunked' is not "
+				       "supported";
+			body = 1;
+		}
+	}
+	if (ncl && nte)
+		return "both Content-Length and Transfer-Encoding are given";
+	if (body && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+	             strcmp(method, "DELETE") == 0 || strcmp(method, "OPTIONS") == 0 ||
+	             strcmp(method, "TRACE") == 0))
+		return "this method takes no body";
+	return NULL;
+}
+
 void sg_req_handle(struct evhttp_request *ev, void *arg)
 {
 	struct sg_req_host *h = arg;
 	const struct sg_config *cfg = h->cfg;
 	struct sg_req *r = req_new(h, ev);
 	struct sg_route_match m;
-	const char *xkey, *authz;
+	const char *xkey, *authz, *framing;
 	struct timeval tv;
 
 	if (!r) {
 		evhttp_send_error(ev, 503, "out of memory");
+		return;
+	}
+	framing = bad_framing(ev, r->method);
+	if (framing) {
+		/* answered, and the connection closed: nothing after these bytes is read as a
+		 * request of its own */
+		evhttp_add_header(evhttp_request_get_output_headers(ev), "Connection", "close");
+		sg_req_fail(r, 400, "invalid_request_error", "malformed request framing: %s",
+		            framing);
 		return;
 	}
 	if (sg_routes_match_in(h->routes ? h->routes : sg_routes, r->method, r->path, &m) != 0) {

@@ -2,12 +2,16 @@
  * loopback ports: listing, filters, pagination walks over tied timestamps, retrieve, auth,
  * identity, ids, bad input, and failing backends (down / slow / garbage) while other
  * clients are served. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -491,6 +495,112 @@ START_TEST(freshness_window_and_no_cache)
 	ck_assert_int_eq(r.status, 200);
 	h_res_free(&r);
 	ck_assert_uint_ge(backend_calls(), 4);
+}
+END_TEST
+
+/* Sends raw bytes on a new connection and reads for up to ms (or until the gateway closes).
+ * Returns what was read (NUL-terminated in buf); *closed is 1 when the gateway closed. */
+static size_t raw_exchange(int port, const char *bytes, int ms, char *buf, size_t cap, int *closed)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	size_t len = 0;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	*closed = 0;
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(write(fd, bytes, strlen(bytes)), (ssize_t)strlen(bytes));
+	for (int waited = 0; waited < ms;) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t n;
+
+		if (poll(&p, 1, 50) <= 0) {
+			waited += 50;
+			continue;
+		}
+		n = read(fd, buf + len, cap - 1 - len);
+		if (n <= 0) {
+			*closed = 1;
+			break;
+		}
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	return len;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* Request smuggling (RFC 9112 §6.3): every request whose body framing a front proxy could read
+ * otherwise gets one 400 and the connection closed, so no bytes after it are ever answered as
+ * a request of their own. Sound framings still work, pipelined requests included. */
+START_TEST(ambiguous_framing_is_400_and_closes)
+{
+	static const char *const probes[][2] = {
+	    {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 27\r\n\r\n"
+	     "GET /healthz HTTP/1.1\r\nX: y\r\n\r\n",
+	     "more than once"},
+	    {"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n"
+	     "hello",
+	     "more than once"},
+	    {"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nx-api-key: sk-alice\r\nTransfer-Encoding : "
+	     "chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+	     "whitespace"},
+	    /* libevent refuses this one itself (its HTML 400), before the gateway sees it */
+	    {"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	     "Content-Length: 5\r\n\r\n0\r\n\r\n",
+	     NULL},
+	    {"GET /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
+	     "chunked\r\n\r\n0\r\n\r\n",
+	     "Transfer-Encoding"},
+	    {"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+	     NULL}, /* libevent's own 400 too */
+	    {"GET /v1/sessions HTTP/1.1\r\nHost: x\r\nx-api-key: sk-alice\r\nContent-Length: "
+	     "31\r\n\r\n"
+	     "GET /healthz HTTP/1.1\r\nX: y\r\n\r\n",
+	     "takes no body"},
+	    {"DELETE /v1/sessions/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+	     "takes no body"},
+	    {"POST /v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\nhello",
+	     "not a number"},
+	};
+	char buf[16384];
+	int closed;
+
+	for (size_t i = 0; i < sizeof(probes) / sizeof(probes[0]); i++) {
+		raw_exchange(gw.port, probes[i][0], 2000, buf, sizeof(buf), &closed);
+		ck_assert_msg(count_of(buf, "HTTP/1.1 ") == 1, "probe %zu: %s", i, buf);
+		ck_assert_msg(strstr(buf, "HTTP/1.1 400 ") &&
+		                  (!probes[i][1] || (strstr(buf, probes[i][1]) &&
+		                                     strstr(buf, "invalid_request_error"))),
+		              "probe %zu: %s", i, buf);
+		ck_assert_msg(closed, "probe %zu: the connection stayed open", i);
+	}
+	/* sound framings: a pipelined pair, a chunked body, an empty Content-Length on a GET */
+	raw_exchange(
+	    gw.port,
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+	    2000, buf, sizeof(buf), &closed);
+	ck_assert_msg(count_of(buf, "HTTP/1.1 200 ") == 2, "%s", buf);
+	raw_exchange(
+	    gw.port,
+	    "POST /v1/sessions HTTP/1.1\r\nHost: x\r\nx-api-key: sk-alice\r\nTransfer-Encoding: "
+	    "chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+	    2000, buf, sizeof(buf), &closed);
+	ck_assert_msg(count_of(buf, "HTTP/1.1 ") == 1 && strstr(buf, "HTTP/1.1 400 ") &&
+	                  !strstr(buf, "framing"),
+	              "%s", buf); /* read as a body: refused for what it says, not how it came */
 }
 END_TEST
 
@@ -1227,6 +1337,7 @@ int main(void)
 	tcase_add_test(tc, freshness_window_and_no_cache);
 	tcase_add_test(tc, bad_ids_are_404_without_backend_call);
 	tcase_add_test(tc, sighup_does_not_kill);
+	tcase_add_test(tc, ambiguous_framing_is_400_and_closes);
 	tcase_add_test(tc, bad_query_values_are_400_naming_the_parameter);
 	tcase_add_test(tc, cursor_bound_to_key_and_filters);
 	tcase_add_test(tc, routes_and_methods);
