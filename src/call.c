@@ -666,6 +666,12 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
 		sg_error_set(e, 502, "api_error", "backend '%s' answered more than %zu bytes", name,
 		             c->be->max_response_bytes);
 		return NULL;
+	case SG_FETCH_BUDGET:
+		sg_error_set(e, 503, "overloaded_error",
+		             "the gateway is holding too many backend answers at once "
+		             "(limits.max_upstream_bytes); try again");
+		e->should_retry = 1;
+		return NULL;
 	default:
 		sg_error_set(e, 502, "api_error", "backend '%s' failed: %s", name, res->errmsg);
 		e->should_retry = 1; /* a dropped connection may well not drop twice */

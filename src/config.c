@@ -241,7 +241,7 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 	be->connect_timeout_ms = 2000;
 	be->retries = 1;
 	be->max_connections = 64;
-	be->max_response_bytes = 64u << 20;
+	be->max_response_bytes = 48u << 20; /* a 10,000-session v2.0.1 listing is 40 MB */
 	v = be->timeout_ms;
 	if (get_int(cp, where, b, "timeout_ms", 1, 600000, &v))
 		return -1;
@@ -360,13 +360,11 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                      "cache",
 	                                      NULL};
 	static const char *const cache_allowed[] = {"max_bytes", "walk_snapshot_ms", NULL};
-	static const char *const limits_allowed[] = {"max_header_bytes",
-	                                             "max_body_bytes",
-	                                             "idle_timeout_s",
-	                                             "request_timeout_ms",
-	                                             "max_stream_backlog_bytes",
-	                                             "max_write_body_bytes",
-	                                             NULL};
+	static const char *const limits_allowed[] = {
+	    "max_header_bytes",         "max_body_bytes",
+	    "idle_timeout_s",           "request_timeout_ms",
+	    "max_stream_backlog_bytes", "max_write_body_bytes",
+	    "max_upstream_bytes",       NULL};
 	static const char *const log_allowed[] = {"level", "access", NULL};
 	static const char *const idem_allowed[] = {"window_ms", "max_keys", "max_bytes", NULL};
 	static const char *const streams_allowed[] = {"max_per_key",
@@ -417,6 +415,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	cfg->idle_timeout_s = 60;
 	cfg->request_timeout_ms = 30000;
 	cfg->max_stream_backlog_bytes = 1 << 20;
+	cfg->max_upstream_bytes = (size_t)96 << 20;
 	cfg->max_write_body_bytes = 256 << 10;
 	limits = json_object_get(root, "limits");
 	if (limits) {
@@ -434,6 +433,10 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		if (get_int(&cp, "limits", limits, "max_body_bytes", 0, 64 << 20, &v))
 			goto fail;
 		cfg->max_body_bytes = (size_t)v;
+		v = (long long)cfg->max_upstream_bytes;
+		if (get_int(&cp, "limits", limits, "max_upstream_bytes", 0, 1LL << 40, &v))
+			goto fail;
+		cfg->max_upstream_bytes = (size_t)v;
 		v = cfg->idle_timeout_s;
 		if (get_int(&cp, "limits", limits, "idle_timeout_s", 1, 3600, &v))
 			goto fail;

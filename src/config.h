@@ -68,6 +68,7 @@ struct sg_config {
 	long request_timeout_ms;         /* whole north request, all upstream calls included */
 	size_t max_stream_backlog_bytes; /* stream bytes a slow client may leave unread */
 	size_t max_write_body_bytes;     /* a write's JSON body; larger → 413 */
+	size_t max_upstream_bytes;       /* per worker: collected backend answers held at once */
 	long idempotency_window_ms;      /* how long an Idempotency-Key answer is kept */
 	size_t idempotency_max_keys;
 	size_t idempotency_max_bytes;

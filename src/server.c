@@ -132,6 +132,8 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	w->host.idem = srv->idem;
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
+	if (w->host.up)
+		sg_upstream_set_budget(w->host.up, cfg->max_upstream_bytes);
 	w->host.cache = sg_cache_new(SG_CACHE_WORKER_BYTES);
 	w->host.held_cache = srv->held_cache;
 	/* unlimited per host: a stream is one connection for its whole life, bounded by

@@ -46,6 +46,7 @@ struct sg_upstream {
 	size_t active;
 	struct coal *coals; /* shared GET transfers in flight */
 	unsigned long coalesced;
+	size_t held, budget; /* bytes of collected answers' buffers, and their bound */
 };
 
 /* One transfer shared by identical GETs: the handles given to its callers are waiters
@@ -72,7 +73,7 @@ struct sg_fetch {
 	void *arg;
 	char *buf; /* collected body */
 	size_t len, cap, max;
-	int too_large;
+	int too_large, over_budget;
 	int attempts, retries;
 	int idempotent;         /* GET or HEAD: may be retried */
 	int answered;           /* a header byte of the answer arrived in this attempt */
@@ -139,6 +140,7 @@ static void free_fetch(struct sg_fetch *f)
 	if (f->idle_ev)
 		event_free(f->idle_ev);
 	curl_slist_free_all(f->headers);
+	f->up->held -= f->cap;
 	free(f->buf);
 	free(f->hold);
 	free(f);
@@ -231,9 +233,16 @@ static size_t write_cb(char *data, size_t size, size_t nmemb, void *arg)
 			cap *= 2;
 		if (cap > f->max + 1)
 			cap = f->max + 1;
+		if (f->up->budget && f->up->held - f->cap + cap > f->up->budget) {
+			/* every answer this worker collects shares one bound: several huge answers
+			 * at once cannot multiply the per-answer cap */
+			f->over_budget = 1;
+			return 0;
+		}
 		p = realloc(f->buf, cap);
 		if (!p)
 			return 0;
+		f->up->held = f->up->held - f->cap + cap;
 		f->buf = p;
 		f->cap = cap;
 	}
@@ -342,8 +351,10 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *arg, void *soc
 	return 0;
 }
 
-static enum sg_fetch_fail classify(CURLcode rc, int too_large)
+static enum sg_fetch_fail classify(CURLcode rc, int too_large, int over_budget)
 {
+	if (over_budget)
+		return SG_FETCH_BUDGET;
 	if (too_large)
 		return SG_FETCH_TOO_LARGE;
 	switch (rc) {
@@ -474,6 +485,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	f->len = 0;
 	f->too_large = 0;
+	f->over_budget = 0;
 	f->answered = 0;
 	f->errbuf[0] = '\0';
 	if (curl_multi_add_handle(f->up->multi, f->easy) != CURLM_OK) {
@@ -499,7 +511,7 @@ static void check_done(struct sg_upstream *up)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
 		f->rc = msg->data.result;
-		f->fail = classify(f->rc, f->too_large);
+		f->fail = classify(f->rc, f->too_large, f->over_budget);
 		curl_multi_remove_handle(up->multi, f->easy);
 		f->in_multi = 0;
 		f->curl_paused = 0;
@@ -520,6 +532,16 @@ static void check_done(struct sg_upstream *up)
 		f->done = 1;
 		complete(f);
 	}
+}
+
+void sg_upstream_set_budget(struct sg_upstream *up, size_t bytes)
+{
+	up->budget = bytes;
+}
+
+size_t sg_upstream_held(const struct sg_upstream *up)
+{
+	return up->held;
 }
 
 struct sg_upstream *sg_upstream_new(struct event_base *base, long max_host_connections)

@@ -17,6 +17,7 @@ enum sg_fetch_fail {
 	SG_FETCH_TIMEOUT,   /* no complete answer within timeout_ms */
 	SG_FETCH_TOO_LARGE, /* body larger than max_bytes */
 	SG_FETCH_ERROR,     /* any other transport failure (reset, bad HTTP, …) */
+	SG_FETCH_BUDGET,    /* this upstream's bytes held for answers reached its budget */
 };
 
 struct sg_fetch_req {
@@ -66,6 +67,11 @@ struct sg_fetch_res {
 typedef void (*sg_fetch_cb)(const struct sg_fetch_res *res, void *arg);
 
 struct sg_upstream *sg_upstream_new(struct event_base *base, long max_host_connections);
+/* Bounds the bytes all collected answers of this upstream may hold at once (0: no bound).
+ * A fetch whose answer would take more ends with SG_FETCH_BUDGET. */
+void sg_upstream_set_budget(struct sg_upstream *up, size_t bytes);
+/* Bytes held by collected answers now. */
+size_t sg_upstream_held(const struct sg_upstream *up);
 /* Cancels every outstanding fetch (their callbacks are not called). */
 void sg_upstream_free(struct sg_upstream *up);
 

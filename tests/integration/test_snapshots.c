@@ -350,6 +350,31 @@ START_TEST(a_waiting_request_outlives_the_reader_it_waited_for)
 }
 END_TEST
 
+/* Backend answers collected at once on a worker share limits.max_upstream_bytes: one that
+ * would take more is a 503 overloaded_error the SDK may retry, and the worker goes on. */
+START_TEST(upstream_answers_share_a_byte_budget)
+{
+	json_t *cfg = config(fake.port, "{}", 1);
+	struct h_proc g;
+	struct h_res r;
+
+	json_object_set_new(cfg, "limits", json_pack("{s:i}", "max_upstream_bytes", 16384));
+	ck_assert_int_eq(h_gateway_start(&g, cfg), 0);
+	json_decref(cfg);
+	ck_assert_int_eq(h_get(g.port, "/v1/sessions?limit=5", K, &r), 0);
+	ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(r.json, "error"), "type")),
+	    "overloaded_error");
+	ck_assert_str_eq(r.should_retry, "true");
+	h_res_free(&r);
+	ck_assert_int_eq(h_get(g.port, "/healthz", NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	ck_assert_int_eq(h_stop(&g, 5000), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("snapshots");
@@ -363,6 +388,7 @@ int main(void)
 	tcase_add_test(tc, a_cursor_whose_snapshot_has_gone_falls_back_to_its_position);
 	tcase_add_test(tc, with_no_cache_budget_walks_go_by_keyset);
 	tcase_add_test(tc, a_waiting_request_outlives_the_reader_it_waited_for);
+	tcase_add_test(tc, upstream_answers_share_a_byte_budget);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
