@@ -29,7 +29,8 @@
 #include "agentscope_translate.h"
 
 #define AS_USER_MAX 256
-#define AS_MSG_PAGE 200 /* the largest page /messages allows */
+#define AS_MSG_PAGE 200   /* the largest page /messages allows */
+#define AS_LIST_SLICE 32 /* sessions translated before the loop serves others again */
 
 struct as_priv {
 	struct sg_tz *tz;
@@ -71,6 +72,11 @@ struct as_state {
 	int msgs_endpoint_missing;
 	long msg_offset;  /* v2.0.1 paging */
 	char before[256]; /* newer builds' paging */
+	/* lists: the translation under way, in slices (continue_list) */
+	struct sg_as_ctx lctx;
+	struct sg_as_listing_text lt;
+	size_t li;
+	int in_text;
 	/* the live stream: its SSE reader and translator, and the session key its ids use */
 	struct sg_as_stream *stream;
 	char skey[2 * SG_ID_FIELD_MAX + 2];
@@ -287,6 +293,8 @@ static void finish_events(struct sg_call *call, struct as_state *st)
 
 static void send_checked(struct sg_call *call, struct as_state *st);
 
+static void continue_list(struct sg_call *call);
+
 static int add_item(void *arg, json_t *session)
 {
 	return sg_call_add_item(arg, session);
@@ -296,9 +304,6 @@ static int add_item(void *arg, json_t *session)
 static void finish_list(struct sg_call *call, struct as_state *st)
 {
 	struct sg_as_ctx ctx;
-	struct sg_error err = {0};
-	json_t *listing;
-	size_t i;
 
 	if (sg_call_pending(call) > 0 || !st->agents_done ||
 	    st->next_agent < json_array_size(st->agent_ids))
@@ -325,21 +330,45 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 	default:
 		break;
 	}
-	/* each session goes to the core as soon as it is translated (a held listing when the
-	 * core asked for one): a large listing never sits whole as JSON trees */
-	json_array_foreach(st->listings, i, listing) {
-		const json_t *body = json_array_get(listing, 1);
+	st->lctx = ctx;
+	st->li = 0;
+	continue_list(call);
+}
+
+/* Translates the listings in slices of AS_LIST_SLICE sessions, the loop serving other
+ * requests between slices (a 10,000-session listing takes about a second of CPU). Each
+ * session goes to the core as soon as it is translated (into a held listing when the core
+ * asked for one): a large listing never sits whole as JSON trees. */
+static void continue_list(struct sg_call *call)
+{
+	struct as_state *st = sg_call_state(call);
+	struct sg_error err = {0};
+
+	while (st->li < json_array_size(st->listings)) {
+		const json_t *body = json_array_get(json_array_get(st->listings, st->li), 1);
 		json_t *one = NULL, *s;
 		size_t k;
 		int rc;
 
 		if (json_is_string(body)) {
-			rc = sg_as_listing_text_each(json_string_value(body),
+			if (!st->in_text &&
+			    sg_as_listing_text_begin(&st->lt, json_string_value(body),
 			                             json_string_length(body), st->agents_index,
-			                             &ctx, add_item, call, &err);
+			                             &st->lctx, &err)) {
+				sg_call_fail_with(call, &err);
+				return;
+			}
+			st->in_text = 1;
+			rc = sg_as_listing_text_step(&st->lt, AS_LIST_SLICE, add_item, call, &err);
+			if (rc == 1) {
+				sg_call_later(call, continue_list);
+				return;
+			}
+			st->in_text = 0;
 		} else {
 			one = json_array();
-			rc = !one || sg_as_listing_to_cma(body, st->agents_index, &ctx, one, &err);
+			rc = !one ||
+			     sg_as_listing_to_cma(body, st->agents_index, &st->lctx, one, &err);
 			json_array_foreach(one, k, s)
 				if (!rc && sg_call_add_item(call, json_incref(s)))
 					rc = -1;
@@ -350,6 +379,7 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 				sg_call_fail_with(call, &err);
 			return;
 		}
+		st->li++;
 	}
 	sg_call_items_added(call);
 }

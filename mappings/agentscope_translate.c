@@ -591,67 +591,92 @@ fail:
 	return -1;
 }
 
-/* The text variant: one element parsed, translated and let go at a time. A failure returns 1
- * (the scan's own codes are negative) with err set. */
-struct text_listing {
-	const json_t *agents_index;
-	const struct sg_as_ctx *ctx;
-	int (*emit)(void *arg, json_t *session);
-	void *arg;
-	struct sg_error *err;
-};
-
-static int text_element(void *arg, const char *el, size_t len, size_t i)
+/* The text variant: one element parsed, translated and let go at a time. */
+static int text_element(struct sg_as_listing_text *t, const char *el, size_t len, size_t i,
+                        int (*emit)(void *arg, json_t *session), void *arg, struct sg_error *err)
 {
-	struct text_listing *tl = arg;
 	char where[AS_WHERE_MAX], path[AS_PATH_MAX];
 	json_t *view, *s;
 	const char *aid;
 
 	if (i >= AS_MAX_SESSIONS)
-		return bad(tl->err, tl->ctx, "",
+		return bad(err, t->ctx, "",
 		           "session listing has more sessions than the limit of %d",
 		           AS_MAX_SESSIONS);
 	view = json_loadb(el, len, JSON_DECODE_ANY, NULL);
 	if (!view) {
-		sg_error_set(tl->err, 502, "api_error",
-		             "backend '%s' answered something that is not JSON", tl->ctx->backend);
-		tl->err->should_retry = 0;
-		return 1;
+		sg_error_set(err, 502, "api_error",
+		             "backend '%s' answered something that is not JSON", t->ctx->backend);
+		err->should_retry = 0;
+		return -1;
 	}
 	aid = sg_jstr(json_object_get(view, "session"), "agent_id");
 	snprintf(where, sizeof(where), "sessions[%zu]: ", i);
 	snprintf(path, sizeof(path), "sessions[%zu]", i);
-	s = translate(view, aid ? json_object_get(tl->agents_index, aid) : NULL, tl->ctx, where,
-	              path, tl->err);
+	s = translate(view, aid ? json_object_get(t->agents_index, aid) : NULL, t->ctx, where, path,
+	              err);
 	json_decref(view);
 	if (!s)
-		return 1;
-	return tl->emit(tl->arg, s) ? 1 : 0;
+		return -1;
+	return emit(arg, s) ? -1 : 0;
+}
+
+static int scan_failed(int rc, const struct sg_as_ctx *ctx, struct sg_error *err)
+{
+	if (rc == SG_JSCAN_NOT_OBJECT)
+		return bad(err, ctx, "", "session listing is not a JSON object");
+	if (rc == SG_JSCAN_NO_ARRAY)
+		return bad(err, ctx, "", "session listing has no 'sessions' array");
+	sg_error_set(err, 502, "api_error", "backend '%s' answered something that is not JSON",
+	             ctx->backend);
+	err->should_retry = 0;
+	return -1;
+}
+
+int sg_as_listing_text_begin(struct sg_as_listing_text *t, const char *text, size_t len,
+                             const json_t *agents_index, const struct sg_as_ctx *ctx,
+                             struct sg_error *err)
+{
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->agents_index = agents_index;
+	t->ctx = ctx;
+	if (check_ctx(ctx, err))
+		return -1;
+	rc = sg_jscan_begin(&t->js, text, len, "sessions");
+	return rc ? scan_failed(rc, ctx, err) : 0;
+}
+
+int sg_as_listing_text_step(struct sg_as_listing_text *t, size_t max,
+                            int (*emit)(void *arg, json_t *session), void *arg,
+                            struct sg_error *err)
+{
+	const char *el;
+	size_t len;
+
+	for (size_t n = 0; n < max; n++) {
+		int rc = sg_jscan_next(&t->js, &el, &len);
+
+		if (rc == 0)
+			return 0;
+		if (rc < 0)
+			return scan_failed(rc, t->ctx, err);
+		if (text_element(t, el, len, t->js.index - 1, emit, arg, err))
+			return -1;
+	}
+	return 1;
 }
 
 int sg_as_listing_text_each(const char *text, size_t len, const json_t *agents_index,
                             const struct sg_as_ctx *ctx, int (*emit)(void *arg, json_t *session),
                             void *arg, struct sg_error *err)
 {
-	struct text_listing tl = {agents_index, ctx, emit, arg, err};
-	int rc;
+	struct sg_as_listing_text t;
 
-	if (check_ctx(ctx, err))
+	if (sg_as_listing_text_begin(&t, text, len, agents_index, ctx, err))
 		return -1;
-	rc = sg_json_scan_array(text, len, "sessions", text_element, &tl);
-	if (rc == SG_JSCAN_OK)
-		return 0;
-	if (rc == SG_JSCAN_SYNTAX) {
-		sg_error_set(err, 502, "api_error",
-		             "backend '%s' answered something that is not JSON", ctx->backend);
-		err->should_retry = 0;
-	} else if (rc == SG_JSCAN_NOT_OBJECT) {
-		bad(err, ctx, "", "session listing is not a JSON object");
-	} else if (rc == SG_JSCAN_NO_ARRAY) {
-		bad(err, ctx, "", "session listing has no 'sessions' array");
-	}
-	return -1;
+	return sg_as_listing_text_step(&t, SIZE_MAX, emit, arg, err) ? -1 : 0;
 }
 
 static int append_to(void *arg, json_t *session)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "jsonscan.h"
 
 struct sg_tz;
 
@@ -59,6 +60,22 @@ int sg_as_listing_text_to_cma(const char *text, size_t len, const json_t *agents
 int sg_as_listing_text_each(const char *text, size_t len, const json_t *agents_index,
                             const struct sg_as_ctx *ctx, int (*emit)(void *arg, json_t *session),
                             void *arg, struct sg_error *err);
+
+/* The same in slices, so a large listing does not hold the event loop: begin (0, or -1 with
+ * err), then step until it returns 0 (done; each step translates at most max sessions and
+ * returns 1 while some remain) or -1 (err, or emit refused). The text, the index and ctx must
+ * stay alive and unchanged meanwhile. */
+struct sg_as_listing_text {
+	struct sg_jscanner js;
+	const json_t *agents_index;
+	const struct sg_as_ctx *ctx;
+};
+int sg_as_listing_text_begin(struct sg_as_listing_text *t, const char *text, size_t len,
+                             const json_t *agents_index, const struct sg_as_ctx *ctx,
+                             struct sg_error *err);
+int sg_as_listing_text_step(struct sg_as_listing_text *t, size_t max,
+                            int (*emit)(void *arg, json_t *session), void *arg,
+                            struct sg_error *err);
 
 /* ---- agents ------------------------------------------------------------------------------ */
 

@@ -62,7 +62,10 @@ struct sg_call {
 	unsigned long gen; /* the backend's write generation when the call started */
 	sg_call_done_cb done;
 	void *done_arg;
-	struct event *done_ev; /* defers "done" to the loop */
+	struct event *done_ev;  /* defers "done" to the loop */
+	struct event *later_ev; /* sg_call_later */
+	void (*later_fn)(struct sg_call *call);
+	int later_pending; /* later_fn is due: the call is not stalled */
 	struct pending *fetches;
 	unsigned npending, nstarted;
 	int ended;
@@ -307,6 +310,37 @@ void sg_call_items_added(struct sg_call *c)
 	sg_call_items(c, items);
 }
 
+static void on_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct sg_call *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->later_pending = 0;
+	if (c->ended)
+		return;
+	c->later_fn(c);
+	if (!c->ended && c->npending == 0 && !c->later_pending)
+		sg_call_fail(c, 500, "api_error", "mapping '%s' stalled", c->be->mapping->name);
+}
+
+int sg_call_later(struct sg_call *c, void (*fn)(struct sg_call *call))
+{
+	/* a zero timeout, not event_active: the loop polls its sockets before it runs (an
+	 * activated event may run in the same pass, ahead of every waiting client) */
+	struct timeval now = {0, 0};
+
+	if (!c->later_ev)
+		c->later_ev = evtimer_new(c->env.base, on_later, c);
+	if (!c->later_ev) {
+		sg_call_fail(c, 500, "api_error", "out of memory");
+		return -1;
+	}
+	c->later_fn = fn;
+	c->later_pending = 1;
+	return evtimer_add(c->later_ev, &now);
+}
+
 struct sg_held *sg_call_result_held(const struct sg_call *c)
 {
 	return c->ended && !c->err.status ? c->held : NULL;
@@ -397,7 +431,7 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 		c->cur_write = p->write;
 		p->cb(c, res, p->arg);
 		/* A module that neither answered nor asked for more would hang the client. */
-		if (!c->ended && c->npending == 0)
+		if (!c->ended && c->npending == 0 && !c->later_pending)
 			sg_call_fail(c, 500, "api_error", "mapping '%s' stalled",
 			             c->be->mapping->name);
 	}
@@ -956,7 +990,7 @@ void sg_call_start(struct sg_call *c)
 		return;
 	}
 	fn(c);
-	if (!c->ended && c->npending == 0)
+	if (!c->ended && c->npending == 0 && !c->later_pending)
 		sg_call_fail(c, 500, "api_error", "mapping '%s' neither answered nor fetched",
 		             m->name);
 }
@@ -1009,6 +1043,8 @@ void sg_call_free(struct sg_call *c)
 	if (c->state && c->state_free)
 		c->state_free(c->state);
 	event_free(c->done_ev);
+	if (c->later_ev)
+		event_free(c->later_ev);
 	json_decref(c->items);
 	json_decref(c->added);
 	sg_held_release(c->held);

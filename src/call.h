@@ -168,6 +168,10 @@ void sg_call_items(struct sg_call *call, json_t *items);
 int sg_call_add_item(struct sg_call *call, json_t *item);
 void sg_call_items_added(struct sg_call *call);
 int sg_call_collect_held(struct sg_call *call, enum sg_held_kind kind, int seal);
+/* Runs fn(call) from the loop once it has served what is waiting (its sockets polled first):
+ * how a module works through a large answer in slices without holding the loop. Not after the
+ * call ended; freeing the call cancels it. 0, or -1 after failing the call. */
+int sg_call_later(struct sg_call *call, void (*fn)(struct sg_call *call));
 /* After done: the held listing the items went to, or NULL (none asked for, none made, or
  * the call failed). */
 struct sg_held *sg_call_result_held(const struct sg_call *call);

@@ -70,13 +70,41 @@ static int skip_value(struct scan *s)
 	return -1;
 }
 
-int sg_json_scan_array(const char *text, size_t len, const char *key,
-                       int (*fn)(void *arg, const char *el, size_t ellen, size_t index), void *arg)
+/* Past the rest of the object after its member value at s->p: ", member…" then "}" and
+ * nothing but whitespace. */
+static int finish_object(struct scan *s)
+{
+	for (;;) {
+		ws(s);
+		if (s->p < s->end && *s->p == '}') {
+			s->p++;
+			ws(s);
+			return s->p == s->end ? 0 : -1;
+		}
+		if (s->p >= s->end || *s->p != ',')
+			return -1;
+		s->p++;
+		ws(s);
+		if (s->p >= s->end || *s->p != '"' || skip_string(s))
+			return -1;
+		ws(s);
+		if (s->p >= s->end || *s->p != ':')
+			return -1;
+		s->p++;
+		ws(s);
+		if (skip_value(s))
+			return -1;
+	}
+}
+
+int sg_jscan_begin(struct sg_jscanner *js, const char *text, size_t len, const char *key)
 {
 	struct scan s = {text, text + len};
 	size_t klen = strlen(key);
-	int found = 0;
 
+	memset(js, 0, sizeof(*js));
+	js->text = text;
+	js->len = len;
 	ws(&s);
 	if (s.p >= s.end)
 		return SG_JSCAN_SYNTAX;
@@ -91,11 +119,11 @@ int sg_json_scan_array(const char *text, size_t len, const char *key,
 	ws(&s);
 	if (s.p < s.end && *s.p == '}') {
 		s.p++;
-		goto after;
+		ws(&s);
+		return s.p == s.end ? SG_JSCAN_NO_ARRAY : SG_JSCAN_SYNTAX;
 	}
 	for (;;) {
 		const char *k;
-		int match;
 
 		ws(&s);
 		if (s.p >= s.end || *s.p != '"')
@@ -103,47 +131,19 @@ int sg_json_scan_array(const char *text, size_t len, const char *key,
 		k = s.p + 1;
 		if (skip_string(&s))
 			return SG_JSCAN_SYNTAX;
-		match = (size_t)(s.p - 1 - k) == klen && memcmp(k, key, klen) == 0;
 		ws(&s);
 		if (s.p >= s.end || *s.p != ':')
 			return SG_JSCAN_SYNTAX;
 		s.p++;
 		ws(&s);
-		if (match && !found && s.p < s.end && *s.p == '[') {
-			size_t i = 0;
-
-			found = 1;
-			s.p++;
-			ws(&s);
-			if (s.p < s.end && *s.p == ']') {
-				s.p++;
-			} else {
-				for (;;) {
-					const char *el;
-					int rc;
-
-					ws(&s);
-					el = s.p;
-					if (skip_value(&s))
-						return SG_JSCAN_SYNTAX;
-					rc = fn(arg, el, (size_t)(s.p - el), i++);
-					if (rc)
-						return rc;
-					ws(&s);
-					if (s.p < s.end && *s.p == ',') {
-						s.p++;
-						continue;
-					}
-					if (s.p < s.end && *s.p == ']') {
-						s.p++;
-						break;
-					}
-					return SG_JSCAN_SYNTAX;
-				}
-			}
-		} else if (skip_value(&s)) {
-			return SG_JSCAN_SYNTAX;
+		if ((size_t)(s.p - k) >= klen + 1 && memcmp(k, key, klen) == 0 && k[klen] == '"' &&
+		    s.p < s.end && *s.p == '[') {
+			js->pos = (size_t)(s.p + 1 - text);
+			js->inside = 1;
+			return SG_JSCAN_OK;
 		}
+		if (skip_value(&s))
+			return SG_JSCAN_SYNTAX;
 		ws(&s);
 		if (s.p < s.end && *s.p == ',') {
 			s.p++;
@@ -151,13 +151,55 @@ int sg_json_scan_array(const char *text, size_t len, const char *key,
 		}
 		if (s.p < s.end && *s.p == '}') {
 			s.p++;
-			break;
+			ws(&s);
+			return s.p == s.end ? SG_JSCAN_NO_ARRAY : SG_JSCAN_SYNTAX;
 		}
 		return SG_JSCAN_SYNTAX;
 	}
-after:
+}
+
+int sg_jscan_next(struct sg_jscanner *js, const char **el, size_t *ellen)
+{
+	struct scan s = {js->text + js->pos, js->text + js->len};
+
+	if (!js->inside)
+		return 0;
 	ws(&s);
-	if (s.p != s.end)
+	if (s.p < s.end && *s.p == ']') {
+		s.p++;
+		js->inside = 0;
+		return finish_object(&s) ? SG_JSCAN_SYNTAX : 0;
+	}
+	if (js->index > 0) {
+		if (s.p >= s.end || *s.p != ',')
+			return SG_JSCAN_SYNTAX;
+		s.p++;
+		ws(&s);
+	}
+	*el = s.p;
+	if (skip_value(&s))
 		return SG_JSCAN_SYNTAX;
-	return found ? SG_JSCAN_OK : SG_JSCAN_NO_ARRAY;
+	*ellen = (size_t)(s.p - *el);
+	js->pos = (size_t)(s.p - js->text);
+	js->index++;
+	return 1;
+}
+
+int sg_json_scan_array(const char *text, size_t len, const char *key,
+                       int (*fn)(void *arg, const char *el, size_t ellen, size_t index), void *arg)
+{
+	struct sg_jscanner js;
+	const char *el;
+	size_t ellen;
+	int rc = sg_jscan_begin(&js, text, len, key);
+
+	if (rc)
+		return rc;
+	while ((rc = sg_jscan_next(&js, &el, &ellen)) == 1) {
+		int frc = fn(arg, el, ellen, js.index - 1);
+
+		if (frc)
+			return frc;
+	}
+	return rc;
 }

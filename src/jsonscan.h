@@ -23,6 +23,18 @@ enum sg_jscan {
  * enum sg_jscan, or the first non-zero value fn returns (it stops the scan). Deeper than
  * SG_JSCAN_MAX_DEPTH is a syntax error. */
 #define SG_JSCAN_MAX_DEPTH 1024
+
+/* The same one element at a time, so a long array can be worked through in slices (the
+ * event loop runs between them). begin finds the array (an enum sg_jscan); each next gives
+ * the following element (1), or 0 once the array and the object around it have ended, or
+ * SG_JSCAN_SYNTAX. The text must stay as it is meanwhile. */
+struct sg_jscanner {
+	const char *text;
+	size_t len, pos, index;
+	int inside;
+};
+int sg_jscan_begin(struct sg_jscanner *js, const char *text, size_t len, const char *key);
+int sg_jscan_next(struct sg_jscanner *js, const char **el, size_t *ellen);
 int sg_json_scan_array(const char *text, size_t len, const char *key,
                        int (*fn)(void *arg, const char *el, size_t ellen, size_t index), void *arg);
 

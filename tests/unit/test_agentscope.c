@@ -63,6 +63,11 @@ static json_t *parse(const char *text)
 	return v;
 }
 
+static int append_one(void *arg, json_t *session)
+{
+	return json_array_append_new(arg, session);
+}
+
 /* Checks what must hold for every translated session whatever the case: the required
  * north keys are there with the right JSON types, and the public id opens to the route it
  * was made from. `view` is the SessionView it came from (borrowed). */
@@ -141,6 +146,22 @@ START_TEST(test_golden)
 		ck_assert_msg(json_equal(out, out2), "%s: the text path translates differently",
 		              name);
 		json_decref(out2);
+		/* and in slices of one session, as the module runs it between other requests */
+		{
+			struct sg_as_listing_text t;
+			int rc;
+
+			out2 = json_array();
+			ck_assert_int_eq(
+			    sg_as_listing_text_begin(&t, text, strlen(text), index, &e.ctx, &err),
+			    0);
+			while ((rc = sg_as_listing_text_step(&t, 1, append_one, out2, &err)) == 1)
+				;
+			ck_assert_msg(rc == 0, "%s (slices): %s", name, err.message);
+			ck_assert_msg(json_equal(out, out2), "%s: slices translate differently",
+			              name);
+			json_decref(out2);
+		}
 		free(text);
 	}
 	json_decref(out);
