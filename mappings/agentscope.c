@@ -29,7 +29,7 @@
 #include "agentscope_translate.h"
 
 #define AS_USER_MAX 256
-#define AS_MSG_PAGE 200   /* the largest page /messages allows */
+#define AS_MSG_PAGE 200  /* the largest page /messages allows */
 #define AS_LIST_SLICE 32 /* sessions translated before the loop serves others again */
 
 struct as_priv {

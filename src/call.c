@@ -66,6 +66,8 @@ struct sg_call {
 	struct event *later_ev; /* sg_call_later */
 	void (*later_fn)(struct sg_call *call);
 	int later_pending; /* later_fn is due: the call is not stalled */
+	int slot;          /* it holds one of the backend's max_concurrent */
+	int probe;         /* it is the probe of the backend's open breaker */
 	struct pending *fetches;
 	unsigned npending, nstarted;
 	int ended;
@@ -237,9 +239,25 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Marks the call ended and lets the loop run "done" after the current callback returns. */
+/* What the call holds of its backend's overload guards goes back (once). */
+static void release_guards(struct sg_call *c)
+{
+	struct sg_backend *be = (struct sg_backend *)c->be;
+
+	if (c->slot) {
+		atomic_fetch_sub(&be->inflight, 1);
+		c->slot = 0;
+	}
+	if (c->probe) {
+		sg_breaker_abandon(&be->breaker);
+		c->probe = 0;
+	}
+}
+
 static void end_call(struct sg_call *c)
 {
 	c->ended = 1;
+	release_guards(c);
 	event_active(c->done_ev, EV_TIMEOUT, 0);
 }
 
@@ -427,6 +445,13 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 	c->npending--;
 	if (p->write)
 		bump_gen(c);
+	/* the backend's health, for its breaker: a transport failure or a 5xx counts against */
+	if (res->fail != SG_FETCH_BUDGET && res->fail != SG_FETCH_TOO_LARGE) {
+		int ok = res->fail == SG_FETCH_OK && res->status < 500;
+
+		sg_breaker_report(&((struct sg_backend *)c->be)->breaker, ok, c->probe, mono_ms());
+		c->probe = 0;
+	}
 	if (!c->ended) {
 		c->cur_write = p->write;
 		p->cb(c, res, p->arg);
@@ -714,6 +739,8 @@ static json_t *read_answer(struct sg_call *c, const struct sg_fetch_res *res, st
 	if (res->status < 200 || res->status > 299) {
 		/* the backend's error answer, read in its dialect, through the one status table */
 		sg_berror(c->be->mapping, res->status, res->body, res->len, name, e);
+		if (res->retry_after_s > 0)
+			e->retry_after_s = res->retry_after_s; /* the backend's, passed on */
 		return NULL;
 	}
 	if (!parse)
@@ -978,6 +1005,45 @@ int sg_mapping_can(const struct sg_mapping *m, enum sg_call_kind k)
 	return module_fn(m, k) != NULL;
 }
 
+/* The backend's overload guards (overload.h): its concurrency bound (not for streams, which
+ * stay open for hours) and its breaker. -1 after failing the call with a 503 the client may
+ * retry. */
+static int admit(struct sg_call *c)
+{
+	struct sg_backend *be = (struct sg_backend *)c->be;
+	struct sg_error e;
+	long retry_ms = 0;
+	int adm;
+
+	if (be->max_concurrent > 0 && c->kind != SG_CALL_STREAM_EVENTS) {
+		if (atomic_fetch_add(&be->inflight, 1) >= be->max_concurrent) {
+			atomic_fetch_sub(&be->inflight, 1);
+			sg_error_set(&e, 503, "overloaded_error",
+			             "backend '%s' already has %ld requests in flight "
+			             "(max_concurrent); try again",
+			             be->name, be->max_concurrent);
+			e.should_retry = 1;
+			e.retry_after_s = 1;
+			sg_call_fail_with(c, &e);
+			return -1;
+		}
+		c->slot = 1;
+	}
+	adm = sg_breaker_admit(&be->breaker, mono_ms(), &retry_ms);
+	if (adm == 0) {
+		sg_error_set(&e, 503, "overloaded_error",
+		             "backend '%s' is failing: the gateway stops asking it for a while "
+		             "(breaker open); try again in %ld ms",
+		             be->name, retry_ms);
+		e.should_retry = 1;
+		e.retry_after_s = (retry_ms + 999) / 1000;
+		sg_call_fail_with(c, &e);
+		return -1;
+	}
+	c->probe = adm == 2;
+	return 0;
+}
+
 void sg_call_start(struct sg_call *c)
 {
 	const struct sg_mapping *m = c->be->mapping;
@@ -989,6 +1055,8 @@ void sg_call_start(struct sg_call *c)
 		             m->name);
 		return;
 	}
+	if (admit(c))
+		return;
 	fn(c);
 	if (!c->ended && c->npending == 0 && !c->later_pending)
 		sg_call_fail(c, 500, "api_error", "mapping '%s' neither answered nor fetched",
@@ -1032,6 +1100,7 @@ void sg_call_free(struct sg_call *c)
 {
 	if (!c)
 		return;
+	release_guards(c);
 	if (c->emitting) {
 		/* inside sg_call_emit: it frees the call as it returns */
 		cancel_fetches(c);

@@ -189,9 +189,14 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 	                                      "retries",
 	                                      "max_connections",
 	                                      "max_response_bytes",
+	                                      "max_concurrent",
+	                                      "breaker",
 	                                      "options",
 	                                      NULL};
+	static const char *const breaker_allowed[] = {"failures", "open_ms", NULL};
 	struct sg_backend *be = &cfg->backends[idx];
+	const json_t *br;
+	long long failures = 5, open_ms = 10000;
 	char where[64], key[128];
 	long long v;
 	int bad = 0;
@@ -267,6 +272,20 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 		return -1;
 	be->max_response_bytes = (size_t)v;
 
+	v = 1024;
+	if (get_int(cp, where, b, "max_concurrent", 0, 1000000, &v))
+		return -1;
+	be->max_concurrent = (long)v;
+	atomic_init(&be->inflight, 0);
+	br = json_object_get(b, "breaker");
+	snprintf(key, sizeof(key), "%s.breaker", where);
+	if (br && (!json_is_object(br) || check_keys(cp, key, br, breaker_allowed)))
+		return json_is_object(br) ? -1 : fail(cp, key, "must be an object");
+	if (br && (get_int(cp, key, br, "failures", 0, 1000, &failures) ||
+	           get_int(cp, key, br, "open_ms", 100, 3600000, &open_ms)))
+		return -1;
+	sg_breaker_init(&be->breaker, (int)failures, (long)open_ms);
+
 	be->options = json_object_get(b, "options");
 	snprintf(key, sizeof(key), "%s.options", where);
 	if (be->options && !json_is_object(be->options))
@@ -284,8 +303,10 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 
 static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_config *cfg)
 {
-	static const char *const allowed[] = {"name", "sha256", "backends", NULL};
+	static const char *const allowed[] = {"name", "sha256", "backends", "rate_limit", NULL};
+	static const char *const rate_allowed[] = {"requests_per_second", "burst", NULL};
 	struct sg_key *key = &cfg->keys[idx];
+	const json_t *rl;
 	char where[64], path[256];
 	const char *bname;
 	json_t *ident, *routes;
@@ -315,6 +336,29 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 			return fail(cp, where, "name '%s' is used twice", key->name);
 		if (memcmp(cfg->keys[i].sha256, key->sha256, SG_SHA256_LEN) == 0)
 			return fail(cp, path, "the same key is configured twice");
+	}
+	rl = json_object_get(k, "rate_limit");
+	snprintf(path, sizeof(path), "%s.rate_limit", where);
+	if (rl) {
+		const json_t *rps = json_object_get(rl, "requests_per_second");
+		const json_t *burst = json_object_get(rl, "burst");
+
+		if (!json_is_object(rl))
+			return fail(cp, path, "must be an object");
+		if (check_keys(cp, path, rl, rate_allowed))
+			return -1;
+		if (!json_is_number(rps) || json_number_value(rps) <= 0 ||
+		    json_number_value(rps) > 1e6)
+			return fail(cp, path, "requests_per_second must be a number above 0");
+		if (burst && (!json_is_integer(burst) || json_integer_value(burst) < 1 ||
+		              json_integer_value(burst) > 1000000))
+			return fail(cp, path, "burst must be an integer from 1");
+		key->bucket = calloc(1, sizeof(*key->bucket));
+		if (!key->bucket)
+			return fail(cp, path, "out of memory");
+		sg_bucket_init(key->bucket, json_number_value(rps),
+		               burst ? (double)json_integer_value(burst)
+		                     : (json_number_value(rps) < 1 ? 1 : json_number_value(rps)));
 	}
 	routes = json_object_get(k, "backends");
 	snprintf(path, sizeof(path), "%s.backends", where);
@@ -647,6 +691,10 @@ void sg_config_free(struct sg_config *cfg)
 			json_decref(cfg->keys[i].routes[r].identity);
 		free(cfg->keys[i].routes);
 		free(cfg->keys[i].name);
+		if (cfg->keys[i].bucket) {
+			sg_bucket_destroy(cfg->keys[i].bucket);
+			free(cfg->keys[i].bucket);
+		}
 	}
 	free(cfg->keys);
 	for (size_t i = 0; i < cfg->nbackends; i++) {

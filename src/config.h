@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "overload.h"
 
 struct sg_mapping;
 
@@ -28,6 +29,9 @@ struct sg_backend {
 	long max_connections;      /* per worker */
 	size_t max_response_bytes; /* larger upstream bodies fail with 502 */
 	json_t *options;           /* module options (owned) */
+	long max_concurrent;       /* north calls in flight to it, per process (0: no bound) */
+	atomic_long inflight;
+	struct sg_breaker breaker; /* shared by every worker (overload.h) */
 	long fresh_ms;             /* how long the core may answer reads from what it holds
 	                            * (set by the module's init; 0: always ask the backend) */
 	void *priv;                /* module state set by init(), immutable afterwards */
@@ -53,6 +57,7 @@ struct sg_key {
 	uint8_t sha256[SG_SHA256_LEN];
 	struct sg_route *routes;
 	size_t nroutes;
+	struct sg_bucket *bucket; /* its request rate (overload.h), NULL: no limit */
 };
 
 struct sg_config {

@@ -10,6 +10,7 @@ int sg_error_vset(struct sg_error *e, int status, const char *type, const char *
 	e->status = status;
 	e->type = type;
 	e->should_retry = -1;
+	e->retry_after_s = 0;
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	return -1;
 }

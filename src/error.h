@@ -10,9 +10,10 @@
 #define SG_ERRMSG_MAX 512
 
 struct sg_error {
-	int status;       /* HTTP status, 0 = no error */
-	const char *type; /* static string: "invalid_request_error", … */
-	int should_retry; /* -1 = send no x-should-retry header, 0 = false, 1 = true */
+	int status;         /* HTTP status, 0 = no error */
+	const char *type;   /* static string: "invalid_request_error", … */
+	int should_retry;   /* -1 = send no x-should-retry header, 0 = false, 1 = true */
+	long retry_after_s; /* > 0: a retry-after header (seconds) */
 	char message[SG_ERRMSG_MAX];
 };
 

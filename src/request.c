@@ -34,6 +34,7 @@
 #include "crypto.h"
 #include "idem.h"
 #include "log.h"
+#include "overload.h"
 #include "routes.h"
 
 /* A backend's share of a request: one call, or a walk over its own pages. */
@@ -270,6 +271,12 @@ static void send_text(struct sg_req *r, int status, char *text, size_t len,
 	if (e && e->should_retry >= 0)
 		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "x-should-retry",
 		                  e->should_retry ? "true" : "false");
+	if (e && e->retry_after_s > 0) {
+		char ra[24];
+
+		snprintf(ra, sizeof(ra), "%ld", e->retry_after_s);
+		evhttp_add_header(evhttp_request_get_output_headers(r->ev), "retry-after", ra);
+	}
 	if (!text || !buf) {
 		status = 500;
 		if (buf)
@@ -887,6 +894,22 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 			    xkey || authz
 			        ? "invalid API key"
 			        : "missing API key: send x-api-key or Authorization: Bearer");
+			return;
+		}
+	}
+	if (r->key && r->key->bucket) {
+		struct sg_error e;
+		long wait = 1;
+
+		if (!sg_bucket_take(r->key->bucket, mono_ms() * 1000, &wait)) {
+			sg_error_set(
+			    &e, 429, "rate_limit_error",
+			    "this key's rate limit (%g requests per second, bursts of %g) is "
+			    "exceeded; try again in %ld s",
+			    r->key->bucket->rate, r->key->bucket->burst, wait);
+			e.should_retry = 1;
+			e.retry_after_s = wait;
+			sg_req_error(r, &e);
 			return;
 		}
 	}

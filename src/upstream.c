@@ -74,6 +74,7 @@ struct sg_fetch {
 	char *buf; /* collected body */
 	size_t len, cap, max;
 	int too_large, over_budget;
+	long retry_after_s; /* Retry-After of the last answer */
 	int attempts, retries;
 	int idempotent;         /* GET or HEAD: may be retried */
 	int answered;           /* a header byte of the answer arrived in this attempt */
@@ -262,6 +263,23 @@ static size_t header_cb(char *data, size_t size, size_t nitems, void *arg)
 
 	f->answered = 1;
 	idle_arm(f);
+	if (n > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
+		/* delta-seconds or an HTTP date (RFC 9110 §10.2.3), bounded to a day */
+		char v[64];
+		size_t k = n - 12 < sizeof(v) - 1 ? n - 12 : sizeof(v) - 1;
+		char *end;
+		long secs;
+
+		memcpy(v, data + 12, k);
+		v[k] = '\0';
+		secs = strtol(v, &end, 10);
+		if (end == v) {
+			time_t at = curl_getdate(v, NULL);
+
+			secs = at > 0 ? (long)(at - time(NULL)) : 0;
+		}
+		f->retry_after_s = secs < 0 ? 0 : secs > 86400 ? 86400 : secs;
+	}
 	if (!f->on_chunk || f->head_seen)
 		return n;
 	if (!(n == 2 && data[0] == '\r' && data[1] == '\n') && !(n == 1 && data[0] == '\n'))
@@ -390,6 +408,7 @@ static void finish(struct sg_fetch *f)
 	res.body = (f->buf && !f->streamed) ? f->buf : "";
 	res.len = f->streamed ? 0 : f->len;
 	res.errmsg = f->errbuf[0] ? f->errbuf : curl_easy_strerror(f->rc);
+	res.retry_after_s = f->retry_after_s;
 	res.attempts = f->attempts;
 	res.elapsed_ms = elapsed_ms(&f->started);
 	res.sent = request_size > 0 || f->answered;
@@ -486,6 +505,7 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	f->len = 0;
 	f->too_large = 0;
 	f->over_budget = 0;
+	f->retry_after_s = 0;
 	f->answered = 0;
 	f->errbuf[0] = '\0';
 	if (curl_multi_add_handle(f->up->multi, f->easy) != CURLM_OK) {

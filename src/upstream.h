@@ -56,6 +56,7 @@ struct sg_fetch_res {
 	                           * streamed 2xx body (it went to on_chunk) */
 	size_t len;
 	const char *errmsg; /* transport error text when fail != SG_FETCH_OK */
+	long retry_after_s; /* the answer's Retry-After in seconds (0: none) */
 	int attempts;
 	long elapsed_ms;
 	int sent; /* 1 when request bytes left for the backend in the last

@@ -35,7 +35,8 @@
 #define FK_LOG_URI_MAX 300
 
 static const char *const fk_mode_names[] = {"ok",      "slow",  "garbage",       "wrong-shape",
-                                            "http500", "close", "write-unknown", "write-drop"};
+                                            "http500", "close", "write-unknown", "write-drop",
+                                            "busy"};
 
 /* ------------------------------------------------------------------------------------------ */
 /* Small helpers                                                                                */
@@ -429,6 +430,8 @@ static void fk_reply_send(struct evhttp_request *req, struct fk_reply *r)
 		evhttp_add_header(h, "Location", r->location);
 	if (r->allow != NULL)
 		evhttp_add_header(h, "Allow", r->allow);
+	if (r->retry_after != NULL)
+		evhttp_add_header(h, "Retry-After", r->retry_after);
 	evhttp_send_reply(req, r->code, r->reason, r->body);
 	fk_reply_clear(r);
 }
@@ -1070,6 +1073,12 @@ static void fk_on_request(struct evhttp_request *req, void *arg)
 		break;
 	case FK_MODE_HTTP500:
 		fk->fail(srv, &r);
+		break;
+	case FK_MODE_BUSY:
+		fk_reply_clear(&r);
+		if (fk_reply_init(&r, 503, "Service Unavailable", "application/json") == 0)
+			evbuffer_add_printf(r.body, "{\"detail\": \"busy\"}");
+		r.retry_after = "7";
 		break;
 	case FK_MODE_CLOSE:
 		fk_log(srv, req, "closed instead of ", r.code);

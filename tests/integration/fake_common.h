@@ -158,6 +158,7 @@ struct fk_reply {
 	struct evbuffer *body;
 	char *location;           /* malloc'd; fake_agentscope's 307 only */
 	const char *allow;        /* 405 only */
+	const char *retry_after;  /* mode busy only */
 	struct fk_stream *stream; /* a stream to open instead of a body (fk_reply_stream) */
 };
 
@@ -187,7 +188,8 @@ enum fk_mode {
 	/* The next two touch writes only (any method but GET and HEAD) and only once the fake
 	 * has performed them (a 2xx): reads keep working, so a test can see what happened. */
 	FK_MODE_WRITE_UNKNOWN, /* the answer becomes the fake's write_fail reply */
-	FK_MODE_WRITE_DROP     /* the connection is closed without an answer */
+	FK_MODE_WRITE_DROP,    /* the connection is closed without an answer */
+	FK_MODE_BUSY           /* 503 with Retry-After: 7, as a loaded server answers */
 };
 
 struct fk_opts {

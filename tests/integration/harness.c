@@ -211,6 +211,8 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 	    {"allow:", offsetof(struct h_res, allow), sizeof(((struct h_res *)0)->allow)},
 	    {"idempotent-replayed:", offsetof(struct h_res, replayed),
 	     sizeof(((struct h_res *)0)->replayed)},
+	    {"retry-after:", offsetof(struct h_res, retry_after),
+	     sizeof(((struct h_res *)0)->retry_after)},
 	};
 
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {

@@ -21,6 +21,7 @@ struct h_res {
 	char should_retry[16]; /* x-should-retry header, "" when absent */
 	char allow[64];        /* Allow header, "" when absent */
 	char replayed[8];      /* Idempotent-Replayed header, "" when absent */
+	char retry_after[16];  /* retry-after header, "" when absent */
 	double seconds;        /* wall time of the exchange */
 };
 
