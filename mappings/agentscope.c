@@ -187,15 +187,16 @@ static const json_t *find_view(struct sg_call *call, struct as_state *st)
 	if (st->applied)
 		sg_err_bad_gateway(&err, "backend '%s' does not list the session",
 		                   sg_call_backend(call)->name);
-	else if (unreadable)
+	else if (unreadable) {
 		/* the session may be the record that cannot be read: not "not found", which a
-		 * client could take for deleted */
+		 * client could take for deleted; asking again would bring the same records */
 		sg_err_bad_gateway(
 		    &err,
 		    "backend '%s' sent %zu session record(s) the gateway cannot read "
 		    "(sessions[%zu] first); the session may be one of them",
 		    sg_call_backend(call)->name, unreadable, first_bad);
-	else
+		err.should_retry = 0;
+	} else
 		sg_err_not_found(&err, "session not found");
 fail:
 	if (st->applied)

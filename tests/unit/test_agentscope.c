@@ -1457,6 +1457,7 @@ START_TEST(test_flow_get_unreadable_record)
 	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, broken);
 	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &other, NULL, -1);
 	expect_flow_error(f, 502, "cannot read (sessions[1] first)");
+	ck_assert_int_eq(sg_flow_error(f)->should_retry, 0);
 	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1); /* the readable one still is */
 	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
 	sg_flow_free(f);
