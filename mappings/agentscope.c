@@ -279,6 +279,8 @@ static void finish_events(struct sg_call *call, struct as_state *st)
 			return;
 		}
 	}
+	if (ec.session_running)
+		sg_call_set_volatile(call); /* its log grows as the run goes */
 	events = sg_as_messages_to_events(log ? log : st->messages, &ec, &err);
 	if (!events || (first && json_array_insert_new(events, 0, first))) {
 		if (events)

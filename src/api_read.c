@@ -113,7 +113,9 @@ static json_t *part_items(const struct part *p)
  * filter) and session logs held for that long by the process's cache (shared by the workers:
  * sealed listings never change), under the backend's write generation at the read's start: a
  * read after a write through any worker never gets what was held before it. A client's
- * Cache-Control: no-cache skips the lookup (what it reads still refreshes the cache).
+ * Cache-Control: no-cache skips the lookup (what it reads still refreshes the cache). A
+ * session's log is held at most 1 s whatever the window, and not at all while its session
+ * runs (the module says so: sg_call_set_volatile), so a client polling it sees a run go on.
  *
  * A list page that has a next or previous page keeps its listings as the walk's snapshot for
  * cache.walk_snapshot_ms after its last use, named in the page's cursors: the walk's next pages
@@ -121,6 +123,8 @@ static json_t *part_items(const struct part *p)
  * while the backend changes), for as long as it keeps going. A cursor whose snapshot has gone
  * (expired, or evicted to keep cache.max_bytes) is served from a fresh read at the keyset
  * position it carries. */
+
+#define SG_LOG_FRESH_MAX_MS 1000
 
 static int64_t mono_ms(void)
 {
@@ -156,7 +160,8 @@ static struct sg_held *held_lookup(const struct rd *st, const struct part *p, ch
 {
 	char key[SG_CACHE_KEY_MAX + 1];
 
-	if (p->be->fresh_ms <= 0 || wants_fresh(st) || held_key(st, p, kind, key, sizeof(key)))
+	if (!p->be || p->be->fresh_ms <= 0 || wants_fresh(st) ||
+	    held_key(st, p, kind, key, sizeof(key)))
 		return NULL;
 	return sg_cache_get_typed(held_cache(st), key, &sg_held_cache_type, mono_ms());
 }
@@ -165,19 +170,25 @@ static struct sg_held *held_lookup(const struct rd *st, const struct part *p, ch
  * has one. -1 with err. */
 static int held_build(struct rd *st, struct part *p, char kind, struct sg_error *err)
 {
-	char key[SG_CACHE_KEY_MAX + 1];
-
 	struct sg_held *made = p->call ? sg_call_result_held(p->call) : NULL;
+	char key[SG_CACHE_KEY_MAX + 1];
+	long ttl = p->be ? p->be->fresh_ms : 0;
 
 	p->held =
 	    made ? sg_held_retain(made)
 	         : sg_held_new(part_items(p), kind == 'E' ? SG_HELD_EVENTS : SG_HELD_SESSIONS, err);
 	if (!p->held)
 		return -1;
-	if (p->be->fresh_ms > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 &&
-	    sg_held_seal(p->held) == 0)
+
+	/* a session's log is held at most SG_LOG_FRESH_MAX_MS, and not at all while a run
+	 * writes to it: a client polling events.list sees a run progress */
+	if (kind == 'E' && ttl > SG_LOG_FRESH_MAX_MS)
+		ttl = SG_LOG_FRESH_MAX_MS;
+	if (p->call && sg_call_result_volatile(p->call))
+		ttl = 0;
+	if (ttl > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 && sg_held_seal(p->held) == 0)
 		sg_cache_put_typed(held_cache(st), key, &sg_held_cache_type, p->held,
-		                   sg_held_bytes(p->held), mono_ms(), p->be->fresh_ms);
+		                   sg_held_bytes(p->held), mono_ms(), ttl);
 	return 0;
 }
 
@@ -734,6 +745,8 @@ void sg_api_list_events(struct sg_req *r)
 	m = rt->backend->mapping;
 	st->nwaiting = 1;
 	st->merged = events_merged;
+	st->parts[0].be = rt->backend;
+	st->parts[0].gen = atomic_load(&rt->backend->write_gen);
 	spec.route = rt;
 	spec.eq = &st->eq;
 	spec.pubid = &id;
@@ -746,8 +759,6 @@ void sg_api_list_events(struct sg_req *r)
 	if (m->list_events) {
 		struct part *p = &st->parts[0];
 
-		p->be = rt->backend;
-		p->gen = atomic_load(&rt->backend->write_gen);
 		p->held = held_lookup(st, p, 'E');
 		if (p->held) {
 			reply_events(st, p->held);

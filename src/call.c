@@ -67,6 +67,7 @@ struct sg_call {
 	void (*later_fn)(struct sg_call *call);
 	int later_pending; /* later_fn is due: the call is not stalled */
 	int slot;          /* it holds one of the backend's max_concurrent */
+	int volatile_;     /* its result changes while it is read (sg_call_set_volatile) */
 	int probe;         /* it is the probe of the backend's open breaker */
 	struct pending *fetches;
 	unsigned npending, nstarted;
@@ -357,6 +358,16 @@ int sg_call_later(struct sg_call *c, void (*fn)(struct sg_call *call))
 	c->later_fn = fn;
 	c->later_pending = 1;
 	return evtimer_add(c->later_ev, &now);
+}
+
+void sg_call_set_volatile(struct sg_call *c)
+{
+	c->volatile_ = 1;
+}
+
+int sg_call_result_volatile(const struct sg_call *c)
+{
+	return c->volatile_;
 }
 
 struct sg_held *sg_call_result_held(const struct sg_call *c)

@@ -172,6 +172,10 @@ int sg_call_collect_held(struct sg_call *call, enum sg_held_kind kind, int seal)
  * how a module works through a large answer in slices without holding the loop. Not after the
  * call ended; freeing the call cancels it. 0, or -1 after failing the call. */
 int sg_call_later(struct sg_call *call, void (*fn)(struct sg_call *call));
+/* The result is a moving picture (a running session's log): the core must not hold it for
+ * the backend's freshness window. */
+void sg_call_set_volatile(struct sg_call *call);
+int sg_call_result_volatile(const struct sg_call *call);
 /* After done: the held listing the items went to, or NULL (none asked for, none made, or
  * the call failed). */
 struct sg_held *sg_call_result_held(const struct sg_call *call);

@@ -213,7 +213,9 @@ int sg_held_end(struct sg_held *h, struct sg_error *err)
 {
 	size_t n = h->n;
 
-	qsort(h->v, n, sizeof(*h->v), h->kind == SG_HELD_EVENTS ? cmp_events : cmp_sessions);
+	if (n > 1)
+		qsort(h->v, n, sizeof(*h->v),
+		      h->kind == SG_HELD_EVENTS ? cmp_events : cmp_sessions);
 	if (h->kind == SG_HELD_EVENTS) {
 		h->pos_of_seq = calloc(n ? n : 1, sizeof(size_t));
 		if (!h->pos_of_seq)
