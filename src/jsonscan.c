@@ -1,6 +1,7 @@
 /* jsonscan.c - see jsonscan.h. */
 #include "jsonscan.h"
 
+#include <jansson.h>
 #include <string.h>
 
 struct scan {
@@ -70,6 +71,44 @@ static int skip_value(struct scan *s)
 	return -1;
 }
 
+/* Whether text[0..len) is one JSON value as jansson reads it (UTF-8, escapes, numbers): the
+ * parts outside the array are checked as strictly as a whole parse would check them, so that
+ * a scan accepts exactly the texts jansson accepts (duplicate keys aside). They are small
+ * (a key, a total); the elements are checked by whoever parses them. */
+static int valid(const char *text, size_t len)
+{
+	json_t *v = json_loadb(text, len, JSON_DECODE_ANY, NULL);
+
+	json_decref(v);
+	return v != NULL;
+}
+
+/* Past a member's key and colon at s->p, checked. */
+static int skip_key(struct scan *s, const char **k)
+{
+	const char *start = s->p;
+
+	if (s->p >= s->end || *s->p != '"')
+		return -1;
+	*k = s->p + 1;
+	if (skip_string(s) || !valid(start, (size_t)(s->p - start)))
+		return -1;
+	ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return -1;
+	s->p++;
+	ws(s);
+	return 0;
+}
+
+/* Past a member's value at s->p, checked. */
+static int skip_checked(struct scan *s)
+{
+	const char *start = s->p;
+
+	return skip_value(s) || !valid(start, (size_t)(s->p - start)) ? -1 : 0;
+}
+
 /* Past the rest of the object after its member value at s->p: ", member…" then "}" and
  * nothing but whitespace. */
 static int finish_object(struct scan *s)
@@ -83,16 +122,11 @@ static int finish_object(struct scan *s)
 		}
 		if (s->p >= s->end || *s->p != ',')
 			return -1;
+		const char *k;
+
 		s->p++;
 		ws(s);
-		if (s->p >= s->end || *s->p != '"' || skip_string(s))
-			return -1;
-		ws(s);
-		if (s->p >= s->end || *s->p != ':')
-			return -1;
-		s->p++;
-		ws(s);
-		if (skip_value(s))
+		if (skip_key(s, &k) || skip_checked(s))
 			return -1;
 	}
 }
@@ -108,13 +142,9 @@ int sg_jscan_begin(struct sg_jscanner *js, const char *text, size_t len, const c
 	ws(&s);
 	if (s.p >= s.end)
 		return SG_JSCAN_SYNTAX;
-	if (*s.p != '{') {
+	if (*s.p != '{')
 		/* some other JSON value, or not JSON at all */
-		if (skip_value(&s))
-			return SG_JSCAN_SYNTAX;
-		ws(&s);
-		return s.p == s.end ? SG_JSCAN_NOT_OBJECT : SG_JSCAN_SYNTAX;
-	}
+		return valid(text, len) ? SG_JSCAN_NOT_OBJECT : SG_JSCAN_SYNTAX;
 	s.p++;
 	ws(&s);
 	if (s.p < s.end && *s.p == '}') {
@@ -126,23 +156,15 @@ int sg_jscan_begin(struct sg_jscanner *js, const char *text, size_t len, const c
 		const char *k;
 
 		ws(&s);
-		if (s.p >= s.end || *s.p != '"')
+		if (skip_key(&s, &k))
 			return SG_JSCAN_SYNTAX;
-		k = s.p + 1;
-		if (skip_string(&s))
-			return SG_JSCAN_SYNTAX;
-		ws(&s);
-		if (s.p >= s.end || *s.p != ':')
-			return SG_JSCAN_SYNTAX;
-		s.p++;
-		ws(&s);
 		if ((size_t)(s.p - k) >= klen + 1 && memcmp(k, key, klen) == 0 && k[klen] == '"' &&
 		    s.p < s.end && *s.p == '[') {
 			js->pos = (size_t)(s.p + 1 - text);
 			js->inside = 1;
 			return SG_JSCAN_OK;
 		}
-		if (skip_value(&s))
+		if (skip_checked(&s))
 			return SG_JSCAN_SYNTAX;
 		ws(&s);
 		if (s.p < s.end && *s.p == ',') {

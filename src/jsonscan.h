@@ -4,8 +4,10 @@
  * costs ten times that in small allocations, and the allocator, not the parse, dominates the
  * time. Scanning the text for the extent of each element of the array that matters, and
  * parsing (and translating, and dropping) one element at a time, keeps the peak at one
- * element's tree. The scanner checks the structure it walks (brackets, strings, separators);
- * each element is checked by the parser it is handed to. Pure; no allocation. */
+ * element's tree. The scanner checks the structure it walks (brackets, strings, separators)
+ * and parses what lies outside the array (keys, other members) as strictly as jansson would;
+ * each element is checked by the parser it is handed to. A text with two members of the key
+ * is read by its first (jansson keeps the last). Pure. */
 #ifndef SG_JSONSCAN_H
 #define SG_JSONSCAN_H
 
