@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The C sources against the project's .clang-format: every .c and .h under src/, mappings/,
-# tests/unit/ and tests/integration/.
+# tests/unit/, tests/integration/ and fuzz/.
 #
 #   scripts/format.sh           rewrites them in place
 #   scripts/format.sh --check   changes nothing; names each file that deviates and exits 1
@@ -33,7 +33,7 @@ if ! "$cf" --style=file --dump-config >/dev/null; then
 	exit 2
 fi
 
-mapfile -d '' files < <(find src mappings tests/unit tests/integration -type f \
+mapfile -d '' files < <(find src mappings tests/unit tests/integration fuzz -type f \
 	\( -name '*.c' -o -name '*.h' \) -print0 | sort -z)
 if [ ${#files[@]} -eq 0 ]; then
 	echo "format.sh: no C files found under $PWD" >&2

@@ -3,7 +3,8 @@
 # integration tests (make check), the style check (make format-check, skipped with
 # SG_SKIP_FORMAT=1), the distribution check (make distcheck, skipped with
 # SG_SKIP_DISTCHECK=1), the same Check suite under ASan+UBSan (make check-asan, skipped with
-# SG_SKIP_ASAN=1), and the official-SDK conformance suite. The last line is the total,
+# SG_SKIP_ASAN=1), a short pass of every libFuzzer harness (make fuzz-short, skipped with
+# SG_SKIP_FUZZ=1), and the official-SDK conformance suite. The last line is the total,
 # "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,21 @@ if [ "${SG_SKIP_ASAN:-0}" != 1 ]; then
 	echo "sanitizers (make check-asan): $asan (log: build/asan.log)"
 fi
 
+# A few seconds of each fuzz harness (fuzz/README.md), its regression inputs first; a crash
+# fails the run and leaves the input under build/fuzzbuild/crashes/.
+fuzz=skipped
+if [ "${SG_SKIP_FUZZ:-0}" != 1 ]; then
+	if make -C build fuzz-short >build/fuzz.log 2>&1; then
+		fuzz=passed
+	else
+		fuzz=failed
+		grep -E 'CRASHED|regression input failed|does not build|ERROR|runtime error' \
+			build/fuzz.log | head -n 20
+		status=1
+	fi
+	echo "fuzz (make fuzz-short): $fuzz (log: build/fuzz.log)"
+fi
+
 conf_log=build/conformance.log
 (
 	cd tests/conformance &&
@@ -85,7 +101,7 @@ if [ -n "$line" ]; then
 else
 	failed=$((failed + 1))
 fi
-for unit in "$format" "$distcheck" "$asan"; do
+for unit in "$format" "$distcheck" "$asan" "$fuzz"; do
 	case $unit in
 	passed) passed=$((passed + 1)) ;;
 	failed) failed=$((failed + 1)) ;;
