@@ -979,8 +979,10 @@ static int on_model_call(struct sg_as_stream *s, const json_t *f, int end)
 	if (!r)
 		return -1;
 	if (end) {
+		/* counts from the backend, summed without overflow (both are ≥ 0) */
 		for (i = 0; i < 4; i++)
-			r->usage[i] += v[i];
+			r->usage[i] =
+			    v[i] > INT64_MAX - r->usage[i] ? INT64_MAX : r->usage[i] + v[i];
 		r->has_usage = 1;
 		return 0;
 	}
@@ -1286,7 +1288,8 @@ int sg_as_stream_prime(struct sg_as_stream *s, const json_t *msg, struct sg_erro
 	if (json_is_object(usage)) {
 		s->r->has_usage = 1;
 		for (k = 0; k < 4; k++)
-			if (json_is_integer(json_object_get(usage, keys[k])))
+			if (json_is_integer(json_object_get(usage, keys[k])) &&
+			    json_integer_value(json_object_get(usage, keys[k])) >= 0)
 				s->r->usage[k] =
 				    json_integer_value(json_object_get(usage, keys[k]));
 	}
