@@ -59,6 +59,16 @@ START_TEST(valid)
 	ck_assert_uint_eq(cfg->idempotency_max_keys, 100000);
 	ck_assert_uint_eq(cfg->max_stream_backlog_bytes, 1 << 20);
 	ck_assert_int_eq(cfg->backends[0].stream_idle_timeout_ms, 120000);
+	/* the defaults of the read cache, upstream memory and overload guards */
+	ck_assert_uint_eq(cfg->cache_max_bytes, (size_t)256 << 20);
+	ck_assert_int_eq(cfg->walk_snapshot_ms, 60000);
+	ck_assert_uint_eq(cfg->max_upstream_bytes, (size_t)96 << 20);
+	ck_assert_uint_eq(cfg->backends[0].max_response_bytes, (size_t)48 << 20);
+	ck_assert_int_eq(cfg->backends[0].max_concurrent, 1024);
+	ck_assert_int_eq(cfg->backends[0].breaker.threshold, 5);
+	ck_assert_int_eq(cfg->backends[0].breaker.open_ms, 10000);
+	ck_assert_int_eq(cfg->backends[0].fresh_ms, 1000); /* AgentScope's cache_ms */
+	ck_assert_ptr_null(cfg->keys[0].bucket);
 	sg_config_free(cfg);
 }
 END_TEST
@@ -95,6 +105,30 @@ static const struct {
      "limits.max_write_body_bytes: must not exceed limits.max_body_bytes"},
     {"\"url\"", "\"stream_idle_timeout_ms\":10,\"url\"",
      "backends[0].stream_idle_timeout_ms: must be an integer between"},
+    /* the read cache, upstream memory and overload guards */
+    {"\"workers\":1", "\"workers\":1,\"cache\":[]", "cache: must be an object"},
+    {"\"workers\":1", "\"workers\":1,\"cache\":{\"max\":1}", "cache.max: unknown key"},
+    {"\"workers\":1", "\"workers\":1,\"cache\":{\"max_bytes\":-1}",
+     "cache.max_bytes: must be an integer between"},
+    {"\"workers\":1", "\"workers\":1,\"cache\":{\"walk_snapshot_ms\":99999999}",
+     "cache.walk_snapshot_ms: must be an integer between"},
+    {"\"workers\":1", "\"workers\":1,\"limits\":{\"max_upstream_bytes\":-5}",
+     "limits.max_upstream_bytes: must be an integer between"},
+    {"\"url\"", "\"max_concurrent\":-1,\"url\"",
+     "backends[0].max_concurrent: must be an integer between"},
+    {"\"url\"", "\"breaker\":5,\"url\"", "backends[0].breaker: must be an object"},
+    {"\"url\"", "\"breaker\":{\"fails\":1},\"url\"", "backends[0].breaker.fails: unknown key"},
+    {"\"url\"", "\"breaker\":{\"open_ms\":5},\"url\"",
+     "backends[0].breaker.open_ms: must be an integer between"},
+    {"\"backends\":{\"as\"", "\"rate_limit\":1,\"backends\":{\"as\"",
+     "keys[0].rate_limit: must be an object"},
+    {"\"backends\":{\"as\"", "\"rate_limit\":{\"rps\":1},\"backends\":{\"as\"",
+     "keys[0].rate_limit.rps: unknown key"},
+    {"\"backends\":{\"as\"", "\"rate_limit\":{\"requests_per_second\":0},\"backends\":{\"as\"",
+     "keys[0].rate_limit: requests_per_second must be a number above 0"},
+    {"\"backends\":{\"as\"",
+     "\"rate_limit\":{\"requests_per_second\":2,\"burst\":0},\"backends\":{\"as\"",
+     "keys[0].rate_limit: burst must be an integer from 1"},
 };
 
 START_TEST(errors_name_the_key)
