@@ -22,6 +22,7 @@
 #include "pager.h"
 #include "query.h"
 #include "request.h"
+#include "timeutil.h"
 
 /* The read handlers' state for one request. */
 struct rd {
@@ -47,6 +48,7 @@ struct rd {
 	struct flight *waiting;       /* the flight this request waits for */
 	struct rd *wnext;             /* the next waiter of that flight */
 	json_t *object;               /* retrieve: the session to answer */
+	int fresh;                    /* the client asked for a fresh read (Cache-Control) */
 };
 
 static void flight_leave(struct rd *st);
@@ -82,6 +84,7 @@ static struct rd *rd_new(struct sg_req *r, size_t nparts)
 	}
 	st->r = r;
 	st->nparts = nparts;
+	st->fresh = sg_req_call_env(r).no_cache;
 	sg_req_set_state(r, st, rd_free);
 	return st;
 }
@@ -126,22 +129,9 @@ static json_t *part_items(const struct part *p)
 
 #define SG_LOG_FRESH_MAX_MS 1000
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 static struct sg_cache *held_cache(const struct rd *st)
 {
 	return sg_req_host(st->r)->held_cache;
-}
-
-static int wants_fresh(const struct rd *st)
-{
-	return sg_req_call_env(st->r).no_cache;
 }
 
 /* The cache key of a part's listing: "S" (sessions, with the agent filter the module applies)
@@ -160,10 +150,9 @@ static struct sg_held *held_lookup(const struct rd *st, const struct part *p, ch
 {
 	char key[SG_CACHE_KEY_MAX + 1];
 
-	if (!p->be || p->be->fresh_ms <= 0 || wants_fresh(st) ||
-	    held_key(st, p, kind, key, sizeof(key)))
+	if (!p->be || p->be->fresh_ms <= 0 || st->fresh || held_key(st, p, kind, key, sizeof(key)))
 		return NULL;
-	return sg_cache_get_typed(held_cache(st), key, &sg_held_cache_type, mono_ms());
+	return sg_cache_get_typed(held_cache(st), key, &sg_held_cache_type, sg_mono_ms());
 }
 
 /* Builds the part's listing from its items; held for the backend's freshness window when it
@@ -188,7 +177,7 @@ static int held_build(struct rd *st, struct part *p, char kind, struct sg_error 
 		ttl = 0;
 	if (ttl > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 && sg_held_seal(p->held) == 0)
 		sg_cache_put_typed(held_cache(st), key, &sg_held_cache_type, p->held,
-		                   sg_held_bytes(p->held), mono_ms(), ttl);
+		                   sg_held_bytes(p->held), sg_mono_ms(), ttl);
 	return 0;
 }
 
@@ -223,7 +212,7 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 		snap_key(st, snap, key, sizeof(key));
 	if (name) {
 		/* a page served from the snapshot: it lives on */
-		sg_cache_touch(held_cache(st), key, mono_ms(), cfg->walk_snapshot_ms);
+		sg_cache_touch(held_cache(st), key, sg_mono_ms(), cfg->walk_snapshot_ms);
 	} else if (snap && linked) {
 		struct sg_held_set *set = NULL;
 		int sealed = 1;
@@ -235,7 +224,7 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 			set = sg_held_set_new(v, n);
 		if (set)
 			sg_cache_put_typed(held_cache(st), key, &sg_held_set_cache_type, set,
-			                   set->bytes, mono_ms(), cfg->walk_snapshot_ms);
+			                   set->bytes, sg_mono_ms(), cfg->walk_snapshot_ms);
 		sg_held_set_release(set);
 	}
 	sg_req_reply_text(st->r, 200, text, len);
@@ -248,10 +237,10 @@ static int reply_from_snapshot(struct rd *st)
 	char key[SG_CACHE_KEY_MAX + 1];
 	struct sg_held_set *set;
 
-	if (!st->pos.snap[0] || wants_fresh(st))
+	if (!st->pos.snap[0] || st->fresh)
 		return 0;
 	snap_key(st, st->pos.snap, key, sizeof(key));
-	set = sg_cache_get_typed(held_cache(st), key, &sg_held_set_cache_type, mono_ms());
+	set = sg_cache_get_typed(held_cache(st), key, &sg_held_set_cache_type, sg_mono_ms());
 	if (!set)
 		return 0;
 	reply_sessions(st, set->v, set->n, st->pos.snap);

@@ -95,6 +95,11 @@ static size_t chunk(size_t n)
 	return n < 32 ? 32 : n;
 }
 
+size_t sg_cache_chunk(size_t n)
+{
+	return chunk(n);
+}
+
 static size_t add(size_t a, size_t b)
 {
 	return a > SIZE_MAX - b ? SIZE_MAX : a + b;

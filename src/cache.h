@@ -89,6 +89,10 @@ struct sg_cache_stats sg_cache_stats(const struct sg_cache *c);
  * jansson's own parser allows twice over. */
 size_t sg_cache_value_bytes(const json_t *v);
 
+/* What glibc's malloc hands out for a request of n bytes (see cache.c); other values'
+ * estimates use it too (held.c). */
+size_t sg_cache_chunk(size_t n);
+
 /* Replaces the key hash (tests: force collisions). NULL restores the default. */
 void sg_cache_set_hash(struct sg_cache *c, uint64_t (*hash)(const char *key, size_t len));
 

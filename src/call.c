@@ -150,14 +150,6 @@ const json_t *sg_call_page_carry(const struct sg_call *c)
 	return c->carry_in;
 }
 
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* The cache key of `key` for this call: the backend's write generation at the call's start
  * goes in, so nothing fetched before a write answers a read after it. */
 static int gen_key(const struct sg_call *c, const char *key, char *out, size_t len)
@@ -173,7 +165,7 @@ json_t *sg_call_cache_get(const struct sg_call *c, const char *key)
 
 	if (c->env.no_cache || gen_key(c, key, k, sizeof(k)))
 		return NULL;
-	return sg_cache_get(c->env.cache, k, mono_ms());
+	return sg_cache_get(c->env.cache, k, sg_mono_ms());
 }
 
 void sg_call_cache_put(const struct sg_call *c, const char *key, json_t *value, int64_t ttl_ms)
@@ -182,7 +174,7 @@ void sg_call_cache_put(const struct sg_call *c, const char *key, json_t *value, 
 
 	if (gen_key(c, key, k, sizeof(k)))
 		return;
-	sg_cache_put(c->env.cache, k, value, mono_ms(), ttl_ms);
+	sg_cache_put(c->env.cache, k, value, sg_mono_ms(), ttl_ms);
 }
 
 void sg_call_set_state(struct sg_call *c, void *state, void (*free_fn)(void *))
@@ -460,7 +452,8 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 	if (res->fail != SG_FETCH_BUDGET && res->fail != SG_FETCH_TOO_LARGE) {
 		int ok = res->fail == SG_FETCH_OK && res->status < 500;
 
-		sg_breaker_report(&((struct sg_backend *)c->be)->breaker, ok, c->probe, mono_ms());
+		sg_breaker_report(&((struct sg_backend *)c->be)->breaker, ok, c->probe,
+		                  sg_mono_ms());
 		c->probe = 0;
 	}
 	if (!c->ended) {
@@ -1040,7 +1033,7 @@ static int admit(struct sg_call *c)
 		}
 		c->slot = 1;
 	}
-	adm = sg_breaker_admit(&be->breaker, mono_ms(), &retry_ms);
+	adm = sg_breaker_admit(&be->breaker, sg_mono_ms(), &retry_ms);
 	if (adm == 0) {
 		sg_error_set(&e, 503, "overloaded_error",
 		             "backend '%s' is failing: the gateway stops asking it for a while "

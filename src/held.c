@@ -22,13 +22,6 @@ struct sg_held {
 
 static atomic_uint_fast64_t next_uid = 1;
 
-/* What glibc's malloc hands out for a request of n bytes (see cache.c). */
-static size_t chunk(size_t n)
-{
-	n = (n + 8 + 15) & ~(size_t)15;
-	return n < 32 ? 32 : n;
-}
-
 static const char *str_of(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
@@ -93,7 +86,7 @@ static int render(const struct sg_held *hc, struct sg_held_item *it)
 	if (!it->text)
 		return -1;
 	it->len = strlen(it->text);
-	h->bytes += chunk(it->len + 1);
+	h->bytes += sg_cache_chunk(it->len + 1);
 	return 0;
 }
 
@@ -139,13 +132,13 @@ static int seal_item(struct sg_held *h, struct sg_held_item *it)
 	block = realloc(it->text, need);
 	if (!block)
 		return -1;
-	before = chunk(it->len + 1);
+	before = sg_cache_chunk(it->len + 1);
 	it->text = block;
 	it->id = keep(block, &at, it->id);
 	it->agent_id = keep(block, &at, it->agent_id);
 	it->deployment_id = keep(block, &at, it->deployment_id);
 	it->type = keep(block, &at, it->type);
-	h->bytes += chunk(need) - before;
+	h->bytes += sg_cache_chunk(need) - before;
 	if (it->resources) {
 		json_incref(it->resources);
 		h->bytes += sg_cache_value_bytes(it->resources);
@@ -223,8 +216,8 @@ int sg_held_end(struct sg_held *h, struct sg_error *err)
 		for (size_t i = 0; i < n; i++)
 			h->pos_of_seq[h->v[i].seq] = i;
 	}
-	h->bytes += chunk(sizeof(*h)) + chunk(h->cap * sizeof(*h->v)) +
-	            (h->pos_of_seq ? chunk(n * sizeof(size_t)) : 0);
+	h->bytes += sg_cache_chunk(sizeof(*h)) + sg_cache_chunk(h->cap * sizeof(*h->v)) +
+	            (h->pos_of_seq ? sg_cache_chunk(n * sizeof(size_t)) : 0);
 	h->sealed = h->seal_as_added;
 	return 0;
 }
@@ -331,7 +324,7 @@ struct sg_held_set *sg_held_set_new(struct sg_held *const *v, size_t n)
 		return NULL;
 	atomic_init(&s->refs, 1);
 	s->n = n;
-	s->bytes = chunk(sizeof(*s) + n * sizeof(*s->v));
+	s->bytes = sg_cache_chunk(sizeof(*s) + n * sizeof(*s->v));
 	for (size_t i = 0; i < n; i++) {
 		s->v[i] = sg_held_retain(v[i]);
 		s->bytes += v[i]->bytes;

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "overload.h"
 #include "routes.h"
+#include "timeutil.h"
 
 /* A backend's share of a request: one call, or a walk over its own pages. */
 struct part {
@@ -108,14 +109,6 @@ static const char *reason(int status)
 		if (phrases[i].status == status)
 			return phrases[i].text;
 	return "Error";
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
 static long elapsed_ms(const struct sg_req *r)
@@ -251,7 +244,7 @@ static void keep_answer(struct sg_req *r, int status, const char *text, const st
 	if ((e && e->should_retry == 1) || !text)
 		sg_idem_abandon(r->host->idem, r->idem_key);
 	else
-		sg_idem_finish(r->host->idem, r->idem_key, &a, mono_ms());
+		sg_idem_finish(r->host->idem, r->idem_key, &a, sg_mono_ms());
 }
 
 static void free_text(const void *data, size_t len, void *arg)
@@ -604,7 +597,7 @@ int sg_req_idempotency(struct sg_req *r, const char *body, size_t len)
 	}
 	snprintf(key, n, "%s\x1f%s\x1f%s\x1f%s", r->key->name, k, r->method, r->path);
 	sg_sha256(body, len, fp);
-	switch (sg_idem_begin(r->host->idem, key, fp, mono_ms(), &a)) {
+	switch (sg_idem_begin(r->host->idem, key, fp, sg_mono_ms(), &a)) {
 	case SG_IDEM_NEW:
 		r->idem_key = key;
 		return 0;
@@ -901,7 +894,7 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 		struct sg_error e;
 		long wait = 1;
 
-		if (!sg_bucket_take(r->key->bucket, mono_ms() * 1000, &wait)) {
+		if (!sg_bucket_take(r->key->bucket, sg_mono_ms() * 1000, &wait)) {
 			sg_error_set(
 			    &e, 429, "rate_limit_error",
 			    "this key's rate limit (%g requests per second, bursts of %g) is "

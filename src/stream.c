@@ -110,14 +110,6 @@ struct sg_streams {
 	int draining;
 };
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t wall_us(void)
 {
 	struct timespec ts;
@@ -486,7 +478,7 @@ static void broadcast(struct hub *hub, const char *p, size_t len)
 {
 	struct bytes b = {p, len};
 
-	hub->last_frame_ms = mono_ms();
+	hub->last_frame_ms = sg_mono_ms();
 	hub_each(hub, each_send, &b);
 }
 
@@ -776,7 +768,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (!hub->opened || mono_ms() - hub->last_frame_ms < ms - ms / 10)
+	if (!hub->opened || sg_mono_ms() - hub->last_frame_ms < ms - ms / 10)
 		return;
 	hub->busy++;
 	broadcast(hub, ": heartbeat\n\n", 13);
@@ -789,7 +781,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 static void hub_lost(struct hub *hub, const char *why)
 {
 	long window = cfg_of(hub->reg)->stream_reconnect_ms;
-	int64_t now = mono_ms();
+	int64_t now = sg_mono_ms();
 	struct timeval tv;
 
 	hub->connected = 0;
@@ -883,7 +875,7 @@ static void on_opened(struct sg_call *c, void *arg)
 	hub->backoff_ms = 0;
 	evtimer_del(hub->timer);
 	hub->opened = 1;
-	hub->last_frame_ms = mono_ms();
+	hub->last_frame_ms = sg_mono_ms();
 	hub_each(hub, each_start, NULL);
 	/* not closed here even when no client is left: call.c is about to hand the head to the
 	 * module; the timer closes it from the loop */

@@ -1,13 +1,15 @@
 /* timeutil.c - see timeutil.h.
  *
- * Everything here is plain integer arithmetic on the proleptic Gregorian calendar: no libc
- * time functions, so no dependence on TZ, the locale or any process-wide state. */
+ * Everything here but sg_mono_ms (which reads the monotonic clock) is plain integer
+ * arithmetic on the proleptic Gregorian calendar: no libc time functions, so no dependence on
+ * TZ, the locale or any process-wide state. */
 #include "timeutil.h"
 
 #include "civil.h"
 #include "tz.h"
 
 #include <stdbool.h>
+#include <time.h>
 #include <stdio.h>
 
 #define US_PER_SEC 1000000LL
@@ -189,4 +191,12 @@ int sg_time_format(int64_t us, char *buf, size_t len)
 	if (n < 0 || (size_t)n >= len)
 		return -1;
 	return n;
+}
+
+int64_t sg_mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }

@@ -27,4 +27,7 @@ int sg_time_parse_local(const char *s, const struct sg_tz *tz, int64_t *us);
  * Returns the length written, or -1 when us is out of the year 0001..9999 range. */
 int sg_time_format(int64_t us, char *buf, size_t len);
 
+/* Milliseconds of CLOCK_MONOTONIC: for timeouts, time to live and rates, never for dates. */
+int64_t sg_mono_ms(void);
+
 #endif
