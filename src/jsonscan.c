@@ -206,22 +206,3 @@ int sg_jscan_next(struct sg_jscanner *js, const char **el, size_t *ellen)
 	js->index++;
 	return 1;
 }
-
-int sg_json_scan_array(const char *text, size_t len, const char *key,
-                       int (*fn)(void *arg, const char *el, size_t ellen, size_t index), void *arg)
-{
-	struct sg_jscanner js;
-	const char *el;
-	size_t ellen;
-	int rc = sg_jscan_begin(&js, text, len, key);
-
-	if (rc)
-		return rc;
-	while ((rc = sg_jscan_next(&js, &el, &ellen)) == 1) {
-		int frc = fn(arg, el, ellen, js.index - 1);
-
-		if (frc)
-			return frc;
-	}
-	return rc;
-}

@@ -20,13 +20,11 @@ enum sg_jscan {
 	SG_JSCAN_NO_ARRAY = -3,   /* the object has no member `key` that is an array */
 };
 
-/* Calls fn(arg, text, len, index) for each element of the array under the top-level member
- * `key` (spelled without escapes) of the object in text[0..len), in order. Returns an
- * enum sg_jscan, or the first non-zero value fn returns (it stops the scan). Deeper than
- * SG_JSCAN_MAX_DEPTH is a syntax error. */
+/* Deeper than this is a syntax error. */
 #define SG_JSCAN_MAX_DEPTH 1024
 
-/* The same one element at a time, so a long array can be worked through in slices (the
+/* The elements of the array under the top-level member `key` (spelled without escapes) of the
+ * object in text[0..len), one at a time, so a long array can be worked through in slices (the
  * event loop runs between them). begin finds the array (an enum sg_jscan); each next gives
  * the following element (1), or 0 once the array and the object around it have ended, or
  * SG_JSCAN_SYNTAX. The text must stay as it is meanwhile. */
@@ -37,7 +35,5 @@ struct sg_jscanner {
 };
 int sg_jscan_begin(struct sg_jscanner *js, const char *text, size_t len, const char *key);
 int sg_jscan_next(struct sg_jscanner *js, const char **el, size_t *ellen);
-int sg_json_scan_array(const char *text, size_t len, const char *key,
-                       int (*fn)(void *arg, const char *el, size_t ellen, size_t index), void *arg);
 
 #endif

@@ -559,11 +559,6 @@ void sg_upstream_set_budget(struct sg_upstream *up, size_t bytes)
 	up->budget = bytes;
 }
 
-size_t sg_upstream_held(const struct sg_upstream *up)
-{
-	return up->held;
-}
-
 struct sg_upstream *sg_upstream_new(struct event_base *base, long max_host_connections)
 {
 	struct sg_upstream *up = calloc(1, sizeof(*up));

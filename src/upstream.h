@@ -71,8 +71,6 @@ struct sg_upstream *sg_upstream_new(struct event_base *base, long max_host_conne
 /* Bounds the bytes all collected answers of this upstream may hold at once (0: no bound).
  * A fetch whose answer would take more ends with SG_FETCH_BUDGET. */
 void sg_upstream_set_budget(struct sg_upstream *up, size_t bytes);
-/* Bytes held by collected answers now. */
-size_t sg_upstream_held(const struct sg_upstream *up);
 /* Cancels every outstanding fetch (their callbacks are not called). */
 void sg_upstream_free(struct sg_upstream *up);
 
