@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,69 @@ void sg_call_cache_put(const struct sg_call *c, const char *key, json_t *value, 
 	if (gen_key(c, key, k, sizeof(k)))
 		return;
 	sg_cache_put(c->env.cache, k, value, sg_mono_ms(), ttl_ms);
+}
+
+/* A remembered usage: a small value shared by the workers, released by whoever drops it last. */
+struct usage_val {
+	atomic_int refs;
+	struct sg_usage_memo u;
+};
+
+static void usage_retain(void *v)
+{
+	atomic_fetch_add(&((struct usage_val *)v)->refs, 1);
+}
+
+static void usage_release(void *v)
+{
+	struct usage_val *uv = v;
+
+	if (atomic_fetch_sub(&uv->refs, 1) == 1)
+		free(uv);
+}
+
+static const struct sg_cache_type usage_type = {usage_retain, usage_release};
+
+static int usage_key(const struct sg_call *c, const char *key, char *out, size_t len)
+{
+	int n = snprintf(out, len, "usage\x1f%s\x1f%s", c->be->name, key);
+
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+int sg_call_wants_fresh(const struct sg_call *c)
+{
+	return c->env.no_cache;
+}
+
+int sg_call_usage_get(const struct sg_call *c, const char *key, struct sg_usage_memo *out)
+{
+	char k[SG_CACHE_KEY_MAX + 1];
+	struct usage_val *uv;
+
+	if (!c->env.shared || usage_key(c, key, k, sizeof(k)))
+		return 0;
+	uv = sg_cache_get_typed(c->env.shared, k, &usage_type, sg_mono_ms());
+	if (!uv)
+		return 0;
+	*out = uv->u;
+	usage_release(uv);
+	return 1;
+}
+
+void sg_call_usage_put(const struct sg_call *c, const char *key, const struct sg_usage_memo *u,
+                       int64_t ttl_ms)
+{
+	char k[SG_CACHE_KEY_MAX + 1];
+	struct usage_val *uv;
+
+	if (!c->env.shared || usage_key(c, key, k, sizeof(k)) || !(uv = malloc(sizeof(*uv))))
+		return;
+	atomic_init(&uv->refs, 1);
+	uv->u = *u;
+	sg_cache_put_typed(c->env.shared, k, &usage_type, uv, sg_cache_chunk(sizeof(*uv)),
+	                   sg_mono_ms(), ttl_ms);
+	usage_release(uv); /* the cache holds its own */
 }
 
 void sg_call_set_state(struct sg_call *c, void *state, void (*free_fn)(void *))

@@ -660,6 +660,7 @@ struct sg_call_env sg_req_call_env(const struct sg_req *r)
 	struct sg_call_env env = {
 	    .upstream = r->host->up,
 	    .cache = r->host->cache,
+	    .shared = r->host->held_cache,
 	    .base = r->host->base,
 	    .request_id = r->id,
 	    .principal = r->key ? r->key->name : "-",
