@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev check libssl-dev tzdata curl ca-certificates clang-format
+      libjansson-dev check libssl-dev libhiredis-dev redis-server tzdata curl ca-certificates clang-format
       clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
