@@ -30,6 +30,10 @@ struct wr {
 	size_t nfound;
 	struct sg_error probe_err;
 	int probe_failed;
+	/* what runs once the Idempotency-Key is settled (at once, or when the shared store
+	 * answers), and the session's backend for a write on one session */
+	void (*go)(struct wr *w);
+	const struct sg_route *rt;
 };
 
 static void wr_free(void *p)
@@ -107,10 +111,20 @@ static void start_write(struct wr *w, const struct sg_route *rt)
 	sg_call_start(c);
 }
 
-/* The body of a write, validated, and its Idempotency-Key honoured: the handler state, or
- * NULL after answering. */
-static struct wr *begin_write(struct sg_req *r, enum sg_call_kind kind, int has_body,
-                              enum sg_wbody_kind bk)
+/* Settled by the shared Idempotency-Key store: the write goes on. */
+static void resume(struct sg_req *r)
+{
+	struct wr *w = sg_req_state(r);
+
+	w->go(w);
+}
+
+/* The body of a write validated, and its Idempotency-Key honoured; then go(w) runs, at once
+ * or once the key's store (Redis, when configured) has answered. Answers the request itself
+ * otherwise. id: the session of a write on one session (its backend rt), or NULL. */
+static void begin_write(struct sg_req *r, enum sg_call_kind kind, int has_body,
+                        enum sg_wbody_kind bk, const struct sg_pubid *id, const struct sg_route *rt,
+                        void (*go)(struct wr *w))
 {
 	const struct sg_config *cfg = sg_req_config(r);
 	struct sg_error e;
@@ -122,12 +136,12 @@ static struct wr *begin_write(struct sg_req *r, enum sg_call_kind kind, int has_
 		sg_req_fail(r, 413, "invalid_request_error",
 		            "the request body is %zu bytes; at most %zu are accepted", len,
 		            cfg->max_write_body_bytes);
-		return NULL;
+		return;
 	}
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		sg_req_fail(r, 500, "api_error", "out of memory");
-		return NULL;
+		return;
 	}
 	w->r = r;
 	w->kind = kind;
@@ -136,16 +150,27 @@ static struct wr *begin_write(struct sg_req *r, enum sg_call_kind kind, int has_
 		w->body = sg_wbody_parse(bk, raw, len, &e);
 		if (!w->body) {
 			sg_req_error(r, &e);
-			return NULL;
+			return;
 		}
 	} else if (len && !(len == 2 && !memcmp(raw, "{}", 2))) {
 		/* archive takes no parameters: say so rather than drop what was sent */
 		sg_req_fail(r, 400, "invalid_request_error", "this request takes no body");
-		return NULL;
+		return;
 	}
-	if (strcmp(sg_req_method(r), "POST") == 0 && sg_req_idempotency(r, raw, len))
-		return NULL;
-	return w;
+	w->go = go;
+	w->rt = rt;
+	if (id) {
+		w->id = *id;
+		w->has_id = 1;
+	}
+	if (strcmp(sg_req_method(r), "POST") == 0 && sg_req_idempotency(r, raw, len, resume))
+		return; /* answered, or resume() runs later */
+	go(w);
+}
+
+static void session_go(struct wr *w)
+{
+	start_write(w, w->rt);
 }
 
 /* A write on the session the path names. */
@@ -153,18 +178,12 @@ static void session_write(struct sg_req *r, enum sg_call_kind kind, int has_body
                           enum sg_wbody_kind bk)
 {
 	const struct sg_route *rt;
-	struct wr *w;
 	struct sg_pubid id;
 
 	/* An unknown id is a 404 before the body is even read: nothing to validate against. */
 	if (sg_api_session_route(r, &id, &rt))
 		return;
-	w = begin_write(r, kind, has_body, bk);
-	if (!w)
-		return;
-	w->id = id;
-	w->has_id = 1;
-	start_write(w, rt);
+	begin_write(r, kind, has_body, bk, &id, rt, session_go);
 }
 
 void sg_api_update_session(struct sg_req *r)
@@ -231,14 +250,13 @@ static void on_probe(struct sg_call *c, void *arg)
 	}
 }
 
-void sg_api_create_session(struct sg_req *r)
+/* Creates on the one backend that can, or on the one of several that has the agent. */
+static void create_go(struct wr *w)
 {
+	struct sg_req *r = w->r;
 	const struct sg_key *key = sg_req_key(r);
-	struct wr *w = begin_write(r, SG_CALL_CREATE_SESSION, 1, SG_WBODY_CREATE);
 	size_t i;
 
-	if (!w)
-		return;
 	if (strlen(agent_id_of(w->body)) >= SG_ID_FIELD_MAX) {
 		sg_req_fail(r, 400, "invalid_request_error",
 		            "agent: the id is longer than %d bytes", SG_ID_FIELD_MAX - 1);
@@ -280,4 +298,9 @@ void sg_api_create_session(struct sg_req *r)
 		sg_req_fail(r, 400, "invalid_request_error",
 		            "this key reaches several backends and none can look agents up; use a "
 		            "key routed to one backend to create sessions");
+}
+
+void sg_api_create_session(struct sg_req *r)
+{
+	begin_write(r, SG_CALL_CREATE_SESSION, 1, SG_WBODY_CREATE, NULL, NULL, create_go);
 }

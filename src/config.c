@@ -1,6 +1,7 @@
 /* config.c - see config.h. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -99,6 +100,104 @@ static char *get_str(struct cpath *cp, const char *where, const json_t *obj, con
 		s = env;
 	}
 	return strdup(s);
+}
+
+/* "redis": where the shared state lives. An address is an IP literal (hiredis resolves names
+ * with a blocking call, which a worker's loop must never make) or "unix:/path". */
+static int load_redis(struct cpath *cp, const json_t *root, struct sg_config *cfg)
+{
+	static const char *const allowed[] = {"address",
+	                                      "password",
+	                                      "db",
+	                                      "timeout_ms",
+	                                      "connect_timeout_ms",
+	                                      "key_prefix",
+	                                      "rate_limits_when_down",
+	                                      NULL};
+	const json_t *rj = json_object_get(root, "redis");
+	struct sg_redis_conf *rc = &cfg->redis;
+	char *addr, *mode;
+	long long v;
+	int bad = 0;
+
+	rc->timeout_ms = 250;
+	rc->connect_timeout_ms = 1000;
+	rc->rate_limits_fail_open = 1;
+	if (!rj)
+		return 0;
+	if (!json_is_object(rj))
+		return fail(cp, "redis", "must be an object");
+	if (check_keys(cp, "redis", rj, allowed))
+		return -1;
+	addr = get_str(cp, "redis", rj, "address", 1, &bad);
+	if (bad)
+		return -1;
+	if (strncmp(addr, "unix:", 5) == 0 && addr[5] == '/') {
+		rc->path = strdup(addr + 5);
+	} else {
+		const char *colon = strrchr(addr, ':');
+		char *end, host[64];
+		unsigned char buf[16];
+		long port;
+
+		errno = 0;
+		port = colon ? strtol(colon + 1, &end, 10) : -1;
+		if (!colon || colon == addr || errno || *end || port < 1 || port > 65535 ||
+		    (size_t)(colon - addr) >= sizeof(host)) {
+			free(addr);
+			return fail(
+			    cp, "redis.address",
+			    "must be IP:PORT ([IPv6]:PORT) or unix:/path, e.g. 127.0.0.1:6379");
+		}
+		if (addr[0] == '[' && colon[-1] == ']')
+			snprintf(host, sizeof(host), "%.*s", (int)(colon - addr - 2), addr + 1);
+		else
+			snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+		if (inet_pton(AF_INET, host, buf) != 1 && inet_pton(AF_INET6, host, buf) != 1) {
+			free(addr);
+			return fail(cp, "redis.address",
+			            "'%s' is not an IP address (a name would be resolved with a "
+			            "blocking call)",
+			            host);
+		}
+		rc->host = strdup(host);
+		rc->port = (int)port;
+	}
+	free(addr);
+	if (!rc->host && !rc->path)
+		return fail(cp, "redis", "out of memory");
+	rc->password = get_str(cp, "redis", rj, "password", 0, &bad);
+	if (bad)
+		return -1;
+	v = 0;
+	if (get_int(cp, "redis", rj, "db", 0, 1000, &v))
+		return -1;
+	rc->db = (int)v;
+	v = rc->timeout_ms;
+	if (get_int(cp, "redis", rj, "timeout_ms", 1, 60000, &v))
+		return -1;
+	rc->timeout_ms = (long)v;
+	v = rc->connect_timeout_ms;
+	if (get_int(cp, "redis", rj, "connect_timeout_ms", 1, 60000, &v))
+		return -1;
+	rc->connect_timeout_ms = (long)v;
+	rc->prefix = get_str(cp, "redis", rj, "key_prefix", 0, &bad);
+	if (bad)
+		return -1;
+	if (!rc->prefix && !(rc->prefix = strdup("sg:")))
+		return fail(cp, "redis", "out of memory");
+	if (strlen(rc->prefix) > 64)
+		return fail(cp, "redis.key_prefix", "must be at most 64 bytes");
+	mode = get_str(cp, "redis", rj, "rate_limits_when_down", 0, &bad);
+	if (bad)
+		return -1;
+	if (mode && strcmp(mode, "allow") && strcmp(mode, "refuse")) {
+		free(mode);
+		return fail(cp, "redis.rate_limits_when_down", "must be allow or refuse");
+	}
+	rc->rate_limits_fail_open = !mode || !strcmp(mode, "allow");
+	free(mode);
+	return 0;
 }
 
 static int parse_listen(struct cpath *cp, const char *s, struct sg_config *cfg)
@@ -402,6 +501,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                      "keys",
 	                                      "streams",
 	                                      "cache",
+	                                      "redis",
 	                                      NULL};
 	static const char *const cache_allowed[] = {"max_bytes", "walk_snapshot_ms", NULL};
 	static const char *const limits_allowed[] = {
@@ -622,6 +722,8 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		}
 	}
 
+	if (load_redis(&cp, root, cfg))
+		goto fail;
 	backends = json_object_get(root, "backends");
 	if (!json_is_array(backends) || json_array_size(backends) == 0) {
 		fail(&cp, "backends", "must be a non-empty array");
@@ -710,6 +812,12 @@ void sg_config_free(struct sg_config *cfg)
 	sg_wipe(cfg->secret, cfg->secretlen);
 	free(cfg->secret);
 	free(cfg->listen_host);
+	free(cfg->redis.host);
+	free(cfg->redis.path);
+	if (cfg->redis.password)
+		sg_wipe(cfg->redis.password, strlen(cfg->redis.password));
+	free(cfg->redis.password);
+	free(cfg->redis.prefix);
 	free(cfg);
 }
 

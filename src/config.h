@@ -88,6 +88,19 @@ struct sg_config {
 	 * and how long a walk's snapshot outlives its last page */
 	size_t cache_max_bytes;
 	long walk_snapshot_ms;
+	/* the state several instances share (redis.h), when configured: host (an IP literal) or
+	 * path (a Unix socket) set; neither: this instance keeps it all to itself */
+	struct sg_redis_conf {
+		char *host;
+		int port;
+		char *path;
+		char *password;
+		int db;
+		long timeout_ms;
+		long connect_timeout_ms;
+		char *prefix;              /* of every key the gateway writes */
+		int rate_limits_fail_open; /* Redis down: 1 let requests through, 0 refuse (429) */
+	} redis;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
 	struct sg_backend *backends;

@@ -33,6 +33,8 @@ struct sg_redis {
 	struct event *retry_ev;   /* the next connection attempt */
 	struct event *connect_ev; /* the current attempt's deadline */
 	struct sg_redis_stats stats;
+	void (*on_up)(struct sg_redis *r, void *arg);
+	void *on_up_arg;
 };
 
 struct sg_redis_op {
@@ -134,6 +136,8 @@ static void on_connect(const redisAsyncContext *cac, int status)
 		lens[1] = (size_t)snprintf(db, sizeof(db), "%d", r->db);
 		redisAsyncCommandArgv(ac, on_setup_reply, NULL, 2, argv, lens);
 	}
+	if (r->on_up)
+		r->on_up(r, r->on_up_arg);
 }
 
 static void on_disconnect(const redisAsyncContext *cac, int status)
@@ -230,6 +234,12 @@ void sg_redis_free(struct sg_redis *r)
 	free(r->path);
 	free(r->password);
 	free(r);
+}
+
+void sg_redis_on_up(struct sg_redis *r, void (*fn)(struct sg_redis *r, void *arg), void *arg)
+{
+	r->on_up = fn;
+	r->on_up_arg = arg;
 }
 
 int sg_redis_up(const struct sg_redis *r)

@@ -49,6 +49,10 @@ struct sg_redis *sg_redis_new(struct event_base *base, const struct sg_redis_cfg
 /* Drops the connection; pending callbacks run with SG_REDIS_DOWN first. */
 void sg_redis_free(struct sg_redis *r);
 
+/* fn(r, arg) runs each time a connection is made, before any other command can be sent on it
+ * (a user catching up on what it could not send while Redis was away). One per client. */
+void sg_redis_on_up(struct sg_redis *r, void (*fn)(struct sg_redis *r, void *arg), void *arg);
+
 /* 1 while the connection is up (commands can be sent). */
 int sg_redis_up(const struct sg_redis *r);
 

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <hiredis/hiredis.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "idem.h"
+#include "redis.h"
 #include "log.h"
 #include "overload.h"
 #include "routes.h"
@@ -74,7 +76,13 @@ struct sg_req {
 	int streaming;
 	size_t sent;    /* stream bytes handed to evhttp */
 	char *idem_key; /* the Idempotency-Key record this request answers, or NULL */
-	int orphan;     /* a write whose client left: it runs on, its answer goes nowhere */
+	/* ... kept in Redis (idem_key is then the Redis key): our pending record, the fingerprint,
+	 * the command under way and what runs once the key is settled */
+	char *idem_pending;
+	uint8_t idem_fp[SG_SHA256_LEN];
+	struct sg_redis_op *redis_op;
+	void (*idem_go)(struct sg_req *r);
+	int orphan; /* a write whose client left: it runs on, its answer goes nowhere */
 };
 
 /* The reason phrase of a status the gateway answers with. */
@@ -128,6 +136,8 @@ static void access_log(const struct sg_req *r, int status, const char *note)
 }
 
 /* Frees what works for r and r itself; evhttp's request is someone else's by now. */
+static void idem_cancel_claim(struct sg_req *r);
+
 static void req_free(struct sg_req *r)
 {
 	struct sg_req_host *h = r->host;
@@ -149,8 +159,16 @@ static void req_free(struct sg_req *r)
 		h->live = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
+	if (r->redis_op) {
+		/* gone while its key was being claimed: drop the claim if it was made (commands run
+		 * in order on the connection), so a retry need not wait for it to expire */
+		sg_redis_cancel(r->redis_op);
+		if (r->idem_pending)
+			idem_cancel_claim(r);
+	}
 	free(r->param);
 	free(r->idem_key);
+	free(r->idem_pending);
 	free(r);
 }
 
@@ -236,11 +254,17 @@ static void common_headers(struct sg_req *r, const char *content_type)
 
 /* Keeps the answer under the request's Idempotency-Key, or forgets the key when the answer
  * says nothing was done (x-should-retry true: refused before any work), so a retry runs. */
+static void redis_keep_answer(struct sg_req *r, const struct sg_idem_answer *a, int abandon);
+
 static void keep_answer(struct sg_req *r, int status, const char *text, const struct sg_error *e)
 {
 	struct sg_idem_answer a = {status, e ? e->should_retry : -1, (char *)text,
 	                           text ? strlen(text) : 0};
 
+	if (r->idem_pending) {
+		redis_keep_answer(r, &a, (e && e->should_retry == 1) || !text);
+		return;
+	}
 	if ((e && e->should_retry == 1) || !text)
 		sg_idem_abandon(r->host->idem, r->idem_key);
 	else
@@ -570,7 +594,329 @@ static void replay(struct sg_req *r, const struct sg_idem_answer *a)
 	req_free(r);
 }
 
-int sg_req_idempotency(struct sg_req *r, const char *body, size_t len)
+/* ---- Idempotency-Key answers in Redis (shared by every instance) ------------------------------
+ *
+ * Under prefix + "idem:" + hex(SHA-256 of principal, key, method and path), a record:
+ *   "P" fp-hex ":" request-id                          the first is being answered
+ *   "A" fp-hex status(3) should-retry(-|0|1) body     its answer
+ * A new key is claimed atomically (the script below): set to pending unless present, else the
+ * record present comes back. The pending record lives for twice the request deadline plus
+ * 10 s (an instance that dies leaves it behind that long); the answer for the window. When the
+ * store cannot be asked, a write carrying a key is refused with a retryable 503: running it
+ * unrecorded could make a duplicate of a retry that lands on another instance. */
+
+static const char idem_claim_lua[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v and (v == ARGV[3] or string.sub(v, 1, 1) ~= 'X') then return v end "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) "
+    "return false";
+static const char idem_finish_lua[] = "local v = redis.call('GET', KEYS[1]) "
+                                      "if v and v ~= ARGV[1] then return 0 end "
+                                      "if ARGV[2] == '' then redis.call('DEL', KEYS[1]) "
+                                      "else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end "
+                                      "return 1";
+
+/* A claim whose reply never came (a timeout, a lost connection) may still be run by Redis
+ * later: this marks it cancelled ("X:" request-id), so that it is a no-op if it runs after
+ * (the claim script leaves its own request's mark alone) and is undone if it ran before.
+ * Anyone else's claim replaces the mark. */
+static const char idem_cancel_lua[] = "local v = redis.call('GET', KEYS[1]) "
+                                      "if v and v ~= ARGV[1] and v ~= ARGV[2] then return 0 end "
+                                      "redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+                                      "return 1";
+
+/* Claims whose fate is unknown, kept per worker until a connection settles them. */
+#define SG_IDEM_DOUBTS_MAX 4096
+
+struct sg_idem_doubt {
+	char *key, *pending, *mark;
+	struct sg_idem_doubt *next;
+};
+
+static void doubt_free(struct sg_idem_doubt *d)
+{
+	free(d->key);
+	free(d->pending);
+	free(d->mark);
+	free(d);
+}
+
+struct doubt_op {
+	struct sg_req_host *host;
+	struct sg_idem_doubt *d;
+};
+
+static void doubt_push(struct sg_req_host *h, struct sg_idem_doubt *d);
+
+static void on_doubt_settled(enum sg_redis_status st, const struct redisReply *reply, void *arg)
+{
+	struct doubt_op *o = arg;
+
+	if (st == SG_REDIS_OK && reply->type == REDIS_REPLY_INTEGER)
+		doubt_free(o->d);
+	else
+		doubt_push(o->host, o->d); /* at the next connection */
+	free(o);
+}
+
+static int send_cancel(struct sg_req_host *h, struct sg_idem_doubt *d)
+{
+	char ttl[24];
+	struct doubt_op *o = malloc(sizeof(*o));
+
+	if (!o)
+		return -1;
+	snprintf(ttl, sizeof(ttl), "%ld", 2 * h->cfg->request_timeout_ms + 10000);
+	o->host = h;
+	o->d = d;
+	{
+		const char *argv[] = {"EVAL",     idem_cancel_lua, "1", d->key,
+		                      d->pending, d->mark,         ttl};
+		size_t lens[] = {4,
+		                 sizeof(idem_cancel_lua) - 1,
+		                 1,
+		                 strlen(d->key),
+		                 strlen(d->pending),
+		                 strlen(d->mark),
+		                 strlen(ttl)};
+
+		if (sg_redis_cmd(h->redis, 7, argv, lens, on_doubt_settled, o))
+			return 0;
+	}
+	free(o);
+	return -1;
+}
+
+static void doubt_push(struct sg_req_host *h, struct sg_idem_doubt *d)
+{
+	if (h->ndoubts >= SG_IDEM_DOUBTS_MAX) {
+		sg_warn(
+		    "too many Idempotency-Key claims left unsettled by redis; one is dropped (its "
+		    "key frees when its pending record expires)");
+		doubt_free(d);
+		return;
+	}
+	d->next = h->doubts;
+	h->doubts = d;
+	h->ndoubts++;
+}
+
+/* Cancels the claim r made, or may have made: now when the connection is up (commands run in
+ * order on it, so after the claim), else at the next connection. */
+static void idem_cancel_claim(struct sg_req *r)
+{
+	struct sg_idem_doubt *d = calloc(1, sizeof(*d));
+	size_t n = strlen(r->id) + 3;
+
+	if (!d || !(d->key = strdup(r->idem_key)) || !(d->pending = strdup(r->idem_pending)) ||
+	    !(d->mark = malloc(n))) {
+		if (d)
+			doubt_free(d);
+		sg_warn("request %s: out of memory settling its Idempotency-Key claim", r->id);
+		return;
+	}
+	snprintf(d->mark, n, "X:%s", r->id);
+	if (send_cancel(r->host, d))
+		doubt_push(r->host, d);
+}
+
+void sg_req_redis_up(struct sg_redis *redis, void *arg)
+{
+	struct sg_req_host *h = arg;
+	struct sg_idem_doubt *d = h->doubts;
+
+	(void)redis;
+	h->doubts = NULL;
+	h->ndoubts = 0;
+	while (d) {
+		struct sg_idem_doubt *next = d->next;
+
+		if (send_cancel(h, d))
+			doubt_push(h, d);
+		d = next;
+	}
+}
+
+void sg_req_host_cleanup(struct sg_req_host *h)
+{
+	while (h->doubts) {
+		struct sg_idem_doubt *next = h->doubts->next;
+
+		doubt_free(h->doubts);
+		h->doubts = next;
+	}
+	h->ndoubts = 0;
+}
+
+/* This request answers no key after all. */
+static void idem_forget(struct sg_req *r)
+{
+	free(r->idem_pending);
+	r->idem_pending = NULL;
+	free(r->idem_key);
+	r->idem_key = NULL;
+}
+
+static void idem_store_down(struct sg_req *r, const char *why)
+{
+	struct sg_error e;
+
+	sg_warn("request %s: Idempotency-Key store (redis) %s: refusing the write", r->id, why);
+	sg_error_set(&e, 503, "overloaded_error",
+	             "the Idempotency-Key store is unavailable; retry shortly");
+	e.should_retry = 1;
+	e.retry_after_s = 1;
+	sg_req_error(r, &e);
+}
+
+static void on_idem_kept(enum sg_redis_status st, const struct redisReply *reply, void *arg)
+{
+	char *rid = arg;
+
+	if (st != SG_REDIS_OK || reply->type == REDIS_REPLY_ERROR)
+		sg_warn("request %s: its Idempotency-Key answer could not be kept in redis (%s): a "
+		        "retry after the pending record expires runs again",
+		        rid,
+		        st == SG_REDIS_TIMEOUT ? "timeout"
+		        : st == SG_REDIS_DOWN  ? "down"
+		                               : "error");
+	free(rid);
+}
+
+/* Stores the answer under the key this request claimed (or drops the claim: nothing was
+ * done), unless another request has taken the key since. Fire and forget. */
+static void redis_keep_answer(struct sg_req *r, const struct sg_idem_answer *a, int abandon)
+{
+	const struct sg_config *cfg = r->host->cfg;
+	char fph[2 * SG_SHA256_LEN + 1], win[24], *rec = NULL, *rid = strdup(r->id);
+	size_t n = 0;
+
+	sg_hex_encode(r->idem_fp, sizeof(r->idem_fp), fph, sizeof(fph));
+	if (!abandon && a) {
+		n = 1 + strlen(fph) + 3 + 1 + a->len;
+		rec = malloc(n + 1);
+		if (rec)
+			snprintf(rec, n + 1, "A%s%03d%c%.*s", fph, a->status % 1000,
+			         a->should_retry < 0 ? '-'
+			         : a->should_retry   ? '1'
+			                             : '0',
+			         (int)a->len, a->body);
+	}
+	snprintf(win, sizeof(win), "%ld", cfg->idempotency_window_ms);
+	{
+		const char *argv[] = {"EVAL",          idem_finish_lua, "1", r->idem_key,
+		                      r->idem_pending, rec ? rec : "",  win};
+		size_t lens[] = {4,
+		                 sizeof(idem_finish_lua) - 1,
+		                 1,
+		                 strlen(r->idem_key),
+		                 strlen(r->idem_pending),
+		                 rec ? n : 0,
+		                 strlen(win)};
+
+		if (!rid || !sg_redis_cmd(r->host->redis, 7, argv, lens, on_idem_kept, rid)) {
+			if (rid)
+				on_idem_kept(SG_REDIS_DOWN, NULL, rid);
+		}
+	}
+	free(rec);
+	free(r->idem_pending);
+	r->idem_pending = NULL;
+}
+
+/* The claim's answer: a new key (go on), or the record already there. */
+static void on_idem_claim(enum sg_redis_status st, const struct redisReply *reply, void *arg)
+{
+	struct sg_req *r = arg;
+	char fph[2 * SG_SHA256_LEN + 1];
+	struct sg_error e;
+
+	r->redis_op = NULL;
+	if (st != SG_REDIS_OK ||
+	    (reply->type != REDIS_REPLY_NIL && reply->type != REDIS_REPLY_STRING)) {
+		if (st != SG_REDIS_OK)
+			idem_cancel_claim(r); /* Redis may still run it */
+		idem_forget(r);
+		idem_store_down(r, st == SG_REDIS_TIMEOUT ? "timed out"
+		                   : st == SG_REDIS_DOWN  ? "went away"
+		                                          : "answered an error");
+		return;
+	}
+	if (reply->type == REDIS_REPLY_NIL) {
+		r->idem_go(r);
+		return;
+	}
+	idem_forget(r); /* not ours: nothing to finish */
+	sg_hex_encode(r->idem_fp, sizeof(r->idem_fp), fph, sizeof(fph));
+	if (reply->len < 1 + 64 || memcmp(reply->str + 1, fph, 64) != 0) {
+		sg_error_set(&e, 409, "conflict_error",
+		             "this Idempotency-Key was used with a different request body; use a "
+		             "new key for a different request");
+		e.should_retry = 0;
+	} else if (reply->str[0] == 'A' && reply->len >= 1 + 64 + 4) {
+		const char *p = reply->str + 65;
+		struct sg_idem_answer a = {atoi((char[4]){p[0], p[1], p[2], 0}),
+		                           p[3] == '-' ? -1 : p[3] == '1', (char *)p + 4,
+		                           reply->len - 69};
+
+		replay(r, &a);
+		return;
+	} else {
+		sg_error_set(&e, 409, "conflict_error",
+		             "a request with this Idempotency-Key is still being answered; retry "
+		             "shortly to get its answer");
+		e.should_retry = 1;
+	}
+	sg_req_error(r, &e);
+}
+
+/* Claims key (the composed one) in Redis; 1, or -1 after answering. */
+static int redis_idempotency(struct sg_req *r, const char *key, const uint8_t fp[SG_SHA256_LEN],
+                             void (*go)(struct sg_req *r))
+{
+	const struct sg_config *cfg = r->host->cfg;
+	uint8_t h[SG_SHA256_LEN];
+	char hex[2 * SG_SHA256_LEN + 1], fph[2 * SG_SHA256_LEN + 1], ttl[24], mark[48];
+	size_t n;
+
+	sg_sha256(key, strlen(key), h);
+	sg_hex_encode(h, sizeof(h), hex, sizeof(hex));
+	sg_hex_encode(fp, SG_SHA256_LEN, fph, sizeof(fph));
+	n = strlen(cfg->redis.prefix) + 5 + strlen(hex) + 1;
+	r->idem_key = malloc(n);
+	r->idem_pending = malloc(1 + strlen(fph) + 1 + strlen(r->id) + 1);
+	if (!r->idem_key || !r->idem_pending) {
+		sg_req_fail(r, 500, "api_error", "out of memory");
+		return -1;
+	}
+	snprintf(r->idem_key, n, "%sidem:%s", cfg->redis.prefix, hex);
+	sprintf(r->idem_pending, "P%s:%s", fph, r->id);
+	memcpy(r->idem_fp, fp, SG_SHA256_LEN);
+	r->idem_go = go;
+	snprintf(ttl, sizeof(ttl), "%ld", 2 * cfg->request_timeout_ms + 10000);
+	snprintf(mark, sizeof(mark), "X:%s", r->id);
+	{
+		const char *argv[] = {
+		    "EVAL", idem_claim_lua, "1", r->idem_key, r->idem_pending, ttl, mark};
+		size_t lens[] = {4,
+		                 sizeof(idem_claim_lua) - 1,
+		                 1,
+		                 strlen(r->idem_key),
+		                 strlen(r->idem_pending),
+		                 strlen(ttl),
+		                 strlen(mark)};
+
+		r->redis_op = sg_redis_cmd(r->host->redis, 7, argv, lens, on_idem_claim, r);
+	}
+	if (!r->redis_op) {
+		idem_forget(r);
+		idem_store_down(r, "is not connected");
+		return -1;
+	}
+	return 1;
+}
+
+int sg_req_idempotency(struct sg_req *r, const char *body, size_t len, void (*go)(struct sg_req *r))
 {
 	const char *k = sg_req_header(r, "Idempotency-Key");
 	struct sg_idem_answer a = {0};
@@ -579,7 +925,7 @@ int sg_req_idempotency(struct sg_req *r, const char *body, size_t len)
 	char *key;
 	size_t n;
 
-	if (!k || !r->host->idem)
+	if (!k || (!r->host->idem && !r->host->redis))
 		return 0;
 	if (!sg_idem_key_valid(k)) {
 		sg_req_fail(r, 400, "invalid_request_error",
@@ -597,6 +943,12 @@ int sg_req_idempotency(struct sg_req *r, const char *body, size_t len)
 	}
 	snprintf(key, n, "%s\x1f%s\x1f%s\x1f%s", r->key->name, k, r->method, r->path);
 	sg_sha256(body, len, fp);
+	if (r->host->redis) {
+		int rc = redis_idempotency(r, key, fp, go);
+
+		free(key);
+		return rc;
+	}
 	switch (sg_idem_begin(r->host->idem, key, fp, sg_mono_ms(), &a)) {
 	case SG_IDEM_NEW:
 		r->idem_key = key;
@@ -841,6 +1193,139 @@ static const char *bad_framing(struct evhttp_request *ev, const char *method)
 	return NULL;
 }
 
+/* Past authentication and the rate limit: the request's deadline starts and its handler
+ * runs. */
+static void dispatch(struct sg_req *r)
+{
+	const struct sg_config *cfg = r->host->cfg;
+	struct timeval tv;
+
+	if (!(r->route->flags & SG_RT_LONG)) {
+		r->deadline = evtimer_new(r->host->base, on_deadline, r);
+		tv.tv_sec = cfg->request_timeout_ms / 1000;
+		tv.tv_usec = (cfg->request_timeout_ms % 1000) * 1000;
+		if (!r->deadline || evtimer_add(r->deadline, &tv) != 0) {
+			sg_req_fail(r, 500, "api_error", "out of memory");
+			return;
+		}
+	}
+	r->route->handler(r);
+}
+
+static void rate_limited(struct sg_req *r, long wait)
+{
+	struct sg_error e;
+
+	sg_error_set(&e, 429, "rate_limit_error",
+	             "this key's rate limit (%g requests per second, bursts of %g) is "
+	             "exceeded; try again in %ld s",
+	             r->key->bucket->rate, r->key->bucket->burst, wait);
+	e.should_retry = 1;
+	e.retry_after_s = wait;
+	sg_req_error(r, &e);
+}
+
+/* This process's own bucket for the key: 1 to go on, 0 after answering 429. */
+static int local_rate_limit(struct sg_req *r)
+{
+	long wait = 1;
+
+	if (sg_bucket_take(r->key->bucket, sg_mono_ms() * 1000, &wait))
+		return 1;
+	rate_limited(r, wait);
+	return 0;
+}
+
+/* ---- rate limits counted in Redis, across every instance ---------------------------------------
+ *
+ * The same token bucket as overload.c, kept in a hash (tokens, time of the last refill in µs,
+ * by Redis's own clock so that instances' clocks do not matter) and updated by one script,
+ * atomically: refill by elapsed × rate up to burst, take one token or say how long until one is
+ * there. The hash expires once it would be full again. Redis unavailable: with
+ * rate_limits_when_down "allow" (the default) each instance falls back to its own bucket, so
+ * the limit holds per instance; with "refuse" the request gets a 503 that asks for a retry. */
+static const char rate_lua[] =
+    "local rate = tonumber(ARGV[1]) local burst = tonumber(ARGV[2]) "
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2]) "
+    "local v = redis.call('HMGET', KEYS[1], 't', 'ts') "
+    "local tokens = tonumber(v[1]) local ts = tonumber(v[2]) "
+    "if not tokens or not ts then tokens = burst ts = now end "
+    "tokens = math.min(burst, tokens + math.max(0, now - ts) * rate / 1000000) "
+    "local ok = 0 local wait = 0 "
+    "if tokens >= 1 then tokens = tokens - 1 ok = 1 "
+    "else wait = math.ceil((1 - tokens) / rate) end "
+    "redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now)) "
+    "redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000) "
+    "return {ok, wait}";
+
+static void rate_store_down(struct sg_req *r, const char *why)
+{
+	struct sg_error e;
+
+	if (r->host->cfg->redis.rate_limits_fail_open) {
+		sg_debug(
+		    "request %s: shared rate limit store (redis) %s: this instance's own limit "
+		    "applies",
+		    r->id, why);
+		if (local_rate_limit(r))
+			dispatch(r);
+		return;
+	}
+	sg_warn("request %s: shared rate limit store (redis) %s: refusing", r->id, why);
+	sg_error_set(&e, 503, "overloaded_error",
+	             "the rate limit store is unavailable; retry shortly");
+	e.should_retry = 1;
+	e.retry_after_s = 1;
+	sg_req_error(r, &e);
+}
+
+static void on_rate(enum sg_redis_status st, const struct redisReply *reply, void *arg)
+{
+	struct sg_req *r = arg;
+
+	r->redis_op = NULL;
+	if (st != SG_REDIS_OK || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
+	    reply->element[0]->type != REDIS_REPLY_INTEGER ||
+	    reply->element[1]->type != REDIS_REPLY_INTEGER) {
+		rate_store_down(r, st == SG_REDIS_TIMEOUT ? "timed out"
+		                   : st == SG_REDIS_DOWN  ? "went away"
+		                                          : "answered an error");
+		return;
+	}
+	if (reply->element[0]->integer == 1)
+		dispatch(r);
+	else
+		rate_limited(r,
+		             reply->element[1]->integer > 0 ? (long)reply->element[1]->integer : 1);
+}
+
+static void shared_rate_limit(struct sg_req *r)
+{
+	const struct sg_config *cfg = r->host->cfg;
+	char rate[32], burst[32], *key;
+	size_t n = strlen(cfg->redis.prefix) + 3 + strlen(r->key->name) + 1;
+
+	key = malloc(n);
+	if (!key) {
+		sg_req_fail(r, 500, "api_error", "out of memory");
+		return;
+	}
+	snprintf(key, n, "%srl:%s", cfg->redis.prefix, r->key->name);
+	snprintf(rate, sizeof(rate), "%.17g", r->key->bucket->rate);
+	snprintf(burst, sizeof(burst), "%.17g", r->key->bucket->burst);
+	{
+		const char *argv[] = {"EVAL", rate_lua, "1", key, rate, burst};
+		size_t lens[] = {4,           sizeof(rate_lua) - 1, 1,
+		                 strlen(key), strlen(rate),         strlen(burst)};
+
+		r->redis_op = sg_redis_cmd(r->host->redis, 6, argv, lens, on_rate, r);
+	}
+	free(key);
+	if (!r->redis_op)
+		rate_store_down(r, "is not connected");
+}
+
 void sg_req_handle(struct evhttp_request *ev, void *arg)
 {
 	struct sg_req_host *h = arg;
@@ -848,7 +1333,6 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 	struct sg_req *r = req_new(h, ev);
 	struct sg_route_match m;
 	const char *xkey, *authz, *framing;
-	struct timeval tv;
 
 	if (!r) {
 		evhttp_send_error(ev, 503, "out of memory");
@@ -892,29 +1376,12 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 		}
 	}
 	if (r->key && r->key->bucket) {
-		struct sg_error e;
-		long wait = 1;
-
-		if (!sg_bucket_take(r->key->bucket, sg_mono_ms() * 1000, &wait)) {
-			sg_error_set(
-			    &e, 429, "rate_limit_error",
-			    "this key's rate limit (%g requests per second, bursts of %g) is "
-			    "exceeded; try again in %ld s",
-			    r->key->bucket->rate, r->key->bucket->burst, wait);
-			e.should_retry = 1;
-			e.retry_after_s = wait;
-			sg_req_error(r, &e);
+		if (h->redis) {
+			shared_rate_limit(r);
 			return;
 		}
-	}
-	if (!(r->route->flags & SG_RT_LONG)) {
-		r->deadline = evtimer_new(h->base, on_deadline, r);
-		tv.tv_sec = cfg->request_timeout_ms / 1000;
-		tv.tv_usec = (cfg->request_timeout_ms % 1000) * 1000;
-		if (!r->deadline || evtimer_add(r->deadline, &tv) != 0) {
-			sg_req_fail(r, 500, "api_error", "out of memory");
+		if (!local_rate_limit(r))
 			return;
-		}
 	}
-	r->route->handler(r);
+	dispatch(r);
 }

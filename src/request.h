@@ -29,6 +29,8 @@ struct sg_cache;
 struct sg_idem;
 struct sg_key;
 struct sg_streams;
+struct sg_redis;
+struct sg_idem_doubt;
 struct sg_req;
 struct sg_route;
 struct sg_route_def;
@@ -45,8 +47,11 @@ struct sg_req_host {
 	                                * backends' max_connections (NULL: up) */
 	struct sg_cache *cache;        /* the worker's own (JSON: e.g. AgentScope's agent index) */
 	struct sg_cache *held_cache;   /* the process's held listings and walk snapshots (shared) */
-	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
-	struct sg_streams *streams; /* the worker's live event streams (stream.h) */
+	struct sg_idem *idem;         /* Idempotency-Key answers, shared by the process's workers */
+	struct sg_streams *streams;   /* the worker's live event streams (stream.h) */
+	struct sg_redis *redis;       /* the worker's connection to the shared state, or NULL */
+	struct sg_idem_doubt *doubts; /* Idempotency-Key claims whose fate Redis did not say */
+	size_t ndoubts;
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */
@@ -54,6 +59,12 @@ struct sg_req_host {
 	/* Called when inflight reaches 0 while draining. */
 	void (*drained)(struct sg_req_host *host);
 };
+
+/* Called by the worker's Redis client on each new connection (arg: the struct sg_req_host):
+ * settles the claims whose fate a lost connection left unknown. */
+void sg_req_redis_up(struct sg_redis *redis, void *host);
+/* Frees what sg_req_redis_up would have settled (the worker is going). */
+void sg_req_host_cleanup(struct sg_req_host *host);
 
 /* evhttp's general callback (arg: the struct sg_req_host). */
 void sg_req_handle(struct evhttp_request *ev, void *host);
@@ -90,11 +101,14 @@ int64_t sg_req_now_us(const struct sg_req *r);
 struct sg_req_host *sg_req_host(const struct sg_req *r);
 
 /* Honours an Idempotency-Key header on a write whose validated body is body (len bytes).
- * Returns 0 to go on (no key, or a new one: the answer will be kept), or -1 after answering:
- * the first answer again (a repeat with the same body, marked Idempotent-Replayed: true), a
- * 409 (the first is still running: retry; or the key was used with another body), a 400 (a
- * malformed key) or a 503 (no room to keep it). */
-int sg_req_idempotency(struct sg_req *r, const char *body, size_t len);
+ * Returns 0 to go on now (no key, or a new one: the answer will be kept), 1 when the shared
+ * store (Redis) is being asked: go(r) then runs once the key turns out new, or the request is
+ * answered instead; or -1 after answering: the first answer again (a repeat with the same
+ * body, marked Idempotent-Replayed: true), a 409 (the first is still running: retry; or the
+ * key was used with another body), a 400 (a malformed key) or a 503 (no room to keep it, or
+ * the shared store cannot be asked: retry, since running it could duplicate a write). */
+int sg_req_idempotency(struct sg_req *r, const char *body, size_t len,
+                       void (*go)(struct sg_req *r));
 
 /* Handler state that lives as long as the request; free_fn runs when it ends. */
 void sg_req_set_state(struct sg_req *r, void *state, void (*free_fn)(void *));

@@ -27,6 +27,7 @@
 #include "cache.h"
 #include "config.h"
 #include "idem.h"
+#include "redis.h"
 #include "log.h"
 #include "request.h"
 #include "stream.h"
@@ -140,6 +141,21 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	 * streams.max_per_worker, and must not starve the pool of whole answers */
 	w->host.stream_up = sg_upstream_new(w->base, 0);
 	w->host.streams = sg_streams_new(srv->streams, &w->host);
+	if (cfg->redis.host || cfg->redis.path) {
+		struct sg_redis_cfg rc = {.host = cfg->redis.host,
+		                          .port = cfg->redis.port,
+		                          .path = cfg->redis.path,
+		                          .timeout_ms = cfg->redis.timeout_ms,
+		                          .connect_timeout_ms = cfg->redis.connect_timeout_ms,
+		                          .password = cfg->redis.password,
+		                          .db = cfg->redis.db};
+
+		/* connects in the background; until it is up, shared state degrades (redis.h) */
+		w->host.redis = sg_redis_new(w->base, &rc);
+		if (!w->host.redis)
+			return -1;
+		sg_redis_on_up(w->host.redis, sg_req_redis_up, &w->host);
+	}
 	w->http = evhttp_new(w->base);
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
 	if (!w->host.up || !w->host.stream_up || !w->host.cache || !w->host.streams || !w->http ||
@@ -271,6 +287,8 @@ void sg_server_free(struct sg_server *srv)
 		sg_upstream_free(w->host.up);
 		sg_upstream_free(w->host.stream_up);
 		sg_cache_free(w->host.cache);
+		sg_redis_free(w->host.redis);
+		sg_req_host_cleanup(&w->host);
 		if (w->stop_ev)
 			event_free(w->stop_ev);
 		if (w->grace_ev)

@@ -72,7 +72,7 @@ static pid_t spawn(const char *const *argv, const char *log)
 			dup2(fd, 2);
 			close(fd);
 		}
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv); /* a bare name: from PATH */
 		_exit(127);
 	}
 	return pid;
@@ -119,6 +119,35 @@ int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args)
 		sleep_ms(10);
 	}
 	fprintf(stderr, "fake backend did not start; see %s\n", p->log);
+	return -1;
+}
+
+int h_redis_start(struct h_proc *p, int port)
+{
+	char ps[16];
+	const char *argv[] = {"redis-server", "--port", ps,  "--bind", "127.0.0.1", "--save", "",
+	                      "--appendonly", "no",     NULL};
+
+	if (port == 0)
+		port = h_free_port();
+	snprintf(ps, sizeof(ps), "%d", port);
+	snprintf(p->log, sizeof(p->log), "/tmp/sg-redis-%d-%ld.log", (int)getpid(), (long)random());
+	p->port = port;
+	p->pid = spawn(argv, p->log);
+	for (int i = 0; i < 500 && p->pid > 0; i++) {
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_port = htons((uint16_t)port),
+		                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+
+		if (fd >= 0)
+			close(fd);
+		if (ok)
+			return 0;
+		sleep_ms(10);
+	}
+	fprintf(stderr, "redis-server did not start (is it installed?); see %s\n", p->log);
 	return -1;
 }
 

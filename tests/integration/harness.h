@@ -38,6 +38,9 @@ int h_free_port(void);
 int h_fake_start(struct h_proc *p, const char *const *args);
 /* Same for another fake program (path relative to the build directory). */
 int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args);
+/* Starts redis-server on loopback port (0: a free one), no persistence; waits until it
+ * accepts connections. Returns 0. */
+int h_redis_start(struct h_proc *p, int port);
 /* Writes `config` (borrowed) to a temporary file and starts the gateway; waits for
  * /healthz. */
 int h_gateway_start(struct h_proc *p, const json_t *config);

@@ -1,0 +1,247 @@
+/* test_fleet.c - two gateway instances sharing one redis-server in front of one fake
+ * AgentScope service (issue 16): an Idempotency-Key create retried on the other instance creates
+ * one session; a key's rate limit holds across both; with Redis stopped (SIGSTOP: it accepts
+ * nothing and answers nothing) a write carrying a key gets a retryable 503 at once, rate limits
+ * fall back to each instance's own, reads go on; once Redis answers again, so does the
+ * gateway. */
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static struct h_proc redis, fake, gw[2];
+static const char *const K[] = {"x-api-key: sk-fleet", "Content-Type: application/json", NULL};
+static const char *const KL[] = {"x-api-key: sk-limited", NULL};
+
+#define MODEL_CFG "{\"type\":\"anthropic_credential\",\"credential_id\":\"c1\",\"model\":\"m1\"}"
+
+static void sleep_ms(long ms)
+{
+	struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&d, NULL);
+}
+
+static void setup(void)
+{
+	const char *args[] = {"--generate", "6:2", "--seed", "11", "--run-ms", "100", NULL};
+	json_error_t je;
+	json_t *cfg;
+	char h[65], hl[65], doc[4096];
+
+	ck_assert_int_eq(h_redis_start(&redis, 0), 0);
+	ck_assert_int_eq(h_fake_start(&fake, args), 0);
+	h_hash_key("sk-fleet", h);
+	h_hash_key("sk-limited", hl);
+	snprintf(
+	    doc, sizeof(doc),
+	    "{\"workers\":2,\"cursor_secret\":\"fleet-test-secret-0123456789abcdef\","
+	    "\"redis\":{\"address\":\"127.0.0.1:%d\",\"timeout_ms\":300,"
+	    "\"connect_timeout_ms\":300},"
+	    "\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":"
+	    "\"http://127.0.0.1:%d\",\"retries\":0,\"options\":{"
+	    "\"chat_model_config\":" MODEL_CFG "}}],"
+	    "\"keys\":[{\"name\":\"fleet\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":"
+	    "\"alice\"}}},"
+	    "{\"name\":\"limited\",\"sha256\":\"%s\",\"rate_limit\":{"
+	    "\"requests_per_second\":0.2,\"burst\":4},"
+	    "\"backends\":{\"as\":{\"user_id\":\"alice\"}}}]}",
+	    redis.port, fake.port, h, hl);
+	cfg = json_loads(doc, 0, &je);
+	ck_assert_msg(cfg != NULL, "%s", je.text);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(h_gateway_start(&gw[i], cfg), 0);
+	json_decref(cfg);
+}
+
+static void teardown(void)
+{
+	kill(redis.pid, SIGCONT);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(h_stop(&gw[i], 5000), 0);
+	h_stop(&fake, 2000);
+	h_stop(&redis, 2000);
+}
+
+/* Writes the fake has recorded since the last call (clears the record). */
+static int fake_posts(const char *uri)
+{
+	struct h_res r;
+	json_t *e;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(h_request("GET", fake.port, "/__fake/requests", NULL, &r), 0);
+	json_array_foreach(r.json, i, e) {
+		const char *m = json_string_value(json_object_get(e, "method"));
+		const char *u = json_string_value(json_object_get(e, "uri"));
+
+		if (m && strcmp(m, "POST") == 0 && u && strncmp(u, uri, strlen(uri)) == 0)
+			n++;
+	}
+	h_res_free(&r);
+	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &r), 0);
+	h_res_free(&r);
+	return n;
+}
+
+static char *an_agent(void)
+{
+	struct h_res r;
+	char *id;
+
+	ck_assert_int_eq(h_get(gw[0].port, "/v1/agents", K, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	id = strdup(json_string_value(
+	    json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "id")));
+	h_res_free(&r);
+	return id;
+}
+
+/* Waits (at most 15 s: each worker reconnects on its own, after at most 5 s of backoff) until
+ * instance i takes Idempotency-Key writes again on every worker: 8 in a row. */
+static void wait_store_back(int i, const char *body)
+{
+	int streak = 0;
+
+	for (int t = 0; t < 300 && streak < 8; t++) {
+		char key[64];
+		const char *hd[] = {K[0], K[1], key, NULL};
+		struct h_res r;
+
+		snprintf(key, sizeof(key), "Idempotency-Key: probe-back-%d-%d", i, t);
+		ck_assert_int_eq(h_send("POST", gw[i].port, "/v1/sessions", hd, body, &r), 0);
+		streak = r.status == 200 ? streak + 1 : 0;
+		h_res_free(&r);
+		if (streak == 0)
+			sleep_ms(50);
+	}
+	ck_assert_msg(streak >= 8, "instance %d did not take Idempotency-Key writes again", i);
+}
+
+START_TEST(idempotent_create_retried_on_the_other_instance_creates_one_session)
+{
+	char *agent = an_agent(), body[512], other[512];
+	const char *hd[] = {K[0], K[1], "Idempotency-Key: fleet-create-1", NULL};
+	struct h_res a, b, c;
+
+	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
+	snprintf(other, sizeof(other), "{\"agent\":\"%s\",\"environment_id\":\"env_y\"}", agent);
+	fake_posts("/sessions");
+	ck_assert_int_eq(h_send("POST", gw[0].port, "/v1/sessions", hd, body, &a), 0);
+	ck_assert_msg(a.status == 200, "%s", a.body);
+	ck_assert_str_eq(a.replayed, "");
+	ck_assert_int_eq(h_send("POST", gw[1].port, "/v1/sessions", hd, body, &b), 0);
+	ck_assert_msg(b.status == 200, "%s", b.body);
+	ck_assert_str_eq(b.replayed, "true");
+	ck_assert_str_eq(json_string_value(json_object_get(a.json, "id")),
+	                 json_string_value(json_object_get(b.json, "id")));
+	ck_assert_int_eq(fake_posts("/sessions/"), 1); /* one create reached the backend */
+	/* the same key with another body, on either instance: 409, not retried */
+	ck_assert_int_eq(h_send("POST", gw[1].port, "/v1/sessions", hd, other, &c), 0);
+	ck_assert_int_eq(c.status, 409);
+	ck_assert_str_eq(c.should_retry, "false");
+	h_res_free(&a);
+	h_res_free(&b);
+	h_res_free(&c);
+	free(agent);
+}
+END_TEST
+
+START_TEST(a_keys_rate_limit_holds_across_instances)
+{
+	int ok = 0, limited = 0;
+
+	/* burst 4, 0.2 per second: 10 requests alternating between the instances within a
+	 * second get 4 through (5 if a token came back meanwhile), not 4 per instance */
+	for (int i = 0; i < 10; i++) {
+		struct h_res r;
+
+		ck_assert_int_eq(h_get(gw[i % 2].port, "/v1/agents", KL, &r), 0);
+		if (r.status == 200)
+			ok++;
+		else if (r.status == 429) {
+			limited++;
+			ck_assert_str_ne(r.retry_after, "");
+		}
+		h_res_free(&r);
+	}
+	ck_assert_int_ge(ok, 4);
+	ck_assert_int_le(ok, 5);
+	ck_assert_int_eq(ok + limited, 10);
+}
+END_TEST
+
+START_TEST(redis_stopped_then_back)
+{
+	char *agent = an_agent(), body[512];
+	const char *hd[] = {K[0], K[1], "Idempotency-Key: fleet-while-down", NULL};
+	struct h_res r;
+	int ok = 0;
+
+	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
+	kill(redis.pid, SIGSTOP);
+	fake_posts("/sessions");
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(h_send("POST", gw[i].port, "/v1/sessions", hd, body, &r), 0);
+		ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+		ck_assert_str_eq(r.should_retry, "true");
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_object_get(r.json, "error"), "type")),
+		    "overloaded_error");
+		ck_assert(r.seconds < 2.0); /* bounded by redis.timeout_ms, never a hang */
+		h_res_free(&r);
+	}
+	ck_assert_int_eq(fake_posts("/sessions/"), 0); /* nothing was created */
+	/* a write without a key and every read go on */
+	ck_assert_int_eq(h_get(gw[0].port, "/v1/sessions?limit=5", K, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	/* the rate-limited key: each instance's own bucket (rate_limits_when_down: allow) */
+	for (int i = 0; i < 10; i++) {
+		ck_assert_int_eq(h_get(gw[i % 2].port, "/v1/agents", KL, &r), 0);
+		ck_assert(r.status == 200 || r.status == 429);
+		ok += r.status == 200;
+		h_res_free(&r);
+	}
+	ck_assert_int_ge(ok, 1);
+	kill(redis.pid, SIGCONT);
+	for (int i = 0; i < 2; i++)
+		wait_store_back(i, body);
+	/* and the key that was refused now runs once */
+	ck_assert_int_eq(h_send("POST", gw[1].port, "/v1/sessions", hd, body, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	h_res_free(&r);
+	free(agent);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("fleet");
+	TCase *tc = tcase_create("two instances, one redis");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, idempotent_create_retried_on_the_other_instance_creates_one_session);
+	tcase_add_test(tc, a_keys_rate_limit_holds_across_instances);
+	tcase_add_test(tc, redis_stopped_then_back);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
