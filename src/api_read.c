@@ -19,6 +19,7 @@
 #include "cursor.h"
 #include "idcodec.h"
 #include "mapping.h"
+#include "metrics.h"
 #include "pager.h"
 #include "query.h"
 #include "request.h"
@@ -289,6 +290,8 @@ static int flight_join(struct rd *st, char kind)
 		return 0;
 	for (f = flights; f; f = f->next)
 		if (f->host == sg_req_host(st->r) && strcmp(f->key, key) == 0) {
+			if (sg_req_host(st->r)->metrics)
+				sg_mctr_add(&sg_req_host(st->r)->metrics->flight_joins, 1);
 			st->waiting = f;
 			st->wnext = f->waiters;
 			f->waiters = st;
@@ -742,6 +745,8 @@ void sg_api_list_sessions(struct sg_req *r)
 			return;
 		}
 	}
+	for (size_t i = 0; i < key->nroutes; i++)
+		sg_req_note_backend(r, key->routes[i].backend);
 	if (reply_from_snapshot(st))
 		return;
 	st->merged = sessions_merged;
@@ -811,6 +816,7 @@ int sg_api_session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_
 		sg_req_fail(r, 404, "not_found_error", "session not found");
 		return -1;
 	}
+	sg_req_note_backend(r, (*rt)->backend);
 	return 0;
 }
 
