@@ -829,6 +829,11 @@ START_TEST(cors_preflight_allowed)
 	ck_assert_int_eq(h_request("OPTIONS", cgw.port, "/v2/nothing", h, &r), 0);
 	ck_assert_int_eq(r.status, 404);
 	h_res_free(&r);
+	/* a preflight with a body is refused by the framing checks before anything else */
+	ck_assert_int_eq(h_send("OPTIONS", cgw.port, "/v1/sessions", h, "{}", &r), 0);
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_msg(strstr(r.body, "takes no body"), "%s", r.body);
+	h_res_free(&r);
 }
 END_TEST
 
