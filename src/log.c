@@ -2,11 +2,12 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <time.h>
 
-/* Written once by main before the workers start, read-only afterwards. */
-static int log_level = SG_LOG_INFO;
+/* Written by the main thread (at start and at each reload), read by every worker. */
+static atomic_int log_level = SG_LOG_INFO;
 
 void sg_log_set_level(int level)
 {

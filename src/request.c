@@ -54,6 +54,7 @@ struct conn_watch {
 
 struct sg_req {
 	struct sg_req_host *host;
+	const struct sg_config *cfg; /* the generation it started in (a reference, config.h) */
 	struct evhttp_request *ev;
 	struct conn_watch *watch;
 	struct sg_req *prev, *next; /* host->live */
@@ -151,6 +152,7 @@ static void req_free(struct sg_req *r)
 		r->next->prev = r->prev;
 	free(r->param);
 	free(r->idem_key);
+	sg_config_unref(r->cfg); /* after everything that may still read it */
 	free(r);
 }
 
@@ -480,7 +482,7 @@ void sg_req_abort_all(struct sg_req_host *h)
 
 const struct sg_config *sg_req_config(const struct sg_req *r)
 {
-	return r->host->cfg;
+	return r->cfg;
 }
 
 const char *sg_req_id(const struct sg_req *r)
@@ -779,6 +781,7 @@ static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
 	cw->host = h;
 	cw->r = r;
 	r->host = h;
+	r->cfg = sg_config_ref(h->cfg);
 	r->ev = ev;
 	r->watch = cw;
 	h->inflight++;
@@ -843,8 +846,8 @@ static const char *bad_framing(struct evhttp_request *ev, const char *method)
 void sg_req_handle(struct evhttp_request *ev, void *arg)
 {
 	struct sg_req_host *h = arg;
-	const struct sg_config *cfg = h->cfg;
 	struct sg_req *r = req_new(h, ev);
+	const struct sg_config *cfg = r ? r->cfg : NULL;
 	struct sg_route_match m;
 	const char *xkey, *authz, *framing;
 	struct timeval tv;

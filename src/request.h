@@ -29,6 +29,7 @@ struct sg_cache;
 struct sg_idem;
 struct sg_key;
 struct sg_streams;
+struct sg_ready;
 struct sg_req;
 struct sg_route;
 struct sg_route_def;
@@ -36,7 +37,9 @@ struct sg_upstream;
 
 /* What a worker lends its requests; server.c owns it, request.c keeps its counters. */
 struct sg_req_host {
-	const struct sg_config *cfg;
+	const struct sg_config *cfg;       /* the worker's current generation (a reference: a reload
+	                                    * replaces it on the worker's loop); each request takes
+	                                    * its own reference to it when it starts */
 	const struct sg_route_def *routes; /* the API (routes.h); NULL = sg_routes */
 	struct event_base *base;
 	struct sg_upstream *up;
@@ -47,6 +50,7 @@ struct sg_req_host {
 	struct sg_cache *held_cache;   /* the process's held listings and walk snapshots (shared) */
 	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
 	struct sg_streams *streams; /* the worker's live event streams (stream.h) */
+	struct sg_ready *ready;     /* the process's readiness (ready.h), may be NULL */
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */

@@ -1,0 +1,546 @@
+/* test_lifecycle.c - the gateway's life around its requests, against the real binary and the
+ * fake backends: a configuration reload on SIGHUP under load (no request fails, new keys and
+ * limits take effect, a live stream keeps going, an invalid file is refused, two reloads in
+ * quick succession, cursor secrets rotated across reloads, a backend key read from a file);
+ * readiness apart from liveness (/readyz follows the backends; a SIGTERM fails it first, for
+ * readiness.drain_delay_ms, while everything else still serves). */
+#include <check.h>
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MODEL_CFG "{\"type\":\"anthropic_credential\",\"credential_id\":\"c1\",\"model\":\"m1\"}"
+#define SECRET_A "lifecycle-secret-A-0123456789abcdef"
+#define SECRET_B "lifecycle-secret-B-0123456789abcdef"
+#define SB_KEY "sk-sb-lifecycle-file-key"
+
+static struct h_proc fake, sb, gw;
+static const char *const KA[] = {"x-api-key: sk-alpha", "Content-Type: application/json", NULL};
+static const char *const KB[] = {"x-api-key: sk-beta", "Content-Type: application/json", NULL};
+static const char *const KG[] = {"x-api-key: sk-gamma", "Content-Type: application/json", NULL};
+static const char *const KS[] = {"x-api-key: sk-sbuser", "Content-Type: application/json", NULL};
+static char sb_key_file[128];
+
+static void sleep_ms(long ms)
+{
+	struct timespec d = {ms / 1000, (ms % 1000) * 1000000L};
+
+	nanosleep(&d, NULL);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)(ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+}
+
+/* The gateway's configuration file: the harness writes it next to its log. */
+static void config_path(char *out, size_t len)
+{
+	size_t n = strlen(gw.log);
+
+	ck_assert(n > 4 && strcmp(gw.log + n - 4, ".log") == 0);
+	snprintf(out, len, "%.*s", (int)(n - 4), gw.log);
+}
+
+/* The configuration: keys alpha (always), beta, gamma; the AgentScope backend's
+ * max_concurrent; the cursor secrets (a JSON value); the readiness settings. */
+static json_t *config(int beta, int gamma, int max_concurrent, const char *secrets,
+                      const char *readiness, int as_port)
+{
+	char ha[65], hb[65], hg[65], hs[65], doc[8192];
+	json_error_t je;
+	json_t *cfg;
+
+	h_hash_key("sk-alpha", ha);
+	h_hash_key("sk-beta", hb);
+	h_hash_key("sk-gamma", hg);
+	h_hash_key("sk-sbuser", hs);
+	snprintf(
+	    doc, sizeof(doc),
+	    "{\"workers\":2,\"cursor_secret\":%s,\"shutdown_grace_ms\":2000,"
+	    "\"readiness\":%s,\"log\":{\"access\":false},"
+	    "\"streams\":{\"heartbeat_ms\":300},"
+	    "\"backends\":["
+	    "{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:%d\","
+	    "\"retries\":0,\"timeout_ms\":3000,\"max_concurrent\":%d,"
+	    "\"options\":{\"chat_model_config\":" MODEL_CFG "}},"
+	    "{\"name\":\"sb\",\"mapping\":\"sandbase\",\"url\":\"http://127.0.0.1:%d\","
+	    "\"retries\":0,\"timeout_ms\":3000,\"options\":{\"api_key_file\":\"%s\"}}],"
+	    "\"keys\":["
+	    "{\"name\":\"alpha\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":\"alice\"}}},"
+	    "{\"name\":\"sbuser\",\"sha256\":\"%s\",\"backends\":{\"sb\":{}}}"
+	    "%s%s%s%s%s%s]}",
+	    secrets, readiness, as_port, max_concurrent, sb.port, sb_key_file, ha, hs,
+	    beta ? ",{\"name\":\"beta\",\"sha256\":\"" : "", beta ? hb : "",
+	    beta ? "\",\"backends\":{\"as\":{\"user_id\":\"bob\"}}}" : "",
+	    gamma ? ",{\"name\":\"gamma\",\"sha256\":\"" : "", gamma ? hg : "",
+	    gamma ? "\",\"backends\":{\"as\":{\"user_id\":\"carol\"}}}" : "");
+	cfg = json_loads(doc, 0, &je);
+	ck_assert_msg(cfg != NULL, "%s: %s", je.text, doc);
+	return cfg;
+}
+
+static void fakes(void)
+{
+	const char *a_as[] = {"--generate", "30:2", "--seed", "3", "--run-ms", "300", NULL};
+	const char *a_sb[] = {"--dialect", "sandbase",  "--generate", "6:2", "--seed",
+	                      "5",         "--api-key", SB_KEY,       NULL};
+	FILE *f;
+
+	ck_assert_int_eq(h_fake_start(&fake, a_as), 0);
+	ck_assert_int_eq(h_fake_start_bin(&sb, "tests/fake_sandbase", a_sb), 0);
+	snprintf(sb_key_file, sizeof(sb_key_file), "/tmp/sg-lifecycle-%d.key", (int)getpid());
+	f = fopen(sb_key_file, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%s\n", SB_KEY);
+	fclose(f);
+}
+
+static void start(const json_t *cfg)
+{
+	ck_assert_int_eq(h_gateway_start(&gw, cfg), 0);
+}
+
+/* Writes the gateway's configuration file anew (as an operator would) and sends SIGHUP. */
+static void reload_with(const json_t *cfg)
+{
+	char path[512], tmp[600];
+
+	json_t *c = json_deep_copy(cfg);
+
+	/* where it listens does not change (a reload would only warn) */
+	json_object_set_new(c, "listen", json_sprintf("127.0.0.1:%d", gw.port));
+	config_path(path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	ck_assert_int_eq(json_dump_file(c, tmp, JSON_INDENT(1)), 0);
+	json_decref(c);
+	ck_assert_int_eq(rename(tmp, path), 0);
+	ck_assert_int_eq(kill(gw.pid, SIGHUP), 0);
+}
+
+static void reload_text(const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	config_path(path, sizeof(path));
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(kill(gw.pid, SIGHUP), 0);
+}
+
+/* How many times `what` is in the gateway's log. */
+static int log_count(const char *what)
+{
+	FILE *f = fopen(gw.log, "r");
+	char line[4096];
+	int n = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, what))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Waits (5 s at most) until `what` is in the log `want` times; returns how many it saw. The
+ * gateway logs a reload once every worker runs new requests in it. */
+static int wait_log(const char *what, int want)
+{
+	int n = 0;
+
+	for (int i = 0; i < 500 && (n = log_count(what)) < want; i++)
+		sleep_ms(10);
+	return n;
+}
+
+static long status_of(const char *const *hdr, const char *path)
+{
+	struct h_res r;
+	long st;
+
+	ck_assert_int_eq(h_get(gw.port, path, hdr, &r), 0);
+	st = r.status;
+	h_res_free(&r);
+	return st;
+}
+
+/* ---- the load: clients asking all along, on their own connections ---------------------- */
+
+struct load {
+	pthread_t t;
+	atomic_int *stop;
+	const char *const *hdr;
+	const char *path;
+	long total, failed;
+	char first_failure[512];
+};
+
+static void *load_thread(void *arg)
+{
+	struct load *l = arg;
+
+	while (!atomic_load(l->stop)) {
+		struct h_res r;
+		int rc = h_get(gw.port, l->path, l->hdr, &r);
+
+		l->total++;
+		if (rc != 0 || r.status != 200) {
+			if (!l->failed++)
+				snprintf(l->first_failure, sizeof(l->first_failure), "%ld %s",
+				         rc ? -1 : r.status, rc ? "(no answer)" : r.body);
+		}
+		if (rc == 0)
+			h_res_free(&r);
+	}
+	return NULL;
+}
+
+/* A new AgentScope session for alpha; its public id (malloc'd). */
+static char *new_session(void)
+{
+	struct h_res r;
+	char body[512], *agent, *sid;
+
+	ck_assert_int_eq(h_get(gw.port, "/v1/agents", KA, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	agent = strdup(json_string_value(
+	    json_object_get(json_array_get(json_object_get(r.json, "data"), 0), "id")));
+	h_res_free(&r);
+	snprintf(body, sizeof(body),
+	         "{\"agent\":\"%s\",\"environment_id\":\"env_life\",\"title\":\"reload\"}", agent);
+	free(agent);
+	ck_assert_int_eq(h_send("POST", gw.port, "/v1/sessions", KA, body, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	sid = strdup(json_string_value(json_object_get(r.json, "id")));
+	h_res_free(&r);
+	return sid;
+}
+
+static void send_text(const char *sid, const char *text)
+{
+	char path[512], body[512];
+	struct h_res r;
+
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events", sid);
+	snprintf(body, sizeof(body),
+	         "{\"events\":[{\"type\":\"user.message\",\"content\":[{\"type\":\"text\",\"text\":"
+	         "\"%s\"}]}]}",
+	         text);
+	ck_assert_int_eq(h_send("POST", gw.port, path, KA, body, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	h_res_free(&r);
+}
+
+/* Reads the stream until an event of `type` whose data holds `text` (5 s at most). */
+static int stream_sees(struct h_sse *s, const char *type, const char *text)
+{
+	struct h_sse_ev ev;
+	int found = 0;
+
+	while (!found && h_sse_next(s, 5000, &ev) == 1) {
+		found = ev.json && !strcmp(ev.event, type) && ev.data && strstr(ev.data, text);
+		h_sse_ev_free(&ev);
+	}
+	return found;
+}
+
+/* The second page's cursor of alpha's session listing (malloc'd). */
+static char *next_cursor(void)
+{
+	struct h_res r;
+	char *tok;
+
+	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=2", KA, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	ck_assert(json_is_string(json_object_get(r.json, "next_page")));
+	tok = strdup(json_string_value(json_object_get(r.json, "next_page")));
+	h_res_free(&r);
+	return tok;
+}
+
+static struct h_res page_at(const char *tok)
+{
+	char path[8192];
+	struct h_res r;
+
+	snprintf(path, sizeof(path), "/v1/sessions?limit=2&page=%s", tok);
+	ck_assert_int_eq(h_get(gw.port, path, KA, &r), 0);
+	return r;
+}
+
+START_TEST(reload_under_load_drops_nothing)
+{
+	const char *secrets_a = "\"" SECRET_A "\"";
+	const char *secrets_ba = "[\"" SECRET_B "\",\"" SECRET_A "\"]";
+	const char *secrets_b = "[\"" SECRET_B "\"]";
+	const char *ready = "{\"probe_interval_ms\":500}";
+	json_t *c1 = config(0, 0, 1024, secrets_a, ready, fake.port), *c2, *c3;
+	atomic_int stop = 0;
+	struct load l[4];
+	struct h_sse s;
+	struct h_res r;
+	char *sid, *tok, path[512];
+	long total = 0;
+
+	start(c1);
+	/* before: beta and gamma are unknown; the SandBase key from the file works */
+	ck_assert_int_eq(status_of(KB, "/v1/sessions"), 401);
+	ck_assert_int_eq(status_of(KG, "/v1/sessions"), 401);
+	ck_assert_int_eq(status_of(KS, "/v1/sessions"), 200);
+	tok = next_cursor(); /* sealed under secret A */
+
+	/* a live stream, open across every reload */
+	sid = new_session();
+	snprintf(path, sizeof(path), "/v1/sessions/%s/events/stream", sid);
+	ck_assert_int_eq(h_sse_open(&s, gw.port, path, (const char *const[]){KA[0], NULL}, 5000),
+	                 0);
+	ck_assert_int_eq(s.status, 200);
+	send_text(sid, "before the reload");
+	ck_assert_msg(stream_sees(&s, "user.message", "before the reload"), "stream before");
+	/* the run that answers it streams from the backend to its end */
+	ck_assert_msg(stream_sees(&s, "session.status_idle", ""), "no idle");
+
+	for (int i = 0; i < 4; i++) {
+		memset(&l[i], 0, sizeof(l[i]));
+		l[i].stop = &stop;
+		l[i].hdr = i == 3 ? KS : KA;
+		l[i].path = i == 2 ? "/v1/agents" : "/v1/sessions?limit=3";
+		ck_assert_int_eq(pthread_create(&l[i].t, NULL, load_thread, &l[i]), 0);
+	}
+	sleep_ms(200); /* the load runs before the reload too */
+
+	/* 1: a new key, another limit, a second cursor secret (the new one first) */
+	c2 = config(1, 0, 500, secrets_ba, ready, fake.port);
+	reload_with(c2);
+	ck_assert_int_eq(wait_log("reloaded configuration (2 backends, 3 keys", 1), 1);
+	ck_assert_int_eq(status_of(KB, "/v1/sessions"), 200);
+	r = page_at(tok); /* sealed under A, opened under [B, A] */
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	h_res_free(&r);
+
+	/* the stream opened before the reload still streams, on the old configuration */
+	send_text(sid, "after the first reload");
+	ck_assert_msg(stream_sees(&s, "user.message", "after the first reload"), "stream after");
+	/* the run that answers it streams from the backend to its end */
+	ck_assert_msg(stream_sees(&s, "session.status_idle", ""), "no idle");
+
+	/* 2: two reloads at once; the second (gamma, and secret A retired) wins */
+	c3 = config(1, 1, 700, secrets_b, ready, fake.port);
+	reload_with(c2);
+	reload_with(c3);
+	ck_assert_int_eq(wait_log("reloaded configuration (2 backends, 4 keys", 1), 1);
+	ck_assert_int_eq(status_of(KG, "/v1/sessions"), 200);
+	ck_assert_int_eq(status_of(KB, "/v1/sessions"), 200);
+	r = page_at(tok); /* A is no longer listed: the usual 400 */
+	ck_assert_int_eq(r.status, 400);
+	ck_assert_ptr_nonnull(strstr(r.body, "page: not a cursor this gateway issued"));
+	h_res_free(&r);
+
+	/* 3: an invalid file is refused, with the reason; the configuration before it serves */
+	reload_text("{\"workers\":2,\"cursor_secret\":\"" SECRET_B "\",\"bogus\":1}");
+	ck_assert_int_eq(wait_log("reload refused: ", 1), 1);
+	ck_assert_int_eq(log_count("need a restart"), 0);
+	ck_assert_int_eq(log_count("bogus: unknown key; still running with the previous "
+	                           "configuration"),
+	                 1);
+	ck_assert_int_eq(status_of(KG, "/v1/sessions"), 200);
+	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	send_text(sid, "after the refused reload");
+	ck_assert_msg(stream_sees(&s, "user.message", "after the refused reload"), "stream last");
+	/* the run that answers it streams from the backend to its end */
+	ck_assert_msg(stream_sees(&s, "session.status_idle", ""), "no idle");
+
+	sleep_ms(200); /* the load runs after the reloads too */
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 4; i++) {
+		pthread_join(l[i].t, NULL);
+		ck_assert_msg(l[i].failed == 0, "client %d: %ld of %ld failed, first: %s", i,
+		              l[i].failed, l[i].total, l[i].first_failure);
+		total += l[i].total;
+	}
+	ck_assert_msg(total >= 40, "only %ld requests ran", total);
+	h_sse_close(&s);
+	/* no secret reached the log: not the backend key from the file, not a cursor secret */
+	ck_assert_int_eq(log_count(SB_KEY), 0);
+	ck_assert_int_eq(log_count("lifecycle-secret"), 0);
+	free(tok);
+	free(sid);
+	json_decref(c1);
+	json_decref(c2);
+	json_decref(c3);
+}
+END_TEST
+
+/* Waits (5 s at most) until /readyz answers `want`; returns the last answer (to free). */
+static struct h_res readyz_until(long want)
+{
+	struct h_res r = {0};
+
+	for (int i = 0; i < 250; i++) {
+		ck_assert_int_eq(h_get(gw.port, "/readyz", NULL, &r), 0);
+		if (r.status == want)
+			break;
+		h_res_free(&r);
+		sleep_ms(20);
+	}
+	return r;
+}
+
+START_TEST(readyz_follows_the_backends)
+{
+	const char *ready = "{\"probe_interval_ms\":100,\"probe_timeout_ms\":300}";
+	json_t *cfg = config(0, 0, 1024, "\"" SECRET_A "\"", ready, fake.port);
+	char port[16];
+	const char *again[] = {"--port", port, "--generate", "4:1", NULL};
+	struct h_res r;
+	json_t *bad;
+
+	start(cfg);
+	r = readyz_until(200);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(json_string_value(json_object_get(r.json, "status")), "ready");
+	h_res_free(&r);
+	/* liveness does not follow the backends */
+	ck_assert_int_eq(status_of(NULL, "/healthz"), 200);
+
+	/* the AgentScope backend goes away: not ready, and the answer names it */
+	snprintf(port, sizeof(port), "%d", fake.port);
+	h_stop(&fake, 2000);
+	r = readyz_until(503);
+	ck_assert_msg(r.status == 503, "%s", r.body);
+	ck_assert(json_is_false(json_object_get(r.json, "draining")));
+	bad = json_object_get(r.json, "backends");
+	ck_assert_int_eq(json_array_size(bad), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(bad, 0), "name")), "as");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(bad, 0), "reason")),
+	                 "unreachable");
+	h_res_free(&r);
+	ck_assert_int_eq(status_of(NULL, "/healthz"), 200);
+
+	/* back on the same port: ready again */
+	ck_assert_int_eq(h_fake_start(&fake, again), 0);
+	r = readyz_until(200);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	h_res_free(&r);
+	json_decref(cfg);
+}
+END_TEST
+
+/* Waits for the gateway to exit (timeout_ms); its exit status, or -1 when it still runs. */
+static int wait_exit(int timeout_ms)
+{
+	int st;
+
+	for (int i = 0; i < timeout_ms / 10; i++) {
+		if (waitpid(gw.pid, &st, WNOHANG) == gw.pid) {
+			gw.pid = 0;
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		}
+		sleep_ms(10);
+	}
+	return -1;
+}
+
+START_TEST(sigterm_fails_readiness_first)
+{
+	const char *ready = "{\"drain_delay_ms\":1500,\"probe_interval_ms\":100}";
+	json_t *cfg = config(0, 0, 1024, "\"" SECRET_A "\"", ready, fake.port);
+	struct h_res r;
+	long t0;
+	int rc;
+
+	start(cfg);
+	r = readyz_until(200);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	t0 = now_ms();
+	ck_assert_int_eq(kill(gw.pid, SIGTERM), 0);
+	r = readyz_until(503);
+	ck_assert_msg(r.status == 503, "%s", r.body);
+	ck_assert(json_is_true(json_object_get(r.json, "draining")));
+	h_res_free(&r);
+	/* meanwhile everything else is served, on new connections too */
+	ck_assert_int_eq(status_of(KA, "/v1/sessions"), 200);
+	ck_assert_int_eq(status_of(NULL, "/healthz"), 200);
+	ck_assert_msg(now_ms() - t0 < 1500, "the checks above took the whole delay");
+	/* then it stops: within the delay and the grace (and some slack for a loaded machine) */
+	rc = wait_exit(1500 + 2000 + 3000);
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(log_count("not ready (/readyz 503)"), 1);
+	json_decref(cfg);
+}
+END_TEST
+
+START_TEST(a_second_sigterm_skips_the_delay)
+{
+	const char *ready = "{\"drain_delay_ms\":600000}";
+	json_t *cfg = config(0, 0, 1024, "\"" SECRET_A "\"", ready, fake.port);
+	struct h_res r;
+
+	start(cfg);
+	ck_assert_int_eq(kill(gw.pid, SIGTERM), 0);
+	r = readyz_until(503);
+	ck_assert_int_eq(r.status, 503);
+	h_res_free(&r);
+	ck_assert_int_eq(status_of(KA, "/v1/sessions"), 200);
+	ck_assert_int_eq(kill(gw.pid, SIGTERM), 0);
+	/* the ten minutes are not waited for */
+	ck_assert_int_eq(wait_exit(2000 + 5000), 0);
+	ck_assert_int_eq(log_count("the rest of the drain delay is skipped"), 1);
+	json_decref(cfg);
+}
+END_TEST
+
+static void setup(void)
+{
+	fakes();
+}
+
+static void teardown(void)
+{
+	if (gw.pid > 0)
+		/* a clean exit: the sanitizer build aborts on any memory error */
+		ck_assert_int_eq(h_stop(&gw, 8000), 0);
+	h_stop(&fake, 2000);
+	h_stop(&sb, 2000);
+	unlink(sb_key_file);
+}
+
+int main(void)
+{
+	Suite *s = suite_create("lifecycle");
+	TCase *tc = tcase_create("lifecycle");
+	SRunner *sr;
+	int failed;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT); /* before the load's threads */
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, reload_under_load_drops_nothing);
+	tcase_add_test(tc, readyz_follows_the_backends);
+	tcase_add_test(tc, sigterm_fails_readiness_first);
+	tcase_add_test(tc, a_second_sigterm_skips_the_delay);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
