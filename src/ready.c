@@ -29,6 +29,7 @@ struct sg_probe {
 	struct slot *slots;
 	size_t n, pending;
 	int stopped;
+	int again; /* kicked during a round: the next one starts as soon as it ends */
 };
 
 static void round_end(struct sg_probe *p)
@@ -66,7 +67,7 @@ static void on_answer(const struct sg_fetch_res *res, void *arg)
 	if (--p->pending > 0)
 		return;
 	round_end(p);
-	schedule(p, p->host->cfg->probe_interval_ms);
+	schedule(p, p->again ? 0 : p->host->cfg->probe_interval_ms);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
@@ -78,6 +79,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (p->cfg || p->stopped)
 		return; /* a round is under way */
+	p->again = 0;
 	p->slots = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*p->slots));
 	if (!p->slots) {
 		schedule(p, cfg->probe_interval_ms);
@@ -129,7 +131,11 @@ struct sg_probe *sg_probe_new(struct sg_req_host *host)
 
 void sg_probe_kick(struct sg_probe *p)
 {
-	if (p && !p->cfg)
+	if (!p)
+		return;
+	if (p->cfg)
+		p->again = 1; /* it probes the previous generation's backends */
+	else
 		schedule(p, 0);
 }
 

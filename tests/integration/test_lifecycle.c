@@ -54,8 +54,9 @@ static void config_path(char *out, size_t len)
 	snprintf(out, len, "%.*s", (int)(n - 4), gw.log);
 }
 
-/* The configuration: keys alpha (always), beta, gamma; the AgentScope backend's
- * max_concurrent; the cursor secrets (a JSON value); the readiness settings. */
+/* The configuration: keys alpha (always), beta (2: with a rate limit of one request, then one
+ * a minute), gamma; the AgentScope backend's max_concurrent; the cursor secrets (a JSON
+ * value); the readiness settings. The AgentScope backend's breaker opens after 2 failures. */
 static json_t *config(int beta, int gamma, int max_concurrent, const char *secrets,
                       const char *readiness, int as_port)
 {
@@ -75,6 +76,7 @@ static json_t *config(int beta, int gamma, int max_concurrent, const char *secre
 	    "\"backends\":["
 	    "{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:%d\","
 	    "\"retries\":0,\"timeout_ms\":3000,\"max_concurrent\":%d,"
+	    "\"breaker\":{\"failures\":2,\"open_ms\":600000},"
 	    "\"options\":{\"chat_model_config\":" MODEL_CFG "}},"
 	    "{\"name\":\"sb\",\"mapping\":\"sandbase\",\"url\":\"http://127.0.0.1:%d\","
 	    "\"retries\":0,\"timeout_ms\":3000,\"options\":{\"api_key_file\":\"%s\"}}],"
@@ -84,7 +86,10 @@ static json_t *config(int beta, int gamma, int max_concurrent, const char *secre
 	    "%s%s%s%s%s%s]}",
 	    secrets, readiness, as_port, max_concurrent, sb.port, sb_key_file, ha, hs,
 	    beta ? ",{\"name\":\"beta\",\"sha256\":\"" : "", beta ? hb : "",
-	    beta ? "\",\"backends\":{\"as\":{\"user_id\":\"bob\"}}}" : "",
+	    beta == 2 ? "\",\"rate_limit\":{\"requests_per_second\":0.016,\"burst\":1},"
+	                "\"backends\":{\"as\":{\"user_id\":\"bob\"}}}"
+	    : beta    ? "\",\"backends\":{\"as\":{\"user_id\":\"bob\"}}}"
+	              : "",
 	    gamma ? ",{\"name\":\"gamma\",\"sha256\":\"" : "", gamma ? hg : "",
 	    gamma ? "\",\"backends\":{\"as\":{\"user_id\":\"carol\"}}}" : "");
 	cfg = json_loads(doc, 0, &je);
@@ -342,12 +347,14 @@ START_TEST(reload_under_load_drops_nothing)
 	ck_assert_msg(stream_sees(&s, "session.status_idle", ""), "no idle");
 
 	/* 2: two reloads at once; the second (gamma, and secret A retired) wins */
-	c3 = config(1, 1, 700, secrets_b, ready, fake.port);
+	c3 = config(2, 1, 700, secrets_b, ready, fake.port);
 	reload_with(c2);
 	reload_with(c3);
 	ck_assert_int_eq(wait_log("reloaded configuration (2 backends, 4 keys", 1), 1);
 	ck_assert_int_eq(status_of(KG, "/v1/sessions"), 200);
+	/* beta's new rate limit holds from its next request on */
 	ck_assert_int_eq(status_of(KB, "/v1/sessions"), 200);
+	ck_assert_int_eq(status_of(KB, "/v1/sessions"), 429);
 	r = page_at(tok); /* A is no longer listed: the usual 400 */
 	ck_assert_int_eq(r.status, 400);
 	ck_assert_ptr_nonnull(strstr(r.body, "page: not a cursor this gateway issued"));
@@ -362,6 +369,14 @@ START_TEST(reload_under_load_drops_nothing)
 	                 1);
 	ck_assert_int_eq(status_of(KG, "/v1/sessions"), 200);
 	ck_assert_int_eq(kill(gw.pid, 0), 0);
+	/* 4: one reload after another, under the same load, around the same stream */
+	for (int i = 0; i < 10; i++) {
+		int before = log_count("reloaded configuration");
+
+		reload_with(i % 2 ? c3 : c2);
+		ck_assert_int_eq(wait_log("reloaded configuration", before + 1), before + 1);
+	}
+	ck_assert_int_eq(status_of(KG, "/v1/sessions"), 200);
 	send_text(sid, "after the refused reload");
 	ck_assert_msg(stream_sees(&s, "user.message", "after the refused reload"), "stream last");
 	/* the run that answers it streams from the backend to its end */
@@ -439,6 +454,53 @@ START_TEST(readyz_follows_the_backends)
 	r = readyz_until(200);
 	ck_assert_msg(r.status == 200, "%s", r.body);
 	h_res_free(&r);
+	json_decref(cfg);
+}
+END_TEST
+
+static void fake_mode(const char *mode)
+{
+	char path[128];
+	struct h_res r;
+
+	snprintf(path, sizeof(path), "/__fake/mode?%s", mode);
+	ck_assert_int_eq(h_send("POST", fake.port, path, NULL, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+}
+
+/* A backend that answers, but only with 500s: its probe still gets an answer, but its open
+ * breaker makes the instance not ready; a reload closes the breaker. */
+START_TEST(an_open_breaker_is_not_ready)
+{
+	const char *ready = "{\"probe_interval_ms\":100}";
+	json_t *cfg = config(0, 0, 1024, "\"" SECRET_A "\"", ready, fake.port);
+	struct h_res r;
+	json_t *bad;
+
+	start(cfg);
+	r = readyz_until(200);
+	ck_assert_int_eq(r.status, 200);
+	h_res_free(&r);
+	fake_mode("mode=http500");
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_ge(status_of(KA, "/v1/sessions?limit=1"), 500);
+	ck_assert_int_eq(status_of(KA, "/v1/sessions?limit=1"), 503); /* open */
+	r = readyz_until(503);
+	ck_assert_msg(r.status == 503, "%s", r.body);
+	bad = json_object_get(r.json, "backends");
+	ck_assert_int_eq(json_array_size(bad), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(bad, 0), "reason")),
+	                 "breaker open");
+	h_res_free(&r);
+	/* the backend is fixed and the configuration reloaded: its breaker starts closed */
+	fake_mode("mode=ok");
+	reload_with(cfg);
+	ck_assert_int_eq(wait_log("reloaded configuration", 1), 1);
+	r = readyz_until(200);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	h_res_free(&r);
+	ck_assert_int_eq(status_of(KA, "/v1/sessions?limit=1"), 200);
 	json_decref(cfg);
 }
 END_TEST
@@ -535,6 +597,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, reload_under_load_drops_nothing);
 	tcase_add_test(tc, readyz_follows_the_backends);
+	tcase_add_test(tc, an_open_breaker_is_not_ready);
 	tcase_add_test(tc, sigterm_fails_readiness_first);
 	tcase_add_test(tc, a_second_sigterm_skips_the_delay);
 	suite_add_tcase(s, tc);
