@@ -83,7 +83,7 @@ static void reload(struct sg_server *srv, const char *path, struct sg_config **c
 		sg_warn("reload: a worker has not taken the new configuration yet; it will");
 	sg_config_unref(*cur);
 	*cur = next;
-	sg_info("reloaded configuration (%zu backends, %zu keys; generation %lu)", next->nbackends,
+	sg_info("reloaded configuration (%zu backends, %zu keys), generation %lu", next->nbackends,
 	        next->nkeys, next->generation);
 }
 

@@ -403,6 +403,51 @@ START_TEST(reload_under_load_drops_nothing)
 }
 END_TEST
 
+static void write_key_file(const char *text)
+{
+	char tmp[160];
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.new", sb_key_file);
+	f = fopen(tmp, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	ck_assert_int_eq(rename(tmp, sb_key_file), 0);
+}
+
+/* A backend key rotated through its file: a reload reads it again; an empty file is refused
+ * and the key in use kept. */
+START_TEST(a_reload_reads_the_backend_key_file_again)
+{
+	json_t *cfg = config(0, 0, 1024, "\"" SECRET_A "\"", "{}", fake.port);
+	long st;
+
+	start(cfg);
+	ck_assert_int_eq(status_of(KS, "/v1/sessions"), 200);
+	/* a key the backend does not take: the backend's refusal shows */
+	write_key_file("sk-sb-not-this-one\n");
+	reload_with(cfg);
+	ck_assert_int_eq(wait_log("reloaded configuration", 1), 1);
+	st = status_of(KS, "/v1/sessions");
+	ck_assert_msg(st != 200, "the old key is still in use");
+	/* an empty file: refused, naming the option, and the key in use stays */
+	write_key_file("");
+	reload_with(cfg);
+	ck_assert_int_eq(wait_log("reload refused: ", 1), 1);
+	ck_assert_int_eq(log_count("backends[1].options: api_key_file: "), 1);
+	ck_assert_int_eq(status_of(KS, "/v1/sessions"), st);
+	/* the right key again */
+	write_key_file(SB_KEY "\n");
+	reload_with(cfg);
+	ck_assert_int_eq(wait_log("reloaded configuration", 2), 2);
+	ck_assert_int_eq(status_of(KS, "/v1/sessions"), 200);
+	ck_assert_int_eq(log_count(SB_KEY), 0);
+	ck_assert_int_eq(log_count("sk-sb-not-this-one"), 0);
+	json_decref(cfg);
+}
+END_TEST
+
 /* Waits (5 s at most) until /readyz answers `want`; returns the last answer (to free). */
 static struct h_res readyz_until(long want)
 {
@@ -596,6 +641,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, reload_under_load_drops_nothing);
+	tcase_add_test(tc, a_reload_reads_the_backend_key_file_again);
 	tcase_add_test(tc, readyz_follows_the_backends);
 	tcase_add_test(tc, an_open_breaker_is_not_ready);
 	tcase_add_test(tc, sigterm_fails_readiness_first);
