@@ -193,14 +193,57 @@ struct load {
 	atomic_int *stop;
 	const char *const *hdr;
 	const char *path;
-	long total, failed;
+	int keep_alive; /* one connection for every request */
+	long total, failed, connects;
 	char first_failure[512];
 };
+
+static size_t discard(char *d, size_t sz, size_t n, void *arg)
+{
+	(void)d;
+	(void)arg;
+	return sz * n;
+}
+
+/* Requests back to back on one kept-alive connection: a reload must not close it. */
+static void keep_alive_load(struct load *l)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *hl = NULL;
+	char url[256];
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", gw.port, l->path);
+	for (size_t i = 0; l->hdr[i]; i++)
+		hl = curl_slist_append(hl, l->hdr[i]);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	while (!atomic_load(l->stop)) {
+		long status = 0, made = 0;
+		CURLcode rc = curl_easy_perform(c);
+
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &made);
+		l->total++;
+		l->connects += made;
+		if ((rc != CURLE_OK || status != 200) && !l->failed++)
+			snprintf(l->first_failure, sizeof(l->first_failure), "%ld %s", status,
+			         curl_easy_strerror(rc));
+	}
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(c);
+}
 
 static void *load_thread(void *arg)
 {
 	struct load *l = arg;
 
+	if (l->keep_alive) {
+		keep_alive_load(l);
+		return NULL;
+	}
 	while (!atomic_load(l->stop)) {
 		struct h_res r;
 		int rc = h_get(gw.port, l->path, l->hdr, &r);
@@ -298,7 +341,7 @@ START_TEST(reload_under_load_drops_nothing)
 	const char *ready = "{\"probe_interval_ms\":500}";
 	json_t *c1 = config(0, 0, 1024, secrets_a, ready, fake.port), *c2, *c3;
 	atomic_int stop = 0;
-	struct load l[4];
+	struct load l[6];
 	struct h_sse s;
 	struct h_res r;
 	char *sid, *tok, path[512];
@@ -322,11 +365,12 @@ START_TEST(reload_under_load_drops_nothing)
 	/* the run that answers it streams from the backend to its end */
 	ck_assert_msg(stream_sees(&s, "session.status_idle", ""), "no idle");
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 6; i++) {
 		memset(&l[i], 0, sizeof(l[i]));
 		l[i].stop = &stop;
-		l[i].hdr = i == 3 ? KS : KA;
+		l[i].hdr = i == 3 || i == 5 ? KS : KA;
 		l[i].path = i == 2 ? "/v1/agents" : "/v1/sessions?limit=3";
+		l[i].keep_alive = i >= 4;
 		ck_assert_int_eq(pthread_create(&l[i].t, NULL, load_thread, &l[i]), 0);
 	}
 	sleep_ms(200); /* the load runs before the reload too */
@@ -384,12 +428,18 @@ START_TEST(reload_under_load_drops_nothing)
 
 	sleep_ms(200); /* the load runs after the reloads too */
 	atomic_store(&stop, 1);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 6; i++) {
 		pthread_join(l[i].t, NULL);
 		ck_assert_msg(l[i].failed == 0, "client %d: %ld of %ld failed, first: %s", i,
 		              l[i].failed, l[i].total, l[i].first_failure);
 		total += l[i].total;
 	}
+	/* the kept-alive clients used one connection each, from before the first reload to
+	 * after the last */
+	ck_assert_int_eq(l[4].connects, 1);
+	ck_assert_int_eq(l[5].connects, 1);
+	ck_assert_int_ge(l[4].total, 10);
+	ck_assert_int_ge(l[5].total, 10);
 	ck_assert_msg(total >= 40, "only %ld requests ran", total);
 	h_sse_close(&s);
 	/* no secret reached the log: not the backend key from the file, not a cursor secret */
