@@ -21,6 +21,7 @@
 #include "crypto.h"
 #include "log.h"
 #include "server.h"
+#include "timeutil.h"
 
 #define DEFAULT_CONFIG "etc/sessiongate.json"
 
@@ -95,6 +96,31 @@ static int wait_signal(const sigset_t *set, long ms)
 	int sig = sigtimedwait(set, NULL, &left);
 
 	return sig > 0 ? sig : 0;
+}
+
+/* The first step of a stop: /readyz fails for drain_delay_ms while everything else still
+ * serves, so a load balancer stops sending before the listener closes. A second SIGTERM/SIGINT
+ * cuts the delay short; a SIGHUP meanwhile is not acted on. */
+static void drain_delay(struct sg_server *srv, const sigset_t *set, const struct sg_config *cfg,
+                        int sig)
+{
+	int64_t end = sg_mono_ms() + cfg->drain_delay_ms;
+
+	sg_server_set_draining(srv);
+	if (cfg->drain_delay_ms <= 0)
+		return;
+	sg_info("signal %d: not ready (/readyz 503); still serving for %ld ms (drain_delay_ms)",
+	        sig, cfg->drain_delay_ms);
+	for (int64_t now = sg_mono_ms(); now < end; now = sg_mono_ms()) {
+		int again = wait_signal(set, (long)(end - now));
+
+		if (again == SIGTERM || again == SIGINT) {
+			sg_info("signal %d: the rest of the drain delay is skipped", again);
+			return;
+		}
+		if (again == SIGHUP)
+			sg_warn("SIGHUP while draining: not reloading");
+	}
 }
 
 int main(int argc, char **argv)
@@ -192,38 +218,7 @@ int main(int argc, char **argv)
 			break;
 		reload(srv, path, &cfg);
 	}
-	/* Readiness fails first, for drain_delay_ms, while everything else still serves, so a
-	 * load balancer stops sending before the listener closes; a second SIGTERM/SIGINT cuts
-	 * the delay short. A SIGHUP meanwhile is not acted on. */
-	if (cfg->drain_delay_ms > 0) {
-		long long end;
-		struct timespec ts;
-
-		sg_server_set_draining(srv);
-		sg_info(
-		    "signal %d: not ready (/readyz 503); still serving for %ld ms (drain_delay_ms)",
-		    sig, cfg->drain_delay_ms);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		end = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + cfg->drain_delay_ms;
-		for (;;) {
-			long long now;
-
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-			if (now >= end)
-				break;
-			int again = wait_signal(&set, (long)(end - now));
-
-			if (again == SIGTERM || again == SIGINT) {
-				sg_info("signal %d: the rest of the drain delay is skipped", again);
-				break;
-			}
-			if (again == SIGHUP)
-				sg_warn("SIGHUP while draining: not reloading");
-		}
-	} else {
-		sg_server_set_draining(srv);
-	}
+	drain_delay(srv, &set, cfg, sig);
 	sg_info("signal %d: no longer accepting; finishing in-flight requests (grace %ld ms)", sig,
 	        cfg->shutdown_grace_ms);
 	sg_server_stop(srv);
