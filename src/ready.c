@@ -15,6 +15,10 @@
 /* A probe answer's body is not read: a little is enough to see an HTTP answer. */
 #define PROBE_MAX_BYTES (64 << 10)
 
+/* No credentials go with a probe; it says what it is, so a backend's logs (and the test
+ * fakes' request records) can tell it from the requests made for clients. */
+static const char *const probe_headers[] = {"User-Agent: " SG_PROBE_USER_AGENT, NULL};
+
 struct slot {
 	struct sg_probe *p;
 	struct sg_backend_state *st; /* lives as long as the round's generation */
@@ -98,10 +102,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			s->url = NULL;
 		req.method = "GET";
 		req.url = s->url;
+		req.headers = probe_headers;
 		req.timeout_ms = cfg->probe_timeout_ms;
 		req.connect_timeout_ms = cfg->probe_timeout_ms;
 		req.max_bytes = PROBE_MAX_BYTES;
-		s->f = s->url ? sg_fetch_start(p->host->up, &req, on_answer, s) : NULL;
+		/* on the streams' upstream, which has no per-host connection cap: a probe never
+		 * takes a pooled connection from a client's request */
+		s->f = s->url
+		           ? sg_fetch_start(p->host->stream_up ? p->host->stream_up : p->host->up,
+		                            &req, on_answer, s)
+		           : NULL;
 		if (s->f)
 			p->pending++;
 		else

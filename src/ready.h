@@ -14,6 +14,9 @@
 
 #include <stdatomic.h>
 
+/* The User-Agent of a probe (it carries no credentials). */
+#define SG_PROBE_USER_AGENT "sessiongate-readiness-probe"
+
 struct sg_req;
 struct sg_req_host;
 struct sg_probe;
