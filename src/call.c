@@ -151,10 +151,12 @@ const json_t *sg_call_page_carry(const struct sg_call *c)
 }
 
 /* The cache key of `key` for this call: the backend's write generation at the call's start
- * goes in, so nothing fetched before a write answers a read after it. */
+ * goes in, so nothing fetched before a write answers a read after it, and so does its
+ * configuration generation, so nothing fetched under a backend's previous definition (another
+ * URL, another key) answers a read under the new one. */
 static int gen_key(const struct sg_call *c, const char *key, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s\x1f%lu", key, c->gen);
+	int n = snprintf(out, len, "%s\x1f%lu\x1f%lu", key, c->gen, c->be->generation);
 
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }

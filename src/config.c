@@ -361,6 +361,7 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 	atomic_init(&be->state->inflight, 0);
 	atomic_init(&be->state->reachable, -1);
 	atomic_init(&be->state->probed_ms, 0);
+	be->generation = 1;
 	br = json_object_get(b, "breaker");
 	snprintf(key, sizeof(key), "%s.breaker", where);
 	if (br && (!json_is_object(br) || check_keys(cp, key, br, breaker_allowed)))
@@ -869,6 +870,7 @@ void sg_config_inherit(struct sg_config *cfg, const struct sg_config *prev)
 		struct sg_backend *be = &cfg->backends[i];
 		const struct sg_backend *old = sg_config_backend(prev, be->name);
 
+		be->generation = cfg->generation;
 		if (!old)
 			continue;
 		backend_state_unref(be->state);

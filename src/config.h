@@ -65,6 +65,7 @@ struct sg_backend {
 	/* The mutable part, shared by every worker and by every configuration generation that
 	 * has a backend of this name: write generation, in-flight count, probe result. */
 	struct sg_backend_state *state;
+	unsigned long generation; /* its configuration's (see below): cache keys carry it */
 };
 
 /* One backend a key may reach, and the principal's identity there. */

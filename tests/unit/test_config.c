@@ -273,6 +273,9 @@ START_TEST(generations)
 	ck_assert_int_eq(g2->workers, 1);
 	sg_config_inherit(g2, g1);
 	ck_assert_uint_eq(g2->generation, 2);
+	ck_assert_uint_eq(g1->backends[0].generation, 1);
+	ck_assert_uint_eq(g2->backends[0].generation, 2);
+	ck_assert_uint_eq(g2->backends[1].generation, 2);
 	ck_assert_ptr_eq(g2->backends[0].state, st);
 	ck_assert_uint_eq(atomic_load(&st->write_gen), 42); /* bumped: nothing cached before */
 	ck_assert_int_eq(atomic_load(&st->inflight), 3);
