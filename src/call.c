@@ -16,6 +16,7 @@
 #include "log.h"
 #include "timeutil.h"
 #include "mapping.h"
+#include "metrics.h"
 #include "sse.h"
 
 #define SG_CALL_MAX_FETCHES 4096 /* fan-out bound per call */
@@ -152,10 +153,12 @@ const json_t *sg_call_page_carry(const struct sg_call *c)
 }
 
 /* The cache key of `key` for this call: the backend's write generation at the call's start
- * goes in, so nothing fetched before a write answers a read after it. */
+ * goes in, so nothing fetched before a write answers a read after it, and so does its
+ * configuration generation, so nothing fetched under a backend's previous definition (another
+ * URL, another key) answers a read under the new one. */
 static int gen_key(const struct sg_call *c, const char *key, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s\x1f%lu", key, c->gen);
+	int n = snprintf(out, len, "%s\x1f%lu\x1f%lu", key, c->gen, c->be->generation);
 
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
@@ -268,7 +271,7 @@ int sg_call_ended(const struct sg_call *c)
  * (see write_gen in config.h). */
 static void bump_gen(const struct sg_call *c)
 {
-	atomic_fetch_add(&((struct sg_backend *)c->be)->write_gen, 1);
+	atomic_fetch_add(&c->be->state->write_gen, 1);
 }
 
 static void cancel_fetches(struct sg_call *c)
@@ -302,7 +305,7 @@ static void release_guards(struct sg_call *c)
 	struct sg_backend *be = (struct sg_backend *)c->be;
 
 	if (c->slot) {
-		atomic_fetch_sub(&be->inflight, 1);
+		atomic_fetch_sub(&be->state->inflight, 1);
 		c->slot = 0;
 	}
 	if (c->probe) {
@@ -512,6 +515,11 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 	c->npending--;
 	if (p->write)
 		bump_gen(c);
+	if (c->env.upstream_us)
+		*c->env.upstream_us += res->elapsed_us;
+	if (c->env.metrics && !p->on_chunk && res->fail != SG_FETCH_BUDGET)
+		sg_metrics_upstream(c->env.metrics, sg_metrics_backend(c->env.metrics, c->be->name),
+		                    res->elapsed_us);
 	/* the backend's health, for its breaker: a transport failure or a 5xx counts against */
 	if (res->fail != SG_FETCH_BUDGET && res->fail != SG_FETCH_TOO_LARGE) {
 		int ok = res->fail == SG_FETCH_OK && res->status < 500;
@@ -550,6 +558,34 @@ static void on_fetch_chunk(long status, const char *data, size_t len, void *arg)
 			return;
 	}
 	p->on_chunk(c, status, data, len, p->arg);
+}
+
+/* path_query as the debug log shows it: a client's ids, filters and names end up in upstream
+ * paths and queries, and a client may put anything there (a secret too), so only segments made
+ * of the API's own words (lower-case letters and '_', at most 16, or a version such as "v1") are
+ * shown; any other segment is "{}" and the query is "?...". */
+static const char *redacted_path(const char *pq, char *out, size_t len)
+{
+	size_t o = 0;
+	const char *p = pq;
+
+	while (*p && *p != '?' && o + 24 < len) {
+		size_t n = strcspn(p + 1, "/?") + 1, k = 1;
+
+		while (k < n && ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '_' ||
+		                 (n <= 4 && p[k] >= '0' && p[k] <= '9'))) /* "v1" */
+			k++;
+		if (p[0] == '/' && (k == n) && n <= 17) {
+			memcpy(out + o, p, n);
+			o += n;
+		} else {
+			memcpy(out + o, "/{}", 3);
+			o += 3;
+		}
+		p += n;
+	}
+	snprintf(out + o, len - o, "%s", *p ? "?..." : "");
+	return out;
 }
 
 /* Starts one upstream request for the call (see sg_call_request and sg_call_stream). */
@@ -608,7 +644,7 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 		/* identical GETs in flight on this worker share one transfer, unless a write
 		 * to the backend came between them (its generation is part of the tag) */
 		snprintf(tag, sizeof(tag), "%s#%lu", c->be->name,
-		         atomic_load(&((struct sg_backend *)c->be)->write_gen));
+		         atomic_load(&c->be->state->write_gen));
 		req.coalesce = tag;
 	}
 	p->call = c;
@@ -626,7 +662,12 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 	c->fetches = p;
 	c->npending++;
 	c->nstarted++;
-	sg_debug("%s: %s %s %s", c->env.request_id, c->be->name, method, path_query);
+	if (sg_log_enabled(SG_LOG_DEBUG)) {
+		char shown[256];
+
+		sg_debug("%s: %s %s %s", c->env.request_id, c->be->name, method,
+		         redacted_path(path_query, shown, sizeof(shown)));
+	}
 	return 0;
 }
 
@@ -949,7 +990,7 @@ struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *en
 		return NULL;
 	c->kind = kind;
 	c->agent_version = -1;
-	c->gen = atomic_load(&((struct sg_backend *)be)->write_gen);
+	c->gen = atomic_load(&be->state->write_gen);
 	c->env = *env;
 	c->be = be;
 	c->identity = identity;
@@ -1084,8 +1125,11 @@ static int admit(struct sg_call *c)
 	int adm;
 
 	if (be->max_concurrent > 0 && c->kind != SG_CALL_STREAM_EVENTS) {
-		if (atomic_fetch_add(&be->inflight, 1) >= be->max_concurrent) {
-			atomic_fetch_sub(&be->inflight, 1);
+		if (atomic_fetch_add(&be->state->inflight, 1) >= be->max_concurrent) {
+			atomic_fetch_sub(&be->state->inflight, 1);
+			sg_metrics_refused(c->env.metrics,
+			                   sg_metrics_backend(c->env.metrics, be->name),
+			                   SG_REFUSED_CONCURRENCY);
 			sg_error_set(&e, 503, "overloaded_error",
 			             "backend '%s' already has %ld requests in flight "
 			             "(max_concurrent); try again",
@@ -1099,6 +1143,8 @@ static int admit(struct sg_call *c)
 	}
 	adm = sg_breaker_admit(&be->breaker, sg_mono_ms(), &retry_ms);
 	if (adm == 0) {
+		sg_metrics_refused(c->env.metrics, sg_metrics_backend(c->env.metrics, be->name),
+		                   SG_REFUSED_BREAKER);
 		sg_error_set(&e, 503, "overloaded_error",
 		             "backend '%s' is failing: the gateway stops asking it for a while "
 		             "(breaker open); try again in %ld ms",

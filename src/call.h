@@ -235,6 +235,7 @@ struct sg_mapping;
 int sg_mapping_can(const struct sg_mapping *m, enum sg_call_kind k);
 
 struct sg_cache;
+struct sg_metrics_shard;
 
 struct sg_call_env {
 	struct sg_upstream *upstream;
@@ -246,6 +247,8 @@ struct sg_call_env {
 	int64_t now_us;
 	int no_cache; /* the client asked for a fresh read: cache lookups miss (puts still
 	               * refresh the cache for the next reader) */
+	struct sg_metrics_shard *metrics; /* the worker's metrics (metrics.h), or NULL */
+	int64_t *upstream_us;             /* the request's upstream time, summed here, or NULL */
 };
 
 typedef void (*sg_call_done_cb)(struct sg_call *call, void *arg);

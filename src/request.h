@@ -28,9 +28,12 @@ struct sg_config;
 struct sg_cache;
 struct sg_idem;
 struct sg_key;
+struct sg_metrics_shard;
+struct sg_backend;
 struct sg_streams;
 struct sg_redis;
 struct sg_idem_doubt;
+struct sg_ready;
 struct sg_req;
 struct sg_route;
 struct sg_route_def;
@@ -38,7 +41,9 @@ struct sg_upstream;
 
 /* What a worker lends its requests; server.c owns it, request.c keeps its counters. */
 struct sg_req_host {
-	const struct sg_config *cfg;
+	const struct sg_config *cfg;       /* the worker's current generation (a reference: a reload
+	                                    * replaces it on the worker's loop); each request takes
+	                                    * its own reference to it when it starts */
 	const struct sg_route_def *routes; /* the API (routes.h); NULL = sg_routes */
 	struct event_base *base;
 	struct sg_upstream *up;
@@ -52,6 +57,8 @@ struct sg_req_host {
 	struct sg_redis *redis;       /* the worker's connection to the shared state, or NULL */
 	struct sg_idem_doubt *doubts; /* Idempotency-Key claims whose fate Redis did not say */
 	size_t ndoubts;
+	struct sg_metrics_shard *metrics; /* the worker's counters (metrics.h), or NULL */
+	struct sg_ready *ready;           /* the process's readiness (ready.h), may be NULL */
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */
@@ -99,6 +106,10 @@ const char *sg_req_header(const struct sg_req *r, const char *name);
 int64_t sg_req_now_us(const struct sg_req *r);
 /* The worker serving r. */
 struct sg_req_host *sg_req_host(const struct sg_req *r);
+/* Says that r is served by backend be (its access log line and its metrics name it; a request
+ * served by several says "multi"). Calls and walks started with sg_req_call and sg_req_walk
+ * note theirs; a handler notes the backend of an answer it serves without one (held). */
+void sg_req_note_backend(struct sg_req *r, const struct sg_backend *be);
 
 /* Honours an Idempotency-Key header on a write whose validated body is body (len bytes).
  * Returns 0 to go on now (no key, or a new one: the answer will be kept), 1 when the shared
