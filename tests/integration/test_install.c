@@ -184,8 +184,8 @@ START_TEST(test_installs_exactly_the_daemon)
 	         env("SG_SYSCONFDIR"));
 	snprintf(want[nwant++], sizeof(want[0]), "%s/sessiongate/sessiongate.example.json",
 	         env("SG_SYSCONFDIR"));
-	ck_assert_msg(unitdir && *unitdir, "configured without a unit directory");
-	snprintf(want[nwant++], sizeof(want[0]), "%s/sessiongate.service", unitdir);
+	if (unitdir && *unitdir) /* else configure --with-systemdsystemunitdir=no */
+		snprintf(want[nwant++], sizeof(want[0]), "%s/sessiongate.service", unitdir);
 	nfound = 0;
 	ck_assert_int_eq(nftw(root, collect, 16, FTW_PHYS), 0);
 	for (int i = 0; i < nfound && i < 16; i++) {
@@ -253,11 +253,24 @@ START_TEST(test_installed_config_is_valid)
 }
 END_TEST
 
+/* Configured --with-systemdsystemunitdir=no: no unit to check (said on stderr). */
+static int no_unit(void)
+{
+	const char *d = getenv("SG_UNITDIR");
+
+	if (d && *d)
+		return 0;
+	fprintf(stderr, "test_install: configured without a unit: the unit is not checked\n");
+	return 1;
+}
+
 START_TEST(test_unit_directives)
 {
 	char path[2048], problems[8192];
 	char *unit;
 
+	if (no_unit())
+		return;
 	install_once();
 	snprintf(path, sizeof(path), "%s%s/sessiongate.service", root, env("SG_UNITDIR"));
 	unit = slurp(path);
@@ -273,6 +286,8 @@ START_TEST(test_unit_check_catches_removals)
 	char path[2048], problems[8192];
 	char *unit;
 
+	if (no_unit())
+		return;
 	install_once();
 	snprintf(path, sizeof(path), "%s%s/sessiongate.service", root, env("SG_UNITDIR"));
 	unit = slurp(path);
