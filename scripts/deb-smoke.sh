@@ -19,8 +19,8 @@
 # 5. Starts the service from the installed unit's own command line (ExecStart, with the
 #    environment of its EnvironmentFile) inside the root, as an unprivileged user with no
 #    capabilities and no new privileges, as DynamicUser= would, in a network namespace of its
-#    own (so its port 8080 clashes with nothing). Then asks /healthz (200), /readyz (200, or
-#    404 from a gateway that has no readiness endpoint yet), /v1/sessions with a wrong key
+#    own (so its port 8080 clashes with nothing). Then asks /healthz (200), /readyz (503, as
+#    its backend is absent, or 200; 404 from a gateway without /readyz), /v1/sessions with a wrong key
 #    (401 and a north error envelope), adds a key the way sessiongate(8) says, restarts, asks
 #    /v1/sessions with it (502 naming the backend: there is no AgentScope in the root), and
 #    stops it with SIGTERM (exit status 0).
@@ -118,7 +118,10 @@ if [ ! -f "$base/.sessiongate-base" ]; then
 	rm -rf "$base"
 	mv "$base.tmp" "$base"
 fi
-rm -rf "$root"
+# A run killed before its trap leaves /proc and /dev mounted in the root: unmount them
+# first, and never let rm cross into another file system (the host's /dev).
+cleanup
+rm -rf --one-file-system "$root"
 cp -a "$base" "$root"
 mount -t proc proc "$root/proc"
 mount --bind /dev "$root/dev"
@@ -214,7 +217,7 @@ ask() { # name url expected-status [header] ; prints RESULT lines
 start || exit 0
 echo "RESULT ok   started as uid $(stat -c %u /proc/$pid 2>/dev/null) from the unit's ExecStart"
 ask "GET /healthz" /healthz 200
-ask "GET /readyz" /readyz "200 404"
+ask "GET /readyz" /readyz "200 503 404" # 503: its backend is not there
 ask "GET /v1/sessions, wrong key" /v1/sessions 401 "x-api-key: sk-wrong"
 case $LAST in
 *'"type":"error"'*'"error":{'*) echo "RESULT ok   a north error envelope" ;;
