@@ -17,6 +17,7 @@
 
 #include "after.h"
 #include "call.h"
+#include "cache.h"
 #include "codec.h"
 #include "config.h"
 #include "crypto.h"
@@ -31,6 +32,12 @@
 #define AS_USER_MAX 256
 #define AS_MSG_PAGE 200  /* the largest page /messages allows */
 #define AS_LIST_SLICE 32 /* sessions translated before the loop serves others again */
+/* A retrieve sums usage over at most this many messages of the log (50 pages), the newest
+ * ones on newer builds; past it the usage says messages_partial. */
+#define AS_USAGE_MAX_MESSAGES 10000
+/* How long a summed usage is remembered (its key holds the session's updated_at, so a later
+ * run makes a new key; the cache's byte budget bounds the memos with everything else). */
+#define AS_USAGE_MEMO_MS (24LL * 3600 * 1000)
 
 struct as_priv {
 	struct sg_tz *tz;
@@ -72,6 +79,12 @@ struct as_state {
 	int msgs_endpoint_missing;
 	long msg_offset;  /* v2.0.1 paging */
 	char before[256]; /* newer builds' paging */
+	/* retrieve: the usage summed over the message log, page by page (nothing kept) */
+	struct sg_as_usage usage;
+	int usage_state; /* 0 not asked, 1 reading the log, 2 known, 3 unknown */
+	size_t usage_msgs;
+	char ubefore[256];
+	long uoffset;
 	/* lists: the translation under way, in slices (continue_list) */
 	struct sg_as_ctx lctx;
 	struct sg_as_listing_text lt;
@@ -126,11 +139,57 @@ fail:
 	return NULL;
 }
 
+/* The usage memo's key of a session record: whose view (the identity), which session, and its
+ * updated_at, which changes at the end of every run. -1 when the record lacks one of them. */
+static int usage_memo_key(const struct sg_call *call, const json_t *rec, char *out, size_t len)
+{
+	const char *uid = json_string_value(json_object_get(sg_call_identity(call), "user_id"));
+	const char *sid = sg_jstr(rec, "id"), *aid = sg_jstr(rec, "agent_id");
+	const char *upd = sg_jstr(rec, "updated_at");
+	int n;
+
+	if (!uid || !sid || !aid || !upd)
+		return -1;
+	n = snprintf(out, len, "%s\x1f%s\x1f%s\x1f%s", uid, aid, sid, upd);
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+/* A listed session's usage: what a retrieve or an events read of it remembered, unless a run
+ * holds it now (its log grows while updated_at stays). */
+static int usage_from_memo(void *arg, const json_t *rec, int running, struct sg_as_usage *u)
+{
+	const struct sg_call *call = arg;
+	struct sg_usage_memo m;
+	char key[SG_CACHE_KEY_MAX];
+
+	if (running || usage_memo_key(call, rec, key, sizeof(key)) ||
+	    !sg_call_usage_get(call, key, &m))
+		return 0;
+	u->in = m.input;
+	u->out = m.output;
+	u->cache_read = m.cache_read;
+	u->cache_create = m.cache_create;
+	u->partial = m.partial;
+	return 1;
+}
+
+static void usage_remember(const struct sg_call *call, const json_t *rec,
+                           const struct sg_as_usage *u)
+{
+	struct sg_usage_memo m = {u->in, u->out, u->cache_read, u->cache_create, u->partial};
+	char key[SG_CACHE_KEY_MAX];
+
+	if (usage_memo_key(call, rec, key, sizeof(key)) == 0)
+		sg_call_usage_put(call, key, &m, AS_USAGE_MEMO_MS);
+}
+
 static void ctx_of(const struct sg_call *call, struct sg_as_ctx *ctx)
 {
 	ctx->backend = sg_call_backend(call)->name;
 	ctx->tz = priv_of(call)->tz;
 	ctx->now_us = sg_call_now_us(call);
+	ctx->log_usage = usage_from_memo;
+	ctx->log_usage_arg = (void *)call;
 }
 
 /* The worker-cache key of what this principal sees of `what` ("agents", or "sessions" and
@@ -281,6 +340,13 @@ static void finish_events(struct sg_call *call, struct as_state *st)
 	}
 	if (ec.session_running)
 		sg_call_set_volatile(call); /* its log grows as the run goes */
+	else if (!st->msgs_endpoint_missing) {
+		/* the whole log is here: remember its usage for the listings (no run adds to it) */
+		struct sg_as_usage u = {0};
+
+		sg_as_usage_add(&u, st->messages);
+		usage_remember(call, rec, &u);
+	}
 	events = sg_as_messages_to_events(log ? log : st->messages, &ec, &err);
 	if (!events || (first && json_array_insert_new(events, 0, first))) {
 		if (events)
@@ -297,6 +363,19 @@ static void finish_events(struct sg_call *call, struct as_state *st)
 static void send_checked(struct sg_call *call, struct as_state *st);
 
 static void continue_list(struct sg_call *call);
+
+static int read_usage(struct sg_call *call, struct as_state *st);
+
+/* A retrieve's usage: the sum it read from the log (whether a run holds the session or not). */
+static int usage_own(void *arg, const json_t *rec, int running, struct sg_as_usage *u)
+{
+	const struct as_state *st = arg;
+
+	(void)rec;
+	(void)running;
+	*u = st->usage;
+	return 1;
+}
 
 static int add_item(void *arg, json_t *session)
 {
@@ -320,6 +399,12 @@ static void finish_list(struct sg_call *call, struct as_state *st)
 		finish_get(call, st, &ctx);
 		return;
 	case SG_CALL_GET_SESSION:
+		if (st->usage_state == 0 && read_usage(call, st))
+			return; /* reading the log (finish_list runs again), or failed */
+		if (st->usage_state == 2) {
+			ctx.log_usage = usage_own;
+			ctx.log_usage_arg = st;
+		}
 		finish_get(call, st, &ctx);
 		return;
 	case SG_CALL_LIST_EVENTS:
@@ -645,6 +730,104 @@ static int fetch_messages(struct sg_call *call, struct as_state *st)
 		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
 		         AS_MSG_PAGE);
 	return sg_call_get(call, path, st->headers, on_messages, st);
+}
+
+static int fetch_usage_page(struct sg_call *call, struct as_state *st);
+
+/* One page of the log a retrieve sums usage over: added up and let go. Anything but a readable
+ * page (no log on this build, an error, a timeout) leaves the usage unknown; the session is
+ * still answered. */
+static void on_usage_page(struct sg_call *call, const struct sg_fetch_res *res, void *arg)
+{
+	struct as_state *st = arg;
+	json_t *body = NULL;
+	const json_t *page, *has_more, *view;
+	size_t n;
+	int more;
+
+	if (res->fail == SG_FETCH_OK && res->status >= 200 && res->status <= 299)
+		body = json_loadb(res->body, res->len, 0, NULL);
+	page = json_object_get(body, "messages");
+	if (!json_is_array(page)) {
+		st->usage_state = 3;
+		json_decref(body);
+		finish_list(call, st);
+		return;
+	}
+	n = sg_as_usage_add(&st->usage, page);
+	st->usage_msgs += n;
+	has_more = json_object_get(body, "has_more");
+	if (has_more) { /* newer builds: the latest page first, then before=<its oldest id> */
+		const char *oldest =
+		    json_string_value(json_object_get(json_array_get(page, 0), "id"));
+
+		more = json_is_true(has_more);
+		if (more && (!n || !oldest || strlen(oldest) >= sizeof(st->ubefore) ||
+		             !strcmp(oldest, st->ubefore)))
+			st->usage.partial = 1, more = 0; /* it cannot be paged further */
+		else if (more)
+			snprintf(st->ubefore, sizeof(st->ubefore), "%s", oldest);
+	} else { /* v2.0.1: from the oldest, offset/limit, no has_more */
+		more = n == AS_MSG_PAGE;
+		st->uoffset += AS_MSG_PAGE;
+	}
+	json_decref(body);
+	if (more && st->usage_msgs >= AS_USAGE_MAX_MESSAGES)
+		st->usage.partial = 1, more = 0;
+	if (more) {
+		fetch_usage_page(call, st);
+		return;
+	}
+	st->usage_state = 2;
+	view = find_view(call, st);
+	if (!view)
+		return;
+	if (!view_running(view))
+		usage_remember(call, json_object_get(view, "session"), &st->usage);
+	finish_list(call, st);
+}
+
+static int fetch_usage_page(struct sg_call *call, struct as_state *st)
+{
+	char sid[600], aid[600], before[800], path[2200];
+
+	if (sg_url_escape(st->session_id, sid, sizeof(sid)) < 0 ||
+	    sg_url_escape(st->agent_id, aid, sizeof(aid)) < 0 ||
+	    sg_url_escape(st->ubefore, before, sizeof(before)) < 0) {
+		st->usage_state = 3;
+		finish_list(call, st);
+		return -1;
+	}
+	if (st->ubefore[0])
+		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&before=%s",
+		         sid, aid, AS_MSG_PAGE, before);
+	else if (st->uoffset > 0)
+		snprintf(path, sizeof(path),
+		         "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld", sid, aid,
+		         AS_MSG_PAGE, st->uoffset);
+	else
+		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
+		         AS_MSG_PAGE);
+	return sg_call_get(call, path, st->headers, on_usage_page, st);
+}
+
+/* A retrieve carries the session's usage summed over its whole message log: from the memo
+ * when a read of the same log (same updated_at) left it there, no run holds the session and
+ * the client did not ask for a fresh read, else by reading the log. Returns 1 while the log is read
+ * (finish_list runs again once it is), 0 to answer now, -1 after failing the call. */
+static int read_usage(struct sg_call *call, struct as_state *st)
+{
+	const json_t *view = find_view(call, st);
+
+	if (!view)
+		return -1;
+	if (!view_running(view) && !sg_call_wants_fresh(call) &&
+	    usage_from_memo(call, json_object_get(view, "session"), 0, &st->usage)) {
+		st->usage_state = 2;
+		return 0;
+	}
+	st->usage_state = 1;
+	return fetch_usage_page(call, st) ? -1 : 1;
 }
 
 /* The session's log as list_events reads it: the agent (for its name), the listing (running

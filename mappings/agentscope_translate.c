@@ -38,6 +38,7 @@ struct as_facts {
 	const char *fine;       /* the backend's fine status: running, idle, awaiting_… */
 	int running;            /* north status is "running" */
 	int carried;            /* the listing carries state.context (v2.0.1 shape) */
+	int log;                /* usage from the message log: 1 whole, 2 part of it */
 	int64_t in, out, cache_read, cache_create;
 	int64_t active_us;
 };
@@ -211,6 +212,24 @@ static void scan_context(const json_t *context, const struct sg_as_ctx *ctx, str
 	}
 }
 
+size_t sg_as_usage_add(struct sg_as_usage *u, const json_t *messages)
+{
+	const json_t *msg;
+	size_t i;
+
+	json_array_foreach(messages, i, msg) {
+		const json_t *mu = json_object_get(msg, "usage");
+
+		u->in = sat_add(u->in, count_of(json_object_get(mu, "input_tokens")));
+		u->out = sat_add(u->out, count_of(json_object_get(mu, "output_tokens")));
+		u->cache_read =
+		    sat_add(u->cache_read, count_of(json_object_get(mu, "cache_input_tokens")));
+		u->cache_create = sat_add(
+		    u->cache_create, count_of(json_object_get(mu, "cache_creation_input_tokens")));
+	}
+	return json_array_size(messages);
+}
+
 /* Derives status, running and (for v2.0.1) the context sums. */
 static void derive_facts(const json_t *view, const json_t *session, const json_t *agent,
                          const struct sg_as_ctx *ctx, struct as_facts *f)
@@ -268,6 +287,8 @@ static json_t *build_metadata(const json_t *session, const struct as_facts *f)
 
 		usage = compressed ? "context_partial" : "context";
 	}
+	if (f->log)
+		usage = f->log == 2 ? "messages_partial" : "messages";
 	rc |= meta_copy(meta, "agentscope.user_id", session, "user_id");
 	rc |= meta_copy(meta, "agentscope.source", session, "source");
 	rc |= meta_copy(meta, "agentscope.source_schedule_id", session, "source_schedule_id");
@@ -331,7 +352,7 @@ static int set_usage(json_t *out, const struct as_facts *f)
 	json_t *u, *cc;
 	int rc = 0;
 
-	if (!f->carried)
+	if (!f->carried && !f->log)
 		return 0;
 	u = json_object();
 	cc = json_object();
@@ -434,6 +455,17 @@ static json_t *translate(const json_t *view, const json_t *agent, const struct s
 		goto fail;
 
 	derive_facts(view, session, agent, ctx, &f);
+	if (ctx->log_usage) {
+		struct sg_as_usage lu = {0};
+
+		if (ctx->log_usage(ctx->log_usage_arg, session, f.running, &lu)) {
+			f.log = lu.partial ? 2 : 1;
+			f.in = lu.in;
+			f.out = lu.out;
+			f.cache_read = lu.cache_read;
+			f.cache_create = lu.cache_create;
+		}
+	}
 	source = sg_jstr(session, "source");
 
 	created_js = time_json(created, "created_at", ctx, where, err);

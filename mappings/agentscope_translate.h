@@ -12,11 +12,29 @@
 
 struct sg_tz;
 
+/* A session's token usage summed over its message log (Msg.usage of every message, as the
+ * context sums are made: docs/fidelity-agentscope.md, usage). */
+struct sg_as_usage {
+	int64_t in, out, cache_read, cache_create;
+	int partial; /* summed over part of the log only */
+};
+
+/* Adds the usage of every message of `messages` (an array, borrowed; anything else adds
+ * nothing) to u. Returns how many messages it saw. */
+size_t sg_as_usage_add(struct sg_as_usage *u, const json_t *messages);
+
 /* backend and tz must not be NULL (a NULL ctx, backend or tz is a 500, the caller's bug). */
 struct sg_as_ctx {
 	const char *backend;    /* backend name, encoded into public ids, named in errors */
 	const struct sg_tz *tz; /* zone of the backend's naive timestamps */
 	int64_t now_us;         /* "now", for the stats of a running session */
+	/* Optional: the usage summed over a session's message log when the caller knows it
+	 * (agentscope.c: a retrieve reads the log; a list asks the usage memo). `session` is the
+	 * SessionView's record (borrowed), `running` whether a run holds it now. Returns 1 and
+	 * fills u, or 0. It wins over the sums of a carried context, which may miss compressed
+	 * turns. */
+	int (*log_usage)(void *arg, const json_t *session, int running, struct sg_as_usage *u);
+	void *log_usage_arg;
 };
 
 /* Indexes the body of GET /agent/ ({agents: AgentView[], total}) by agent id.

@@ -19,6 +19,7 @@
 #include "cursor.h"
 #include "idcodec.h"
 #include "mapping.h"
+#include "metrics.h"
 #include "pager.h"
 #include "query.h"
 #include "request.h"
@@ -49,6 +50,11 @@ struct rd {
 	struct rd *wnext;             /* the next waiter of that flight */
 	json_t *object;               /* retrieve: the session to answer */
 	int fresh;                    /* the client asked for a fresh read (Cache-Control) */
+	/* native paging of sessions (see below) */
+	struct sg_session_query wq; /* what the walk asks: sq, bounded (shares sq's strings) */
+	json_t *wx;                 /* the keyset position the walk started at, or NULL */
+	json_t *back;               /* a page read back from this keyset position, or NULL */
+	int back_reversed;          /* ... in the other order */
 };
 
 static void flight_leave(struct rd *st);
@@ -62,6 +68,8 @@ static void rd_free(void *p)
 	sg_event_query_clear(&st->eq);
 	sg_pager_session_pos_clear(&st->pos);
 	json_decref(st->object);
+	json_decref(st->wx);
+	json_decref(st->back);
 	free(st->sid);
 	for (size_t i = 0; st->parts && i < st->nparts; i++)
 		sg_held_release(st->parts[i].held);
@@ -282,6 +290,8 @@ static int flight_join(struct rd *st, char kind)
 		return 0;
 	for (f = flights; f; f = f->next)
 		if (f->host == sg_req_host(st->r) && strcmp(f->key, key) == 0) {
+			if (sg_req_host(st->r)->metrics)
+				sg_mctr_add(&sg_req_host(st->r)->metrics->flight_joins, 1);
 			st->waiting = f;
 			st->wnext = f->waiters;
 			f->waiters = st;
@@ -416,29 +426,83 @@ static void sessions_merged(struct rd *st)
 	free(v);
 }
 
-/* Native paging answers with the walk's own position, sealed like any cursor and marked
- * "m":"w" so a keyset cursor is never mistaken for one (and the other way round). */
-static void reply_walk_page(struct rd *st, struct sg_walk *w, const char *fp, int sessions)
+/* ---- native paging --------------------------------------------------------------------------
+ *
+ * A backend that pages itself is walked one north page per request (walk.h). Its cursors are
+ * sealed like the pager's and marked "m":"w", so one is never taken for the other:
+ *  - a position {"bc","k","c"}: the north page starts at item k of the backend page whose
+ *    cursor is bc (the module's carry c at its start), optionally with "x":{"t","i"}: the walk
+ *    was started at that keyset position (created_at µs, native id), so its backend reads are
+ *    bounded by that created_at and its items must lie at or after it;
+ *  - a way back {"d":"b","t","i"} (sessions): the `limit` items before that keyset position.
+ *    A backend that pages in either order is walked the other way from there; one that pages
+ *    newest first only is read from its first page down to the position, keeping the last
+ *    `limit` matches (bounded by SG_WALK_MAX_PAGES, like any walk).
+ * A page read backwards has, as its next page, the keyset position it was read back from. */
+
+/* {"t","i"} of a north session: its keyset position. NULL when it has none readable. */
+static json_t *session_key_of(const json_t *s)
+{
+	struct sg_held_item hk;
+	struct sg_pubid id;
+
+	if (sg_held_keys(s, SG_HELD_SESSIONS, &hk) || sg_id_decode("sesn_", hk.id, &id))
+		return NULL;
+	return json_pack("{s:I, s:s}", "t", (json_int_t)hk.t, "i", id.native);
+}
+
+static int walk_key_of(const json_t *o, struct sg_walk_key *k)
+{
+	const json_t *t = json_object_get(o, "t"), *i = json_object_get(o, "i");
+
+	if (!json_is_integer(t) || !json_is_string(i))
+		return -1;
+	k->t = json_integer_value(t);
+	k->native = json_string_value(i);
+	return 0;
+}
+
+/* Seals payload (stolen; marked "m":"w") into *tok. 0, or -1 after answering 500. */
+static int seal_walk(struct rd *st, const char *fp, json_t *payload, char **tok)
 {
 	struct sg_pager_ctx pc = pager_ctx(st);
-	json_t *next = sg_walk_next(w), *page;
-	char *tok = NULL;
 
-	if (next) {
-		json_object_set_new(next, "m", json_string("w"));
-		tok = sg_cursor_seal(pc.secret, pc.secretlen, pc.principal, fp, next);
-		json_decref(next);
-		if (!tok) {
-			sg_req_fail(st->r, 500, "api_error", "page cursor too large");
-			return;
-		}
+	*tok = NULL;
+	if (!payload)
+		return 0;
+	json_object_set_new(payload, "m", json_string("w"));
+	*tok = sg_cursor_seal(pc.secret, pc.secretlen, pc.principal, fp, payload);
+	json_decref(payload);
+	if (!*tok) {
+		sg_req_fail(st->r, 500, "api_error", "page cursor too large");
+		return -1;
 	}
-	page = json_pack("{s:O, s:s?}", "data", sg_walk_items(w), "next_page", tok);
-	if (page && !tok)
+	return 0;
+}
+
+/* Answers data (stolen) with the cursors next and prev (payloads, stolen, NULL = none);
+ * prev_page is part of a sessions page only. */
+static void reply_walk_page(struct rd *st, json_t *data, json_t *next, json_t *prev, int sessions)
+{
+	char *fp = sessions ? sg_session_query_fingerprint(&st->sq)
+	                    : sg_event_query_bound_fingerprint(&st->eq, st->sid);
+	char *ntok = NULL, *ptok = NULL;
+	json_t *page;
+
+	if (seal_walk(st, fp ? fp : "", next, &ntok) || seal_walk(st, fp ? fp : "", prev, &ptok)) {
+		json_decref(data);
+		free(ntok);
+		free(fp);
+		return;
+	}
+	free(fp);
+	page = json_pack("{s:o, s:s?}", "data", data, "next_page", ntok);
+	if (page && !ntok)
 		json_object_set_new(page, "next_page", json_null());
 	if (page && sessions)
-		json_object_set_new(page, "prev_page", json_null());
-	free(tok);
+		json_object_set_new(page, "prev_page", ptok ? json_string(ptok) : json_null());
+	free(ntok);
+	free(ptok);
 	sg_req_reply(st->r, 200, page);
 }
 
@@ -446,29 +510,77 @@ static void on_native_walk(struct sg_walk *w, void *arg)
 {
 	struct rd *st = sg_req_state(arg);
 	const struct sg_error *we = sg_walk_error(w);
+	json_t *items = sg_walk_items(w), *next = sg_walk_next(w), *prev = NULL;
 	int sessions = st->sid == NULL;
-	char *fp;
 
 	if (we) {
+		json_decref(next);
 		sg_req_error(st->r, we);
 		return;
 	}
-	fp = sessions ? sg_session_query_fingerprint(&st->sq)
-	              : sg_event_query_bound_fingerprint(&st->eq, st->sid);
-	reply_walk_page(st, w, fp ? fp : "", sessions);
-	free(fp);
+	if (next && st->wx)
+		json_object_set(next, "x", st->wx);
+	/* A page reached by a cursor has items before it: its way back starts at its first. */
+	if (sessions && st->sq.page && json_array_size(items) > 0) {
+		prev = session_key_of(json_array_get(items, 0));
+		if (prev)
+			json_object_set_new(prev, "d", json_string("b"));
+	}
+	reply_walk_page(st, json_incref(items), next, prev, sessions);
 }
 
-/* The position sealed in a native-paging cursor, or NULL after answering 400. */
+/* A page read backwards: the walk found up to limit + 1 items before the position st->back, in
+ * the other order (a backend that pages either way) or in this one (tail mode). */
+static void on_native_back(struct sg_walk *w, void *arg)
+{
+	struct rd *st = sg_req_state(arg);
+	const struct sg_error *we = sg_walk_error(w);
+	json_t *items = sg_walk_items(w), *data = json_array(), *next, *prev = NULL;
+	size_t n = json_array_size(items), lim = (size_t)st->sq.limit, take = n < lim ? n : lim;
+
+	if (we) {
+		json_decref(data);
+		sg_req_error(st->r, we);
+		return;
+	}
+	for (size_t i = 0; data && i < take; i++)
+		json_array_append(
+		    data, json_array_get(items, st->back_reversed ? take - 1 - i : n - take + i));
+	if (data && n > lim) {
+		prev = session_key_of(json_array_get(data, 0));
+		if (prev)
+			json_object_set_new(prev, "d", json_string("b"));
+	}
+	next = json_pack("{s:I, s:O}", "k", (json_int_t)0, "x", st->back);
+	if (!data || !next) {
+		json_decref(data);
+		json_decref(next);
+		json_decref(prev);
+		sg_req_fail(st->r, 500, "api_error", "out of memory");
+		return;
+	}
+	reply_walk_page(st, data, next, prev, 1);
+}
+
+/* The position sealed in a native-paging cursor, or NULL after answering 400. A way back is a
+ * sessions cursor only. */
 static json_t *open_walk_cursor(struct rd *st, const char *token, const char *fp)
 {
 	struct sg_pager_ctx pc = pager_ctx(st);
 	struct sg_error e = {0};
+	struct sg_walk_key key;
 	json_t *p = sg_pager_open(&pc, fp, token, &e);
 	const json_t *m = json_object_get(p, "m"), *k = json_object_get(p, "k");
+	const json_t *d = json_object_get(p, "d"), *x = json_object_get(p, "x");
+	int ok;
 
-	if (p && (!json_is_string(m) || strcmp(json_string_value(m), "w") != 0 ||
-	          !json_is_integer(k) || json_integer_value(k) < 0)) {
+	if (d)
+		ok = st->sid == NULL && json_is_string(d) && !strcmp(json_string_value(d), "b") &&
+		     walk_key_of(p, &key) == 0;
+	else
+		ok = json_is_integer(k) && json_integer_value(k) >= 0 &&
+		     (!x || (st->sid == NULL && walk_key_of(x, &key) == 0));
+	if (p && (!json_is_string(m) || strcmp(json_string_value(m), "w") != 0 || !ok)) {
 		json_decref(p);
 		p = NULL;
 		sg_pager_bad_cursor(&e); /* a keyset cursor, say */
@@ -478,7 +590,8 @@ static json_t *open_walk_cursor(struct rd *st, const char *token, const char *fp
 	return p;
 }
 
-/* Serves one north page natively with a walk from the cursor `page` (or the start). */
+/* Serves one north page of events natively with a walk from the cursor `page` (or the
+ * start). */
 static void start_native_walk(struct rd *st, struct sg_walk_spec *spec, const char *page, char *fp)
 {
 	json_t *start = NULL;
@@ -492,6 +605,70 @@ static void start_native_walk(struct rd *st, struct sg_walk_spec *spec, const ch
 	if (!sg_req_walk(st->r, spec, on_native_walk))
 		sg_req_fail(st->r, 500, "api_error", "out of memory");
 	json_decref(start);
+}
+
+/* Narrows q to the sessions created at or after t (newer), or at or before it. */
+static void bound_at(struct sg_session_query *q, int64_t t, int newer)
+{
+	struct sg_time_range *r = &q->created;
+
+	if (newer && (!r->has_gte || r->gte < t)) {
+		r->gte = t;
+		r->has_gte = 1;
+	} else if (!newer && (!r->has_lte || r->lte > t)) {
+		r->lte = t;
+		r->has_lte = 1;
+	}
+}
+
+/* Serves one north page of sessions natively, forwards from a position or backwards from a
+ * keyset position (see above). */
+static void start_native_sessions(struct rd *st, const struct sg_route *rt)
+{
+	struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
+	                            .route = rt,
+	                            .sq = &st->wq,
+	                            .limit = (size_t)st->sq.limit};
+	char *fp = sg_session_query_fingerprint(&st->sq);
+	json_t *cur = NULL;
+	sg_walk_done_cb done = on_native_walk;
+
+	st->wq = st->sq; /* a shallow copy: st->sq keeps its strings */
+	if (st->sq.page && !(cur = open_walk_cursor(st, st->sq.page, fp ? fp : ""))) {
+		free(fp);
+		return;
+	}
+	free(fp);
+	if (json_object_get(cur, "d")) {
+		walk_key_of(cur, &spec.key);
+		st->back =
+		    json_pack("{s:I, s:s}", "t", (json_int_t)spec.key.t, "i", spec.key.native);
+		bound_at(&st->wq, spec.key.t, !st->sq.order_asc);
+		spec.limit++; /* one more: is there a page before this one? */
+		if (rt->backend->mapping->caps & SG_CAP_NATIVE_ORDER) {
+			st->wq.order_asc = !st->sq.order_asc;
+			spec.side = SG_WALK_AFTER;
+			spec.no_next = 1;
+			st->back_reversed = 1;
+		} else {
+			spec.side = SG_WALK_BEFORE;
+			spec.tail = 1;
+		}
+		done = on_native_back;
+	} else {
+		const json_t *x = json_object_get(cur, "x");
+
+		if (x) {
+			walk_key_of(x, &spec.key);
+			bound_at(&st->wq, spec.key.t, st->sq.order_asc);
+			spec.side = SG_WALK_FROM;
+			st->wx = json_incref((json_t *)x);
+		}
+		spec.start = cur;
+	}
+	if ((json_object_get(cur, "d") && !st->back) || !sg_req_walk(st->r, &spec, done))
+		sg_req_fail(st->r, 500, "api_error", "out of memory");
+	json_decref(cur);
 }
 
 /* A backend that pages itself serves the page natively when it is the key's only backend
@@ -557,12 +734,7 @@ void sg_api_list_sessions(struct sg_req *r)
 		return;
 	}
 	if (native_sessions(key, &st->sq)) {
-		struct sg_walk_spec spec = {.kind = SG_CALL_SESSIONS_PAGE,
-		                            .route = &key->routes[0],
-		                            .sq = &st->sq,
-		                            .limit = (size_t)st->sq.limit};
-
-		start_native_walk(st, &spec, st->sq.page, sg_session_query_fingerprint(&st->sq));
+		start_native_sessions(st, &key->routes[0]);
 		return;
 	}
 	{
@@ -573,6 +745,8 @@ void sg_api_list_sessions(struct sg_req *r)
 			return;
 		}
 	}
+	for (size_t i = 0; i < key->nroutes; i++)
+		sg_req_note_backend(r, key->routes[i].backend);
 	if (reply_from_snapshot(st))
 		return;
 	st->merged = sessions_merged;
@@ -642,6 +816,7 @@ int sg_api_session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_
 		sg_req_fail(r, 404, "not_found_error", "session not found");
 		return -1;
 	}
+	sg_req_note_backend(r, (*rt)->backend);
 	return 0;
 }
 

@@ -49,6 +49,14 @@ static void unlock(const struct sg_cache *c)
 		pthread_mutex_unlock((pthread_mutex_t *)&c->mu);
 }
 
+/* The counters and sizes below are read by the metrics scrape from another thread (metrics.h)
+ * while a worker's own cache, which takes no lock, changes them: its one writer stores them
+ * with relaxed atomics (plain stores on the usual targets) and sg_cache_stats, _bytes and _count
+ * load them the same way. */
+#define SET(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+#define BUMP(field) SET(field, (field) + 1)
+#define LOAD(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
 #define MIN_BUCKETS 16
 
 /* An entry may cost at most this fraction of the budget (1/4): one huge answer cannot flush
@@ -256,8 +264,8 @@ static void insert(struct sg_cache *c, struct entry *e)
 	e->hnext = *s;
 	*s = e;
 	list_push_front(c, e);
-	c->count++;
-	c->bytes += e->cost;
+	SET(c->count, c->count + 1);
+	SET(c->bytes, c->bytes + e->cost);
 	if (c->count >= c->nbuckets)
 		grow(c);
 }
@@ -270,8 +278,8 @@ static void drop(struct sg_cache *c, struct entry *e)
 		s = &(*s)->hnext;
 	*s = e->hnext;
 	list_unlink(c, e);
-	c->count--;
-	c->bytes -= e->cost;
+	SET(c->count, c->count - 1);
+	SET(c->bytes, c->bytes - e->cost);
 	e->type->release(e->value);
 	free(e);
 }
@@ -337,14 +345,14 @@ static void *get_typed(struct sg_cache *c, const char *key, const struct sg_cach
 	e = len <= SG_CACHE_KEY_MAX ? find(c, key, len, c->hash(key, len)) : NULL;
 	if (e && e->expires <= now_ms) {
 		drop(c, e);
-		c->stats.expired++;
+		BUMP(c->stats.expired);
 		e = NULL;
 	}
 	if (!e || e->type != type) {
-		c->stats.misses++;
+		BUMP(c->stats.misses);
 		return NULL;
 	}
-	c->stats.hits++;
+	BUMP(c->stats.hits);
 	if (c->newest != e) {
 		list_unlink(c, e);
 		list_push_front(c, e);
@@ -392,9 +400,9 @@ static void make_room(struct sg_cache *c, size_t need, const struct entry *keep,
 		struct entry *e = c->oldest;
 
 		if (e->expires <= now_ms)
-			c->stats.expired++;
+			BUMP(c->stats.expired);
 		else
-			c->stats.evictions++;
+			BUMP(c->stats.evictions);
 		drop(c, e);
 	}
 }
@@ -410,7 +418,7 @@ static void put_typed(struct sg_cache *c, const char *key, const struct sg_cache
 		return;
 	len = strlen(key);
 	if (len > SG_CACHE_KEY_MAX) {
-		c->stats.rejected++;
+		BUMP(c->stats.rejected);
 		return;
 	}
 	h = c->hash(key, len);
@@ -419,7 +427,7 @@ static void put_typed(struct sg_cache *c, const char *key, const struct sg_cache
 		goto refuse;
 	cost = add(entry_bytes(len), value_bytes);
 	if (cost > c->max_bytes / ENTRY_SHARE) {
-		c->stats.rejected++;
+		BUMP(c->stats.rejected);
 		goto refuse;
 	}
 	if (e) {
@@ -431,7 +439,7 @@ static void put_typed(struct sg_cache *c, const char *key, const struct sg_cache
 		e->value = value;
 		e->type = type;
 		otype->release(old);
-		c->bytes = c->bytes - e->cost + cost;
+		SET(c->bytes, c->bytes - e->cost + cost);
 		e->cost = cost;
 		list_unlink(c, e);
 		list_push_front(c, e);
@@ -439,7 +447,7 @@ static void put_typed(struct sg_cache *c, const char *key, const struct sg_cache
 	} else {
 		e = malloc(sizeof(*e) + len + 1);
 		if (!e) {
-			c->stats.rejected++;
+			BUMP(c->stats.rejected);
 			return;
 		}
 		memcpy(e->key, key, len + 1);
@@ -542,7 +550,7 @@ size_t sg_cache_bytes(const struct sg_cache *c)
 	if (!c)
 		return 0;
 	lock(c);
-	n = c->bytes;
+	n = LOAD(c->bytes);
 	unlock(c);
 	return n;
 }
@@ -554,7 +562,7 @@ size_t sg_cache_count(const struct sg_cache *c)
 	if (!c)
 		return 0;
 	lock(c);
-	n = c->count;
+	n = LOAD(c->count);
 	unlock(c);
 	return n;
 }
@@ -565,7 +573,11 @@ struct sg_cache_stats sg_cache_stats(const struct sg_cache *c)
 
 	if (c) {
 		lock(c);
-		st = c->stats;
+		st.hits = LOAD(c->stats.hits);
+		st.misses = LOAD(c->stats.misses);
+		st.evictions = LOAD(c->stats.evictions);
+		st.expired = LOAD(c->stats.expired);
+		st.rejected = LOAD(c->stats.rejected);
 		unlock(c);
 	}
 	return st;

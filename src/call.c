@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "log.h"
 #include "timeutil.h"
 #include "mapping.h"
+#include "metrics.h"
 #include "sse.h"
 
 #define SG_CALL_MAX_FETCHES 4096 /* fan-out bound per call */
@@ -175,6 +177,69 @@ void sg_call_cache_put(const struct sg_call *c, const char *key, json_t *value, 
 	if (gen_key(c, key, k, sizeof(k)))
 		return;
 	sg_cache_put(c->env.cache, k, value, sg_mono_ms(), ttl_ms);
+}
+
+/* A remembered usage: a small value shared by the workers, released by whoever drops it last. */
+struct usage_val {
+	atomic_int refs;
+	struct sg_usage_memo u;
+};
+
+static void usage_retain(void *v)
+{
+	atomic_fetch_add(&((struct usage_val *)v)->refs, 1);
+}
+
+static void usage_release(void *v)
+{
+	struct usage_val *uv = v;
+
+	if (atomic_fetch_sub(&uv->refs, 1) == 1)
+		free(uv);
+}
+
+static const struct sg_cache_type usage_type = {usage_retain, usage_release};
+
+static int usage_key(const struct sg_call *c, const char *key, char *out, size_t len)
+{
+	int n = snprintf(out, len, "usage\x1f%s\x1f%s", c->be->name, key);
+
+	return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+int sg_call_wants_fresh(const struct sg_call *c)
+{
+	return c->env.no_cache;
+}
+
+int sg_call_usage_get(const struct sg_call *c, const char *key, struct sg_usage_memo *out)
+{
+	char k[SG_CACHE_KEY_MAX + 1];
+	struct usage_val *uv;
+
+	if (!c->env.shared || usage_key(c, key, k, sizeof(k)))
+		return 0;
+	uv = sg_cache_get_typed(c->env.shared, k, &usage_type, sg_mono_ms());
+	if (!uv)
+		return 0;
+	*out = uv->u;
+	usage_release(uv);
+	return 1;
+}
+
+void sg_call_usage_put(const struct sg_call *c, const char *key, const struct sg_usage_memo *u,
+                       int64_t ttl_ms)
+{
+	char k[SG_CACHE_KEY_MAX + 1];
+	struct usage_val *uv;
+
+	if (!c->env.shared || usage_key(c, key, k, sizeof(k)) || !(uv = malloc(sizeof(*uv))))
+		return;
+	atomic_init(&uv->refs, 1);
+	uv->u = *u;
+	sg_cache_put_typed(c->env.shared, k, &usage_type, uv, sg_cache_chunk(sizeof(*uv)),
+	                   sg_mono_ms(), ttl_ms);
+	usage_release(uv); /* the cache holds its own */
 }
 
 void sg_call_set_state(struct sg_call *c, void *state, void (*free_fn)(void *))
@@ -448,6 +513,11 @@ static void on_fetch(const struct sg_fetch_res *res, void *arg)
 	c->npending--;
 	if (p->write)
 		bump_gen(c);
+	if (c->env.upstream_us)
+		*c->env.upstream_us += res->elapsed_us;
+	if (c->env.metrics && !p->on_chunk && res->fail != SG_FETCH_BUDGET)
+		sg_metrics_upstream(c->env.metrics, sg_metrics_backend(c->env.metrics, c->be->name),
+		                    res->elapsed_us);
 	/* the backend's health, for its breaker: a transport failure or a 5xx counts against */
 	if (res->fail != SG_FETCH_BUDGET && res->fail != SG_FETCH_TOO_LARGE) {
 		int ok = res->fail == SG_FETCH_OK && res->status < 500;
@@ -486,6 +556,34 @@ static void on_fetch_chunk(long status, const char *data, size_t len, void *arg)
 			return;
 	}
 	p->on_chunk(c, status, data, len, p->arg);
+}
+
+/* path_query as the debug log shows it: a client's ids, filters and names end up in upstream
+ * paths and queries, and a client may put anything there (a secret too), so only segments made
+ * of the API's own words (lower-case letters and '_', at most 16, or a version such as "v1") are
+ * shown; any other segment is "{}" and the query is "?...". */
+static const char *redacted_path(const char *pq, char *out, size_t len)
+{
+	size_t o = 0;
+	const char *p = pq;
+
+	while (*p && *p != '?' && o + 24 < len) {
+		size_t n = strcspn(p + 1, "/?") + 1, k = 1;
+
+		while (k < n && ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '_' ||
+		                 (n <= 4 && p[k] >= '0' && p[k] <= '9'))) /* "v1" */
+			k++;
+		if (p[0] == '/' && (k == n) && n <= 17) {
+			memcpy(out + o, p, n);
+			o += n;
+		} else {
+			memcpy(out + o, "/{}", 3);
+			o += 3;
+		}
+		p += n;
+	}
+	snprintf(out + o, len - o, "%s", *p ? "?..." : "");
+	return out;
 }
 
 /* Starts one upstream request for the call (see sg_call_request and sg_call_stream). */
@@ -562,7 +660,12 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 	c->fetches = p;
 	c->npending++;
 	c->nstarted++;
-	sg_debug("%s: %s %s %s", c->env.request_id, c->be->name, method, path_query);
+	if (sg_log_enabled(SG_LOG_DEBUG)) {
+		char shown[256];
+
+		sg_debug("%s: %s %s %s", c->env.request_id, c->be->name, method,
+		         redacted_path(path_query, shown, sizeof(shown)));
+	}
 	return 0;
 }
 
@@ -1022,6 +1125,9 @@ static int admit(struct sg_call *c)
 	if (be->max_concurrent > 0 && c->kind != SG_CALL_STREAM_EVENTS) {
 		if (atomic_fetch_add(&be->inflight, 1) >= be->max_concurrent) {
 			atomic_fetch_sub(&be->inflight, 1);
+			sg_metrics_refused(c->env.metrics,
+			                   sg_metrics_backend(c->env.metrics, be->name),
+			                   SG_REFUSED_CONCURRENCY);
 			sg_error_set(&e, 503, "overloaded_error",
 			             "backend '%s' already has %ld requests in flight "
 			             "(max_concurrent); try again",
@@ -1035,6 +1141,8 @@ static int admit(struct sg_call *c)
 	}
 	adm = sg_breaker_admit(&be->breaker, sg_mono_ms(), &retry_ms);
 	if (adm == 0) {
+		sg_metrics_refused(c->env.metrics, sg_metrics_backend(c->env.metrics, be->name),
+		                   SG_REFUSED_BREAKER);
 		sg_error_set(&e, 503, "overloaded_error",
 		             "backend '%s' is failing: the gateway stops asking it for a while "
 		             "(breaker open); try again in %ld ms",

@@ -79,6 +79,22 @@ const json_t *sg_call_page_carry(const struct sg_call *call);
 json_t *sg_call_cache_get(const struct sg_call *call, const char *key);
 void sg_call_cache_put(const struct sg_call *call, const char *key, json_t *value, int64_t ttl_ms);
 
+/* A session's token usage that is costly to compute (AgentScope sums it over the whole message
+ * log), remembered for every worker in the process's shared cache (cache.max_bytes bounds it
+ * with everything else there, least recently used first). The module's key must change
+ * whenever the usage can (AgentScope: the session's updated_at) and name whose view it is
+ * (the identity); the core adds the backend. get returns 1 and fills out, or 0. */
+struct sg_usage_memo {
+	int64_t input, output, cache_read, cache_create;
+	int partial; /* summed over part of the log only */
+};
+int sg_call_usage_get(const struct sg_call *call, const char *key, struct sg_usage_memo *out);
+/* 1 when the client asked for a fresh read (Cache-Control: no-cache): a module that would answer
+ * from a memo computes anew instead (and refreshes the memo). */
+int sg_call_wants_fresh(const struct sg_call *call);
+void sg_call_usage_put(const struct sg_call *call, const char *key, const struct sg_usage_memo *u,
+                       int64_t ttl_ms);
+
 /* Module state that lives as long as the call; freed with free_fn when the call ends. */
 void sg_call_set_state(struct sg_call *call, void *state, void (*free_fn)(void *));
 void *sg_call_state(const struct sg_call *call);
@@ -219,16 +235,20 @@ struct sg_mapping;
 int sg_mapping_can(const struct sg_mapping *m, enum sg_call_kind k);
 
 struct sg_cache;
+struct sg_metrics_shard;
 
 struct sg_call_env {
 	struct sg_upstream *upstream;
 	struct sg_cache *cache;
+	struct sg_cache *shared; /* the process's shared cache (usage memos), or NULL */
 	struct event_base *base;
 	const char *request_id;
 	const char *principal;
 	int64_t now_us;
 	int no_cache; /* the client asked for a fresh read: cache lookups miss (puts still
 	               * refresh the cache for the next reader) */
+	struct sg_metrics_shard *metrics; /* the worker's metrics (metrics.h), or NULL */
+	int64_t *upstream_us;             /* the request's upstream time, summed here, or NULL */
 };
 
 typedef void (*sg_call_done_cb)(struct sg_call *call, void *arg);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "cors.h"
 #include "error.h"
 #include "mapping.h"
 #include "options.h"
@@ -387,6 +388,66 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 	return 0;
 }
 
+/* log.format, metrics.listen and cors (metrics.h, accesslog.h, cors.h). */
+static int load_observability(struct cpath *cp, const json_t *root, struct sg_config *cfg)
+{
+	static const char *const metrics_allowed[] = {"listen", NULL};
+	const json_t *log = json_object_get(root, "log"), *fmt = json_object_get(log, "format");
+	const json_t *metrics = json_object_get(root, "metrics"), *listen, *cors;
+	char key[300], msg[300];
+
+	if (fmt) {
+		if (!json_is_string(fmt) || (strcmp(json_string_value(fmt), "text") != 0 &&
+		                             strcmp(json_string_value(fmt), "json") != 0))
+			return fail(cp, "log.format", "must be \"text\" or \"json\"");
+		cfg->log_json = strcmp(json_string_value(fmt), "json") == 0;
+	}
+	if (metrics) {
+		const char *s, *colon;
+		char *end;
+		long port;
+
+		if (!json_is_object(metrics))
+			return fail(cp, "metrics", "must be an object");
+		if (check_keys(cp, "metrics", metrics, metrics_allowed))
+			return -1;
+		listen = json_object_get(metrics, "listen");
+		if (listen && !json_is_string(listen))
+			return fail(cp, "metrics.listen",
+			            "must be a string, HOST:PORT (\"\": off)");
+		s = listen ? json_string_value(listen) : "";
+		if (*s) {
+			colon = strrchr(s, ':');
+			if (!colon || colon == s)
+				return fail(cp, "metrics.listen",
+				            "must be HOST:PORT, e.g. 127.0.0.1:9464");
+			errno = 0;
+			port = strtol(colon + 1, &end, 10);
+			if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+				return fail(cp, "metrics.listen", "port must be 0..65535");
+			if (s[0] == '[' && colon[-1] == ']')
+				cfg->metrics_host = strndup(s + 1, (size_t)(colon - s - 2));
+			else
+				cfg->metrics_host = strndup(s, (size_t)(colon - s));
+			if (!cfg->metrics_host)
+				return fail(cp, "metrics.listen", "out of memory");
+			cfg->metrics_port = (int)port;
+			if (cfg->metrics_port == cfg->listen_port && cfg->metrics_port != 0 &&
+			    strcmp(cfg->metrics_host, cfg->listen_host) == 0)
+				return fail(cp, "metrics.listen",
+				            "must differ from listen (metrics are never served on "
+				            "the public port)");
+		}
+	}
+	cors = json_object_get(root, "cors");
+	if (cors) {
+		cfg->cors = sg_cors_from_json(cors, key, sizeof(key), msg, sizeof(msg));
+		if (!cfg->cors)
+			return fail(cp, key, "%s", msg);
+	}
+	return 0;
+}
+
 struct sg_config *sg_config_from_json(const json_t *root, const char *origin, char *err,
                                       size_t errlen)
 {
@@ -402,6 +463,8 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                      "keys",
 	                                      "streams",
 	                                      "cache",
+	                                      "metrics",
+	                                      "cors",
 	                                      NULL};
 	static const char *const cache_allowed[] = {"max_bytes", "walk_snapshot_ms", NULL};
 	static const char *const limits_allowed[] = {
@@ -409,7 +472,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	    "idle_timeout_s",           "request_timeout_ms",
 	    "max_stream_backlog_bytes", "max_write_body_bytes",
 	    "max_upstream_bytes",       NULL};
-	static const char *const log_allowed[] = {"level", "access", NULL};
+	static const char *const log_allowed[] = {"level", "access", "format", NULL};
 	static const char *const idem_allowed[] = {"window_ms", "max_keys", "max_bytes", NULL};
 	static const char *const streams_allowed[] = {"max_per_key",
 	                                              "max_per_worker",
@@ -621,6 +684,8 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 			cfg->access_log = json_is_true(ac);
 		}
 	}
+	if (load_observability(&cp, root, cfg))
+		goto fail;
 
 	backends = json_object_get(root, "backends");
 	if (!json_is_array(backends) || json_array_size(backends) == 0) {
@@ -710,6 +775,8 @@ void sg_config_free(struct sg_config *cfg)
 	sg_wipe(cfg->secret, cfg->secretlen);
 	free(cfg->secret);
 	free(cfg->listen_host);
+	free(cfg->metrics_host);
+	sg_cors_free(cfg->cors);
 	free(cfg);
 }
 

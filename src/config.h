@@ -90,6 +90,11 @@ struct sg_config {
 	long walk_snapshot_ms;
 	int log_level; /* 0 error, 1 warn, 2 info, 3 debug */
 	int access_log;
+	/* observability and browsers (metrics.h, accesslog.h, cors.h) */
+	int log_json;         /* log.format "json": every line on stderr a JSON object */
+	char *metrics_host;   /* metrics.listen; NULL: no metrics endpoint */
+	int metrics_port;     /* 0: any free port (logged at start) */
+	struct sg_cors *cors; /* NULL: no CORS headers at all */
 	struct sg_backend *backends;
 	size_t nbackends;
 	struct sg_key *keys;

@@ -3,14 +3,23 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 /* Written once by main before the workers start, read-only afterwards. */
 static int log_level = SG_LOG_INFO;
+static int log_json;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void sg_log_set_level(int level)
 {
 	log_level = level;
+}
+
+void sg_log_set_json(int json)
+{
+	log_json = json;
 }
 
 int sg_log_enabled(int level)
@@ -18,26 +27,91 @@ int sg_log_enabled(int level)
 	return level <= log_level;
 }
 
+int sg_log_json(void)
+{
+	return log_json;
+}
+
+void sg_log_time(long long us, char *out, size_t len)
+{
+	time_t s = (time_t)(us / 1000000);
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(us / 1000 % 1000));
+}
+
+static void put(char *out, size_t len, size_t *pos, const char *s, size_t n)
+{
+	if (*pos + n < len) {
+		memcpy(out + *pos, s, n);
+		*pos += n;
+		out[*pos] = '\0';
+	}
+}
+
+void sg_log_json_str(char *out, size_t len, size_t *pos, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	if (!s) {
+		put(out, len, pos, "null", 4);
+		return;
+	}
+	/* keep room for the closing quote whatever happens */
+	if (*pos + 2 >= len)
+		return;
+	put(out, len - 1, pos, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+
+		if (c == '"' || c == '\\') {
+			esc[1] = (char)c;
+			put(out, len - 1, pos, esc, 2);
+		} else if (c < 0x20 || c == 0x7f) {
+			put(out, len - 1, pos, esc, 6);
+		} else if (c >= 0x80) {
+			put(out, len - 1, pos, "?", 1);
+		} else {
+			put(out, len - 1, pos, (const char *)&c, 1);
+		}
+	}
+	put(out, len, pos, "\"", 1);
+}
+
+void sg_log_line(const char *line)
+{
+	/* One call: stdio locks the stream, so lines from workers never interleave. */
+	fprintf(stderr, "%s\n", line);
+}
+
 void sg_log(int level, const char *fmt, ...)
 {
-	static const char *const names[] = {"error", "warn", "info", "debug"};
-	char line[2048];
+	char msg[2048], line[4096], when[32];
 	struct timespec ts;
-	struct tm tm;
 	va_list ap;
-	int n;
+	size_t pos = 0;
 
 	if (level > log_level)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-	             tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	             ts.tv_nsec / 1000000, names[level & 3]);
+	sg_log_time((long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000, when, sizeof(when));
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	/* One fputs per line: stdio locks the stream, so lines from workers never interleave. */
-	fprintf(stderr, "%s\n", line);
+	if (!log_json) {
+		fprintf(stderr, "%s %s %s\n", when, level_names[level & 3], msg);
+		return;
+	}
+	line[0] = '\0';
+	put(line, sizeof(line), &pos, "{\"time\":\"", 9);
+	put(line, sizeof(line), &pos, when, strlen(when));
+	put(line, sizeof(line), &pos, "\",\"level\":\"", 11);
+	put(line, sizeof(line), &pos, level_names[level & 3], strlen(level_names[level & 3]));
+	put(line, sizeof(line), &pos, "\",\"msg\":", 8);
+	sg_log_json_str(line, sizeof(line) - 1, &pos, msg);
+	put(line, sizeof(line), &pos, "}", 1);
+	sg_log_line(line);
 }

@@ -114,6 +114,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	sg_log_set_level(cfg->log_level);
+	sg_log_set_json(cfg->log_json);
 	if (!(curl_version_info(CURLVERSION_NOW)->features & CURL_VERSION_ASYNCHDNS))
 		sg_warn("libcurl has no asynchronous resolver: use IP addresses in backend URLs, "
 		        "or name resolution will block a worker");

@@ -28,12 +28,15 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "accesslog.h"
 #include "auth.h"
 #include "codec.h"
 #include "config.h"
+#include "cors.h"
 #include "crypto.h"
 #include "idem.h"
 #include "log.h"
+#include "metrics.h"
 #include "overload.h"
 #include "routes.h"
 #include "timeutil.h"
@@ -75,6 +78,15 @@ struct sg_req {
 	size_t sent;    /* stream bytes handed to evhttp */
 	char *idem_key; /* the Idempotency-Key record this request answers, or NULL */
 	int orphan;     /* a write whose client left: it runs on, its answer goes nowhere */
+	/* what its access log line and its metrics say (accesslog.h, metrics.h) */
+	char client[48];      /* the peer's address */
+	size_t bytes_in;      /* its body */
+	int64_t upstream_us;  /* summed over its calls' fetches (sg_call_env.upstream_us) */
+	const char *backend;  /* the backend it reached (borrowed from the configuration) */
+	int multi;            /* … or it reached several */
+	int preflight;        /* a CORS preflight */
+	const char *err_type; /* the north error type of its answer, or NULL */
+	int counted;          /* its line and its metrics are written */
 };
 
 /* The reason phrase of a status the gateway answers with. */
@@ -111,20 +123,80 @@ static const char *reason(int status)
 	return "Error";
 }
 
-static long elapsed_ms(const struct sg_req *r)
+static int64_t elapsed_us(const struct sg_req *r)
 {
 	struct timespec t1;
 
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	return (long)((t1.tv_sec - r->t0.tv_sec) * 1000 + (t1.tv_nsec - r->t0.tv_nsec) / 1000000);
+	return (int64_t)(t1.tv_sec - r->t0.tv_sec) * 1000000 + (t1.tv_nsec - r->t0.tv_nsec) / 1000;
 }
 
-static void access_log(const struct sg_req *r, int status, const char *note)
+/* The route's index for metrics (metrics.h): its place in the table, or SG_MR_*. */
+static int route_index(const struct sg_req *r)
 {
-	if (!r->host->cfg->access_log)
+	const struct sg_route_def *table = r->host->routes ? r->host->routes : sg_routes;
+
+	if (r->preflight)
+		return SG_MR_PREFLIGHT;
+	if (!r->route || r->route < table || r->route - table >= SG_MR_UNMATCHED)
+		return SG_MR_UNMATCHED;
+	return (int)(r->route - table);
+}
+
+/* The request is over (status: what it was answered, 499 when the client left first): its
+ * metrics, and its access log line (accesslog.h). A write whose client left (orphan) is
+ * counted when its answer is ready; text logs also say when its client left (final 0). */
+static void access_log_out(struct sg_req *r, int status, size_t out, const char *note, int final)
+{
+	const struct sg_config *cfg = r->host->cfg;
+	struct sg_metrics_shard *ms = r->host->metrics;
+	char route[160], path[sizeof(r->path)];
+	struct sg_access a;
+
+	if (r->counted || (!final && cfg->log_json))
 		return;
-	sg_info("%s %s %s %d %ldms key=%s%s%s", r->id, r->method, r->path, status, elapsed_ms(r),
-	        r->key ? r->key->name : "-", note ? " " : "", note ? note : "");
+	if (final) {
+		r->counted = 1;
+		sg_metrics_request(ms, route_index(r), status,
+		                   r->multi
+		                       ? SG_MB_MULTI
+		                       : sg_metrics_backend(ms, r->backend ? r->backend : NULL));
+		if (r->err_type)
+			sg_metrics_error(ms, r->err_type);
+	}
+	if (!cfg->access_log)
+		return;
+	if (r->preflight)
+		snprintf(route, sizeof(route), "OPTIONS (preflight)");
+	else if (r->route)
+		snprintf(route, sizeof(route), "%s %s", r->route->method, r->route->pattern);
+	else
+		snprintf(route, sizeof(route), "unmatched");
+	memset(&a, 0, sizeof(a));
+	a.id = r->id;
+	a.start_us = r->now_us;
+	a.client = r->client[0] ? r->client : NULL;
+	a.xff = sg_req_header(r, "X-Forwarded-For");
+	a.front_id = sg_req_header(r, "X-Request-Id");
+	a.method = r->method;
+	a.path = sg_access_clean(r->path, sizeof(path) - 1, 0, path, sizeof(path));
+	a.route = route;
+	a.key = r->key ? r->key->name : NULL;
+	a.backend = r->multi ? "multi" : r->backend;
+	a.status = status;
+	a.bytes_in = r->bytes_in;
+	a.bytes_out = out;
+	a.upstream_us = r->upstream_us;
+	a.total_us = elapsed_us(r);
+	a.error_type = r->err_type;
+	a.note = note;
+	a.stream = r->streaming;
+	sg_access_write(&a, cfg->log_json);
+}
+
+static void access_log(struct sg_req *r, int status, const char *note)
+{
+	access_log_out(r, status, r->sent, note, 1);
 }
 
 /* Frees what works for r and r itself; evhttp's request is someone else's by now. */
@@ -141,6 +213,8 @@ static void req_free(struct sg_req *r)
 		r->state_free(r->state);
 	if (r->deadline)
 		event_free(r->deadline);
+	if (r->streaming && h->metrics)
+		sg_metrics_gauge(&h->metrics->streams, -1);
 	if (r->watch)
 		r->watch->r = NULL;
 	if (r->prev)
@@ -157,6 +231,8 @@ static void req_free(struct sg_req *r)
 static void request_gone(struct sg_req_host *h)
 {
 	h->inflight--;
+	if (h->metrics)
+		sg_metrics_gauge(&h->metrics->inflight, -1);
 	if (h->draining && h->inflight == 0 && h->drained)
 		h->drained(h);
 }
@@ -189,7 +265,7 @@ static void on_close(struct evhttp_connection *evcon, void *arg)
 		/* A write is not cancelled halfway: that would leave its outcome unknown. It runs
 		 * to its end (the deadline bounds it), its answer is kept for an Idempotency-Key,
 		 * and it counts as in flight until then, so a drain waits for it. */
-		access_log(r, 499, "client went away; the write runs on");
+		access_log_out(r, 499, 0, "client went away; the write runs on", 0);
 		r->orphan = 1;
 		r->watch = NULL;
 		free(cw);
@@ -232,6 +308,8 @@ static void common_headers(struct sg_req *r, const char *content_type)
 	evhttp_add_header(h, "Content-Type", content_type);
 	evhttp_add_header(h, "request-id", r->id);
 	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (r->host->cfg->cors)
+		sg_cors_answer_headers(r->host->cfg->cors, sg_req_header(r, "Origin"), h);
 }
 
 /* Keeps the answer under the request's Idempotency-Key, or forgets the key when the answer
@@ -290,12 +368,16 @@ static void send_text(struct sg_req *r, int status, char *text, size_t len,
 	if (text && buf && evhttp_request_get_command(r->ev) != EVHTTP_REQ_HEAD &&
 	    evbuffer_add_reference(buf, text, len, free_text, NULL) == 0)
 		text = NULL; /* the buffer frees it once sent */
+	/* Logged first: the line reads the request's headers, and evhttp may free the request
+	 * as it sends (an orphan's at once). The message is the client's to read, not the log's:
+	 * it may quote what the client sent. */
+	r->err_type = e ? e->type : NULL;
+	access_log_out(r, status, len, NULL, 1);
 	/* An orphan's request is detached from its (gone) connection: evhttp frees it here. */
 	evhttp_send_reply(r->ev, status, reason(status), buf);
 	if (buf)
 		evbuffer_free(buf);
 	free(text);
-	access_log(r, status, e ? e->message : NULL);
 	if (r->orphan)
 		request_gone(r->host);
 	req_free(r);
@@ -370,6 +452,8 @@ int sg_req_stream_start(struct sg_req *r, const char *content_type)
 		r->deadline = NULL;
 	}
 	r->streaming = 1;
+	if (r->host->metrics)
+		sg_metrics_gauge(&r->host->metrics->streams, 1);
 	evhttp_send_reply_start(r->ev, 200, reason(200));
 	if (evhttp_request_get_command(r->ev) == EVHTTP_REQ_HEAD) {
 		/* The headers are the whole answer. */
@@ -428,9 +512,10 @@ void sg_req_stream_end(struct sg_req *r)
 {
 	char note[64];
 
-	evhttp_send_reply_end(r->ev);
+	/* logged first: evhttp may free the request as the stream ends */
 	snprintf(note, sizeof(note), "stream %zu bytes", r->sent);
 	access_log(r, 200, note);
+	evhttp_send_reply_end(r->ev);
 	req_free(r);
 }
 
@@ -528,6 +613,15 @@ struct sg_req_host *sg_req_host(const struct sg_req *r)
 	return r->host;
 }
 
+void sg_req_note_backend(struct sg_req *r, const struct sg_backend *be)
+{
+	if (!be)
+		return;
+	if (r->backend && strcmp(r->backend, be->name) != 0)
+		r->multi = 1;
+	r->backend = be->name;
+}
+
 int64_t sg_req_now_us(const struct sg_req *r)
 {
 	return r->now_us;
@@ -563,10 +657,10 @@ static void replay(struct sg_req *r, const struct sg_idem_answer *a)
 		evhttp_add_header(h, "x-should-retry", a->should_retry ? "true" : "false");
 	if (buf)
 		add_replayed_body(buf, a, r->id);
+	access_log_out(r, a->status, a->len, "idempotent replay", 1);
 	evhttp_send_reply(r->ev, a->status, reason(a->status), buf);
 	if (buf)
 		evbuffer_free(buf);
-	access_log(r, a->status, "idempotent replay");
 	req_free(r);
 }
 
@@ -660,11 +754,14 @@ struct sg_call_env sg_req_call_env(const struct sg_req *r)
 	struct sg_call_env env = {
 	    .upstream = r->host->up,
 	    .cache = r->host->cache,
+	    .shared = r->host->held_cache,
 	    .base = r->host->base,
 	    .request_id = r->id,
 	    .principal = r->key ? r->key->name : "-",
 	    .now_us = r->now_us,
 	    .no_cache = wants_fresh(r),
+	    .metrics = r->host->metrics,
+	    .upstream_us = (int64_t *)&r->upstream_us,
 	};
 
 	return env;
@@ -693,6 +790,7 @@ struct sg_call *sg_req_call(struct sg_req *r, enum sg_call_kind kind, const stru
 
 	if (!p)
 		return NULL;
+	sg_req_note_backend(r, rt->backend);
 	p->call = sg_call_new(kind, &env, rt->backend, rt->identity, done, r);
 	if (p->call)
 		r->nparts++;
@@ -706,6 +804,8 @@ struct sg_walk *sg_req_walk(struct sg_req *r, struct sg_walk_spec *spec, sg_walk
 
 	if (!p)
 		return NULL;
+	if (spec->route)
+		sg_req_note_backend(r, spec->route->backend);
 	spec->env = &env; /* copied by sg_walk_start */
 	p->walk = sg_walk_start(spec, done, r);
 	if (p->walk)
@@ -782,6 +882,8 @@ static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
 	r->ev = ev;
 	r->watch = cw;
 	h->inflight++;
+	if (h->metrics)
+		sg_metrics_gauge(&h->metrics->inflight, 1);
 	evhttp_request_set_on_complete_cb(ev, on_complete, cw);
 	if (evhttp_request_get_connection(ev))
 		evhttp_connection_set_closecb(evhttp_request_get_connection(ev), on_close, cw);
@@ -798,6 +900,14 @@ static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
 	sg_hex_encode(rnd, sizeof(rnd), r->id + 4, sizeof(r->id) - 4);
 	snprintf(r->method, sizeof(r->method), "%s", method_name(evhttp_request_get_command(ev)));
 	snprintf(r->path, sizeof(r->path), "%s", path ? path : "?");
+	if (evhttp_request_get_connection(ev)) {
+		char *addr = NULL;
+		ev_uint16_t port = 0;
+
+		evhttp_connection_get_peer(evhttp_request_get_connection(ev), &addr, &port);
+		snprintf(r->client, sizeof(r->client), "%s", addr ? addr : "");
+	}
+	r->bytes_in = evbuffer_get_length(evhttp_request_get_input_buffer(ev));
 	return r;
 }
 
@@ -840,6 +950,39 @@ static const char *bad_framing(struct evhttp_request *ev, const char *method)
 	return NULL;
 }
 
+/* A CORS preflight (cors.h): OPTIONS with Origin and Access-Control-Request-Method on a path
+ * of the API, answered here before authentication (a browser sends no key with it). Returns 1
+ * when answered, 0 when the request is not one (it is then routed as usual). */
+static int preflight(struct sg_req *r, const struct sg_route_def *table)
+{
+	const struct sg_cors *cors = r->host->cfg->cors;
+	const char *origin = sg_req_header(r, "Origin");
+	const char *want = sg_req_header(r, "Access-Control-Request-Method");
+	struct sg_route_match m;
+	struct evkeyvalq *out;
+
+	if (!cors || strcmp(r->method, "OPTIONS") != 0 || !origin || !want)
+		return 0;
+	if (sg_routes_match_in(table, want, r->path, &m) != 0 && m.status != 405)
+		return 0; /* not a path of the API: 404 as any unknown route */
+	free(m.param);
+	r->preflight = 1;
+	if (!sg_cors_allowed(cors, origin)) {
+		sg_req_fail(r, 403, "permission_error",
+		            "origin not allowed: add it to cors.origins to let browsers on it call "
+		            "the API");
+		return 1;
+	}
+	out = evhttp_request_get_output_headers(r->ev);
+	evhttp_add_header(out, "request-id", r->id);
+	sg_cors_preflight_headers(cors, origin, sg_req_header(r, "Access-Control-Request-Headers"),
+	                          out);
+	access_log_out(r, 204, 0, NULL, 1);
+	evhttp_send_reply(r->ev, 204, reason(204), NULL);
+	req_free(r);
+	return 1;
+}
+
 void sg_req_handle(struct evhttp_request *ev, void *arg)
 {
 	struct sg_req_host *h = arg;
@@ -862,6 +1005,8 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 		            framing);
 		return;
 	}
+	if (preflight(r, h->routes ? h->routes : sg_routes))
+		return;
 	if (sg_routes_match_in(h->routes ? h->routes : sg_routes, r->method, r->path, &m) != 0) {
 		if (m.status == 405) {
 			evhttp_add_header(evhttp_request_get_output_headers(ev), "Allow", m.allow);
@@ -895,6 +1040,8 @@ void sg_req_handle(struct evhttp_request *ev, void *arg)
 		long wait = 1;
 
 		if (!sg_bucket_take(r->key->bucket, sg_mono_ms() * 1000, &wait)) {
+			if (h->metrics)
+				sg_mctr_add(&h->metrics->rate_limited, 1);
 			sg_error_set(
 			    &e, 429, "rate_limit_error",
 			    "this key's rate limit (%g requests per second, bursts of %g) is "

@@ -28,6 +28,8 @@ struct sg_config;
 struct sg_cache;
 struct sg_idem;
 struct sg_key;
+struct sg_metrics_shard;
+struct sg_backend;
 struct sg_streams;
 struct sg_req;
 struct sg_route;
@@ -47,6 +49,7 @@ struct sg_req_host {
 	struct sg_cache *held_cache;   /* the process's held listings and walk snapshots (shared) */
 	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
 	struct sg_streams *streams; /* the worker's live event streams (stream.h) */
+	struct sg_metrics_shard *metrics; /* the worker's counters (metrics.h), or NULL */
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */
@@ -88,6 +91,10 @@ const char *sg_req_header(const struct sg_req *r, const char *name);
 int64_t sg_req_now_us(const struct sg_req *r);
 /* The worker serving r. */
 struct sg_req_host *sg_req_host(const struct sg_req *r);
+/* Says that r is served by backend be (its access log line and its metrics name it; a request
+ * served by several says "multi"). Calls and walks started with sg_req_call and sg_req_walk
+ * note theirs; a handler notes the backend of an answer it serves without one (held). */
+void sg_req_note_backend(struct sg_req *r, const struct sg_backend *be);
 
 /* Honours an Idempotency-Key header on a write whose validated body is body (len bytes).
  * Returns 0 to go on (no key, or a new one: the answer will be kept), or -1 after answering:

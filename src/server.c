@@ -28,7 +28,9 @@
 #include "config.h"
 #include "idem.h"
 #include "log.h"
+#include "metrics.h"
 #include "request.h"
+#include "routes.h"
 #include "stream.h"
 #include "upstream.h"
 
@@ -56,6 +58,7 @@ struct sg_server {
 	struct sg_idem *idem;              /* Idempotency-Key answers, shared by every worker */
 	struct sg_cache *held_cache;       /* held listings and walk snapshots, shared likewise */
 	struct sg_streams_shared *streams; /* live streams: per-key counts, deletes */
+	struct sg_metrics *metrics;        /* the process's counters, and GET /metrics */
 };
 
 /* Every request of a draining worker is done: leave the loop. */
@@ -140,6 +143,11 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	 * streams.max_per_worker, and must not starve the pool of whole answers */
 	w->host.stream_up = sg_upstream_new(w->base, 0);
 	w->host.streams = sg_streams_new(srv->streams, &w->host);
+	w->host.metrics = sg_metrics_shard(srv->metrics, index);
+	if (w->host.metrics) {
+		w->host.metrics->up = w->host.up;
+		w->host.metrics->cache = w->host.cache;
+	}
 	w->http = evhttp_new(w->base);
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
 	if (!w->host.up || !w->host.stream_up || !w->host.cache || !w->host.streams || !w->http ||
@@ -184,10 +192,15 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 	                        cfg->idempotency_window_ms);
 	srv->streams = sg_streams_shared_new(cfg);
 	srv->held_cache = sg_cache_new_shared(cfg->cache_max_bytes);
-	if (!srv->idem || !srv->streams || !srv->held_cache) {
+	srv->metrics = sg_metrics_new(cfg->workers, sg_routes);
+	if (!srv->idem || !srv->streams || !srv->held_cache || !srv->metrics) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
+	sg_metrics_set_held_cache(srv->metrics, srv->held_cache);
+	if (cfg->metrics_host &&
+	    sg_metrics_listen(srv->metrics, cfg->metrics_host, cfg->metrics_port, err, errlen))
+		goto fail;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE;
@@ -226,6 +239,11 @@ int sg_server_port(const struct sg_server *srv)
 	return srv->port;
 }
 
+int sg_server_metrics_port(const struct sg_server *srv)
+{
+	return sg_metrics_port(srv->metrics);
+}
+
 int sg_server_start(struct sg_server *srv)
 {
 	srv->nworkers = srv->cfg->workers;
@@ -242,11 +260,17 @@ int sg_server_start(struct sg_server *srv)
 			return -1;
 		srv->started = i + 1;
 	}
+	if (sg_metrics_start(srv->metrics))
+		return -1;
+	if (srv->cfg->metrics_host)
+		sg_info("metrics on http://%s:%d/metrics", srv->cfg->metrics_host,
+		        sg_metrics_port(srv->metrics));
 	return 0;
 }
 
 void sg_server_stop(struct sg_server *srv)
 {
+	sg_metrics_stop(srv->metrics);
 	/* event_active from another thread is safe: evthread_use_pthreads() ran first. */
 	for (int i = 0; i < srv->started; i++)
 		event_active(srv->workers[i].stop_ev, EV_TIMEOUT, 0);
@@ -259,6 +283,7 @@ void sg_server_free(struct sg_server *srv)
 {
 	if (!srv)
 		return;
+	sg_metrics_stop(srv->metrics); /* it reads the workers' caches and upstreams */
 	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 
@@ -284,6 +309,7 @@ void sg_server_free(struct sg_server *srv)
 	sg_idem_free(srv->idem);
 	sg_streams_shared_free(srv->streams);
 	sg_cache_free(srv->held_cache);
+	sg_metrics_free(srv->metrics);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

@@ -14,7 +14,9 @@ struct sg_server;
 struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t errlen);
 /* The bound port (useful with port 0). */
 int sg_server_port(const struct sg_server *srv);
-/* Starts the workers; returns 0 once they run. */
+/* The bound port of GET /metrics (metrics.listen), 0 when off. */
+int sg_server_metrics_port(const struct sg_server *srv);
+/* Starts the workers (and the metrics thread); returns 0 once they run. */
 int sg_server_start(struct sg_server *srv);
 /* Asks every worker to stop accepting and to finish in-flight requests within the
  * configured grace period, then waits for them. Call from the main thread. */

@@ -105,12 +105,12 @@ struct sockwatch {
 	struct event *ev;
 };
 
-static long elapsed_ms(const struct timespec *t0)
+static int64_t elapsed_us(const struct timespec *t0)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+	return (int64_t)(t.tv_sec - t0->tv_sec) * 1000000 + (t.tv_nsec - t0->tv_nsec) / 1000;
 }
 
 static void unlink_fetch(struct sg_fetch *f)
@@ -410,7 +410,8 @@ static void finish(struct sg_fetch *f)
 	res.errmsg = f->errbuf[0] ? f->errbuf : curl_easy_strerror(f->rc);
 	res.retry_after_s = f->retry_after_s;
 	res.attempts = f->attempts;
-	res.elapsed_ms = elapsed_ms(&f->started);
+	res.elapsed_us = elapsed_us(&f->started);
+	res.elapsed_ms = (long)(res.elapsed_us / 1000);
 	res.sent = request_size > 0 || f->answered;
 	unlink_fetch(f);
 	f->in_cb = 1;
@@ -817,7 +818,8 @@ struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_re
 	w->arg = arg;
 	if (c) {
 		free(key);
-		up->coalesced++;
+		/* read by the metrics scrape from another thread: one writer, relaxed */
+		__atomic_store_n(&up->coalesced, up->coalesced + 1, __ATOMIC_RELAXED);
 	} else {
 		c = calloc(1, sizeof(*c));
 		if (!c) {
@@ -845,7 +847,7 @@ struct sg_fetch *sg_fetch_start(struct sg_upstream *up, const struct sg_fetch_re
 
 unsigned long sg_upstream_coalesced(const struct sg_upstream *up)
 {
-	return up->coalesced;
+	return __atomic_load_n(&up->coalesced, __ATOMIC_RELAXED);
 }
 
 void sg_fetch_cancel(struct sg_fetch *f)

@@ -5,6 +5,7 @@
 #define SG_UPSTREAM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct sg_upstream;
@@ -59,9 +60,10 @@ struct sg_fetch_res {
 	long retry_after_s; /* the answer's Retry-After in seconds (0: none) */
 	int attempts;
 	long elapsed_ms;
-	int sent; /* 1 when request bytes left for the backend in the last
-	           * attempt: a failure then leaves a write's outcome unknown;
-	           * 0 means the backend never saw it (e.g. no connection) */
+	int64_t elapsed_us; /* the same in µs (metrics) */
+	int sent;           /* 1 when request bytes left for the backend in the last
+	                     * attempt: a failure then leaves a write's outcome unknown;
+	                     * 0 means the backend never saw it (e.g. no connection) */
 };
 
 /* Called exactly once per started fetch unless it was cancelled; res is borrowed. */

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "config.h"
+#include "held.h"
+#include "idcodec.h"
 #include "pager.h"
 
 struct sg_walk {
@@ -18,6 +20,8 @@ struct sg_walk {
 	json_t *out;
 	json_t *next; /* native mode: where the next north page starts */
 	int pages;
+	int looking;  /* native mode: `limit` matches held; reading on for the next one */
+	char *native; /* spec.key.native, our copy */
 	struct sg_call *call;
 	struct sg_error err;
 	int failed;
@@ -58,11 +62,40 @@ static void fail_oom(struct sg_walk *w)
 	finish(w);
 }
 
+/* Where item lies against the walk's key, in the walk's order: <0 before, 0 at, >0 after. An
+ * item without a readable created_at or public id counts as after (it is served, never lost).
+ */
+static int side_of(const struct sg_walk *w, const json_t *item)
+{
+	struct sg_held_item hk;
+	struct sg_pubid id;
+	int c;
+
+	if (sg_held_keys(item, SG_HELD_SESSIONS, &hk) || sg_id_decode("sesn_", hk.id, &id))
+		return 1;
+	if (hk.t != w->spec.key.t)
+		c = hk.t < w->spec.key.t ? -1 : 1;
+	else
+		c = strcmp(id.native, w->native);
+	return w->spec.sq && !w->spec.sq->order_asc ? -c : c;
+}
+
 static int matches(const struct sg_walk *w, const json_t *item)
 {
-	if (w->spec.kind == SG_CALL_SESSIONS_PAGE)
-		return sg_session_query_match(item, w->spec.sq);
-	return sg_event_query_match(item, w->spec.eq);
+	if (w->spec.kind != SG_CALL_SESSIONS_PAGE)
+		return sg_event_query_match(item, w->spec.eq);
+	if (!sg_session_query_match(item, w->spec.sq))
+		return 0;
+	switch (w->spec.side) {
+	case SG_WALK_FROM:
+		return side_of(w, item) >= 0;
+	case SG_WALK_AFTER:
+		return side_of(w, item) > 0;
+	case SG_WALK_BEFORE:
+		return side_of(w, item) < 0;
+	default:
+		return 1;
+	}
 }
 
 /* Where the next north page starts: this backend page at position k. Returns 0, or -1 when
@@ -73,69 +106,10 @@ static int set_next(struct sg_walk *w, const char *bc, size_t k, json_t *carry)
 	return w->next ? 0 : -1;
 }
 
-static void on_page(struct sg_call *c, void *arg)
+/* On to the backend's next page, carrying the module's state across. Without a copy of its
+ * cursor the next fetch would read the first page again. */
+static void advance(struct sg_walk *w, const char *next, json_t *carry_out)
 {
-	struct sg_walk *w = arg;
-	const struct sg_error *ce = sg_call_error(c);
-	json_t *items = sg_call_result(c), *carry_out = sg_call_result_carry(c);
-	const char *next = sg_call_result_next(c);
-	size_t n = json_array_size(items), i;
-
-	w->pages++;
-	if (ce) {
-		w->err = *ce;
-		w->failed = 1;
-		finish(w);
-		return;
-	}
-	for (i = w->skip; i < n; i++) {
-		json_t *it = json_array_get(items, i);
-
-		if (!w->spec.collect_all && !matches(w, it))
-			continue;
-		if (json_array_append(w->out, it)) {
-			fail_oom(w);
-			return;
-		}
-		if (!w->spec.collect_all && json_array_size(w->out) >= w->spec.limit) {
-			size_t k = i + 1;
-			int rc = 0;
-
-			/* Look ahead in this page: a cursor that can only lead to an empty
-			 * page would make the client ask once more for nothing. */
-			while (k < n && !matches(w, json_array_get(items, k)))
-				k++;
-			if (k < n)
-				rc = set_next(w, w->bc, k, w->carry);
-			else if (next)
-				rc = set_next(w, next, 0, carry_out);
-			if (rc)
-				fail_oom(w);
-			else
-				finish(w);
-			return;
-		}
-	}
-	if (!next) {
-		finish(w);
-		return;
-	}
-	if (w->pages >= SG_WALK_MAX_PAGES) {
-		if (w->spec.collect_all) {
-			sg_error_set(&w->err, 502, "api_error",
-			             "backend '%s' has more than %d pages to read for this request",
-			             w->spec.route->backend->name, SG_WALK_MAX_PAGES);
-			w->failed = 1;
-		} else if (set_next(w, next, 0, carry_out)) {
-			fail_oom(w);
-			return;
-		}
-		/* Natively, a short page with a cursor is still a correct page. */
-		finish(w);
-		return;
-	}
-	/* On to the backend's next page, carrying the module's state across. Without a copy of
-	 * its cursor the next fetch would read the first page again. */
 	free(w->bc);
 	w->bc = strdup(next);
 	if (!w->bc) {
@@ -148,6 +122,107 @@ static void on_page(struct sg_call *c, void *arg)
 	sg_call_free(w->call); /* safe: the call's done event has fired */
 	w->call = NULL;
 	fetch(w);
+}
+
+/* Native mode, `limit` matches held: the next north page starts at the first match from item
+ * k of this page on; past this page, on the backend's next pages. */
+static void look_on(struct sg_walk *w, const json_t *items, size_t k, const char *next,
+                    json_t *carry_out)
+{
+	size_t n = json_array_size(items);
+
+	while (k < n && !matches(w, json_array_get(items, k)))
+		k++;
+	if (k < n) {
+		if (set_next(w, w->bc, k, w->carry))
+			fail_oom(w);
+		else
+			finish(w);
+		return;
+	}
+	if (!next) { /* none: this was the last page */
+		finish(w);
+		return;
+	}
+	if (w->pages >= SG_WALK_MAX_PAGES) {
+		/* out of pages to look at: the next page starts where the reading stopped (it may
+		 * then come back empty, with a cursor, which is still correct) */
+		if (set_next(w, next, 0, carry_out))
+			fail_oom(w);
+		else
+			finish(w);
+		return;
+	}
+	w->looking = 1;
+	advance(w, next, carry_out);
+}
+
+/* Tail mode: keeps the last `limit` matches. */
+static int keep_tail(struct sg_walk *w, json_t *it)
+{
+	if (json_array_append(w->out, it))
+		return -1;
+	if (json_array_size(w->out) > w->spec.limit)
+		json_array_remove(w->out, 0);
+	return 0;
+}
+
+static void on_page(struct sg_call *c, void *arg)
+{
+	struct sg_walk *w = arg;
+	const struct sg_error *ce = sg_call_error(c);
+	json_t *items = sg_call_result(c), *carry_out = sg_call_result_carry(c);
+	const char *next = sg_call_result_next(c);
+	size_t n = json_array_size(items), i;
+	int all = w->spec.collect_all || w->spec.tail;
+
+	w->pages++;
+	if (ce) {
+		w->err = *ce;
+		w->failed = 1;
+		finish(w);
+		return;
+	}
+	if (w->looking) {
+		look_on(w, items, w->skip, next, carry_out);
+		return;
+	}
+	for (i = w->skip; i < n; i++) {
+		json_t *it = json_array_get(items, i);
+
+		if (!w->spec.collect_all && !matches(w, it))
+			continue;
+		if (w->spec.tail ? keep_tail(w, it) : json_array_append(w->out, it)) {
+			fail_oom(w);
+			return;
+		}
+		if (!all && json_array_size(w->out) >= w->spec.limit) {
+			if (w->spec.no_next)
+				finish(w);
+			else
+				look_on(w, items, i + 1, next, carry_out);
+			return;
+		}
+	}
+	if (!next) {
+		finish(w);
+		return;
+	}
+	if (w->pages >= SG_WALK_MAX_PAGES) {
+		if (all) {
+			sg_error_set(&w->err, 502, "api_error",
+			             "backend '%s' has more than %d pages to read for this request",
+			             w->spec.route->backend->name, SG_WALK_MAX_PAGES);
+			w->failed = 1;
+		} else if (set_next(w, next, 0, carry_out)) {
+			fail_oom(w);
+			return;
+		}
+		/* Natively, a short page with a cursor is still a correct page. */
+		finish(w);
+		return;
+	}
+	advance(w, next, carry_out);
 }
 
 static void fetch(struct sg_walk *w)
@@ -186,6 +261,14 @@ struct sg_walk *sg_walk_start(const struct sg_walk_spec *spec, sg_walk_done_cb d
 	w->spec.env = &w->env;
 	w->spec.pubid = spec->pubid ? &w->pubid : NULL;
 	w->spec.start = NULL;
+	w->spec.key.native = NULL;
+	if (spec->side != SG_WALK_ANY) {
+		w->native = strdup(spec->key.native ? spec->key.native : "");
+		if (!w->native) {
+			free(w);
+			return NULL;
+		}
+	}
 	w->done = done;
 	w->arg = arg;
 	w->done_ev = event_new(spec->env->base, -1, 0, on_finish, w);
@@ -231,6 +314,7 @@ void sg_walk_free(struct sg_walk *w)
 	if (w->done_ev)
 		event_free(w->done_ev); /* also drops a pending done */
 	free(w->bc);
+	free(w->native);
 	json_decref(w->carry);
 	json_decref(w->out);
 	json_decref(w->next);

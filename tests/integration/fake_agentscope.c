@@ -237,6 +237,7 @@ enum fa_kind { FA_KIND_IDLE, FA_KIND_RUNNING, FA_KIND_ASKING, FA_KIND_SUBMITTED 
 
 struct fa_gen {
 	struct fk_rng rng;
+	unsigned long_turns;     /* turns of the main user's first session (0: 1-3 like the rest) */
 	int64_t cut_cache_usage; /* usage cache fields exist from here on */
 	int64_t cut_block_times; /* blocks carry created_at/finished_at from here on */
 	int64_t cut_reply_ctx;   /* state.reply_context replaces top-level reply_id/cur_iter */
@@ -484,6 +485,7 @@ struct fa_sess_spec {
 	enum fa_kind kind;
 	bool fail_last; /* the last finished reply failed */
 	bool team;
+	unsigned turns; /* 0: 1-3 */
 };
 
 /* The state pieces that are not the conversation. Returns 0 or -1. */
@@ -550,6 +552,9 @@ static json_t *fa_gen_session(struct fa_gen *g, const struct fa_sess_spec *sp)
 	bool stamped = sp->created >= g->cut_block_times;
 	unsigned nturns = 1 + fk_rng_below(&g->rng, 3);
 	int64_t t = sp->created + 2 + fk_rng_below(&g->rng, 120), persisted = sp->created;
+
+	if (sp->turns > 0)
+		nturns = sp->turns;
 	json_t *log = json_array(), *context = json_array(), *state = NULL, *record = NULL;
 	json_t *team = NULL, *mcfg = NULL;
 	json_int_t cur_iter = 0;
@@ -748,6 +753,8 @@ static int fa_gen_main_user(struct fa_gen *g, json_t *u, const char *user, unsig
 			sp.fail_last = i == 0;
 			sp.team = false;
 		}
+		if (i == 0)
+			sp.turns = g->long_turns; /* an idle session with a long log */
 		if (json_array_append_new(sessions, fa_gen_session(g, &sp)))
 			return -1;
 	}
@@ -786,9 +793,10 @@ static int fa_gen_other_user(struct fa_gen *g, json_t *u, const char *user)
 }
 
 /* Builds the generated dataset. Returns a new reference or NULL. */
-static json_t *fa_generate(uint64_t seed, unsigned n, unsigned nagents, const char *user)
+static json_t *fa_generate(uint64_t seed, unsigned n, unsigned nagents, const char *user,
+                           unsigned long_turns)
 {
-	struct fa_gen g = {.rng = {seed}};
+	struct fa_gen g = {.rng = {seed}, .long_turns = long_turns};
 	const char *other = strcmp(user, "bob") == 0 ? "carol" : "bob";
 	json_t *root = json_pack("{s:{}}", "users"), *users = json_object_get(root, "users");
 	json_t *u;
@@ -3914,6 +3922,8 @@ static void fa_usage(FILE *fp)
 	        "  --seed S          generator seed (1)\n"
 	        "  --shape V         wire shape of GET /sessions/ and /messages (head)\n"
 	        "  --no-messages     no /sessions/{id}/messages route (builds before the log)\n"
+	        "  --long-turns N    the main user's first session (idle) has N turns, 2N\n"
+	        "                    messages, instead of 1-3 (0)\n"
 	        "  --mode M          misbehaviour for every non-control route (ok); write-unknown\n"
 	        "                    and write-drop perform a write, then answer 500 / close\n"
 	        "  --delay-ms N      delay of --mode slow (3000)\n"
@@ -3936,6 +3946,7 @@ struct fa_opts {
 	bool no_messages;
 	unsigned run_ms;
 	unsigned heartbeat_ms;
+	unsigned long_turns;
 };
 
 /* --shape and --no-messages, the options that are fake_agentscope's own. */
@@ -3953,6 +3964,12 @@ static int fa_parse_opt(int c, const char *arg, void *ctx)
 		if (fk_parse_ulong(arg, FA_RUN_MS_MAX, &v))
 			return -1;
 		o->run_ms = (unsigned)v;
+		return 0;
+	}
+	if (c == 'L') {
+		if (fk_parse_ulong(arg, 5000, &v))
+			return -1;
+		o->long_turns = (unsigned)v;
 		return 0;
 	}
 	if (c == 'H') {
@@ -3983,6 +4000,7 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 	    {"seed", required_argument, NULL, 's'},
 	    {"shape", required_argument, NULL, 'S'},
 	    {"no-messages", no_argument, NULL, 'M'},
+	    {"long-turns", required_argument, NULL, 'L'},
 	    {"mode", required_argument, NULL, 'm'},
 	    {"delay-ms", required_argument, NULL, 'D'},
 	    {"run-ms", required_argument, NULL, 'R'},
@@ -3994,6 +4012,7 @@ static int fa_parse_args(int argc, char **argv, struct fa_opts *o)
 
 	o->shape = FA_SHAPE_HEAD;
 	o->no_messages = false;
+	o->long_turns = 0;
 	o->run_ms = FA_RUN_MS_DEFAULT;
 	o->heartbeat_ms = FA_HEARTBEAT_MS_DEFAULT;
 	if (fk_parse_args(FA_NAME, argc, argv, longopts, &o->c, fa_parse_opt, o, fa_usage))
@@ -4050,7 +4069,7 @@ int main(int argc, char **argv)
 	if (o.c.data != NULL)
 		root = fk_load_file(o.c.data, err, sizeof(err));
 	else if (o.c.generate != NULL)
-		root = fa_generate(o.c.seed, n, agents, user);
+		root = fa_generate(o.c.seed, n, agents, user, o.long_turns);
 	else
 		root = json_pack("{s:{}}", "users");
 	if (root == NULL) {

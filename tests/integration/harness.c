@@ -215,6 +215,14 @@ static size_t on_header(char *d, size_t s, size_t n, void *arg)
 	     sizeof(((struct h_res *)0)->retry_after)},
 	};
 
+	{
+		size_t used = strlen(r->headers);
+
+		if (used + len < sizeof(r->headers)) {
+			memcpy(r->headers + used, d, len);
+			r->headers[used + len] = '\0';
+		}
+	}
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		size_t k = strlen(want[i].name);
 
@@ -295,6 +303,33 @@ void h_res_free(struct h_res *res)
 	json_decref(res->json);
 	res->body = NULL;
 	res->json = NULL;
+}
+
+const char *h_header(const char *headers, const char *name, char *out, size_t len)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = headers; l && *l;) {
+		const char *eol = strchr(l, '\n');
+		size_t ll = eol ? (size_t)(eol - l) : strlen(l);
+
+		if (ll > n && strncasecmp(l, name, n) == 0 && l[n] == ':') {
+			const char *v = l + n + 1;
+			size_t vl = ll - n - 1;
+
+			while (vl && *v == ' ')
+				v++, vl--;
+			while (vl && (v[vl - 1] == '\r' || v[vl - 1] == ' '))
+				vl--;
+			if (vl >= len)
+				vl = len - 1;
+			memcpy(out, v, vl);
+			out[vl] = '\0';
+			return out;
+		}
+		l = eol ? eol + 1 : l + ll;
+	}
+	return NULL;
 }
 
 void h_hash_key(const char *key, char out[65])

@@ -23,6 +23,7 @@ struct h_res {
 	char replayed[8];      /* Idempotent-Replayed header, "" when absent */
 	char retry_after[16];  /* retry-after header, "" when absent */
 	double seconds;        /* wall time of the exchange */
+	char headers[4096];    /* every header line of the answer, as received (cut when longer) */
 };
 
 /* Path of a built program: $SG_BUILDDIR/<rel> (default "./<rel>"). */
@@ -54,6 +55,9 @@ int h_request(const char *method, int port, const char *path, const char *const 
 int h_send(const char *method, int port, const char *path, const char *const *headers,
            const char *body, struct h_res *res);
 void h_res_free(struct h_res *res);
+/* The value of the answer's header name (case-insensitive; the first if repeated) into out,
+ * or NULL when absent. Works on h_res.headers and on h_sse.head alike. */
+const char *h_header(const char *headers, const char *name, char *out, size_t len);
 
 /* A north event stream read as a client reads it: a plain socket, the chunked body decoded,
  * SSE messages split. */

@@ -14,6 +14,7 @@
 #include "harness.h"
 
 static struct h_proc fake, gw;
+static int mport; /* the gateway's metrics.listen */
 static const char *const K[] = {"x-api-key: sk-free", NULL};
 static const char *const K_LIMITED[] = {"x-api-key: sk-limited", NULL};
 
@@ -47,6 +48,9 @@ static void setup(void)
 	         fake.port, hf, hl);
 	cfg = json_loads(doc, 0, &je);
 	ck_assert_msg(cfg != NULL, "%s", je.text);
+	mport = h_free_port();
+	json_object_set_new(cfg, "metrics",
+	                    json_pack("{s:o}", "listen", json_sprintf("127.0.0.1:%d", mport)));
 	ck_assert_int_eq(h_gateway_start(&gw, cfg), 0);
 	json_decref(cfg);
 }
@@ -81,6 +85,22 @@ static int backend_requests(void)
 	return n;
 }
 
+/* A sample's value from GET /metrics (the whole "name{labels}"), 0 when absent. */
+static double metric(const char *sample)
+{
+	struct h_res r;
+	double v = 0;
+	size_t n = strlen(sample);
+
+	ck_assert_int_eq(h_get(mport, "/metrics", NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	for (const char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, sample, n) == 0 && l[n] == ' ')
+			v = strtod(l + n + 1, NULL);
+	h_res_free(&r);
+	return v;
+}
+
 static void expect(const struct h_res *r, long status, const char *type)
 {
 	ck_assert_msg(r->status == status, "%ld %s", r->status, r->body);
@@ -105,6 +125,7 @@ START_TEST(a_key_over_its_rate_gets_429_with_retry_after)
 	              r.retry_after);
 	ck_assert_msg(strstr(r.body, "rate limit"), "%s", r.body);
 	h_res_free(&r);
+	ck_assert_double_eq(metric("sessiongate_rate_limited_total"), 1);
 	ck_assert_int_eq(backend_requests(), 0); /* refused before any backend call */
 	/* another key is not held back */
 	ck_assert_int_eq(h_get(gw.port, "/v1/sessions?limit=1", K, &r), 0);
@@ -146,6 +167,10 @@ START_TEST(a_backend_at_its_concurrency_bound_gets_503)
 	ck_assert_msg(strstr(r.body, "max_concurrent"), "%s", r.body);
 	ck_assert_str_eq(r.retry_after, "1");
 	h_res_free(&r);
+	ck_assert_double_eq(
+	    metric("sessiongate_refused_total{backend=\"as\",reason=\"concurrency\"}"), 1);
+	ck_assert_double_eq(metric("sessiongate_refused_total{backend=\"as\",reason=\"breaker\"}"),
+	                    0);
 	pthread_join(th, NULL);
 	ck_assert_msg(b.res.status == 200, "%s", b.res.body);
 	h_res_free(&b.res);
@@ -175,6 +200,9 @@ START_TEST(a_failing_backend_opens_its_breaker_and_a_probe_closes_it)
 	ck_assert_msg(atoi(r.retry_after) == 1, "retry-after '%s'", r.retry_after); /* 700 ms */
 	h_res_free(&r);
 	ck_assert_int_eq(backend_requests(), 0);
+	ck_assert_double_eq(metric("sessiongate_refused_total{backend=\"as\",reason=\"breaker\"}"),
+	                    1);
+	ck_assert_double_eq(metric("sessiongate_errors_total{type=\"overloaded_error\"}"), 1);
 	/* the backend recovers; after open_ms one probe goes and closes the breaker */
 	fake_mode("mode=ok");
 	sleep_ms(800);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "cache.h"
 #include "config.h"
 #include "upstream.h"
 
@@ -39,6 +40,7 @@ struct sg_flow {
 	struct event_base *base;
 	struct evhttp *http;
 	struct sg_upstream *up;
+	struct sg_cache *shared; /* the process's shared cache, as server.c makes it */
 	struct sg_backend be;
 	char url[64];
 	json_t *routes; /* "METHOD URI" → [status, body] or [status, [pieces], hold] */
@@ -229,6 +231,8 @@ struct sg_flow *sg_flow_new(const struct sg_mapping *m, const char *backend, con
 	struct sg_error err = {0};
 
 	ck_assert_ptr_nonnull(f);
+	f->shared = sg_cache_new_shared(1 << 20);
+	ck_assert_ptr_nonnull(f->shared);
 	f->base = event_base_new();
 	f->http = evhttp_new(f->base);
 	evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PATCH |
@@ -271,6 +275,7 @@ void sg_flow_free(struct sg_flow *f)
 	if (f->be.mapping->destroy)
 		f->be.mapping->destroy(&f->be);
 	sg_upstream_free(f->up);
+	sg_cache_free(f->shared);
 	evhttp_free(f->http);
 	event_base_free(f->base);
 	json_decref(f->be.options);
@@ -322,6 +327,7 @@ static void prepare(struct sg_flow *f, enum sg_call_kind kind, const char *ident
                     const struct sg_pubid *id, const char *body, int64_t version)
 {
 	struct sg_call_env env = {.upstream = f->up,
+	                          .shared = f->shared,
 	                          .base = f->base,
 	                          .request_id = "req_flow",
 	                          .principal = "tester",

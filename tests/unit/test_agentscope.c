@@ -1464,6 +1464,89 @@ START_TEST(test_flow_get_unreadable_record)
 }
 END_TEST
 
+/* A retrieve sums usage over the whole message log, paging back with before= (nothing kept
+ * but the sums), and remembers it: a second retrieve of the unchanged session reads no log.
+ * A log that cannot be read leaves the usage unknown and the session is still answered; a log
+ * that cannot be paged further gives the sum so far, marked partial. */
+#define AS_MSGS_PATH "/sessions/s1/messages?agent_id=agent1&limit=200"
+START_TEST(test_flow_get_usage)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	const json_t *u;
+	json_t *s;
+
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "idle", "Fine"));
+	sg_flow_route(f, "GET", AS_MSGS_PATH, 200,
+	              "{\"messages\": [{\"id\": \"m3\", \"usage\": {\"input_tokens\": 10, "
+	              "\"output_tokens\": 5, \"cache_input_tokens\": 2, "
+	              "\"cache_creation_input_tokens\": 1}}, {\"id\": \"m4\", \"usage\": "
+	              "{\"input_tokens\": 20, \"output_tokens\": 7}}], \"is_running\": false, "
+	              "\"has_more\": true}");
+	sg_flow_route(f, "GET", AS_MSGS_PATH "&before=m3", 200,
+	              "{\"messages\": [{\"id\": \"m1\", \"usage\": {\"input_tokens\": 1, "
+	              "\"output_tokens\": 1.9}}, {\"id\": \"m2\", \"usage\": null}], "
+	              "\"is_running\": false, \"has_more\": false}");
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	s = sg_flow_object(f);
+	u = json_object_get(s, "usage");
+	ck_assert_int_eq(json_integer_value(json_object_get(u, "input_tokens")), 31);
+	ck_assert_int_eq(json_integer_value(json_object_get(u, "output_tokens")), 13);
+	ck_assert_int_eq(json_integer_value(json_object_get(u, "cache_read_input_tokens")), 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(u, "cache_creation"),
+	                                                    "ephemeral_5m_input_tokens")),
+	                 1);
+	ck_assert_str_eq(sg_jstr(json_object_get(s, "metadata"), "agentscope.usage"), "messages");
+	ck_assert(was_sent(f, "GET", AS_MSGS_PATH "&before=m3"));
+
+	/* remembered: the log is not read again */
+	sg_flow_route(f, "GET", AS_MSGS_PATH, 500, "{}");
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert(!was_sent(f, "GET", AS_MSGS_PATH));
+	ck_assert_int_eq(json_integer_value(json_object_get(
+	                     json_object_get(sg_flow_object(f), "usage"), "input_tokens")),
+	                 31);
+
+	/* a later run (updated_at moved): the log cannot be read, the session is still answered */
+	{
+		char buf[2048];
+		char *p;
+
+		snprintf(buf, sizeof(buf), "%s", as_listing("s1", "idle", "Fine"));
+		p = strstr(buf, "14:03:12");
+		ck_assert_ptr_nonnull(p);
+		memcpy(p, "15:00:00", 8);
+		sg_flow_route(f, "GET", AS_LISTING_PATH, 200, buf);
+	}
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	ck_assert(was_sent(f, "GET", AS_MSGS_PATH));
+	s = sg_flow_object(f);
+	ck_assert_int_eq(json_object_size(json_object_get(s, "usage")), 0);
+	ck_assert_str_eq(sg_jstr(json_object_get(s, "metadata"), "agentscope.usage"),
+	                 "unavailable");
+
+	/* a log whose paging does not move on: the sum so far, partial */
+	sg_flow_route(f, "GET", AS_MSGS_PATH, 200,
+	              "{\"messages\": [{\"id\": \"m3\", \"usage\": {\"input_tokens\": 4}}], "
+	              "\"has_more\": true}");
+	sg_flow_route(f, "GET", AS_MSGS_PATH "&before=m3", 200,
+	              "{\"messages\": [{\"id\": \"m3\", \"usage\": {\"input_tokens\": 4}}], "
+	              "\"has_more\": true}");
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	s = sg_flow_object(f);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(s, "usage"), "input_tokens")), 8);
+	ck_assert_str_eq(sg_jstr(json_object_get(s, "metadata"), "agentscope.usage"),
+	                 "messages_partial");
+	sg_flow_free(f);
+}
+END_TEST
+
 START_TEST(test_flow_update)
 {
 	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
@@ -1803,6 +1886,7 @@ static Suite *agentscope_suite(void)
 	tcase_add_test(flows, test_flow_create_refused);
 	tcase_add_test(flows, test_flow_update);
 	tcase_add_test(flows, test_flow_get_unreadable_record);
+	tcase_add_test(flows, test_flow_get_usage);
 	tcase_add_test(flows, test_flow_archive_delete);
 	tcase_add_test(flows, test_flow_send_message);
 	tcase_add_test(flows, test_flow_send_interrupt);

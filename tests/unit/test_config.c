@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "cors.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 /* any well-formed hash; which key it matches does not matter here */
@@ -129,6 +130,37 @@ static const struct {
     {"\"backends\":{\"as\"",
      "\"rate_limit\":{\"requests_per_second\":2,\"burst\":0},\"backends\":{\"as\"",
      "keys[0].rate_limit: burst must be an integer from 1"},
+    /* observability and browsers: log.format, metrics.listen, cors */
+    {"\"workers\":1", "\"workers\":1,\"log\":{\"format\":\"xml\"}",
+     "log.format: must be \"text\" or \"json\""},
+    {"\"workers\":1", "\"workers\":1,\"log\":{\"format\":true}",
+     "log.format: must be \"text\" or \"json\""},
+    {"\"workers\":1", "\"workers\":1,\"metrics\":\"127.0.0.1:9464\"", "metrics: must be an object"},
+    {"\"workers\":1", "\"workers\":1,\"metrics\":{\"port\":9464}", "metrics.port: unknown key"},
+    {"\"workers\":1", "\"workers\":1,\"metrics\":{\"listen\":9464}",
+     "metrics.listen: must be a string"},
+    {"\"workers\":1", "\"workers\":1,\"metrics\":{\"listen\":\"9464\"}",
+     "metrics.listen: must be HOST:PORT"},
+    {"\"workers\":1", "\"workers\":1,\"metrics\":{\"listen\":\"127.0.0.1:70000\"}",
+     "metrics.listen: port must be 0..65535"},
+    {"\"listen\":\"127.0.0.1:0\"",
+     "\"listen\":\"127.0.0.1:8080\",\"metrics\":{\"listen\":\"127.0.0.1:8080\"}",
+     "metrics.listen: must differ from listen"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":[]", "cors: must be an object"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origin\":[\"*\"]}", "cors.origin: unknown key"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{}", "cors.origins: must be a non-empty array"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origins\":[]}",
+     "cors.origins: must be a non-empty array"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origins\":[\"https://a.example\",\"a.example\"]}",
+     "cors.origins[1]: must be \"*\" or an origin"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origins\":[\"https://a.example/\"]}",
+     "cors.origins[0]: must be \"*\" or an origin"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origins\":[\"https://a.example/app\"]}",
+     "cors.origins[0]: must be \"*\" or an origin"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origins\":[7]}",
+     "cors.origins[0]: must be \"*\" or an origin"},
+    {"\"workers\":1", "\"workers\":1,\"cors\":{\"origins\":[\"*\"],\"max_age_s\":-1}",
+     "cors.max_age_s: must be an integer between 0 and 86400"},
 };
 
 START_TEST(errors_name_the_key)
@@ -144,6 +176,56 @@ START_TEST(errors_name_the_key)
 	ck_assert_msg(cfg == NULL, "case %d loaded: %s", _i, doc);
 	ck_assert_msg(strstr(err, cases[_i].expect) != NULL, "case %d: got '%s', want '%s'", _i,
 	              err, cases[_i].expect);
+}
+END_TEST
+
+/* log.format, metrics.listen and cors: their defaults (all off) and what they read. */
+START_TEST(observability_keys)
+{
+	char doc[4096], err[512] = "";
+	const char *src = base_with(KEYHASH), *at = strstr(src, "\"workers\":1");
+	struct sg_config *cfg = load(src, err, sizeof(err));
+
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->log_json, 0);
+	ck_assert_ptr_null(cfg->metrics_host);
+	ck_assert_ptr_null(cfg->cors);
+	sg_config_free(cfg);
+
+	snprintf(doc, sizeof(doc),
+	         "%.*s\"log\":{\"format\":\"json\",\"access\":true},"
+	         "\"metrics\":{\"listen\":\"[::1]:9464\"},"
+	         "\"cors\":{\"origins\":[\"https://App.Example\",\"http://localhost:5173\"]},%s",
+	         (int)(at - src), src, at);
+	cfg = load(doc, err, sizeof(err));
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->log_json, 1);
+	ck_assert_str_eq(cfg->metrics_host, "::1");
+	ck_assert_int_eq(cfg->metrics_port, 9464);
+	ck_assert_ptr_nonnull(cfg->cors);
+	ck_assert_uint_eq(cfg->cors->norigins, 2);
+	ck_assert_int_eq(cfg->cors->any, 0);
+	ck_assert_int_eq(cfg->cors->max_age_s, 600); /* the default */
+	ck_assert(sg_cors_allowed(cfg->cors, "https://app.example"));
+	ck_assert(sg_cors_allowed(cfg->cors, "http://localhost:5173"));
+	ck_assert(!sg_cors_allowed(cfg->cors, "http://localhost:5174"));
+	ck_assert(!sg_cors_allowed(cfg->cors, "https://app.example.evil"));
+	ck_assert(!sg_cors_allowed(cfg->cors, NULL));
+	sg_config_free(cfg);
+
+	/* "" turns the metrics endpoint off; "*" lets any origin in */
+	snprintf(doc, sizeof(doc),
+	         "%.*s\"log\":{\"format\":\"text\"},\"metrics\":{\"listen\":\"\"},"
+	         "\"cors\":{\"origins\":[\"*\"],\"max_age_s\":0},%s",
+	         (int)(at - src), src, at);
+	cfg = load(doc, err, sizeof(err));
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_int_eq(cfg->log_json, 0);
+	ck_assert_ptr_null(cfg->metrics_host);
+	ck_assert_int_eq(cfg->cors->any, 1);
+	ck_assert_int_eq(cfg->cors->max_age_s, 0);
+	ck_assert(sg_cors_allowed(cfg->cors, "https://anything.example"));
+	sg_config_free(cfg);
 }
 END_TEST
 
@@ -319,6 +401,7 @@ int main(void)
 	tcase_add_test(tc, valid);
 	tcase_add_loop_test(tc, errors_name_the_key, 0, (int)(sizeof(cases) / sizeof(cases[0])));
 	tcase_add_test(tc, env_expansion_and_file_errors);
+	tcase_add_test(tc, observability_keys);
 	tcase_add_test(tc, auth_lookup);
 	tcase_add_test(tc, module_options);
 	tcase_add_test(tc, routes_limit);

@@ -410,6 +410,45 @@ START_TEST(native_pages_resume)
 }
 END_TEST
 
+/* A north page that ends on the last match of a backend page looks on: when the next backend
+ * page holds no match, the page says it is the last (no cursor to an empty page); when a match
+ * follows in the same page, the next page starts there. created_at[gte] 00:00:02 keeps s3 and
+ * s2 (page 1) and drops s1 (page 2). */
+START_TEST(native_page_looks_on_for_the_next_match)
+{
+	struct rig r;
+	struct sg_error err;
+	char buf[64];
+
+	for (size_t limit = 1; limit <= 2; limit++) {
+		struct outcome o = {0};
+		struct sg_walk_spec spec;
+
+		rig_init(&r);
+		sg_session_query_clear(&r.sq);
+		ck_assert_int_eq(
+		    sg_session_query_parse("created_at%5Bgte%5D=2026-01-01T00:00:02Z", &r.sq, &err),
+		    0);
+		spec = spec_of(&r, 0, limit, NULL);
+		ck_assert_ptr_nonnull(sg_walk_start(&spec, on_done, &o));
+		ck_assert_int_ge(run_loop(&r), 0);
+		ck_assert_int_eq(o.status, 0);
+		if (limit == 2) {
+			ck_assert_str_eq(ids(&o, buf, sizeof(buf)), "s3,s2");
+			ck_assert_int_eq(pages_served, 2); /* it read page 2 to know */
+			ck_assert_ptr_null(o.next);
+		} else {
+			ck_assert_str_eq(ids(&o, buf, sizeof(buf)), "s3");
+			ck_assert_int_eq(pages_served, 1);
+			ck_assert_ptr_nonnull(o.next);
+			ck_assert_int_eq(json_integer_value(json_object_get(o.next, "k")), 1);
+		}
+		outcome_clear(&o);
+		rig_free(&r);
+	}
+}
+END_TEST
+
 /* Without a copy of the next page's cursor the walk must fail, not fetch the first page
  * again (which served s3,s2,s3,s2,s1). The strdups of one walk, in order: call.c keeps the
  * module's next cursor (#0), the walk copies it (#1). */
@@ -591,6 +630,7 @@ static Suite *walk_suite(void)
 	tcase_add_test(tc, every_allocation_failure);
 	tcase_add_test(tc, collect_all_pages);
 	tcase_add_loop_test(tc, native_pages_resume, 0, 2);
+	tcase_add_test(tc, native_page_looks_on_for_the_next_match);
 	tcase_add_test(tc, free_before_done);
 	tcase_add_test(tc, next_cursor_copy_fails);
 	tcase_add_test(tc, call_cursor_copy_fails);

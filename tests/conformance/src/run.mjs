@@ -173,6 +173,8 @@ async function liveRun({ label, shape, bins, dir, validators, full, aliceSession
       generate: `${aliceSessions}:${agents}`,
       seed: 20260605,
       shape,
+      // alice's oldest session has a log of 300 messages: more than one page of /messages
+      extra: ['--long-turns', '150'],
     });
     procs.push(fake.proc);
     let junk = null;

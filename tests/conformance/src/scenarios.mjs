@@ -151,6 +151,43 @@ function expectedStatus(view) {
 // ---------------------------------------------------------------- sample objects
 
 // A Session that satisfies BetaManagedAgentsSession, written from the SDK's type.
+// The usage the gateway must show for an AgentScope session: the fake's own /messages of it,
+// every page (newer builds: the latest page and has_more, back with before=; v2.0.1: offset),
+// summed as docs/fidelity-agentscope.md says.
+export async function fakeLogUsage(env, pubId) {
+  const d = decodePubId('sesn_', pubId);
+  if (!d) fail(`${pubId} does not decode`);
+  let msgs = [];
+  let before = null;
+  let offset = 0;
+  for (let i = 0; i < 1000; i++) {
+    const q = `agent_id=${encodeURIComponent(d.scope)}&limit=200${before ? `&before=${encodeURIComponent(before)}` : offset ? `&offset=${offset}` : ''}`;
+    const body = await env.fake.get(`/sessions/${encodeURIComponent(d.native)}/messages?${q}`, 'alice');
+    const page = body.messages;
+    if (!Array.isArray(page)) fail(`fake: no messages for ${d.native}`);
+    if ('has_more' in body) {
+      msgs = page.concat(msgs);
+      if (!body.has_more || page.length === 0) break;
+      before = page[0].id;
+    } else {
+      msgs = msgs.concat(page);
+      if (page.length < 200) break;
+      offset += 200;
+    }
+  }
+  const count = (v) => (typeof v === 'number' && v > 0 ? Math.trunc(v) : 0);
+  const sum = (k) => msgs.reduce((a, m) => a + count(m?.usage?.[k]), 0);
+  return {
+    n: msgs.length,
+    usage: {
+      cache_creation: { ephemeral_5m_input_tokens: sum('cache_creation_input_tokens'), ephemeral_1h_input_tokens: 0 },
+      input_tokens: sum('input_tokens'),
+      output_tokens: sum('output_tokens'),
+      cache_read_input_tokens: sum('cache_input_tokens'),
+    },
+  };
+}
+
 export function sampleSession() {
   return {
     id: 'sesn_011CZkZAtmR3yMPDzynEDxu7',
@@ -626,27 +663,84 @@ export function liveScenarios(prefix, env, opts = {}) {
     });
   }
 
-  add('retrieve equals the listed item', async (ctx) => {
+  // AgentScope's usage is the sum over the session's whole message log, read by a retrieve (the
+  // listing carries it once a read of the same log left it in the usage memo). The rest of a
+  // retrieved session equals the listed item.
+  const withoutUsage = (s) => {
+    const c = clone(s);
+    delete c.usage;
+    if (c.metadata) delete c.metadata['agentscope.usage'];
+    // duration (and, while running, active time) are computed from "now"
+    if (c.status === 'running' && c.stats) {
+      delete c.stats.duration_seconds;
+      delete c.stats.active_seconds;
+    }
+    return canon(c);
+  };
+  add('retrieve equals the listed item; its usage sums the whole message log', async (ctx) => {
     const ref = await ctx.reference();
     const client = ctx.client(env.keys.alice);
     const running = ref.filter((s) => s.status === 'running').slice(0, 8);
     const sample = [...ref.slice(0, 6), ...ref.slice(-6), ...running, ref[Math.floor(ref.length / 2)]];
-    const strip = (s) => {
-      const c = clone(s);
-      // duration (and, while running, active time) are computed from "now"
-      if (c.status === 'running' && c.stats) {
-        delete c.stats.duration_seconds;
-        delete c.stats.active_seconds;
-      }
-      return canon(c);
-    };
+    let longest = 0;
     for (const listed of sample) {
       const got = await client.beta.sessions.retrieve(listed.id);
-      if (strip(got) !== strip(listed)) {
-        const keys = Object.keys(listed).filter((k) => canon(got[k]) !== canon(listed[k]));
-        fail(`retrieve(${listed.id}) differs from the listed item in: ${keys.join(', ') || 'stats'}`);
+      if (withoutUsage(got) !== withoutUsage(listed)) {
+        const keys = Object.keys(listed).filter((k) => k !== 'usage' && canon(got[k]) !== canon(listed[k]));
+        fail(`retrieve(${listed.id}) differs from the listed item in: ${keys.join(', ') || 'stats or metadata'}`);
       }
+      const truth = await fakeLogUsage(env, listed.id);
+      if (got.metadata['agentscope.usage'] !== 'messages') fail(`retrieve(${listed.id}): metadata agentscope.usage is ${got.metadata['agentscope.usage']}, want messages`);
+      if (canon(got.usage) !== canon(truth.usage)) fail(`retrieve(${listed.id}): usage ${canon(got.usage)}, the log of ${truth.n} messages sums to ${canon(truth.usage)}`);
+      longest = Math.max(longest, truth.n);
     }
+    if (longest <= 200) fail(`fixture: the longest sampled log has ${longest} messages, not more than one page`);
+    ctx.note(`${sample.length} sessions, logs of up to ${longest} messages`);
+  });
+
+  add('usage: a retrieve reads the log once; the list then carries that usage, never a running one', async (ctx) => {
+    const ref = await ctx.reference();
+    const client = ctx.client(env.keys.alice);
+    const idle = ref.filter((s) => s.status !== 'running');
+    const long = ref.find((s) => s.title === 'Session 0001');
+    const runningOne = ref.find((s) => s.status === 'running');
+    if (!long || !runningOne) fail('fixture: no long-log session or no running session');
+    const untouched = idle.find((s) => s.id !== long.id && !ref.slice(0, 6).concat(ref.slice(-6)).includes(s));
+    const truth = await fakeLogUsage(env, long.id);
+    const msgReqs = async () => (await env.fake.requests()).filter((q) => /\/messages/.test(q.uri)).length;
+    // a fresh read (Cache-Control: no-cache) reads the log, whatever an earlier read left
+    await env.fake.clearRequests();
+    const a = (await ctx.rec.raw(env.gw.url, `/v1/sessions/${long.id}`, { headers: { 'x-api-key': env.keys.alice, 'Cache-Control': 'no-cache' } })).body;
+    const pages = await msgReqs();
+    const wantPages = Math.ceil(truth.n / 200) + (truth.n % 200 === 0 ? 1 : 0);
+    if (pages < Math.ceil(truth.n / 200) || pages > wantPages + 1) fail(`a retrieve of a ${truth.n}-message log read ${pages} pages of /messages`);
+    if (canon(a.usage) !== canon(truth.usage)) fail(`usage ${canon(a.usage)}, want ${canon(truth.usage)}`);
+    await env.fake.clearRequests();
+    const b = await client.beta.sessions.retrieve(long.id);
+    if ((await msgReqs()) !== 0) fail('a second retrieve of the same (idle, unchanged) session read the log again');
+    if (canon(b.usage) !== canon(truth.usage)) fail('the remembered usage differs');
+    // the list: fresh (no-cache), so the listing is translated after the retrieve
+    const r = await ctx.rec.raw(env.gw.url, '/v1/sessions?limit=100', { headers: { 'x-api-key': env.keys.alice, 'Cache-Control': 'no-cache' } });
+    const all = [];
+    let page = r.body;
+    all.push(...page.data);
+    while (page.next_page) {
+      const q = await ctx.rec.raw(env.gw.url, `/v1/sessions?limit=100&page=${encodeURIComponent(page.next_page)}`, { headers: { 'x-api-key': env.keys.alice, 'Cache-Control': 'no-cache' } });
+      page = q.body;
+      all.push(...page.data);
+    }
+    const listed = all.find((s) => s.id === long.id);
+    if (!listed) fail('the long session is not listed');
+    if (listed.metadata['agentscope.usage'] !== 'messages' || canon(listed.usage) !== canon(truth.usage)) fail(`listed: usage ${canon(listed.usage)} (${listed.metadata['agentscope.usage']}), want the log's ${canon(truth.usage)} (messages)`);
+    // a running session: retrieve sums its log so far; the list does not take a memo for it
+    await client.beta.sessions.retrieve(runningOne.id);
+    const lr = all.find((s) => s.id === runningOne.id);
+    if (lr && lr.metadata['agentscope.usage'] === 'messages') fail('a running session is listed with a remembered usage');
+    if (untouched) {
+      const lu = all.find((s) => s.id === untouched.id);
+      if (lu && lu.metadata['agentscope.usage'] === 'messages') fail(`${untouched.id}, never read, is listed with agentscope.usage messages`);
+    }
+    ctx.note(`${truth.n} messages in ${pages} pages; listed usage from the memo`);
   });
 
   if (full) {
