@@ -497,12 +497,13 @@ static void cl_get_agent(struct sg_call *call)
 
 static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
-	static const char *const allowed[] = {"api_key", "anthropic_version", "beta", NULL};
-	const char *key, *ver = "2023-06-01", *beta = "managed-agents-2026-04-01";
+	static const char *const allowed[] = {"api_key", "api_key_file", "anthropic_version",
+	                                      "beta", NULL};
+	const char *ver = "2023-06-01", *beta = "managed-agents-2026-04-01";
+	char key[CL_KEY_MAX + 1];
 	struct cl_priv *pv;
 
-	if (sg_options_check(options, allowed, err) ||
-	    !(key = sg_option_secret(options, "api_key", CL_KEY_MAX, err)))
+	if (sg_options_check(options, allowed, err))
 		return -1;
 	if (json_object_get(options, "anthropic_version") &&
 	    !(ver = sg_option_secret(options, "anthropic_version", 64, err)))
@@ -510,10 +511,15 @@ static int cl_init(struct sg_backend *be, const json_t *options, struct sg_error
 	if (json_object_get(options, "beta") &&
 	    !(beta = sg_option_secret(options, "beta", 400, err)))
 		return -1;
+	if (sg_option_secret_or_file(options, "api_key", "api_key_file", key, sizeof(key), err))
+		return -1;
 	pv = calloc(1, sizeof(*pv));
-	if (!pv)
+	if (!pv) {
+		sg_wipe(key, sizeof(key));
 		return sg_err_internal(err, "out of memory");
+	}
 	snprintf(pv->key_hdr, sizeof(pv->key_hdr), "x-api-key: %s", key);
+	sg_wipe(key, sizeof(key)); /* the stack copy must not outlive this call */
 	snprintf(pv->version_hdr, sizeof(pv->version_hdr), "anthropic-version: %s", ver);
 	snprintf(pv->beta_hdr, sizeof(pv->beta_hdr), "anthropic-beta: %s", beta);
 	pv->headers[0] = pv->key_hdr;

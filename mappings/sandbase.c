@@ -813,19 +813,23 @@ static void sb_get_agent(struct sg_call *call)
 
 static int sb_init(struct sg_backend *be, const json_t *options, struct sg_error *err)
 {
-	static const char *const allowed[] = {"api_key", "agent_cache_ttl_ms", NULL};
+	static const char *const allowed[] = {"api_key", "api_key_file", "agent_cache_ttl_ms",
+	                                      NULL};
 	long ttl = 300000;
-	const char *key;
+	char key[SB_KEY_MAX + 1];
 	struct sb_priv *pv;
 
 	if (sg_options_check(options, allowed, err) ||
-	    !(key = sg_option_secret(options, "api_key", SB_KEY_MAX, err)) ||
-	    sg_option_int(options, "agent_cache_ttl_ms", 0, 86400000, &ttl, err))
+	    sg_option_int(options, "agent_cache_ttl_ms", 0, 86400000, &ttl, err) ||
+	    sg_option_secret_or_file(options, "api_key", "api_key_file", key, sizeof(key), err))
 		return -1;
 	pv = calloc(1, sizeof(*pv));
-	if (!pv)
+	if (!pv) {
+		sg_wipe(key, sizeof(key));
 		return sg_err_internal(err, "out of memory");
+	}
 	snprintf(pv->key_hdr, sizeof(pv->key_hdr), "x-api-key: %s", key);
+	sg_wipe(key, sizeof(key)); /* the stack copy must not outlive this call */
 	pv->headers[0] = pv->key_hdr;
 	pv->wheaders[0] = pv->key_hdr;
 	pv->wheaders[1] = "Content-Type: application/json";

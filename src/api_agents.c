@@ -54,7 +54,8 @@ static struct ag *ag_new(struct sg_req *r)
 static void agents_merged(struct ag *a)
 {
 	const struct sg_config *cfg = sg_req_config(a->r);
-	struct sg_pager_ctx pc = {cfg->secret, cfg->secretlen, sg_req_key(a->r)->name, "agents"};
+	struct sg_pager_ctx pc = {cfg->secret, cfg->secretlen, sg_req_key(a->r)->name,
+	                          "agents",    cfg->secrets,   cfg->nsecrets};
 	struct sg_error e = {0};
 	json_t *all = json_array(), *page;
 

@@ -100,7 +100,8 @@ static struct rd *rd_new(struct sg_req *r, size_t nparts)
 static struct sg_pager_ctx pager_ctx(const struct rd *st)
 {
 	const struct sg_config *cfg = sg_req_config(st->r);
-	struct sg_pager_ctx pc = {cfg->secret, cfg->secretlen, sg_req_key(st->r)->name, st->sid};
+	struct sg_pager_ctx pc = {cfg->secret, cfg->secretlen, sg_req_key(st->r)->name,
+	                          st->sid,     cfg->secrets,   cfg->nsecrets};
 
 	return pc;
 }
@@ -147,8 +148,10 @@ static struct sg_cache *held_cache(const struct rd *st)
 static int held_key(const struct rd *st, const struct part *p, char kind, char *out, size_t len)
 {
 	const char *what = kind == 'S' ? st->sq.agent_id : st->sid;
-	int n = snprintf(out, len, "held\x1f%c\x1f%s\x1f%s\x1f%s\x1f%lu", kind, p->be->name,
-	                 sg_req_key(st->r)->name, what ? what : "", p->gen);
+	/* the configuration generation goes in too: a reload may point the name elsewhere */
+	int n = snprintf(out, len, "held\x1f%c\x1f%s\x1f%s\x1f%s\x1f%lu\x1f%lu", kind, p->be->name,
+	                 sg_req_key(st->r)->name, what ? what : "", p->gen,
+	                 sg_req_config(st->r)->generation);
 
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
@@ -754,7 +757,7 @@ void sg_api_list_sessions(struct sg_req *r)
 		struct part *p = &st->parts[i];
 
 		p->be = key->routes[i].backend;
-		p->gen = atomic_load(&((struct sg_backend *)p->be)->write_gen);
+		p->gen = atomic_load(&p->be->state->write_gen);
 		p->held = held_lookup(st, p, 'S');
 		if (!p->held)
 			st->nwaiting++;
@@ -835,7 +838,7 @@ void sg_api_get_session(struct sg_req *r)
 	/* identical retrieves on a worker share one read (flights, above) */
 	st->route = rt;
 	st->parts[0].be = rt->backend;
-	st->parts[0].gen = atomic_load(&rt->backend->write_gen);
+	st->parts[0].gen = atomic_load(&rt->backend->state->write_gen);
 	st->merged = get_merged;
 	st->start = start_get;
 	if (!flight_join(st, 'G'))
@@ -910,7 +913,7 @@ void sg_api_list_events(struct sg_req *r)
 	st->nwaiting = 1;
 	st->merged = events_merged;
 	st->parts[0].be = rt->backend;
-	st->parts[0].gen = atomic_load(&rt->backend->write_gen);
+	st->parts[0].gen = atomic_load(&rt->backend->state->write_gen);
 	spec.route = rt;
 	spec.eq = &st->eq;
 	spec.pubid = &id;

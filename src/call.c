@@ -153,10 +153,12 @@ const json_t *sg_call_page_carry(const struct sg_call *c)
 }
 
 /* The cache key of `key` for this call: the backend's write generation at the call's start
- * goes in, so nothing fetched before a write answers a read after it. */
+ * goes in, so nothing fetched before a write answers a read after it, and so does its
+ * configuration generation, so nothing fetched under a backend's previous definition (another
+ * URL, another key) answers a read under the new one. */
 static int gen_key(const struct sg_call *c, const char *key, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s\x1f%lu", key, c->gen);
+	int n = snprintf(out, len, "%s\x1f%lu\x1f%lu", key, c->gen, c->be->generation);
 
 	return n > 0 && (size_t)n < len ? 0 : -1;
 }
@@ -269,7 +271,7 @@ int sg_call_ended(const struct sg_call *c)
  * (see write_gen in config.h). */
 static void bump_gen(const struct sg_call *c)
 {
-	atomic_fetch_add(&((struct sg_backend *)c->be)->write_gen, 1);
+	atomic_fetch_add(&c->be->state->write_gen, 1);
 }
 
 static void cancel_fetches(struct sg_call *c)
@@ -303,7 +305,7 @@ static void release_guards(struct sg_call *c)
 	struct sg_backend *be = (struct sg_backend *)c->be;
 
 	if (c->slot) {
-		atomic_fetch_sub(&be->inflight, 1);
+		atomic_fetch_sub(&be->state->inflight, 1);
 		c->slot = 0;
 	}
 	if (c->probe) {
@@ -642,7 +644,7 @@ static int start_fetch(struct sg_call *c, const char *method, const char *path_q
 		/* identical GETs in flight on this worker share one transfer, unless a write
 		 * to the backend came between them (its generation is part of the tag) */
 		snprintf(tag, sizeof(tag), "%s#%lu", c->be->name,
-		         atomic_load(&((struct sg_backend *)c->be)->write_gen));
+		         atomic_load(&c->be->state->write_gen));
 		req.coalesce = tag;
 	}
 	p->call = c;
@@ -988,7 +990,7 @@ struct sg_call *sg_call_new(enum sg_call_kind kind, const struct sg_call_env *en
 		return NULL;
 	c->kind = kind;
 	c->agent_version = -1;
-	c->gen = atomic_load(&((struct sg_backend *)be)->write_gen);
+	c->gen = atomic_load(&be->state->write_gen);
 	c->env = *env;
 	c->be = be;
 	c->identity = identity;
@@ -1123,8 +1125,8 @@ static int admit(struct sg_call *c)
 	int adm;
 
 	if (be->max_concurrent > 0 && c->kind != SG_CALL_STREAM_EVENTS) {
-		if (atomic_fetch_add(&be->inflight, 1) >= be->max_concurrent) {
-			atomic_fetch_sub(&be->inflight, 1);
+		if (atomic_fetch_add(&be->state->inflight, 1) >= be->max_concurrent) {
+			atomic_fetch_sub(&be->state->inflight, 1);
 			sg_metrics_refused(c->env.metrics,
 			                   sg_metrics_backend(c->env.metrics, be->name),
 			                   SG_REFUSED_CONCURRENCY);

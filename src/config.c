@@ -16,6 +16,34 @@
 #include "mapping.h"
 #include "options.h"
 
+/* A key's rate bucket, shared by the generations that give that key the same rate. */
+struct shared_bucket {
+	struct sg_bucket b; /* first: sg_key.bucket points here */
+	atomic_long refs;
+};
+
+static void bucket_unref(struct sg_bucket *b)
+{
+	struct shared_bucket *sb = (struct shared_bucket *)b;
+
+	if (sb && atomic_fetch_sub(&sb->refs, 1) == 1) {
+		sg_bucket_destroy(&sb->b);
+		free(sb);
+	}
+}
+
+static void backend_state_unref(struct sg_backend_state *st)
+{
+	if (st && atomic_fetch_sub(&st->refs, 1) == 1)
+		free(st);
+}
+
+static void key_state_unref(struct sg_key_state *st)
+{
+	if (st && atomic_fetch_sub(&st->refs, 1) == 1)
+		free(st);
+}
+
 /* Where we are in the document, for messages: "backends[0].timeout_ms". */
 struct cpath {
 	char *err;
@@ -122,61 +150,110 @@ static int parse_listen(struct cpath *cp, const char *s, struct sg_config *cfg)
 	return cfg->listen_host ? 0 : fail(cp, "listen", "out of memory");
 }
 
-/* The cursor secret comes inline ("$ENV" allowed) or from a file; at least 32 bytes. */
+/* Reads a secret file (the path itself is no secret) into a new buffer; -1 with err. */
+static int read_secret_file(struct cpath *cp, const char *key, const char *file, uint8_t **out,
+                            size_t *outlen)
+{
+	FILE *f = fopen(file, "rb");
+	uint8_t buf[4096];
+	size_t n;
+
+	if (!f)
+		return fail(cp, key, "cannot open %s: %s", file, strerror(errno));
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	*out = malloc(n ? n : 1);
+	if (*out) {
+		memcpy(*out, buf, n);
+		*outlen = n;
+	}
+	sg_wipe(buf, sizeof(buf)); /* the stack copy must not outlive this call */
+	return *out ? 0 : fail(cp, key, "out of memory");
+}
+
+/* One entry of cursor_secret (inline, "$ENV" allowed) or cursor_secret_file (a path), at
+ * `key` in messages; appended to cfg->secrets. */
+static int add_secret(struct cpath *cp, const char *key, const json_t *v, int is_file,
+                      struct sg_config *cfg)
+{
+	const char *s = json_string_value(v);
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+
+	if (!json_is_string(v) || json_string_length(v) == 0)
+		return fail(cp, key, "must be a non-empty string");
+	if (s[0] == '$') {
+		const char *env = getenv(s + 1);
+
+		if (!env || !*env)
+			return fail(cp, key, "environment variable %s is not set", s + 1);
+		s = env;
+	}
+	if (is_file) {
+		if (read_secret_file(cp, key, s, &bytes, &len))
+			return -1;
+	} else {
+		len = strlen(s);
+		bytes = malloc(len);
+		if (!bytes)
+			return fail(cp, key, "out of memory");
+		memcpy(bytes, s, len);
+	}
+	/* appended before any check, so that the bytes are wiped with the rest on failure */
+	cfg->secrets[cfg->nsecrets].bytes = bytes;
+	cfg->secrets[cfg->nsecrets].len = len;
+	cfg->nsecrets++;
+	if (len < SG_SECRET_MIN)
+		return fail(cp, key, "must be at least %d bytes", SG_SECRET_MIN);
+	for (size_t i = 0; i + 1 < cfg->nsecrets; i++)
+		if (cfg->secrets[i].len == len && sg_ct_equal(cfg->secrets[i].bytes, bytes, len))
+			return fail(cp, key, "the same secret is given twice");
+	return 0;
+}
+
+/* The cursor secrets: cursor_secret and cursor_secret_file, each a string or an array of
+ * them, at least 32 bytes each. Every one opens cursors; the first (inline ones first, then
+ * files) seals new ones, so a rotation puts the new secret first and keeps the old one
+ * until the cursors it sealed no longer matter. */
 static int load_secret(struct cpath *cp, const json_t *root, struct sg_config *cfg)
 {
-	int bad = 0;
-	char *inl = get_str(cp, "", root, "cursor_secret", 0, &bad);
-	char *file = bad ? NULL : get_str(cp, "", root, "cursor_secret_file", 0, &bad);
-	int rc = -1;
+	static const char *const names[] = {"cursor_secret", "cursor_secret_file"};
+	size_t total = 0;
+	char key[64];
 
-	if (bad)
-		goto out;
-	if (!!inl == !!file) {
-		fail(cp, "cursor_secret",
-		     "give exactly one of cursor_secret and cursor_secret_file");
-		goto out;
-	}
-	if (inl) {
-		cfg->secretlen = strlen(inl);
-		cfg->secret = (uint8_t *)inl;
-		inl = NULL;
-	} else {
-		FILE *f = fopen(file, "rb");
-		uint8_t buf[4096];
-		size_t n;
+	for (int f = 0; f < 2; f++) {
+		const json_t *v = json_object_get(root, names[f]);
 
-		if (!f) {
-			fail(cp, "cursor_secret_file", "cannot open %s: %s", file, strerror(errno));
-			goto out;
-		}
-		n = fread(buf, 1, sizeof(buf), f);
-		fclose(f);
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-			n--;
-		cfg->secret = malloc(n ? n : 1);
-		if (cfg->secret) {
-			memcpy(cfg->secret, buf, n);
-			cfg->secretlen = n;
-		}
-		sg_wipe(buf, sizeof(buf)); /* the stack copy must not outlive this call */
-		if (!cfg->secret) {
-			fail(cp, "cursor_secret_file", "out of memory");
-			goto out;
+		if (json_is_array(v) && json_array_size(v) == 0)
+			return fail(cp, names[f], "must not be an empty array");
+		if (v && !json_is_array(v) && !json_is_string(v))
+			return fail(cp, names[f], "must be a string or an array of strings");
+		total += json_is_array(v) ? json_array_size(v) : v ? 1 : 0;
+	}
+	if (total == 0)
+		return fail(cp, "cursor_secret",
+		            "is required (or cursor_secret_file): the secret that seals cursors");
+	if (total > 64)
+		return fail(cp, "cursor_secret", "at most 64 secrets in all");
+	cfg->secrets = calloc(total, sizeof(*cfg->secrets));
+	if (!cfg->secrets)
+		return fail(cp, "cursor_secret", "out of memory");
+	for (int f = 0; f < 2; f++) {
+		const json_t *v = json_object_get(root, names[f]);
+
+		if (json_is_string(v) && add_secret(cp, names[f], v, f, cfg))
+			return -1;
+		for (size_t i = 0; json_is_array(v) && i < json_array_size(v); i++) {
+			snprintf(key, sizeof(key), "%s[%zu]", names[f], i);
+			if (add_secret(cp, key, json_array_get(v, i), f, cfg))
+				return -1;
 		}
 	}
-	if (cfg->secretlen < SG_SECRET_MIN) {
-		fail(cp, inl || !file ? "cursor_secret" : "cursor_secret_file",
-		     "must be at least %d bytes", SG_SECRET_MIN);
-		goto out;
-	}
-	rc = 0;
-out:
-	if (inl) /* not handed to cfg: both spellings were given */
-		sg_wipe(inl, strlen(inl));
-	free(inl);
-	free(file);
-	return rc;
+	cfg->secret = (uint8_t *)cfg->secrets[0].bytes;
+	cfg->secretlen = cfg->secrets[0].len;
+	return 0;
 }
 
 static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg_config *cfg)
@@ -277,7 +354,15 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 	if (get_int(cp, where, b, "max_concurrent", 0, 1000000, &v))
 		return -1;
 	be->max_concurrent = (long)v;
-	atomic_init(&be->inflight, 0);
+	be->state = calloc(1, sizeof(*be->state));
+	if (!be->state)
+		return fail(cp, where, "out of memory");
+	atomic_init(&be->state->refs, 1);
+	atomic_init(&be->state->write_gen, 0);
+	atomic_init(&be->state->inflight, 0);
+	atomic_init(&be->state->reachable, -1);
+	atomic_init(&be->state->probed_ms, 0);
+	be->generation = 1;
 	br = json_object_get(b, "breaker");
 	snprintf(key, sizeof(key), "%s.breaker", where);
 	if (br && (!json_is_object(br) || check_keys(cp, key, br, breaker_allowed)))
@@ -318,6 +403,11 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 	snprintf(where, sizeof(where), "keys[%zu]", idx);
 	if (!json_is_object(k))
 		return fail(cp, where, "must be an object");
+	key->state = calloc(1, sizeof(*key->state));
+	if (!key->state)
+		return fail(cp, where, "out of memory");
+	atomic_init(&key->state->refs, 1);
+	atomic_init(&key->state->streams, 0);
 	if (check_keys(cp, where, k, allowed))
 		return -1;
 	key->name = get_str(cp, where, k, "name", 1, &bad);
@@ -354,9 +444,12 @@ static int load_key(struct cpath *cp, const json_t *k, size_t idx, struct sg_con
 		if (burst && (!json_is_integer(burst) || json_integer_value(burst) < 1 ||
 		              json_integer_value(burst) > 1000000))
 			return fail(cp, path, "burst must be an integer from 1");
-		key->bucket = calloc(1, sizeof(*key->bucket));
-		if (!key->bucket)
+		struct shared_bucket *sb = calloc(1, sizeof(*sb));
+
+		if (!sb)
 			return fail(cp, path, "out of memory");
+		atomic_init(&sb->refs, 1);
+		key->bucket = &sb->b;
 		sg_bucket_init(key->bucket, json_number_value(rps),
 		               burst ? (double)json_integer_value(burst)
 		                     : (json_number_value(rps) < 1 ? 1 : json_number_value(rps)));
@@ -465,7 +558,10 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                      "cache",
 	                                      "metrics",
 	                                      "cors",
+	                                      "readiness",
 	                                      NULL};
+	static const char *const readiness_allowed[] = {"drain_delay_ms", "probe_interval_ms",
+	                                                "probe_timeout_ms", NULL};
 	static const char *const cache_allowed[] = {"max_bytes", "walk_snapshot_ms", NULL};
 	static const char *const limits_allowed[] = {
 	    "max_header_bytes",         "max_body_bytes",
@@ -483,7 +579,7 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 	                                              NULL};
 	struct cpath cp = {err, errlen, origin};
 	struct sg_config *cfg = calloc(1, sizeof(*cfg));
-	json_t *backends, *keys, *limits, *log, *idem, *streams, *cache;
+	json_t *backends, *keys, *limits, *log, *idem, *streams, *cache, *ready;
 	long long v;
 	int bad = 0;
 	char *listen = NULL;
@@ -492,6 +588,8 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 		snprintf(err, errlen, "%s: out of memory", origin);
 		return NULL;
 	}
+	atomic_init(&cfg->refs, 1);
+	cfg->generation = 1;
 	if (!json_is_object(root)) {
 		fail(&cp, "(top level)", "must be a JSON object");
 		goto fail;
@@ -652,6 +750,30 @@ struct sg_config *sg_config_from_json(const json_t *root, const char *origin, ch
 			goto fail;
 		cfg->walk_snapshot_ms = (long)v;
 	}
+	cfg->drain_delay_ms = 0;
+	cfg->probe_interval_ms = 2000;
+	cfg->probe_timeout_ms = 1000;
+	ready = json_object_get(root, "readiness");
+	if (ready) {
+		if (!json_is_object(ready)) {
+			fail(&cp, "readiness", "must be an object");
+			goto fail;
+		}
+		if (check_keys(&cp, "readiness", ready, readiness_allowed))
+			goto fail;
+		v = cfg->drain_delay_ms;
+		if (get_int(&cp, "readiness", ready, "drain_delay_ms", 0, 600000, &v))
+			goto fail;
+		cfg->drain_delay_ms = (long)v;
+		v = cfg->probe_interval_ms;
+		if (get_int(&cp, "readiness", ready, "probe_interval_ms", 100, 3600000, &v))
+			goto fail;
+		cfg->probe_interval_ms = (long)v;
+		v = cfg->probe_timeout_ms;
+		if (get_int(&cp, "readiness", ready, "probe_timeout_ms", 10, 600000, &v))
+			goto fail;
+		cfg->probe_timeout_ms = (long)v;
+	}
 	cfg->log_level = 2;
 	cfg->access_log = 1;
 	log = json_object_get(root, "log");
@@ -756,10 +878,8 @@ void sg_config_free(struct sg_config *cfg)
 			json_decref(cfg->keys[i].routes[r].identity);
 		free(cfg->keys[i].routes);
 		free(cfg->keys[i].name);
-		if (cfg->keys[i].bucket) {
-			sg_bucket_destroy(cfg->keys[i].bucket);
-			free(cfg->keys[i].bucket);
-		}
+		bucket_unref(cfg->keys[i].bucket);
+		key_state_unref(cfg->keys[i].state);
 	}
 	free(cfg->keys);
 	for (size_t i = 0; i < cfg->nbackends; i++) {
@@ -768,12 +888,16 @@ void sg_config_free(struct sg_config *cfg)
 		if (be->priv && be->mapping && be->mapping->destroy)
 			be->mapping->destroy(be);
 		json_decref(be->options);
+		backend_state_unref(be->state);
 		free(be->name);
 		free(be->url);
 	}
 	free(cfg->backends);
-	sg_wipe(cfg->secret, cfg->secretlen);
-	free(cfg->secret);
+	for (size_t i = 0; i < cfg->nsecrets; i++) {
+		sg_wipe((void *)cfg->secrets[i].bytes, cfg->secrets[i].len);
+		free((void *)cfg->secrets[i].bytes);
+	}
+	free(cfg->secrets);
 	free(cfg->listen_host);
 	free(cfg->metrics_host);
 	sg_cors_free(cfg->cors);
@@ -786,4 +910,134 @@ struct sg_backend *sg_config_backend(const struct sg_config *cfg, const char *na
 		if (cfg->backends[i].name && strcmp(cfg->backends[i].name, name) == 0)
 			return &cfg->backends[i];
 	return NULL;
+}
+
+const struct sg_config *sg_config_ref(const struct sg_config *cfg)
+{
+	if (cfg)
+		atomic_fetch_add(&((struct sg_config *)cfg)->refs, 1);
+	return cfg;
+}
+
+void sg_config_unref(const struct sg_config *cfg)
+{
+	if (cfg && atomic_fetch_sub(&((struct sg_config *)cfg)->refs, 1) == 1)
+		sg_config_free((struct sg_config *)cfg);
+}
+
+static int same_rate(const struct sg_bucket *a, const struct sg_bucket *b)
+{
+	return a->rate == b->rate && a->burst == b->burst;
+}
+
+void sg_config_inherit(struct sg_config *cfg, const struct sg_config *prev)
+{
+	cfg->generation = prev->generation + 1;
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		struct sg_backend *be = &cfg->backends[i];
+		const struct sg_backend *old = sg_config_backend(prev, be->name);
+
+		be->generation = cfg->generation;
+		if (!old)
+			continue;
+		backend_state_unref(be->state);
+		be->state = old->state;
+		atomic_fetch_add(&be->state->refs, 1);
+		/* its URL, credentials or options may have changed */
+		atomic_fetch_add(&be->state->write_gen, 1);
+	}
+	for (size_t i = 0; i < cfg->nkeys; i++) {
+		struct sg_key *k = &cfg->keys[i];
+		const struct sg_key *old = NULL;
+
+		for (size_t j = 0; j < prev->nkeys && !old; j++)
+			if (strcmp(prev->keys[j].name, k->name) == 0)
+				old = &prev->keys[j];
+		if (!old)
+			continue;
+		key_state_unref(k->state);
+		k->state = old->state;
+		atomic_fetch_add(&k->state->refs, 1);
+		if (k->bucket && old->bucket && same_rate(k->bucket, old->bucket)) {
+			bucket_unref(k->bucket);
+			k->bucket = old->bucket;
+			atomic_fetch_add(&((struct shared_bucket *)k->bucket)->refs, 1);
+		}
+	}
+}
+
+__attribute__((format(printf, 3, 4))) static void note(char *out, size_t outlen, const char *fmt,
+                                                       ...)
+{
+	size_t n = strlen(out);
+	va_list ap;
+
+	if (n + 3 >= outlen)
+		return;
+	if (n)
+		n += (size_t)snprintf(out + n, outlen - n, "; ");
+	va_start(ap, fmt);
+	vsnprintf(out + n, outlen - n, fmt, ap);
+	va_end(ap);
+}
+
+void sg_config_keep_restart_only(const struct sg_config *cur, struct sg_config *next, char *out,
+                                 size_t outlen)
+{
+	long cur_conn = 1, next_conn = 1;
+
+	out[0] = '\0';
+	if (strcmp(cur->listen_host, next->listen_host) || cur->listen_port != next->listen_port) {
+		char *host = strdup(cur->listen_host);
+
+		note(out, outlen, "listen stays %s:%d", cur->listen_host, cur->listen_port);
+		if (host) {
+			free(next->listen_host);
+			next->listen_host = host;
+			next->listen_port = cur->listen_port;
+		}
+	}
+	if (cur->workers != next->workers) {
+		note(out, outlen, "workers stays %d", cur->workers);
+		next->workers = cur->workers;
+	}
+	if (cur->cache_max_bytes != next->cache_max_bytes) {
+		note(out, outlen, "cache.max_bytes stays %zu", cur->cache_max_bytes);
+		next->cache_max_bytes = cur->cache_max_bytes;
+	}
+	if (cur->idempotency_window_ms != next->idempotency_window_ms ||
+	    cur->idempotency_max_keys != next->idempotency_max_keys ||
+	    cur->idempotency_max_bytes != next->idempotency_max_bytes) {
+		note(out, outlen, "idempotency.* stays as it was");
+		next->idempotency_window_ms = cur->idempotency_window_ms;
+		next->idempotency_max_keys = cur->idempotency_max_keys;
+		next->idempotency_max_bytes = cur->idempotency_max_bytes;
+	}
+	if ((cur->metrics_host == NULL) != (next->metrics_host == NULL) ||
+	    (cur->metrics_host && (strcmp(cur->metrics_host, next->metrics_host) ||
+	                           cur->metrics_port != next->metrics_port))) {
+		char *host = cur->metrics_host ? strdup(cur->metrics_host) : NULL;
+
+		note(out, outlen, "metrics.listen stays as it was");
+		if (host || !cur->metrics_host) {
+			free(next->metrics_host);
+			next->metrics_host = host;
+			next->metrics_port = cur->metrics_port;
+		}
+	}
+	if (cur->log_json != next->log_json) {
+		note(out, outlen, "log.format stays %s", cur->log_json ? "json" : "text");
+		next->log_json = cur->log_json;
+	}
+	for (size_t i = 0; i < cur->nbackends; i++)
+		if (cur->backends[i].max_connections > cur_conn)
+			cur_conn = cur->backends[i].max_connections;
+	for (size_t i = 0; i < next->nbackends; i++)
+		if (next->backends[i].max_connections > next_conn)
+			next_conn = next->backends[i].max_connections;
+	if (cur_conn != next_conn)
+		note(out, outlen,
+		     "each worker's connection pool stays at %ld per backend host (the largest "
+		     "max_connections at start)",
+		     cur_conn);
 }

@@ -24,4 +24,15 @@ char *sg_cursor_seal(const uint8_t *secret, size_t secretlen, const char *princi
 json_t *sg_cursor_open(const uint8_t *secret, size_t secretlen, const char *principal,
                        const char *fingerprint, const char *token);
 
+/* One secret of a rotation (borrowed bytes). */
+struct sg_cursor_key {
+	const uint8_t *bytes;
+	size_t len;
+};
+
+/* Like sg_cursor_open, accepting a token sealed with any of keys[0..n-1] (a rotation: the
+ * new secret signs, the old ones still open what they sealed). */
+json_t *sg_cursor_open_any(const struct sg_cursor_key *keys, size_t n, const char *principal,
+                           const char *fingerprint, const char *token);
+
 #endif

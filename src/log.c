@@ -2,13 +2,14 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-/* Written once by main before the workers start, read-only afterwards. */
-static int log_level = SG_LOG_INFO;
-static int log_json;
+/* Written by the main thread (at start and at each reload), read by every worker. */
+static atomic_int log_level = SG_LOG_INFO;
+static int log_json; /* written once by main before the workers start */
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 

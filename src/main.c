@@ -14,12 +14,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "codec.h"
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
 #include "server.h"
+#include "timeutil.h"
 
 #define DEFAULT_CONFIG "etc/sessiongate.json"
 
@@ -55,6 +57,70 @@ static int hash_key(void)
 	sg_hex_encode(h, sizeof(h), hex, sizeof(hex));
 	printf("%s\n", hex);
 	return 0;
+}
+
+/* SIGHUP: the file is read and checked here, in the main thread (never on a worker's loop),
+ * into a new generation that the workers take for the requests that start from then on. A
+ * configuration that does not load is refused and the current one kept. *cur is the main
+ * thread's reference to the current generation. */
+static void reload(struct sg_server *srv, const char *path, struct sg_config **cur)
+{
+	struct sg_config *next;
+	char err[1024], kept[1024];
+
+	next = sg_config_load(path, err, sizeof(err));
+	if (!next) {
+		/* the message names the key and the problem, never a value */
+		sg_error_log("reload refused: %s; still running with the previous configuration",
+		             err);
+		return;
+	}
+	sg_config_keep_restart_only(*cur, next, kept, sizeof(kept));
+	if (kept[0])
+		sg_warn("reload: these need a restart and keep their values: %s", kept);
+	sg_config_inherit(next, *cur);
+	sg_log_set_level(next->log_level);
+	if (sg_server_reload(srv, next))
+		sg_warn("reload: a worker has not taken the new configuration yet; it will");
+	sg_config_unref(*cur);
+	*cur = next;
+	sg_info("reloaded configuration (%zu backends, %zu keys), generation %lu", next->nbackends,
+	        next->nkeys, next->generation);
+}
+
+/* Waits up to ms for one of the signals in set: the signal, or 0 when the time ran out (or
+ * the wait was interrupted: the caller looks at its clock again). */
+static int wait_signal(const sigset_t *set, long ms)
+{
+	struct timespec left = {ms / 1000, (ms % 1000) * 1000000L};
+	int sig = sigtimedwait(set, NULL, &left);
+
+	return sig > 0 ? sig : 0;
+}
+
+/* The first step of a stop: /readyz fails for drain_delay_ms while everything else still
+ * serves, so a load balancer stops sending before the listener closes. A second SIGTERM/SIGINT
+ * cuts the delay short; a SIGHUP meanwhile is not acted on. */
+static void drain_delay(struct sg_server *srv, const sigset_t *set, const struct sg_config *cfg,
+                        int sig)
+{
+	int64_t end = sg_mono_ms() + cfg->drain_delay_ms;
+
+	sg_server_set_draining(srv);
+	if (cfg->drain_delay_ms <= 0)
+		return;
+	sg_info("signal %d: not ready (/readyz 503); still serving for %ld ms (drain_delay_ms)",
+	        sig, cfg->drain_delay_ms);
+	for (int64_t now = sg_mono_ms(); now < end; now = sg_mono_ms()) {
+		int again = wait_signal(set, (long)(end - now));
+
+		if (again == SIGTERM || again == SIGINT) {
+			sg_info("signal %d: the rest of the drain delay is skipped", again);
+			return;
+		}
+		if (again == SIGHUP)
+			sg_warn("SIGHUP while draining: not reloading");
+	}
 }
 
 int main(int argc, char **argv)
@@ -127,7 +193,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP); /* blocked and waited for: it must not kill (no reload yet) */
+	sigaddset(&set, SIGHUP); /* blocked and waited for: a reload */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -151,14 +217,14 @@ int main(int argc, char **argv)
 			continue;
 		if (sig != SIGHUP)
 			break;
-		sg_warn("SIGHUP: configuration reload is not supported yet; still running with "
-		        "the configuration read at start");
+		reload(srv, path, &cfg);
 	}
+	drain_delay(srv, &set, cfg, sig);
 	sg_info("signal %d: no longer accepting; finishing in-flight requests (grace %ld ms)", sig,
 	        cfg->shutdown_grace_ms);
 	sg_server_stop(srv);
 	sg_server_free(srv);
-	sg_config_free(cfg);
+	sg_config_unref(cfg);
 	curl_global_cleanup();
 	sg_info("stopped");
 	return 0;

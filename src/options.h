@@ -23,6 +23,14 @@ int sg_option_int(const json_t *options, const char *name, long lo, long hi, lon
  * holding a line break (it goes into a header). */
 const char *sg_option_secret(const json_t *options, const char *name, size_t maxlen,
                              struct sg_error *err);
+/* A backend credential given either inline (`name`, as sg_option_secret) or as a file
+ * (`file_name`: a path, read now, one trailing line break trimmed; how an operator rotates
+ * it with a reload). Copies it into out (outlen bytes, NUL-terminated). Returns 0, or -1 with
+ * a message naming the option, never its value, in err: neither or both given, an unreadable
+ * or empty file, longer than outlen - 1 bytes or holding a line break. Reads a file: call it
+ * from init(), never on a worker's loop. */
+int sg_option_secret_or_file(const json_t *options, const char *name, const char *file_name,
+                             char *out, size_t outlen, struct sg_error *err);
 /* check_identity() for routes that carry no identity of their own: only {}. */
 int sg_identity_none(const json_t *identity, struct sg_error *err);
 

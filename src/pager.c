@@ -68,7 +68,9 @@ void sg_pager_bad_cursor(struct sg_error *err)
 json_t *sg_pager_open(const struct sg_pager_ctx *ctx, const char *fp, const char *token,
                       struct sg_error *err)
 {
-	json_t *p = sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, token);
+	json_t *p = ctx->verify
+	                ? sg_cursor_open_any(ctx->verify, ctx->nverify, ctx->principal, fp, token)
+	                : sg_cursor_open(ctx->secret, ctx->secretlen, ctx->principal, fp, token);
 
 	if (!p)
 		sg_pager_bad_cursor(err);

@@ -12,15 +12,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cursor.h"
 #include "error.h"
 #include "query.h"
 
 struct sg_pager_ctx {
-	const uint8_t *secret;
+	const uint8_t *secret; /* seals new cursors */
 	size_t secretlen;
 	const char *principal;
 	const char *bind; /* what else the cursor belongs to (events: the public session id;
 	                   * agents: the listing), or NULL */
+	const struct sg_cursor_key *verify; /* every secret that opens cursors, the sealing
+	                                     * one included (a rotation); NULL: secret alone */
+	size_t nverify;
 };
 
 /* The events fingerprint with the session bound into it (new string; bind may be NULL):

@@ -57,6 +57,7 @@ struct conn_watch {
 
 struct sg_req {
 	struct sg_req_host *host;
+	const struct sg_config *cfg; /* the generation it started in (a reference, config.h) */
 	struct evhttp_request *ev;
 	struct conn_watch *watch;
 	struct sg_req *prev, *next; /* host->live */
@@ -148,7 +149,7 @@ static int route_index(const struct sg_req *r)
  * counted when its answer is ready; text logs also say when its client left (final 0). */
 static void access_log_out(struct sg_req *r, int status, size_t out, const char *note, int final)
 {
-	const struct sg_config *cfg = r->host->cfg;
+	const struct sg_config *cfg = r->cfg;
 	struct sg_metrics_shard *ms = r->host->metrics;
 	char route[160], path[sizeof(r->path)];
 	struct sg_access a;
@@ -225,6 +226,7 @@ static void req_free(struct sg_req *r)
 		r->next->prev = r->prev;
 	free(r->param);
 	free(r->idem_key);
+	sg_config_unref(r->cfg); /* after everything that may still read it */
 	free(r);
 }
 
@@ -308,8 +310,8 @@ static void common_headers(struct sg_req *r, const char *content_type)
 	evhttp_add_header(h, "Content-Type", content_type);
 	evhttp_add_header(h, "request-id", r->id);
 	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (r->host->cfg->cors)
-		sg_cors_answer_headers(r->host->cfg->cors, sg_req_header(r, "Origin"), h);
+	if (r->cfg->cors)
+		sg_cors_answer_headers(r->cfg->cors, sg_req_header(r, "Origin"), h);
 }
 
 /* Keeps the answer under the request's Idempotency-Key, or forgets the key when the answer
@@ -438,7 +440,7 @@ int sg_req_stream_start(struct sg_req *r, const char *content_type)
 	/* A stream's client sends nothing while it reads: only writes may time out (a client
 	 * that reads nothing for idle_timeout_s is gone), never reads. */
 	if (bev) {
-		struct timeval wr = {r->host->cfg->idle_timeout_s, 0};
+		struct timeval wr = {r->cfg->idle_timeout_s, 0};
 		int sndbuf = SG_STREAM_SNDBUF;
 
 		bufferevent_set_timeouts(bev, NULL, &wr);
@@ -489,7 +491,7 @@ static int stream_add(struct sg_req *r, const char *data, size_t len)
 
 int sg_req_stream_send(struct sg_req *r, const char *data, size_t len)
 {
-	size_t cap = r->host->cfg->max_stream_backlog_bytes;
+	size_t cap = r->cfg->max_stream_backlog_bytes;
 
 	if (len == 0)
 		return 0;
@@ -565,7 +567,7 @@ void sg_req_abort_all(struct sg_req_host *h)
 
 const struct sg_config *sg_req_config(const struct sg_req *r)
 {
-	return r->host->cfg;
+	return r->cfg;
 }
 
 const char *sg_req_id(const struct sg_req *r)
@@ -824,7 +826,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	struct sg_error e;
 
 	sg_error_set(&e, 504, "timeout_error", "the request took longer than %ld ms%s",
-	             r->host->cfg->request_timeout_ms,
+	             r->cfg->request_timeout_ms,
 	             (r->route->flags & SG_RT_WRITE)
 	                 ? "; the outcome of this write is unknown: it may have taken effect, so "
 	                   "read the session before trying again"
@@ -879,6 +881,7 @@ static struct sg_req *req_new(struct sg_req_host *h, struct evhttp_request *ev)
 	cw->host = h;
 	cw->r = r;
 	r->host = h;
+	r->cfg = sg_config_ref(h->cfg);
 	r->ev = ev;
 	r->watch = cw;
 	h->inflight++;
@@ -955,7 +958,7 @@ static const char *bad_framing(struct evhttp_request *ev, const char *method)
  * when answered, 0 when the request is not one (it is then routed as usual). */
 static int preflight(struct sg_req *r, const struct sg_route_def *table)
 {
-	const struct sg_cors *cors = r->host->cfg->cors;
+	const struct sg_cors *cors = r->cfg->cors;
 	const char *origin = sg_req_header(r, "Origin");
 	const char *want = sg_req_header(r, "Access-Control-Request-Method");
 	struct sg_route_match m;
@@ -986,8 +989,8 @@ static int preflight(struct sg_req *r, const struct sg_route_def *table)
 void sg_req_handle(struct evhttp_request *ev, void *arg)
 {
 	struct sg_req_host *h = arg;
-	const struct sg_config *cfg = h->cfg;
 	struct sg_req *r = req_new(h, ev);
+	const struct sg_config *cfg = r ? r->cfg : NULL;
 	struct sg_route_match m;
 	const char *xkey, *authz, *framing;
 	struct timeval tv;

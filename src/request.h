@@ -31,6 +31,7 @@ struct sg_key;
 struct sg_metrics_shard;
 struct sg_backend;
 struct sg_streams;
+struct sg_ready;
 struct sg_req;
 struct sg_route;
 struct sg_route_def;
@@ -38,7 +39,9 @@ struct sg_upstream;
 
 /* What a worker lends its requests; server.c owns it, request.c keeps its counters. */
 struct sg_req_host {
-	const struct sg_config *cfg;
+	const struct sg_config *cfg;       /* the worker's current generation (a reference: a reload
+	                                    * replaces it on the worker's loop); each request takes
+	                                    * its own reference to it when it starts */
 	const struct sg_route_def *routes; /* the API (routes.h); NULL = sg_routes */
 	struct event_base *base;
 	struct sg_upstream *up;
@@ -50,6 +53,7 @@ struct sg_req_host {
 	struct sg_idem *idem;       /* Idempotency-Key answers, shared by the process's workers */
 	struct sg_streams *streams; /* the worker's live event streams (stream.h) */
 	struct sg_metrics_shard *metrics; /* the worker's counters (metrics.h), or NULL */
+	struct sg_ready *ready;           /* the process's readiness (ready.h), may be NULL */
 	/* request.c's bookkeeping */
 	size_t inflight;     /* requests evhttp has not finished with */
 	struct sg_req *live; /* requests the gateway is still answering */

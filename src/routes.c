@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "api.h"
+#include "ready.h"
 #include "stream.h"
 
 const struct sg_route_def sg_routes[] = {
     {"GET", "/healthz", sg_api_health, SG_RT_PUBLIC},
+    {"GET", "/readyz", sg_api_readyz, SG_RT_PUBLIC},
     {"GET", "/v1/sessions", sg_api_list_sessions, 0},
     {"GET", "/v1/sessions/{id}", sg_api_get_session, 0},
     {"POST", "/v1/sessions", sg_api_create_session, SG_RT_WRITE},

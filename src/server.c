@@ -29,10 +29,13 @@
 #include "idem.h"
 #include "log.h"
 #include "metrics.h"
+#include "ready.h"
 #include "request.h"
 #include "routes.h"
 #include "stream.h"
 #include "upstream.h"
+
+#define SWAP_WAIT_S 5 /* how long a reload waits for every worker to take the new generation */
 
 struct worker {
 	struct sg_server *srv;
@@ -44,10 +47,17 @@ struct worker {
 	struct sg_req_host host; /* what its requests use: loop, upstream, cache, counters */
 	struct event *stop_ev;   /* activated by the main thread */
 	struct event *grace_ev;  /* drain deadline */
+	/* a reload: the main thread leaves the next generation here and activates swap_ev */
+	pthread_mutex_t swap_lock;
+	const struct sg_config *pending; /* a reference, or NULL */
+	unsigned long taken;             /* the generation it runs new requests in (srv->lock) */
+	struct event *swap_ev;
+	struct sg_probe *probe; /* the backends' readiness probe (worker 0 only) */
 };
 
 struct sg_server {
-	const struct sg_config *cfg;
+	const struct sg_config *cfg; /* the current generation (a reference; main thread's) */
+	struct sg_ready ready;
 	evutil_socket_t fd;
 	int port;
 	struct worker *workers;
@@ -55,6 +65,7 @@ struct sg_server {
 	int started;
 	int listening; /* workers still accepting; the last to stop shuts the socket */
 	pthread_mutex_t lock;
+	pthread_cond_t swapped;            /* a worker took a new generation (taken, under lock) */
 	struct sg_idem *idem;              /* Idempotency-Key answers, shared by every worker */
 	struct sg_cache *held_cache;       /* held listings and walk snapshots, shared likewise */
 	struct sg_streams_shared *streams; /* live streams: per-key counts, deletes */
@@ -82,11 +93,12 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	long ms = w->srv->cfg->shutdown_grace_ms;
+	long ms = w->host.cfg->shutdown_grace_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	(void)fd;
 	(void)what;
+	sg_probe_stop(w->probe);
 	if (w->bound) {
 		evhttp_del_accept_socket(w->http, w->bound);
 		w->bound = NULL;
@@ -107,6 +119,36 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 	w->grace_ev = evtimer_new(w->base, on_grace, w);
 	if (!w->grace_ev || evtimer_add(w->grace_ev, &tv) != 0)
 		event_base_loopexit(w->base, NULL);
+}
+
+/* Runs on the worker's loop after a reload: requests from now on start in the new generation;
+ * those in flight keep theirs (each holds a reference) and the old one goes with the last. */
+static void on_swap(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	const struct sg_config *next, *old;
+
+	(void)fd;
+	(void)what;
+	pthread_mutex_lock(&w->swap_lock);
+	next = w->pending;
+	w->pending = NULL;
+	pthread_mutex_unlock(&w->swap_lock);
+	if (!next)
+		return;
+	/* the limits evhttp applies to requests and connections from now on */
+	evhttp_set_max_headers_size(w->http, (ev_ssize_t)next->max_header_bytes);
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)next->max_body_bytes);
+	evhttp_set_timeout(w->http, (int)next->idle_timeout_s);
+	sg_upstream_set_budget(w->host.up, next->max_upstream_bytes);
+	old = w->host.cfg;
+	w->host.cfg = next;
+	sg_config_unref(old);
+	sg_probe_kick(w->probe);
+	pthread_mutex_lock(&w->srv->lock);
+	w->taken = next->generation;
+	pthread_cond_broadcast(&w->srv->swapped);
+	pthread_mutex_unlock(&w->srv->lock);
 }
 
 static void *worker_main(void *arg)
@@ -131,7 +173,10 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		if (cfg->backends[i].max_connections > maxconn)
 			maxconn = cfg->backends[i].max_connections;
-	w->host.cfg = cfg;
+	pthread_mutex_init(&w->swap_lock, NULL);
+	w->host.cfg = sg_config_ref(cfg);
+	w->taken = cfg->generation;
+	w->host.ready = &srv->ready;
 	w->host.idem = srv->idem;
 	w->host.base = w->base;
 	w->host.up = sg_upstream_new(w->base, maxconn);
@@ -150,8 +195,11 @@ static int worker_init(struct worker *w, struct sg_server *srv, int index)
 	}
 	w->http = evhttp_new(w->base);
 	w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+	w->swap_ev = event_new(w->base, -1, 0, on_swap, w);
+	if (index == 0 && w->host.up)
+		w->probe = sg_probe_new(&w->host);
 	if (!w->host.up || !w->host.stream_up || !w->host.cache || !w->host.streams || !w->http ||
-	    !w->stop_ev)
+	    !w->stop_ev || !w->swap_ev || (index == 0 && !w->probe))
 		return -1;
 	evhttp_set_max_headers_size(w->http, (ev_ssize_t)cfg->max_header_bytes);
 	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->max_body_bytes);
@@ -185,12 +233,14 @@ struct sg_server *sg_server_new(const struct sg_config *cfg, char *err, size_t e
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	srv->cfg = cfg;
+	srv->cfg = sg_config_ref(cfg);
+	atomic_init(&srv->ready.draining, 0);
 	srv->fd = -1;
 	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->swapped, NULL);
 	srv->idem = sg_idem_new(cfg->idempotency_max_keys, cfg->idempotency_max_bytes,
 	                        cfg->idempotency_window_ms);
-	srv->streams = sg_streams_shared_new(cfg);
+	srv->streams = sg_streams_shared_new();
 	srv->held_cache = sg_cache_new_shared(cfg->cache_max_bytes);
 	srv->metrics = sg_metrics_new(cfg->workers, sg_routes);
 	if (!srv->idem || !srv->streams || !srv->held_cache || !srv->metrics) {
@@ -268,6 +318,47 @@ int sg_server_start(struct sg_server *srv)
 	return 0;
 }
 
+int sg_server_reload(struct sg_server *srv, const struct sg_config *cfg)
+{
+	const struct sg_config *old = srv->cfg;
+	struct timespec until;
+	int all = 0;
+
+	for (int i = 0; i < srv->started; i++) {
+		struct worker *w = &srv->workers[i];
+		const struct sg_config *skipped;
+
+		pthread_mutex_lock(&w->swap_lock);
+		skipped = w->pending; /* a reload the worker had not taken yet: this one wins */
+		w->pending = sg_config_ref(cfg);
+		pthread_mutex_unlock(&w->swap_lock);
+		sg_config_unref(skipped);
+		event_active(w->swap_ev, EV_TIMEOUT, 0);
+	}
+	srv->cfg = sg_config_ref(cfg);
+	sg_config_unref(old);
+	/* Wait (in the main thread, never on a loop) until every worker has taken it, so that
+	 * once the reload is logged every new request runs in it; a worker that is stuck for
+	 * seconds is not waited for longer. */
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += SWAP_WAIT_S;
+	pthread_mutex_lock(&srv->lock);
+	for (;;) {
+		all = 1;
+		for (int i = 0; i < srv->started; i++)
+			all &= srv->workers[i].taken >= cfg->generation;
+		if (all || pthread_cond_timedwait(&srv->swapped, &srv->lock, &until) != 0)
+			break;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return all ? 0 : -1;
+}
+
+void sg_server_set_draining(struct sg_server *srv)
+{
+	atomic_store(&srv->ready.draining, 1);
+}
+
 void sg_server_stop(struct sg_server *srv)
 {
 	sg_metrics_stop(srv->metrics);
@@ -291,6 +382,7 @@ void sg_server_free(struct sg_server *srv)
 		 * left to end), then the upstream their fetches ran on. */
 		sg_req_abort_all(&w->host);
 		sg_streams_free(w->host.streams);
+		sg_probe_free(w->probe);
 		if (w->http)
 			evhttp_free(w->http);
 		sg_upstream_free(w->host.up);
@@ -300,6 +392,12 @@ void sg_server_free(struct sg_server *srv)
 			event_free(w->stop_ev);
 		if (w->grace_ev)
 			event_free(w->grace_ev);
+		if (w->swap_ev)
+			event_free(w->swap_ev);
+		if (w->base) /* worker_init ran: the lock and its references exist */
+			pthread_mutex_destroy(&w->swap_lock);
+		sg_config_unref(w->pending);
+		sg_config_unref(w->host.cfg);
 		if (w->base)
 			event_base_free(w->base);
 	}
@@ -310,6 +408,8 @@ void sg_server_free(struct sg_server *srv)
 	sg_streams_shared_free(srv->streams);
 	sg_cache_free(srv->held_cache);
 	sg_metrics_free(srv->metrics);
+	sg_config_unref(srv->cfg);
+	pthread_cond_destroy(&srv->swapped);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

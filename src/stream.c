@@ -38,8 +38,6 @@
 #define HELD_MAX 2048 /* live events held while the history fills a gap; beyond, sent at once */
 
 struct sg_streams_shared {
-	const struct sg_config *cfg;
-	atomic_long *per_key; /* open streams per key (cfg->keys order) */
 	pthread_mutex_t lock; /* regs and every registry's inbox */
 	struct sg_streams **regs;
 	size_t nregs, capregs;
@@ -59,14 +57,16 @@ struct sub {
 	struct sg_req *r;
 	struct sub *prev, *next;
 	struct event *life;
-	long key_index;
+	atomic_long *key_count; /* its key's open streams (config.h: sg_key_state), or NULL */
 	int started;
 	char last_id[LAST_ID_MAX]; /* Last-Event-ID, "" when none */
 };
 
 struct hub {
 	struct sg_streams *reg;
-	struct hub *chain; /* registry bucket */
+	const struct sg_config *cfg; /* the generation it was opened in (a reference): its route,
+	                              * backend and limits live there */
+	struct hub *chain;           /* registry bucket */
 	char *key;
 	uint64_t hash;
 	char *sid;
@@ -132,11 +132,6 @@ static struct timeval tv_ms(long ms)
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 
 	return tv;
-}
-
-static const struct sg_config *cfg_of(const struct sg_streams *reg)
-{
-	return reg->sh->cfg;
 }
 
 /* ---- the registry -------------------------------------------------------------------- */
@@ -287,7 +282,7 @@ static void ring_drop_oldest(struct hub *hub, size_t cap)
 
 static void ring_add(struct hub *hub, const char *id, const char *bytes, size_t len)
 {
-	size_t cap = cfg_of(hub->reg)->stream_replay_events;
+	size_t cap = hub->cfg->stream_replay_events;
 	struct frame *f;
 
 	if (!cap || !id || len > RING_MAX_BYTES)
@@ -318,7 +313,7 @@ static void ring_add(struct hub *hub, const char *id, const char *bytes, size_t 
 /* Index (0 = oldest) of the frame with this id in the ring, or -1. */
 static long ring_find(const struct hub *hub, const char *id)
 {
-	size_t cap = cfg_of(hub->reg)->stream_replay_events;
+	size_t cap = hub->cfg->stream_replay_events;
 
 	for (size_t i = 0; i < hub->rcount; i++)
 		if (!strcmp(hub->ring[(hub->rhead + i) % cap].id, id))
@@ -337,7 +332,7 @@ static void hub_fill(struct hub *hub);
  * bytes would pass the cap) gets the error and is cut. Returns 0, or -1 when s is gone. */
 static int sub_send(struct sub *s, const char *bytes, size_t len)
 {
-	size_t cap = cfg_of(s->reg)->max_stream_backlog_bytes;
+	size_t cap = sg_req_config(s->r)->max_stream_backlog_bytes;
 	struct sg_req *r = s->r;
 	size_t backlog = sg_req_stream_backlog(r);
 
@@ -387,8 +382,8 @@ static void sub_free(void *p)
 
 	if (s->life)
 		event_free(s->life);
-	if (s->key_index >= 0)
-		atomic_fetch_sub(&s->reg->sh->per_key[s->key_index], 1);
+	if (s->key_count)
+		atomic_fetch_sub(s->key_count, 1);
 	s->reg->nopen--;
 	if (hub) {
 		if (s->prev)
@@ -421,8 +416,8 @@ static void on_life(evutil_socket_t fd, short what, void *arg)
 static int sub_start(struct sub *s)
 {
 	struct hub *hub = s->hub;
-	size_t cap = cfg_of(s->reg)->stream_replay_events;
-	struct timeval life = tv_ms(cfg_of(s->reg)->stream_max_lifetime_ms);
+	size_t cap = hub->cfg->stream_replay_events;
+	struct timeval life = tv_ms(sg_req_config(s->r)->stream_max_lifetime_ms);
 	long at;
 
 	s->started = 1;
@@ -490,7 +485,7 @@ static void each_end(struct sub *s, void *arg)
 /* Frees what the hub holds (not its clients). */
 static void hub_free(struct hub *hub)
 {
-	size_t cap = cfg_of(hub->reg)->stream_replay_events;
+	size_t cap = hub->cfg->stream_replay_events;
 
 	while (hub->rcount)
 		ring_drop_oldest(hub, cap);
@@ -500,6 +495,7 @@ static void hub_free(struct hub *hub)
 	free(hub->key);
 	free(hub->sid);
 	free(hub->resume);
+	sg_config_unref(hub->cfg);
 	free(hub);
 }
 
@@ -764,7 +760,7 @@ static void on_hub_timer(evutil_socket_t fd, short what, void *arg)
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
 	struct hub *hub = arg;
-	long ms = cfg_of(hub->reg)->stream_heartbeat_ms;
+	long ms = hub->cfg->stream_heartbeat_ms;
 
 	(void)fd;
 	(void)what;
@@ -780,7 +776,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
  * once it has been gone for streams.reconnect_ms. */
 static void hub_lost(struct hub *hub, const char *why)
 {
-	long window = cfg_of(hub->reg)->stream_reconnect_ms;
+	long window = hub->cfg->stream_reconnect_ms;
 	int64_t now = sg_mono_ms();
 	struct timeval tv;
 
@@ -962,14 +958,15 @@ static void hub_connect(struct hub *hub)
 	sg_call_start(c);
 }
 
-static struct hub *hub_new(struct sg_streams *reg, const char *key, const char *sid,
-                           const struct sg_route *rt, const struct sg_pubid *id)
+static struct hub *hub_new(struct sg_streams *reg, const struct sg_config *cfg, const char *key,
+                           const char *sid, const struct sg_route *rt, const struct sg_pubid *id)
 {
 	struct hub *hub = calloc(1, sizeof(*hub));
-	struct timeval beat = tv_ms(cfg_of(reg)->stream_heartbeat_ms);
+	struct timeval beat = tv_ms(cfg->stream_heartbeat_ms);
 
 	if (!hub)
 		return NULL;
+	hub->cfg = sg_config_ref(cfg);
 	hub->reg = reg;
 	hub->key = strdup(key);
 	hub->sid = strdup(sid);
@@ -1002,7 +999,7 @@ void sg_api_stream_events(struct sg_req *r)
 	const struct sg_config *cfg = sg_req_config(r);
 	const struct sg_key *key = sg_req_key(r);
 	const char *last = sg_req_header(r, "Last-Event-ID");
-	long ki = key ? (long)(key - cfg->keys) : -1;
+	atomic_long *key_count = key ? &key->state->streams : NULL;
 	const struct sg_route *rt;
 	struct sg_pubid id;
 	struct hub *hub;
@@ -1038,7 +1035,7 @@ void sg_api_stream_events(struct sg_req *r)
 		            cfg->streams_max_per_worker);
 		return;
 	}
-	if (ki >= 0 && atomic_load(&reg->sh->per_key[ki]) >= cfg->streams_max_per_key) {
+	if (key_count && atomic_load(key_count) >= cfg->streams_max_per_key) {
 		sg_req_fail(
 		    r, 429, "rate_limit_error",
 		    "too many open event streams for this API key (limit %ld); close one or "
@@ -1047,8 +1044,10 @@ void sg_api_stream_events(struct sg_req *r)
 		return;
 	}
 	ident = json_dumps(rt->identity, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!ident ||
-	    asprintf(&hkey, "%s\x1f%s\x1f%s", rt->backend->name, ident, sg_req_param(r)) < 0)
+	/* clients share a hub only within one configuration generation: after a reload new
+	 * clients get the new backend definition, while the old hub runs on for its own */
+	if (!ident || asprintf(&hkey, "%lu\x1f%s\x1f%s\x1f%s", cfg->generation, rt->backend->name,
+	                       ident, sg_req_param(r)) < 0)
 		hkey = NULL;
 	free(ident);
 	if (!hkey) {
@@ -1075,7 +1074,7 @@ void sg_api_stream_events(struct sg_req *r)
 	}
 	s = calloc(1, sizeof(*s));
 	if (!hub && s) {
-		hub = hub_new(reg, hkey, sg_req_param(r), rt, &id);
+		hub = hub_new(reg, cfg, hkey, sg_req_param(r), rt, &id);
 		if (hub && own) {
 			hub->own = 1;
 			hub->since_us = 0;
@@ -1091,7 +1090,7 @@ void sg_api_stream_events(struct sg_req *r)
 	s->hub = hub;
 	s->reg = reg;
 	s->r = r;
-	s->key_index = ki;
+	s->key_count = key_count;
 	if (last && !own)
 		snprintf(s->last_id, sizeof(s->last_id), "%s", last);
 	s->next = hub->subs;
@@ -1100,8 +1099,8 @@ void sg_api_stream_events(struct sg_req *r)
 	hub->subs = s;
 	hub->nsubs++;
 	reg->nopen++;
-	if (ki >= 0)
-		atomic_fetch_add(&reg->sh->per_key[ki], 1);
+	if (key_count)
+		atomic_fetch_add(key_count, 1);
 	sg_req_set_state(r, s, sub_free);
 	if (hub->opened) {
 		hub->busy++;
@@ -1204,20 +1203,12 @@ static void tell_all(struct sg_streams *reg, const char *sid, const json_t *even
 	pthread_mutex_unlock(&sh->lock);
 }
 
-struct sg_streams_shared *sg_streams_shared_new(const struct sg_config *cfg)
+struct sg_streams_shared *sg_streams_shared_new(void)
 {
 	struct sg_streams_shared *sh = calloc(1, sizeof(*sh));
 
 	if (!sh)
 		return NULL;
-	sh->cfg = cfg;
-	sh->per_key = calloc(cfg->nkeys ? cfg->nkeys : 1, sizeof(*sh->per_key));
-	if (!sh->per_key) {
-		free(sh);
-		return NULL;
-	}
-	for (size_t i = 0; i < cfg->nkeys; i++)
-		atomic_init(&sh->per_key[i], 0);
 	pthread_mutex_init(&sh->lock, NULL);
 	return sh;
 }
@@ -1228,7 +1219,6 @@ void sg_streams_shared_free(struct sg_streams_shared *sh)
 		return;
 	pthread_mutex_destroy(&sh->lock);
 	free(sh->regs);
-	free(sh->per_key);
 	free(sh);
 }
 

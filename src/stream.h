@@ -32,9 +32,9 @@ struct sg_req_host;
 struct sg_streams;
 struct sg_streams_shared;
 
-/* What the workers of one process share: per-key counts and the way to tell every worker
- * that a session is gone. NULL when out of memory. */
-struct sg_streams_shared *sg_streams_shared_new(const struct sg_config *cfg);
+/* What the workers of one process share: the way to tell every worker that a session is
+ * gone (the per-key counts live in the keys' states, config.h). NULL when out of memory. */
+struct sg_streams_shared *sg_streams_shared_new(void);
 void sg_streams_shared_free(struct sg_streams_shared *sh);
 
 /* A worker's streams, on host's loop; host->streams should point to it. NULL when out of

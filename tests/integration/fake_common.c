@@ -984,6 +984,14 @@ static void fk_record_body(json_t *e, struct evhttp_request *req)
 	free(text);
 }
 
+/* Whether req is the gateway's readiness probe (src/ready.h: its User-Agent). */
+static bool fk_is_probe(struct evhttp_request *req)
+{
+	const char *ua = evhttp_find_header(evhttp_request_get_input_headers(req), "User-Agent");
+
+	return ua != NULL && strcmp(ua, "sessiongate-readiness-probe") == 0;
+}
+
 /* Records a non-control request for GET /__fake/requests (oldest dropped past the cap), with
  * the headers the fake asks for, so tests can check what arrived. */
 static void fk_record(struct fk_server *srv, struct evhttp_request *req)
@@ -1054,7 +1062,10 @@ static void fk_on_request(struct evhttp_request *req, void *arg)
 		free(path);
 		return;
 	}
-	fk_record(srv, req);
+	/* the gateway's readiness probes are not requests made for a client: a test that
+	 * counts or inspects what reached the backend does not see them */
+	if (!fk_is_probe(req))
+		fk_record(srv, req);
 	fk->serve(srv, req, raw_path, path, query, &r);
 	free(path);
 	switch (srv->mode) {

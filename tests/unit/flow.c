@@ -42,6 +42,7 @@ struct sg_flow {
 	struct sg_upstream *up;
 	struct sg_cache *shared; /* the process's shared cache, as server.c makes it */
 	struct sg_backend be;
+	struct sg_backend_state be_state; /* what config.c would allocate */
 	char url[64];
 	json_t *routes; /* "METHOD URI" → [status, body] or [status, [pieces], hold] */
 	json_t *seen;
@@ -246,6 +247,7 @@ struct sg_flow *sg_flow_new(const struct sg_mapping *m, const char *backend, con
 	f->up = sg_upstream_new(f->base, 8);
 	ck_assert_ptr_nonnull(f->up);
 	f->be.name = strdup(backend);
+	f->be.state = &f->be_state;
 	f->be.mapping = m;
 	f->be.url = f->url;
 	f->be.timeout_ms = 2000;

@@ -798,6 +798,7 @@ static int run_slot_leaving(int status, const char *body, const char *tail, size
 {
 	struct slot_env e = {.leave_after = leave_after};
 	struct sg_backend be;
+	struct sg_backend_state be_state = {0};
 	struct evhttp *http;
 	struct evhttp_bound_socket *bs;
 	struct sockaddr_in sa;
@@ -829,6 +830,7 @@ static int run_slot_leaving(int status, const char *body, const char *tail, size
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(sa.sin_port));
 	up = sg_upstream_new(e.base, 8);
 	memset(&be, 0, sizeof(be));
+	be.state = &be_state;
 	be.name = "as1";
 	be.mapping = &sg_mapping_agentscope;
 	be.url = url;

@@ -26,6 +26,7 @@ static struct evhttp *backend_http;
 static struct sg_upstream *up;
 static int backend_port, dead_port;
 static struct sg_backend be;
+static struct sg_backend_state be_state;
 static struct sg_call *call;
 static int done_runs;
 static json_t *seen; /* what the backend received: [{method, uri, body}] */
@@ -231,6 +232,8 @@ static void setup(void)
 	up = sg_upstream_new(base, 8);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", backend_port);
 	memset(&be, 0, sizeof(be));
+	memset(&be_state, 0, sizeof(be_state));
+	be.state = &be_state;
 	be.name = "tb";
 	be.mapping = &test_mapping;
 	be.url = url;

@@ -702,6 +702,37 @@ static json_t *sample_payload(void)
 	return p;
 }
 
+/* A rotation: the new secret seals, every listed one opens; a secret no longer listed does
+ * not, and neither does an empty list. */
+START_TEST(test_cursor_several_secrets)
+{
+	static const uint8_t a[] = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+	static const uint8_t b[] = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+	const struct sg_cursor_key ba[] = {{b, 32}, {a, 32}}, only_b[] = {{b, 32}};
+	json_t *p = sample_payload(), *q;
+	char *under_a = sg_cursor_seal(a, 32, PRINCIPAL, FPRINT, p);
+	char *under_b = sg_cursor_seal(b, 32, PRINCIPAL, FPRINT, p);
+
+	ck_assert_ptr_nonnull(under_a);
+	ck_assert_ptr_nonnull(under_b);
+	q = sg_cursor_open_any(ba, 2, PRINCIPAL, FPRINT, under_a);
+	ck_assert_ptr_nonnull(q);
+	ck_assert(json_equal(p, q));
+	json_decref(q);
+	q = sg_cursor_open_any(ba, 2, PRINCIPAL, FPRINT, under_b);
+	ck_assert_ptr_nonnull(q);
+	json_decref(q);
+	ck_assert_ptr_null(sg_cursor_open_any(only_b, 1, PRINCIPAL, FPRINT, under_a));
+	ck_assert_ptr_null(sg_cursor_open_any(ba, 0, PRINCIPAL, FPRINT, under_a));
+	/* the other bindings still hold under every secret */
+	ck_assert_ptr_null(sg_cursor_open_any(ba, 2, "mallory", FPRINT, under_a));
+	ck_assert_ptr_null(sg_cursor_open_any(ba, 2, PRINCIPAL, "other", under_a));
+	free(under_a);
+	free(under_b);
+	json_decref(p);
+}
+END_TEST
+
 START_TEST(test_cursor_roundtrip)
 {
 	json_t *p = sample_payload(), *q;
@@ -1165,6 +1196,7 @@ static Suite *codec_suite(void)
 	tc = tcase_create("cursor");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_cursor_roundtrip);
+	tcase_add_test(tc, test_cursor_several_secrets);
 	tcase_add_test(tc, test_cursor_exact_and_deterministic);
 	tcase_add_test(tc, test_cursor_tamper_chars);
 	tcase_add_test(tc, test_cursor_tamper_bytes);

@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "config.h"
 #include "cors.h"
+#include "options.h"
 
 #define SECRET "0123456789abcdef0123456789abcdef"
 /* any well-formed hash; which key it matches does not matter here */
@@ -70,7 +72,244 @@ START_TEST(valid)
 	ck_assert_int_eq(cfg->backends[0].breaker.open_ms, 10000);
 	ck_assert_int_eq(cfg->backends[0].fresh_ms, 1000); /* AgentScope's cache_ms */
 	ck_assert_ptr_null(cfg->keys[0].bucket);
+	ck_assert_int_eq(cfg->drain_delay_ms, 0);
+	ck_assert_int_eq(cfg->probe_interval_ms, 2000);
+	ck_assert_int_eq(cfg->probe_timeout_ms, 1000);
+	ck_assert_uint_eq(cfg->nsecrets, 1);
+	ck_assert_uint_eq(cfg->generation, 1);
+	ck_assert_int_eq(atomic_load(&cfg->refs), 1);
+	ck_assert_int_eq(atomic_load(&cfg->backends[0].state->reachable), -1);
 	sg_config_free(cfg);
+}
+END_TEST
+
+/* Writes text to a new temporary file; returns its path (static buffer per slot). */
+static const char *temp_file(int slot, const char *text)
+{
+	static char paths[4][64];
+	FILE *f;
+
+	snprintf(paths[slot], sizeof(paths[slot]), "/tmp/sg-test-config-%d-%d", (int)getpid(),
+	         slot);
+	f = fopen(paths[slot], "wb");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+	return paths[slot];
+}
+
+#define SECRET_B "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+#define SECRET_C "CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC"
+
+/* Rotation: cursor_secret and cursor_secret_file as arrays, inline ones first, the first of
+ * all seals; a secret given both inline and in a file is refused. */
+START_TEST(several_secrets)
+{
+	char doc[4096], err[512] = "";
+	const char *src = base_with(KEYHASH), *at = strstr(src, "\"cursor_secret\"");
+	const char *after = strstr(at, ",");
+	const char *fc = temp_file(0, SECRET_C "\n"), *fa = temp_file(1, SECRET "\r\n");
+	struct sg_config *cfg;
+
+	snprintf(doc, sizeof(doc),
+	         "%.*s\"cursor_secret\":[\"" SECRET_B "\",\"" SECRET "\"],\"cursor_secret_file\":"
+	         "\"%s\"%s",
+	         (int)(at - src), src, fc, after);
+	cfg = load(doc, err, sizeof(err));
+	ck_assert_msg(cfg != NULL, "%s", err);
+	ck_assert_uint_eq(cfg->nsecrets, 3);
+	ck_assert_uint_eq(cfg->secretlen, strlen(SECRET_B));
+	ck_assert_int_eq(memcmp(cfg->secret, SECRET_B, cfg->secretlen), 0);
+	ck_assert_ptr_eq(cfg->secrets[0].bytes, cfg->secret);
+	ck_assert_int_eq(memcmp(cfg->secrets[1].bytes, SECRET, 32), 0);
+	ck_assert_uint_eq(cfg->secrets[2].len, strlen(SECRET_C)); /* the line break trimmed */
+	ck_assert_int_eq(memcmp(cfg->secrets[2].bytes, SECRET_C, cfg->secrets[2].len), 0);
+	sg_config_free(cfg);
+
+	/* the same secret inline and in a file: named by the file's index */
+	snprintf(doc, sizeof(doc),
+	         "%.*s\"cursor_secret\":\"" SECRET "\",\"cursor_secret_file\":[\"%s\",\"%s\"]%s",
+	         (int)(at - src), src, fc, fa, after);
+	ck_assert_ptr_null(load(doc, err, sizeof(err)));
+	ck_assert_str_eq(err, "test.json: cursor_secret_file[1]: the same secret is given twice");
+	/* the secret itself never appears in a message */
+	ck_assert_ptr_null(strstr(err, SECRET));
+	unlink(fc);
+	unlink(fa);
+}
+END_TEST
+
+/* A backend's API key from a file: read at load, one trailing line break trimmed; errors
+ * name the option and the path, never the key. */
+START_TEST(api_key_file)
+{
+	const char *good = temp_file(0, "sk-from-file\n"), *empty = temp_file(1, "");
+	const char *two = temp_file(2, "sk-secret-line\nsecond\n");
+	struct sg_error e = {0};
+	char key[64], doc[512], err[512] = "";
+	json_t *o;
+
+	snprintf(doc, sizeof(doc), "{\"api_key_file\":\"%s\"}", good);
+	o = json_loads(doc, 0, NULL);
+	ck_assert_int_eq(
+	    sg_option_secret_or_file(o, "api_key", "api_key_file", key, sizeof(key), &e), 0);
+	ck_assert_str_eq(key, "sk-from-file");
+	json_decref(o);
+
+	snprintf(doc, sizeof(doc), "{\"api_key_file\":\"%s\"}", two);
+	o = json_loads(doc, 0, NULL);
+	ck_assert_int_eq(
+	    sg_option_secret_or_file(o, "api_key", "api_key_file", key, sizeof(key), &e), -1);
+	ck_assert_ptr_nonnull(strstr(e.message, "api_key_file: "));
+	ck_assert_ptr_null(strstr(e.message, "sk-secret-line"));
+	json_decref(o);
+
+	/* through the configuration: the JSON path of the options, then the option */
+	for (int i = 0; i < 4; i++) {
+		static const char *const mapping[] = {"sandbase", "claude", "sandbase", "sandbase"};
+		const char *file = i == 0   ? good
+		                   : i == 1 ? empty
+		                   : i == 2 ? "/nonexistent/k"
+		                            : good;
+		json_t *root;
+		struct sg_config *cfg;
+
+		root = json_pack("{s:s, s:[{s:s, s:s, s:s, s:{s:s}}], s:[{s:s, s:s, s:{s:{}}}]}",
+		                 "cursor_secret", SECRET, "backends", "name", "b", "mapping",
+		                 mapping[i], "url", "http://127.0.0.1:1", "options", "api_key_file",
+		                 file, "keys", "name", "k", "sha256", KEYHASH, "backends", "b");
+		ck_assert_ptr_nonnull(root);
+		if (i == 3)
+			json_object_set_new(
+			    json_object_get(json_array_get(json_object_get(root, "backends"), 0),
+			                    "options"),
+			    "api_key", json_string("sk-inline"));
+		cfg = sg_config_from_json(root, "t", err, sizeof(err));
+		json_decref(root);
+		if (i == 0) {
+			ck_assert_msg(cfg != NULL, "%s", err);
+			sg_config_free(cfg);
+			continue;
+		}
+		ck_assert_ptr_null(cfg);
+		if (i == 1)
+			ck_assert_msg(strstr(err, "t: backends[0].options: api_key_file: ") &&
+			                  strstr(err, "is empty"),
+			              "%s", err);
+		if (i == 2)
+			ck_assert_msg(strstr(err,
+			                     "t: backends[0].options: api_key_file: cannot read "
+			                     "/nonexistent/k"),
+			              "%s", err);
+		if (i == 3) {
+			ck_assert_msg(
+			    strstr(err, "t: backends[0].options: api_key, api_key_file: give only "
+			                "one of them"),
+			    "%s", err);
+			ck_assert_ptr_null(strstr(err, "sk-inline"));
+		}
+	}
+	unlink(good);
+	unlink(empty);
+	unlink(two);
+}
+END_TEST
+
+/* A document with backends "as" (and "extra") and keys alice (and "bob"), alice limited to
+ * `rps` requests a second. */
+static struct sg_config *gen_doc(int extra, double rps, int workers)
+{
+	char err[512] = "";
+	json_t *root = json_pack(
+	    "{s:s, s:i, s:[{s:s, s:s, s:s}], s:[{s:s, s:s, s:{s:{s:s}}, s:{s:f}}]}",
+	    "cursor_secret", SECRET, "workers", workers, "backends", "name", "as", "mapping",
+	    "agentscope", "url", "http://127.0.0.1:1", "keys", "name", "alice", "sha256", KEYHASH,
+	    "backends", "as", "user_id", "alice", "rate_limit", "requests_per_second", rps);
+	struct sg_config *cfg;
+
+	ck_assert_ptr_nonnull(root);
+	if (extra) {
+		json_array_append_new(json_object_get(root, "backends"),
+		                      json_pack("{s:s, s:s, s:s}", "name", "extra", "mapping",
+		                                "agentscope", "url", "http://127.0.0.1:2"));
+		json_array_append_new(
+		    json_object_get(root, "keys"),
+		    json_pack("{s:s, s:s, s:{s:{s:s}}}", "name", "bob", "sha256",
+		              "1f3a9d7a1a2b1d9e0e0b9f3d0c8c1a6f8b1e7c2d4a5b6c7d8e9f0a1b2c3d4e5f",
+		              "backends", "extra", "user_id", "bob"));
+	}
+	cfg = sg_config_from_json(root, "gen.json", err, sizeof(err));
+	json_decref(root);
+	ck_assert_msg(cfg != NULL, "%s", err);
+	return cfg;
+}
+
+/* Generations: references, and what a new generation shares with the one before it. */
+START_TEST(generations)
+{
+	struct sg_config *g1 = gen_doc(0, 5, 1), *g2, *g3;
+	struct sg_backend_state *st;
+	struct sg_key_state *ks;
+	struct sg_bucket *b1;
+	char kept[512];
+
+	/* references: the last one frees (ASan would see a use after free or a leak) */
+	ck_assert_ptr_eq(sg_config_ref(g1), g1);
+	ck_assert_int_eq(atomic_load(&g1->refs), 2);
+	sg_config_unref(g1);
+	ck_assert_int_eq(atomic_load(&g1->refs), 1);
+	ck_assert_str_eq(g1->backends[0].name, "as");
+
+	st = g1->backends[0].state;
+	ks = g1->keys[0].state;
+	b1 = g1->keys[0].bucket;
+	atomic_store(&st->write_gen, 41);
+	atomic_store(&st->inflight, 3);
+	atomic_store(&ks->streams, 2);
+
+	/* same rate: the backend's state, the key's state and its bucket carry over */
+	g2 = gen_doc(1, 5, 2);
+	sg_config_keep_restart_only(g1, g2, kept, sizeof(kept));
+	ck_assert_msg(strstr(kept, "workers stays 1") != NULL, "%s", kept);
+	ck_assert_int_eq(g2->workers, 1);
+	sg_config_inherit(g2, g1);
+	ck_assert_uint_eq(g2->generation, 2);
+	ck_assert_uint_eq(g1->backends[0].generation, 1);
+	ck_assert_uint_eq(g2->backends[0].generation, 2);
+	ck_assert_uint_eq(g2->backends[1].generation, 2);
+	ck_assert_ptr_eq(g2->backends[0].state, st);
+	ck_assert_uint_eq(atomic_load(&st->write_gen), 42); /* bumped: nothing cached before */
+	ck_assert_int_eq(atomic_load(&st->inflight), 3);
+	ck_assert_int_eq(atomic_load(&st->refs), 2);
+	ck_assert_ptr_eq(g2->keys[0].state, ks);
+	ck_assert_ptr_eq(g2->keys[0].bucket, b1);
+	/* new names start fresh */
+	ck_assert_ptr_ne(g2->backends[1].state, st);
+	ck_assert_uint_eq(atomic_load(&g2->backends[1].state->write_gen), 0);
+	ck_assert_int_eq(atomic_load(&g2->backends[1].state->refs), 1);
+	ck_assert_ptr_ne(g2->keys[1].state, ks);
+
+	/* the old generation goes (its last request ended): what g2 shares stays */
+	sg_config_unref(g1);
+	ck_assert_int_eq(atomic_load(&st->refs), 1);
+	ck_assert_int_eq(atomic_load(&st->inflight), 3);
+	ck_assert_int_eq(atomic_load(&ks->refs), 1);
+	ck_assert(sg_bucket_take(g2->keys[0].bucket, 0, NULL));
+
+	/* another rate: a bucket of its own, the rest still carries over */
+	g3 = gen_doc(0, 7, 1);
+	sg_config_keep_restart_only(g2, g3, kept, sizeof(kept));
+	ck_assert_str_eq(kept, "");
+	sg_config_inherit(g3, g2);
+	ck_assert_uint_eq(g3->generation, 3);
+	ck_assert_ptr_ne(g3->keys[0].bucket, g2->keys[0].bucket);
+	ck_assert_ptr_eq(g3->keys[0].state, ks);
+	ck_assert_ptr_eq(g3->backends[0].state, st);
+	ck_assert_uint_eq(atomic_load(&st->write_gen), 43);
+	sg_config_unref(g2);
+	ck_assert_int_eq(atomic_load(&st->refs), 1);
+	ck_assert_int_eq(atomic_load(&ks->streams), 2);
+	sg_config_unref(g3);
 }
 END_TEST
 
@@ -83,7 +322,33 @@ static const struct {
     {"127.0.0.1:0", "127.0.0.1", "listen: must be HOST:PORT"},
     {"127.0.0.1:0", "127.0.0.1:99999", "listen: port must be 0..65535"},
     {SECRET, "short", "cursor_secret: must be at least 32 bytes"},
-    {"\"cursor_secret\":\"" SECRET "\",", "", "cursor_secret: give exactly one of"},
+    {"\"cursor_secret\":\"" SECRET "\",", "", "test.json: cursor_secret: is required"},
+    /* several cursor secrets (a rotation): each entry is named by its index */
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":[]",
+     "test.json: cursor_secret: must not be an empty array"},
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":5",
+     "test.json: cursor_secret: must be a string or an array of strings"},
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":[\"" SECRET "\",\"short\"]",
+     "test.json: cursor_secret[1]: must be at least 32 bytes"},
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":[\"" SECRET "\",7]",
+     "test.json: cursor_secret[1]: must be a non-empty string"},
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret\":[\"" SECRET "\",\"" SECRET "\"]",
+     "test.json: cursor_secret[1]: the same secret is given twice"},
+    {"\"cursor_secret\":\"" SECRET "\"",
+     "\"cursor_secret\":\"" SECRET "\",\"cursor_secret_file\":[\"/nonexistent/sg-secret\"]",
+     "test.json: cursor_secret_file[0]: cannot open /nonexistent/sg-secret"},
+    {"\"cursor_secret\":\"" SECRET "\"", "\"cursor_secret_file\":[]",
+     "test.json: cursor_secret_file: must not be an empty array"},
+    /* readiness */
+    {"\"workers\":1", "\"workers\":1,\"readiness\":[]", "test.json: readiness: must be an object"},
+    {"\"workers\":1", "\"workers\":1,\"readiness\":{\"drain_ms\":1}",
+     "test.json: readiness.drain_ms: unknown key"},
+    {"\"workers\":1", "\"workers\":1,\"readiness\":{\"drain_delay_ms\":-1}",
+     "test.json: readiness.drain_delay_ms: must be an integer between 0 and 600000"},
+    {"\"workers\":1", "\"workers\":1,\"readiness\":{\"probe_interval_ms\":5}",
+     "test.json: readiness.probe_interval_ms: must be an integer between 100 and"},
+    {"\"workers\":1", "\"workers\":1,\"readiness\":{\"probe_timeout_ms\":\"1s\"}",
+     "test.json: readiness.probe_timeout_ms: must be an integer between 10 and"},
     {"agentscope", "nosuch", "backends[0].mapping: unknown mapping 'nosuch'"},
     {"http://127.0.0.1:1/", "ftp://x", "backends[0].url: must start with http:// or https://"},
     {"\"url\"", "\"timeout_ms\":0,\"url\"", "backends[0].timeout_ms: must be an integer between"},
@@ -405,6 +670,9 @@ int main(void)
 	tcase_add_test(tc, auth_lookup);
 	tcase_add_test(tc, module_options);
 	tcase_add_test(tc, routes_limit);
+	tcase_add_test(tc, several_secrets);
+	tcase_add_test(tc, api_key_file);
+	tcase_add_test(tc, generations);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

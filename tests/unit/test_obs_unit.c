@@ -91,11 +91,23 @@ START_TEST(cors_allow_headers)
 }
 END_TEST
 
+/* The index of a route in the table (the metrics count by it). */
+static int route_index(const char *method, const char *pattern)
+{
+	for (int i = 0; sg_routes[i].method; i++)
+		if (!strcmp(sg_routes[i].method, method) && !strcmp(sg_routes[i].pattern, pattern))
+			return i;
+	ck_abort_msg("no route %s %s", method, pattern);
+	return -1;
+}
+
 START_TEST(metrics_sum_shards_and_escape)
 {
 	struct sg_metrics *m = sg_metrics_new(2, sg_routes);
 	struct sg_metrics_shard *s0 = sg_metrics_shard(m, 0), *s1 = sg_metrics_shard(m, 1);
 	int weird = sg_metrics_backend(s0, "we\"ird\\na\nme"), as = sg_metrics_backend(s1, "as");
+	int list = route_index("GET", "/v1/sessions"),
+	    get = route_index("GET", "/v1/sessions/{id}");
 	size_t len;
 	char *text;
 
@@ -104,11 +116,11 @@ START_TEST(metrics_sum_shards_and_escape)
 	ck_assert_int_eq(sg_metrics_backend(s0, "as"), 1); /* one table for the process */
 	ck_assert_int_eq(sg_metrics_backend(s0, NULL), SG_MB_NONE);
 	ck_assert_ptr_null(sg_metrics_shard(m, 2));
-	sg_metrics_request(s0, 1, 200, as);
-	sg_metrics_request(s1, 1, 200, as);
-	sg_metrics_request(s1, 1, 200, as);
+	sg_metrics_request(s0, list, 200, as);
+	sg_metrics_request(s1, list, 200, as);
+	sg_metrics_request(s1, list, 200, as);
 	sg_metrics_request(s0, SG_MR_UNMATCHED, 404, SG_MB_NONE);
-	sg_metrics_request(s0, 2, 502, weird);
+	sg_metrics_request(s0, get, 502, weird);
 	sg_metrics_error(s0, "not_found_error");
 	sg_metrics_error(s1, "something_new");
 	sg_metrics_upstream(s0, as, 700);     /* ≤ 1 ms */
@@ -117,7 +129,7 @@ START_TEST(metrics_sum_shards_and_escape)
 	sg_metrics_gauge(&s1->inflight, 1);
 	sg_metrics_gauge(&s1->inflight, -1);
 	sg_metrics_refused(s1, as, SG_REFUSED_BREAKER);
-	sg_metrics_request(NULL, 1, 200, as); /* no shard: nothing, no crash */
+	sg_metrics_request(NULL, list, 200, as); /* no shard: nothing, no crash */
 	text = sg_metrics_render(m, &len);
 	ck_assert_ptr_nonnull(text);
 	ck_assert_uint_eq(strlen(text), len);

@@ -10,7 +10,7 @@
 #include "query.h"
 
 static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
-static const struct sg_pager_ctx ctx = {secret, 32, "alice", NULL};
+static const struct sg_pager_ctx ctx = {secret, 32, "alice", NULL, NULL, 0};
 
 /* n sessions; groups of `tie` share one created_at; statuses alternate idle/running. */
 static json_t *make_sessions(int n, int tie)
@@ -281,6 +281,46 @@ static json_t *page_of(const json_t *items, const char *qs, struct sg_error *e)
 	return out;
 }
 
+/* A rotation: a cursor sealed under the old secret pages on under [new, old] (whose pages
+ * are sealed under the new one) and is refused under [new] alone, with the usual 400. */
+START_TEST(cursor_secret_rotation)
+{
+	static const uint8_t fresh[] = "ffffffffffffffffffffffffffffffff";
+	const struct sg_cursor_key both[] = {{fresh, 32}, {secret, 32}}, only[] = {{fresh, 32}};
+	const struct sg_pager_ctx rotated = {fresh, 32, "alice", NULL, both, 2};
+	const struct sg_pager_ctx retired = {fresh, 32, "alice", NULL, only, 1};
+	json_t *items = make_sessions(12, 1);
+	struct sg_error e = {0};
+	json_t *p1 = page_of(items, "limit=4", &e), *p2, *p3;
+	struct sg_session_query q;
+	char qs[8192];
+
+	ck_assert_ptr_nonnull(p1);
+	snprintf(qs, sizeof(qs), "limit=4&page=%s",
+	         json_string_value(json_object_get(p1, "next_page")));
+	parse(qs, &q);
+	p2 = sg_page_sessions(items, &q, &rotated, &e);
+	ck_assert_msg(p2 != NULL, "%s", e.message);
+	ck_assert_int_eq(json_array_size(json_object_get(p2, "data")), 4);
+	ck_assert_ptr_null(sg_page_sessions(items, &q, &retired, &e));
+	ck_assert_int_eq(e.status, 400);
+	ck_assert_ptr_nonnull(strstr(e.message, "page: not a cursor this gateway issued"));
+	sg_session_query_clear(&q);
+	/* the next page's cursor is sealed under the new secret: [new] alone opens it */
+	snprintf(qs, sizeof(qs), "limit=4&page=%s",
+	         json_string_value(json_object_get(p2, "next_page")));
+	parse(qs, &q);
+	p3 = sg_page_sessions(items, &q, &retired, &e);
+	ck_assert_msg(p3 != NULL, "%s", e.message);
+	ck_assert_int_eq(json_array_size(json_object_get(p3, "data")), 4);
+	sg_session_query_clear(&q);
+	json_decref(p1);
+	json_decref(p2);
+	json_decref(p3);
+	json_decref(items);
+}
+END_TEST
+
 START_TEST(first_and_last_page)
 {
 	json_t *items = make_sessions(5, 1);
@@ -327,7 +367,7 @@ START_TEST(cursor_bound_to_filters_and_key)
 	struct sg_error e = {0};
 	json_t *p1 = page_of(items, "limit=3&statuses=idle", &e);
 	const char *tok = json_string_value(json_object_get(p1, "next_page"));
-	struct sg_pager_ctx bob = {secret, 32, "bob", NULL};
+	struct sg_pager_ctx bob = {secret, 32, "bob", NULL, NULL, 0};
 	struct sg_session_query q;
 	char qs[8192], bad[4096];
 	json_t *out;
@@ -422,6 +462,7 @@ int main(void)
 	tcase_add_test(tc, walk_asc_filtered);
 	tcase_add_test(tc, all_one_timestamp);
 	tcase_add_test(tc, first_and_last_page);
+	tcase_add_test(tc, cursor_secret_rotation);
 	tcase_add_test(tc, prev_page_goes_back);
 	tcase_add_test(tc, cursor_bound_to_filters_and_key);
 	tcase_add_test(tc, filters);

@@ -305,6 +305,7 @@ static void live_setup(void)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.request_timeout_ms = 400;
 	cfg.max_stream_backlog_bytes = 65536;
+	atomic_init(&cfg.refs, 1); /* the test's own: a request takes and drops one of its own */
 	base = event_base_new();
 	http = evhttp_new(base);
 	memset(&host, 0, sizeof(host));
@@ -325,6 +326,8 @@ static void live_setup(void)
 
 static void live_teardown(void)
 {
+	/* every request that ran gave its reference to the configuration back */
+	ck_assert_int_eq(atomic_load(&cfg.refs), 1);
 	evhttp_free(http);
 	event_base_free(base);
 }

@@ -156,6 +156,7 @@ static const struct sg_mapping mem_mapping = {
 struct rig {
 	struct event_base *base;
 	struct sg_backend be;
+	struct sg_backend_state be_state;
 	struct sg_route route;
 	struct sg_call_env env;
 	struct sg_session_query sq;
@@ -180,6 +181,7 @@ static void rig_init(struct rig *r)
 	r->base = event_base_new();
 	ck_assert_ptr_nonnull(r->base);
 	r->be.name = "mem";
+	r->be.state = &r->be_state;
 	r->be.mapping = &mem_mapping;
 	r->route.backend = &r->be;
 	r->route.identity = json_object();
