@@ -19,11 +19,12 @@
 # 5. Starts the service from the installed unit's own command line (ExecStart, with the
 #    environment of its EnvironmentFile) inside the root, as an unprivileged user with no
 #    capabilities and no new privileges, as DynamicUser= would, in a network namespace of its
-#    own (so its port 8080 clashes with nothing). Then asks /healthz (200), /readyz (503, as
-#    its backend is absent, or 200; 404 from a gateway without /readyz), /v1/sessions with a wrong key
-#    (401 and a north error envelope), adds a key the way sessiongate(8) says, restarts, asks
-#    /v1/sessions with it (502 naming the backend: there is no AgentScope in the root), and
-#    stops it with SIGTERM (exit status 0).
+#    own (so its port 8080 clashes with nothing). Then asks /healthz (200), /readyz (503
+#    naming the backend, which is absent), /v1/sessions with a wrong key (401 and a north
+#    error envelope), stops it with SIGTERM (exit status 0) and starts it again, sends SIGHUP
+#    with a broken file (refused, still serving), adds a key the way sessiongate(8) says and
+#    sends SIGHUP, asks /v1/sessions with it (502 naming the backend: there is no AgentScope
+#    in the root), and stops it with SIGTERM (exit status 0).
 # The last line is PASS or FAIL; the exit status says the same. Needs root, debootstrap,
 # dpkg-dev, debhelper, lintian, curl, unshare and the package's build dependencies.
 set -euo pipefail
@@ -217,20 +218,40 @@ ask() { # name url expected-status [header] ; prints RESULT lines
 start || exit 0
 echo "RESULT ok   started as uid $(stat -c %u /proc/$pid 2>/dev/null) from the unit's ExecStart"
 ask "GET /healthz" /healthz 200
-ask "GET /readyz" /readyz "200 503 404" # 503: its backend is not there
+ask "GET /readyz" /readyz 503 # its backend is not there
+case $LAST in
+*'"reason":"unreachable"'*) echo "RESULT ok   /readyz names the unreachable backend" ;;
+*) echo "RESULT FAIL /readyz does not name the unreachable backend: $LAST" ;;
+esac
 ask "GET /v1/sessions, wrong key" /v1/sessions 401 "x-api-key: sk-wrong"
 case $LAST in
 *'"type":"error"'*'"error":{'*) echo "RESULT ok   a north error envelope" ;;
 *) echo "RESULT FAIL not a north error envelope: $LAST" ;;
 esac
-# Add a key as sessiongate(8) says: its SHA-256 into keys[].sha256, then a restart.
-hash=$(printf %s "$key" | chroot "$root" /usr/bin/sessiongate hash-key)
-sed -i "s/\"sha256\": \"0\{64\}\"/\"sha256\": \"$hash\"/" "$root/etc/sessiongate/sessiongate.json"
 stop
 rc=$?
 [ "$rc" = 0 ] && echo "RESULT ok   SIGTERM: exit status 0" || echo "RESULT FAIL SIGTERM: exit status $rc"
 start || exit 0
-ask "GET /v1/sessions, the added key" /v1/sessions 502 "x-api-key: $key"
+conf=$root/etc/sessiongate/sessiongate.json
+# A broken file on SIGHUP (the unit's ExecReload) is refused and the running one kept.
+cp "$conf" "$conf.good"
+echo '{ "listen": ' >"$conf"
+kill -HUP "$pid"
+sleep 1
+if grep -q 'reload refused' "$log" && curl -sf -o /dev/null http://127.0.0.1:8080/healthz; then
+	echo "RESULT ok   SIGHUP with a broken file: refused, still serving"
+else
+	echo "RESULT FAIL SIGHUP with a broken file"
+fi
+# Add a key as sessiongate(8) says: its SHA-256 into keys[].sha256, then SIGHUP.
+hash=$(printf %s "$key" | chroot "$root" /usr/bin/sessiongate hash-key)
+sed "s/\"sha256\": \"0\{64\}\"/\"sha256\": \"$hash\"/" "$conf.good" >"$conf"
+kill -HUP "$pid"
+for _ in $(seq 50); do
+	grep -q 'reloaded configuration' "$log" && break
+	sleep 0.1
+done
+ask "GET /v1/sessions, the key added by SIGHUP" /v1/sessions 502 "x-api-key: $key"
 case $LAST in
 *'"type":"error"'*agentscope*) echo "RESULT ok   the 502 names the backend" ;;
 *) echo "RESULT FAIL the 502 does not name the backend: $LAST" ;;
