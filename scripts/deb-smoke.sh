@@ -45,6 +45,7 @@ bad() {
 die() {
 	bad "$*"
 	echo FAIL
+	announced=1
 	exit 1
 }
 
@@ -66,7 +67,8 @@ mirror() {
 			}
 		     }' "$f"
 	done
-	cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+	# a missing sources.list is no error (set -o pipefail would make it one)
+	{ cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null || true; } |
 		awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i !~ /^\[/ && $i !~ /\]$/) {
 			if ($(i + 1) == "bookworm") print $i; break } }'
 }
@@ -78,7 +80,14 @@ cleanup() {
 	done
 	return 0
 }
-trap cleanup EXIT
+# an exit nobody announced (set -e) still ends with FAIL
+on_exit() {
+	local rc=$?
+
+	cleanup
+	[ "$rc" = 0 ] || [ "${announced:-0}" = 1 ] || { say "stopped by a failing command (status $rc)"; echo FAIL; }
+}
+trap on_exit EXIT
 
 # ---- 1. build ----
 version=$(dpkg-parsechangelog -l debian/changelog -S Version)
@@ -109,7 +118,7 @@ fi
 
 # ---- 3. a fresh bookworm ----
 if [ ! -f "$base/.sessiongate-base" ]; then
-	url=$(mirror | head -n 1)
+	url=$(mirror | awk 'NR == 1')
 	[ -n "$url" ] || die "no bookworm source in /etc/apt/sources.list{,.d}"
 	say "debootstrap bookworm from $url into $base (once)"
 	rm -rf "$base.tmp"
@@ -276,8 +285,10 @@ grep -q '^RESULT ok   started' "$work/run.log" || bad "the service never started
 if [ "$failures" = 0 ]; then
 	say "package: $(cd "$out" && echo *.deb); logs under $work"
 	echo PASS
+	announced=1
 	exit 0
 fi
 say "$failures check(s) failed; logs under $work"
 echo FAIL
+announced=1
 exit 1
