@@ -4,6 +4,7 @@
  *  - a walk whose pages alternate instances (nginx's access log says which instance served
  *    each page) returns every session of the backend once, and the backend is asked for the
  *    listing once: the instance that did not make the snapshot fetches it from Redis;
+ *  - a snapshot whose bytes in Redis are not a snapshot is read from the backend instead;
  *  - with Redis stopped (SIGSTOP: it accepts and answers nothing) mid-walk, the walk still
  *    completes with no duplicate and no gap (each page whose snapshot is elsewhere reads the
  *    backend at its cursor's keyset position); once Redis answers again, a walk reads the
@@ -390,6 +391,34 @@ START_TEST(redis_stopped_mid_walk_falls_back_to_the_backend)
 }
 END_TEST
 
+static void damage_snapshots_at_1(int page)
+{
+	char cmd[512];
+
+	if (page != 1)
+		return;
+	snprintf(cmd, sizeof(cmd),
+	         "redis-cli -p %d --scan --pattern 'fw:snap:*' | "
+	         "xargs -r -I{} redis-cli -p %d SET {} not-a-snapshot >/dev/null",
+	         redis.port, redis.port);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(a_damaged_snapshot_in_redis_is_read_from_the_backend)
+{
+	char **up;
+	int pages;
+
+	listing_reads();
+	pages = walk(damage_snapshots_at_1, &up);
+	check_alternate(up, pages);
+	free_servers(up, pages);
+	/* the first page's, and the second's (its snapshot did not decode); the second page's
+	 * snapshot, stored after the damage, serves the rest */
+	ck_assert_int_eq(listing_reads(), 2 * AGENTS);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("fleet_walk");
@@ -400,6 +429,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, a_walk_alternating_instances_reads_the_backend_once);
+	tcase_add_test(tc, a_damaged_snapshot_in_redis_is_read_from_the_backend);
 	tcase_add_test(tc, redis_stopped_mid_walk_falls_back_to_the_backend);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
