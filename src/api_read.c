@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <hiredis/hiredis.h>
+
 #include "cache.h"
 #include "config.h"
 #include "held.h"
@@ -231,12 +233,21 @@ static struct sg_redis *snap_redis(const struct rd *st)
 	return cfg->redis.prefix && cfg->walk_snapshot_ms > 0 ? sg_req_host(st->r)->redis : NULL;
 }
 
+static void snap_count(const struct rd *st, enum sg_metrics_snap what)
+{
+	if (sg_req_host(st->r)->metrics)
+		sg_mctr_add(&sg_req_host(st->r)->metrics->snap_shared[what], 1);
+}
+
 static void on_snap_stored(enum sg_redis_status status, const struct redisReply *reply, void *arg)
 {
 	struct rd *st = arg;
 	char *text = st->ptext;
 
 	sg_shared_snap_stored(status, reply);
+	snap_count(st, status == SG_REDIS_OK && reply->type != REDIS_REPLY_ERROR
+	                   ? SG_MS_STORED
+	                   : SG_MS_STORE_FAILED);
 	st->sput = NULL;
 	st->ptext = NULL;
 	sg_req_reply_text(st->r, 200, text, st->plen);
@@ -256,8 +267,10 @@ static int snap_shared_put(struct rd *st, const struct sg_held_set *set, const c
 	st->sput =
 	    sg_shared_snap_put(snap_redis(st), sg_req_config(st->r)->redis.timeout_ms, &w, set->v,
 	                       set->n, sg_req_config(st->r)->walk_snapshot_ms, on_snap_stored, st);
-	if (!st->sput)
+	if (!st->sput) {
+		snap_count(st, SG_MS_STORE_FAILED);
 		return 0;
+	}
 	st->ptext = text;
 	st->plen = len;
 	return 1;
@@ -347,6 +360,9 @@ static void on_shared_snapshot(struct sg_held_set *set, void *arg)
 	struct rd *st = arg;
 	char key[SG_CACHE_KEY_MAX + 1];
 
+	snap_count(st, set                                ? SG_MS_FETCHED
+	               : sg_snap_fetch_missed(st->sfetch) ? SG_MS_MISSED
+	                                                  : SG_MS_FETCH_FAILED);
 	sg_snap_fetch_free(st->sfetch);
 	st->sfetch = NULL;
 	if (!set) {
@@ -371,6 +387,8 @@ static int fetch_shared_snapshot(struct rd *st)
 		return 0;
 	st->sfetch = sg_snap_fetch_start(snap_redis(st), sg_req_config(st->r)->redis.timeout_ms,
 	                                 sg_req_host(st->r)->base, &w, on_shared_snapshot, st);
+	if (!st->sfetch)
+		snap_count(st, SG_MS_FETCH_FAILED);
 	return st->sfetch != NULL;
 }
 

@@ -446,6 +446,7 @@ struct sg_snap_fetch {
 	struct sg_snap_dec *dec;
 	sg_snap_done_cb done;
 	void *arg;
+	int missed; /* Redis said it has no such key */
 };
 
 /* The end: done runs last (it may free f). */
@@ -489,7 +490,8 @@ static void on_get(enum sg_redis_status st, const struct redisReply *reply, void
 
 	f->op = NULL;
 	if (st != SG_REDIS_OK || reply->type != REDIS_REPLY_STRING) {
-		if (st != SG_REDIS_OK || reply->type != REDIS_REPLY_NIL)
+		f->missed = st == SG_REDIS_OK && reply->type == REDIS_REPLY_NIL;
+		if (!f->missed)
 			sg_debug("redis: a walk snapshot could not be fetched (%s); reading the "
 			         "backend",
 			         st == SG_REDIS_TIMEOUT ? "timeout"
@@ -537,6 +539,11 @@ struct sg_snap_fetch *sg_snap_fetch_start(struct sg_redis *r, long timeout_ms,
 		return NULL;
 	}
 	return f;
+}
+
+int sg_snap_fetch_missed(const struct sg_snap_fetch *f)
+{
+	return f->missed;
 }
 
 void sg_snap_fetch_free(struct sg_snap_fetch *f)

@@ -84,5 +84,8 @@ struct sg_snap_fetch *sg_snap_fetch_start(struct sg_redis *r, long timeout_ms,
                                           struct event_base *base, const struct sg_snap_where *w,
                                           sg_snap_done_cb done, void *arg);
 void sg_snap_fetch_free(struct sg_snap_fetch *f);
+/* Why done got NULL (ask from within done): 1 when Redis has no such snapshot, 0 when it
+ * could not say (a timeout, Redis down) or its value was unreadable. */
+int sg_snap_fetch_missed(const struct sg_snap_fetch *f);
 
 #endif

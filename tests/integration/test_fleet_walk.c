@@ -32,6 +32,7 @@
 #define LIMIT "20" /* 12 pages */
 
 static struct h_proc redis, fake, gw[2], nginx;
+static int mport[2]; /* each instance's metrics.listen */
 static char dir[64] = "";
 static size_t logged; /* /v1/sessions lines of the access log already looked at */
 static const char *const K[] = {"x-api-key: sk-walker", NULL};
@@ -139,8 +140,13 @@ static void setup(void)
 	         redis.port, fake.port, h);
 	cfg = json_loads(doc, 0, &je);
 	ck_assert_msg(cfg != NULL, "%s", je.text);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 2; i++) {
+		mport[i] = h_free_port();
+		json_object_set_new(
+		    cfg, "metrics",
+		    json_pack("{s:o}", "listen", json_sprintf("127.0.0.1:%d", mport[i])));
 		ck_assert_int_eq(h_gateway_start(&gw[i], cfg), 0);
+	}
 	json_decref(cfg);
 	nginx_start();
 }
@@ -314,6 +320,28 @@ static int walk(void (*before)(int page), char ***servers)
 	return pages;
 }
 
+/* sessiongate_walk_snapshots_shared_total{result=...} summed over both instances. */
+static long snap_metric(const char *result)
+{
+	char want[128];
+	long sum = 0;
+
+	snprintf(want, sizeof(want), "sessiongate_walk_snapshots_shared_total{result=\"%s\"} ",
+	         result);
+	for (int i = 0; i < 2; i++) {
+		struct h_res r;
+		const char *at;
+
+		ck_assert_int_eq(h_get(mport[i], "/metrics", NULL, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		at = strstr(r.body, want);
+		ck_assert_msg(at != NULL, "no %s in /metrics", want);
+		sum += atol(at + strlen(want));
+		h_res_free(&r);
+	}
+	return sum;
+}
+
 static void free_servers(char **up, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -348,6 +376,10 @@ START_TEST(a_walk_alternating_instances_reads_the_backend_once)
 	/* one listing read per agent: the first page's, and no other */
 	ck_assert_int_eq(listing_reads(), AGENTS);
 	free_servers(up, pages);
+	/* one snapshot stored; the other instance fetched it once (then held it) */
+	ck_assert_int_eq(snap_metric("stored"), 1);
+	ck_assert_int_eq(snap_metric("fetched"), 1);
+	ck_assert_int_eq(snap_metric("missed") + snap_metric("fetch_failed"), 0);
 	/* and again (a new walk, a new snapshot) */
 	pages = walk(NULL, &up);
 	check_alternate(up, pages);
@@ -371,6 +403,7 @@ START_TEST(redis_stopped_mid_walk_falls_back_to_the_backend)
 	pages = walk(stop_redis_after_first, &up);
 	check_alternate(up, pages);
 	free_servers(up, pages);
+	ck_assert_int_ge(snap_metric("fetch_failed"), pages - 1);
 	/* every page after the first reached the instance that did not make the snapshot its
 	 * cursor names, and Redis did not answer: each read the backend at its cursor's keyset
 	 * position (and made a snapshot of its own, which the other instance cannot see) */
