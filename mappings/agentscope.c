@@ -709,26 +709,37 @@ static void on_messages(struct sg_call *call, const struct sg_fetch_res *res, vo
 	finish_list(call, st);
 }
 
-static int fetch_messages(struct sg_call *call, struct as_state *st)
+/* The path of one page of the session's log: back from before (newer builds), or from offset
+ * (v2.0.1), or the first. -1 when an id does not fit. */
+static int messages_path(const struct as_state *st, const char *before_id, long offset, char *path,
+                         size_t len)
 {
-	char sid[600], aid[600], before[800], path[2200];
+	char sid[600], aid[600], before[800];
 
 	if (sg_url_escape(st->session_id, sid, sizeof(sid)) < 0 ||
 	    sg_url_escape(st->agent_id, aid, sizeof(aid)) < 0 ||
-	    sg_url_escape(st->before, before, sizeof(before)) < 0) {
+	    sg_url_escape(before_id, before, sizeof(before)) < 0)
+		return -1;
+	if (before_id[0])
+		snprintf(path, len, "/sessions/%s/messages?agent_id=%s&limit=%d&before=%s", sid,
+		         aid, AS_MSG_PAGE, before);
+	else if (offset > 0)
+		snprintf(path, len, "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld", sid,
+		         aid, AS_MSG_PAGE, offset);
+	else
+		snprintf(path, len, "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
+		         AS_MSG_PAGE);
+	return 0;
+}
+
+static int fetch_messages(struct sg_call *call, struct as_state *st)
+{
+	char path[2200];
+
+	if (messages_path(st, st->before, st->msg_offset, path, sizeof(path))) {
 		sg_call_fail(call, 404, "not_found_error", "session not found");
 		return -1;
 	}
-	if (st->before[0])
-		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&before=%s",
-		         sid, aid, AS_MSG_PAGE, before);
-	else if (st->msg_offset > 0)
-		snprintf(path, sizeof(path),
-		         "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld", sid, aid,
-		         AS_MSG_PAGE, st->msg_offset);
-	else
-		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
-		         AS_MSG_PAGE);
 	return sg_call_get(call, path, st->headers, on_messages, st);
 }
 
@@ -789,25 +800,13 @@ static void on_usage_page(struct sg_call *call, const struct sg_fetch_res *res, 
 
 static int fetch_usage_page(struct sg_call *call, struct as_state *st)
 {
-	char sid[600], aid[600], before[800], path[2200];
+	char path[2200];
 
-	if (sg_url_escape(st->session_id, sid, sizeof(sid)) < 0 ||
-	    sg_url_escape(st->agent_id, aid, sizeof(aid)) < 0 ||
-	    sg_url_escape(st->ubefore, before, sizeof(before)) < 0) {
+	if (messages_path(st, st->ubefore, st->uoffset, path, sizeof(path))) {
 		st->usage_state = 3;
 		finish_list(call, st);
 		return -1;
 	}
-	if (st->ubefore[0])
-		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d&before=%s",
-		         sid, aid, AS_MSG_PAGE, before);
-	else if (st->uoffset > 0)
-		snprintf(path, sizeof(path),
-		         "/sessions/%s/messages?agent_id=%s&limit=%d&offset=%ld", sid, aid,
-		         AS_MSG_PAGE, st->uoffset);
-	else
-		snprintf(path, sizeof(path), "/sessions/%s/messages?agent_id=%s&limit=%d", sid, aid,
-		         AS_MSG_PAGE);
 	return sg_call_get(call, path, st->headers, on_usage_page, st);
 }
 

@@ -6,6 +6,7 @@
  * a native walk (walk.h) seals its own. */
 #include "api.h"
 
+#include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,13 +14,12 @@
 #include <string.h>
 #include <time.h>
 
-#include <hiredis/hiredis.h>
-
 #include "cache.h"
 #include "config.h"
 #include "held.h"
 #include "cursor.h"
 #include "idcodec.h"
+#include "log.h"
 #include "mapping.h"
 #include "metrics.h"
 #include "pager.h"
@@ -55,10 +55,14 @@ struct rd {
 	json_t *object;               /* retrieve: the session to answer */
 	int fresh;                    /* the client asked for a fresh read (Cache-Control) */
 	/* native paging of sessions (see below) */
-	struct sg_session_query wq;   /* what the walk asks: sq, bounded (shares sq's strings) */
-	json_t *wx;                   /* the keyset position the walk started at, or NULL */
-	json_t *back;                 /* a page read back from this keyset position, or NULL */
-	int back_reversed;            /* ... in the other order */
+	struct sg_session_query wq; /* what the walk asks: sq, bounded (shares sq's strings) */
+	json_t *wx;                 /* the keyset position the walk started at, or NULL */
+	json_t *back;               /* a page read back from this keyset position, or NULL */
+	int back_reversed;          /* ... in the other order */
+	struct sg_redis_op *gen_op; /* the fleet's write generations being read */
+	void (*after_gens)(struct rd *st);
+	const struct sg_route *gen_routes; /* ... of these backends */
+	size_t ngen_routes;
 	struct sg_snap_fetch *sfetch; /* the cursor's snapshot being fetched from Redis */
 	struct sg_redis_op *sput;     /* the page's new snapshot being stored in Redis ... */
 	char *ptext;                  /* ... and the page, answered once it is */
@@ -72,6 +76,7 @@ static void rd_free(void *p)
 	struct rd *st = p;
 
 	flight_leave(st);
+	sg_redis_cancel(st->gen_op);
 	sg_snap_fetch_free(st->sfetch);
 	sg_redis_cancel(st->sput);
 	free(st->ptext);
@@ -857,6 +862,112 @@ static void start_sessions(struct rd *st)
 	}
 }
 
+/* ---- the fleet's write generations -----------------------------------------------------------
+ *
+ * With Redis configured, every instance counts writes to a backend in one Redis counter
+ * (prefix "gen:" backend; api_write.c increments it before answering a write), and a read that
+ * may answer from what is held first reads the counters of its backends (one MGET) and keys
+ * its lookups by them as well as by the local generation: a write through another instance is
+ * then never answered from what was held before it. Redis slow or down: the read does not
+ * use what is held (it asks the backends, as Cache-Control: no-cache does) and says so at
+ * debug level. */
+
+/* The generation a read keys held listings by: the local one, and the fleet's above it. */
+static unsigned long read_gen(const struct sg_backend *be)
+{
+	return atomic_load(&be->state->write_gen) +
+	       ((unsigned long)atomic_load(&be->state->shared_gen) << 32);
+}
+
+static void on_gens(enum sg_redis_status status, const struct redisReply *reply, void *arg)
+{
+	struct rd *st = arg;
+
+	st->gen_op = NULL;
+	if (status != SG_REDIS_OK || reply->type != REDIS_REPLY_ARRAY ||
+	    reply->elements != st->ngen_routes) {
+		sg_debug(
+		    "request %s: the fleet's write generations are unknown (redis %s): reading "
+		    "from the backends",
+		    sg_req_id(st->r),
+		    status == SG_REDIS_TIMEOUT ? "timed out"
+		    : status == SG_REDIS_DOWN  ? "went away"
+		                               : "answered an error");
+		st->fresh = 1;
+	} else {
+		for (size_t i = 0; i < reply->elements; i++) {
+			const struct redisReply *e = reply->element[i];
+
+			if (e->type == REDIS_REPLY_STRING)
+				sg_backend_shared_gen(st->gen_routes[i].backend,
+				                      strtoul(e->str, NULL, 10));
+		}
+	}
+	st->after_gens(st);
+}
+
+/* Reads the fleet's write generations of routes[0..n-1] when Redis is configured and one of
+ * them holds what it reads (fresh_ms), then runs next(st); at once otherwise. */
+static void with_fleet_gens(struct rd *st, const struct sg_route *routes, size_t n,
+                            void (*next)(struct rd *st))
+{
+	struct sg_req_host *h = sg_req_host(st->r);
+	const struct sg_config *cfg = sg_req_config(st->r);
+	const char *argv[1 + SG_MAX_ROUTES];
+	size_t lens[1 + SG_MAX_ROUTES], held = 0;
+	char keys[SG_MAX_ROUTES][160];
+
+	for (size_t i = 0; i < n; i++)
+		held += routes[i].backend->fresh_ms > 0;
+	if (!h->redis || held == 0 || st->fresh || n > SG_MAX_ROUTES) {
+		next(st);
+		return;
+	}
+	argv[0] = "MGET";
+	lens[0] = 4;
+	for (size_t i = 0; i < n; i++) {
+		int k = snprintf(keys[i], sizeof(keys[i]), "%sgen:%s", cfg->redis.prefix,
+		                 routes[i].backend->name);
+
+		argv[i + 1] = keys[i];
+		lens[i + 1] = k > 0 && (size_t)k < sizeof(keys[i]) ? (size_t)k : 0;
+	}
+	st->after_gens = next;
+	st->gen_routes = routes;
+	st->ngen_routes = n;
+	st->gen_op = sg_redis_cmd(h->redis, (int)n + 1, argv, lens, on_gens, st);
+	if (!st->gen_op) {
+		sg_debug("request %s: redis is not connected: reading from the backends",
+		         sg_req_id(st->r));
+		st->fresh = 1;
+		next(st);
+	}
+}
+
+/* The list goes on from what is held, or reads. */
+static void list_held(struct rd *st)
+{
+	const struct sg_key *key = sg_req_key(st->r);
+
+	st->merged = sessions_merged;
+	for (size_t i = 0; i < key->nroutes; i++) {
+		struct part *p = &st->parts[i];
+
+		p->be = key->routes[i].backend;
+		p->gen = read_gen(p->be);
+		p->held = held_lookup(st, p, 'S');
+		if (!p->held)
+			st->nwaiting++;
+	}
+	if (st->nwaiting == 0) {
+		sessions_merged(st);
+		return;
+	}
+	st->start = start_sessions;
+	if (!flight_join(st, 'S'))
+		start_sessions(st);
+}
+
 void sg_api_list_sessions(struct sg_req *r)
 {
 	const struct sg_key *key = sg_req_key(r);
@@ -893,23 +1004,7 @@ static void sessions_read(struct rd *st)
 {
 	const struct sg_key *key = sg_req_key(st->r);
 
-	st->merged = sessions_merged;
-	for (size_t i = 0; i < key->nroutes; i++) {
-		struct part *p = &st->parts[i];
-
-		p->be = key->routes[i].backend;
-		p->gen = atomic_load(&p->be->state->write_gen);
-		p->held = held_lookup(st, p, 'S');
-		if (!p->held)
-			st->nwaiting++;
-	}
-	if (st->nwaiting == 0) {
-		sessions_merged(st);
-		return;
-	}
-	st->start = start_sessions;
-	if (!flight_join(st, 'S'))
-		start_sessions(st);
+	with_fleet_gens(st, key->routes, key->nroutes, list_held);
 }
 
 static void get_merged(struct rd *st)
@@ -964,6 +1059,15 @@ int sg_api_session_route(struct sg_req *r, struct sg_pubid *id, const struct sg_
 	return 0;
 }
 
+static void get_go(struct rd *st)
+{
+	st->parts[0].gen = read_gen(st->route->backend);
+	st->merged = get_merged;
+	st->start = start_get;
+	if (!flight_join(st, 'G'))
+		start_get(st);
+}
+
 void sg_api_get_session(struct sg_req *r)
 {
 	const struct sg_route *rt;
@@ -979,11 +1083,7 @@ void sg_api_get_session(struct sg_req *r)
 	/* identical retrieves on a worker share one read (flights, above) */
 	st->route = rt;
 	st->parts[0].be = rt->backend;
-	st->parts[0].gen = atomic_load(&rt->backend->state->write_gen);
-	st->merged = get_merged;
-	st->start = start_get;
-	if (!flight_join(st, 'G'))
-		start_get(st);
+	with_fleet_gens(st, rt, 1, get_go);
 }
 
 static void reply_events(struct rd *st, const struct sg_held *h)
@@ -1028,6 +1128,22 @@ static void start_events(struct rd *st)
 	sg_call_start(c);
 }
 
+/* The session's log from what is held, or read. */
+static void events_held(struct rd *st)
+{
+	struct part *p = &st->parts[0];
+
+	p->gen = read_gen(st->route->backend);
+	p->held = held_lookup(st, p, 'E');
+	if (p->held) {
+		reply_events(st, p->held);
+		return;
+	}
+	st->start = start_events;
+	if (!flight_join(st, 'E'))
+		start_events(st);
+}
+
 void sg_api_list_events(struct sg_req *r)
 {
 	struct sg_error e = {0};
@@ -1065,18 +1181,9 @@ void sg_api_list_events(struct sg_req *r)
 		return;
 	}
 	if (m->list_events) {
-		struct part *p = &st->parts[0];
-
-		p->held = held_lookup(st, p, 'E');
-		if (p->held) {
-			reply_events(st, p->held);
-			return;
-		}
 		st->route = rt;
 		st->id = id;
-		st->start = start_events;
-		if (!flight_join(st, 'E'))
-			start_events(st);
+		with_fleet_gens(st, rt, 1, events_held);
 		return;
 	}
 	if (!m->list_events_page) {

@@ -4,6 +4,7 @@
  * Idempotency-Key (request.h), goes to exactly one backend (the one a public id names; for a
  * create, the one of the key's backends that has the agent), and is sent once: the module
  * never retries it, and an answer that is lost says the outcome is unknown (call.c). */
+#include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,8 @@
 #include "config.h"
 #include "idcodec.h"
 #include "mapping.h"
+#include "log.h"
+#include "redis.h"
 #include "request.h"
 #include "stream.h"
 #include "wbody.h"
@@ -34,12 +37,16 @@ struct wr {
 	 * answers), and the session's backend for a write on one session */
 	void (*go)(struct wr *w);
 	const struct sg_route *rt;
+	/* the write is done: the fleet's count of writes to its backend is raised first */
+	struct sg_call *done_call;
+	struct sg_redis_op *gen_op;
 };
 
 static void wr_free(void *p)
 {
 	struct wr *w = p;
 
+	sg_redis_cancel(w->gen_op);
 	json_decref(w->body);
 	free(w);
 }
@@ -62,9 +69,9 @@ static const char *op_name(enum sg_call_kind k)
 	}
 }
 
-static void on_write_done(struct sg_call *c, void *arg)
+static void finish_write(struct wr *w)
 {
-	struct wr *w = sg_req_state(arg);
+	struct sg_call *c = w->done_call;
 	const struct sg_error *ce = sg_call_error(c);
 	json_t *obj = sg_call_result_object(c);
 
@@ -87,6 +94,54 @@ static void on_write_done(struct sg_call *c, void *arg)
 			                   json_object_get(obj, "data"));
 		sg_req_reply(w->r, 200, json_incref(obj));
 	}
+}
+
+/* With Redis (redis.h): every instance is to see this write before the client can ask any of
+ * them (api_read.c, the fleet's write generations), so the counter is raised before the
+ * answer goes. Redis slow or down: the answer goes anyway; other instances may then answer
+ * from what they held for up to the backend's freshness window. */
+static void on_gen_bumped(enum sg_redis_status status, const struct redisReply *reply, void *arg)
+{
+	struct wr *w = arg;
+	struct sg_backend *be = (struct sg_backend *)sg_call_backend(w->done_call);
+
+	w->gen_op = NULL;
+	if (status == SG_REDIS_OK && reply->type == REDIS_REPLY_INTEGER)
+		sg_backend_shared_gen(be, (unsigned long)reply->integer);
+	else
+		sg_warn("request %s: redis %s: other instances may answer from what they held of "
+		        "backend '%s' for up to its freshness window",
+		        sg_req_id(w->r),
+		        status == SG_REDIS_TIMEOUT ? "timed out"
+		        : status == SG_REDIS_DOWN  ? "went away"
+		                                   : "answered an error",
+		        be->name);
+	finish_write(w);
+}
+
+static void on_write_done(struct sg_call *c, void *arg)
+{
+	struct wr *w = sg_req_state(arg);
+	struct sg_req_host *h = sg_req_host(w->r);
+	const struct sg_config *cfg = sg_req_config(w->r);
+
+	w->done_call = c;
+	if (h->redis) {
+		char key[160];
+		const char *argv[] = {"INCR", key};
+		size_t lens[2] = {4, 0};
+		int n = snprintf(key, sizeof(key), "%sgen:%s", cfg->redis.prefix,
+		                 sg_call_backend(c)->name);
+
+		lens[1] = n > 0 && (size_t)n < sizeof(key) ? (size_t)n : 0;
+		w->gen_op = sg_redis_cmd(h->redis, 2, argv, lens, on_gen_bumped, w);
+		if (w->gen_op)
+			return;
+		sg_warn("request %s: redis is not connected: other instances may answer from what "
+		        "they held of backend '%s' for up to its freshness window",
+		        sg_req_id(w->r), sg_call_backend(c)->name);
+	}
+	finish_write(w);
 }
 
 /* Sends the write to rt's backend. */

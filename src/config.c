@@ -458,6 +458,7 @@ static int load_backend(struct cpath *cp, const json_t *b, size_t idx, struct sg
 		return fail(cp, where, "out of memory");
 	atomic_init(&be->state->refs, 1);
 	atomic_init(&be->state->write_gen, 0);
+	atomic_init(&be->state->shared_gen, 0);
 	atomic_init(&be->state->inflight, 0);
 	atomic_init(&be->state->reachable, -1);
 	atomic_init(&be->state->probed_ms, 0);
@@ -1160,4 +1161,12 @@ void sg_config_keep_restart_only(const struct sg_config *cur, struct sg_config *
 		     "each worker's connection pool stays at %ld per backend host (the largest "
 		     "max_connections at start)",
 		     cur_conn);
+}
+
+void sg_backend_shared_gen(struct sg_backend *be, unsigned long v)
+{
+	unsigned long cur = atomic_load(&be->state->shared_gen);
+
+	while (v > cur && !atomic_compare_exchange_weak(&be->state->shared_gen, &cur, v))
+		;
 }

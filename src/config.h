@@ -35,6 +35,10 @@ struct sg_backend_state {
 	 * after a write never gets an answer fetched before it (read-your-writes), whichever
 	 * configuration generation either ran in. */
 	atomic_ulong write_gen;
+	/* with Redis (redis.h): the fleet's count of writes to this backend as last read from
+	 * it; a read keys what it holds by both (api_read.c), so a write through another
+	 * instance is seen too */
+	atomic_ulong shared_gen;
 	atomic_long inflight;   /* north calls in flight to it, against max_concurrent */
 	atomic_int reachable;   /* the readiness probe's last word: 1 answered, 0 not, -1 not yet */
 	atomic_llong probed_ms; /* monotonic ms of that word (0: never) */
@@ -183,5 +187,8 @@ void sg_config_keep_restart_only(const struct sg_config *cur, struct sg_config *
                                  size_t outlen);
 
 struct sg_backend *sg_config_backend(const struct sg_config *cfg, const char *name);
+
+/* Raises be's record of the fleet's write count to v (never lowers it). Thread-safe. */
+void sg_backend_shared_gen(struct sg_backend *be, unsigned long v);
 
 #endif

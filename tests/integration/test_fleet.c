@@ -44,7 +44,7 @@ static void setup(void)
 	    "\"redis\":{\"address\":\"127.0.0.1:%d\",\"timeout_ms\":300,"
 	    "\"connect_timeout_ms\":300},"
 	    "\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":"
-	    "\"http://127.0.0.1:%d\",\"retries\":0,\"options\":{"
+	    "\"http://127.0.0.1:%d\",\"retries\":0,\"options\":{\"cache_ms\":60000,"
 	    "\"chat_model_config\":" MODEL_CFG "}}],"
 	    "\"keys\":[{\"name\":\"fleet\",\"sha256\":\"%s\",\"backends\":{\"as\":{\"user_id\":"
 	    "\"alice\"}}},"
@@ -153,6 +153,52 @@ START_TEST(idempotent_create_retried_on_the_other_instance_creates_one_session)
 }
 END_TEST
 
+static int listed_on(int i, const char *sid)
+{
+	struct h_res r;
+	json_t *s;
+	size_t k;
+	int found = 0;
+
+	ck_assert_int_eq(h_get(gw[i].port, "/v1/sessions?limit=100", K, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	json_array_foreach(json_object_get(r.json, "data"), k, s)
+		found |= strcmp(json_string_value(json_object_get(s, "id")), sid) == 0;
+	h_res_free(&r);
+	return found;
+}
+
+/* The listing is held for a minute (cache_ms 60000): only the fleet's write generation can
+ * make instance 1 see a create made through instance 0, at once and on every worker; with
+ * Redis stopped, reads go to the backend instead, so they are right too. */
+START_TEST(a_write_on_one_instance_is_read_on_the_other)
+{
+	char *agent = an_agent(), body[512], sid[256];
+	struct h_res r;
+
+	for (int i = 0; i < 6; i++) /* both workers of both instances hold the listing */
+		ck_assert(!listed_on(i % 2, "sesn_none"));
+	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
+	ck_assert_int_eq(h_send("POST", gw[0].port, "/v1/sessions", K, body, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(r.json, "id")));
+	h_res_free(&r);
+	for (int i = 0; i < 6; i++)
+		ck_assert_msg(listed_on(1, sid), "instance 1, read %d, missed the new session", i);
+
+	kill(redis.pid, SIGSTOP);
+	ck_assert_int_eq(h_send("POST", gw[1].port, "/v1/sessions", K, body, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	snprintf(sid, sizeof(sid), "%s", json_string_value(json_object_get(r.json, "id")));
+	h_res_free(&r);
+	for (int i = 0; i < 4; i++)
+		ck_assert_msg(listed_on(0, sid), "instance 0 (redis stopped), read %d, missed it",
+		              i);
+	kill(redis.pid, SIGCONT);
+	free(agent);
+}
+END_TEST
+
 START_TEST(a_keys_rate_limit_holds_across_instances)
 {
 	int ok = 0, limited = 0;
@@ -230,6 +276,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, idempotent_create_retried_on_the_other_instance_creates_one_session);
 	tcase_add_test(tc, a_keys_rate_limit_holds_across_instances);
+	tcase_add_test(tc, a_write_on_one_instance_is_read_on_the_other);
 	tcase_add_test(tc, redis_stopped_then_back);
 	suite_add_tcase(s, tc);
 	return s;

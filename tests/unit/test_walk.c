@@ -151,6 +151,27 @@ static const struct sg_mapping mem_mapping = {
     .list_sessions_page = mem_sessions_page,
 };
 
+/* A backend whose listing never ends: one session a page, always with a next cursor; the
+ * first page's is newer (00:00:03) than every later one's (00:00:01). */
+static void endless_sessions_page(struct sg_call *call)
+{
+	json_t *items =
+	    json_pack("[o]", session("s", sg_call_page_cursor(call) ? "2026-01-01T00:00:01Z"
+	                                                            : "2026-01-01T00:00:03Z"));
+
+	pages_served++;
+	if (!items) {
+		sg_call_fail(call, 500, "api_error", "out of memory");
+		return;
+	}
+	sg_call_page(call, items, "more", NULL);
+}
+
+static const struct sg_mapping endless_mapping = {
+    .name = "endless",
+    .list_sessions_page = endless_sessions_page,
+};
+
 /* ---- driving a walk ---------------------------------------------------------------------- */
 
 struct rig {
@@ -451,6 +472,52 @@ START_TEST(native_page_looks_on_for_the_next_match)
 }
 END_TEST
 
+/* Reading back from a backend that pages one way (tail mode) reads every page down to the
+ * position: within SG_WALK_MAX_PAGES, else a 502 that names the backend, never an endless
+ * read or a wrong page. A native page that looks on for its next match stops there too, with
+ * a cursor where it stopped. */
+START_TEST(tail_and_look_on_are_bounded)
+{
+	struct rig r;
+	struct outcome o = {0};
+	struct sg_walk_spec spec;
+
+	rig_init(&r);
+	r.be.mapping = &endless_mapping;
+	spec = spec_of(&r, 0, 3, NULL);
+	spec.tail = 1;
+	ck_assert_ptr_nonnull(sg_walk_start(&spec, on_done, &o));
+	ck_assert_int_ge(run_loop(&r), 0);
+	ck_assert_int_eq(o.status, 502);
+	ck_assert_int_eq(pages_served, SG_WALK_MAX_PAGES);
+	outcome_clear(&o);
+	rig_free(&r);
+
+	/* one match wanted, then nothing matches for ever: the look-on stops at the bound and
+	 * the next page starts where it stopped */
+	rig_init(&r);
+	r.be.mapping = &endless_mapping;
+	{
+		struct sg_error err;
+
+		sg_session_query_clear(&r.sq);
+		ck_assert_int_eq(
+		    sg_session_query_parse("created_at%5Bgte%5D=2026-01-01T00:00:02Z", &r.sq, &err),
+		    0);
+	}
+	spec = spec_of(&r, 0, 1, NULL);
+	ck_assert_ptr_nonnull(sg_walk_start(&spec, on_done, &o));
+	ck_assert_int_ge(run_loop(&r), 0);
+	ck_assert_int_eq(o.status, 0);
+	ck_assert_int_eq(json_array_size(o.items), 1);
+	ck_assert_int_eq(pages_served, SG_WALK_MAX_PAGES);
+	ck_assert_ptr_nonnull(o.next);
+	ck_assert_str_eq(json_string_value(json_object_get(o.next, "bc")), "more");
+	outcome_clear(&o);
+	rig_free(&r);
+}
+END_TEST
+
 /* Without a copy of the next page's cursor the walk must fail, not fetch the first page
  * again (which served s3,s2,s3,s2,s1). The strdups of one walk, in order: call.c keeps the
  * module's next cursor (#0), the walk copies it (#1). */
@@ -633,6 +700,7 @@ static Suite *walk_suite(void)
 	tcase_add_test(tc, collect_all_pages);
 	tcase_add_loop_test(tc, native_pages_resume, 0, 2);
 	tcase_add_test(tc, native_page_looks_on_for_the_next_match);
+	tcase_add_test(tc, tail_and_look_on_are_bounded);
 	tcase_add_test(tc, free_before_done);
 	tcase_add_test(tc, next_cursor_copy_fails);
 	tcase_add_test(tc, call_cursor_copy_fails);

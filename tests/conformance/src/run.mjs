@@ -143,6 +143,8 @@ function gatewayConfig({ port, backends, keys }) {
     workers: 2,
     cursor_secret: 'conformance-cursor-secret-at-least-32-bytes!!',
     shutdown_grace_ms: 2000,
+    // a browser page on this origin may call the API (the cors scenario plays one)
+    cors: { origins: ['https://app.conformance.test'] },
     backends,
     keys: keys.map(([name, key, routes]) => ({ name, sha256: sha256hex(key), backends: routes })),
   };

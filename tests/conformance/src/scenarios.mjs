@@ -537,6 +537,59 @@ export function liveScenarios(prefix, env, opts = {}) {
       }
     });
 
+    // A page on an allowed origin runs the SDK in browser mode: each request the SDK makes
+    // (its method and every header a browser would list in the preflight) must pass the
+    // gateway's preflight, and the answer must be readable by the page (allow-origin, the
+    // headers the SDK reads exposed).
+    add('cors: every request the SDK makes in browser mode passes the preflight', async (ctx) => {
+      const origin = 'https://app.conformance.test';
+      const client = ctx.client(env.keys.alice, { dangerouslyAllowBrowser: true });
+      const from = ctx.rec.records.length;
+      const page = await client.beta.sessions.list({ limit: 2 });
+      await client.beta.sessions.retrieve(page.data[0].id);
+      await client.beta.sessions.events.list(page.data[0].id, { limit: 2 });
+      await client.beta.agents.list();
+      await expectReject(client.beta.sessions.create({ agent: 'x' }), SDK.BadRequestError, 400, 'invalid_request_error', 'create without environment_id');
+      const sdk = ctx.rec.records.slice(from).filter((r) => r.via === 'sdk');
+      if (sdk.length < 5) fail(`only ${sdk.length} SDK requests recorded`);
+      if (!sdk.every((r) => r.reqHeaders['anthropic-dangerous-direct-browser-access'] === 'true')) fail('the SDK did not run in browser mode');
+      // what a browser never lists in Access-Control-Request-Headers (forbidden or set by the
+      // browser itself)
+      const browserOwn = /^(accept-charset|accept-encoding|connection|content-length|cookie|date|dnt|expect|host|keep-alive|origin|referer|te|trailer|transfer-encoding|upgrade|user-agent|via|proxy-.*|sec-.*|accept)$/;
+      let checked = 0;
+      const seen = new Set();
+      for (const r of sdk) {
+        const names = Object.keys(r.reqHeaders).map((h) => h.toLowerCase()).filter((h) => !browserOwn.test(h));
+        if (r.method === 'POST' && !names.includes('idempotency-key')) names.push('idempotency-key'); /* pages send one for safe retries */
+        names.forEach((h) => seen.add(h));
+        const pre = await globalThis.fetch(`${env.gw.url}${r.path}`, {
+          method: 'OPTIONS',
+          headers: { origin, 'access-control-request-method': r.method, 'access-control-request-headers': names.join(', ') },
+        });
+        await pre.text();
+        const where = `preflight of ${r.method} ${r.path} (${names.join(', ')})`;
+        if (pre.status !== 204) fail(`${where}: status ${pre.status}`);
+        if (pre.headers.get('access-control-allow-origin') !== origin) fail(`${where}: allow-origin ${pre.headers.get('access-control-allow-origin')}`);
+        const methods = (pre.headers.get('access-control-allow-methods') || '').split(',').map((x) => x.trim());
+        if (!methods.includes(r.method)) fail(`${where}: allow-methods ${methods}`);
+        const allowed = new Set((pre.headers.get('access-control-allow-headers') || '').split(',').map((x) => x.trim().toLowerCase()));
+        const missing = names.filter((h) => !allowed.has(h) && !allowed.has('*'));
+        if (missing.length) fail(`${where}: not allowed: ${missing.join(', ')}`);
+        checked++;
+      }
+      // the answers themselves, as the page reads them
+      const ans = await globalThis.fetch(`${env.gw.url}/v1/sessions?limit=1`, { headers: { origin, 'x-api-key': env.keys.alice } });
+      await ans.text();
+      if (ans.headers.get('access-control-allow-origin') !== origin) fail(`a list answer has allow-origin ${ans.headers.get('access-control-allow-origin')}`);
+      const exposed = (ans.headers.get('access-control-expose-headers') || '').toLowerCase();
+      for (const h of ['request-id', 'x-should-retry', 'retry-after']) if (!exposed.includes(h)) fail(`${h} is not exposed to the page (${exposed})`);
+      const other = await globalThis.fetch(`${env.gw.url}/v1/sessions`, { method: 'OPTIONS', headers: { origin: 'https://elsewhere.test', 'access-control-request-method': 'GET' } });
+      await other.text();
+      if (other.headers.get('access-control-allow-origin')) fail('an origin not in cors.origins was allowed');
+      if (![...seen].some((h) => h.startsWith('x-stainless-'))) fail(`no x-stainless-* header among ${[...seen]}`);
+      ctx.note(`${checked} SDK requests preflighted; headers ${[...seen].sort().join(', ')}`);
+    });
+
     add('default limit is 20', async (ctx) => {
       const r = await ctx.rec.raw(env.gw.url, '/v1/sessions', { headers: { 'x-api-key': env.keys.alice } });
       if (r.status !== 200) fail(`status ${r.status}`);
