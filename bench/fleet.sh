@@ -15,8 +15,10 @@
 # Both instances run the shipped defaults (one worker per core, cache_ms 1000) plus "redis".
 # Servers are pinned to core 0, the walk client to core 1.
 #
-# Usage: bench/fleet.sh [--walk "N1 N2"] [--runs R] [--no-record]
-#   defaults: --walk "1000 10000" --runs 1; --no-record does not append to docs/performance.md
+# Usage: bench/fleet.sh [--walk "N1 N2"] [--runs R] [--no-redis] [--no-record]
+#   defaults: --walk "1000 10000" --runs 1; --no-record does not append to docs/performance.md;
+#   --no-redis runs the instances without "redis" (each keeps its snapshots to itself), the
+#   contrast: try it with small sizes (--walk "200 2000"), every page then reads the listing
 # About 2 minutes with the defaults on a 2-core machine. Not part of the test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,11 +26,13 @@ cmd="bench/fleet.sh${*:+ $*}"
 walk="1000 10000"
 runs=1
 record=1
+use_redis=1
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--walk) walk=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
 	--no-record) record=0; shift ;;
+	--no-redis) use_redis=0; shift ;;
 	-h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "fleet.sh: unknown argument '$1' (--help)" >&2; exit 2 ;;
 	esac
@@ -93,10 +97,12 @@ for n in "${ns[@]}"; do
 	backends+="${backends:+,}{\"name\":\"w$n\",\"mapping\":\"agentscope\",\"url\":\"http://127.0.0.1:${sport[$n]}\"}"
 	keys+="${keys:+,}{\"name\":\"w$n\",\"sha256\":\"$h\",\"backends\":{\"w$n\":{\"user_id\":\"alice\"}}}"
 done
+redis_conf=
+[ "$use_redis" = 0 ] || redis_conf="\"redis\":{\"address\":\"127.0.0.1:$rport\"},"
 for i in 0 1; do
 	cat >"$tmp/gw$i.json" <<JSON
 {"listen":"127.0.0.1:${gports[$i]}","cursor_secret":"bench-secret-bench-secret-bench-secret!",
- "redis":{"address":"127.0.0.1:$rport"},
+ $redis_conf
  "backends":[$backends],
  "keys":[$keys]}
 JSON
@@ -187,7 +193,7 @@ c1=$(wcol "$small" '$8' | median)
 c2=$(wcol "$large" '$8' | median)
 alt=$(awk '{ print $10 }' "$tmp/walk.res" | median)
 table=$(
-	echo "| workload | two instances + Redis behind nginx (round robin) | goal |"
+	echo "| workload | two instances$([ "$use_redis" = 1 ] && echo " + Redis" || echo ", no Redis,") behind nginx (round robin) | goal |"
 	echo "|---|---|---|"
 	echo "| walk every page (limit 100), N = $large ÷ N = $small, pages alternating instances (share served by the other instance than the page before: $alt) | $(f2 "$tr_")× time, $(f2 "$br_")× backend bytes ($(f2 "$t2") s vs $(f2 "$t1") s; $(awk -v b="$b2" 'BEGIN { printf "%.0f", b / 1e6 }') MB vs $(awk -v b="$b1" 'BEGIN { printf "%.1f", b / 1e6 }') MB; listing reads $c2 vs $c1) | ≤ 12× both |"
 )
