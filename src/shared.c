@@ -500,6 +500,13 @@ static void on_get(enum sg_redis_status st, const struct redisReply *reply, void
 		fetch_end(f, NULL);
 		return;
 	}
+	/* not one of ours (they are bounded): not copied */
+	if (reply->len > SG_SHARED_SNAP_MAX) {
+		sg_warn("redis: a walk snapshot in redis is over %zu bytes; reading the backend",
+		        SG_SHARED_SNAP_MAX);
+		fetch_end(f, NULL);
+		return;
+	}
 	/* the reply is hiredis's until this returns: a copy, rebuilt in slices from the loop */
 	f->dec = sg_snap_dec_new(reply->str, reply->len);
 	if (!f->dec || evtimer_add(f->ev, &now)) {

@@ -1,16 +1,30 @@
-/* test_shared.c - the stored form of a walk snapshot (shared.h): what comes back from it is
- * the listings that went in (keys, texts, order; the pager's pages over it are the same), it is
- * rebuilt in slices, a snapshot over the bound is not encoded, and bytes that are not a whole
- * snapshot are refused, never read past. */
+/* test_shared.c - walk snapshots shared through Redis (shared.h).
+ * The stored form: what comes back from it is the listings that went in (keys, texts, order;
+ * the pager's pages over it are the same), it is rebuilt in slices, a snapshot over the bound
+ * is not encoded, and bytes that are not a whole snapshot are refused, never read past.
+ * Against a real redis-server on loopback: a stored snapshot is fetched back whole; a missing
+ * key says missed, a value that is not a snapshot says failed, a stopped server ends the fetch
+ * at its deadline, no server refuses it at once, and a fetch freed before its reply never
+ * calls back. No test waits without a bound: the loop runs to a deadline. */
 #include <check.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "held.h"
 #include "pager.h"
 #include "query.h"
+#include "redis.h"
 #include "shared.h"
+#include "timeutil.h"
 
 static const uint8_t secret[] = "0123456789abcdef0123456789abcdef";
 static const struct sg_pager_ctx ctx = {secret, 32, "alice", NULL, NULL, 0};
@@ -210,6 +224,249 @@ START_TEST(damaged_bytes_are_refused)
 }
 END_TEST
 
+/* ---- against redis-server ---------------------------------------------------------------- */
+
+static pid_t server = -1;
+static int port;
+
+static int free_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	p = ntohs(sa.sin_port);
+	close(fd);
+	return p;
+}
+
+static void server_start(void)
+{
+	char ps[16];
+	int64_t until = sg_mono_ms() + 5000;
+
+	port = free_port();
+	snprintf(ps, sizeof(ps), "%d", port);
+	server = fork();
+	ck_assert_int_ge(server, 0);
+	if (server == 0) {
+		int null = open("/dev/null", O_WRONLY);
+
+		if (null >= 0) {
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1",
+		       "--save", "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
+		_exit(127);
+	}
+	while (sg_mono_ms() < until) {
+		struct timeval tv = {0, 200000};
+		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+		int ok = c && !c->err;
+
+		if (c)
+			redisFree(c);
+		if (ok)
+			return;
+		usleep(20000);
+	}
+	ck_abort_msg("redis-server did not start on port %d (is it installed?)", port);
+}
+
+static void server_stop(void)
+{
+	if (server > 0) {
+		kill(server, SIGCONT);
+		kill(server, SIGTERM);
+		waitpid(server, NULL, 0);
+	}
+	server = -1;
+}
+
+struct rig {
+	struct event_base *base;
+	struct sg_redis *r;
+};
+
+static void run_until(struct rig *g, const int *flag, long ms)
+{
+	int64_t until = sg_mono_ms() + ms;
+
+	while (!*flag && sg_mono_ms() < until) {
+		struct timeval tv = {0, 10000};
+
+		event_base_loopexit(g->base, &tv);
+		event_base_dispatch(g->base);
+	}
+}
+
+static void rig_open(struct rig *g, long timeout_ms)
+{
+	struct sg_redis_cfg cfg = {
+	    .host = "127.0.0.1", .port = port, .timeout_ms = timeout_ms, .connect_timeout_ms = 500};
+	int64_t until = sg_mono_ms() + 3000;
+
+	g->base = event_base_new();
+	g->r = sg_redis_new(g->base, &cfg);
+	ck_assert_ptr_nonnull(g->r);
+	while (!sg_redis_up(g->r) && sg_mono_ms() < until) {
+		struct timeval tv = {0, 10000};
+
+		event_base_loopexit(g->base, &tv);
+		event_base_dispatch(g->base);
+	}
+}
+
+static void rig_close(struct rig *g)
+{
+	sg_redis_free(g->r);
+	event_base_free(g->base);
+}
+
+struct got {
+	int done;
+	int missed;
+	struct sg_held_set *set;
+	struct sg_snap_fetch *f;
+};
+
+static void on_fetched(struct sg_held_set *set, void *arg)
+{
+	struct got *g = arg;
+
+	g->done++;
+	g->set = set;
+	g->missed = sg_snap_fetch_missed(g->f);
+	sg_snap_fetch_free(g->f); /* allowed from within done */
+	g->f = NULL;
+}
+
+static void on_stored(enum sg_redis_status st, const struct redisReply *reply, void *arg)
+{
+	int *ok = arg;
+
+	*ok = st == SG_REDIS_OK && reply->type == REDIS_REPLY_STATUS ? 1 : -1;
+}
+
+static void fetch(struct rig *g, const char *name, struct got *out, long wait_ms)
+{
+	struct sg_snap_where w = {"t:", "alice", name};
+
+	memset(out, 0, sizeof(*out));
+	out->f = sg_snap_fetch_start(g->r, 100, g->base, &w, on_fetched, out);
+	ck_assert_ptr_nonnull(out->f);
+	ck_assert_int_eq(out->done, 0); /* never from within start */
+	run_until(g, &out->done, wait_ms);
+}
+
+START_TEST(stored_then_fetched_in_redis)
+{
+	struct sg_held *v[2] = {listing(2000, 0), listing(3, 1)};
+	struct sg_snap_where w = {"t:", "alice", "0123456789abcdef"};
+	struct rig g;
+	struct got got;
+	int stored = 0;
+	char *a, *b;
+
+	server_start();
+	rig_open(&g, 100);
+	ck_assert_ptr_nonnull(sg_shared_snap_put(g.r, 100, &w, v, 2, 60000, on_stored, &stored));
+	run_until(&g, &stored, 3000);
+	ck_assert_int_eq(stored, 1);
+	fetch(&g, "0123456789abcdef", &got, 3000);
+	ck_assert_int_eq(got.done, 1);
+	ck_assert_ptr_nonnull(got.set);
+	ck_assert_uint_eq(got.set->n, 2);
+	a = page_text(v, 2, "limit=100&include_archived=true");
+	b = page_text(got.set->v, 2, "limit=100&include_archived=true");
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	sg_held_set_release(got.set);
+	/* another principal's snapshot of that name is another key */
+	{
+		struct sg_snap_where o = {"t:", "bob", "0123456789abcdef"};
+
+		memset(&got, 0, sizeof(got));
+		got.f = sg_snap_fetch_start(g.r, 100, g.base, &o, on_fetched, &got);
+		run_until(&g, &got.done, 3000);
+		ck_assert_int_eq(got.done, 1);
+		ck_assert_ptr_null(got.set);
+		ck_assert_int_eq(got.missed, 1);
+	}
+	rig_close(&g);
+	server_stop();
+	sg_held_release(v[0]);
+	sg_held_release(v[1]);
+}
+END_TEST
+
+START_TEST(missing_damaged_stopped_absent_and_cancelled)
+{
+	const char *argv[] = {"SET", "t:snap:alice:damaged", "not-a-snapshot"};
+	size_t lens[] = {3, 20, 14};
+	struct sg_snap_where w = {"t:", "alice", "x"};
+	struct rig g;
+	struct got got;
+	int stored = 0;
+	int64_t t0;
+
+	server_start();
+	rig_open(&g, 100);
+	fetch(&g, "missing", &got, 3000);
+	ck_assert_int_eq(got.done, 1);
+	ck_assert_ptr_null(got.set);
+	ck_assert_int_eq(got.missed, 1);
+	/* a value that is not a snapshot */
+	ck_assert_ptr_nonnull(sg_redis_cmd(g.r, 3, argv, lens, on_stored, &stored));
+	run_until(&g, &stored, 3000);
+	ck_assert_int_eq(stored, 1);
+	fetch(&g, "damaged", &got, 3000);
+	ck_assert_int_eq(got.done, 1);
+	ck_assert_ptr_null(got.set);
+	ck_assert_int_eq(got.missed, 0);
+	/* freed before its reply: done never runs */
+	memset(&got, 0, sizeof(got));
+	got.f = sg_snap_fetch_start(g.r, 100, g.base, &w, on_fetched, &got);
+	ck_assert_ptr_nonnull(got.f);
+	sg_snap_fetch_free(got.f);
+	got.f = NULL;
+	{
+		int never = 0;
+
+		run_until(&g, &never, 300);
+	}
+	ck_assert_int_eq(got.done, 0);
+	/* a server that does not answer: the fetch ends at its deadline (100 + 250 ms) */
+	kill(server, SIGSTOP);
+	t0 = sg_mono_ms();
+	fetch(&g, "missing", &got, 3000);
+	ck_assert_int_eq(got.done, 1);
+	ck_assert_ptr_null(got.set);
+	ck_assert_int_eq(got.missed, 0);
+	ck_assert_int_ge(sg_mono_ms() - t0, 100 + SG_SHARED_FETCH_GRACE_MS - 20);
+	rig_close(&g);
+	server_stop();
+	/* no server at all: refused at once, nothing to wait for */
+	g.base = event_base_new();
+	{
+		struct sg_redis_cfg cfg = {.host = "127.0.0.1",
+		                           .port = port,
+		                           .timeout_ms = 100,
+		                           .connect_timeout_ms = 100};
+
+		g.r = sg_redis_new(g.base, &cfg);
+	}
+	ck_assert_ptr_null(sg_snap_fetch_start(g.r, 100, g.base, &w, on_fetched, &got));
+	ck_assert_ptr_null(sg_shared_snap_put(g.r, 100, &w, NULL, 0, 60000, on_stored, &stored));
+	rig_close(&g);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("shared");
@@ -221,6 +478,11 @@ int main(void)
 	tcase_add_test(tc, over_the_bound_is_not_encoded);
 	tcase_add_test(tc, unsealed_is_not_encoded);
 	tcase_add_test(tc, damaged_bytes_are_refused);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("redis");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, stored_then_fetched_in_redis);
+	tcase_add_test(tc, missing_damaged_stopped_absent_and_cancelled);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
