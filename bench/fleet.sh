@@ -161,6 +161,10 @@ walk_once() { # RUN N
 	sleep 0.1
 	alt=$(tail -n +$((b0 + 1)) "$tmp/lb.log" | awk '$3 ~ /^"\/v1\/sessions/ { if (n > 0 && $1 != last) a++; last = $1; n++ } END { printf "%.2f", (n > 1 ? a / (n - 1) : 0) }')
 	echo "$1 w$2 $(jq_ '[j.pages,j.items,j.unique,j.ms].join(" ")' <<<"$out") $b $g $alt" >>"$tmp/walk.res"
+	if [ "$use_redis" = 1 ]; then # the largest snapshot in Redis now: what a walk of N costs it
+		redis-cli -p "$rport" --scan --pattern "sg:snap:w$2:*" | while read -r k; do redis-cli -p "$rport" STRLEN "$k"; done |
+			sort -n | tail -1 | awk -v n="$2" '{ printf "w%s %d\n", n, $1 }' >>"$tmp/snap.size"
+	fi
 }
 small=${ns[0]}
 large=${ns[1]}
@@ -170,6 +174,7 @@ for r in $(seq "$runs"); do
 	walk_once "$r" "$small"
 	walk_once "$r" "$small"
 done
+[ ! -s "$tmp/snap.size" ] || echo "== largest snapshot in Redis after each walk (bytes): $(sort -u "$tmp/snap.size" | sort -k2 -n | awk '{ m[$1] = $2 } END { for (d in m) printf "%s %s  ", d, m[d] }')"
 echo "== walk (limit 100) through the balancer: run dataset pages items unique ms backend_bytes backend_listing_reads gateway_ticks alternated"
 sed 's/^/  /' "$tmp/walk.res"
 awk '{ n = substr($2, 2) } $4 != n || $5 != n { bad = 1 }
