@@ -215,20 +215,23 @@ static void snap_key(const struct rd *st, const char *name, char *out, size_t le
 
 /* ---- walk snapshots shared by a fleet (shared.h) ---------------------------------------------
  *
- * With Redis configured, a new snapshot is also stored there (fire-and-forget, under the
- * principal and its name, for cache.walk_snapshot_ms after its last page), and a cursor naming
- * a snapshot this process does not hold fetches it from there before reading the backend: a
- * walk whose pages go to different instances is still served from what its first page read.
+ * With Redis configured, a new snapshot is also stored there (under the key's scope,
+ * sg_snap_scope, and its name, for cache.walk_snapshot_ms after its last page), and a cursor
+ * naming a snapshot this process does not hold fetches it from there before reading the
+ * backend: a walk whose pages go to different instances is served from what its first page
+ * read.
  * A miss, a timeout or Redis down reads the backend at the cursor's keyset position, as a
  * snapshot that expired does; a walk never fails because of Redis. Names mix in a random
  * number of the process's (sg_shared_nonce), since a cursor may reach any instance. */
 
-static struct sg_snap_where snap_where(const struct rd *st, const char *name)
+/* Where the snapshot name lives in Redis; free w->principal after (NULL when out of memory:
+ * then it is not shared). */
+static int snap_where(const struct rd *st, const char *name, struct sg_snap_where *w)
 {
-	struct sg_snap_where w = {sg_req_config(st->r)->redis.prefix, sg_req_key(st->r)->name,
-	                          name};
-
-	return w;
+	w->prefix = sg_req_config(st->r)->redis.prefix;
+	w->principal = sg_snap_scope(sg_req_key(st->r));
+	w->name = name;
+	return w->principal ? 0 : -1;
 }
 
 static struct sg_redis *snap_redis(const struct rd *st)
@@ -265,13 +268,16 @@ static void on_snap_stored(enum sg_redis_status status, const struct redisReply 
 static int snap_shared_put(struct rd *st, const struct sg_held_set *set, const char *name,
                            char *text, size_t len)
 {
-	struct sg_snap_where w = snap_where(st, name);
+	struct sg_snap_where w;
 
 	if (!snap_redis(st))
 		return 0;
-	st->sput =
-	    sg_shared_snap_put(snap_redis(st), sg_req_config(st->r)->redis.timeout_ms, &w, set->v,
-	                       set->n, sg_req_config(st->r)->walk_snapshot_ms, on_snap_stored, st);
+	st->sput = NULL;
+	if (snap_where(st, name, &w) == 0)
+		st->sput = sg_shared_snap_put(
+		    snap_redis(st), sg_req_config(st->r)->redis.timeout_ms, &w, set->v, set->n,
+		    sg_req_config(st->r)->walk_snapshot_ms, on_snap_stored, st);
+	free((char *)w.principal);
 	if (!st->sput) {
 		snap_count(st, SG_MS_STORE_FAILED);
 		return 0;
@@ -283,10 +289,13 @@ static int snap_shared_put(struct rd *st, const struct sg_held_set *set, const c
 
 static void snap_shared_touch(const struct rd *st, const char *name)
 {
-	struct sg_snap_where w = snap_where(st, name);
+	struct sg_snap_where w;
 
-	if (snap_redis(st))
+	if (!snap_redis(st))
+		return;
+	if (snap_where(st, name, &w) == 0)
 		sg_shared_snap_touch(snap_redis(st), &w, sg_req_config(st->r)->walk_snapshot_ms);
+	free((char *)w.principal);
 }
 
 /* The page over the listings v[0..n-1], kept as the walk's snapshot (see above) when the page
@@ -386,12 +395,16 @@ static void on_shared_snapshot(struct sg_held_set *set, void *arg)
  * answer will come from on_shared_snapshot. */
 static int fetch_shared_snapshot(struct rd *st)
 {
-	struct sg_snap_where w = snap_where(st, st->pos.snap);
+	struct sg_snap_where w;
 
 	if (!st->pos.snap[0] || st->fresh || !snap_redis(st))
 		return 0;
-	st->sfetch = sg_snap_fetch_start(snap_redis(st), sg_req_config(st->r)->redis.timeout_ms,
-	                                 sg_req_host(st->r)->base, &w, on_shared_snapshot, st);
+	st->sfetch = NULL;
+	if (snap_where(st, st->pos.snap, &w) == 0)
+		st->sfetch =
+		    sg_snap_fetch_start(snap_redis(st), sg_req_config(st->r)->redis.timeout_ms,
+		                        sg_req_host(st->r)->base, &w, on_shared_snapshot, st);
+	free((char *)w.principal);
 	if (!st->sfetch)
 		snap_count(st, SG_MS_FETCH_FAILED);
 	return st->sfetch != NULL;

@@ -16,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "crypto.h"
+#include "mapping.h"
 #include "log.h"
 #include "redis.h"
 
@@ -345,7 +347,37 @@ void sg_snap_dec_free(struct sg_snap_dec *d)
 
 /* ---- in Redis ------------------------------------------------------------------------------- */
 
-/* The key: prefix "snap:" principal ":" name (new string, *len bytes), or NULL. */
+char *sg_snap_scope(const struct sg_key *key)
+{
+	uint8_t d[SG_SHA256_LEN];
+	json_t *what = json_array();
+	char *text = NULL, *out = NULL;
+	size_t n;
+
+	for (size_t i = 0; what && i < key->nroutes; i++) {
+		const struct sg_route *rt = &key->routes[i];
+
+		json_array_append_new(what, json_pack("[s, s, s, O?]", rt->backend->name,
+		                                      rt->backend->mapping->name, rt->backend->url,
+		                                      rt->identity));
+	}
+	if (what)
+		text = json_dumps(what, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	json_decref(what);
+	if (!text)
+		return NULL;
+	sg_sha256(text, strlen(text), d);
+	sg_wipe(text, strlen(text)); /* identities are not secrets, but need not linger */
+	free(text);
+	n = strlen(key->name) + 1 + 16 + 1;
+	out = malloc(n);
+	if (out)
+		snprintf(out, n, "%s:%02x%02x%02x%02x%02x%02x%02x%02x", key->name, d[0], d[1], d[2],
+		         d[3], d[4], d[5], d[6], d[7]);
+	return out;
+}
+
+/* The key: prefix "snap:" scope ":" name (new string, *len bytes), or NULL. */
 static char *snap_key(const struct sg_snap_where *w, size_t *len)
 {
 	size_t n = strlen(w->prefix) + 5 + strlen(w->principal) + 1 + strlen(w->name);

@@ -2,14 +2,15 @@
  * whose pages go to different instances of a fleet is still served from what its first page
  * read (issue 16; docs/fleet.md).
  *
- * A snapshot is stored as one Redis string under prefix "snap:" principal ":" name, with the
- * walk's expiry (cache.walk_snapshot_ms, PX), in a binary format of this file's own (below):
- * each listing's items in keyset order, each with the keys the pager tests and its rendered
+ * A snapshot is stored as one Redis string under prefix "snap:" scope ":" name (the scope:
+ * the key's name and a digest of what it reaches, sg_snap_scope), with the walk's expiry
+ * (cache.walk_snapshot_ms, PX), in a binary format of this file's own (shared.c): each
+ * listing's items in keyset order, each with the keys the pager tests and its rendered
  * compact JSON, so rebuilding needs no JSON parse (only an item's resources array, when it
  * has one, is parsed). A snapshot larger than SG_SHARED_SNAP_MAX is not shared.
  *
- * Nothing here ever waits or fails a read: a store is fire-and-forget (its failure is logged at
- * debug and the walk goes on from the instance's own copy); a fetch that misses, times out
+ * Nothing here fails a read or waits past a deadline: a store that fails is logged at debug
+ * and the walk goes on from the instance's own copy; a fetch that misses, times out
  * (the Redis client's deadline) or finds Redis down, or whose bytes do not decode, answers
  * NULL and the caller reads the backend at the cursor's keyset position. A fetched snapshot is
  * rebuilt in slices of SG_SHARED_SNAP_SLICE bytes, the loop serving others between them. */
@@ -55,10 +56,17 @@ void sg_snap_dec_free(struct sg_snap_dec *d);
 
 /* Where a snapshot lives: the Redis key's parts. */
 struct sg_snap_where {
-	const char *prefix; /* redis.key_prefix */
-	const char *principal;
+	const char *prefix;    /* redis.key_prefix */
+	const char *principal; /* sg_snap_scope's */
 	const char *name;
 };
+
+struct sg_key;
+/* Whose snapshots they are, for their Redis key (a new string, NULL when out of memory): the
+ * key's name and a digest of what it reaches (each route's backend name, mapping, URL and
+ * identity there). Instances whose configurations disagree about a key then never serve each
+ * other's snapshots (one would show another identity's sessions); they miss and read. */
+char *sg_snap_scope(const struct sg_key *key);
 
 /* Stores v[0..n-1] (sealed) for ttl_ms. The stored form is made now, in one go (a copy of
  * the rendered items: a few ms for 10,000 sessions, see docs/performance.md). cb NULL: fire

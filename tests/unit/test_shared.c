@@ -2,6 +2,7 @@
  * The stored form: what comes back from it is the listings that went in (keys, texts, order;
  * the pager's pages over it are the same), it is rebuilt in slices, a snapshot over the bound
  * is not encoded, and bytes that are not a whole snapshot are refused, never read past.
+ * A key's scope (the part of the Redis key that says whose) changes with what the key reaches.
  * Against a real redis-server on loopback: a stored snapshot is fetched back whole; a missing
  * key says missed, a value that is not a snapshot says failed, a stopped server ends the fetch
  * at its deadline, no server refuses it at once, and a fetch freed before its reply never
@@ -19,7 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "held.h"
+#include "mapping.h"
 #include "pager.h"
 #include "query.h"
 #include "redis.h"
@@ -221,6 +224,49 @@ START_TEST(damaged_bytes_are_refused)
 	free(bad);
 	free(buf);
 	sg_held_release(v);
+}
+END_TEST
+
+/* Whose snapshots: the same key reaching the same backends as the same identity has one scope
+ * on every instance; another identity, URL or backend is another scope. */
+START_TEST(scope_names_what_a_key_reaches)
+{
+	struct sg_mapping m = {.name = "agentscope"};
+	struct sg_backend be = {.name = "as", .mapping = &m, .url = "http://10.0.0.1:8000"};
+	struct sg_route rt = {&be, NULL};
+	struct sg_key k = {.name = "walker", .routes = &rt, .nroutes = 1};
+	char *a, *b;
+
+	rt.identity = json_pack("{s:s}", "user_id", "alice");
+	a = sg_snap_scope(&k);
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(strncmp(a, "walker:", 7), 0);
+	ck_assert_uint_eq(strlen(a), 7 + 16);
+	b = sg_snap_scope(&k);
+	ck_assert_str_eq(a, b); /* the same configuration, the same scope */
+	free(b);
+	json_decref(rt.identity);
+	rt.identity = json_pack("{s:s}", "user_id", "bob");
+	b = sg_snap_scope(&k);
+	ck_assert_str_ne(a, b);
+	free(b);
+	json_decref(rt.identity);
+	rt.identity = json_pack("{s:s}", "user_id", "alice");
+	be.url = "http://10.0.0.2:8000";
+	b = sg_snap_scope(&k);
+	ck_assert_str_ne(a, b);
+	free(b);
+	be.url = "http://10.0.0.1:8000";
+	be.name = "as2";
+	b = sg_snap_scope(&k);
+	ck_assert_str_ne(a, b);
+	free(b);
+	be.name = "as";
+	b = sg_snap_scope(&k);
+	ck_assert_str_eq(a, b);
+	free(b);
+	free(a);
+	json_decref(rt.identity);
 }
 END_TEST
 
@@ -478,6 +524,7 @@ int main(void)
 	tcase_add_test(tc, over_the_bound_is_not_encoded);
 	tcase_add_test(tc, unsealed_is_not_encoded);
 	tcase_add_test(tc, damaged_bytes_are_refused);
+	tcase_add_test(tc, scope_names_what_a_key_reaches);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("redis");
 	tcase_set_timeout(tc, 30);
