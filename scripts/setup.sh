@@ -3,11 +3,12 @@
 # sessiongate into build/. Safe to run again: it only installs what is absent and only
 # rebuilds what changed. Set SG_NO_NODE=1 to skip Node.js (not needed by the C suite).
 # clang and libclang-rt-14-dev (libFuzzer's runtime) are for make fuzz and make fuzz-short.
+# nginx is the load balancer of tests/test_fleet_walk (and the reference of bench/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential autoconf automake libtool pkg-config libevent-dev libcurl4-openssl-dev
-      libjansson-dev check libssl-dev libhiredis-dev redis-server tzdata curl ca-certificates clang-format
+      libjansson-dev check libssl-dev libhiredis-dev redis-server nginx tzdata curl ca-certificates clang-format
       clang libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do

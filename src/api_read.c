@@ -26,6 +26,7 @@
 #include "query.h"
 #include "redis.h"
 #include "request.h"
+#include "shared.h"
 #include "timeutil.h"
 
 /* The read handlers' state for one request. */
@@ -62,6 +63,10 @@ struct rd {
 	void (*after_gens)(struct rd *st);
 	const struct sg_route *gen_routes; /* ... of these backends */
 	size_t ngen_routes;
+	struct sg_snap_fetch *sfetch; /* the cursor's snapshot being fetched from Redis */
+	struct sg_redis_op *sput;     /* the page's new snapshot being stored in Redis ... */
+	char *ptext;                  /* ... and the page, answered once it is */
+	size_t plen;
 };
 
 static void flight_leave(struct rd *st);
@@ -72,6 +77,9 @@ static void rd_free(void *p)
 
 	flight_leave(st);
 	sg_redis_cancel(st->gen_op);
+	sg_snap_fetch_free(st->sfetch);
+	sg_redis_cancel(st->sput);
+	free(st->ptext);
 	sg_session_query_clear(&st->sq);
 	sg_event_query_clear(&st->eq);
 	sg_pager_session_pos_clear(&st->pos);
@@ -205,6 +213,91 @@ static void snap_key(const struct rd *st, const char *name, char *out, size_t le
 	snprintf(out, len, "snap\x1f%s\x1f%s", sg_req_key(st->r)->name, name);
 }
 
+/* ---- walk snapshots shared by a fleet (shared.h) ---------------------------------------------
+ *
+ * With Redis configured, a new snapshot is also stored there (under the key's scope,
+ * sg_snap_scope, and its name, for cache.walk_snapshot_ms after its last page), and a cursor
+ * naming a snapshot this process does not hold fetches it from there before reading the
+ * backend: a walk whose pages go to different instances is served from what its first page
+ * read.
+ * A miss, a timeout or Redis down reads the backend at the cursor's keyset position, as a
+ * snapshot that expired does; a walk never fails because of Redis. Names mix in a random
+ * number of the process's (sg_shared_nonce), since a cursor may reach any instance. */
+
+/* Where the snapshot name lives in Redis; free w->principal after (NULL when out of memory:
+ * then it is not shared). */
+static int snap_where(const struct rd *st, const char *name, struct sg_snap_where *w)
+{
+	w->prefix = sg_req_config(st->r)->redis.prefix;
+	w->principal = sg_snap_scope(sg_req_key(st->r));
+	w->name = name;
+	return w->principal ? 0 : -1;
+}
+
+static struct sg_redis *snap_redis(const struct rd *st)
+{
+	const struct sg_config *cfg = sg_req_config(st->r);
+
+	return cfg->redis.prefix && cfg->walk_snapshot_ms > 0 ? sg_req_host(st->r)->redis : NULL;
+}
+
+static void snap_count(const struct rd *st, enum sg_metrics_snap what)
+{
+	if (sg_req_host(st->r)->metrics)
+		sg_mctr_add(&sg_req_host(st->r)->metrics->snap_shared[what], 1);
+}
+
+static void on_snap_stored(enum sg_redis_status status, const struct redisReply *reply, void *arg)
+{
+	struct rd *st = arg;
+	char *text = st->ptext;
+
+	sg_shared_snap_stored(status, reply);
+	snap_count(st, status == SG_REDIS_OK && reply->type != REDIS_REPLY_ERROR
+	                   ? SG_MS_STORED
+	                   : SG_MS_STORE_FAILED);
+	st->sput = NULL;
+	st->ptext = NULL;
+	sg_req_reply_text(st->r, 200, text, st->plen);
+}
+
+/* Stores a new snapshot in Redis. The page that made it is answered once Redis took it (or
+ * failed to, or its deadline passed): its cursors may reach another instance at once, which
+ * then finds the snapshot there instead of racing the store. 1 when the answer is left to
+ * on_snap_stored (text taken). */
+static int snap_shared_put(struct rd *st, const struct sg_held_set *set, const char *name,
+                           char *text, size_t len)
+{
+	struct sg_snap_where w;
+
+	if (!snap_redis(st))
+		return 0;
+	st->sput = NULL;
+	if (snap_where(st, name, &w) == 0)
+		st->sput = sg_shared_snap_put(
+		    snap_redis(st), sg_req_config(st->r)->redis.timeout_ms, &w, set->v, set->n,
+		    sg_req_config(st->r)->walk_snapshot_ms, on_snap_stored, st);
+	free((char *)w.principal);
+	if (!st->sput) {
+		snap_count(st, SG_MS_STORE_FAILED);
+		return 0;
+	}
+	st->ptext = text;
+	st->plen = len;
+	return 1;
+}
+
+static void snap_shared_touch(const struct rd *st, const char *name)
+{
+	struct sg_snap_where w;
+
+	if (!snap_redis(st))
+		return;
+	if (snap_where(st, name, &w) == 0)
+		sg_shared_snap_touch(snap_redis(st), &w, sg_req_config(st->r)->walk_snapshot_ms);
+	free((char *)w.principal);
+}
+
 /* The page over the listings v[0..n-1], kept as the walk's snapshot (see above) when the page
  * has a neighbour; `name` is the snapshot's name when it is one already. */
 static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, const char *name)
@@ -219,7 +312,8 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 
 	if (!snap && cfg->walk_snapshot_ms > 0) {
 		/* the name is known before the snapshot is made: it is made only if needed */
-		snprintf(made, sizeof(made), "%016" PRIx64, sg_held_set_uid(v, n));
+		snprintf(made, sizeof(made), "%016" PRIx64,
+		         sg_held_set_uid(v, n) ^ sg_shared_nonce());
 		snap = made;
 	}
 	text = sg_pager_sessions_text(v, n, &st->sq, &pc, &st->pos, snap, &linked, &len, &e);
@@ -232,6 +326,7 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 	if (name) {
 		/* a page served from the snapshot: it lives on */
 		sg_cache_touch(held_cache(st), key, sg_mono_ms(), cfg->walk_snapshot_ms);
+		snap_shared_touch(st, name);
 	} else if (snap && linked) {
 		struct sg_held_set *set = NULL;
 		int sealed = 1;
@@ -244,6 +339,10 @@ static void reply_sessions(struct rd *st, struct sg_held *const *v, size_t n, co
 		if (set)
 			sg_cache_put_typed(held_cache(st), key, &sg_held_set_cache_type, set,
 			                   set->bytes, sg_mono_ms(), cfg->walk_snapshot_ms);
+		if (set && snap_shared_put(st, set, snap, text, len)) {
+			sg_held_set_release(set);
+			return;
+		}
 		sg_held_set_release(set);
 	}
 	sg_req_reply_text(st->r, 200, text, len);
@@ -265,6 +364,50 @@ static int reply_from_snapshot(struct rd *st)
 	reply_sessions(st, set->v, set->n, st->pos.snap);
 	sg_held_set_release(set);
 	return 1;
+}
+
+static void sessions_read(struct rd *st);
+
+/* The cursor's snapshot came from Redis (set) or did not (NULL: read the backend). */
+static void on_shared_snapshot(struct sg_held_set *set, void *arg)
+{
+	struct rd *st = arg;
+	char key[SG_CACHE_KEY_MAX + 1];
+
+	snap_count(st, set                                ? SG_MS_FETCHED
+	               : sg_snap_fetch_missed(st->sfetch) ? SG_MS_MISSED
+	                                                  : SG_MS_FETCH_FAILED);
+	sg_snap_fetch_free(st->sfetch);
+	st->sfetch = NULL;
+	if (!set) {
+		sessions_read(st);
+		return;
+	}
+	/* this instance holds it from now on: the walk's next pages here need no fetch */
+	snap_key(st, st->pos.snap, key, sizeof(key));
+	sg_cache_put_typed(held_cache(st), key, &sg_held_set_cache_type, set, set->bytes,
+	                   sg_mono_ms(), sg_req_config(st->r)->walk_snapshot_ms);
+	reply_sessions(st, set->v, set->n, st->pos.snap);
+	sg_held_set_release(set);
+}
+
+/* A cursor names a snapshot this process does not hold: asks Redis for it. 1 when the
+ * answer will come from on_shared_snapshot. */
+static int fetch_shared_snapshot(struct rd *st)
+{
+	struct sg_snap_where w;
+
+	if (!st->pos.snap[0] || st->fresh || !snap_redis(st))
+		return 0;
+	st->sfetch = NULL;
+	if (snap_where(st, st->pos.snap, &w) == 0)
+		st->sfetch =
+		    sg_snap_fetch_start(snap_redis(st), sg_req_config(st->r)->redis.timeout_ms,
+		                        sg_req_host(st->r)->base, &w, on_shared_snapshot, st);
+	free((char *)w.principal);
+	if (!st->sfetch)
+		snap_count(st, SG_MS_FETCH_FAILED);
+	return st->sfetch != NULL;
 }
 
 /* ---- flights: one read per listing at a time ----------------------------------------------
@@ -864,8 +1007,16 @@ void sg_api_list_sessions(struct sg_req *r)
 	}
 	for (size_t i = 0; i < key->nroutes; i++)
 		sg_req_note_backend(r, key->routes[i].backend);
-	if (reply_from_snapshot(st))
+	if (reply_from_snapshot(st) || fetch_shared_snapshot(st))
 		return;
+	sessions_read(st);
+}
+
+/* Reads (or finds held) every backend's listing for the page. */
+static void sessions_read(struct rd *st)
+{
+	const struct sg_key *key = sg_req_key(st->r);
+
 	with_fleet_gens(st, key->routes, key->nroutes, list_held);
 }
 

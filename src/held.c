@@ -202,6 +202,49 @@ int sg_held_add(struct sg_held *h, json_t *obj, struct sg_error *err)
 	return 0;
 }
 
+int sg_held_add_rendered(struct sg_held *h, const struct sg_held_item *k, const char *text,
+                         size_t len, struct sg_error *err)
+{
+	struct sg_held_item *it;
+	size_t need, at;
+	char *block;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 64;
+		struct sg_held_item *v = realloc(h->v, cap * sizeof(*v));
+
+		if (!v)
+			return sg_err_internal(err, "out of memory");
+		h->v = v;
+		h->cap = cap;
+	}
+	need = len + 1 + (k->id ? strlen(k->id) + 1 : 0) +
+	       (k->agent_id ? strlen(k->agent_id) + 1 : 0) +
+	       (k->deployment_id ? strlen(k->deployment_id) + 1 : 0) +
+	       (k->type ? strlen(k->type) + 1 : 0);
+	block = malloc(need);
+	if (!block)
+		return sg_err_internal(err, "out of memory");
+	memcpy(block, text, len);
+	block[len] = '\0';
+	at = len + 1;
+	it = &h->v[h->n];
+	*it = *k;
+	it->seq = h->n;
+	it->obj = NULL;
+	it->text = block;
+	it->len = len;
+	it->id = keep(block, &at, k->id);
+	it->agent_id = keep(block, &at, k->agent_id);
+	it->deployment_id = keep(block, &at, k->deployment_id);
+	it->type = keep(block, &at, k->type);
+	it->resources = json_incref(k->resources);
+	h->bytes +=
+	    sg_cache_chunk(need) + (it->resources ? sg_cache_value_bytes(it->resources) : 0);
+	h->n++;
+	return 0;
+}
+
 int sg_held_end(struct sg_held *h, struct sg_error *err)
 {
 	size_t n = h->n;
@@ -269,6 +312,11 @@ void sg_held_release(struct sg_held *h)
 size_t sg_held_count(const struct sg_held *h)
 {
 	return h->n;
+}
+
+enum sg_held_kind sg_held_kind_of(const struct sg_held *h)
+{
+	return h->kind;
 }
 
 const struct sg_held_item *sg_held_at(const struct sg_held *h, size_t i)

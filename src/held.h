@@ -69,6 +69,13 @@ struct sg_held *sg_held_begin(enum sg_held_kind kind, int seal);
 int sg_held_add(struct sg_held *h, json_t *obj, struct sg_error *err);
 int sg_held_end(struct sg_held *h, struct sg_error *err);
 
+/* Adds one item already rendered (a listing begun with seal): k's keys (its strings and
+ * resources borrowed: copied, resources retained) and its compact JSON text of len bytes, as
+ * a sealed item holds them. Rebuilds a listing kept elsewhere (shared.h) without parsing it.
+ * 0, or -1 with err (500: out of memory). */
+int sg_held_add_rendered(struct sg_held *h, const struct sg_held_item *k, const char *text,
+                         size_t len, struct sg_error *err);
+
 /* Renders every item and drops the JSON objects. -1 when out of memory (the listing is still
  * usable, unsealed). */
 int sg_held_seal(struct sg_held *h);
@@ -77,6 +84,7 @@ struct sg_held *sg_held_retain(struct sg_held *h);
 void sg_held_release(struct sg_held *h);
 
 size_t sg_held_count(const struct sg_held *h);
+enum sg_held_kind sg_held_kind_of(const struct sg_held *h);
 /* The i-th item in ascending keyset order (i < count). */
 const struct sg_held_item *sg_held_at(const struct sg_held *h, size_t i);
 /* Events: the sorted position of the item built from items[seq], or SIZE_MAX. */

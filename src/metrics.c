@@ -414,7 +414,9 @@ char *sg_metrics_render(struct sg_metrics *m, size_t *len)
 	char *buf = NULL;
 	FILE *f = open_memstream(&buf, len);
 	int nb = atomic_load_explicit(&m->nbackends, memory_order_acquire);
-	uint64_t errors[NERROR_TYPES] = {0}, rate = 0, joins = 0, coal = 0;
+	uint64_t errors[NERROR_TYPES] = {0}, rate = 0, joins = 0, coal = 0, snap[5] = {0};
+	static const char *const snap_results[5] = {"stored", "store_failed", "fetched", "missed",
+	                                            "fetch_failed"};
 	int64_t inflight = 0, streams = 0;
 	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 
@@ -427,6 +429,8 @@ char *sg_metrics_render(struct sg_metrics *m, size_t *len)
 			errors[t] += ld(&s->errors[t]);
 		rate += ld(&s->rate_limited);
 		joins += ld(&s->flight_joins);
+		for (int k = 0; k < 5; k++)
+			snap[k] += ld(&s->snap_shared[k]);
 		inflight += (int64_t)ld(&s->inflight);
 		streams += (int64_t)ld(&s->streams);
 		coal += s->up ? sg_upstream_coalesced(s->up) : 0;
@@ -445,6 +449,12 @@ char *sg_metrics_render(struct sg_metrics *m, size_t *len)
 	family(f, "sessiongate_upstream_coalesced_total", "counter",
 	       "Upstream GETs that shared a transfer already in flight instead of starting one.");
 	fprintf(f, "sessiongate_upstream_coalesced_total %llu\n", (unsigned long long)coal);
+	family(
+	    f, "sessiongate_walk_snapshots_shared_total", "counter",
+	    "Walk snapshots through Redis: stored, store_failed, fetched, missed, fetch_failed.");
+	for (int k = 0; k < 5; k++)
+		fprintf(f, "sessiongate_walk_snapshots_shared_total{result=\"%s\"} %llu\n",
+		        snap_results[k], (unsigned long long)snap[k]);
 	family(f, "sessiongate_rate_limited_total", "counter",
 	       "Requests refused by their key's rate limit (429).");
 	fprintf(f, "sessiongate_rate_limited_total %llu\n", (unsigned long long)rate);

@@ -63,10 +63,21 @@ struct sg_metrics_shard {
 	sg_mctr streams;    /* gauge */
 	sg_mctr rate_limited;
 	sg_mctr flight_joins;
+	/* walk snapshots in Redis (shared.h), by enum sg_metrics_snap */
+	sg_mctr snap_shared[5];
 	struct sg_metrics *owner;
 	struct sg_upstream *up; /* its coalesced transfers (read at scrape time) */
 	struct sg_cache *cache; /* the worker's own JSON cache */
 } __attribute__((aligned(64)));
+
+/* What became of a walk snapshot's trip through Redis. */
+enum sg_metrics_snap {
+	SG_MS_STORED,       /* a new snapshot stored */
+	SG_MS_STORE_FAILED, /* not stored: too large, Redis down, refused, late or gone */
+	SG_MS_FETCHED,      /* a cursor's snapshot fetched and rebuilt */
+	SG_MS_MISSED,       /* not in Redis (expired, evicted, too large to share) */
+	SG_MS_FETCH_FAILED, /* Redis down, late or gone, or its value unreadable */
+};
 
 struct sg_metrics;
 

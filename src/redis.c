@@ -42,6 +42,7 @@ struct sg_redis_op {
 	sg_redis_cb cb; /* NULL once it ran or was cancelled */
 	void *arg;
 	struct event *timer;
+	long ms; /* its deadline */
 };
 
 static void connect_now(struct sg_redis *r);
@@ -279,7 +280,7 @@ static void on_op_deadline(evutil_socket_t fd, short what, void *arg)
 	if (r->ac && r->state == UP) {
 		redisAsyncContext *ac = r->ac;
 
-		sg_warn("redis: no reply within %ld ms; dropping the connection", r->timeout_ms);
+		sg_warn("redis: no reply within %ld ms; dropping the connection", op->ms);
 		/* at once, replies pending or not (redisAsyncDisconnect would wait for them); op is
 		 * freed too: its hiredis call comes now, with NULL */
 		redisAsyncFree(ac);
@@ -288,6 +289,12 @@ static void on_op_deadline(evutil_socket_t fd, short what, void *arg)
 
 struct sg_redis_op *sg_redis_cmd(struct sg_redis *r, int argc, const char **argv,
                                  const size_t *lens, sg_redis_cb cb, void *arg)
+{
+	return sg_redis_cmd_ms(r, argc, argv, lens, 0, cb, arg);
+}
+
+struct sg_redis_op *sg_redis_cmd_ms(struct sg_redis *r, int argc, const char **argv,
+                                    const size_t *lens, long timeout_ms, sg_redis_cb cb, void *arg)
 {
 	struct sg_redis_op *op;
 	struct timeval tv;
@@ -312,7 +319,8 @@ struct sg_redis_op *sg_redis_cmd(struct sg_redis *r, int argc, const char **argv
 		r->stats.refused++;
 		return NULL;
 	}
-	tv_ms(&tv, r->timeout_ms);
+	op->ms = timeout_ms > 0 ? timeout_ms : r->timeout_ms;
+	tv_ms(&tv, op->ms);
 	event_add(op->timer, &tv);
 	return op;
 }

@@ -61,6 +61,10 @@ int sg_redis_up(const struct sg_redis *r);
  * never runs. Otherwise cb runs exactly once, from the loop, unless cancelled first. */
 struct sg_redis_op *sg_redis_cmd(struct sg_redis *r, int argc, const char **argv,
                                  const size_t *lens, sg_redis_cb cb, void *arg);
+/* The same with its own deadline (timeout_ms > 0; otherwise the client's): a command that moves
+ * a large value (a walk snapshot, shared.h) needs longer than the client's small commands. */
+struct sg_redis_op *sg_redis_cmd_ms(struct sg_redis *r, int argc, const char **argv,
+                                    const size_t *lens, long timeout_ms, sg_redis_cb cb, void *arg);
 /* cb will not run (the reply, when it comes, is dropped). */
 void sg_redis_cancel(struct sg_redis_op *op);
 

@@ -255,6 +255,31 @@ START_TEST(stopped_server_times_out_and_recovers)
 }
 END_TEST
 
+/* A command with a deadline of its own (sg_redis_cmd_ms) ends at that deadline, not the
+ * client's (5 s here, past the 3 s the test waits). */
+START_TEST(a_command_has_its_own_deadline)
+{
+	struct rig g;
+	struct seen s;
+	const char *ping[] = {"PING"};
+	size_t lens[] = {4};
+
+	server_stop(); /* one a failed test left */
+	port = free_port();
+	server_start();
+	rig_open(&g, 5000);
+	ck_assert(up_flag(&g, 3000));
+	kill(server, SIGSTOP);
+	memset(&s, 0, sizeof(s));
+	ck_assert_ptr_nonnull(sg_redis_cmd_ms(g.r, 1, ping, lens, 100, on_done, &s));
+	ck_assert(run_until(&g, &s.done, 3000));
+	ck_assert_int_eq(s.status, SG_REDIS_TIMEOUT);
+	kill(server, SIGCONT);
+	rig_close(&g);
+	server_stop();
+}
+END_TEST
+
 /* The server goes away: the loss is seen, commands are refused, and a new server on the same
  * port is picked up again. */
 START_TEST(server_restart)
@@ -320,6 +345,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, commands_and_replies);
 	tcase_add_test(tc, down_then_up);
 	tcase_add_test(tc, stopped_server_times_out_and_recovers);
+	tcase_add_test(tc, a_command_has_its_own_deadline);
 	tcase_add_test(tc, server_restart);
 	tcase_add_test(tc, cancel_and_free);
 	suite_add_tcase(s, tc);
