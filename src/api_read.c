@@ -67,6 +67,10 @@ struct rd {
 	struct sg_redis_op *sput;     /* the page's new snapshot being stored in Redis ... */
 	char *ptext;                  /* ... and the page, answered once it is */
 	size_t plen;
+	/* the freshness window shared by a fleet (below) */
+	int gens_known;               /* the fleet's write generations were read for this read */
+	struct sg_snap_fetch *ffetch; /* a part's listing being fetched from Redis */
+	size_t ffi;                   /* ... which part */
 };
 
 static void flight_leave(struct rd *st);
@@ -78,6 +82,7 @@ static void rd_free(void *p)
 	flight_leave(st);
 	sg_redis_cancel(st->gen_op);
 	sg_snap_fetch_free(st->sfetch);
+	sg_snap_fetch_free(st->ffetch);
 	sg_redis_cancel(st->sput);
 	free(st->ptext);
 	sg_session_query_clear(&st->sq);
@@ -182,6 +187,10 @@ static struct sg_held *held_lookup(const struct rd *st, const struct part *p, ch
 	return sg_cache_get_typed(held_cache(st), key, &sg_held_cache_type, sg_mono_ms());
 }
 
+static void fresh_put(const struct rd *st, const struct part *p);
+static void fresh_next(struct rd *st);
+static void list_go(struct rd *st);
+
 /* Builds the part's listing from its items; held for the backend's freshness window when it
  * has one. -1 with err. */
 static int held_build(struct rd *st, struct part *p, char kind, struct sg_error *err)
@@ -202,15 +211,107 @@ static int held_build(struct rd *st, struct part *p, char kind, struct sg_error 
 		ttl = SG_LOG_FRESH_MAX_MS;
 	if (p->call && sg_call_result_volatile(p->call))
 		ttl = 0;
-	if (ttl > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 && sg_held_seal(p->held) == 0)
+	if (ttl > 0 && held_key(st, p, kind, key, sizeof(key)) == 0 && sg_held_seal(p->held) == 0) {
 		sg_cache_put_typed(held_cache(st), key, &sg_held_cache_type, p->held,
 		                   sg_held_bytes(p->held), sg_mono_ms(), ttl);
+		if (kind == 'S')
+			fresh_put(st, p); /* the fleet's shared window (below) */
+	}
 	return 0;
 }
 
 static void snap_key(const struct rd *st, const char *name, char *out, size_t len)
 {
 	snprintf(out, len, "snap\x1f%s\x1f%s", sg_req_key(st->r)->name, name);
+}
+
+/* ---- the freshness window shared by a fleet --------------------------------------------------
+ *
+ * With Redis configured, and the fleet's write generations read for this read (api_read.c,
+ * below), a sessions listing a read builds within its backend's freshness window is also
+ * stored in Redis (shared.h's form, under the key's scope and "fresh:" backend, agent filter
+ * and the fleet's write generation) for half the window; an instance that does not hold it
+ * fetches it there before reading the backend and holds what it fetched for half the window,
+ * so what a client sees is never older than the window, whichever instance reads first. A
+ * write through any instance moves the generation, so nothing stored before it answers after
+ * it. Miss, timeout, Redis down: the backend is read, as without Redis. (Session logs, held at
+ * most 1 s, are not shared.) */
+
+static struct sg_redis *fresh_redis(const struct rd *st)
+{
+	return st->gens_known && !st->fresh && sg_req_config(st->r)->redis.prefix
+	           ? sg_req_host(st->r)->redis
+	           : NULL;
+}
+
+static int fresh_where(const struct rd *st, const struct part *p, char *name, size_t len,
+                       struct sg_snap_where *w)
+{
+	int n = snprintf(name, len, "fresh:S:%s:%s:%lu", p->be->name,
+	                 st->sq.agent_id ? st->sq.agent_id : "", p->gen >> 32);
+
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	w->prefix = sg_req_config(st->r)->redis.prefix;
+	w->principal = sg_snap_scope(sg_req_key(st->r));
+	w->name = name;
+	return w->principal ? 0 : -1;
+}
+
+/* Stores a listing this read built (sealed) for half its window; fire and forget. */
+static void fresh_put(const struct rd *st, const struct part *p)
+{
+	struct sg_snap_where w = {0};
+	char name[512];
+
+	if (!fresh_redis(st) || p->be->fresh_ms < 2)
+		return;
+	if (fresh_where(st, p, name, sizeof(name), &w) == 0)
+		sg_shared_snap_put(fresh_redis(st), sg_req_config(st->r)->redis.timeout_ms, &w,
+		                   &p->held, 1, p->be->fresh_ms / 2, NULL, NULL);
+	free((char *)w.principal);
+}
+
+static void on_fresh(struct sg_held_set *set, void *arg)
+{
+	struct rd *st = arg;
+	struct part *p = &st->parts[st->ffi];
+	char key[SG_CACHE_KEY_MAX + 1];
+
+	sg_snap_fetch_free(st->ffetch);
+	st->ffetch = NULL;
+	if (set && set->n == 1) {
+		p->held = sg_held_retain(set->v[0]);
+		if (held_key(st, p, 'S', key, sizeof(key)) == 0)
+			sg_cache_put_typed(held_cache(st), key, &sg_held_cache_type, p->held,
+			                   sg_held_bytes(p->held), sg_mono_ms(),
+			                   p->be->fresh_ms / 2);
+	}
+	if (set)
+		sg_held_set_release(set);
+	st->ffi++;
+	fresh_next(st);
+}
+
+/* Asks Redis, one part at a time, for the listings not held here; then list_go. */
+static void fresh_next(struct rd *st)
+{
+	for (; st->ffi < st->nparts; st->ffi++) {
+		struct part *p = &st->parts[st->ffi];
+		struct sg_snap_where w = {0};
+		char name[512];
+
+		if (p->held || !p->be || p->be->fresh_ms < 2 || !fresh_redis(st))
+			continue;
+		if (fresh_where(st, p, name, sizeof(name), &w) == 0)
+			st->ffetch = sg_snap_fetch_start(
+			    fresh_redis(st), sg_req_config(st->r)->redis.timeout_ms,
+			    sg_req_host(st->r)->base, &w, on_fresh, st);
+		free((char *)w.principal);
+		if (st->ffetch)
+			return;
+	}
+	list_go(st);
 }
 
 /* ---- walk snapshots shared by a fleet (shared.h) ---------------------------------------------
@@ -908,6 +1009,7 @@ static void on_gens(enum sg_redis_status status, const struct redisReply *reply,
 		                               : "answered an error");
 		st->fresh = 1;
 	} else {
+		st->gens_known = 1;
 		for (size_t i = 0; i < reply->elements; i++) {
 			const struct redisReply *e = reply->element[i];
 
@@ -969,9 +1071,17 @@ static void list_held(struct rd *st)
 		p->be = key->routes[i].backend;
 		p->gen = read_gen(p->be);
 		p->held = held_lookup(st, p, 'S');
-		if (!p->held)
-			st->nwaiting++;
 	}
+	st->ffi = 0;
+	fresh_next(st);
+}
+
+/* Every part found held (here or in Redis) or not: the rest are read. */
+static void list_go(struct rd *st)
+{
+	for (size_t i = 0; i < st->nparts; i++)
+		if (!st->parts[i].held)
+			st->nwaiting++;
 	if (st->nwaiting == 0) {
 		sessions_merged(st);
 		return;

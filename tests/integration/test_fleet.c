@@ -5,6 +5,7 @@
  * fall back to each instance's own, reads go on; once Redis answers again, so does the
  * gateway. */
 #include <check.h>
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,79 @@ START_TEST(a_write_on_one_instance_is_read_on_the_other)
 }
 END_TEST
 
+/* Backend listing reads (GET /sessions/?agent_id=…) the fake has recorded since the last
+ * call (clears the record). */
+static int fake_listings(void)
+{
+	struct h_res r;
+	json_t *e;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(h_request("GET", fake.port, "/__fake/requests", NULL, &r), 0);
+	json_array_foreach(r.json, i, e) {
+		const char *m = json_string_value(json_object_get(e, "method"));
+		const char *u = json_string_value(json_object_get(e, "uri"));
+
+		if (m && strcmp(m, "GET") == 0 && u && strncmp(u, "/sessions/?", 11) == 0)
+			n++;
+	}
+	h_res_free(&r);
+	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &r), 0);
+	h_res_free(&r);
+	return n;
+}
+
+/* Waits (at most 3 s) until Redis holds a key matching pattern (the store is sent as the
+ * listing is built; the page may be answered before Redis has it). */
+static void wait_redis_key(const char *pattern)
+{
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
+	int found = 0;
+
+	ck_assert(c && !c->err);
+	for (int t = 0; t < 60 && !found; t++) {
+		redisReply *rep = redisCommand(c, "KEYS %s", pattern);
+
+		found = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements > 0;
+		if (rep)
+			freeReplyObject(rep);
+		if (!found)
+			sleep_ms(50);
+	}
+	redisFree(c);
+	ck_assert_msg(found, "no key %s in redis", pattern);
+}
+
+/* The freshness window is the fleet's: a listing one instance read is served to the other from
+ * Redis, on every worker, without another backend read; a write moves it on. */
+START_TEST(a_listing_one_instance_read_serves_the_other)
+{
+	char *agent = an_agent(), body[512];
+	struct h_res r;
+	int first;
+
+	fake_listings();
+	ck_assert(!listed_on(0, "sesn_none"));
+	first = fake_listings();
+	ck_assert_int_gt(first, 0);
+	wait_redis_key("sg:snap:*fresh:S:*");
+	for (int i = 0; i < 6; i++)
+		ck_assert(!listed_on(1, "sesn_none"));
+	ck_assert_int_eq(fake_listings(), 0);
+	/* after a write, the next read reads (and shares) again */
+	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
+	ck_assert_int_eq(h_send("POST", gw[0].port, "/v1/sessions", K, body, &r), 0);
+	ck_assert_msg(r.status == 200, "%s", r.body);
+	h_res_free(&r);
+	fake_listings();
+	ck_assert(!listed_on(1, "sesn_none"));
+	ck_assert_int_eq(fake_listings(), first);
+	free(agent);
+}
+END_TEST
+
 START_TEST(a_keys_rate_limit_holds_across_instances)
 {
 	int ok = 0, limited = 0;
@@ -277,6 +351,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, idempotent_create_retried_on_the_other_instance_creates_one_session);
 	tcase_add_test(tc, a_keys_rate_limit_holds_across_instances);
 	tcase_add_test(tc, a_write_on_one_instance_is_read_on_the_other);
+	tcase_add_test(tc, a_listing_one_instance_read_serves_the_other);
 	tcase_add_test(tc, redis_stopped_then_back);
 	suite_add_tcase(s, tc);
 	return s;
