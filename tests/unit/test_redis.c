@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "redis.h"
+#include "redisrig.h"
 #include "timeutil.h"
 
 static pid_t server = -1;
@@ -27,60 +28,17 @@ static int port;
 
 static int free_port(void)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), p;
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	p = ntohs(sa.sin_port);
-	close(fd);
-	return p;
+	return sg_rr_free_port();
 }
 
-/* Starts redis-server on `port` and waits (at most 5 s) until it accepts connections. */
 static void server_start(void)
 {
-	char ps[16];
-	int64_t until = sg_mono_ms() + 5000;
-
-	snprintf(ps, sizeof(ps), "%d", port);
-	server = fork();
-	ck_assert_int_ge(server, 0);
-	if (server == 0) {
-		int null = open("/dev/null", O_WRONLY);
-
-		if (null >= 0) {
-			dup2(null, 1);
-			dup2(null, 2);
-		}
-		execlp("redis-server", "redis-server", "--port", ps, "--bind", "127.0.0.1",
-		       "--save", "", "--appendonly", "no", "--loglevel", "warning", (char *)NULL);
-		_exit(127);
-	}
-	while (sg_mono_ms() < until) {
-		struct timeval tv = {0, 200000};
-		redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-		int ok = c && !c->err;
-
-		if (c)
-			redisFree(c);
-		if (ok)
-			return;
-		usleep(20000);
-	}
-	ck_abort_msg("redis-server did not start on port %d (is it installed?)", port);
+	server = sg_rr_start(port);
 }
 
 static void server_stop(void)
 {
-	if (server > 0) {
-		kill(server, SIGCONT);
-		kill(server, SIGTERM);
-		waitpid(server, NULL, 0);
-	}
-	server = -1;
+	sg_rr_stop(&server);
 }
 
 struct rig {
