@@ -100,13 +100,11 @@ static void nginx_start(void)
 	for (int i = 0; i < 500; i++) {
 		struct h_res r;
 
-		if (h_get(nginx.port, "/healthz", NULL, &r) == 0) {
-			long st = r.status;
+		int up = h_get(nginx.port, "/healthz", NULL, &r) == 0 && r.status == 200;
 
-			h_res_free(&r);
-			if (st == 200)
-				return;
-		}
+		h_res_free(&r); /* a failed exchange has a body too */
+		if (up)
+			return;
 		sleep_ms(10);
 	}
 	ck_abort_msg("nginx did not start; see %s and %s/error.log", nginx.log, dir);
