@@ -341,6 +341,50 @@ START_TEST(redis_stopped_then_back)
 }
 END_TEST
 
+/* rate_limits_when_down "refuse", with no Redis at all (nothing listens on its port): a
+ * rate-limited key gets a retryable 503 at once, a key without a limit is served. */
+START_TEST(refuse_rate_limits_when_redis_is_down)
+{
+	struct h_proc lone;
+	const char *args[] = {"--generate", "3:1", NULL};
+	struct h_proc fk;
+	json_error_t je;
+	json_t *cfg;
+	struct h_res r;
+	char h[65], hl[65], doc[2048];
+
+	ck_assert_int_eq(h_fake_start(&fk, args), 0);
+	h_hash_key("sk-fleet", h);
+	h_hash_key("sk-limited", hl);
+	snprintf(doc, sizeof(doc),
+	         "{\"workers\":1,\"cursor_secret\":\"fleet-test-secret-0123456789abcdef\","
+	         "\"redis\":{\"address\":\"127.0.0.1:%d\",\"timeout_ms\":200,"
+	         "\"connect_timeout_ms\":200,\"rate_limits_when_down\":\"refuse\"},"
+	         "\"backends\":[{\"name\":\"as\",\"mapping\":\"agentscope\",\"url\":"
+	         "\"http://127.0.0.1:%d\"}],"
+	         "\"keys\":[{\"name\":\"fleet\",\"sha256\":\"%s\",\"backends\":{\"as\":{"
+	         "\"user_id\":\"alice\"}}},{\"name\":\"limited\",\"sha256\":\"%s\","
+	         "\"rate_limit\":{\"requests_per_second\":100,\"burst\":100},"
+	         "\"backends\":{\"as\":{\"user_id\":\"alice\"}}}]}",
+	         h_free_port(), fk.port, h, hl);
+	cfg = json_loads(doc, 0, &je);
+	ck_assert_msg(cfg != NULL, "%s", je.text);
+	ck_assert_int_eq(h_gateway_start(&lone, cfg), 0);
+	json_decref(cfg);
+	ck_assert_int_eq(h_get(lone.port, "/v1/agents", KL, &r), 0);
+	ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+	ck_assert_str_eq(r.should_retry, "true");
+	ck_assert_str_eq(r.retry_after, "1");
+	ck_assert(r.seconds < 2.0);
+	h_res_free(&r);
+	ck_assert_int_eq(h_get(lone.port, "/v1/agents", K, &r), 0);
+	ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+	h_res_free(&r);
+	ck_assert_int_eq(h_stop(&lone, 5000), 0);
+	h_stop(&fk, 2000);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("fleet");
@@ -353,6 +397,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, a_write_on_one_instance_is_read_on_the_other);
 	tcase_add_test(tc, a_listing_one_instance_read_serves_the_other);
 	tcase_add_test(tc, redis_stopped_then_back);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("no redis");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, refuse_rate_limits_when_redis_is_down);
 	suite_add_tcase(s, tc);
 	return s;
 }
