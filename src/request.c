@@ -973,20 +973,21 @@ static int redis_idempotency(struct sg_req *r, const char *key, const uint8_t fp
 	const struct sg_config *cfg = r->cfg;
 	uint8_t h[SG_SHA256_LEN];
 	char hex[2 * SG_SHA256_LEN + 1], fph[2 * SG_SHA256_LEN + 1], ttl[24], mark[48];
-	size_t n;
+	size_t n, pn;
 
 	sg_sha256(key, strlen(key), h);
 	sg_hex_encode(h, sizeof(h), hex, sizeof(hex));
 	sg_hex_encode(fp, SG_SHA256_LEN, fph, sizeof(fph));
 	n = strlen(cfg->redis.prefix) + 5 + strlen(hex) + 1;
 	r->idem_key = malloc(n);
-	r->idem_pending = malloc(1 + strlen(fph) + 1 + strlen(r->id) + 1);
+	pn = 1 + strlen(fph) + 1 + strlen(r->id) + 1;
+	r->idem_pending = malloc(pn);
 	if (!r->idem_key || !r->idem_pending) {
 		sg_req_fail(r, 500, "api_error", "out of memory");
 		return -1;
 	}
 	snprintf(r->idem_key, n, "%sidem:%s", cfg->redis.prefix, hex);
-	sprintf(r->idem_pending, "P%s:%s", fph, r->id);
+	snprintf(r->idem_pending, pn, "P%s:%s", fph, r->id);
 	memcpy(r->idem_fp, fp, SG_SHA256_LEN);
 	r->idem_go = go;
 	snprintf(ttl, sizeof(ttl), "%ld", 2 * cfg->request_timeout_ms + 10000);

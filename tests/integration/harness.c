@@ -1,6 +1,7 @@
 /* harness.c - see harness.h. */
 #include "harness.h"
 
+#include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -120,6 +121,28 @@ int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args)
 	}
 	fprintf(stderr, "fake backend did not start; see %s\n", p->log);
 	return -1;
+}
+
+int h_fake_take(int port, const char *method, const char *uri_prefix)
+{
+	struct h_res r;
+	json_t *e;
+	size_t i;
+	int n = 0;
+
+	ck_assert_int_eq(h_get(port, "/__fake/requests", NULL, &r), 0);
+	json_array_foreach(r.json, i, e) {
+		const char *m = json_string_value(json_object_get(e, "method"));
+		const char *u = json_string_value(json_object_get(e, "uri"));
+
+		if (m && strcmp(m, method) == 0 && u &&
+		    strncmp(u, uri_prefix, strlen(uri_prefix)) == 0)
+			n++;
+	}
+	h_res_free(&r);
+	ck_assert_int_eq(h_request("DELETE", port, "/__fake/requests", NULL, &r), 0);
+	h_res_free(&r);
+	return n;
 }
 
 int h_redis_start(struct h_proc *p, int port)

@@ -39,6 +39,9 @@ int h_free_port(void);
 int h_fake_start(struct h_proc *p, const char *const *args);
 /* Same for another fake program (path relative to the build directory). */
 int h_fake_start_bin(struct h_proc *p, const char *rel, const char *const *args);
+/* Requests a fake backend on port has recorded since the last call whose method is method and
+ * whose URI starts with uri_prefix; clears the record. */
+int h_fake_take(int port, const char *method, const char *uri_prefix);
 /* Starts redis-server on loopback port (0: a free one), no persistence; waits until it
  * accepts connections. Returns 0. */
 int h_redis_start(struct h_proc *p, int port);

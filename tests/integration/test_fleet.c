@@ -69,28 +69,6 @@ static void teardown(void)
 	h_stop(&redis, 2000);
 }
 
-/* Writes the fake has recorded since the last call (clears the record). */
-static int fake_posts(const char *uri)
-{
-	struct h_res r;
-	json_t *e;
-	size_t i;
-	int n = 0;
-
-	ck_assert_int_eq(h_request("GET", fake.port, "/__fake/requests", NULL, &r), 0);
-	json_array_foreach(r.json, i, e) {
-		const char *m = json_string_value(json_object_get(e, "method"));
-		const char *u = json_string_value(json_object_get(e, "uri"));
-
-		if (m && strcmp(m, "POST") == 0 && u && strncmp(u, uri, strlen(uri)) == 0)
-			n++;
-	}
-	h_res_free(&r);
-	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &r), 0);
-	h_res_free(&r);
-	return n;
-}
-
 static char *an_agent(void)
 {
 	struct h_res r;
@@ -133,7 +111,7 @@ START_TEST(idempotent_create_retried_on_the_other_instance_creates_one_session)
 
 	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
 	snprintf(other, sizeof(other), "{\"agent\":\"%s\",\"environment_id\":\"env_y\"}", agent);
-	fake_posts("/sessions");
+	h_fake_take(fake.port, "POST", "/sessions");
 	ck_assert_int_eq(h_send("POST", gw[0].port, "/v1/sessions", hd, body, &a), 0);
 	ck_assert_msg(a.status == 200, "%s", a.body);
 	ck_assert_str_eq(a.replayed, "");
@@ -142,7 +120,8 @@ START_TEST(idempotent_create_retried_on_the_other_instance_creates_one_session)
 	ck_assert_str_eq(b.replayed, "true");
 	ck_assert_str_eq(json_string_value(json_object_get(a.json, "id")),
 	                 json_string_value(json_object_get(b.json, "id")));
-	ck_assert_int_eq(fake_posts("/sessions/"), 1); /* one create reached the backend */
+	ck_assert_int_eq(h_fake_take(fake.port, "POST", "/sessions/"),
+	                 1); /* one create reached the backend */
 	/* the same key with another body, on either instance: 409, not retried */
 	ck_assert_int_eq(h_send("POST", gw[1].port, "/v1/sessions", hd, other, &c), 0);
 	ck_assert_int_eq(c.status, 409);
@@ -200,29 +179,6 @@ START_TEST(a_write_on_one_instance_is_read_on_the_other)
 }
 END_TEST
 
-/* Backend listing reads (GET /sessions/?agent_id=…) the fake has recorded since the last
- * call (clears the record). */
-static int fake_listings(void)
-{
-	struct h_res r;
-	json_t *e;
-	size_t i;
-	int n = 0;
-
-	ck_assert_int_eq(h_request("GET", fake.port, "/__fake/requests", NULL, &r), 0);
-	json_array_foreach(r.json, i, e) {
-		const char *m = json_string_value(json_object_get(e, "method"));
-		const char *u = json_string_value(json_object_get(e, "uri"));
-
-		if (m && strcmp(m, "GET") == 0 && u && strncmp(u, "/sessions/?", 11) == 0)
-			n++;
-	}
-	h_res_free(&r);
-	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &r), 0);
-	h_res_free(&r);
-	return n;
-}
-
 /* Waits (at most 3 s) until Redis holds a key matching pattern (the store is sent as the
  * listing is built; the page may be answered before Redis has it). */
 static void wait_redis_key(const char *pattern)
@@ -253,22 +209,22 @@ START_TEST(a_listing_one_instance_read_serves_the_other)
 	struct h_res r;
 	int first;
 
-	fake_listings();
+	h_fake_take(fake.port, "GET", "/sessions/?");
 	ck_assert(!listed_on(0, "sesn_none"));
-	first = fake_listings();
+	first = h_fake_take(fake.port, "GET", "/sessions/?");
 	ck_assert_int_gt(first, 0);
 	wait_redis_key("sg:snap:*fresh:S:*");
 	for (int i = 0; i < 6; i++)
 		ck_assert(!listed_on(1, "sesn_none"));
-	ck_assert_int_eq(fake_listings(), 0);
+	ck_assert_int_eq(h_fake_take(fake.port, "GET", "/sessions/?"), 0);
 	/* after a write, the next read reads (and shares) again */
 	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
 	ck_assert_int_eq(h_send("POST", gw[0].port, "/v1/sessions", K, body, &r), 0);
 	ck_assert_msg(r.status == 200, "%s", r.body);
 	h_res_free(&r);
-	fake_listings();
+	h_fake_take(fake.port, "GET", "/sessions/?");
 	ck_assert(!listed_on(1, "sesn_none"));
-	ck_assert_int_eq(fake_listings(), first);
+	ck_assert_int_eq(h_fake_take(fake.port, "GET", "/sessions/?"), first);
 	free(agent);
 }
 END_TEST
@@ -306,7 +262,7 @@ START_TEST(redis_stopped_then_back)
 
 	snprintf(body, sizeof(body), "{\"agent\":\"%s\",\"environment_id\":\"env_x\"}", agent);
 	kill(redis.pid, SIGSTOP);
-	fake_posts("/sessions");
+	h_fake_take(fake.port, "POST", "/sessions");
 	for (int i = 0; i < 2; i++) {
 		ck_assert_int_eq(h_send("POST", gw[i].port, "/v1/sessions", hd, body, &r), 0);
 		ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
@@ -317,7 +273,7 @@ START_TEST(redis_stopped_then_back)
 		ck_assert(r.seconds < 2.0); /* bounded by redis.timeout_ms, never a hang */
 		h_res_free(&r);
 	}
-	ck_assert_int_eq(fake_posts("/sessions/"), 0); /* nothing was created */
+	ck_assert_int_eq(h_fake_take(fake.port, "POST", "/sessions/"), 0); /* nothing was created */
 	/* a write without a key and every read go on */
 	ck_assert_int_eq(h_get(gw[0].port, "/v1/sessions?limit=5", K, &r), 0);
 	ck_assert_int_eq(r.status, 200);

@@ -164,29 +164,6 @@ static void teardown(void)
 		fprintf(stderr, "could not remove %s\n", dir);
 }
 
-/* Listing reads (GET /sessions/?agent_id=…) the fake has seen since the last call (clears
- * the record). */
-static int listing_reads(void)
-{
-	struct h_res r;
-	json_t *e;
-	size_t i;
-	int n = 0;
-
-	ck_assert_int_eq(h_get(fake.port, "/__fake/requests", NULL, &r), 0);
-	json_array_foreach(r.json, i, e) {
-		const char *m = json_string_value(json_object_get(e, "method"));
-		const char *u = json_string_value(json_object_get(e, "uri"));
-
-		if (m && strcmp(m, "GET") == 0 && u && strncmp(u, "/sessions/?", 11) == 0)
-			n++;
-	}
-	h_res_free(&r);
-	ck_assert_int_eq(h_request("DELETE", fake.port, "/__fake/requests", NULL, &r), 0);
-	h_res_free(&r);
-	return n;
-}
-
 /* The fake's own listing: every session's native id, sorted (a new array). */
 static int cmp_str(const void *a, const void *b)
 {
@@ -226,7 +203,7 @@ static char **backend_ids(size_t *n)
 	}
 	h_res_free(&ra);
 	qsort(ids, *n, sizeof(*ids), cmp_str);
-	listing_reads(); /* not the gateway's */
+	h_fake_take(fake.port, "GET", "/sessions/?"); /* not the gateway's */
 	return ids;
 }
 
@@ -367,12 +344,12 @@ START_TEST(a_walk_alternating_instances_reads_the_backend_once)
 	char **up;
 	int pages;
 
-	listing_reads();
+	h_fake_take(fake.port, "GET", "/sessions/?");
 	pages = walk(NULL, &up);
 	ck_assert_int_ge(pages, 10);
 	check_alternate(up, pages);
 	/* one listing read per agent: the first page's, and no other */
-	ck_assert_int_eq(listing_reads(), AGENTS);
+	ck_assert_int_eq(h_fake_take(fake.port, "GET", "/sessions/?"), AGENTS);
 	free_servers(up, pages);
 	/* one snapshot stored; the other instance fetched it once (then held it) */
 	ck_assert_int_eq(snap_metric("stored"), 1);
@@ -381,7 +358,7 @@ START_TEST(a_walk_alternating_instances_reads_the_backend_once)
 	/* and again (a new walk, a new snapshot) */
 	pages = walk(NULL, &up);
 	check_alternate(up, pages);
-	ck_assert_int_eq(listing_reads(), AGENTS);
+	ck_assert_int_eq(h_fake_take(fake.port, "GET", "/sessions/?"), AGENTS);
 	free_servers(up, pages);
 }
 END_TEST
@@ -397,7 +374,7 @@ START_TEST(redis_stopped_mid_walk_falls_back_to_the_backend)
 	char **up;
 	int pages, reads;
 
-	listing_reads();
+	h_fake_take(fake.port, "GET", "/sessions/?");
 	pages = walk(stop_redis_after_first, &up);
 	check_alternate(up, pages);
 	free_servers(up, pages);
@@ -405,7 +382,7 @@ START_TEST(redis_stopped_mid_walk_falls_back_to_the_backend)
 	/* every page after the first reached the instance that did not make the snapshot its
 	 * cursor names, and Redis did not answer: each read the backend at its cursor's keyset
 	 * position (and made a snapshot of its own, which the other instance cannot see) */
-	reads = listing_reads();
+	reads = h_fake_take(fake.port, "GET", "/sessions/?");
 	ck_assert_int_eq(reads, AGENTS * pages);
 	ck_assert_int_eq(kill(redis.pid, SIGCONT), 0);
 	/* every worker reconnects on its own (at most 5 s of backoff): until then a walk may read
@@ -413,7 +390,7 @@ START_TEST(redis_stopped_mid_walk_falls_back_to_the_backend)
 	for (int t = 0; t < 20; t++) {
 		pages = walk(NULL, &up);
 		free_servers(up, pages);
-		reads = listing_reads();
+		reads = h_fake_take(fake.port, "GET", "/sessions/?");
 		if (reads == AGENTS)
 			break;
 		sleep_ms(1000);
@@ -440,13 +417,13 @@ START_TEST(a_damaged_snapshot_in_redis_is_read_from_the_backend)
 	char **up;
 	int pages;
 
-	listing_reads();
+	h_fake_take(fake.port, "GET", "/sessions/?");
 	pages = walk(damage_snapshots_at_1, &up);
 	check_alternate(up, pages);
 	free_servers(up, pages);
 	/* the first page's, and the second's (its snapshot did not decode); the second page's
 	 * snapshot, stored after the damage, serves the rest */
-	ck_assert_int_eq(listing_reads(), 2 * AGENTS);
+	ck_assert_int_eq(h_fake_take(fake.port, "GET", "/sessions/?"), 2 * AGENTS);
 }
 END_TEST
 
