@@ -1547,6 +1547,48 @@ START_TEST(test_flow_get_usage)
 }
 END_TEST
 
+/* A log longer than a retrieve reads (AS_USAGE_MAX_MESSAGES, 10,000: 50 pages of 200): the
+ * newest 10,000 are summed, the usage says messages_partial, and no 51st page is asked for. */
+START_TEST(test_flow_get_usage_bounded)
+{
+	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
+	struct sg_pubid id = sg_flow_id("as1", "agent1", "s1");
+	char *page = malloc(200 * 64 + 64), uri[256];
+	size_t n;
+	json_t *s;
+
+	ck_assert_ptr_nonnull(page);
+	sg_flow_route(f, "GET", "/agent/", 200, AS_AGENTS);
+	sg_flow_route(f, "GET", AS_LISTING_PATH, 200, as_listing("s1", "idle", "Fine"));
+	for (int k = 0; k <= 50; k++) {
+		n = (size_t)snprintf(page, 64, "{\"messages\": [");
+		for (int j = 0; j < 200; j++)
+			n += (size_t)snprintf(page + n, 64,
+			                      "%s{\"id\": \"p%d_%d\", \"usage\": "
+			                      "{\"input_tokens\": 1}}",
+			                      j ? ", " : "", k, j);
+		snprintf(page + n, 64, "], \"has_more\": true}");
+		if (k == 0)
+			snprintf(uri, sizeof(uri), "%s", AS_MSGS_PATH);
+		else
+			snprintf(uri, sizeof(uri), "%s&before=p%d_0", AS_MSGS_PATH, k - 1);
+		sg_flow_route(f, "GET", uri, 200, page);
+	}
+	sg_flow_run(f, SG_CALL_GET_SESSION, AS_USER, &id, NULL, -1);
+	ck_assert_msg(!sg_flow_error(f), "%s", sg_flow_error(f)->message);
+	s = sg_flow_object(f);
+	ck_assert_int_eq(
+	    json_integer_value(json_object_get(json_object_get(s, "usage"), "input_tokens")),
+	    10000);
+	ck_assert_str_eq(sg_jstr(json_object_get(s, "metadata"), "agentscope.usage"),
+	                 "messages_partial");
+	ck_assert(was_sent(f, "GET", AS_MSGS_PATH "&before=p48_0"));
+	ck_assert(!was_sent(f, "GET", AS_MSGS_PATH "&before=p49_0"));
+	free(page);
+	sg_flow_free(f);
+}
+END_TEST
+
 START_TEST(test_flow_update)
 {
 	struct sg_flow *f = sg_flow_new(&sg_mapping_agentscope, "as1", AS_OPTS);
@@ -1887,6 +1929,7 @@ static Suite *agentscope_suite(void)
 	tcase_add_test(flows, test_flow_update);
 	tcase_add_test(flows, test_flow_get_unreadable_record);
 	tcase_add_test(flows, test_flow_get_usage);
+	tcase_add_test(flows, test_flow_get_usage_bounded);
 	tcase_add_test(flows, test_flow_archive_delete);
 	tcase_add_test(flows, test_flow_send_message);
 	tcase_add_test(flows, test_flow_send_interrupt);
